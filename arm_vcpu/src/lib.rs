@@ -1,1 +1,67 @@
+//! Virtual CPUs for a type-1 hypervisor on 64-bit Arm.
+//!
+//! The host runs at EL2 without VHE (`HCR_EL2.E2H = 0`); each guest vCPU runs at
+//! EL1/EL0 under stage-2 translation. The crate provides:
+//!
+//! * [`Aarch64PerCpu`]: turns EL2 virtualization on and off on one physical core
+//!   (`VBAR_EL2`, the host's `HCR_EL2`, feature probe);
+//! * [`Aarch64VCpu`]: one virtual CPU — create, setup, entry, stage-2 root,
+//!   bind/unbind to a physical core, and [`Aarch64VCpu::run`] which returns a typed
+//!   [`VmExit`];
+//! * pure decoders for `ESR_EL2` syndromes ([`esr`]), tested on the host.
+//!
+//! # State switching contract
+//! Guest state is grouped by when it moves (see the README's architecture section):
+//!
+//! * every entry/exit (assembly in `hw/exception.S`): x0–x30, `ELR_EL2`, `SPSR_EL2`;
+//! * at [`Aarch64VCpu::bind`] / [`Aarch64VCpu::unbind`]: the EL1 system registers,
+//!   `SP_EL0`, `SP_EL1`, the virtual timer, FP/SIMD, the pointer-authentication keys
+//!   and the per-VM EL2 controls (`HCR_EL2`, `VTTBR_EL2`, `VTCR_EL2`, `VMPIDR_EL2`,
+//!   `VPIDR_EL2`, `CPTR_EL2`, `MDCR_EL2`, `CNTHCTL_EL2`, `CNTVOFF_EL2`).
+//!
+//! While a vCPU is bound, the host must not touch EL1 system registers, `SP_EL0`,
+//! FP/SIMD registers (build the host for a soft-float target), the virtual timer, or
+//! the EL2 controls listed above. It may take EL2 exceptions and use the physical GIC
+//! CPU interface and its own EL2 timer.
 #![no_std]
+#![deny(clippy::undocumented_unsafe_blocks, unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+// The exit decoding and hardware-facing glue are only called from the aarch64 build;
+// on the host they are exercised by the unit tests.
+#![cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
+
+mod config;
+pub mod context;
+mod error;
+pub mod esr;
+mod exit;
+#[cfg(target_arch = "aarch64")]
+mod hw;
+mod percpu;
+pub mod stage2;
+mod vcpu;
+
+pub use config::{Aarch64VCpuCreateConfig, Aarch64VCpuSetupConfig};
+pub use context::{Aarch64ContextFrame, GuestSystemRegisters, TrapFrame};
+pub use error::VCpuError;
+pub use exit::{AccessWidth, Stage2Fault, SysRegAddr, VmExit};
+pub use percpu::{Aarch64PerCpu, CpuFeatures, HostTrapFrame, HostTrapHandler, HostTrapKind};
+pub use stage2::Stage2Config;
+pub use vcpu::Aarch64VCpu;
+
+/// Result type of this crate.
+pub type VCpuResult<T = ()> = Result<T, VCpuError>;
+
+/// Whether this CPU can host vCPUs: running at EL2 (`CurrentEL.EL == 2`) with EL2
+/// implemented for AArch64 (`ID_AA64PFR0_EL1.EL2 != 0`). Always `false` when not built
+/// for aarch64.
+pub fn has_hardware_support() -> bool {
+    #[cfg(target_arch = "aarch64")]
+    {
+        hw::has_hardware_support()
+    }
+    #[cfg(not(target_arch = "aarch64"))]
+    {
+        false
+    }
+}

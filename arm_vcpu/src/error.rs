@@ -1,0 +1,55 @@
+//! Errors the crate reports to the host. A guest never causes one of these by itself:
+//! guest-caused conditions end `run()` with a [`crate::VmExit`].
+
+use core::fmt;
+
+/// An error returned to the host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VCpuError {
+    /// A configuration value is out of range; the string names it.
+    InvalidConfig(&'static str),
+    /// The call is not valid in the vCPU's current lifecycle state.
+    InvalidState {
+        /// The operation attempted.
+        op: &'static str,
+        /// The state the vCPU was in.
+        state: &'static str,
+    },
+    /// `run()` was called on a vCPU that is not bound to a physical CPU.
+    NotBound,
+    /// The per-CPU virtualization state is not enabled on this core.
+    CpuNotEnabled,
+    /// The per-CPU state belongs to another physical core than the caller's.
+    WrongCpu,
+    /// Another vCPU is already bound to this physical core.
+    CpuBusy,
+    /// The last exit was an MMIO or system-register read that still needs its value:
+    /// call `complete_mmio_read` / `complete_sysreg_read` before `run()`.
+    PendingCompletion,
+    /// A completion call was made but the last exit does not expect one.
+    NothingToComplete,
+    /// A general-purpose register index above 30 (x31 is not a storable register).
+    InvalidRegister(usize),
+    /// Only 64-bit (AArch64) EL1 guests are supported.
+    Aarch32NotSupported,
+    /// Not running at EL2 on a CPU with EL2, or not built for aarch64.
+    NoHardwareSupport,
+}
+
+impl fmt::Display for VCpuError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidConfig(what) => write!(f, "invalid configuration: {what}"),
+            Self::InvalidState { op, state } => write!(f, "{op} not allowed in state {state}"),
+            Self::NotBound => write!(f, "vCPU is not bound to a physical CPU"),
+            Self::CpuNotEnabled => write!(f, "EL2 virtualization is not enabled on this CPU"),
+            Self::WrongCpu => write!(f, "per-CPU state belongs to another physical CPU"),
+            Self::CpuBusy => write!(f, "another vCPU is bound to this physical CPU"),
+            Self::PendingCompletion => write!(f, "the last read exit has not been completed"),
+            Self::NothingToComplete => write!(f, "no exit is waiting for completion"),
+            Self::InvalidRegister(n) => write!(f, "x{n} is not a general-purpose register"),
+            Self::Aarch32NotSupported => write!(f, "AArch32 guests are not supported"),
+            Self::NoHardwareSupport => write!(f, "no EL2 virtualization support"),
+        }
+    }
+}

@@ -1,0 +1,378 @@
+//! The typed exits that [`crate::Aarch64VCpu::run`] returns, and the pure function that
+//! turns a captured syndrome plus the guest registers into one.
+
+use crate::context::Aarch64ContextFrame;
+use crate::esr::{self, DataAbortIss, ExceptionClass, FaultStatus, InstrAbortIss, Syndrome, SysRegIss};
+
+/// Width of a memory access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccessWidth {
+    /// 1 byte.
+    Byte = 1,
+    /// 2 bytes.
+    Half = 2,
+    /// 4 bytes.
+    Word = 4,
+    /// 8 bytes.
+    Dword = 8,
+}
+
+impl AccessWidth {
+    /// From `ESR_EL2.ISS.SAS` (access size 1 << SAS bytes).
+    pub const fn from_sas(sas: u8) -> Self {
+        match sas & 3 {
+            0 => Self::Byte,
+            1 => Self::Half,
+            2 => Self::Word,
+            _ => Self::Dword,
+        }
+    }
+
+    /// Size in bytes.
+    pub const fn bytes(self) -> usize {
+        self as usize
+    }
+
+    /// Mask of the access's bits.
+    pub const fn mask(self) -> u64 {
+        match self {
+            Self::Dword => u64::MAX,
+            w => (1u64 << (w as u32 * 8)) - 1,
+        }
+    }
+}
+
+/// A system register encoding `(op0, op1, CRn, CRm, op2)`, packed as in the ISS of a
+/// trapped MSR/MRS: op0 [21:20], op2 [19:17], op1 [16:14], CRn [13:10], CRm [4:1].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SysRegAddr(pub u32);
+
+impl SysRegAddr {
+    /// Packs an encoding.
+    pub const fn new(op0: u8, op1: u8, crn: u8, crm: u8, op2: u8) -> Self {
+        Self(
+            ((op0 as u32 & 3) << 20)
+                | ((op2 as u32 & 7) << 17)
+                | ((op1 as u32 & 7) << 14)
+                | ((crn as u32 & 0xf) << 10)
+                | ((crm as u32 & 0xf) << 1),
+        )
+    }
+
+    /// From the ISS of a trapped MSR/MRS (Rt and direction are dropped).
+    pub const fn from_iss(iss: u32) -> Self {
+        Self(iss & 0x003f_fc1e)
+    }
+
+    /// op0.
+    pub const fn op0(self) -> u8 {
+        ((self.0 >> 20) & 3) as u8
+    }
+    /// op1.
+    pub const fn op1(self) -> u8 {
+        ((self.0 >> 14) & 7) as u8
+    }
+    /// CRn.
+    pub const fn crn(self) -> u8 {
+        ((self.0 >> 10) & 0xf) as u8
+    }
+    /// CRm.
+    pub const fn crm(self) -> u8 {
+        ((self.0 >> 1) & 0xf) as u8
+    }
+    /// op2.
+    pub const fn op2(self) -> u8 {
+        ((self.0 >> 17) & 7) as u8
+    }
+
+    /// `ID_AA64PFR0_EL1` (S3_0_C0_C4_0).
+    pub const ID_AA64PFR0_EL1: Self = Self::new(3, 0, 0, 4, 0);
+    /// `ID_AA64DFR0_EL1` (S3_0_C0_C5_0).
+    pub const ID_AA64DFR0_EL1: Self = Self::new(3, 0, 0, 5, 0);
+    /// `ID_AA64ISAR0_EL1` (S3_0_C0_C6_0).
+    pub const ID_AA64ISAR0_EL1: Self = Self::new(3, 0, 0, 6, 0);
+    /// `ID_AA64MMFR0_EL1` (S3_0_C0_C7_0).
+    pub const ID_AA64MMFR0_EL1: Self = Self::new(3, 0, 0, 7, 0);
+}
+
+/// What kind of stage-2 fault stopped the guest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage2Fault {
+    /// No stage-2 mapping (translation fault) at the given level.
+    Translation(u8),
+    /// Mapping present but the access flag is clear.
+    AccessFlag(u8),
+    /// Mapping present but the access is not permitted.
+    Permission(u8),
+    /// Any other fault status (address size, external abort, alignment, ...).
+    Other(FaultStatus),
+}
+
+impl Stage2Fault {
+    const fn from_status(s: FaultStatus) -> Self {
+        match s {
+            FaultStatus::Translation(l) => Self::Translation(l),
+            FaultStatus::AccessFlag(l) => Self::AccessFlag(l),
+            FaultStatus::Permission(l) => Self::Permission(l),
+            other => Self::Other(other),
+        }
+    }
+}
+
+/// Why [`crate::Aarch64VCpu::run`] returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VmExit {
+    /// `HVC #imm` from AArch64 (EC 0x16). `args` are x0..x6; the PC already points
+    /// after the HVC. Set results with `set_gpr`/`set_return_value` and call `run()`.
+    Hypercall {
+        /// The HVC immediate.
+        imm: u16,
+        /// x0..x6 at the time of the call.
+        args: [u64; 7],
+    },
+    /// `SMC #imm` from AArch64, trapped by `HCR_EL2.TSC` (EC 0x17). The PC is advanced
+    /// past the SMC when `run()` is next called.
+    SecureMonitorCall {
+        /// The SMC immediate.
+        imm: u16,
+        /// x0..x6 at the time of the call.
+        args: [u64; 7],
+    },
+    /// A load from an unmapped guest-physical address with a valid syndrome.
+    /// Complete with [`crate::Aarch64VCpu::complete_mmio_read`].
+    MmioRead {
+        /// Guest-physical address (page from HPFAR_EL2, offset from FAR_EL2).
+        addr: u64,
+        /// Access width.
+        width: AccessWidth,
+        /// Destination register number (31 = XZR: the value is discarded).
+        reg: u8,
+        /// The destination is a 64-bit X register (otherwise a 32-bit W register).
+        reg_64bit: bool,
+        /// The load sign-extends (LDRSB/LDRSH/LDRSW).
+        sign_extend: bool,
+    },
+    /// A store to an unmapped guest-physical address with a valid syndrome. The PC is
+    /// advanced past the store when `run()` is next called.
+    MmioWrite {
+        /// Guest-physical address.
+        addr: u64,
+        /// Access width.
+        width: AccessWidth,
+        /// The stored value, truncated to `width` (0 for XZR/WZR).
+        data: u64,
+    },
+    /// A trapped `MRS` (EC 0x18, direction read). Complete with
+    /// [`crate::Aarch64VCpu::complete_sysreg_read`].
+    SysRegRead {
+        /// The register's encoding.
+        reg: SysRegAddr,
+        /// Destination register (31 = XZR: discarded).
+        rt: u8,
+    },
+    /// A trapped `MSR` (EC 0x18, direction write). The PC is advanced when `run()` is
+    /// next called.
+    SysRegWrite {
+        /// The register's encoding.
+        reg: SysRegAddr,
+        /// The written value (0 for XZR).
+        value: u64,
+    },
+    /// A physical IRQ (or FIQ, `fiq = true`) arrived while the guest ran. The crate
+    /// does not acknowledge it: the host's interrupt controller driver does.
+    ExternalInterrupt {
+        /// It was an FIQ rather than an IRQ.
+        fiq: bool,
+    },
+    /// A trapped WFI (`trap_wfi`): the host may deschedule the vCPU until an interrupt
+    /// is due. The PC is advanced past the WFI when `run()` is next called.
+    WaitForInterrupt,
+    /// A trapped WFE (`trap_wfe`): the host may yield. The PC is advanced past the WFE
+    /// when `run()` is next called.
+    WaitForEvent,
+    /// A stage-2 data abort that cannot be emulated from its syndrome (ISV = 0: load
+    /// or store pair, writeback, SIMD, atomics; or a walk / cache-maintenance fault).
+    /// The PC still points at the instruction.
+    DataAbort {
+        /// Guest-physical address (page offset included only if `far_valid`).
+        ipa: u64,
+        /// `FAR_EL2` was valid, so `ipa` and `va` include the page offset.
+        far_valid: bool,
+        /// The faulting guest virtual address (`FAR_EL2`).
+        va: u64,
+        /// The access was a write (WnR).
+        write: bool,
+        /// The fault was on a stage-1 table walk (S1PTW).
+        s1ptw: bool,
+        /// The kind of fault.
+        fault: Stage2Fault,
+        /// The raw `ESR_EL2`.
+        esr: u64,
+    },
+    /// A stage-2 instruction abort (fetch from an unmapped or non-executable IPA).
+    InstructionAbort {
+        /// Guest-physical address of the fetch.
+        ipa: u64,
+        /// The faulting guest virtual address (`FAR_EL2`).
+        va: u64,
+        /// The kind of fault.
+        fault: Stage2Fault,
+        /// The raw `ESR_EL2`.
+        esr: u64,
+    },
+    /// An SError was taken to EL2 while the guest ran (`HCR_EL2.AMO`).
+    SError {
+        /// `ESR_EL2`.
+        esr: u64,
+    },
+    /// Any other exception class (e.g. a trapped SVE or pointer-authentication use, an
+    /// AArch32 trap). The PC still points at the instruction.
+    Unhandled {
+        /// The raw `ESR_EL2`.
+        esr: u64,
+        /// The exception class, when the crate has a name for it.
+        class: Option<ExceptionClass>,
+    },
+}
+
+/// What must happen before the guest resumes, decided when an exit is decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub(crate) enum Pending {
+    /// Nothing: resume at ELR as it is.
+    #[default]
+    None,
+    /// Advance the PC by this many bytes (the instruction was emulated).
+    Advance(u8),
+    /// A load waits for its value: write it to `reg`, extended, then advance.
+    MmioRead { reg: u8, width: AccessWidth, reg_64bit: bool, sign_extend: bool, len: u8 },
+    /// An MRS waits for its value.
+    SysRegRead { rt: u8, len: u8 },
+    /// The host changed the frame: check the SPSR before entering.
+    CheckFrame,
+}
+
+/// Extends a value loaded by an emulated MMIO read the way the load instruction
+/// would: truncate to the access width, sign-extend if SSE, and for a W destination
+/// clear bits [63:32] (writes to a W register zero-extend into the X register).
+pub const fn extend_load(value: u64, width: AccessWidth, sign_extend: bool, reg_64bit: bool) -> u64 {
+    let bits = width as u32 * 8;
+    let v = value & width.mask();
+    let v = if sign_extend && bits < 64 {
+        let shift = 64 - bits;
+        (((v << shift) as i64) >> shift) as u64
+    } else {
+        v
+    };
+    if reg_64bit {
+        v
+    } else {
+        v & 0xffff_ffff
+    }
+}
+
+/// Reads register `n` of the frame as an instruction operand: n = 31 is XZR (0).
+#[inline(always)]
+pub(crate) const fn operand(frame: &Aarch64ContextFrame, n: u8) -> u64 {
+    if n >= 31 {
+        0
+    } else {
+        frame.gpr[n as usize]
+    }
+}
+
+#[inline(always)]
+fn args(frame: &Aarch64ContextFrame) -> [u64; 7] {
+    [frame.gpr[0], frame.gpr[1], frame.gpr[2], frame.gpr[3], frame.gpr[4], frame.gpr[5], frame.gpr[6]]
+}
+
+/// Turns a synchronous exit's syndrome into the exit the host sees and what must
+/// happen before the guest resumes. Pure: all hardware state comes in `syn` and
+/// `frame`. Never panics, whatever the syndrome.
+pub(crate) fn decode_sync(syn: &Syndrome, frame: &Aarch64ContextFrame) -> (VmExit, Pending) {
+    let esr = syn.esr;
+    let len = esr::instruction_length(esr) as u8;
+    let class = ExceptionClass::from_bits(esr::ec(esr));
+    match class {
+        Some(ExceptionClass::Hvc64) => {
+            (VmExit::Hypercall { imm: esr::imm16(esr), args: args(frame) }, Pending::None)
+        }
+        Some(ExceptionClass::Smc64) => (
+            VmExit::SecureMonitorCall { imm: esr::imm16(esr), args: args(frame) },
+            // ELR_EL2 points at the SMC itself (preferred return address of the trap).
+            Pending::Advance(4),
+        ),
+        Some(ExceptionClass::DataAbortLower) => {
+            let iss = DataAbortIss::decode(esr);
+            if iss.is_emulatable_mmio() && !iss.fnv {
+                let addr = syn.fault_ipa(true);
+                let width = AccessWidth::from_sas(iss.sas);
+                if iss.wnr {
+                    let data = operand(frame, iss.srt) & width.mask();
+                    (VmExit::MmioWrite { addr, width, data }, Pending::Advance(len))
+                } else {
+                    (
+                        VmExit::MmioRead {
+                            addr,
+                            width,
+                            reg: iss.srt,
+                            reg_64bit: iss.sf,
+                            sign_extend: iss.sse,
+                        },
+                        Pending::MmioRead {
+                            reg: iss.srt,
+                            width,
+                            reg_64bit: iss.sf,
+                            sign_extend: iss.sse,
+                            len,
+                        },
+                    )
+                }
+            } else {
+                (
+                    VmExit::DataAbort {
+                        ipa: syn.fault_ipa(!iss.fnv),
+                        far_valid: !iss.fnv,
+                        va: syn.far,
+                        write: iss.wnr,
+                        s1ptw: iss.s1ptw,
+                        fault: Stage2Fault::from_status(iss.dfsc),
+                        esr,
+                    },
+                    Pending::None,
+                )
+            }
+        }
+        Some(ExceptionClass::InstrAbortLower) => {
+            let iss = InstrAbortIss::decode(esr);
+            (
+                VmExit::InstructionAbort {
+                    ipa: syn.fault_ipa(!iss.fnv),
+                    va: syn.far,
+                    fault: Stage2Fault::from_status(iss.ifsc),
+                    esr,
+                },
+                Pending::None,
+            )
+        }
+        Some(ExceptionClass::SysReg64) => {
+            let iss = SysRegIss::decode(esr);
+            let reg = SysRegAddr::from_iss(esr::iss(esr));
+            if iss.read {
+                (VmExit::SysRegRead { reg, rt: iss.rt }, Pending::SysRegRead { rt: iss.rt, len })
+            } else {
+                let value = operand(frame, iss.rt);
+                (VmExit::SysRegWrite { reg, value }, Pending::Advance(len))
+            }
+        }
+        Some(ExceptionClass::WfxTrap) => {
+            // The trapped WFx is complete from the guest's point of view once the host
+            // has decided when to resume it; skip it now.
+            let exit = match esr::wfx_kind(esr) {
+                esr::WfxKind::Wfi | esr::WfxKind::Wfit => VmExit::WaitForInterrupt,
+                _ => VmExit::WaitForEvent,
+            };
+            (exit, Pending::Advance(len))
+        }
+        _ => (VmExit::Unhandled { esr, class }, Pending::None),
+    }
+}

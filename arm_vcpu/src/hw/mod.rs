@@ -1,0 +1,261 @@
+//! Everything that touches the hardware: system registers, the vectors and the world
+//! switch. Only built for aarch64; the rest of the crate is plain logic.
+
+use core::arch::{asm, global_asm};
+
+use aarch64_cpu::asm::barrier;
+use aarch64_cpu::registers::*;
+
+use crate::context::{fp_offsets, offsets, FpSimdState, GuestSystemRegisters, WorldSwitch};
+use crate::percpu::CpuFeatures;
+
+global_asm!(
+    include_str!("exception.S"),
+    GPR = const offsets::GPR,
+    ELR = const offsets::ELR,
+    HOST_SP = const offsets::HOST_SP,
+    SERROR_ESR = const offsets::SERROR_ESR,
+    HOST_FRAME = const offsets::HOST_TRAP_FRAME,
+    HOST_ELR = const offsets::HOST_ELR,
+    HOST_ESR = const offsets::HOST_ESR,
+    FPCR = const fp_offsets::FPCR,
+    MUTATE = const cfg!(feature = "mutate-gpr-restore") as u8,
+);
+
+extern "C" {
+    static __arm_vcpu_vectors: u8;
+    fn __arm_vcpu_fpsimd_save(state: *mut FpSimdState);
+    fn __arm_vcpu_fpsimd_restore(state: *const FpSimdState);
+}
+
+/// Reads a system register by its (possibly generic `S3_...`) name.
+macro_rules! read_sysreg {
+    ($name:literal) => {{
+        let v: u64;
+        // SAFETY: reading a system register has no memory effects; callers only name
+        // registers that exist at EL2 on the CPUs this crate supports.
+        unsafe { asm!(concat!("mrs {0}, ", $name), out(reg) v, options(nomem, nostack, preserves_flags)) };
+        v
+    }};
+}
+
+/// Writes a system register by name.
+macro_rules! write_sysreg {
+    ($name:literal, $v:expr) => {{
+        let v: u64 = $v;
+        // SAFETY: callers write guest-owned or EL2 control registers at points where the
+        // contract in lib.rs says the crate owns them.
+        unsafe { asm!(concat!("msr ", $name, ", {0}"), in(reg) v, options(nomem, nostack, preserves_flags)) };
+    }};
+}
+
+/// `CurrentEL.EL == 2` and `ID_AA64PFR0_EL1.EL2 != 0`.
+pub(crate) fn has_hardware_support() -> bool {
+    let el = CurrentEL.read(CurrentEL::EL);
+    if el != 2 {
+        return false;
+    }
+    // ID_AA64PFR0_EL1.EL2, bits [11:8] (not named by aarch64-cpu).
+    (ID_AA64PFR0_EL1.get() >> 8) & 0xf != 0
+}
+
+/// Reads the features this crate depends on from the ID registers.
+pub(crate) fn probe_features() -> CpuFeatures {
+    let mmfr0 = ID_AA64MMFR0_EL1.get();
+    let mmfr1 = ID_AA64MMFR1_EL1.get();
+    let isar1 = ID_AA64ISAR1_EL1.get();
+    let isar2: u64 = read_sysreg!("S3_0_C0_C6_2");
+    let pfr0 = ID_AA64PFR0_EL1.get();
+    CpuFeatures::from_id_registers(mmfr0, mmfr1, isar1, isar2, pfr0, MIDR_EL1.get(), MPIDR_EL1.get())
+}
+
+/// The physical core's affinity (`MPIDR_EL1` Aff3..Aff0).
+#[inline]
+pub(crate) fn current_mpidr() -> u64 {
+    MPIDR_EL1.get() & crate::percpu::MPIDR_AFFINITY_MASK
+}
+
+pub(crate) fn vbar_el2() -> u64 {
+    VBAR_EL2.get()
+}
+
+/// Installs `VBAR_EL2` and the host's `HCR_EL2`.
+pub(crate) fn install_vectors(vbar: u64, hcr: u64) {
+    VBAR_EL2.set(vbar);
+    HCR_EL2.set(hcr);
+    barrier::isb(barrier::SY);
+}
+
+pub(crate) fn vectors_address() -> u64 {
+    core::ptr::addr_of!(__arm_vcpu_vectors) as u64
+}
+
+pub(crate) fn hcr_el2() -> u64 {
+    HCR_EL2.get()
+}
+
+pub(crate) fn mdcr_el2() -> u64 {
+    MDCR_EL2.get()
+}
+
+/// Runs the guest until it exits. Returns `ESR_EL2` for a synchronous exit, or
+/// `1 << 63 | kind` (1 IRQ, 2 FIQ, 3 SError) for an asynchronous one.
+///
+/// # Safety
+/// The vCPU owning `ws` must be bound to this core (its EL1 and EL2 state loaded), and
+/// `ws.frame` must hold a valid AArch64 EL1/EL0 return state.
+#[inline(always)]
+pub(crate) unsafe fn enter_guest(ws: *mut WorldSwitch) -> u64 {
+    let code: u64;
+    // SAFETY: `__arm_vcpu_enter` saves x19, x29 and the return address on this stack,
+    // runs the guest with SP_EL2 = ws, and returns here through the exit vector with
+    // the host SP restored. Every other register it or the guest may change is
+    // declared clobbered. The caller guarantees the state requirements above.
+    unsafe {
+        asm!(
+            "bl __arm_vcpu_enter",
+            inout("x0") ws => code,
+            clobber_abi("C"),
+            out("x20") _, out("x21") _, out("x22") _, out("x23") _, out("x24") _,
+            out("x25") _, out("x26") _, out("x27") _, out("x28") _,
+        );
+    }
+    code
+}
+
+/// Reads `FAR_EL2` and `HPFAR_EL2` (for aborts; call before anything else can fault).
+#[inline]
+pub(crate) fn read_fault_address() -> (u64, u64) {
+    (FAR_EL2.get(), HPFAR_EL2.get())
+}
+
+/// Loads a vCPU's bind-time state into the hardware.
+pub(crate) fn load_guest_state(r: &GuestSystemRegisters, fp: &FpSimdState, feat: &CpuFeatures) {
+    // EL2 controls first: VTTBR/VTCR select the VM for the TLB maintenance below.
+    HCR_EL2.set(r.hcr_el2);
+    VTCR_EL2.set(r.vtcr_el2);
+    VTTBR_EL2.set(r.vttbr_el2);
+    VMPIDR_EL2.set(r.vmpidr_el2);
+    write_sysreg!("vpidr_el2", r.vpidr_el2);
+    CPTR_EL2.set(r.cptr_el2);
+    MDCR_EL2.set(r.mdcr_el2);
+    CNTHCTL_EL2.set(r.cnthctl_el2);
+    CNTVOFF_EL2.set(r.cntvoff_el2);
+
+    SCTLR_EL1.set(r.sctlr_el1);
+    ACTLR_EL1.set(r.actlr_el1);
+    CPACR_EL1.set(r.cpacr_el1);
+    TTBR0_EL1.set(r.ttbr0_el1);
+    TTBR1_EL1.set(r.ttbr1_el1);
+    TCR_EL1.set(r.tcr_el1);
+    MAIR_EL1.set(r.mair_el1);
+    AMAIR_EL1.set(r.amair_el1);
+    VBAR_EL1.set(r.vbar_el1);
+    CONTEXTIDR_EL1.set(r.contextidr_el1);
+    TPIDR_EL0.set(r.tpidr_el0);
+    TPIDR_EL1.set(r.tpidr_el1);
+    TPIDRRO_EL0.set(r.tpidrro_el0);
+    SP_EL0.set(r.sp_el0);
+    SP_EL1.set(r.sp_el1);
+    ELR_EL1.set(r.elr_el1);
+    SPSR_EL1.set(r.spsr_el1);
+    ESR_EL1.set(r.esr_el1);
+    FAR_EL1.set(r.far_el1);
+    PAR_EL1.set(r.par_el1);
+    AFSR0_EL1.set(r.afsr0_el1);
+    AFSR1_EL1.set(r.afsr1_el1);
+    CSSELR_EL1.set(r.csselr_el1);
+    CNTKCTL_EL1.set(r.cntkctl_el1);
+    MDSCR_EL1.set(r.mdscr_el1);
+    CNTV_CVAL_EL0.set(r.cntv_cval_el0);
+    CNTV_CTL_EL0.set(r.cntv_ctl_el0);
+    CNTP_CVAL_EL0.set(r.cntp_cval_el0);
+    CNTP_CTL_EL0.set(r.cntp_ctl_el0);
+    if feat.pauth {
+        write_sysreg!("S3_0_C2_C1_0", r.apia_key[0]);
+        write_sysreg!("S3_0_C2_C1_1", r.apia_key[1]);
+        write_sysreg!("S3_0_C2_C1_2", r.apib_key[0]);
+        write_sysreg!("S3_0_C2_C1_3", r.apib_key[1]);
+        write_sysreg!("S3_0_C2_C2_0", r.apda_key[0]);
+        write_sysreg!("S3_0_C2_C2_1", r.apda_key[1]);
+        write_sysreg!("S3_0_C2_C2_2", r.apdb_key[0]);
+        write_sysreg!("S3_0_C2_C2_3", r.apdb_key[1]);
+        write_sysreg!("S3_0_C2_C3_0", r.apga_key[0]);
+        write_sysreg!("S3_0_C2_C3_1", r.apga_key[1]);
+    }
+    // SAFETY: `fp` is a valid, aligned FpSimdState; the routine only reads it and
+    // writes V0-V31/FPCR/FPSR, which the host (soft-float) does not use.
+    unsafe { __arm_vcpu_fpsimd_restore(fp) };
+}
+
+/// Saves a vCPU's bind-time state from the hardware (the inverse of
+/// [`load_guest_state`]; the EL2 controls are not saved: the guest cannot change them).
+pub(crate) fn save_guest_state(r: &mut GuestSystemRegisters, fp: &mut FpSimdState, feat: &CpuFeatures) {
+    r.sctlr_el1 = SCTLR_EL1.get();
+    r.actlr_el1 = ACTLR_EL1.get();
+    r.cpacr_el1 = CPACR_EL1.get();
+    r.ttbr0_el1 = TTBR0_EL1.get();
+    r.ttbr1_el1 = TTBR1_EL1.get();
+    r.tcr_el1 = TCR_EL1.get();
+    r.mair_el1 = MAIR_EL1.get();
+    r.amair_el1 = AMAIR_EL1.get();
+    r.vbar_el1 = VBAR_EL1.get();
+    r.contextidr_el1 = CONTEXTIDR_EL1.get();
+    r.tpidr_el0 = TPIDR_EL0.get();
+    r.tpidr_el1 = TPIDR_EL1.get();
+    r.tpidrro_el0 = TPIDRRO_EL0.get();
+    r.sp_el0 = SP_EL0.get();
+    r.sp_el1 = SP_EL1.get();
+    r.elr_el1 = ELR_EL1.get();
+    r.spsr_el1 = SPSR_EL1.get();
+    r.esr_el1 = ESR_EL1.get();
+    r.far_el1 = FAR_EL1.get();
+    r.par_el1 = PAR_EL1.get();
+    r.afsr0_el1 = AFSR0_EL1.get();
+    r.afsr1_el1 = AFSR1_EL1.get();
+    r.csselr_el1 = CSSELR_EL1.get();
+    r.cntkctl_el1 = CNTKCTL_EL1.get();
+    r.mdscr_el1 = MDSCR_EL1.get();
+    // Stop the guest's timers so they cannot fire into the next vCPU or the host.
+    r.cntv_ctl_el0 = CNTV_CTL_EL0.get();
+    r.cntv_cval_el0 = CNTV_CVAL_EL0.get();
+    CNTV_CTL_EL0.set(0);
+    r.cntp_ctl_el0 = CNTP_CTL_EL0.get();
+    r.cntp_cval_el0 = CNTP_CVAL_EL0.get();
+    CNTP_CTL_EL0.set(0);
+    if feat.pauth {
+        r.apia_key = [read_sysreg!("S3_0_C2_C1_0"), read_sysreg!("S3_0_C2_C1_1")];
+        r.apib_key = [read_sysreg!("S3_0_C2_C1_2"), read_sysreg!("S3_0_C2_C1_3")];
+        r.apda_key = [read_sysreg!("S3_0_C2_C2_0"), read_sysreg!("S3_0_C2_C2_1")];
+        r.apdb_key = [read_sysreg!("S3_0_C2_C2_2"), read_sysreg!("S3_0_C2_C2_3")];
+        r.apga_key = [read_sysreg!("S3_0_C2_C3_0"), read_sysreg!("S3_0_C2_C3_1")];
+    }
+    // SAFETY: `fp` is a valid, aligned, writable FpSimdState.
+    unsafe { __arm_vcpu_fpsimd_save(fp) };
+}
+
+/// `SP_EL0` of the bound vCPU (live in the register while bound).
+pub(crate) fn sp_el0() -> u64 {
+    SP_EL0.get()
+}
+
+/// Sets `SP_EL0` of the bound vCPU.
+pub(crate) fn set_sp_el0(v: u64) {
+    SP_EL0.set(v)
+}
+
+/// Invalidates this core's stage-1 and stage-2 TLB entries of the VM whose VMID is
+/// in `VTTBR_EL2` (`TLBI VMALLS12E1`), local to this core.
+pub(crate) fn flush_current_vmid_local() {
+    // SAFETY: TLB maintenance for the current VMID only affects guest translations,
+    // which are reloaded from the tables on demand.
+    unsafe {
+        asm!("isb", "tlbi vmalls12e1", "dsb nsh", "isb", options(nostack, preserves_flags));
+    }
+}
+
+/// Restores the host's `HCR_EL2` after an unbind.
+pub(crate) fn set_hcr_el2(v: u64) {
+    HCR_EL2.set(v);
+    barrier::isb(barrier::SY);
+}

@@ -1,0 +1,258 @@
+//! Per-physical-CPU virtualization state: vectors, the host's `HCR_EL2`, features.
+
+use core::sync::atomic::{AtomicPtr, Ordering};
+
+use crate::{VCpuError, VCpuResult};
+
+/// Affinity fields of `MPIDR_EL1`: Aff3 [39:32], Aff2 [23:16], Aff1 [15:8], Aff0 [7:0].
+pub const MPIDR_AFFINITY_MASK: u64 = 0xff_00ff_ffff;
+
+/// `HCR_EL2` bits (DDI 0487 D23.2.53), as used by this crate.
+pub(crate) mod hcr {
+    pub const VM: u64 = 1 << 0;
+    pub const SWIO: u64 = 1 << 1;
+    pub const FMO: u64 = 1 << 3;
+    pub const IMO: u64 = 1 << 4;
+    pub const AMO: u64 = 1 << 5;
+    pub const FB: u64 = 1 << 9;
+    pub const BSU_IS: u64 = 1 << 10;
+    pub const TWI: u64 = 1 << 13;
+    pub const TWE: u64 = 1 << 14;
+    pub const TID3: u64 = 1 << 18;
+    pub const TSC: u64 = 1 << 19;
+    pub const TIDCP: u64 = 1 << 20;
+    pub const TACR: u64 = 1 << 21;
+    pub const TSW: u64 = 1 << 22;
+    pub const RW: u64 = 1 << 31;
+    pub const TLOR: u64 = 1 << 35;
+    pub const APK: u64 = 1 << 40;
+    pub const API: u64 = 1 << 41;
+}
+
+/// `HCR_EL2` while no vCPU is bound: EL1 is AArch64, and physical IRQ/FIQ/SError are
+/// routed to EL2 so the host can take them at EL2 when it unmasks them.
+pub const HOST_HCR_EL2: u64 = hcr::RW | hcr::IMO | hcr::FMO | hcr::AMO;
+
+/// The CPU features this crate depends on, read from the ID registers once per core.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CpuFeatures {
+    /// `ID_AA64MMFR0_EL1.PARange`.
+    pub pa_range: u8,
+    /// 16-bit VMIDs (`ID_AA64MMFR1_EL1.VMIDBits == 0b0010`).
+    pub vmid16: bool,
+    /// Pointer authentication (any of `ID_AA64ISAR1_EL1.{APA,API,GPA,GPI}`,
+    /// `ID_AA64ISAR2_EL1.{APA3,GPA3}`): its keys are switched per vCPU.
+    pub pauth: bool,
+    /// GICv3 system-register interface (`ID_AA64PFR0_EL1.GIC != 0`).
+    pub gicv3: bool,
+    /// `MIDR_EL1` of this core.
+    pub midr: u64,
+    /// Affinity of this core (`MPIDR_EL1` & [`MPIDR_AFFINITY_MASK`]).
+    pub mpidr: u64,
+}
+
+/// A 4-bit ID register field at `lsb`.
+const fn field(v: u64, lsb: u32) -> u8 {
+    ((v >> lsb) & 0xf) as u8
+}
+
+impl CpuFeatures {
+    /// Decodes the ID register values (pure; tested on the host).
+    pub const fn from_id_registers(
+        mmfr0: u64,
+        mmfr1: u64,
+        isar1: u64,
+        isar2: u64,
+        pfr0: u64,
+        midr: u64,
+        mpidr: u64,
+    ) -> Self {
+        let pauth = field(isar1, 4) != 0   // APA
+            || field(isar1, 8) != 0        // API
+            || field(isar1, 24) != 0       // GPA
+            || field(isar1, 28) != 0       // GPI
+            || field(isar2, 12) != 0       // APA3
+            || field(isar2, 8) != 0; // GPA3
+        Self {
+            pa_range: field(mmfr0, 0),
+            vmid16: field(mmfr1, 4) == 2,
+            pauth,
+            gicv3: field(pfr0, 24) != 0,
+            midr,
+            mpidr: mpidr & MPIDR_AFFINITY_MASK,
+        }
+    }
+}
+
+/// Which exception the host took at EL2 (from the current-EL vectors).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostTrapKind {
+    /// Synchronous exception (a fault or trap in host code).
+    Sync,
+    /// Physical IRQ.
+    Irq,
+    /// Physical FIQ.
+    Fiq,
+    /// SError.
+    SError,
+}
+
+/// Registers of the host context interrupted by an EL2 exception. Changes to it
+/// (e.g. `elr`) take effect on return.
+#[repr(C, align(16))]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HostTrapFrame {
+    /// x0..x30.
+    pub gpr: [u64; 31],
+    /// The interrupted `SP_EL2` (read-only: not restored from here).
+    pub sp: u64,
+    /// `ELR_EL2`.
+    pub elr: u64,
+    /// `SPSR_EL2`.
+    pub spsr: u64,
+    /// `ESR_EL2` (meaningful for synchronous exceptions and SErrors).
+    pub esr: u64,
+    /// `FAR_EL2` (meaningful for aborts).
+    pub far: u64,
+}
+
+const _: () = assert!(core::mem::offset_of!(HostTrapFrame, far) == core::mem::offset_of!(HostTrapFrame, esr) + 8);
+const _: () = assert!(core::mem::offset_of!(HostTrapFrame, sp) == 31 * 8);
+
+/// A host handler for exceptions taken at EL2 while host code runs (its own faults,
+/// and its IRQs when it unmasks them).
+pub type HostTrapHandler = fn(HostTrapKind, &mut HostTrapFrame);
+
+static HOST_TRAP_HANDLER: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Called by the current-EL vectors (hw/exception.S).
+#[cfg(target_arch = "aarch64")]
+#[no_mangle]
+extern "C" fn __arm_vcpu_host_trap(kind: u64, frame: &mut HostTrapFrame) {
+    let kind = match kind & 3 {
+        0 => HostTrapKind::Sync,
+        1 => HostTrapKind::Irq,
+        2 => HostTrapKind::Fiq,
+        _ => HostTrapKind::SError,
+    };
+    let ptr = HOST_TRAP_HANDLER.load(Ordering::Acquire);
+    if ptr.is_null() {
+        // No handler: nothing sensible can be done with a host fault; stop this core.
+        loop {
+            core::hint::spin_loop();
+        }
+    }
+    // SAFETY: the pointer was stored from a `HostTrapHandler` in `set_host_trap_handler`.
+    let handler: HostTrapHandler = unsafe { core::mem::transmute::<*mut (), HostTrapHandler>(ptr) };
+    handler(kind, frame);
+}
+
+/// The EL2 virtualization state of one physical CPU.
+#[derive(Debug)]
+pub struct Aarch64PerCpu {
+    cpu_id: usize,
+    enabled: bool,
+    features: CpuFeatures,
+    saved_vbar: u64,
+    saved_hcr: u64,
+    host_mdcr: u64,
+    pub(crate) bound: bool,
+}
+
+impl Aarch64PerCpu {
+    /// Per-CPU state for the host's CPU number `cpu_id` (not yet enabled).
+    pub const fn new(cpu_id: usize) -> Self {
+        Self {
+            cpu_id,
+            enabled: false,
+            features: CpuFeatures {
+                pa_range: 0,
+                vmid16: false,
+                pauth: false,
+                gicv3: false,
+                midr: 0,
+                mpidr: 0,
+            },
+            saved_vbar: 0,
+            saved_hcr: 0,
+            host_mdcr: 0,
+            bound: false,
+        }
+    }
+
+    /// The host's number for this CPU.
+    pub fn cpu_id(&self) -> usize {
+        self.cpu_id
+    }
+
+    /// Whether [`Self::hardware_enable`] has run (and not been undone).
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Features of this CPU (valid once enabled).
+    pub fn features(&self) -> &CpuFeatures {
+        &self.features
+    }
+
+    /// Registers the handler for exceptions the host itself takes at EL2 while the
+    /// crate's vectors are installed. Without one, such an exception stops the core.
+    pub fn set_host_trap_handler(handler: HostTrapHandler) {
+        HOST_TRAP_HANDLER.store(handler as *mut (), Ordering::Release);
+    }
+
+    /// Turns on virtualization on the calling core: probes the features, saves the
+    /// current `VBAR_EL2`/`HCR_EL2`, installs the crate's vectors and the host
+    /// `HCR_EL2` ([`HOST_HCR_EL2`]). Must run on the core this state belongs to.
+    pub fn hardware_enable(&mut self) -> VCpuResult {
+        if self.enabled {
+            return Err(VCpuError::InvalidState { op: "hardware_enable", state: "enabled" });
+        }
+        if !crate::has_hardware_support() {
+            return Err(VCpuError::NoHardwareSupport);
+        }
+        #[cfg(target_arch = "aarch64")]
+        {
+            self.features = crate::hw::probe_features();
+            self.saved_vbar = crate::hw::vbar_el2();
+            self.saved_hcr = crate::hw::hcr_el2();
+            self.host_mdcr = crate::hw::mdcr_el2();
+            crate::hw::install_vectors(crate::hw::vectors_address(), HOST_HCR_EL2);
+        }
+        self.enabled = true;
+        Ok(())
+    }
+
+    /// Turns virtualization off on the calling core: restores `VBAR_EL2`/`HCR_EL2`.
+    /// Fails while a vCPU is bound here.
+    pub fn hardware_disable(&mut self) -> VCpuResult {
+        if !self.enabled {
+            return Err(VCpuError::CpuNotEnabled);
+        }
+        if self.bound {
+            return Err(VCpuError::CpuBusy);
+        }
+        self.check_current_cpu()?;
+        #[cfg(target_arch = "aarch64")]
+        crate::hw::install_vectors(self.saved_vbar, self.saved_hcr);
+        self.enabled = false;
+        Ok(())
+    }
+
+    /// `MDCR_EL2` as the host had it (its HPMN field is kept for guests).
+    pub(crate) fn host_mdcr(&self) -> u64 {
+        self.host_mdcr
+    }
+
+    /// Fails unless this state is enabled and belongs to the calling core.
+    pub(crate) fn check_current_cpu(&self) -> VCpuResult {
+        if !self.enabled {
+            return Err(VCpuError::CpuNotEnabled);
+        }
+        #[cfg(target_arch = "aarch64")]
+        if crate::hw::current_mpidr() != self.features.mpidr {
+            return Err(VCpuError::WrongCpu);
+        }
+        Ok(())
+    }
+}
