@@ -1,0 +1,248 @@
+//! `cargo xtask bench`: per-round-trip cost of a guest exit, counted by the shared
+//! QEMU instruction-profile plugin on the release hypervisor.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+
+use crate::profile::{self, ExitCost, Profile};
+use crate::qemu;
+use crate::scenarios::{self, SCENARIOS};
+use crate::ws::{run_status, HvBuild, Workspace};
+use crate::{deps, elf, pool};
+
+/// Wall-clock limit for one profiled run.
+const TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Goal and the crate we measure against (per round trip).
+const GOAL_INSNS: f64 = 80.0;
+const GOAL_SYSREG: f64 = 5.0;
+const BASELINE_INSNS: u64 = 309;
+const BASELINE_SYSREG: u64 = 76;
+
+/// Builds the plugin into `target/bench/` with the shared build script.
+fn build_plugin(ws: &Workspace, out_dir: &Path) -> Result<PathBuf, String> {
+    let script = ws
+        .shared()
+        .join("tools")
+        .join("qemu-insn-profile")
+        .join("build.sh");
+    if !script.is_file() {
+        return Err(format!(
+            "plugin build script not found: {}",
+            script.display()
+        ));
+    }
+    let so = out_dir.join("libinsn-profile.so");
+    let mut c = Command::new("sh");
+    c.arg(&script).arg(&so);
+    run_status(c)?;
+    Ok(so)
+}
+
+struct BenchRun {
+    scenario: &'static str,
+    iters: u64,
+    run: qemu::Run,
+    log: PathBuf,
+}
+
+/// One profiled run: its profile and a progress line.
+fn profile_run(r: &BenchRun) -> Result<(Profile, String), String> {
+    let _ = std::fs::remove_file(&r.log);
+    let what = format!("{} iters={}", r.scenario, r.iters);
+    let c = qemu::run_captured(r.run.command(), TIMEOUT)
+        .map_err(|e| format!("{what}: cannot start {}: {e}", qemu::QEMU))?;
+    let fail = |why: String| {
+        let tail = qemu::tail(&c.output, 40)
+            .iter()
+            .map(|l| format!("\n    | {l}"))
+            .collect::<String>();
+        format!(
+            "{what}: {why}\n    command: {}\n    output (last 40 lines):{tail}",
+            r.run.display()
+        )
+    };
+    qemu::judge(r.scenario, c.end, &c.output).map_err(fail)?;
+    let log = std::fs::read_to_string(&r.log)
+        .map_err(|e| fail(format!("cannot read {}: {e}", r.log.display())))?;
+    let p = profile::parse_log(&log).map_err(|e| fail(format!("{}: {e}", r.log.display())))?;
+    if p.inside.total == 0 {
+        return Err(fail(format!(
+            "no instructions counted in [{:#x},{:#x}): wrong code range?",
+            p.lo, p.hi
+        )));
+    }
+    let progress = format!(
+        "  {what}: EL2 {} instructions, guest {} instructions ({:.1} s)",
+        p.inside.total,
+        p.outside.total,
+        c.elapsed.as_secs_f64()
+    );
+    Ok((p, progress))
+}
+
+pub fn run(ws: &Workspace, n1: u64, n2: u64) -> Result<ExitCode, String> {
+    deps::ensure(
+        ws,
+        deps::Needs {
+            qemu: true,
+            gcc: true,
+        },
+    )?;
+    let hv = ws.build_hv(&HvBuild::new(crate::ws::Profile::Release))?;
+    ws.build_guests()?;
+    let out_dir = ws.target().join("bench");
+    std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+    let so = build_plugin(ws, &out_dir)?;
+
+    let image = std::fs::read(&hv).map_err(|e| format!("{}: {e}", hv.display()))?;
+    let (range, source) = elf::code_range(&image).map_err(|e| format!("{}: {e}", hv.display()))?;
+    println!(
+        "hypervisor code: [{:#x}, {:#x}) ({} bytes, from {})",
+        range.start,
+        range.end,
+        range.end - range.start,
+        match source {
+            elf::RangeSource::Symbols => "__text_start/__text_end",
+            elf::RangeSource::TextSection =>
+                "the .text section: no __text_start/__text_end symbols",
+        }
+    );
+
+    let mut plugin = so.into_os_string();
+    plugin.push(format!(",lo={:#x},hi={:#x}", range.start, range.end));
+    let benches: Vec<_> = SCENARIOS
+        .iter()
+        .filter_map(|s| s.bench_row.map(|row| (s, row)))
+        .collect();
+    let mut runs = Vec::new();
+    for (s, _) in &benches {
+        let guest = ws.guest_elf(s.name);
+        if !guest.is_file() {
+            return Err(format!("no guest binary {}", guest.display()));
+        }
+        for iters in [n1, n2] {
+            let log = out_dir.join(format!("{}-{iters}.log", s.name));
+            let mut run = qemu::Run::new(&hv, &guest, scenarios::bootargs(s.name, iters));
+            run.extra = vec![
+                "-icount".into(),
+                "shift=0,align=off,sleep=off".into(),
+                "-accel".into(),
+                "tcg,thread=single".into(),
+                "-smp".into(),
+                "1".into(),
+                "-plugin".into(),
+                plugin.clone(),
+                "-d".into(),
+                "plugin".into(),
+                "-D".into(),
+                log.clone().into(),
+            ];
+            runs.push(BenchRun {
+                scenario: s.name,
+                iters,
+                run,
+                log,
+            });
+        }
+    }
+    if n1.to_string().len() != n2.to_string().len() {
+        println!(
+            "note: {n1} and {n2} have different digit counts; bootargs parsing may not cancel out"
+        );
+    }
+    println!("profiling {} runs (iters {n1} and {n2})", runs.len());
+    let mut profiles = Vec::new();
+    pool::run(
+        2,
+        runs,
+        |r| profile_run(&r),
+        |_, p| {
+            match &p {
+                Ok((_, progress)) => println!("{progress}"),
+                Err(e) => println!("FAIL {e}"),
+            }
+            profiles.push(p.map(|(p, _)| p));
+        },
+    );
+    let profiles = profiles
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| "a benchmark run failed (see above)".to_string())?;
+
+    let rows: Vec<(&str, ExitCost)> = benches
+        .iter()
+        .zip(profiles.chunks(2))
+        .map(|((_, row), p)| (*row, ExitCost::from_runs(&p[0], &p[1], n1, n2)))
+        .collect();
+    print_table(&rows, n1, n2);
+    for (row, c) in &rows {
+        let want_hvc = if *row == "hvc" { 1.0 } else { 0.0 };
+        if c.guest_hvc != want_hvc {
+            println!(
+                "warning: {row}: {} guest hvc per iteration (expected {want_hvc})",
+                c.guest_hvc
+            );
+        }
+    }
+    let json = out_dir.join("exit-cost.json");
+    std::fs::write(&json, profile::to_json(&rows))
+        .map_err(|e| format!("{}: {e}", json.display()))?;
+    println!("wrote {}", json.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_table(rows: &[(&str, ExitCost)], n1: u64, n2: u64) {
+    println!();
+    println!(
+        "Exit cost per round trip (instructions executed under QEMU TCG with -icount; \
+         difference of the iters={n2} and iters={n1} runs, divided by {})",
+        n2 - n1
+    );
+    let heads = [
+        "exit kind",
+        "EL2 instructions",
+        "guest instructions",
+        "mrs",
+        "msr",
+        "isb",
+        "dsb",
+        "TLB/cache maint",
+        "eret",
+    ];
+    let widths: Vec<usize> = heads.iter().map(|h| h.len().max(9)).collect();
+    let line = |cells: Vec<String>| {
+        let mut s = String::new();
+        for (i, (c, w)) in cells.iter().zip(&widths).enumerate() {
+            if i == 0 {
+                s += &format!("{c:<w$}");
+            } else {
+                s += &format!("  {c:>w$}");
+            }
+        }
+        println!("{}", s.trim_end());
+    };
+    line(heads.iter().map(|h| h.to_string()).collect());
+    for (name, c) in rows {
+        let mut cells = vec![name.to_string()];
+        cells.extend(c.fields().iter().map(|(_, v)| format!("{v:.1}")));
+        line(cells);
+    }
+    println!();
+    println!(
+        "Reference: goal <= {GOAL_INSNS:.0} EL2 instructions and <= {GOAL_SYSREG:.0} system-register \
+         accesses (mrs+msr) per round trip; the crate we measure against: {BASELINE_INSNS} \
+         instructions, {BASELINE_SYSREG} system-register accesses."
+    );
+    for (name, c) in rows {
+        let verdict = |ok: bool| if ok { "within goal" } else { "over goal" };
+        println!(
+            "  {name}: {:.1} EL2 instructions ({}), {:.1} system-register accesses ({})",
+            c.el2_instructions,
+            verdict(c.el2_instructions <= GOAL_INSNS),
+            c.sysreg(),
+            verdict(c.sysreg() <= GOAL_SYSREG)
+        );
+    }
+}

@@ -1,0 +1,300 @@
+//! Building QEMU command lines (see `docs/test-protocol.md`), running QEMU with a
+//! timeout while capturing its output, and judging a scenario run.
+
+use std::ffi::OsString;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+pub const QEMU: &str = "qemu-system-aarch64";
+
+/// Where the QEMU loader stages the guest image.
+pub const GUEST_STAGING: &str = "0x48000000";
+
+/// One QEMU run: the hypervisor, the guest, the bootargs and any extra options.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub kernel: PathBuf,
+    pub guest: PathBuf,
+    pub bootargs: String,
+    pub extra: Vec<OsString>,
+}
+
+impl Run {
+    pub fn new(kernel: &Path, guest: &Path, bootargs: String) -> Run {
+        Run {
+            kernel: kernel.to_path_buf(),
+            guest: guest.to_path_buf(),
+            bootargs,
+            extra: Vec::new(),
+        }
+    }
+
+    /// QEMU's arguments, as the protocol gives them.
+    pub fn args(&self) -> Vec<OsString> {
+        let mut loader = OsString::from("loader,file=");
+        loader.push(&self.guest);
+        loader.push(format!(",addr={GUEST_STAGING},force-raw=on"));
+        let mut a: Vec<OsString> = [
+            "-M",
+            "virt,virtualization=on,gic-version=3",
+            "-cpu",
+            "max,pauth-impdef=on",
+            "-m",
+            "1G",
+            "-nographic",
+            "-semihosting-config",
+            "enable=on,target=native",
+            "-kernel",
+        ]
+        .iter()
+        .map(OsString::from)
+        .collect();
+        a.push(self.kernel.clone().into());
+        a.push("-device".into());
+        a.push(loader);
+        a.push("-append".into());
+        a.push(self.bootargs.clone().into());
+        a.extend(self.extra.iter().cloned());
+        a
+    }
+
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(QEMU);
+        c.args(self.args());
+        c
+    }
+
+    /// The command line, quoted for a shell, for logs and failure reports.
+    pub fn display(&self) -> String {
+        std::iter::once(OsString::from(QEMU))
+            .chain(self.args())
+            .map(|a| shell_quote(&a.to_string_lossy()))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+pub fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_=.,/:+@%".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// How a captured run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// QEMU exited with this status code (`None`: killed by a signal).
+    Exited(Option<i32>),
+    /// We killed QEMU after the timeout.
+    TimedOut,
+}
+
+/// The result of a captured run: how it ended and everything it printed
+/// (stdout and stderr, interleaved as written).
+#[derive(Debug, Clone)]
+pub struct Captured {
+    pub end: End,
+    pub output: String,
+    pub elapsed: Duration,
+}
+
+fn code(status: ExitStatus) -> End {
+    End::Exited(status.code())
+}
+
+/// Waits for `child`, killing it after `timeout`.
+fn wait_with_timeout(child: &mut Child, timeout: Duration) -> std::io::Result<End> {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(code(status));
+        }
+        if start.elapsed() >= timeout {
+            // Only our own child, by its pid.
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(End::TimedOut);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs `cmd` with no stdin and stdout+stderr captured into one stream, killing
+/// it after `timeout`.
+pub fn run_captured(mut cmd: Command, timeout: Duration) -> std::io::Result<Captured> {
+    let start = Instant::now();
+    let (mut reader, writer) = std::io::pipe()?;
+    cmd.stdin(Stdio::null())
+        .stdout(writer.try_clone()?)
+        .stderr(writer);
+    let mut child = cmd.spawn()?;
+    // The Command holds the pipe's write ends: drop it so we see EOF.
+    drop(cmd);
+    let collector = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = reader.read_to_end(&mut buf);
+        buf
+    });
+    let end = wait_with_timeout(&mut child, timeout)?;
+    let output = collector.join().unwrap_or_default();
+    Ok(Captured {
+        end,
+        output: String::from_utf8_lossy(&output).into_owned(),
+        elapsed: start.elapsed(),
+    })
+}
+
+/// The hypervisor's verdict line for `scenario`.
+pub fn pass_marker(scenario: &str) -> String {
+    format!("ARM_VCPU_SCENARIO {scenario}: PASS")
+}
+
+/// Judges one scenario run: it passes only with exit status 0, the PASS marker
+/// for that scenario alone on a line, and no timeout. `Err` carries the reason.
+pub fn judge(scenario: &str, end: End, output: &str) -> Result<(), String> {
+    let pass = pass_marker(scenario);
+    let fail_prefix = format!("ARM_VCPU_SCENARIO {scenario}: FAIL");
+    let mut saw_pass = false;
+    let mut fail_reason = None;
+    let mut panicked = false;
+    for line in output.lines() {
+        let line = line.trim();
+        if line == pass {
+            saw_pass = true;
+        } else if let Some(r) = line.strip_prefix(&fail_prefix) {
+            fail_reason.get_or_insert_with(|| r.trim().to_string());
+        } else if line.contains("ARM_VCPU_PANIC") {
+            panicked = true;
+        }
+    }
+    let mut why = Vec::new();
+    match end {
+        End::TimedOut => why.push("TIMEOUT".to_string()),
+        End::Exited(Some(0)) => {}
+        End::Exited(Some(c)) => why.push(format!("exit status {c}")),
+        End::Exited(None) => why.push("killed by a signal".to_string()),
+    }
+    if let Some(r) = fail_reason {
+        why.push(format!("FAIL marker ({r})"));
+    }
+    if panicked {
+        why.push("hypervisor panic".to_string());
+    }
+    if !saw_pass {
+        why.push("no PASS marker".to_string());
+    }
+    if why.is_empty() {
+        Ok(())
+    } else {
+        Err(why.join(", "))
+    }
+}
+
+/// The last `n` lines of `s`.
+pub fn tail(s: &str, n: usize) -> Vec<&str> {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_follows_protocol() {
+        let r = Run::new(
+            Path::new("/t/refhv"),
+            Path::new("/t/demo"),
+            "scenario=demo iters=100".into(),
+        );
+        assert_eq!(
+            r.display(),
+            "qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 -cpu max,pauth-impdef=on \
+             -m 1G -nographic -semihosting-config enable=on,target=native -kernel /t/refhv \
+             -device loader,file=/t/demo,addr=0x48000000,force-raw=on -append 'scenario=demo iters=100'"
+        );
+    }
+
+    #[test]
+    fn judge_pass() {
+        let out = "hello\r\nARM_VCPU_SCENARIO demo: PASS\r\n";
+        assert_eq!(judge("demo", End::Exited(Some(0)), out), Ok(()));
+    }
+
+    #[test]
+    fn judge_needs_everything() {
+        let ok = "ARM_VCPU_SCENARIO mmio: PASS\n";
+        assert_eq!(
+            judge("mmio", End::Exited(Some(1)), ok),
+            Err("exit status 1".into())
+        );
+        assert_eq!(judge("mmio", End::TimedOut, ok), Err("TIMEOUT".into()));
+        assert_eq!(
+            judge("mmio", End::Exited(Some(0)), "nothing\n"),
+            Err("no PASS marker".into())
+        );
+        // A marker for another scenario does not count.
+        assert_eq!(
+            judge(
+                "mmio",
+                End::Exited(Some(0)),
+                "ARM_VCPU_SCENARIO demo: PASS\n"
+            ),
+            Err("no PASS marker".into())
+        );
+        // Nor does one that is not alone on its line.
+        assert!(judge(
+            "mmio",
+            End::Exited(Some(0)),
+            "x ARM_VCPU_SCENARIO mmio: PASSED\n"
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn judge_reports_fail_marker_and_panic() {
+        let out = "ARM_VCPU_SCENARIO preserve: FAIL x19 mismatch in round 3\n";
+        assert_eq!(
+            judge("preserve", End::Exited(Some(1)), out),
+            Err("exit status 1, FAIL marker (x19 mismatch in round 3), no PASS marker".into())
+        );
+        assert_eq!(
+            judge(
+                "irq",
+                End::Exited(Some(101)),
+                "ARM_VCPU_PANIC at foo.rs:1\n"
+            ),
+            Err("exit status 101, hypervisor panic, no PASS marker".into())
+        );
+    }
+
+    #[test]
+    fn tail_lines() {
+        assert_eq!(tail("a\nb\nc\n", 2), ["b", "c"]);
+        assert_eq!(tail("a\n", 5), ["a"]);
+        assert!(tail("", 3).is_empty());
+    }
+
+    #[test]
+    fn captured_run_and_timeout() {
+        let mut c = Command::new("sh");
+        c.args(["-c", "echo out; echo err >&2; exit 3"]);
+        let r = run_captured(c, Duration::from_secs(10)).unwrap();
+        assert_eq!(r.end, End::Exited(Some(3)));
+        assert!(r.output.contains("out\n") && r.output.contains("err\n"));
+
+        let mut c = Command::new("sh");
+        c.args(["-c", "echo started; exec sleep 30"]);
+        let r = run_captured(c, Duration::from_millis(300)).unwrap();
+        assert_eq!(r.end, End::TimedOut);
+        assert_eq!(r.output, "started\n");
+        assert!(r.elapsed < Duration::from_secs(10));
+    }
+}

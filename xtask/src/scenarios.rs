@@ -1,0 +1,95 @@
+//! The one table of QEMU scenarios (see `docs/test-protocol.md`).
+//!
+//! Everything that runs a scenario (`run`, `test`, `bench`) reads this table:
+//! add a scenario here and every command knows it.
+
+use std::time::Duration;
+
+/// One scenario of the test protocol. The guest binary has the scenario's name.
+#[derive(Debug, Clone, Copy)]
+pub struct Scenario {
+    /// Scenario name: `scenario=<name>` in the bootargs, and the guest binary's name.
+    pub name: &'static str,
+    /// `iters=<n>` handed to the guest by `cargo xtask test`.
+    pub test_iters: u64,
+    /// Wall-clock limit for one run under `cargo xtask test` (debug hypervisor).
+    pub timeout: Duration,
+    /// Row name in the exit-cost benchmark, for the `bench-*` scenarios.
+    pub bench_row: Option<&'static str>,
+}
+
+const fn scenario(name: &'static str, test_iters: u64) -> Scenario {
+    Scenario {
+        name,
+        test_iters,
+        timeout: Duration::from_secs(60),
+        bench_row: None,
+    }
+}
+
+const fn bench(name: &'static str, test_iters: u64, row: &'static str) -> Scenario {
+    Scenario {
+        bench_row: Some(row),
+        ..scenario(name, test_iters)
+    }
+}
+
+/// Every scenario of the protocol, in the order `cargo xtask test` runs them.
+pub const SCENARIOS: &[Scenario] = &[
+    scenario("demo", 100),
+    scenario("hypercall", 100),
+    scenario("mmio", 100),
+    scenario("sysreg", 100),
+    scenario("preserve", 100),
+    scenario("irq", 100),
+    bench("bench-hvc", 100, "hvc"),
+    bench("bench-mmio", 100, "mmio_read"),
+];
+
+/// The scenario `cargo xtask run` boots when no `--guest` is given.
+pub const DEFAULT_GUEST: &str = "demo";
+
+/// `iters` for `cargo xtask run` when no `--iters` is given (the protocol's default).
+pub const DEFAULT_ITERS: u64 = 100;
+
+/// The mutation check: this scenario must FAIL on a hypervisor built with this feature.
+pub const MUTATION_SCENARIO: &str = "preserve";
+/// Cargo feature of `refhv` that breaks the guest GPR restore.
+pub const MUTATION_FEATURE: &str = "mutate-gpr-restore";
+
+/// Looks a scenario up by name.
+pub fn find(name: &str) -> Option<&'static Scenario> {
+    SCENARIOS.iter().find(|s| s.name == name)
+}
+
+/// The bootargs (`-append`) for one run.
+pub fn bootargs(scenario: &str, iters: u64) -> String {
+    format!("scenario={scenario} iters={iters}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bootargs_format() {
+        assert_eq!(bootargs("demo", 100), "scenario=demo iters=100");
+        assert_eq!(bootargs("bench-hvc", 2000), "scenario=bench-hvc iters=2000");
+    }
+
+    #[test]
+    fn table_is_consistent() {
+        let mut names: Vec<_> = SCENARIOS.iter().map(|s| s.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), SCENARIOS.len(), "duplicate scenario name");
+        assert!(find(DEFAULT_GUEST).is_some());
+        assert!(find(MUTATION_SCENARIO).is_some());
+        let rows: Vec<_> = SCENARIOS.iter().filter_map(|s| s.bench_row).collect();
+        assert_eq!(rows, ["hvc", "mmio_read"]);
+        for s in SCENARIOS {
+            assert!(!s.name.contains(char::is_whitespace));
+            assert!(s.test_iters > 0);
+        }
+    }
+}

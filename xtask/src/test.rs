@@ -1,0 +1,324 @@
+//! `cargo xtask test`: host unit tests, every QEMU scenario, the mutation check.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{ExitCode, Stdio};
+
+use crate::qemu::{self, End};
+use crate::scenarios::{self, Scenario, MUTATION_FEATURE, MUTATION_SCENARIO, SCENARIOS};
+use crate::ws::{self, HvBuild, Profile, Workspace};
+use crate::{deps, libtest, pool};
+
+/// Host crates whose tests run under `cargo xtask test`.
+const HOST_CRATES: &[&str] = &["arm_vcpu", "xtask"];
+/// Target dir of the mutant hypervisor (relative to the workspace root).
+const MUTANT_TARGET_DIR: &str = "target/mutant";
+/// Lines of output shown for a failed QEMU run.
+const TAIL_LINES: usize = 40;
+
+#[derive(Default)]
+struct Tally {
+    passed: u64,
+    failed: u64,
+}
+
+impl Tally {
+    fn item(&mut self, ok: bool, line: &str) {
+        if ok {
+            self.passed += 1;
+            println!("PASS {line}");
+        } else {
+            self.failed += 1;
+            println!("FAIL {line}");
+        }
+    }
+}
+
+/// What a QEMU item expects of its scenario.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    Pass,
+    /// The mutation check: the scenario must fail.
+    Fail,
+}
+
+/// One QEMU test item, ready to run (or already failed before running).
+struct Item {
+    label: String,
+    scenario: &'static Scenario,
+    expect: Expect,
+    run: Result<qemu::Run, String>,
+}
+
+struct Outcome {
+    ok: bool,
+    line: String,
+    details: Vec<String>,
+}
+
+fn selected(only: &[String], item: &str) -> bool {
+    only.is_empty() || only.iter().any(|o| o == item)
+}
+
+pub fn run(ws: &Workspace, jobs: usize, only: &[String]) -> Result<ExitCode, String> {
+    for o in only {
+        if o != "unit" && o != "mutation" && scenarios::find(o).is_none() {
+            return Err(format!(
+                "unknown test item {o:?} (unit, mutation, or a scenario name)"
+            ));
+        }
+    }
+    let mut tally = Tally::default();
+    let scenarios: Vec<&'static Scenario> = SCENARIOS
+        .iter()
+        .filter(|s| selected(only, s.name))
+        .collect();
+    let mutation = selected(only, "mutation");
+    let need_qemu = !scenarios.is_empty() || mutation;
+
+    let deps = deps::ensure(
+        ws,
+        deps::Needs {
+            qemu: need_qemu,
+            gcc: false,
+        },
+    );
+    if let Err(e) = &deps {
+        println!("error: {e}");
+    }
+
+    if selected(only, "unit") {
+        unit_tests(ws, &mut tally);
+    }
+
+    let mut items = Vec::new();
+    if need_qemu {
+        let guests = ws.build_guests();
+        let normal = HvBuild::new(Profile::Debug);
+        let hv = if scenarios.is_empty() {
+            Err("not built".into())
+        } else {
+            ws.build_hv(&normal)
+        };
+        let mutant = HvBuild {
+            features: vec![MUTATION_FEATURE.into()],
+            target_dir: Some(MUTANT_TARGET_DIR.into()),
+            ..HvBuild::new(Profile::Debug)
+        };
+        let mutant_hv = if mutation {
+            ws.build_hv(&mutant)
+        } else {
+            Err("not built".into())
+        };
+        let prepare = |hv: &Result<PathBuf, String>, s: &Scenario| -> Result<qemu::Run, String> {
+            deps.clone()?;
+            let hv = hv.clone()?;
+            guests.clone()?;
+            let guest = ws.guest_elf(s.name);
+            if !guest.is_file() {
+                return Err(format!("no guest binary {}", guest.display()));
+            }
+            Ok(qemu::Run::new(
+                &hv,
+                &guest,
+                scenarios::bootargs(s.name, s.test_iters),
+            ))
+        };
+        for &s in &scenarios {
+            items.push(Item {
+                label: format!("scenario {}", s.name),
+                scenario: s,
+                expect: Expect::Pass,
+                run: prepare(&hv, s),
+            });
+        }
+        if mutation {
+            let s = scenarios::find(MUTATION_SCENARIO).expect("mutation scenario in the table");
+            items.push(Item {
+                label: format!(
+                    "mutation check ({} with --features {MUTATION_FEATURE})",
+                    s.name
+                ),
+                scenario: s,
+                expect: Expect::Fail,
+                run: prepare(&mutant_hv, s),
+            });
+        }
+    }
+
+    let logs = ws.target().join("xtask").join("logs");
+    let _ = std::fs::create_dir_all(&logs);
+    println!(
+        "running {} QEMU item(s), {} at a time (logs in {})",
+        items.len(),
+        jobs.max(1),
+        logs.display()
+    );
+    pool::run(
+        jobs,
+        items,
+        |item| run_item(item, &logs),
+        |_, o| {
+            tally.item(o.ok, &o.line);
+            for d in &o.details {
+                println!("    {d}");
+            }
+        },
+    );
+
+    // The summary must be the last line.
+    println!("{} passed, {} failed", tally.passed, tally.failed);
+    Ok(if tally.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `cargo test` on the host crates, streamed through; each libtest test is an item.
+fn unit_tests(ws: &Workspace, tally: &mut Tally) {
+    let mut args = vec!["test", "--no-fail-fast"];
+    for c in HOST_CRATES {
+        args.extend(["-p", c]);
+    }
+    let mut cmd = ws.cargo(&args);
+    let shown = ws::display(&cmd);
+    println!("$ {shown}");
+    cmd.stdout(Stdio::piped()).stdin(Stdio::null());
+    let mut output = String::new();
+    let status = cmd.spawn().and_then(|mut child| {
+        let out = child.stdout.take().expect("piped stdout");
+        for line in BufReader::new(out).lines() {
+            let line = line?;
+            println!("{line}");
+            output.push_str(&line);
+            output.push('\n');
+        }
+        child.wait()
+    });
+    let counts = libtest::count(&output);
+    tally.passed += counts.passed;
+    tally.failed += counts.failed;
+    let what = format!(
+        "unit tests ({shown}): {} passed, {} failed",
+        counts.passed, counts.failed
+    );
+    match status {
+        Ok(s) if s.success() && counts.results > 0 => println!("PASS {what}"),
+        Ok(s) if s.success() => tally.item(false, &format!("{what}: no test results found")),
+        Ok(s) if counts.failed > 0 => println!("FAIL {what} (cargo: {s})"),
+        // cargo failed without a failing test (e.g. a build error): one failed item.
+        Ok(s) => tally.item(false, &format!("{what}: cargo exited with {s}")),
+        Err(e) => tally.item(false, &format!("{what}: {e}")),
+    }
+}
+
+fn file_name(label: &str) -> String {
+    label
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn run_item(item: Item, logs: &Path) -> Outcome {
+    let s = item.scenario;
+    let run = match item.run {
+        Ok(r) => r,
+        Err(e) => {
+            return Outcome {
+                ok: false,
+                line: format!("{}: {e}", item.label),
+                details: Vec::new(),
+            }
+        }
+    };
+    let captured = match qemu::run_captured(run.command(), s.timeout) {
+        Ok(c) => c,
+        Err(e) => {
+            return Outcome {
+                ok: false,
+                line: format!("{}: cannot start {}: {e}", item.label, qemu::QEMU),
+                details: vec![format!("command: {}", run.display())],
+            }
+        }
+    };
+    let log = logs.join(format!("{}.log", file_name(&item.label)));
+    let _ = std::fs::write(
+        &log,
+        format!(
+            "$ {}\n{}\n[end: {:?}]\n",
+            run.display(),
+            captured.output,
+            captured.end
+        ),
+    );
+    let verdict = qemu::judge(s.name, captured.end, &captured.output).map_err(|why| {
+        if captured.end == End::TimedOut {
+            why.replacen(
+                "TIMEOUT",
+                &format!("TIMEOUT (killed after {} s)", s.timeout.as_secs()),
+                1,
+            )
+        } else {
+            why
+        }
+    });
+    let secs = captured.elapsed.as_secs_f64();
+    let (ok, line, show_tail) = match (item.expect, verdict) {
+        (Expect::Pass, Ok(())) => (true, format!("{} ({secs:.1} s)", item.label), false),
+        (Expect::Pass, Err(why)) => (false, format!("{} ({secs:.1} s): {why}", item.label), true),
+        (Expect::Fail, Err(why)) => (
+            true,
+            format!("{} ({secs:.1} s): caught: {why}", item.label),
+            false,
+        ),
+        (Expect::Fail, Ok(())) => (
+            false,
+            format!(
+                "{} ({secs:.1} s): `{}` PASSED on a hypervisor built with --features \
+                 {MUTATION_FEATURE}: the scenario does not catch a broken GPR restore",
+                item.label, s.name
+            ),
+            true,
+        ),
+    };
+    let mut details = Vec::new();
+    if show_tail {
+        details.push(format!("command: {}", run.display()));
+        details.push(format!("log: {}", log.display()));
+        details.push(format!("last {TAIL_LINES} lines of output:"));
+        details.extend(
+            qemu::tail(&captured.output, TAIL_LINES)
+                .iter()
+                .map(|l| format!("| {l}")),
+        );
+    }
+    Outcome { ok, line, details }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_file_names() {
+        assert_eq!(file_name("scenario bench-hvc"), "scenario_bench-hvc");
+        assert_eq!(
+            file_name("mutation check (preserve with --features x)"),
+            "mutation_check__preserve_with_--features_x_"
+        );
+    }
+
+    #[test]
+    fn selection() {
+        assert!(selected(&[], "demo"));
+        assert!(selected(&["demo".into()], "demo"));
+        assert!(!selected(&["demo".into()], "unit"));
+    }
+}

@@ -1,0 +1,162 @@
+//! The workspace: where things are, and running cargo and other tools in it.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::qemu::shell_quote;
+
+/// Target triple of the hypervisor and the guests.
+pub const TARGET: &str = "aarch64-unknown-none-softfloat";
+/// Targets the toolchain must have (as in `rust-toolchain.toml`).
+pub const TARGETS: &[&str] = &["aarch64-unknown-none", "aarch64-unknown-none-softfloat"];
+
+/// Debug or release build of the hypervisor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    Debug,
+    Release,
+}
+
+impl Profile {
+    pub fn dir(self) -> &'static str {
+        match self {
+            Profile::Debug => "debug",
+            Profile::Release => "release",
+        }
+    }
+}
+
+/// A hypervisor build: profile, features and (for the mutant) its own target dir.
+#[derive(Debug, Clone)]
+pub struct HvBuild {
+    pub profile: Profile,
+    pub features: Vec<String>,
+    /// Relative to the workspace root; `None` = the default `target/`.
+    pub target_dir: Option<PathBuf>,
+}
+
+impl HvBuild {
+    pub fn new(profile: Profile) -> HvBuild {
+        HvBuild {
+            profile,
+            features: Vec::new(),
+            target_dir: None,
+        }
+    }
+}
+
+pub struct Workspace {
+    pub root: PathBuf,
+    cargo: OsString,
+}
+
+impl Workspace {
+    pub fn locate() -> Workspace {
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let root = manifest
+            .parent()
+            .expect("xtask lives in the workspace root")
+            .to_path_buf();
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        Workspace { root, cargo }
+    }
+
+    pub fn target(&self) -> PathBuf {
+        self.root.join("target")
+    }
+
+    /// `<workspace>/../shared`.
+    pub fn shared(&self) -> PathBuf {
+        self.root.join("..").join("shared")
+    }
+
+    /// A cargo command run from the workspace root.
+    pub fn cargo<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        let mut c = Command::new(&self.cargo);
+        c.current_dir(&self.root);
+        c.args(args.into_iter().map(Into::into));
+        c
+    }
+
+    pub fn hv_elf(&self, b: &HvBuild) -> PathBuf {
+        let base = match &b.target_dir {
+            Some(d) => self.root.join(d),
+            None => self.target(),
+        };
+        base.join(TARGET).join(b.profile.dir()).join("refhv")
+    }
+
+    pub fn guest_elf(&self, name: &str) -> PathBuf {
+        self.target().join(TARGET).join("release").join(name)
+    }
+
+    pub fn build_hv(&self, b: &HvBuild) -> Result<PathBuf, String> {
+        let mut args: Vec<OsString> = ["build", "-p", "refhv", "--target", TARGET]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        if b.profile == Profile::Release {
+            args.push("--release".into());
+        }
+        if !b.features.is_empty() {
+            args.push("--features".into());
+            args.push(b.features.join(",").into());
+        }
+        if let Some(d) = &b.target_dir {
+            args.push("--target-dir".into());
+            args.push(d.clone().into());
+        }
+        run_status(self.cargo(&args)).map_err(|e| format!("hypervisor build failed: {e}"))?;
+        Ok(self.hv_elf(b))
+    }
+
+    pub fn build_guests(&self) -> Result<(), String> {
+        let c = self.cargo(["build", "-p", "guests", "--target", TARGET, "--release"]);
+        run_status(c).map_err(|e| format!("guest build failed: {e}"))
+    }
+}
+
+/// The command line of `c`, quoted for a shell.
+/// (rustup's full path to cargo is shown as `cargo`.)
+pub fn display(c: &Command) -> String {
+    let program = c.get_program();
+    let program = match Path::new(program).file_name() {
+        Some(name) if name == "cargo" => name,
+        _ => program,
+    };
+    std::iter::once(program)
+        .chain(c.get_args())
+        .map(|a| shell_quote(&a.to_string_lossy()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Prints and runs `c` with inherited stdio; `Err` unless it exits with 0.
+pub fn run_status(mut c: Command) -> Result<(), String> {
+    let shown = display(&c);
+    println!("$ {shown}");
+    let status = c.status().map_err(|e| format!("`{shown}`: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{shown}` exited with {status}"))
+    }
+}
+
+/// Whether `program` is an executable in `PATH`.
+pub fn in_path(program: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(path) = std::env::var_os("PATH") else {
+        return false;
+    };
+    std::env::split_paths(&path).any(|d| {
+        std::fs::metadata(d.join(program))
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
+    })
+}
