@@ -126,6 +126,9 @@ fn wait_with_timeout(child: &mut Child, timeout: Duration) -> std::io::Result<En
     }
 }
 
+/// Output kept per run, at most (bytes).
+const MAX_OUTPUT: usize = 32 << 20;
+
 /// Runs `cmd` with no stdin and stdout+stderr captured into one stream, killing
 /// it after `timeout`.
 pub fn run_captured(mut cmd: Command, timeout: Duration) -> std::io::Result<Captured> {
@@ -139,7 +142,22 @@ pub fn run_captured(mut cmd: Command, timeout: Duration) -> std::io::Result<Capt
     drop(cmd);
     let collector = std::thread::spawn(move || {
         let mut buf = Vec::new();
-        let _ = reader.read_to_end(&mut buf);
+        let mut chunk = [0u8; 64 * 1024];
+        let mut dropped = false;
+        while let Ok(n @ 1..) = reader.read(&mut chunk) {
+            buf.extend_from_slice(&chunk[..n]);
+            // A runaway printer must not eat the host's memory: keep the newest part
+            // (the verdict is printed last).
+            if buf.len() > MAX_OUTPUT {
+                buf.drain(..buf.len() - MAX_OUTPUT / 2);
+                dropped = true;
+            }
+        }
+        if dropped {
+            let mut b = b"[... earlier output dropped ...]\n".to_vec();
+            b.extend_from_slice(&buf);
+            buf = b;
+        }
         buf
     });
     let end = wait_with_timeout(&mut child, timeout)?;
@@ -280,6 +298,20 @@ mod tests {
         assert_eq!(tail("a\nb\nc\n", 2), ["b", "c"]);
         assert_eq!(tail("a\n", 5), ["a"]);
         assert!(tail("", 3).is_empty());
+    }
+
+    #[test]
+    fn runaway_output_is_capped() {
+        let mut c = Command::new("sh");
+        c.args([
+            "-c",
+            "head -c 40000000 /dev/zero | tr '\\0' x; echo; echo END",
+        ]);
+        let r = run_captured(c, Duration::from_secs(30)).unwrap();
+        assert_eq!(r.end, End::Exited(Some(0)));
+        assert!(r.output.starts_with("[... earlier output dropped ...]\n"));
+        assert!(r.output.ends_with("x\nEND\n"));
+        assert!(r.output.len() <= MAX_OUTPUT + 64);
     }
 
     #[test]
