@@ -1,0 +1,39 @@
+//! What to run, from `/chosen/bootargs` of QEMU's device tree (`-append`).
+
+/// The run's parameters.
+pub struct BootArgs<'a> {
+    /// Scenario (host checker) name.
+    pub scenario: &'a str,
+    /// Iteration count handed to the guest in x1.
+    pub iters: u64,
+}
+
+impl<'a> BootArgs<'a> {
+    /// Parses `key=value` words; unknown keys are ignored.
+    pub fn parse(s: &'a str) -> Self {
+        let mut args = BootArgs { scenario: "demo", iters: 100 };
+        for word in s.split_ascii_whitespace() {
+            if let Some(v) = word.strip_prefix("scenario=") {
+                args.scenario = v;
+            } else if let Some(v) = word.strip_prefix("iters=") {
+                if let Ok(n) = v.parse() {
+                    args.iters = n;
+                }
+            }
+        }
+        args
+    }
+}
+
+/// Reads `/chosen/bootargs` from the DTB QEMU placed at `addr`.
+pub fn from_dtb(addr: usize) -> &'static str {
+    // SAFETY: QEMU places its DTB at the start of RAM (below our image); the fdt crate
+    // checks the header magic and sizes before reading further.
+    let fdt = match unsafe { fdt::Fdt::from_ptr(addr as *const u8) } {
+        Ok(f) => f,
+        Err(_) => return "",
+    };
+    // The DTB stays in place for the whole run, so the string may be 'static.
+    let fdt: &'static fdt::Fdt<'static> = alloc::boxed::Box::leak(alloc::boxed::Box::new(fdt));
+    fdt.chosen().bootargs().unwrap_or("")
+}

@@ -1,0 +1,82 @@
+//! The real PL011 UART at 0x0900_0000 (QEMU virt), the logger, and run endings.
+
+use core::fmt::{self, Write};
+use spin::Mutex;
+
+const UART_BASE: usize = 0x0900_0000;
+/// UARTFR (flag register) and its TXFF (transmit FIFO full) bit.
+const UARTFR: usize = 0x18;
+const FR_TXFF: u32 = 1 << 5;
+
+static LOCK: Mutex<()> = Mutex::new(());
+
+/// Writes one byte to the real UART, waiting while its FIFO is full.
+pub fn putc(c: u8) {
+    // SAFETY: 0x0900_0000 is the PL011 on QEMU virt, mapped as Device memory by the
+    // boot page table; DR and FR are 32-bit registers.
+    unsafe {
+        while core::ptr::read_volatile((UART_BASE + UARTFR) as *const u32) & FR_TXFF != 0 {}
+        core::ptr::write_volatile(UART_BASE as *mut u32, c as u32);
+    }
+}
+
+struct Uart;
+
+impl Write for Uart {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for b in s.bytes() {
+            if b == b'\n' {
+                putc(b'\r');
+            }
+            putc(b);
+        }
+        Ok(())
+    }
+}
+
+/// Prints formatted text on the real UART.
+pub fn print(args: fmt::Arguments) {
+    let _guard = LOCK.lock();
+    let _ = Uart.write_fmt(args);
+}
+
+#[macro_export]
+macro_rules! println {
+    ($($arg:tt)*) => { $crate::console::print(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+struct Logger;
+
+impl log::Log for Logger {
+    fn enabled(&self, _: &log::Metadata) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record) {
+        print(format_args!("[refhv {:5}] {}\n", record.level(), record.args()));
+    }
+    fn flush(&self) {}
+}
+
+static LOGGER: Logger = Logger;
+
+/// Installs the logger.
+pub fn init_logging() {
+    let _ = log::set_logger(&LOGGER);
+    log::set_max_level(log::LevelFilter::Info);
+}
+
+/// Ends the run: semihosting SYS_EXIT with `code` (QEMU exits with it). Without
+/// semihosting, falls back to PSCI SYSTEM_OFF through QEMU's firmware (status 0:
+/// the runner also requires the PASS marker, so a failure still fails).
+pub fn exit(code: u8) -> ! {
+    let block: [u64; 2] = [0x20026, code as u64];
+    // SAFETY: the semihosting call reads the two-word block and ends the emulator;
+    // the SMC is PSCI SYSTEM_OFF to QEMU's firmware, which never returns.
+    unsafe {
+        core::arch::asm!("hlt #0xf000", in("x0") 0x18u64, in("x1") block.as_ptr(), options(nostack));
+        core::arch::asm!("smc #0", in("x0") 0x8400_0008u64, options(nostack));
+    }
+    loop {
+        core::hint::spin_loop();
+    }
+}

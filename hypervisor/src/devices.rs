@@ -1,0 +1,75 @@
+//! Emulated devices of the test VM: a PL011 console (data and flag registers only)
+//! and the scenario test device (see docs/test-protocol.md).
+
+use arm_vcpu::AccessWidth;
+
+/// IPA of the console PL011.
+pub const CONSOLE_IPA: u64 = 0x0900_0000;
+/// IPA and size of the test device.
+pub const TESTDEV_IPA: u64 = 0x0b00_0000;
+pub const TESTDEV_SIZE: u64 = 0x1000;
+/// Read-only pattern at test device offset 0x100.
+pub const TESTDEV_PATTERN: u64 = 0xF0E0_D0C0_B0A0_9080;
+
+/// Accesses counted per width (index: log2 of the width in bytes).
+#[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WidthCounts(pub [u64; 4]);
+
+impl WidthCounts {
+    fn add(&mut self, w: AccessWidth) {
+        let i = match w {
+            AccessWidth::Byte => 0,
+            AccessWidth::Half => 1,
+            AccessWidth::Word => 2,
+            AccessWidth::Dword => 3,
+        };
+        self.0[i] += 1;
+    }
+}
+
+/// The test device: 256 bytes of scratch storage and a read-only pattern.
+pub struct TestDevice {
+    scratch: [u8; 256],
+    pub reads: WidthCounts,
+    pub writes: WidthCounts,
+}
+
+impl Default for TestDevice {
+    fn default() -> Self {
+        Self { scratch: [0; 256], reads: WidthCounts::default(), writes: WidthCounts::default() }
+    }
+}
+
+impl TestDevice {
+    pub fn read(&mut self, off: u64, w: AccessWidth) -> u64 {
+        self.reads.add(w);
+        let mut v = 0u64;
+        for i in 0..w.bytes() as u64 {
+            let o = off + i;
+            let b = match o {
+                0..=0xff => self.scratch[o as usize],
+                0x100..=0x107 => (TESTDEV_PATTERN >> ((o - 0x100) * 8)) as u8,
+                _ => 0,
+            };
+            v |= (b as u64) << (i * 8);
+        }
+        v
+    }
+
+    pub fn write(&mut self, off: u64, w: AccessWidth, data: u64) {
+        self.writes.add(w);
+        for i in 0..w.bytes() as u64 {
+            let o = off + i;
+            if o < 0x100 {
+                self.scratch[o as usize] = (data >> (i * 8)) as u8;
+            }
+        }
+    }
+}
+
+/// Console registers: DR (0x00) and FR (0x18, reads 0: TX FIFO never full).
+pub fn console_write(off: u64, data: u64) {
+    if off == 0 {
+        crate::console::putc(data as u8);
+    }
+}

@@ -1,0 +1,89 @@
+//! Just enough of the physical GICv3 for the host to take its own EL2 timer
+//! interrupt (PPI 26) as an external-interrupt exit.
+
+const GICD: usize = 0x0800_0000;
+const GICR: usize = 0x080a_0000;
+/// SGI/PPI frame of redistributor 0.
+const GICR_SGI: usize = GICR + 0x1_0000;
+/// The EL2 physical timer's interrupt (PPI 10).
+pub const HYP_TIMER_INTID: u32 = 26;
+
+fn w32(addr: usize, v: u32) {
+    // SAFETY: GIC distributor/redistributor registers of QEMU virt, Device memory.
+    unsafe { core::ptr::write_volatile(addr as *mut u32, v) }
+}
+fn r32(addr: usize) -> u32 {
+    // SAFETY: as above.
+    unsafe { core::ptr::read_volatile(addr as *const u32) }
+}
+
+/// Enables the distributor (affinity routing, group 1), wakes redistributor 0,
+/// enables PPI 26 in group 1, and turns on this core's system-register CPU interface.
+pub fn init() {
+    // GICD_CTLR: ARE (bit 4), EnableGrp1 (bit 1), EnableGrp0 (bit 0) (single security state).
+    w32(GICD, (1 << 4) | 3);
+    // GICR_WAKER: clear ProcessorSleep (bit 1), wait for ChildrenAsleep (bit 2) to clear.
+    let waker = GICR + 0x14;
+    w32(waker, r32(waker) & !(1 << 1));
+    while r32(waker) & (1 << 2) != 0 {}
+    // GICR_IGROUPR0, GICR_IPRIORITYR, GICR_ISENABLER0 for the PPI.
+    w32(GICR_SGI + 0x80, r32(GICR_SGI + 0x80) | (1 << HYP_TIMER_INTID));
+    let prio = GICR_SGI + 0x400 + (HYP_TIMER_INTID as usize & !3);
+    let shift = (HYP_TIMER_INTID % 4) * 8;
+    w32(prio, (r32(prio) & !(0xff << shift)) | (0x80 << shift));
+    w32(GICR_SGI + 0x100, 1 << HYP_TIMER_INTID);
+    // SAFETY: enabling the GICv3 system-register interface at EL2 (ICC_SRE_EL2.SRE and
+    // Enable), unmasking all priorities and enabling group 1 interrupts on this core.
+    unsafe {
+        core::arch::asm!(
+            "mrs {t}, S3_4_C12_C9_5",
+            "orr {t}, {t}, #0x1",
+            "orr {t}, {t}, #0x8",
+            "msr S3_4_C12_C9_5, {t}",
+            "isb",
+            "mov {t}, #0xff",
+            "msr S3_0_C4_C6_0, {t}",
+            "mov {t}, #1",
+            "msr S3_0_C12_C12_7, {t}",
+            "isb",
+            t = out(reg) _,
+            options(nostack),
+        );
+    }
+}
+
+/// Acknowledges the highest-priority pending group-1 interrupt (ICC_IAR1_EL1).
+pub fn ack() -> u32 {
+    let v: u64;
+    // SAFETY: reading ICC_IAR1_EL1 acknowledges an interrupt; the caller ends it.
+    unsafe { core::arch::asm!("mrs {0}, S3_0_C12_C12_0", out(reg) v, options(nostack)) };
+    v as u32
+}
+
+/// Ends an interrupt (ICC_EOIR1_EL1).
+pub fn eoi(intid: u32) {
+    // SAFETY: writing ICC_EOIR1_EL1 with an acknowledged INTID.
+    unsafe { core::arch::asm!("msr S3_0_C12_C12_1, {0}", "isb", in(reg) intid as u64, options(nostack)) };
+}
+
+/// Arms the EL2 physical timer (CNTHP) to fire after `ticks` counter ticks.
+pub fn arm_hyp_timer(ticks: u64) {
+    // SAFETY: CNTHP_TVAL_EL2 / CNTHP_CTL_EL2 belong to the host; ENABLE = 1, IMASK = 0.
+    unsafe {
+        core::arch::asm!(
+            "msr cnthp_tval_el2, {t}",
+            "mov {c}, #1",
+            "msr cnthp_ctl_el2, {c}",
+            "isb",
+            t = in(reg) ticks,
+            c = out(reg) _,
+            options(nostack),
+        )
+    };
+}
+
+/// Disables the EL2 physical timer.
+pub fn stop_hyp_timer() {
+    // SAFETY: as above; ENABLE = 0.
+    unsafe { core::arch::asm!("msr cnthp_ctl_el2, xzr", "isb", options(nostack)) };
+}

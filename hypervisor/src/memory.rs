@@ -1,0 +1,81 @@
+//! Guest memory: a contiguous host-physical region mapped at stage 2, built with
+//! `aarch64-paging`'s stage-2 regime.
+
+use aarch64_paging::descriptor::{PhysicalAddress, Stage2Attributes};
+use aarch64_paging::idmap::IdTranslation;
+use aarch64_paging::paging::{Constraints, MemoryRegion, Stage2};
+use aarch64_paging::Mapping;
+
+/// Host-physical base of guest RAM.
+pub const GUEST_RAM_PA: u64 = 0x5000_0000;
+/// Guest-physical base of guest RAM.
+pub const GUEST_RAM_IPA: u64 = 0x4000_0000;
+/// Size of guest RAM.
+pub const GUEST_RAM_SIZE: u64 = 0x1000_0000;
+/// Root level of the stage-2 tables and the IPA size it covers.
+pub const ROOT_LEVEL: u8 = 1;
+/// IPA bits covered by one level-1 root table (4 KiB granule).
+pub const IPA_BITS: u8 = 39;
+
+/// A VM's memory: its RAM region and the stage-2 tables that map it.
+pub struct GuestMemory {
+    // The tables live on the heap; the hypervisor runs with an identity map, so their
+    // virtual and physical addresses agree (IdTranslation).
+    mapping: Mapping<IdTranslation<Stage2Attributes>, Stage2>,
+}
+
+impl GuestMemory {
+    /// Maps guest RAM (normal write-back memory, read/write/execute). Everything else
+    /// in the IPA space is unmapped, so guest accesses there exit as MMIO.
+    pub fn new() -> Result<Self, aarch64_paging::MapError> {
+        let mut mapping = Mapping::new(IdTranslation::new(), ROOT_LEVEL as usize, Stage2);
+        let attrs = Stage2Attributes::VALID
+            | Stage2Attributes::MEMATTR_NORMAL_INNER_WB
+            | Stage2Attributes::MEMATTR_NORMAL_OUTER_WB
+            | Stage2Attributes::S2AP_ACCESS_RW
+            | Stage2Attributes::SH_INNER
+            | Stage2Attributes::ACCESS_FLAG;
+        let ipa = GUEST_RAM_IPA as usize;
+        mapping.map_range(
+            &MemoryRegion::new(ipa, ipa + GUEST_RAM_SIZE as usize),
+            PhysicalAddress(GUEST_RAM_PA as usize),
+            attrs,
+            Constraints::empty(),
+        )?;
+        // Make the table writes visible to the stage-2 walker before it is used.
+        // SAFETY: a barrier has no other effect.
+        unsafe { core::arch::asm!("dsb ish", options(nostack, preserves_flags)) };
+        Ok(Self { mapping })
+    }
+
+    /// Physical address of the root table.
+    pub fn root_pa(&self) -> u64 {
+        self.mapping.root_address().0 as u64
+    }
+
+    /// Host pointer for a guest-physical range inside RAM, or `None` if it is not
+    /// entirely inside.
+    pub fn host_ptr(&self, ipa: u64, len: u64) -> Option<*mut u8> {
+        let off = ipa.checked_sub(GUEST_RAM_IPA)?;
+        if off.checked_add(len)? > GUEST_RAM_SIZE {
+            return None;
+        }
+        Some((GUEST_RAM_PA + off) as *mut u8)
+    }
+}
+
+/// Cleans the data cache to the point of coherency and invalidates the instruction
+/// cache for a range the host wrote and the guest will execute with its MMU (and so
+/// its caches) off.
+pub fn sync_for_guest(start: *const u8, len: usize) {
+    const LINE: usize = 64;
+    let mut a = start as usize & !(LINE - 1);
+    let end = start as usize + len;
+    while a < end {
+        // SAFETY: cache maintenance by address on memory the hypervisor owns.
+        unsafe { core::arch::asm!("dc cvac, {0}", in(reg) a, options(nostack, preserves_flags)) };
+        a += LINE;
+    }
+    // SAFETY: barriers and a full I-cache invalidation have no other effect.
+    unsafe { core::arch::asm!("dsb ish", "ic iallu", "dsb ish", "isb", options(nostack, preserves_flags)) };
+}
