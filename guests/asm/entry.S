@@ -1,0 +1,59 @@
+// Entry point and EL1 exception vectors shared by every test guest.
+//
+// Entry state (docs/test-protocol.md): EL1h, MMU off, DAIF masked, x0 = DTB IPA
+// (0 for test guests), x1 = iters, all other GPRs 0.
+
+    .section .text.boot, "ax"
+    .global _start
+    .type _start, %function
+_start:
+    // Fold x2..x30 into x2: the runtime checks "all other GPRs are 0" with it.
+    .irp n, 3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30
+    orr     x2, x2, x\n
+    .endr
+
+    adrp    x3, __stack_top
+    add     x3, x3, :lo12:__stack_top
+    mov     sp, x3
+
+    // Zero .bss (16-byte aligned bounds, plain stores: the MMU is off, so no DC ZVA).
+    adrp    x3, __bss_start
+    add     x3, x3, :lo12:__bss_start
+    adrp    x4, __bss_end
+    add     x4, x4, :lo12:__bss_end
+1:  cmp     x3, x4
+    b.hs    2f
+    str     xzr, [x3], #8
+    b       1b
+
+2:  adrp    x3, guest_vectors
+    add     x3, x3, :lo12:guest_vectors
+    msr     vbar_el1, x3
+    isb
+
+    mov     x29, xzr
+    mov     x30, xzr
+    // guest_rust_start(x0 = entry x0, x1 = entry x1, x2 = OR of entry x2..x30)
+    bl      guest_rust_start
+3:  wfe
+    b       3b
+    .size _start, . - _start
+
+// Any exception taken to EL1 is unexpected: report kind, ESR, ELR and FAR and exit.
+    .section .text.vectors, "ax"
+    .balign 0x800
+    .global guest_vectors
+guest_vectors:
+    .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+    .balign 0x80
+    mov     x0, #\n
+    b       guest_vector_common
+    .endr
+
+guest_vector_common:
+    mrs     x1, esr_el1
+    mrs     x2, elr_el1
+    mrs     x3, far_el1
+    bl      guest_exception
+4:  wfe
+    b       4b
