@@ -166,11 +166,12 @@ fn report(
     expect: &[u64; 32],
     got: &[u64; 34],
 ) {
-    let detail = if kind == Kind::MmioRead {
-        " (Rt must hold what the previous MMIO-write exit stored)"
-    } else {
-        ""
+    let detail = match kind {
+        Kind::Hvc => "",
+        Kind::MmioRead => " (Rt must hold what the previous MMIO-write exit stored)",
+        _ => " (Rt is the register the exit defines)",
     };
+    let rt = if kind == Kind::Hvc { 0 } else { rt };
     c.fail(format_args!(
         "round {round}, exit {} with Rt = x{rt}: {} register(s) differ{detail}",
         kind.name(),
