@@ -23,7 +23,7 @@
 //! FP/SIMD registers (build the host for a soft-float target), the virtual timer, or
 //! the EL2 controls listed above. It may take EL2 exceptions and use the physical GIC
 //! CPU interface and its own EL2 timer.
-#![no_std]
+#![cfg_attr(not(test), no_std)]
 #![deny(clippy::undocumented_unsafe_blocks, unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 // The exit decoding and hardware-facing glue are only called from the aarch64 build;
@@ -40,6 +40,9 @@ mod hw;
 mod percpu;
 pub mod stage2;
 mod vcpu;
+
+#[cfg(test)]
+mod tests;
 
 pub use config::{Aarch64VCpuCreateConfig, Aarch64VCpuSetupConfig};
 pub use context::{Aarch64ContextFrame, GuestSystemRegisters, TrapFrame};

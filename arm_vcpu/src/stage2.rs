@@ -62,6 +62,7 @@ impl Stage2Config {
         }
         // 52-bit output addresses with 4 KiB pages need FEAT_LPA2 descriptors, which
         // this crate does not use: cap the output size at 48 bits.
+        pa_range_bits(parange).ok_or(VCpuError::InvalidConfig("unknown PARange"))?;
         let parange = parange.min(5);
         let pa_bits = pa_range_bits(parange).ok_or(VCpuError::InvalidConfig("unknown PARange"))?;
         if self.ipa_bits > pa_bits {

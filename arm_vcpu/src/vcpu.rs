@@ -101,7 +101,7 @@ pub struct Aarch64VCpu {
     ws: WorldSwitch,
     fp: FpSimdState,
     sysregs: GuestSystemRegisters,
-    pending: Pending,
+    pub(crate) pending: Pending,
     state: State,
     create: Aarch64VCpuCreateConfig,
     setup: Aarch64VCpuSetupConfig,
@@ -286,13 +286,19 @@ impl Aarch64VCpu {
         if esr::Syndrome::needs_fault_address(code) {
             (syn.far, syn.hpfar) = crate::hw::read_fault_address();
         }
-        let (exit, pending) = crate::exit::decode_sync(&syn, &self.ws.frame);
+        self.handle_sync_exit(&syn)
+    }
+
+    /// Decodes a synchronous exit captured in `syn` and records what it leaves
+    /// pending. Pure (no hardware access), so the host tests drive it directly.
+    pub(crate) fn handle_sync_exit(&mut self, syn: &crate::esr::Syndrome) -> VmExit {
+        let (exit, pending) = crate::exit::decode_sync(syn, &self.ws.frame);
         self.pending = pending;
         exit
     }
 
     #[cold]
-    fn resolve_pending(&mut self) -> VCpuResult {
+    pub(crate) fn resolve_pending(&mut self) -> VCpuResult {
         match self.pending {
             Pending::None => {}
             Pending::Advance(n) => self.ws.frame.elr = self.ws.frame.elr.wrapping_add(n as u64),
