@@ -28,7 +28,13 @@
     stp x22, x23, [sp, #{GPR} + 176]
     stp x24, x25, [sp, #{GPR} + 192]
     stp x26, x27, [sp, #{GPR} + 208]
+.if {MUTATE}
+    // Mutation-test build only: x28 is deliberately not saved, so the guest
+    // resumes with the x28 of an earlier exit. Only a preservation test sees it.
+    str x29,      [sp, #{GPR} + 232]
+.else
     stp x28, x29, [sp, #{GPR} + 224]
+.endif
     str x30,      [sp, #{GPR} + 240]
 .endm
 
@@ -141,12 +147,7 @@ __arm_vcpu_enter:
     ldp x12, x13, [sp, #{GPR} + 96]
     ldp x14, x15, [sp, #{GPR} + 112]
     ldp x16, x17, [sp, #{GPR} + 128]
-.if {MUTATE}
-    // Mutation-test build: x19 is deliberately not restored (wrong slot).
-    ldp x18, x19, [sp, #{GPR} + 128]
-.else
     ldp x18, x19, [sp, #{GPR} + 144]
-.endif
     ldp x20, x21, [sp, #{GPR} + 160]
     ldp x22, x23, [sp, #{GPR} + 176]
     ldp x24, x25, [sp, #{GPR} + 192]
