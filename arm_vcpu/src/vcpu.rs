@@ -102,6 +102,8 @@ pub struct Aarch64VCpu {
     fp: FpSimdState,
     sysregs: GuestSystemRegisters,
     pub(crate) pending: Pending,
+    /// Bound and nothing pending: `run()` may enter the guest straight away.
+    ready: bool,
     state: State,
     create: Aarch64VCpuCreateConfig,
     setup: Aarch64VCpuSetupConfig,
@@ -132,6 +134,7 @@ impl Aarch64VCpu {
             fp: FpSimdState::default(),
             sysregs,
             pending: Pending::None,
+            ready: false,
             state: State::Created,
             create: config,
             setup: Aarch64VCpuSetupConfig::default(),
@@ -225,6 +228,7 @@ impl Aarch64VCpu {
             crate::hw::set_hcr_el2(crate::percpu::HOST_HCR_EL2);
         }
         percpu.bound = false;
+        self.ready = false;
         self.state = State::Ready;
         Ok(())
     }
@@ -243,11 +247,9 @@ impl Aarch64VCpu {
     /// the core the vCPU is bound to.
     #[inline]
     pub fn run(&mut self) -> VCpuResult<VmExit> {
-        if self.state != State::Bound {
-            return Err(VCpuError::NotBound);
-        }
-        if !matches!(self.pending, Pending::None) {
-            self.resolve_pending()?;
+        // One check on the hot path: an unbound vCPU always has `ready == false`.
+        if !self.ready {
+            self.prepare_entry()?;
         }
         #[cfg(target_arch = "aarch64")]
         {
@@ -293,8 +295,21 @@ impl Aarch64VCpu {
     /// pending. Pure (no hardware access), so the host tests drive it directly.
     pub(crate) fn handle_sync_exit(&mut self, syn: &crate::esr::Syndrome) -> VmExit {
         let (exit, pending) = crate::exit::decode_sync(syn, &self.ws.frame);
+        self.ready = matches!(pending, Pending::None);
         self.pending = pending;
         exit
+    }
+
+    /// The slow part of `run()`: checks the vCPU is bound and applies what the last
+    /// exit left pending.
+    #[cold]
+    fn prepare_entry(&mut self) -> VCpuResult {
+        if self.state != State::Bound {
+            return Err(VCpuError::NotBound);
+        }
+        self.resolve_pending()?;
+        self.ready = true;
+        Ok(())
     }
 
     #[cold]
@@ -390,6 +405,7 @@ impl Aarch64VCpu {
         if matches!(self.pending, Pending::None) {
             self.pending = Pending::CheckFrame;
         }
+        self.ready = false;
         &mut self.ws.frame
     }
 

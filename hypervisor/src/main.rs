@@ -151,17 +151,14 @@ const IRQ_TICKS: u64 = 62_500;
 fn run_loop(vcpu: &mut Aarch64VCpu, sc: &mut Scenario, stats: &mut ExitStats) -> Verdict {
     let mut dev = TestDevice::default();
     loop {
-        let exit = vcpu.run().map_err(|e| {
-            error!("run: {}", e);
-            "run() returned an error"
-        })?;
-        match exit {
-            VmExit::Hypercall { imm: 0, args } => {
+        // Match the Result in place: binding it first costs a copy of the exit per round trip.
+        match vcpu.run() {
+            Ok(VmExit::Hypercall { imm: 0, ref args }) => {
                 stats.hypercall += 1;
                 match args[0] {
                     hvc::NULL => vcpu.set_return_value(0),
                     hvc::TEST_CALL => {
-                        let r = sc.test_call(&args, dev.reads, dev.writes);
+                        let r = sc.test_call(args, dev.reads, dev.writes);
                         vcpu.set_return_value(r);
                     }
                     hvc::PUTC => console::putc(args[1] as u8),
@@ -180,7 +177,7 @@ fn run_loop(vcpu: &mut Aarch64VCpu, sc: &mut Scenario, stats: &mut ExitStats) ->
                     _ => vcpu.set_return_value(u64::MAX),
                 }
             }
-            VmExit::MmioRead { addr, width, .. } => {
+            Ok(VmExit::MmioRead { addr, width, .. }) => {
                 stats.mmio_read += 1;
                 let v = if (TESTDEV_IPA..TESTDEV_IPA + TESTDEV_SIZE).contains(&addr) {
                     dev.read(addr - TESTDEV_IPA, width)
@@ -190,7 +187,7 @@ fn run_loop(vcpu: &mut Aarch64VCpu, sc: &mut Scenario, stats: &mut ExitStats) ->
                 };
                 vcpu.complete_mmio_read(v).map_err(|_| "complete_mmio_read")?;
             }
-            VmExit::MmioWrite { addr, width, data } => {
+            Ok(VmExit::MmioWrite { addr, width, data }) => {
                 stats.mmio_write += 1;
                 if (TESTDEV_IPA..TESTDEV_IPA + TESTDEV_SIZE).contains(&addr) {
                     dev.write(addr - TESTDEV_IPA, width, data);
@@ -198,12 +195,12 @@ fn run_loop(vcpu: &mut Aarch64VCpu, sc: &mut Scenario, stats: &mut ExitStats) ->
                     devices::console_write(addr - CONSOLE_IPA, data);
                 }
             }
-            VmExit::SysRegRead { reg, .. } => {
+            Ok(VmExit::SysRegRead { reg, .. }) => {
                 stats.sysreg += 1;
                 let v = sc.sysreg_read(reg);
                 vcpu.complete_sysreg_read(v).map_err(|_| "complete_sysreg_read")?;
             }
-            VmExit::ExternalInterrupt { .. } => {
+            Ok(VmExit::ExternalInterrupt { .. }) => {
                 stats.irq += 1;
                 let intid = gic::ack();
                 if intid == gic::HYP_TIMER_INTID {
@@ -218,7 +215,11 @@ fn run_loop(vcpu: &mut Aarch64VCpu, sc: &mut Scenario, stats: &mut ExitStats) ->
                     gic::eoi(intid);
                 }
             }
-            other => {
+            Err(e) => {
+                error!("run: {}", e);
+                return Err("run() returned an error");
+            }
+            Ok(other) => {
                 stats.other += 1;
                 error!("unexpected exit {:?} at pc {:#x}", other, vcpu.pc());
                 return Err("unexpected exit");
