@@ -1,7 +1,7 @@
 //! Creation and setup parameters of a vCPU.
 
 /// Parameters fixed when a vCPU is created.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Aarch64VCpuCreateConfig {
     /// The guest-visible `MPIDR_EL1` affinity (Aff3..Aff0, bits [39:32] and [23:0]);
     /// programmed into `VMPIDR_EL2` with bit 31 (RES1) set. Other bits must be zero.
@@ -14,12 +14,6 @@ pub struct Aarch64VCpuCreateConfig {
     pub cntvoff_el2: u64,
     /// `VPIDR_EL2`: the `MIDR_EL1` value the guest reads. `None` uses the host's.
     pub midr_el1: Option<u64>,
-}
-
-impl Default for Aarch64VCpuCreateConfig {
-    fn default() -> Self {
-        Self { mpidr_el1: 0, dtb_addr: 0, cntvoff_el2: 0, midr_el1: None }
-    }
 }
 
 /// Parameters chosen at setup: what the guest owns directly and what traps.

@@ -36,7 +36,12 @@ pub const SPSR_EL1H_DAIF_MASKED: u64 = 0x3c5;
 impl Aarch64ContextFrame {
     /// A frame that enters `pc` at EL1h with all exceptions masked.
     pub const fn new_el1h(pc: u64) -> Self {
-        Self { gpr: [0; 31], sp_el0: 0, elr: pc, spsr: SPSR_EL1H_DAIF_MASKED }
+        Self {
+            gpr: [0; 31],
+            sp_el0: 0,
+            elr: pc,
+            spsr: SPSR_EL1H_DAIF_MASKED,
+        }
     }
 }
 
@@ -79,9 +84,9 @@ pub(crate) mod offsets {
     const _: () = assert!(GPR == 0);
     const _: () = assert!(offset_of!(Aarch64ContextFrame, gpr) == 0);
     const _: () = assert!(SPSR == ELR + 8);
-    const _: () = assert!(ELR % 16 == 0);
-    const _: () = assert!(size_of::<WorldSwitch>() % 16 == 0);
-    const _: () = assert!(HOST_TRAP_FRAME % 16 == 0);
+    const _: () = assert!(ELR.is_multiple_of(16));
+    const _: () = assert!(size_of::<WorldSwitch>().is_multiple_of(16));
+    const _: () = assert!(HOST_TRAP_FRAME.is_multiple_of(16));
     const _: () = assert!(offset_of!(crate::percpu::HostTrapFrame, gpr) == 0);
     const _: () = assert!(offset_of!(crate::percpu::HostTrapFrame, spsr) == HOST_ELR + 8);
     // Immediate offsets of LDP/STP (64-bit) must be multiples of 8 below 512.

@@ -275,7 +275,9 @@ impl DataAbortIss {
             && !self.ea
             && matches!(
                 self.dfsc,
-                FaultStatus::Translation(_) | FaultStatus::AccessFlag(_) | FaultStatus::Permission(_)
+                FaultStatus::Translation(_)
+                    | FaultStatus::AccessFlag(_)
+                    | FaultStatus::Permission(_)
             )
     }
 }

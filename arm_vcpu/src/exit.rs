@@ -2,7 +2,9 @@
 //! turns a captured syndrome plus the guest registers into one.
 
 use crate::context::Aarch64ContextFrame;
-use crate::esr::{self, DataAbortIss, ExceptionClass, FaultStatus, InstrAbortIss, Syndrome, SysRegIss};
+use crate::esr::{
+    self, DataAbortIss, ExceptionClass, FaultStatus, InstrAbortIss, Syndrome, SysRegIss,
+};
 
 /// Width of a memory access.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -244,7 +246,13 @@ pub(crate) enum Pending {
     /// Advance the PC by this many bytes (the instruction was emulated).
     Advance(u8),
     /// A load waits for its value: write it to `reg`, extended, then advance.
-    MmioRead { reg: u8, width: AccessWidth, reg_64bit: bool, sign_extend: bool, len: u8 },
+    MmioRead {
+        reg: u8,
+        width: AccessWidth,
+        reg_64bit: bool,
+        sign_extend: bool,
+        len: u8,
+    },
     /// An MRS waits for its value.
     SysRegRead { rt: u8, len: u8 },
     /// The host changed the frame: check the SPSR before entering.
@@ -254,7 +262,12 @@ pub(crate) enum Pending {
 /// Extends a value loaded by an emulated MMIO read the way the load instruction
 /// would: truncate to the access width, sign-extend if SSE, and for a W destination
 /// clear bits [63:32] (writes to a W register zero-extend into the X register).
-pub const fn extend_load(value: u64, width: AccessWidth, sign_extend: bool, reg_64bit: bool) -> u64 {
+pub const fn extend_load(
+    value: u64,
+    width: AccessWidth,
+    sign_extend: bool,
+    reg_64bit: bool,
+) -> u64 {
     let bits = width as u32 * 8;
     let v = value & width.mask();
     let v = if sign_extend && bits < 64 {
@@ -282,7 +295,15 @@ pub(crate) const fn operand(frame: &Aarch64ContextFrame, n: u8) -> u64 {
 
 #[inline(always)]
 fn args(frame: &Aarch64ContextFrame) -> [u64; 7] {
-    [frame.gpr[0], frame.gpr[1], frame.gpr[2], frame.gpr[3], frame.gpr[4], frame.gpr[5], frame.gpr[6]]
+    [
+        frame.gpr[0],
+        frame.gpr[1],
+        frame.gpr[2],
+        frame.gpr[3],
+        frame.gpr[4],
+        frame.gpr[5],
+        frame.gpr[6],
+    ]
 }
 
 /// Turns a synchronous exit's syndrome into the exit the host sees and what must
@@ -293,11 +314,18 @@ pub(crate) fn decode_sync(syn: &Syndrome, frame: &Aarch64ContextFrame) -> (VmExi
     let len = esr::instruction_length(esr) as u8;
     let class = ExceptionClass::from_bits(esr::ec(esr));
     match class {
-        Some(ExceptionClass::Hvc64) => {
-            (VmExit::Hypercall { imm: esr::imm16(esr), args: args(frame) }, Pending::None)
-        }
+        Some(ExceptionClass::Hvc64) => (
+            VmExit::Hypercall {
+                imm: esr::imm16(esr),
+                args: args(frame),
+            },
+            Pending::None,
+        ),
         Some(ExceptionClass::Smc64) => (
-            VmExit::SecureMonitorCall { imm: esr::imm16(esr), args: args(frame) },
+            VmExit::SecureMonitorCall {
+                imm: esr::imm16(esr),
+                args: args(frame),
+            },
             // ELR_EL2 points at the SMC itself (preferred return address of the trap).
             Pending::Advance(4),
         ),
@@ -308,7 +336,10 @@ pub(crate) fn decode_sync(syn: &Syndrome, frame: &Aarch64ContextFrame) -> (VmExi
                 let width = AccessWidth::from_sas(iss.sas);
                 if iss.wnr {
                     let data = operand(frame, iss.srt) & width.mask();
-                    (VmExit::MmioWrite { addr, width, data }, Pending::Advance(len))
+                    (
+                        VmExit::MmioWrite { addr, width, data },
+                        Pending::Advance(len),
+                    )
                 } else {
                     (
                         VmExit::MmioRead {
@@ -358,7 +389,10 @@ pub(crate) fn decode_sync(syn: &Syndrome, frame: &Aarch64ContextFrame) -> (VmExi
             let iss = SysRegIss::decode(esr);
             let reg = SysRegAddr::from_iss(esr::iss(esr));
             if iss.read {
-                (VmExit::SysRegRead { reg, rt: iss.rt }, Pending::SysRegRead { rt: iss.rt, len })
+                (
+                    VmExit::SysRegRead { reg, rt: iss.rt },
+                    Pending::SysRegRead { rt: iss.rt, len },
+                )
             } else {
                 let value = operand(frame, iss.rt);
                 (VmExit::SysRegWrite { reg, value }, Pending::Advance(len))

@@ -116,7 +116,9 @@ pub struct HostTrapFrame {
     pub far: u64,
 }
 
-const _: () = assert!(core::mem::offset_of!(HostTrapFrame, far) == core::mem::offset_of!(HostTrapFrame, esr) + 8);
+const _: () = assert!(
+    core::mem::offset_of!(HostTrapFrame, far) == core::mem::offset_of!(HostTrapFrame, esr) + 8
+);
 const _: () = assert!(core::mem::offset_of!(HostTrapFrame, sp) == 31 * 8);
 
 /// A host handler for exceptions taken at EL2 while host code runs (its own faults,
@@ -206,7 +208,10 @@ impl Aarch64PerCpu {
     /// `HCR_EL2` ([`HOST_HCR_EL2`]). Must run on the core this state belongs to.
     pub fn hardware_enable(&mut self) -> VCpuResult {
         if self.enabled {
-            return Err(VCpuError::InvalidState { op: "hardware_enable", state: "enabled" });
+            return Err(VCpuError::InvalidState {
+                op: "hardware_enable",
+                state: "enabled",
+            });
         }
         if !crate::has_hardware_support() {
             return Err(VCpuError::NoHardwareSupport);

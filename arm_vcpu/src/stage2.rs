@@ -48,17 +48,25 @@ impl Stage2Config {
     /// TG0 [15:14] = 0 (4 KiB), PS [18:16], VS [19] (16-bit VMID).
     pub fn registers(&self, parange: u8, vmid16: bool) -> Result<(u64, u64), VCpuError> {
         if self.root_pa & 0xfff != 0 {
-            return Err(VCpuError::InvalidConfig("stage-2 root table is not 4 KiB aligned"));
+            return Err(VCpuError::InvalidConfig(
+                "stage-2 root table is not 4 KiB aligned",
+            ));
         }
         // One 4 KiB root table at level L resolves IPA bits up to 12 + 9 * (4 - L).
         let (sl0, min_bits, max_bits) = match self.root_level {
             0 => (2u64, 40u8, 48u8),
             1 => (1, 31, 39),
             2 => (0, 22, 30),
-            _ => return Err(VCpuError::InvalidConfig("stage-2 root level must be 0, 1 or 2")),
+            _ => {
+                return Err(VCpuError::InvalidConfig(
+                    "stage-2 root level must be 0, 1 or 2",
+                ))
+            }
         };
         if self.ipa_bits < min_bits || self.ipa_bits > max_bits {
-            return Err(VCpuError::InvalidConfig("IPA size does not fit the root level"));
+            return Err(VCpuError::InvalidConfig(
+                "IPA size does not fit the root level",
+            ));
         }
         // 52-bit output addresses with 4 KiB pages need FEAT_LPA2 descriptors, which
         // this crate does not use: cap the output size at 48 bits.
@@ -66,10 +74,14 @@ impl Stage2Config {
         let parange = parange.min(5);
         let pa_bits = pa_range_bits(parange).ok_or(VCpuError::InvalidConfig("unknown PARange"))?;
         if self.ipa_bits > pa_bits {
-            return Err(VCpuError::InvalidConfig("IPA size exceeds the physical address size"));
+            return Err(VCpuError::InvalidConfig(
+                "IPA size exceeds the physical address size",
+            ));
         }
         if self.root_pa >> pa_bits != 0 {
-            return Err(VCpuError::InvalidConfig("stage-2 root is outside the physical address space"));
+            return Err(VCpuError::InvalidConfig(
+                "stage-2 root is outside the physical address space",
+            ));
         }
         if !vmid16 && self.vmid > 0xff {
             return Err(VCpuError::InvalidConfig("VMID does not fit in 8 bits"));

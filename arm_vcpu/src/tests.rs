@@ -8,8 +8,8 @@
 use proptest::prelude::*;
 use std::vec::Vec;
 
-use crate::context::*;
 use crate::context::offsets;
+use crate::context::*;
 use crate::esr::{self, build, DataAbortIss, ExceptionClass, FaultStatus, Syndrome, SysRegIss};
 use crate::exit::{decode_sync, extend_load, Pending};
 use crate::percpu::{hcr, CpuFeatures};
@@ -31,7 +31,11 @@ fn vcpu_with_regs() -> Aarch64VCpu {
 }
 
 fn mmio_syn(esr: u64) -> Syndrome {
-    Syndrome { esr, far: DEV, hpfar: DEV_HPFAR }
+    Syndrome {
+        esr,
+        far: DEV,
+        hpfar: DEV_HPFAR,
+    }
 }
 
 struct LoadCase {
@@ -48,17 +52,107 @@ struct LoadCase {
 /// The sign/zero-extension cases KVM's selftests exercise, against the pattern the
 /// test device returns (0xF0E0_D0C0_B0A0_9080), with the destination pre-filled.
 const LOADS: &[LoadCase] = &[
-    LoadCase { insn: "ldrsb x3", esr: 0x9323_8005, reg: 3, width: AccessWidth::Byte, reg_64bit: true, sign_extend: true, device_value: 0x80, expect: 0xFFFF_FFFF_FFFF_FF80 },
-    LoadCase { insn: "ldrsb w3", esr: 0x9323_0005, reg: 3, width: AccessWidth::Byte, reg_64bit: false, sign_extend: true, device_value: 0x80, expect: 0x0000_0000_FFFF_FF80 },
-    LoadCase { insn: "ldrsh x4", esr: 0x9364_8005, reg: 4, width: AccessWidth::Half, reg_64bit: true, sign_extend: true, device_value: 0x9080, expect: 0xFFFF_FFFF_FFFF_9080 },
-    LoadCase { insn: "ldrsh w4", esr: 0x9364_0005, reg: 4, width: AccessWidth::Half, reg_64bit: false, sign_extend: true, device_value: 0x9080, expect: 0x0000_0000_FFFF_9080 },
-    LoadCase { insn: "ldrsw x5", esr: 0x93A5_8005, reg: 5, width: AccessWidth::Word, reg_64bit: true, sign_extend: true, device_value: 0xB0A0_9080, expect: 0xFFFF_FFFF_B0A0_9080 },
-    LoadCase { insn: "ldr w6", esr: 0x9386_0005, reg: 6, width: AccessWidth::Word, reg_64bit: false, sign_extend: false, device_value: 0xB0A0_9080, expect: 0xB0A0_9080 },
-    LoadCase { insn: "ldr x7", esr: 0x93C7_8005, reg: 7, width: AccessWidth::Dword, reg_64bit: true, sign_extend: false, device_value: 0xF0E0_D0C0_B0A0_9080, expect: 0xF0E0_D0C0_B0A0_9080 },
-    LoadCase { insn: "ldrb w8", esr: 0x9308_0005, reg: 8, width: AccessWidth::Byte, reg_64bit: false, sign_extend: false, device_value: 0x80, expect: 0x80 },
-    LoadCase { insn: "ldrh w9", esr: 0x9349_0005, reg: 9, width: AccessWidth::Half, reg_64bit: false, sign_extend: false, device_value: 0x9080, expect: 0x9080 },
+    LoadCase {
+        insn: "ldrsb x3",
+        esr: 0x9323_8005,
+        reg: 3,
+        width: AccessWidth::Byte,
+        reg_64bit: true,
+        sign_extend: true,
+        device_value: 0x80,
+        expect: 0xFFFF_FFFF_FFFF_FF80,
+    },
+    LoadCase {
+        insn: "ldrsb w3",
+        esr: 0x9323_0005,
+        reg: 3,
+        width: AccessWidth::Byte,
+        reg_64bit: false,
+        sign_extend: true,
+        device_value: 0x80,
+        expect: 0x0000_0000_FFFF_FF80,
+    },
+    LoadCase {
+        insn: "ldrsh x4",
+        esr: 0x9364_8005,
+        reg: 4,
+        width: AccessWidth::Half,
+        reg_64bit: true,
+        sign_extend: true,
+        device_value: 0x9080,
+        expect: 0xFFFF_FFFF_FFFF_9080,
+    },
+    LoadCase {
+        insn: "ldrsh w4",
+        esr: 0x9364_0005,
+        reg: 4,
+        width: AccessWidth::Half,
+        reg_64bit: false,
+        sign_extend: true,
+        device_value: 0x9080,
+        expect: 0x0000_0000_FFFF_9080,
+    },
+    LoadCase {
+        insn: "ldrsw x5",
+        esr: 0x93A5_8005,
+        reg: 5,
+        width: AccessWidth::Word,
+        reg_64bit: true,
+        sign_extend: true,
+        device_value: 0xB0A0_9080,
+        expect: 0xFFFF_FFFF_B0A0_9080,
+    },
+    LoadCase {
+        insn: "ldr w6",
+        esr: 0x9386_0005,
+        reg: 6,
+        width: AccessWidth::Word,
+        reg_64bit: false,
+        sign_extend: false,
+        device_value: 0xB0A0_9080,
+        expect: 0xB0A0_9080,
+    },
+    LoadCase {
+        insn: "ldr x7",
+        esr: 0x93C7_8005,
+        reg: 7,
+        width: AccessWidth::Dword,
+        reg_64bit: true,
+        sign_extend: false,
+        device_value: 0xF0E0_D0C0_B0A0_9080,
+        expect: 0xF0E0_D0C0_B0A0_9080,
+    },
+    LoadCase {
+        insn: "ldrb w8",
+        esr: 0x9308_0005,
+        reg: 8,
+        width: AccessWidth::Byte,
+        reg_64bit: false,
+        sign_extend: false,
+        device_value: 0x80,
+        expect: 0x80,
+    },
+    LoadCase {
+        insn: "ldrh w9",
+        esr: 0x9349_0005,
+        reg: 9,
+        width: AccessWidth::Half,
+        reg_64bit: false,
+        sign_extend: false,
+        device_value: 0x9080,
+        expect: 0x9080,
+    },
     // A device that returns more bits than the access width: only the width counts.
-    LoadCase { insn: "ldrb w10 (wide device value)", esr: 0x930A_0005, reg: 10, width: AccessWidth::Byte, reg_64bit: false, sign_extend: false, device_value: 0xFFFF_FF7F, expect: 0x7F },
+    LoadCase {
+        insn: "ldrb w10 (wide device value)",
+        esr: 0x930A_0005,
+        reg: 10,
+        width: AccessWidth::Byte,
+        reg_64bit: false,
+        sign_extend: false,
+        device_value: 0xFFFF_FF7F,
+        expect: 0x7F,
+    },
 ];
 
 #[test]
@@ -69,7 +163,13 @@ fn mmio_loads_decode_and_extend_like_the_instruction() {
         let exit = v.handle_sync_exit(&mmio_syn(c.esr));
         assert_eq!(
             exit,
-            VmExit::MmioRead { addr: DEV, width: c.width, reg: c.reg, reg_64bit: c.reg_64bit, sign_extend: c.sign_extend },
+            VmExit::MmioRead {
+                addr: DEV,
+                width: c.width,
+                reg: c.reg,
+                reg_64bit: c.reg_64bit,
+                sign_extend: c.sign_extend
+            },
             "{}",
             c.insn
         );
@@ -77,9 +177,20 @@ fn mmio_loads_decode_and_extend_like_the_instruction() {
         assert_eq!(v.gpr(c.reg as usize), Some(c.expect), "{}", c.insn);
         assert_eq!(v.pc(), 0x4008_0004, "{}: PC advances by IL", c.insn);
         for n in (0..31).filter(|&n| n != c.reg as usize) {
-            assert_eq!(v.gpr(n), Some(0x1111_0000_0000_0000 | n as u64), "{}: x{} untouched", c.insn, n);
+            assert_eq!(
+                v.gpr(n),
+                Some(0x1111_0000_0000_0000 | n as u64),
+                "{}: x{} untouched",
+                c.insn,
+                n
+            );
         }
-        assert_eq!(v.complete_mmio_read(0), Err(VCpuError::NothingToComplete), "{}: completes once", c.insn);
+        assert_eq!(
+            v.complete_mmio_read(0),
+            Err(VCpuError::NothingToComplete),
+            "{}: completes once",
+            c.insn
+        );
     }
 }
 
@@ -102,12 +213,25 @@ fn stores_carry_the_register_truncated_and_zero_for_xzr() {
         ("strb w2", 0x9302_0045, AccessWidth::Byte, 0x02),
         ("strh w2", 0x9342_0045, AccessWidth::Half, 0x0002),
         ("str w2", 0x9382_0045, AccessWidth::Word, 0x0000_0002),
-        ("str x2", 0x93C2_8045, AccessWidth::Dword, 0x1111_0000_0000_0002),
+        (
+            "str x2",
+            0x93C2_8045,
+            AccessWidth::Dword,
+            0x1111_0000_0000_0002,
+        ),
     ];
     for &(insn, esr, width, data) in cases {
         let mut v = vcpu_with_regs();
         let exit = v.handle_sync_exit(&mmio_syn(esr));
-        assert_eq!(exit, VmExit::MmioWrite { addr: DEV, width, data }, "{insn}");
+        assert_eq!(
+            exit,
+            VmExit::MmioWrite {
+                addr: DEV,
+                width,
+                data
+            },
+            "{insn}"
+        );
         assert_eq!(v.pending, Pending::Advance(4), "{insn}");
         v.resolve_pending().unwrap();
         assert_eq!(v.pc(), 0x4008_0004, "{insn}");
@@ -118,26 +242,97 @@ fn stores_carry_the_register_truncated_and_zero_for_xzr() {
 fn aborts_without_valid_syndrome_are_not_decoded_as_mmio() {
     // (description, ESR, FAR valid, write, expected fault)
     let cases: &[(&str, u64, bool, bool, Stage2Fault)] = &[
-        ("ldp (ISV=0), translation L1", 0x9200_0005, true, false, Stage2Fault::Translation(1)),
-        ("stp (ISV=0), translation L3", 0x9200_0047, true, true, Stage2Fault::Translation(3)),
-        ("ISV=0, FnV=1", 0x9200_0405, false, false, Stage2Fault::Translation(1)),
-        ("ISV=1 but stage-1 walk (S1PTW)", 0x9383_8087, true, false, Stage2Fault::Translation(3)),
-        ("ISV=1, permission fault on walk", 0x9383_808F, true, false, Stage2Fault::Permission(3)),
-        ("ISV=1 external abort", 0x9383_8210, true, false, Stage2Fault::Other(FaultStatus::SyncExternal)),
-        ("ISV=0 access flag L2", 0x9200_000A, true, false, Stage2Fault::AccessFlag(2)),
-        ("ISV=1 cache maintenance (CM)", 0x9383_8145, true, true, Stage2Fault::Translation(1)),
+        (
+            "ldp (ISV=0), translation L1",
+            0x9200_0005,
+            true,
+            false,
+            Stage2Fault::Translation(1),
+        ),
+        (
+            "stp (ISV=0), translation L3",
+            0x9200_0047,
+            true,
+            true,
+            Stage2Fault::Translation(3),
+        ),
+        (
+            "ISV=0, FnV=1",
+            0x9200_0405,
+            false,
+            false,
+            Stage2Fault::Translation(1),
+        ),
+        (
+            "ISV=1 but stage-1 walk (S1PTW)",
+            0x9383_8087,
+            true,
+            false,
+            Stage2Fault::Translation(3),
+        ),
+        (
+            "ISV=1, permission fault on walk",
+            0x9383_808F,
+            true,
+            false,
+            Stage2Fault::Permission(3),
+        ),
+        (
+            "ISV=1 external abort",
+            0x9383_8210,
+            true,
+            false,
+            Stage2Fault::Other(FaultStatus::SyncExternal),
+        ),
+        (
+            "ISV=0 access flag L2",
+            0x9200_000A,
+            true,
+            false,
+            Stage2Fault::AccessFlag(2),
+        ),
+        (
+            "ISV=1 cache maintenance (CM)",
+            0x9383_8145,
+            true,
+            true,
+            Stage2Fault::Translation(1),
+        ),
     ];
     for &(what, esr, far_valid, write, fault) in cases {
         let mut v = vcpu_with_regs();
-        let exit = v.handle_sync_exit(&Syndrome { esr, far: 0x1234_5678, hpfar: DEV_HPFAR });
-        let ipa = if far_valid { (DEV & !0xfff) | 0x678 } else { DEV & !0xfff };
+        let exit = v.handle_sync_exit(&Syndrome {
+            esr,
+            far: 0x1234_5678,
+            hpfar: DEV_HPFAR,
+        });
+        let ipa = if far_valid {
+            (DEV & !0xfff) | 0x678
+        } else {
+            DEV & !0xfff
+        };
         match exit {
-            VmExit::DataAbort { ipa: i, far_valid: fv, write: w, fault: f, esr: e, .. } => {
-                assert_eq!((i, fv, w, f, e), (ipa, far_valid, write, fault, esr), "{what}");
+            VmExit::DataAbort {
+                ipa: i,
+                far_valid: fv,
+                write: w,
+                fault: f,
+                esr: e,
+                ..
+            } => {
+                assert_eq!(
+                    (i, fv, w, f, e),
+                    (ipa, far_valid, write, fault, esr),
+                    "{what}"
+                );
             }
             other => panic!("{what}: {other:?}"),
         }
-        assert_eq!(v.pending, Pending::None, "{what}: PC stays at the instruction");
+        assert_eq!(
+            v.pending,
+            Pending::None,
+            "{what}: PC stays at the instruction"
+        );
     }
 }
 
@@ -145,51 +340,137 @@ fn aborts_without_valid_syndrome_are_not_decoded_as_mmio() {
 fn calls_wfx_sysregs_and_other_classes() {
     let mut v = vcpu_with_regs();
     let args = [0, 1, 2, 3, 4, 5, 6].map(|n| 0x1111_0000_0000_0000 | n);
-    assert_eq!(v.handle_sync_exit(&Syndrome { esr: 0x5A00_0000, ..Default::default() }), VmExit::Hypercall { imm: 0, args });
-    assert_eq!(v.pending, Pending::None, "HVC: ELR already points after the HVC");
-    assert_eq!(v.handle_sync_exit(&Syndrome { esr: 0x5A00_4711, ..Default::default() }), VmExit::Hypercall { imm: 0x4711, args });
-    assert_eq!(v.handle_sync_exit(&Syndrome { esr: 0x5E00_0000, ..Default::default() }), VmExit::SecureMonitorCall { imm: 0, args });
-    assert_eq!(v.pending, Pending::Advance(4), "SMC: ELR points at the SMC itself");
+    assert_eq!(
+        v.handle_sync_exit(&Syndrome {
+            esr: 0x5A00_0000,
+            ..Default::default()
+        }),
+        VmExit::Hypercall { imm: 0, args }
+    );
+    assert_eq!(
+        v.pending,
+        Pending::None,
+        "HVC: ELR already points after the HVC"
+    );
+    assert_eq!(
+        v.handle_sync_exit(&Syndrome {
+            esr: 0x5A00_4711,
+            ..Default::default()
+        }),
+        VmExit::Hypercall { imm: 0x4711, args }
+    );
+    assert_eq!(
+        v.handle_sync_exit(&Syndrome {
+            esr: 0x5E00_0000,
+            ..Default::default()
+        }),
+        VmExit::SecureMonitorCall { imm: 0, args }
+    );
+    assert_eq!(
+        v.pending,
+        Pending::Advance(4),
+        "SMC: ELR points at the SMC itself"
+    );
 
     // MRS x5, ID_AA64PFR0_EL1 (S3_0_C0_C4_0)
-    assert_eq!(v.handle_sync_exit(&Syndrome { esr: 0x6230_00A9, ..Default::default() }), VmExit::SysRegRead { reg: SysRegAddr::ID_AA64PFR0_EL1, rt: 5 });
+    assert_eq!(
+        v.handle_sync_exit(&Syndrome {
+            esr: 0x6230_00A9,
+            ..Default::default()
+        }),
+        VmExit::SysRegRead {
+            reg: SysRegAddr::ID_AA64PFR0_EL1,
+            rt: 5
+        }
+    );
     assert_eq!(v.resolve_pending(), Err(VCpuError::PendingCompletion));
     v.complete_sysreg_read(0x42).unwrap();
     assert_eq!(v.gpr(5), Some(0x42));
     // MSR TTBR0_EL1, x2 (S3_0_C2_C0_0)
     assert_eq!(
-        v.handle_sync_exit(&Syndrome { esr: 0x6230_0840, ..Default::default() }),
-        VmExit::SysRegWrite { reg: SysRegAddr::new(3, 0, 2, 0, 0), value: 0x1111_0000_0000_0002 }
+        v.handle_sync_exit(&Syndrome {
+            esr: 0x6230_0840,
+            ..Default::default()
+        }),
+        VmExit::SysRegWrite {
+            reg: SysRegAddr::new(3, 0, 2, 0, 0),
+            value: 0x1111_0000_0000_0002
+        }
     );
     // MSR TTBR0_EL1, xzr
     assert_eq!(
-        v.handle_sync_exit(&Syndrome { esr: 0x6230_0BE0, ..Default::default() }),
-        VmExit::SysRegWrite { reg: SysRegAddr::new(3, 0, 2, 0, 0), value: 0 }
+        v.handle_sync_exit(&Syndrome {
+            esr: 0x6230_0BE0,
+            ..Default::default()
+        }),
+        VmExit::SysRegWrite {
+            reg: SysRegAddr::new(3, 0, 2, 0, 0),
+            value: 0
+        }
     );
-    assert_eq!(v.handle_sync_exit(&Syndrome { esr: 0x0600_0000, ..Default::default() }), VmExit::WaitForInterrupt);
+    assert_eq!(
+        v.handle_sync_exit(&Syndrome {
+            esr: 0x0600_0000,
+            ..Default::default()
+        }),
+        VmExit::WaitForInterrupt
+    );
     assert_eq!(v.pending, Pending::Advance(4));
-    assert_eq!(v.handle_sync_exit(&Syndrome { esr: 0x0600_0001, ..Default::default() }), VmExit::WaitForEvent);
+    assert_eq!(
+        v.handle_sync_exit(&Syndrome {
+            esr: 0x0600_0001,
+            ..Default::default()
+        }),
+        VmExit::WaitForEvent
+    );
     // Instruction abort from a lower EL, translation fault level 3.
-    let syn = Syndrome { esr: 0x8200_0007, far: 0x4010_0abc, hpfar: (0x4010_0000u64 >> 12) << 4 };
+    let syn = Syndrome {
+        esr: 0x8200_0007,
+        far: 0x4010_0abc,
+        hpfar: (0x4010_0000u64 >> 12) << 4,
+    };
     assert_eq!(
         v.handle_sync_exit(&syn),
-        VmExit::InstructionAbort { ipa: 0x4010_0abc, va: 0x4010_0abc, fault: Stage2Fault::Translation(3), esr: 0x8200_0007 }
+        VmExit::InstructionAbort {
+            ipa: 0x4010_0abc,
+            va: 0x4010_0abc,
+            fault: Stage2Fault::Translation(3),
+            esr: 0x8200_0007
+        }
     );
     // Unknown reason (EC 0) and a class the crate does not name (EC 0x3F).
     assert_eq!(
-        v.handle_sync_exit(&Syndrome { esr: 0x0200_0000, ..Default::default() }),
-        VmExit::Unhandled { esr: 0x0200_0000, class: Some(ExceptionClass::Unknown) }
+        v.handle_sync_exit(&Syndrome {
+            esr: 0x0200_0000,
+            ..Default::default()
+        }),
+        VmExit::Unhandled {
+            esr: 0x0200_0000,
+            class: Some(ExceptionClass::Unknown)
+        }
     );
     assert_eq!(
-        v.handle_sync_exit(&Syndrome { esr: 0xFE00_0000, ..Default::default() }),
-        VmExit::Unhandled { esr: 0xFE00_0000, class: None }
+        v.handle_sync_exit(&Syndrome {
+            esr: 0xFE00_0000,
+            ..Default::default()
+        }),
+        VmExit::Unhandled {
+            esr: 0xFE00_0000,
+            class: None
+        }
     );
 }
 
 #[test]
 fn builders_match_the_literal_vectors() {
-    assert_eq!(build::data_abort(0, true, 3, true, false, false, false, 5), 0x9323_8005);
-    assert_eq!(build::data_abort(3, false, 31, true, false, true, false, 5), 0x93DF_8045);
+    assert_eq!(
+        build::data_abort(0, true, 3, true, false, false, false, 5),
+        0x9323_8005
+    );
+    assert_eq!(
+        build::data_abort(3, false, 31, true, false, true, false, 5),
+        0x93DF_8045
+    );
     assert_eq!(build::sysreg(3, 0, 0, 4, 0, 5, true), 0x6230_00A9);
     assert_eq!(build::sysreg(3, 0, 2, 0, 0, 2, false), 0x6230_0840);
     assert_eq!(build::call(0x16, 0), 0x5A00_0000);
@@ -229,33 +510,111 @@ fn exception_classes_round_trip() {
 
 #[test]
 fn stage2_registers() {
-    let ok = Stage2Config { root_pa: 0x4040_1000, vmid: 1, ipa_bits: 39, root_level: 1 };
+    let ok = Stage2Config {
+        root_pa: 0x4040_1000,
+        vmid: 1,
+        ipa_bits: 39,
+        root_level: 1,
+    };
     // T0SZ 25, SL0 1, IRGN0 1, ORGN0 1, SH0 3, TG0 0, PS 2 (40 bits), VS 1, RES1 bit 31.
-    assert_eq!(ok.registers(2, true), Ok(((1 << 48) | 0x4040_1000, 0x800A_3559)));
+    assert_eq!(
+        ok.registers(2, true),
+        Ok(((1 << 48) | 0x4040_1000, 0x800A_3559))
+    );
     assert_eq!(ok.registers(2, false).map(|r| r.1), Ok(0x8002_3559));
     // PARange above 48 bits is capped at 48 (no LPA2 descriptors).
     assert_eq!(ok.registers(6, true).map(|r| (r.1 >> 16) & 7), Ok(5));
     let bad = |c: Stage2Config, parange| c.registers(parange, true).is_err();
-    assert!(bad(Stage2Config { root_pa: 0x4040_1008, ..ok }, 2), "unaligned root");
-    assert!(bad(Stage2Config { ipa_bits: 40, ..ok }, 2), "too many bits for level 1");
-    assert!(bad(Stage2Config { ipa_bits: 30, ..ok }, 2), "too few bits for level 1");
-    assert!(bad(Stage2Config { root_level: 3, ..ok }, 2), "level 3 root");
-    assert!(bad(Stage2Config { ipa_bits: 44, root_level: 0, ..ok }, 2), "IPA above PA size");
-    assert!(bad(Stage2Config { root_pa: 1 << 40, ..ok }, 2), "root outside PA space");
+    assert!(
+        bad(
+            Stage2Config {
+                root_pa: 0x4040_1008,
+                ..ok
+            },
+            2
+        ),
+        "unaligned root"
+    );
+    assert!(
+        bad(Stage2Config { ipa_bits: 40, ..ok }, 2),
+        "too many bits for level 1"
+    );
+    assert!(
+        bad(Stage2Config { ipa_bits: 30, ..ok }, 2),
+        "too few bits for level 1"
+    );
+    assert!(
+        bad(
+            Stage2Config {
+                root_level: 3,
+                ..ok
+            },
+            2
+        ),
+        "level 3 root"
+    );
+    assert!(
+        bad(
+            Stage2Config {
+                ipa_bits: 44,
+                root_level: 0,
+                ..ok
+            },
+            2
+        ),
+        "IPA above PA size"
+    );
+    assert!(
+        bad(
+            Stage2Config {
+                root_pa: 1 << 40,
+                ..ok
+            },
+            2
+        ),
+        "root outside PA space"
+    );
     assert!(ok.registers(7, true).is_err(), "unknown PARange");
-    assert!(Stage2Config { vmid: 256, ..ok }.registers(2, false).is_err(), "16-bit VMID on 8-bit CPU");
+    assert!(
+        Stage2Config { vmid: 256, ..ok }
+            .registers(2, false)
+            .is_err(),
+        "16-bit VMID on 8-bit CPU"
+    );
     assert!(Stage2Config { vmid: 256, ..ok }.registers(2, true).is_ok());
-    assert_eq!(Stage2Config { ipa_bits: 48, root_level: 0, ..ok }.registers(5, true).map(|r| r.1 & 0xff), Ok(16 | (2 << 6)));
+    assert_eq!(
+        Stage2Config {
+            ipa_bits: 48,
+            root_level: 0,
+            ..ok
+        }
+        .registers(5, true)
+        .map(|r| r.1 & 0xff),
+        Ok(16 | (2 << 6))
+    );
 }
 
 #[test]
 fn guest_hcr_composition() {
     let base = Aarch64VCpuSetupConfig::default();
     let v = guest_hcr_el2(&base, false);
-    for bit in [hcr::VM, hcr::SWIO, hcr::IMO, hcr::FMO, hcr::AMO, hcr::TSC, hcr::RW, hcr::FB, hcr::TSW] {
+    for bit in [
+        hcr::VM,
+        hcr::SWIO,
+        hcr::IMO,
+        hcr::FMO,
+        hcr::AMO,
+        hcr::TSC,
+        hcr::RW,
+        hcr::FB,
+        hcr::TSW,
+    ] {
         assert_ne!(v & bit, 0, "{bit:#x}");
     }
-    assert_eq!(v & (hcr::TID3 | hcr::TWI | hcr::TWE | hcr::API | hcr::APK), 0);
+    assert_eq!(
+        v & (hcr::TID3 | hcr::TWI | hcr::TWE | hcr::API | hcr::APK),
+        0
+    );
     let all = Aarch64VCpuSetupConfig {
         passthrough_interrupt: true,
         passthrough_timer: true,
@@ -264,8 +623,15 @@ fn guest_hcr_composition() {
         trap_wfe: true,
     };
     let v = guest_hcr_el2(&all, true);
-    assert_eq!(v & (hcr::IMO | hcr::FMO), 0, "passthrough: IRQs go straight to EL1");
-    assert_eq!(v & (hcr::TID3 | hcr::TWI | hcr::TWE | hcr::API | hcr::APK), hcr::TID3 | hcr::TWI | hcr::TWE | hcr::API | hcr::APK);
+    assert_eq!(
+        v & (hcr::IMO | hcr::FMO),
+        0,
+        "passthrough: IRQs go straight to EL1"
+    );
+    assert_eq!(
+        v & (hcr::TID3 | hcr::TWI | hcr::TWE | hcr::API | hcr::APK),
+        hcr::TID3 | hcr::TWI | hcr::TWE | hcr::API | hcr::APK
+    );
     // E2H (bit 34) and TGE (bit 27) stay clear: the host is non-VHE.
     assert_eq!(v & ((1 << 34) | (1 << 27)), 0);
 }
@@ -276,48 +642,96 @@ fn guest_spsr_validation() {
     assert!(is_valid_guest_spsr(0x3c4)); // EL1t
     assert!(is_valid_guest_spsr(0x0)); // EL0t
     assert!(is_valid_guest_spsr(0x10)); // AArch32 User
-    assert!(!is_valid_guest_spsr(0x3c9), "EL2h must never be entered as a guest");
+    assert!(
+        !is_valid_guest_spsr(0x3c9),
+        "EL2h must never be entered as a guest"
+    );
     assert!(!is_valid_guest_spsr(0x3c8), "EL2t");
     assert!(!is_valid_guest_spsr(0x3cd), "EL3h");
-    assert!(!is_valid_guest_spsr(0x13), "AArch32 Supervisor (EL1 is AArch64)");
+    assert!(
+        !is_valid_guest_spsr(0x13),
+        "AArch32 Supervisor (EL1 is AArch64)"
+    );
 }
 
 #[test]
 fn host_frame_changes_are_checked_before_entry() {
     let mut v = vcpu_with_regs();
     v.regs_mut().spsr = 0x3c9; // EL2h
-    assert!(matches!(v.resolve_pending(), Err(VCpuError::InvalidConfig(_))));
+    assert!(matches!(
+        v.resolve_pending(),
+        Err(VCpuError::InvalidConfig(_))
+    ));
     v.regs_mut().spsr = 0x3c5;
     assert_eq!(v.resolve_pending(), Ok(()));
 }
 
 #[test]
 fn lifecycle_errors_are_typed() {
-    let cfg = Aarch64VCpuCreateConfig { mpidr_el1: 1 << 31, ..Default::default() };
-    assert!(matches!(Aarch64VCpu::new(cfg), Err(VCpuError::InvalidConfig(_))));
-    let mut v = Aarch64VCpu::new(Aarch64VCpuCreateConfig { dtb_addr: 0x4800_0000, ..Default::default() }).unwrap();
+    let cfg = Aarch64VCpuCreateConfig {
+        mpidr_el1: 1 << 31,
+        ..Default::default()
+    };
+    assert!(matches!(
+        Aarch64VCpu::new(cfg),
+        Err(VCpuError::InvalidConfig(_))
+    ));
+    let mut v = Aarch64VCpu::new(Aarch64VCpuCreateConfig {
+        dtb_addr: 0x4800_0000,
+        ..Default::default()
+    })
+    .unwrap();
     assert_eq!(v.run(), Err(VCpuError::NotBound));
     let mut percpu = Aarch64PerCpu::new(0);
-    assert!(matches!(v.bind(&mut percpu), Err(VCpuError::InvalidState { .. })), "bind before setup");
+    assert!(
+        matches!(v.bind(&mut percpu), Err(VCpuError::InvalidState { .. })),
+        "bind before setup"
+    );
     v.setup(Aarch64VCpuSetupConfig::default()).unwrap();
-    assert!(matches!(v.bind(&mut percpu), Err(VCpuError::InvalidState { .. })), "bind before entry/stage 2");
-    assert!(matches!(v.set_entry(0x4008_0002), Err(VCpuError::InvalidConfig(_))));
+    assert!(
+        matches!(v.bind(&mut percpu), Err(VCpuError::InvalidState { .. })),
+        "bind before entry/stage 2"
+    );
+    assert!(matches!(
+        v.set_entry(0x4008_0002),
+        Err(VCpuError::InvalidConfig(_))
+    ));
     v.set_entry(0x4008_0000).unwrap();
     assert_eq!(v.gpr(0), Some(0x4800_0000), "x0 = DTB address");
     assert_eq!(v.regs().spsr, SPSR_EL1H_DAIF_MASKED);
-    assert!(v.set_stage2_root(Stage2Config { root_pa: 0x1001, vmid: 1, ipa_bits: 39, root_level: 1 }).is_err());
-    v.set_stage2_root(Stage2Config { root_pa: 0x4040_1000, vmid: 1, ipa_bits: 39, root_level: 1 }).unwrap();
+    assert!(v
+        .set_stage2_root(Stage2Config {
+            root_pa: 0x1001,
+            vmid: 1,
+            ipa_bits: 39,
+            root_level: 1
+        })
+        .is_err());
+    v.set_stage2_root(Stage2Config {
+        root_pa: 0x4040_1000,
+        vmid: 1,
+        ipa_bits: 39,
+        root_level: 1,
+    })
+    .unwrap();
     assert_eq!(v.bind(&mut percpu), Err(VCpuError::CpuNotEnabled));
     assert_eq!(percpu.hardware_enable(), Err(VCpuError::NoHardwareSupport));
     assert!(!has_hardware_support());
-    assert!(matches!(v.unbind(&mut percpu), Err(VCpuError::InvalidState { .. })));
+    assert!(matches!(
+        v.unbind(&mut percpu),
+        Err(VCpuError::InvalidState { .. })
+    ));
     assert_eq!(v.set_gpr(31, 0), Err(VCpuError::InvalidRegister(31)));
     assert_eq!(v.gpr(31), Some(0), "x31 reads as XZR");
     assert_eq!(v.gpr(32), None);
     assert_eq!(v.complete_sysreg_read(0), Err(VCpuError::NothingToComplete));
     v.set_sp_el0(0x1234);
     assert_eq!(v.sp_el0(), 0x1234);
-    assert_eq!(v.system_registers().vmpidr_el2, 1 << 31, "VMPIDR_EL2 has RES1 bit 31");
+    assert_eq!(
+        v.system_registers().vmpidr_el2,
+        1 << 31,
+        "VMPIDR_EL2 has RES1 bit 31"
+    );
     assert_eq!(v.system_registers().sctlr_el1, SCTLR_EL1_RESET);
 }
 
@@ -336,11 +750,29 @@ fn context_layout_matches_the_assembly() {
 #[test]
 fn cpu_features_from_id_registers() {
     // QEMU 7.2 -cpu max-like values: PARange 5 (48 bits), VMIDBits 2 (16), APA/API set, GIC 1.
-    let f = CpuFeatures::from_id_registers(0x5, 0x2 << 4, (1 << 4) | (1 << 8), 0, 1 << 24, 0x000f_0510, 0x8000_0001);
-    assert_eq!((f.pa_range, f.vmid16, f.pauth, f.gicv3, f.mpidr), (5, true, true, true, 1));
+    let f = CpuFeatures::from_id_registers(
+        0x5,
+        0x2 << 4,
+        (1 << 4) | (1 << 8),
+        0,
+        1 << 24,
+        0x000f_0510,
+        0x8000_0001,
+    );
+    assert_eq!(
+        (f.pa_range, f.vmid16, f.pauth, f.gicv3, f.mpidr),
+        (5, true, true, true, 1)
+    );
     let f = CpuFeatures::from_id_registers(0x2, 0x0, 0, 0x1 << 12, 0, 0, 0x0100_0203_0000);
-    assert_eq!((f.pa_range, f.vmid16, f.pauth, f.gicv3), (2, false, true, false), "APA3 alone means PAuth");
-    assert_eq!(f.mpidr, 0x03_0000, "bits [31:24] (U, MT, RES1) are not affinity");
+    assert_eq!(
+        (f.pa_range, f.vmid16, f.pauth, f.gicv3),
+        (2, false, true, false),
+        "APA3 alone means PAuth"
+    );
+    assert_eq!(
+        f.mpidr, 0x03_0000,
+        "bits [31:24] (U, MT, RES1) are not affinity"
+    );
 }
 
 fn reference_extend(v: u64, w: AccessWidth, sign: bool, sf: bool) -> u64 {
@@ -361,7 +793,12 @@ fn reference_extend(v: u64, w: AccessWidth, sign: bool, sf: bool) -> u64 {
 }
 
 fn width() -> impl Strategy<Value = AccessWidth> {
-    prop_oneof![Just(AccessWidth::Byte), Just(AccessWidth::Half), Just(AccessWidth::Word), Just(AccessWidth::Dword)]
+    prop_oneof![
+        Just(AccessWidth::Byte),
+        Just(AccessWidth::Half),
+        Just(AccessWidth::Word),
+        Just(AccessWidth::Dword)
+    ]
 }
 
 proptest! {

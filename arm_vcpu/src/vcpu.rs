@@ -1,10 +1,11 @@
 //! [`Aarch64VCpu`]: one virtual CPU and its lifecycle.
 
+use crate::context::{
+    Aarch64ContextFrame, FpSimdState, GuestSystemRegisters, WorldSwitch, SCTLR_EL1_RESET,
+    SPSR_EL1H_DAIF_MASKED,
+};
 #[cfg(target_arch = "aarch64")]
 use crate::esr;
-use crate::context::{
-    Aarch64ContextFrame, FpSimdState, GuestSystemRegisters, WorldSwitch, SCTLR_EL1_RESET, SPSR_EL1H_DAIF_MASKED,
-};
 use crate::exit::{extend_load, Pending, VmExit};
 use crate::percpu::{hcr, Aarch64PerCpu, CpuFeatures, MPIDR_AFFINITY_MASK};
 use crate::{Aarch64VCpuCreateConfig, Aarch64VCpuSetupConfig, Stage2Config, VCpuError, VCpuResult};
@@ -117,7 +118,9 @@ impl Aarch64VCpu {
     /// Creates a vCPU. Fails if `mpidr_el1` has bits outside the affinity fields.
     pub fn new(config: Aarch64VCpuCreateConfig) -> VCpuResult<Self> {
         if config.mpidr_el1 & !MPIDR_AFFINITY_MASK != 0 {
-            return Err(VCpuError::InvalidConfig("mpidr_el1 has bits outside Aff3..Aff0"));
+            return Err(VCpuError::InvalidConfig(
+                "mpidr_el1 has bits outside Aff3..Aff0",
+            ));
         }
         let mut ws = WorldSwitch::default();
         ws.frame.gpr[0] = config.dtb_addr;
@@ -148,7 +151,12 @@ impl Aarch64VCpu {
     pub fn setup(&mut self, config: Aarch64VCpuSetupConfig) -> VCpuResult {
         self.require_unbound("setup")?;
         self.setup = config;
-        self.sysregs.cnthctl_el2 = CNTHCTL_EL1PCTEN | if config.passthrough_timer { CNTHCTL_EL1PCEN } else { 0 };
+        self.sysregs.cnthctl_el2 = CNTHCTL_EL1PCTEN
+            | if config.passthrough_timer {
+                CNTHCTL_EL1PCEN
+            } else {
+                0
+            };
         self.state = State::Ready;
         Ok(())
     }
@@ -158,7 +166,9 @@ impl Aarch64VCpu {
     pub fn set_entry(&mut self, entry: u64) -> VCpuResult {
         self.require_unbound("set_entry")?;
         if entry & 3 != 0 {
-            return Err(VCpuError::InvalidConfig("entry point is not 4-byte aligned"));
+            return Err(VCpuError::InvalidConfig(
+                "entry point is not 4-byte aligned",
+            ));
         }
         self.ws.frame.elr = entry;
         self.ws.frame.spsr = SPSR_EL1H_DAIF_MASKED;
@@ -184,11 +194,19 @@ impl Aarch64VCpu {
     /// last ran here). `percpu` must be the calling core's enabled state.
     pub fn bind(&mut self, percpu: &mut Aarch64PerCpu) -> VCpuResult {
         if self.state != State::Ready {
-            return Err(VCpuError::InvalidState { op: "bind", state: self.state.name() });
+            return Err(VCpuError::InvalidState {
+                op: "bind",
+                state: self.state.name(),
+            });
         }
         let stage2 = match (self.entry_set, self.stage2) {
             (true, Some(s)) => s,
-            _ => return Err(VCpuError::InvalidState { op: "bind (entry or stage-2 root missing)", state: "ready" }),
+            _ => {
+                return Err(VCpuError::InvalidState {
+                    op: "bind (entry or stage-2 root missing)",
+                    state: "ready",
+                })
+            }
         };
         percpu.check_current_cpu()?;
         if percpu.bound {
@@ -216,7 +234,10 @@ impl Aarch64VCpu {
     /// `HCR_EL2`. `percpu` must be the state passed to [`bind`](Self::bind).
     pub fn unbind(&mut self, percpu: &mut Aarch64PerCpu) -> VCpuResult {
         if self.state != State::Bound {
-            return Err(VCpuError::InvalidState { op: "unbind", state: self.state.name() });
+            return Err(VCpuError::InvalidState {
+                op: "unbind",
+                state: self.state.name(),
+            });
         }
         percpu.check_current_cpu()?;
         if !percpu.bound || percpu.features().mpidr != self.features.mpidr {
@@ -281,10 +302,16 @@ impl Aarch64VCpu {
             return match code & 3 {
                 1 => VmExit::ExternalInterrupt { fiq: false },
                 2 => VmExit::ExternalInterrupt { fiq: true },
-                _ => VmExit::SError { esr: self.ws.serror_esr },
+                _ => VmExit::SError {
+                    esr: self.ws.serror_esr,
+                },
             };
         }
-        let mut syn = esr::Syndrome { esr: code, far: 0, hpfar: 0 };
+        let mut syn = esr::Syndrome {
+            esr: code,
+            far: 0,
+            hpfar: 0,
+        };
         if esr::Syndrome::needs_fault_address(code) {
             (syn.far, syn.hpfar) = crate::hw::read_fault_address();
         }
@@ -317,11 +344,15 @@ impl Aarch64VCpu {
         match self.pending {
             Pending::None => {}
             Pending::Advance(n) => self.ws.frame.elr = self.ws.frame.elr.wrapping_add(n as u64),
-            Pending::MmioRead { .. } | Pending::SysRegRead { .. } => return Err(VCpuError::PendingCompletion),
+            Pending::MmioRead { .. } | Pending::SysRegRead { .. } => {
+                return Err(VCpuError::PendingCompletion)
+            }
             Pending::CheckFrame => {}
         }
         if !is_valid_guest_spsr(self.ws.frame.spsr) {
-            return Err(VCpuError::InvalidConfig("SPSR does not describe an EL0/EL1 guest state"));
+            return Err(VCpuError::InvalidConfig(
+                "SPSR does not describe an EL0/EL1 guest state",
+            ));
         }
         self.pending = Pending::None;
         Ok(())
@@ -333,9 +364,16 @@ impl Aarch64VCpu {
     /// advances the PC past the load.
     pub fn complete_mmio_read(&mut self, value: u64) -> VCpuResult {
         match self.pending {
-            Pending::MmioRead { reg, width, reg_64bit, sign_extend, len } => {
+            Pending::MmioRead {
+                reg,
+                width,
+                reg_64bit,
+                sign_extend,
+                len,
+            } => {
                 if reg < 31 {
-                    self.ws.frame.gpr[reg as usize] = extend_load(value, width, sign_extend, reg_64bit);
+                    self.ws.frame.gpr[reg as usize] =
+                        extend_load(value, width, sign_extend, reg_64bit);
                 }
                 self.ws.frame.elr = self.ws.frame.elr.wrapping_add(len as u64);
                 self.pending = Pending::None;

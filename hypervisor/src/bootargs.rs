@@ -11,7 +11,10 @@ pub struct BootArgs<'a> {
 impl<'a> BootArgs<'a> {
     /// Parses `key=value` words; unknown keys are ignored.
     pub fn parse(s: &'a str) -> Self {
-        let mut args = BootArgs { scenario: "demo", iters: 100 };
+        let mut args = BootArgs {
+            scenario: "demo",
+            iters: 100,
+        };
         for word in s.split_ascii_whitespace() {
             if let Some(v) = word.strip_prefix("scenario=") {
                 args.scenario = v;

@@ -52,7 +52,11 @@ impl log::Log for Logger {
         true
     }
     fn log(&self, record: &log::Record) {
-        print(format_args!("[refhv {:5}] {}\n", record.level(), record.args()));
+        print(format_args!(
+            "[refhv {:5}] {}\n",
+            record.level(),
+            record.args()
+        ));
     }
     fn flush(&self) {}
 }

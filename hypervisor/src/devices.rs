@@ -36,7 +36,11 @@ pub struct TestDevice {
 
 impl Default for TestDevice {
     fn default() -> Self {
-        Self { scratch: [0; 256], reads: WidthCounts::default(), writes: WidthCounts::default() }
+        Self {
+            scratch: [0; 256],
+            reads: WidthCounts::default(),
+            writes: WidthCounts::default(),
+        }
     }
 }
 

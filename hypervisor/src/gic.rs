@@ -27,7 +27,10 @@ pub fn init() {
     w32(waker, r32(waker) & !(1 << 1));
     while r32(waker) & (1 << 2) != 0 {}
     // GICR_IGROUPR0, GICR_IPRIORITYR, GICR_ISENABLER0 for the PPI.
-    w32(GICR_SGI + 0x80, r32(GICR_SGI + 0x80) | (1 << HYP_TIMER_INTID));
+    w32(
+        GICR_SGI + 0x80,
+        r32(GICR_SGI + 0x80) | (1 << HYP_TIMER_INTID),
+    );
     let prio = GICR_SGI + 0x400 + (HYP_TIMER_INTID as usize & !3);
     let shift = (HYP_TIMER_INTID % 4) * 8;
     w32(prio, (r32(prio) & !(0xff << shift)) | (0x80 << shift));
@@ -63,7 +66,9 @@ pub fn ack() -> u32 {
 /// Ends an interrupt (ICC_EOIR1_EL1).
 pub fn eoi(intid: u32) {
     // SAFETY: writing ICC_EOIR1_EL1 with an acknowledged INTID.
-    unsafe { core::arch::asm!("msr S3_0_C12_C12_1, {0}", "isb", in(reg) intid as u64, options(nostack)) };
+    unsafe {
+        core::arch::asm!("msr S3_0_C12_C12_1, {0}", "isb", in(reg) intid as u64, options(nostack))
+    };
 }
 
 /// Arms the EL2 physical timer (CNTHP) to fire after `ticks` counter ticks.

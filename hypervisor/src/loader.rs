@@ -57,7 +57,9 @@ pub fn load_elf(image: &[u8], mem: &GuestMemory) -> Result<u64, LoadError> {
         return Err(LoadError::Unsupported("program header too small"));
     }
     for i in 0..phnum {
-        let ph = phoff.checked_add(i * phentsize).ok_or(LoadError::Truncated)?;
+        let ph = phoff
+            .checked_add(i * phentsize)
+            .ok_or(LoadError::Truncated)?;
         if read_u32(image, ph)? != 1 {
             continue; // not PT_LOAD
         }
@@ -66,12 +68,24 @@ pub fn load_elf(image: &[u8], mem: &GuestMemory) -> Result<u64, LoadError> {
         let filesz = read_u64(image, ph + 32)?;
         let memsz = read_u64(image, ph + 40)?;
         if filesz > memsz {
-            return Err(LoadError::Unsupported("segment file size above memory size"));
+            return Err(LoadError::Unsupported(
+                "segment file size above memory size",
+            ));
         }
         let src = image
-            .get(offset..offset.checked_add(filesz as usize).ok_or(LoadError::Truncated)?)
+            .get(
+                offset
+                    ..offset
+                        .checked_add(filesz as usize)
+                        .ok_or(LoadError::Truncated)?,
+            )
             .ok_or(LoadError::Truncated)?;
-        let dst = mem.host_ptr(paddr, memsz).ok_or(LoadError::OutsideGuestRam { ipa: paddr, len: memsz })?;
+        let dst = mem
+            .host_ptr(paddr, memsz)
+            .ok_or(LoadError::OutsideGuestRam {
+                ipa: paddr,
+                len: memsz,
+            })?;
         // SAFETY: `host_ptr` checked that [paddr, paddr + memsz) lies in guest RAM, which
         // the hypervisor owns and nothing else references while the guest is loaded.
         unsafe {

@@ -15,7 +15,8 @@ mod memory;
 mod scenario;
 
 use arm_vcpu::{
-    Aarch64PerCpu, Aarch64VCpu, Aarch64VCpuCreateConfig, HostTrapFrame, HostTrapKind, Stage2Config, VmExit,
+    Aarch64PerCpu, Aarch64VCpu, Aarch64VCpuCreateConfig, HostTrapFrame, HostTrapKind, Stage2Config,
+    VmExit,
 };
 use linked_list_allocator::LockedHeap;
 use log::{error, info};
@@ -93,7 +94,10 @@ extern "C" fn rust_main() -> ! {
     Aarch64PerCpu::set_host_trap_handler(host_trap);
     let args = bootargs::BootArgs::parse(bootargs::from_dtb(0x4000_0000));
     let name = args.scenario;
-    info!("arm_vcpu reference hypervisor: scenario {} iters {}", name, args.iters);
+    info!(
+        "arm_vcpu reference hypervisor: scenario {} iters {}",
+        name, args.iters
+    );
     let verdict = run_scenario(name, args.iters);
     let (verdict, stats) = match verdict {
         Ok(v) => v,
@@ -110,18 +114,26 @@ fn run_scenario(name: &str, iters: u64) -> Result<(Verdict, ExitStats), &'static
         return Err("no EL2 virtualization support");
     }
     let mut percpu = Aarch64PerCpu::new(0);
-    percpu.hardware_enable().map_err(|_| "hardware_enable failed")?;
+    percpu
+        .hardware_enable()
+        .map_err(|_| "hardware_enable failed")?;
 
     let mem = memory::GuestMemory::new().map_err(|_| "stage-2 mapping failed")?;
     let entry = loader::load_elf(loader::staging(), &mem).map_err(|e| {
         error!("guest image: {:?}", e);
         "cannot load the guest image"
     })?;
-    info!("guest loaded, entry {:#x}, stage-2 root {:#x}", entry, mem.root_pa());
+    info!(
+        "guest loaded, entry {:#x}, stage-2 root {:#x}",
+        entry,
+        mem.root_pa()
+    );
 
     let mut scenario = Scenario::new(kind, iters);
-    let mut vcpu = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default()).map_err(|_| "vcpu create")?;
-    vcpu.setup(scenario.setup_config()).map_err(|_| "vcpu setup")?;
+    let mut vcpu =
+        Aarch64VCpu::new(Aarch64VCpuCreateConfig::default()).map_err(|_| "vcpu create")?;
+    vcpu.setup(scenario.setup_config())
+        .map_err(|_| "vcpu setup")?;
     vcpu.set_entry(entry).map_err(|_| "vcpu entry")?;
     vcpu.set_gpr(1, iters).map_err(|_| "vcpu x1")?;
     vcpu.set_stage2_root(Stage2Config {
@@ -147,7 +159,12 @@ fn run_scenario(name: &str, iters: u64) -> Result<(Verdict, ExitStats), &'static
 
 /// Answers the test protocol's hypercalls other than NULL; `Some` ends the run.
 #[inline(never)]
-fn hypercall(vcpu: &mut Aarch64VCpu, sc: &mut Scenario, args: &[u64; 7], dev: &TestDevice) -> Option<Verdict> {
+fn hypercall(
+    vcpu: &mut Aarch64VCpu,
+    sc: &mut Scenario,
+    args: &[u64; 7],
+    dev: &TestDevice,
+) -> Option<Verdict> {
     match args[0] {
         hvc::TEST_CALL => {
             let r = sc.test_call(args, dev.reads, dev.writes);
@@ -198,7 +215,8 @@ fn run_loop(vcpu: &mut Aarch64VCpu, sc: &mut Scenario, stats: &mut ExitStats) ->
                     // Console FR (TX never full) and anything unknown read as zero.
                     0
                 };
-                vcpu.complete_mmio_read(v).map_err(|_| "complete_mmio_read")?;
+                vcpu.complete_mmio_read(v)
+                    .map_err(|_| "complete_mmio_read")?;
             }
             Ok(VmExit::MmioWrite { addr, width, data }) => {
                 stats.mmio_write += 1;
@@ -211,7 +229,8 @@ fn run_loop(vcpu: &mut Aarch64VCpu, sc: &mut Scenario, stats: &mut ExitStats) ->
             Ok(VmExit::SysRegRead { reg, .. }) => {
                 stats.sysreg += 1;
                 let v = sc.sysreg_read(reg);
-                vcpu.complete_sysreg_read(v).map_err(|_| "complete_sysreg_read")?;
+                vcpu.complete_sysreg_read(v)
+                    .map_err(|_| "complete_sysreg_read")?;
             }
             Ok(VmExit::ExternalInterrupt { .. }) => {
                 stats.irq += 1;

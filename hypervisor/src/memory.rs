@@ -77,5 +77,13 @@ pub fn sync_for_guest(start: *const u8, len: usize) {
         a += LINE;
     }
     // SAFETY: barriers and a full I-cache invalidation have no other effect.
-    unsafe { core::arch::asm!("dsb ish", "ic iallu", "dsb ish", "isb", options(nostack, preserves_flags)) };
+    unsafe {
+        core::arch::asm!(
+            "dsb ish",
+            "ic iallu",
+            "dsb ish",
+            "isb",
+            options(nostack, preserves_flags)
+        )
+    };
 }

@@ -49,7 +49,9 @@ pub const fn id_reg_answer(reg: SysRegAddr) -> u64 {
 pub fn hypercall_args(i: u64) -> [u64; 6] {
     let mut a = [0u64; 6];
     for (k, v) in a.iter_mut().enumerate() {
-        *v = i.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add((k as u64 + 1).wrapping_mul(0x0101_0101_0101_0101));
+        *v = i
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .wrapping_add((k as u64 + 1).wrapping_mul(0x0101_0101_0101_0101));
     }
     a
 }
@@ -70,7 +72,14 @@ pub struct Scenario {
 
 impl Scenario {
     pub fn new(kind: Kind, iters: u64) -> Self {
-        Self { kind, iters, calls: 0, sysreg_reads: 0, irqs: 0, failure: None }
+        Self {
+            kind,
+            iters,
+            calls: 0,
+            sysreg_reads: 0,
+            irqs: 0,
+            failure: None,
+        }
     }
 
     pub fn setup_config(&self) -> Aarch64VCpuSetupConfig {
@@ -146,9 +155,13 @@ impl Scenario {
     /// Host-side verdict at EXIT.
     pub fn final_check(&mut self) {
         match self.kind {
-            Kind::Hypercall if self.calls != self.iters => self.fail("number of TEST_CALLs differs from iters"),
+            Kind::Hypercall if self.calls != self.iters => {
+                self.fail("number of TEST_CALLs differs from iters")
+            }
             Kind::Mmio if self.calls != 2 => self.fail("expected two access-count reports"),
-            Kind::SysReg if self.sysreg_reads < 4 => self.fail("fewer than 4 trapped ID register reads"),
+            Kind::SysReg if self.sysreg_reads < 4 => {
+                self.fail("fewer than 4 trapped ID register reads")
+            }
             Kind::Preserve if self.sysreg_reads != self.iters => {
                 self.fail("preserve: one trapped ID read per round expected")
             }

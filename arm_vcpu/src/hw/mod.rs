@@ -66,7 +66,15 @@ pub(crate) fn probe_features() -> CpuFeatures {
     let isar1 = ID_AA64ISAR1_EL1.get();
     let isar2: u64 = read_sysreg!("S3_0_C0_C6_2");
     let pfr0 = ID_AA64PFR0_EL1.get();
-    CpuFeatures::from_id_registers(mmfr0, mmfr1, isar1, isar2, pfr0, MIDR_EL1.get(), MPIDR_EL1.get())
+    CpuFeatures::from_id_registers(
+        mmfr0,
+        mmfr1,
+        isar1,
+        isar2,
+        pfr0,
+        MIDR_EL1.get(),
+        MPIDR_EL1.get(),
+    )
 }
 
 /// The physical core's affinity (`MPIDR_EL1` Aff3..Aff0).
@@ -190,7 +198,11 @@ pub(crate) fn load_guest_state(r: &GuestSystemRegisters, fp: &FpSimdState, feat:
 
 /// Saves a vCPU's bind-time state from the hardware (the inverse of
 /// [`load_guest_state`]; the EL2 controls are not saved: the guest cannot change them).
-pub(crate) fn save_guest_state(r: &mut GuestSystemRegisters, fp: &mut FpSimdState, feat: &CpuFeatures) {
+pub(crate) fn save_guest_state(
+    r: &mut GuestSystemRegisters,
+    fp: &mut FpSimdState,
+    feat: &CpuFeatures,
+) {
     r.sctlr_el1 = SCTLR_EL1.get();
     r.actlr_el1 = ACTLR_EL1.get();
     r.cpacr_el1 = CPACR_EL1.get();
@@ -250,7 +262,13 @@ pub(crate) fn flush_current_vmid_local() {
     // SAFETY: TLB maintenance for the current VMID only affects guest translations,
     // which are reloaded from the tables on demand.
     unsafe {
-        asm!("isb", "tlbi vmalls12e1", "dsb nsh", "isb", options(nostack, preserves_flags));
+        asm!(
+            "isb",
+            "tlbi vmalls12e1",
+            "dsb nsh",
+            "isb",
+            options(nostack, preserves_flags)
+        );
     }
 }
 
