@@ -312,16 +312,17 @@ fn args(frame: &Aarch64ContextFrame) -> [u64; 7] {
 pub(crate) fn decode_sync(syn: &Syndrome, frame: &Aarch64ContextFrame) -> (VmExit, Pending) {
     let esr = syn.esr;
     let len = esr::instruction_length(esr) as u8;
-    let class = ExceptionClass::from_bits(esr::ec(esr));
-    match class {
-        Some(ExceptionClass::Hvc64) => (
+    // Match the raw class number: the common classes are found without building the
+    // `ExceptionClass` (only `Unhandled` needs it).
+    match esr::ec(esr) {
+        0x16 => (
             VmExit::Hypercall {
                 imm: esr::imm16(esr),
                 args: args(frame),
             },
             Pending::None,
         ),
-        Some(ExceptionClass::Smc64) => (
+        0x17 => (
             VmExit::SecureMonitorCall {
                 imm: esr::imm16(esr),
                 args: args(frame),
@@ -329,7 +330,7 @@ pub(crate) fn decode_sync(syn: &Syndrome, frame: &Aarch64ContextFrame) -> (VmExi
             // ELR_EL2 points at the SMC itself (preferred return address of the trap).
             Pending::Advance(4),
         ),
-        Some(ExceptionClass::DataAbortLower) => {
+        0x24 => {
             let iss = DataAbortIss::decode(esr);
             if iss.is_emulatable_mmio() && !iss.fnv {
                 let addr = syn.fault_ipa(true);
@@ -373,7 +374,7 @@ pub(crate) fn decode_sync(syn: &Syndrome, frame: &Aarch64ContextFrame) -> (VmExi
                 )
             }
         }
-        Some(ExceptionClass::InstrAbortLower) => {
+        0x20 => {
             let iss = InstrAbortIss::decode(esr);
             (
                 VmExit::InstructionAbort {
@@ -385,7 +386,7 @@ pub(crate) fn decode_sync(syn: &Syndrome, frame: &Aarch64ContextFrame) -> (VmExi
                 Pending::None,
             )
         }
-        Some(ExceptionClass::SysReg64) => {
+        0x18 => {
             let iss = SysRegIss::decode(esr);
             let reg = SysRegAddr::from_iss(esr::iss(esr));
             if iss.read {
@@ -398,7 +399,7 @@ pub(crate) fn decode_sync(syn: &Syndrome, frame: &Aarch64ContextFrame) -> (VmExi
                 (VmExit::SysRegWrite { reg, value }, Pending::Advance(len))
             }
         }
-        Some(ExceptionClass::WfxTrap) => {
+        0x01 => {
             // The trapped WFx is complete from the guest's point of view once the host
             // has decided when to resume it; skip it now.
             let exit = match esr::wfx_kind(esr) {
@@ -407,6 +408,12 @@ pub(crate) fn decode_sync(syn: &Syndrome, frame: &Aarch64ContextFrame) -> (VmExi
             };
             (exit, Pending::Advance(len))
         }
-        _ => (VmExit::Unhandled { esr, class }, Pending::None),
+        ec => (
+            VmExit::Unhandled {
+                esr,
+                class: ExceptionClass::from_bits(ec),
+            },
+            Pending::None,
+        ),
     }
 }

@@ -377,6 +377,7 @@ impl Aarch64VCpu {
                 }
                 self.ws.frame.elr = self.ws.frame.elr.wrapping_add(len as u64);
                 self.pending = Pending::None;
+                self.ready = self.state == State::Bound;
                 Ok(())
             }
             _ => Err(VCpuError::NothingToComplete),
@@ -393,6 +394,7 @@ impl Aarch64VCpu {
                 }
                 self.ws.frame.elr = self.ws.frame.elr.wrapping_add(len as u64);
                 self.pending = Pending::None;
+                self.ready = self.state == State::Bound;
                 Ok(())
             }
             _ => Err(VCpuError::NothingToComplete),
