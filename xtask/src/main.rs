@@ -33,7 +33,7 @@ commands:
         mutation) select a subset. --jobs: QEMU runs at once (default 2)
   bench [--iters N1,N2]
         exit-cost benchmark (release hypervisor, instruction-counting plugin);
-        writes target/bench/exit-cost.json (default iters 1000,2000)
+        writes target/bench/exit-cost.json (default iters 100000,900000)
   help  this text
 
 scenarios: ";
@@ -88,7 +88,7 @@ fn parse_args(args: &[&str]) -> Result<Cmd, String> {
     let mut iters = scenarios::DEFAULT_ITERS;
     let mut jobs = 2;
     let mut only = Vec::new();
-    let (mut n1, mut n2) = (1000, 2000);
+    let (mut n1, mut n2) = bench::DEFAULT_ITERS;
     while let Some(a) = it.next() {
         // `--flag=value` is accepted as well as `--flag value`.
         let (flag, inline) = match a.split_once('=') {
@@ -273,7 +273,13 @@ mod tests {
                 only: vec!["irq".into(), "mutation".into()]
             })
         );
-        assert_eq!(parse("bench"), Ok(Cmd::Bench { n1: 1000, n2: 2000 }));
+        assert_eq!(
+            parse("bench"),
+            Ok(Cmd::Bench {
+                n1: 100_000,
+                n2: 900_000
+            })
+        );
         assert_eq!(
             parse("bench --iters 10,30"),
             Ok(Cmd::Bench { n1: 10, n2: 30 })

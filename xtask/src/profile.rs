@@ -190,10 +190,16 @@ impl ExitCost {
     }
 }
 
-/// A JSON number for `v` (finite; integers without a fraction).
+/// `v` rounded to `decimals` decimal places.
+pub fn round_to(v: f64, decimals: i32) -> f64 {
+    let scale = 10f64.powi(decimals);
+    (v * scale).round() / scale
+}
+
+/// A JSON number for `v`, rounded to 3 decimals (integers without a fraction).
 fn json_number(v: f64) -> String {
     if v.is_finite() {
-        format!("{v}")
+        format!("{}", round_to(v, 3))
     } else {
         "null".to_string()
     }
@@ -293,6 +299,16 @@ mod tests {
         assert_eq!((c.mrs, c.msr, c.sysreg()), (2.0, 1.0, 3.0));
         assert_eq!((c.isb, c.dsb, c.maint, c.eret), (0.0, 0.0, 0.0, 1.0));
         assert_eq!(c.guest_hvc, 1.0);
+    }
+
+    #[test]
+    fn rounding() {
+        assert_eq!(round_to(79.00030375, 3), 79.0);
+        assert_eq!(round_to(79.243, 1), 79.2);
+        assert_eq!(round_to(5.0000025, 1), 5.0);
+        assert_eq!(json_number(79.00030375), "79");
+        assert_eq!(json_number(0.0075), "0.008");
+        assert_eq!(json_number(f64::NAN), "null");
     }
 
     #[test]

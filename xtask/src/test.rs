@@ -148,12 +148,14 @@ pub fn run(ws: &Workspace, jobs: usize, only: &[String]) -> Result<ExitCode, Str
 
     let logs = ws.target().join("xtask").join("logs");
     let _ = std::fs::create_dir_all(&logs);
-    println!(
-        "running {} QEMU item(s), {} at a time (logs in {})",
-        items.len(),
-        jobs.max(1),
-        logs.display()
-    );
+    if !items.is_empty() {
+        println!(
+            "running {} QEMU item(s), {} at a time (logs in {})",
+            items.len(),
+            jobs.max(1),
+            logs.display()
+        );
+    }
     pool::run(
         jobs,
         items,
