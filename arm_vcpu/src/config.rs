@@ -1,5 +1,7 @@
 //! Creation and setup parameters of a vCPU.
 
+use crate::smccc::SmcForwardList;
+
 /// Parameters fixed when a vCPU is created.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Aarch64VCpuCreateConfig {
@@ -16,6 +18,33 @@ pub struct Aarch64VCpuCreateConfig {
     pub midr_el1: Option<u64>,
 }
 
+/// Who answers the guest's reads of the feature ID registers (trapped by
+/// `HCR_EL2.TID3`: op0 = 3, op1 = 0, CRn = 0, CRm = 1..7).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum IdRegisterPolicy {
+    /// The crate, from the VM's sanitized view (features it does not switch per vCPU
+    /// are hidden: SVE, SME, MTE, SPE, TRBE, AMU, MPAM, RAS, PMU, nested
+    /// virtualization; pointer authentication unless its keys are switched).
+    #[default]
+    Sanitized,
+    /// The host, through [`crate::VmExit::SysRegRead`] exits.
+    ExitToHost,
+}
+
+/// What happens to a trap nobody handles: a system register the crate does not
+/// emulate, or an instruction class the guest may not use (SVE, SME, pointer
+/// authentication without switched keys).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TrapPolicy {
+    /// The guest takes an UNDEFINED instruction exception at EL1, as the architecture
+    /// says for an unimplemented register or feature.
+    #[default]
+    InjectUndef,
+    /// `run()` returns the exit ([`crate::VmExit::SysRegRead`],
+    /// [`crate::VmExit::SysRegWrite`] or [`crate::VmExit::Unhandled`]).
+    ExitToHost,
+}
+
 /// Parameters chosen at setup: what the guest owns directly and what traps.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Aarch64VCpuSetupConfig {
@@ -23,13 +52,16 @@ pub struct Aarch64VCpuSetupConfig {
     /// physical IRQs and FIQs are taken at EL1 and never cause an exit.
     pub passthrough_interrupt: bool,
     /// The guest may use the EL1 physical timer directly (`CNTHCTL_EL2.EL1PCEN` = 1).
-    /// Otherwise its accesses to `CNTP_*` trap as system-register exits.
+    /// Otherwise its accesses to `CNTP_*` trap.
     pub passthrough_timer: bool,
-    /// Trap the ID group 3 registers (`HCR_EL2.TID3`): reads of `ID_AA64*_EL1` and
-    /// friends become [`crate::VmExit::SysRegRead`] exits.
-    pub trap_id_registers: bool,
+    /// Who answers ID register reads.
+    pub id_registers: IdRegisterPolicy,
+    /// What to do with traps nobody handles.
+    pub unhandled_traps: TrapPolicy,
     /// Trap WFI (`HCR_EL2.TWI`): each becomes a [`crate::VmExit::WaitForInterrupt`].
     pub trap_wfi: bool,
     /// Trap WFE (`HCR_EL2.TWE`): each becomes a [`crate::VmExit::WaitForEvent`].
     pub trap_wfe: bool,
+    /// SMC function-ID ranges forwarded to EL3 (empty by default).
+    pub smc_forward: SmcForwardList,
 }

@@ -53,8 +53,10 @@ impl Aarch64ContextFrame {
 pub(crate) struct WorldSwitch {
     /// The guest registers; must be at offset 0.
     pub frame: Aarch64ContextFrame,
-    /// The host's `SP_EL2` at guest entry.
-    pub host_sp: u64,
+    /// The host's x19 and x29 at guest entry (inline asm cannot declare them clobbered).
+    pub host_x19_x29: [u64; 2],
+    /// The host's x30 (return address) and `SP_EL2` at guest entry.
+    pub host_x30_sp: [u64; 2],
     /// `ESR_EL2` of an SError exit (synchronous exits return it in x0 instead).
     pub serror_esr: u64,
 }
@@ -68,8 +70,10 @@ pub(crate) mod offsets {
     pub const ELR: usize = offset_of!(WorldSwitch, frame) + offset_of!(Aarch64ContextFrame, elr);
     /// Offset of `SPSR_EL2`.
     pub const SPSR: usize = offset_of!(WorldSwitch, frame) + offset_of!(Aarch64ContextFrame, spsr);
-    /// Offset of the saved host stack pointer.
-    pub const HOST_SP: usize = offset_of!(WorldSwitch, host_sp);
+    /// Offset of the saved host x19, x29 pair.
+    pub const HOST_X19: usize = offset_of!(WorldSwitch, host_x19_x29);
+    /// Offset of the saved host x30, SP pair.
+    pub const HOST_X30: usize = offset_of!(WorldSwitch, host_x30_sp);
     /// Offset of the SError syndrome.
     pub const SERROR_ESR: usize = offset_of!(WorldSwitch, serror_esr);
     /// Size of the host trap frame pushed by the current-EL vectors.
@@ -90,7 +94,10 @@ pub(crate) mod offsets {
     const _: () = assert!(offset_of!(crate::percpu::HostTrapFrame, gpr) == 0);
     const _: () = assert!(offset_of!(crate::percpu::HostTrapFrame, spsr) == HOST_ELR + 8);
     // Immediate offsets of LDP/STP (64-bit) must be multiples of 8 below 512.
-    const _: () = assert!(ELR < 504 && HOST_SP < 504 && SERROR_ESR < 504 && HOST_ESR < 504);
+    const _: () = assert!(
+        ELR < 504 && HOST_X19 < 504 && HOST_X30 < 504 && SERROR_ESR < 504 && HOST_ESR < 504
+    );
+    const _: () = assert!(HOST_X19.is_multiple_of(8) && HOST_X30.is_multiple_of(8));
 }
 
 /// The EL1 system registers and per-VM EL2 controls of one vCPU, switched at

@@ -5,6 +5,7 @@ use crate::context::Aarch64ContextFrame;
 use crate::esr::{
     self, DataAbortIss, ExceptionClass, FaultStatus, InstrAbortIss, Syndrome, SysRegIss,
 };
+use crate::smccc::{Conduit, PsciRequest};
 
 /// Width of a memory access.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -180,6 +181,16 @@ pub enum VmExit {
         /// The written value (0 for XZR).
         value: u64,
     },
+    /// A PSCI call the host must carry out (CPU_ON, CPU_OFF, CPU_SUSPEND,
+    /// AFFINITY_INFO, SYSTEM_OFF, SYSTEM_RESET), arguments validated. Complete it with
+    /// [`crate::Aarch64VCpu::complete_psci`] (except a successful CPU_OFF, SYSTEM_OFF
+    /// or SYSTEM_RESET, after which the vCPU is not run again).
+    Psci {
+        /// The call.
+        request: PsciRequest,
+        /// HVC or SMC.
+        conduit: Conduit,
+    },
     /// A physical IRQ (or FIQ, `fiq = true`) arrived while the guest ran. The crate
     /// does not acknowledge it: the host's interrupt controller driver does.
     ExternalInterrupt {
@@ -257,6 +268,9 @@ pub(crate) enum Pending {
     SysRegRead { rt: u8, len: u8 },
     /// The host changed the frame: check the SPSR before entering.
     CheckFrame,
+    /// A PSCI call waits for its result; then the PC advances by `advance` (4 after an
+    /// SMC, whose ELR points at the SMC; 0 after an HVC).
+    Psci { request: PsciRequest, advance: u8 },
 }
 
 /// Extends a value loaded by an emulated MMIO read the way the load instruction

@@ -32,23 +32,28 @@
 
 mod config;
 pub mod context;
+pub mod emulate;
 mod error;
 pub mod esr;
 mod exit;
 #[cfg(target_arch = "aarch64")]
 mod hw;
+pub mod idregs;
+pub mod inject;
 mod percpu;
+pub mod smccc;
 pub mod stage2;
 mod vcpu;
 
 #[cfg(test)]
 mod tests;
 
-pub use config::{Aarch64VCpuCreateConfig, Aarch64VCpuSetupConfig};
+pub use config::{Aarch64VCpuCreateConfig, Aarch64VCpuSetupConfig, IdRegisterPolicy, TrapPolicy};
 pub use context::{Aarch64ContextFrame, GuestSystemRegisters, TrapFrame};
 pub use error::VCpuError;
 pub use exit::{AccessWidth, Stage2Fault, SysRegAddr, VmExit};
 pub use percpu::{Aarch64PerCpu, CpuFeatures, HostTrapFrame, HostTrapHandler, HostTrapKind};
+pub use smccc::{Conduit, PsciRequest, SmcForwardList};
 pub use stage2::Stage2Config;
 pub use vcpu::Aarch64VCpu;
 

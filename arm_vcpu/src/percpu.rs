@@ -49,6 +49,8 @@ pub struct CpuFeatures {
     pub midr: u64,
     /// Affinity of this core (`MPIDR_EL1` & [`MPIDR_AFFINITY_MASK`]).
     pub mpidr: u64,
+    /// FEAT_RAS (`ID_AA64PFR0_EL1.RAS != 0`): `VSESR_EL2` exists.
+    pub ras: bool,
 }
 
 /// A 4-bit ID register field at `lsb`.
@@ -78,6 +80,7 @@ impl CpuFeatures {
             vmid16: field(mmfr1, 4) == 2,
             pauth,
             gicv3: field(pfr0, 24) != 0,
+            ras: field(pfr0, 28) != 0,
             midr,
             mpidr: mpidr & MPIDR_AFFINITY_MASK,
         }
@@ -158,6 +161,8 @@ pub struct Aarch64PerCpu {
     saved_vbar: u64,
     saved_hcr: u64,
     host_mdcr: u64,
+    /// The host's feature ID space (see `idregs`).
+    id_space: [u64; crate::idregs::ID_SPACE_LEN],
     pub(crate) bound: bool,
 }
 
@@ -174,7 +179,9 @@ impl Aarch64PerCpu {
                 gicv3: false,
                 midr: 0,
                 mpidr: 0,
+                ras: false,
             },
+            id_space: [0; crate::idregs::ID_SPACE_LEN],
             saved_vbar: 0,
             saved_hcr: 0,
             host_mdcr: 0,
@@ -222,6 +229,7 @@ impl Aarch64PerCpu {
             self.saved_vbar = crate::hw::vbar_el2();
             self.saved_hcr = crate::hw::hcr_el2();
             self.host_mdcr = crate::hw::mdcr_el2();
+            self.id_space = crate::hw::read_id_space();
             crate::hw::install_vectors(crate::hw::vectors_address(), HOST_HCR_EL2);
         }
         self.enabled = true;
@@ -242,6 +250,11 @@ impl Aarch64PerCpu {
         crate::hw::install_vectors(self.saved_vbar, self.saved_hcr);
         self.enabled = false;
         Ok(())
+    }
+
+    /// The host's feature ID registers (`idregs::index` order).
+    pub(crate) fn id_space(&self) -> &[u64; crate::idregs::ID_SPACE_LEN] {
+        &self.id_space
     }
 
     /// `MDCR_EL2` as the host had it (its HPMN field is kept for guests).

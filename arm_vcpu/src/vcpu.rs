@@ -4,11 +4,19 @@ use crate::context::{
     Aarch64ContextFrame, FpSimdState, GuestSystemRegisters, WorldSwitch, SCTLR_EL1_RESET,
     SPSR_EL1H_DAIF_MASKED,
 };
+use crate::emulate::{self, SysRegAction};
 #[cfg(target_arch = "aarch64")]
 use crate::esr;
-use crate::exit::{extend_load, Pending, VmExit};
+use crate::esr::ExceptionClass;
+use crate::exit::{extend_load, operand, Pending, VmExit};
+use crate::idregs::IdRegisters;
+use crate::inject::{self, Injection};
 use crate::percpu::{hcr, Aarch64PerCpu, CpuFeatures, MPIDR_AFFINITY_MASK};
-use crate::{Aarch64VCpuCreateConfig, Aarch64VCpuSetupConfig, Stage2Config, VCpuError, VCpuResult};
+use crate::smccc::{self, Conduit, Outcome};
+use crate::{
+    Aarch64VCpuCreateConfig, Aarch64VCpuSetupConfig, IdRegisterPolicy, Stage2Config, TrapPolicy,
+    VCpuError, VCpuResult,
+};
 
 /// `CPTR_EL2` for guests (E2H = 0 layout): RES1 bits [9:0] except TZ, RES1 [13:12];
 /// TZ (bit 8) = 1 traps SVE, TSM (bit 12) = 1 traps SME (or is RES1), TFP (bit 10) = 0
@@ -28,9 +36,9 @@ const CNTHCTL_EL1PCEN: u64 = 1 << 1;
 ///
 /// Always: VM (stage 2 on), SWIO, AMO, FB + BSU = inner shareable (broadcast the
 /// guest's TLB/cache maintenance, so a vCPU may move between cores), TSC (guest SMCs
-/// trap), TIDCP, TACR, TSW (set/way maintenance traps), TLOR (LORegions hidden), RW
-/// (EL1 is AArch64). IMO/FMO unless interrupts are passed through; TID3/TWI/TWE on
-/// request; API/APK (pointer authentication not trapped) only when the keys are
+/// trap), TID3 (feature ID registers), TIDCP, TACR, TSW (set/way maintenance traps),
+/// TLOR (LORegions hidden), RW (EL1 is AArch64). IMO/FMO unless interrupts are passed
+/// through; TWI/TWE on request; API/APK (pointer authentication not trapped) only when the keys are
 /// switched, i.e. when the CPU has FEAT_PAuth.
 pub const fn guest_hcr_el2(setup: &Aarch64VCpuSetupConfig, pauth: bool) -> u64 {
     let mut v = hcr::VM
@@ -39,6 +47,7 @@ pub const fn guest_hcr_el2(setup: &Aarch64VCpuSetupConfig, pauth: bool) -> u64 {
         | hcr::FB
         | hcr::BSU_IS
         | hcr::TSC
+        | hcr::TID3
         | hcr::TIDCP
         | hcr::TACR
         | hcr::TSW
@@ -46,9 +55,6 @@ pub const fn guest_hcr_el2(setup: &Aarch64VCpuSetupConfig, pauth: bool) -> u64 {
         | hcr::RW;
     if !setup.passthrough_interrupt {
         v |= hcr::IMO | hcr::FMO;
-    }
-    if setup.trap_id_registers {
-        v |= hcr::TID3;
     }
     if setup.trap_wfi {
         v |= hcr::TWI;
@@ -112,6 +118,8 @@ pub struct Aarch64VCpu {
     stage2: Option<Stage2Config>,
     /// Features of the core the vCPU is bound to.
     features: CpuFeatures,
+    /// The VM's view of the feature ID registers (built at bind).
+    ids: IdRegisters,
 }
 
 impl Aarch64VCpu {
@@ -144,6 +152,7 @@ impl Aarch64VCpu {
             entry_set: false,
             stage2: None,
             features: CpuFeatures::default(),
+            ids: IdRegisters::default(),
         })
     }
 
@@ -220,6 +229,8 @@ impl Aarch64VCpu {
         self.sysregs.hcr_el2 = guest_hcr_el2(&self.setup, feat.pauth);
         self.sysregs.vpidr_el2 = self.create.midr_el1.unwrap_or(feat.midr);
         self.sysregs.mdcr_el2 = (percpu.host_mdcr() & 0x1f) | GUEST_MDCR_TRAPS;
+        // Pointer authentication stays visible only where its keys are switched.
+        self.ids = IdRegisters::sanitized(percpu.id_space(), feat.pauth);
         #[cfg(target_arch = "aarch64")]
         {
             crate::hw::load_guest_state(&self.sysregs, &self.fp, &feat);
@@ -273,21 +284,30 @@ impl Aarch64VCpu {
             self.prepare_entry()?;
         }
         #[cfg(target_arch = "aarch64")]
-        {
-            // SAFETY: the vCPU is bound to this core (state checked above; the host
-            // contract forbids running it on another core), so its EL1/EL2 state is
-            // loaded; `frame.spsr` is a guest state (checked whenever the host changed
-            // the frame, see `regs_mut`).
+        loop {
+            // SAFETY: the vCPU is bound to this core (checked above; the host contract
+            // forbids running it on another core), so its EL1/EL2 state is loaded;
+            // `frame.spsr` is a guest state (checked whenever the host changed the
+            // frame, see `regs_mut`).
             let code = unsafe { crate::hw::enter_guest(&mut self.ws) };
-            // Fast path: a synchronous exit for HVC from AArch64.
+            // Fast path: an HVC with a function ID the host owns. SMCCC owners 0 (Arm
+            // architecture) and 4 (standard secure: PSCI) are the crate's; W0 bits
+            // [29:24] other than bit 26 being zero means one of those.
             if code >> 26 == esr::ExceptionClass::Hvc64 as u64 {
                 let g = &self.ws.frame.gpr;
-                return Ok(VmExit::Hypercall {
-                    imm: esr::imm16(code),
-                    args: [g[0], g[1], g[2], g[3], g[4], g[5], g[6]],
-                });
+                // (An HVC with a non-zero immediate is the host's too; it takes the slow
+                // path only when w0 happens to name one of those owners.)
+                if (g[0] >> 24) & 0x3b != 0 {
+                    return Ok(VmExit::Hypercall {
+                        imm: esr::imm16(code),
+                        args: [g[0], g[1], g[2], g[3], g[4], g[5], g[6]],
+                    });
+                }
             }
-            Ok(self.decode_exit(code))
+            if let Some(exit) = self.handle_exit(code) {
+                return Ok(exit);
+            }
+            // Answered inside the crate: re-enter straight away.
         }
         #[cfg(not(target_arch = "aarch64"))]
         {
@@ -297,15 +317,15 @@ impl Aarch64VCpu {
 
     #[cfg(target_arch = "aarch64")]
     #[inline(never)]
-    fn decode_exit(&mut self, code: u64) -> VmExit {
+    fn handle_exit(&mut self, code: u64) -> Option<VmExit> {
         if code >> 63 != 0 {
-            return match code & 3 {
+            return Some(match code & 3 {
                 1 => VmExit::ExternalInterrupt { fiq: false },
                 2 => VmExit::ExternalInterrupt { fiq: true },
                 _ => VmExit::SError {
                     esr: self.ws.serror_esr,
                 },
-            };
+            });
         }
         let mut syn = esr::Syndrome {
             esr: code,
@@ -318,13 +338,128 @@ impl Aarch64VCpu {
         self.handle_sync_exit(&syn)
     }
 
-    /// Decodes a synchronous exit captured in `syn` and records what it leaves
-    /// pending. Pure (no hardware access), so the host tests drive it directly.
-    pub(crate) fn handle_sync_exit(&mut self, syn: &crate::esr::Syndrome) -> VmExit {
+    /// Handles a synchronous exit captured in `syn`: answers what the crate answers
+    /// (SMCCC/PSCI queries, emulated system registers, UNDEF for unhandled traps) and
+    /// returns `None`, or returns the exit for the host and records what it leaves
+    /// pending. Touches hardware only through `inject` while bound, so the host tests
+    /// drive it directly on an unbound vCPU.
+    pub(crate) fn handle_sync_exit(&mut self, syn: &crate::esr::Syndrome) -> Option<VmExit> {
         let (exit, pending) = crate::exit::decode_sync(syn, &self.ws.frame);
-        self.ready = matches!(pending, Pending::None);
+        let len = crate::esr::instruction_length(syn.esr);
+        match exit {
+            VmExit::Hypercall { imm, args } => return self.smccc_call(Conduit::Hvc, imm, args),
+            VmExit::SecureMonitorCall { imm, args } => {
+                return self.smccc_call(Conduit::Smc, imm, args)
+            }
+            VmExit::SysRegRead { reg, .. } | VmExit::SysRegWrite { reg, .. } => {
+                let iss = crate::esr::SysRegIss::decode(syn.esr);
+                let ids = match self.setup.id_registers {
+                    IdRegisterPolicy::Sanitized => Some(&self.ids),
+                    IdRegisterPolicy::ExitToHost => None,
+                };
+                let value = operand(&self.ws.frame, iss.rt);
+                match emulate::sysreg(
+                    reg,
+                    iss.read,
+                    value,
+                    ids,
+                    self.sysregs.mdscr_el1,
+                    self.sysregs.actlr_el1,
+                ) {
+                    SysRegAction::Read(v) => {
+                        if iss.rt < 31 {
+                            self.ws.frame.gpr[iss.rt as usize] = v;
+                        }
+                    }
+                    SysRegAction::Write => {}
+                    SysRegAction::WriteMdscr(v) => self.sysregs.mdscr_el1 = v,
+                    // The host asked to answer the ID registers itself.
+                    SysRegAction::Unhandled
+                        if ids.is_none() && crate::idregs::index(reg).is_some() =>
+                    {
+                        self.set_pending(pending);
+                        return Some(exit);
+                    }
+                    SysRegAction::Unhandled => return self.unhandled(exit, pending),
+                }
+                self.ws.frame.elr = self.ws.frame.elr.wrapping_add(len);
+                return None;
+            }
+            // Features the guest may not use (their state is not switched) and traps
+            // with no meaning for a guest: UNDEFINED, as on a CPU without them.
+            VmExit::Unhandled {
+                class:
+                    Some(
+                        ExceptionClass::Sve
+                        | ExceptionClass::Sme
+                        | ExceptionClass::PointerAuth
+                        | ExceptionClass::Unknown
+                        | ExceptionClass::IllegalState,
+                    ),
+                ..
+            } => return self.unhandled(exit, pending),
+            _ => {}
+        }
+        self.set_pending(pending);
+        Some(exit)
+    }
+
+    /// Applies the trap policy to an exit nobody handles.
+    fn unhandled(&mut self, exit: VmExit, pending: Pending) -> Option<VmExit> {
+        if self.setup.unhandled_traps == TrapPolicy::InjectUndef
+            && self.inject(Injection::Undef).is_ok()
+        {
+            return None;
+        }
+        self.set_pending(pending);
+        Some(exit)
+    }
+
+    /// An SMCCC call through `conduit`: answered here, forwarded to EL3, turned into a
+    /// PSCI request, or handed to the host.
+    fn smccc_call(&mut self, conduit: Conduit, imm: u16, args: [u64; 7]) -> Option<VmExit> {
+        // ELR_EL2 points after an HVC but at a trapped SMC.
+        let advance: u8 = if conduit == Conduit::Smc { 4 } else { 0 };
+        let answer = match smccc::dispatch(conduit, imm, &args, &self.setup.smc_forward) {
+            Outcome::Answer(r) => r,
+            Outcome::Forward => self.forward_smc(&args),
+            Outcome::Request(request) => {
+                self.set_pending(Pending::Psci { request, advance });
+                return Some(VmExit::Psci { request, conduit });
+            }
+            Outcome::Host => {
+                self.set_pending(if advance != 0 {
+                    Pending::Advance(advance)
+                } else {
+                    Pending::None
+                });
+                return Some(match conduit {
+                    Conduit::Hvc => VmExit::Hypercall { imm, args },
+                    Conduit::Smc => VmExit::SecureMonitorCall { imm, args },
+                });
+            }
+        };
+        self.ws.frame.gpr[..4].copy_from_slice(&answer);
+        self.ws.frame.elr = self.ws.frame.elr.wrapping_add(advance as u64);
+        None
+    }
+
+    fn forward_smc(&self, args: &[u64; 7]) -> [u64; 4] {
+        #[cfg(target_arch = "aarch64")]
+        {
+            let vmid = self.stage2.map_or(0, |s| s.vmid as u64);
+            crate::hw::smc_forward(args, vmid)
+        }
+        #[cfg(not(target_arch = "aarch64"))]
+        {
+            let _ = args;
+            [smccc::ret::NOT_SUPPORTED as i64 as u64, 0, 0, 0]
+        }
+    }
+
+    fn set_pending(&mut self, pending: Pending) {
+        self.ready = matches!(pending, Pending::None) && self.state == State::Bound;
         self.pending = pending;
-        exit
     }
 
     /// The slow part of `run()`: checks the vCPU is bound and applies what the last
@@ -344,7 +479,7 @@ impl Aarch64VCpu {
         match self.pending {
             Pending::None => {}
             Pending::Advance(n) => self.ws.frame.elr = self.ws.frame.elr.wrapping_add(n as u64),
-            Pending::MmioRead { .. } | Pending::SysRegRead { .. } => {
+            Pending::MmioRead { .. } | Pending::SysRegRead { .. } | Pending::Psci { .. } => {
                 return Err(VCpuError::PendingCompletion)
             }
             Pending::CheckFrame => {}
@@ -399,6 +534,142 @@ impl Aarch64VCpu {
             }
             _ => Err(VCpuError::NothingToComplete),
         }
+    }
+
+    /// Completes a [`VmExit::Psci`] with the PSCI return value `result` (e.g.
+    /// [`smccc::ret::SUCCESS`], [`smccc::ret::ALREADY_ON`], or for AFFINITY_INFO 0/1/2).
+    /// Fails with `InvalidConfig` if PSCI does not allow that result for the call.
+    pub fn complete_psci(&mut self, result: i32) -> VCpuResult {
+        match self.pending {
+            Pending::Psci { request, advance } => {
+                if !request.allows(result) {
+                    return Err(VCpuError::InvalidConfig(
+                        "PSCI does not allow this result for this call",
+                    ));
+                }
+                self.ws.frame.gpr[0] = result as i64 as u64;
+                self.ws.frame.elr = self.ws.frame.elr.wrapping_add(advance as u64);
+                self.set_pending(Pending::None);
+                Ok(())
+            }
+            _ => Err(VCpuError::NothingToComplete),
+        }
+    }
+
+    /// Puts an unbound vCPU in the state PSCI CPU_ON specifies for a core it powers
+    /// on: PC = `entry`, EL1h with D/A/I/F masked, x0 = `context_id`, the other GPRs
+    /// and FP/SIMD zero, EL1 system registers at their reset values (MMU and caches
+    /// off). The EL2 controls (stage 2, MPIDR, timer offset) are kept.
+    pub fn power_on(&mut self, entry: u64, context_id: u64) -> VCpuResult {
+        self.require_unbound("power_on")?;
+        if entry & 3 != 0 {
+            return Err(VCpuError::InvalidConfig(
+                "entry point is not 4-byte aligned",
+            ));
+        }
+        self.ws.frame = Aarch64ContextFrame::new_el1h(entry);
+        self.ws.frame.gpr[0] = context_id;
+        self.fp = FpSimdState::default();
+        let r = self.sysregs;
+        self.sysregs = GuestSystemRegisters {
+            sctlr_el1: SCTLR_EL1_RESET,
+            hcr_el2: r.hcr_el2 & !(1 << 8),
+            vttbr_el2: r.vttbr_el2,
+            vtcr_el2: r.vtcr_el2,
+            vmpidr_el2: r.vmpidr_el2,
+            vpidr_el2: r.vpidr_el2,
+            cptr_el2: r.cptr_el2,
+            mdcr_el2: r.mdcr_el2,
+            cnthctl_el2: r.cnthctl_el2,
+            cntvoff_el2: r.cntvoff_el2,
+            ..Default::default()
+        };
+        self.pending = Pending::None;
+        self.ready = false;
+        self.entry_set = true;
+        Ok(())
+    }
+
+    /// Injects an UNDEFINED instruction exception: the guest takes it at its EL1
+    /// vector with ESR_EL1.EC = 0 and ELR_EL1 = the current PC (the trapped
+    /// instruction). Cancels whatever the last exit left pending.
+    pub fn inject_undef(&mut self) -> VCpuResult {
+        self.inject(Injection::Undef)
+    }
+
+    /// Injects a synchronous external data abort at virtual address `va` (ESR_EL1.EC
+    /// 0x24 from EL0 / 0x25 from EL1, DFSC 0x10, WnR = `write`, FAR_EL1 = `va`).
+    pub fn inject_data_abort(&mut self, va: u64, write: bool) -> VCpuResult {
+        self.inject(Injection::DataAbort {
+            va,
+            write,
+            dfsc: inject::FSC_SYNC_EXTERNAL,
+        })
+    }
+
+    /// Injects a synchronous external instruction abort at `va` (EC 0x20/0x21, IFSC
+    /// 0x10, FAR_EL1 = `va`).
+    pub fn inject_instruction_abort(&mut self, va: u64) -> VCpuResult {
+        self.inject(Injection::InstructionAbort {
+            va,
+            ifsc: inject::FSC_SYNC_EXTERNAL,
+        })
+    }
+
+    /// Makes a virtual SError pending (`HCR_EL2.VSE`); the guest takes it when
+    /// PSTATE.A is clear, with `esr` as its ISS in ESR_EL1 when FEAT_RAS provides
+    /// `VSESR_EL2`. The vCPU must be bound.
+    pub fn inject_serror(&mut self, esr: u64) -> VCpuResult {
+        if self.state != State::Bound {
+            return Err(VCpuError::NotBound);
+        }
+        if self.ws.frame.spsr & (1 << 4) != 0 {
+            return Err(VCpuError::Aarch32NotSupported);
+        }
+        #[cfg(target_arch = "aarch64")]
+        crate::hw::raise_virtual_serror(esr & 0x1ff_ffff, self.features.ras);
+        #[cfg(not(target_arch = "aarch64"))]
+        let _ = esr;
+        Ok(())
+    }
+
+    fn inject(&mut self, what: Injection) -> VCpuResult {
+        #[cfg(target_arch = "aarch64")]
+        let (vbar_el1, sctlr_el1) = if self.state == State::Bound {
+            crate::hw::vbar_sctlr_el1()
+        } else {
+            (self.sysregs.vbar_el1, self.sysregs.sctlr_el1)
+        };
+        #[cfg(not(target_arch = "aarch64"))]
+        let (vbar_el1, sctlr_el1) = (self.sysregs.vbar_el1, self.sysregs.sctlr_el1);
+        let state = inject::GuestState {
+            pstate: self.ws.frame.spsr,
+            pc: self.ws.frame.elr,
+            vbar_el1,
+            sctlr_el1,
+        };
+        let e = inject::enter(&state, &what).map_err(|e| match e {
+            inject::InjectError::Aarch32 => VCpuError::Aarch32NotSupported,
+            inject::InjectError::NotAGuestState => {
+                VCpuError::InvalidConfig("SPSR is not an EL0/EL1 state")
+            }
+        })?;
+        if self.state == State::Bound {
+            #[cfg(target_arch = "aarch64")]
+            crate::hw::write_exception_regs(e.elr_el1, e.spsr_el1, e.esr_el1, e.far_el1);
+        } else {
+            self.sysregs.elr_el1 = e.elr_el1;
+            self.sysregs.spsr_el1 = e.spsr_el1;
+            self.sysregs.esr_el1 = e.esr_el1;
+            if let Some(far) = e.far_el1 {
+                self.sysregs.far_el1 = far;
+            }
+        }
+        self.ws.frame.elr = e.pc;
+        self.ws.frame.spsr = e.pstate;
+        // The faulting instruction did not complete: drop any pending advance/result.
+        self.set_pending(Pending::None);
+        Ok(())
     }
 
     /// Sets x0, the result register of a hypercall (SMCCC: first return value).

@@ -2,7 +2,7 @@
 //! chooses the vCPU setup, answers TEST_CALLs and trapped ID registers, and decides
 //! with the guest's own verdict whether the run passed.
 
-use arm_vcpu::{Aarch64VCpuSetupConfig, SysRegAddr};
+use arm_vcpu::{Aarch64VCpuSetupConfig, IdRegisterPolicy, SysRegAddr};
 
 use crate::devices::WidthCounts;
 
@@ -84,7 +84,12 @@ impl Scenario {
 
     pub fn setup_config(&self) -> Aarch64VCpuSetupConfig {
         Aarch64VCpuSetupConfig {
-            trap_id_registers: matches!(self.kind, Kind::SysReg | Kind::Preserve),
+            // These two check the exit path: the host answers ID registers itself.
+            id_registers: if matches!(self.kind, Kind::SysReg | Kind::Preserve) {
+                IdRegisterPolicy::ExitToHost
+            } else {
+                IdRegisterPolicy::Sanitized
+            },
             ..Default::default()
         }
     }

@@ -2,12 +2,12 @@
 //
 // All offsets are `const` operands computed from the Rust layout with
 // `core::mem::offset_of!` (see context.rs, which also asserts the assumptions
-// made here): {GPR}, {ELR}, {HOST_SP}, {SERROR_ESR}, {HOST_FRAME}, {HOST_ELR},
+// made here): {GPR}, {ELR}, {HOST_X19}, {HOST_X30}, {SERROR_ESR}, {HOST_FRAME}, {HOST_ELR},
 // {HOST_ESR}, {FPCR}; {MUTATE} is 1 only in the mutation-test build.
 //
 // While a guest runs, SP_EL2 points at its `WorldSwitch` (frame first), so an
 // exit vector can store the guest registers without a scratch register or a
-// system-register read. The host stack pointer is kept in WorldSwitch.host_sp.
+// system-register read. The host's SP, x19, x29 and x30 are kept in the WorldSwitch.
 
 .equ EXIT_IRQ,    (1 << 63) | 1
 .equ EXIT_FIQ,    (1 << 63) | 2
@@ -38,16 +38,15 @@
     str x30,      [sp, #{GPR} + 240]
 .endm
 
-// Back to the host: x0 holds the exit code. Restores the host SP and the
-// registers __arm_vcpu_enter saved, then returns to its caller.
+// Back to the host: x0 holds the exit code. Restores the registers and the host
+// SP that __arm_vcpu_enter saved in the WorldSwitch, then returns to its caller.
 .macro return_to_host
     mrs x1, elr_el2
     mrs x2, spsr_el2
     stp x1, x2, [sp, #{ELR}]
-    ldr x1, [sp, #{HOST_SP}]
+    ldp x19, x29, [sp, #{HOST_X19}]
+    ldp x30, x1, [sp, #{HOST_X30}]
     mov sp, x1
-    ldr x30, [sp, #16]
-    ldp x19, x29, [sp], #32
     ret
 .endm
 
@@ -123,17 +122,16 @@ __arm_vcpu_lower_exit_common:
     return_to_host
 
 // u64 __arm_vcpu_enter(WorldSwitch *ws)
-// Called from Rust inline asm (vcpu.rs) that declares x0-x18, x20-x28 and x30
-// clobbered; x19 and x29 (which inline asm cannot name) and the return address
-// are saved here on the host stack.
+// Called from Rust inline asm (hw/mod.rs) that declares x0-x18, x20-x28 and x30
+// clobbered; x19 and x29 (which inline asm cannot name), the return address and
+// the host SP are kept in the WorldSwitch, so the host stack is not touched.
 .section .text.arm_vcpu.enter, "ax"
 .balign 64
 .global __arm_vcpu_enter
 __arm_vcpu_enter:
-    stp x19, x29, [sp, #-32]!
-    str x30, [sp, #16]
+    stp x19, x29, [x0, #{HOST_X19}]
     mov x1, sp
-    str x1, [x0, #{HOST_SP}]
+    stp x30, x1, [x0, #{HOST_X30}]
     mov sp, x0
     ldp x1, x2, [sp, #{ELR}]
     msr elr_el2, x1

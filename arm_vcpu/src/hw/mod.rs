@@ -13,7 +13,8 @@ global_asm!(
     include_str!("exception.S"),
     GPR = const offsets::GPR,
     ELR = const offsets::ELR,
-    HOST_SP = const offsets::HOST_SP,
+    HOST_X19 = const offsets::HOST_X19,
+    HOST_X30 = const offsets::HOST_X30,
     SERROR_ESR = const offsets::SERROR_ESR,
     HOST_FRAME = const offsets::HOST_TRAP_FRAME,
     HOST_ELR = const offsets::HOST_ELR,
@@ -47,6 +48,69 @@ macro_rules! write_sysreg {
         // contract in lib.rs says the crate owns them.
         unsafe { asm!(concat!("msr ", $name, ", {0}"), in(reg) v, options(nomem, nostack, preserves_flags)) };
     }};
+}
+
+/// Reads the whole feature ID space (op0 = 3, op1 = 0, CRn = 0, CRm = 1..7; unallocated
+/// encodings there read as zero), in `idregs::index` order.
+pub(crate) fn read_id_space() -> [u64; crate::idregs::ID_SPACE_LEN] {
+    [
+        read_sysreg!("S3_0_C0_C1_0"),
+        read_sysreg!("S3_0_C0_C1_1"),
+        read_sysreg!("S3_0_C0_C1_2"),
+        read_sysreg!("S3_0_C0_C1_3"),
+        read_sysreg!("S3_0_C0_C1_4"),
+        read_sysreg!("S3_0_C0_C1_5"),
+        read_sysreg!("S3_0_C0_C1_6"),
+        read_sysreg!("S3_0_C0_C1_7"),
+        read_sysreg!("S3_0_C0_C2_0"),
+        read_sysreg!("S3_0_C0_C2_1"),
+        read_sysreg!("S3_0_C0_C2_2"),
+        read_sysreg!("S3_0_C0_C2_3"),
+        read_sysreg!("S3_0_C0_C2_4"),
+        read_sysreg!("S3_0_C0_C2_5"),
+        read_sysreg!("S3_0_C0_C2_6"),
+        read_sysreg!("S3_0_C0_C2_7"),
+        read_sysreg!("S3_0_C0_C3_0"),
+        read_sysreg!("S3_0_C0_C3_1"),
+        read_sysreg!("S3_0_C0_C3_2"),
+        read_sysreg!("S3_0_C0_C3_3"),
+        read_sysreg!("S3_0_C0_C3_4"),
+        read_sysreg!("S3_0_C0_C3_5"),
+        read_sysreg!("S3_0_C0_C3_6"),
+        read_sysreg!("S3_0_C0_C3_7"),
+        read_sysreg!("S3_0_C0_C4_0"),
+        read_sysreg!("S3_0_C0_C4_1"),
+        read_sysreg!("S3_0_C0_C4_2"),
+        read_sysreg!("S3_0_C0_C4_3"),
+        read_sysreg!("S3_0_C0_C4_4"),
+        read_sysreg!("S3_0_C0_C4_5"),
+        read_sysreg!("S3_0_C0_C4_6"),
+        read_sysreg!("S3_0_C0_C4_7"),
+        read_sysreg!("S3_0_C0_C5_0"),
+        read_sysreg!("S3_0_C0_C5_1"),
+        read_sysreg!("S3_0_C0_C5_2"),
+        read_sysreg!("S3_0_C0_C5_3"),
+        read_sysreg!("S3_0_C0_C5_4"),
+        read_sysreg!("S3_0_C0_C5_5"),
+        read_sysreg!("S3_0_C0_C5_6"),
+        read_sysreg!("S3_0_C0_C5_7"),
+        read_sysreg!("S3_0_C0_C6_0"),
+        read_sysreg!("S3_0_C0_C6_1"),
+        read_sysreg!("S3_0_C0_C6_2"),
+        read_sysreg!("S3_0_C0_C6_3"),
+        read_sysreg!("S3_0_C0_C6_4"),
+        read_sysreg!("S3_0_C0_C6_5"),
+        read_sysreg!("S3_0_C0_C6_6"),
+        read_sysreg!("S3_0_C0_C6_7"),
+        read_sysreg!("S3_0_C0_C7_0"),
+        read_sysreg!("S3_0_C0_C7_1"),
+        read_sysreg!("S3_0_C0_C7_2"),
+        read_sysreg!("S3_0_C0_C7_3"),
+        read_sysreg!("S3_0_C0_C7_4"),
+        read_sysreg!("S3_0_C0_C7_5"),
+        read_sysreg!("S3_0_C0_C7_6"),
+        read_sysreg!("S3_0_C0_C7_7"),
+    ]
 }
 
 /// `CurrentEL.EL == 2` and `ID_AA64PFR0_EL1.EL2 != 0`.
@@ -115,9 +179,9 @@ pub(crate) fn mdcr_el2() -> u64 {
 #[inline(always)]
 pub(crate) unsafe fn enter_guest(ws: *mut WorldSwitch) -> u64 {
     let code: u64;
-    // SAFETY: `__arm_vcpu_enter` saves x19, x29 and the return address on this stack,
+    // SAFETY: `__arm_vcpu_enter` saves x19, x29, the return address and SP in `ws`,
     // runs the guest with SP_EL2 = ws, and returns here through the exit vector with
-    // the host SP restored. Every other register it or the guest may change is
+    // them restored. Every other register it or the guest may change is
     // declared clobbered. The caller guarantees the state requirements above.
     unsafe {
         asm!(
@@ -174,7 +238,9 @@ pub(crate) fn load_guest_state(r: &GuestSystemRegisters, fp: &FpSimdState, feat:
     AFSR1_EL1.set(r.afsr1_el1);
     CSSELR_EL1.set(r.csselr_el1);
     CNTKCTL_EL1.set(r.cntkctl_el1);
-    MDSCR_EL1.set(r.mdscr_el1);
+    // Debug registers trap (MDCR_EL2.TDA) and MDSCR_EL1 is emulated; keep the real
+    // one inert while the guest runs.
+    MDSCR_EL1.set(0);
     CNTV_CVAL_EL0.set(r.cntv_cval_el0);
     CNTV_CTL_EL0.set(r.cntv_ctl_el0);
     CNTP_CVAL_EL0.set(r.cntp_cval_el0);
@@ -227,7 +293,8 @@ pub(crate) fn save_guest_state(
     r.afsr1_el1 = AFSR1_EL1.get();
     r.csselr_el1 = CSSELR_EL1.get();
     r.cntkctl_el1 = CNTKCTL_EL1.get();
-    r.mdscr_el1 = MDSCR_EL1.get();
+    // A pending virtual SError (HCR_EL2.VSE) is guest state.
+    r.hcr_el2 = (r.hcr_el2 & !HCR_VSE) | (HCR_EL2.get() & HCR_VSE);
     // Stop the guest's timers so they cannot fire into the next vCPU or the host.
     r.cntv_ctl_el0 = CNTV_CTL_EL0.get();
     r.cntv_cval_el0 = CNTV_CVAL_EL0.get();
@@ -276,4 +343,57 @@ pub(crate) fn flush_current_vmid_local() {
 pub(crate) fn set_hcr_el2(v: u64) {
     HCR_EL2.set(v);
     barrier::isb(barrier::SY);
+}
+
+/// `HCR_EL2.VSE`, bit 8: a virtual SError is pending.
+const HCR_VSE: u64 = 1 << 8;
+
+/// `VBAR_EL1` and `SCTLR_EL1` of the bound vCPU (for exception injection).
+pub(crate) fn vbar_sctlr_el1() -> (u64, u64) {
+    (VBAR_EL1.get(), SCTLR_EL1.get())
+}
+
+/// Writes the EL1 exception registers of the bound vCPU.
+pub(crate) fn write_exception_regs(elr: u64, spsr: u64, esr: u64, far: Option<u64>) {
+    ELR_EL1.set(elr);
+    SPSR_EL1.set(spsr);
+    ESR_EL1.set(esr);
+    if let Some(far) = far {
+        FAR_EL1.set(far);
+    }
+}
+
+/// Makes a virtual SError pending for the bound vCPU (`HCR_EL2.VSE`), with syndrome
+/// `esr` in `VSESR_EL2` when FEAT_RAS provides it.
+pub(crate) fn raise_virtual_serror(esr: u64, ras: bool) {
+    if ras {
+        write_sysreg!("S3_4_C5_C2_3", esr);
+    }
+    HCR_EL2.set(HCR_EL2.get() | HCR_VSE);
+}
+
+/// Forwards an SMCCC 1.1 call to EL3: x0 = function ID, x1..x6 arguments, x7 = the
+/// hypervisor client ID (the VMID, SMCCC 1.1 section 4.2). Returns x0..x3. x8..x17 may
+/// be changed by the firmware; x18..x30 are preserved by the convention.
+pub(crate) fn smc_forward(x: &[u64; 7], client_id: u64) -> [u64; 4] {
+    let (r0, r1, r2, r3): (u64, u64, u64, u64);
+    // SAFETY: an SMC to EL3 firmware with the caller's arguments; the host allow-listed
+    // the function ID. Registers the convention lets the callee change are declared.
+    unsafe {
+        asm!(
+            "smc #0",
+            inout("x0") x[0] => r0,
+            inout("x1") x[1] => r1,
+            inout("x2") x[2] => r2,
+            inout("x3") x[3] => r3,
+            inout("x4") x[4] => _,
+            inout("x5") x[5] => _,
+            inout("x6") x[6] => _,
+            inout("x7") client_id => _,
+            out("x8") _, out("x9") _, out("x10") _, out("x11") _, out("x12") _,
+            out("x13") _, out("x14") _, out("x15") _, out("x16") _, out("x17") _,
+            options(nostack),
+        );
+    }
+    [r0, r1, r2, r3]
 }

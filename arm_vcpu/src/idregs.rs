@@ -1,0 +1,132 @@
+//! The ID registers a guest sees: the feature ID space (op0 = 3, op1 = 0, CRn = 0,
+//! CRm = 1..7) trapped by `HCR_EL2.TID3` and answered from a per-VM view built from
+//! the host's values with the features this crate does not switch per vCPU removed.
+
+use crate::exit::SysRegAddr;
+
+/// Number of encodings in the trapped ID space (CRm 1..7 × op2 0..7).
+pub const ID_SPACE_LEN: usize = 56;
+
+/// Index of an encoding in the ID space, or `None` outside it.
+pub const fn index(reg: SysRegAddr) -> Option<usize> {
+    if reg.op0() == 3 && reg.op1() == 0 && reg.crn() == 0 && reg.crm() >= 1 && reg.crm() <= 7 {
+        Some((reg.crm() as usize - 1) * 8 + reg.op2() as usize)
+    } else {
+        None
+    }
+}
+
+/// Encoding of index `i` (the inverse of [`index`]).
+pub const fn encoding(i: usize) -> SysRegAddr {
+    SysRegAddr::new(3, 0, 0, (i / 8) as u8 + 1, (i % 8) as u8)
+}
+
+const fn idx(crm: u8, op2: u8) -> usize {
+    (crm as usize - 1) * 8 + op2 as usize
+}
+
+/// `ID_AA64PFR0_EL1` (CRm 4, op2 0).
+pub const ID_AA64PFR0: usize = idx(4, 0);
+/// `ID_AA64PFR1_EL1`.
+pub const ID_AA64PFR1: usize = idx(4, 1);
+/// `ID_AA64ZFR0_EL1` (SVE).
+pub const ID_AA64ZFR0: usize = idx(4, 4);
+/// `ID_AA64SMFR0_EL1` (SME).
+pub const ID_AA64SMFR0: usize = idx(4, 5);
+/// `ID_AA64DFR0_EL1`.
+pub const ID_AA64DFR0: usize = idx(5, 0);
+/// `ID_AA64ISAR1_EL1`.
+pub const ID_AA64ISAR1: usize = idx(6, 1);
+/// `ID_AA64ISAR2_EL1`.
+pub const ID_AA64ISAR2: usize = idx(6, 2);
+/// `ID_AA64MMFR1_EL1`.
+pub const ID_AA64MMFR1: usize = idx(7, 1);
+/// `ID_AA64MMFR2_EL1`.
+pub const ID_AA64MMFR2: usize = idx(7, 2);
+
+/// A 4-bit field at `lsb`.
+const fn f(lsb: u32) -> u64 {
+    0xf << lsb
+}
+
+/// Fields cleared from the host's value, per register: (index, mask of fields).
+///
+/// * PFR0: EL2 [11:8] (no nested virtualization), RAS [31:28] (error records are not
+///   virtualized), SVE [35:32], SEL2 [39:36], MPAM [43:40], AMU [47:44], RME [55:52].
+/// * PFR1: MTE [11:8], RAS_frac [15:12], MPAM_frac [19:16], SME [27:24],
+///   RNDR_trap [31:28], NMI [39:36], MTE_frac [43:40], GCS [47:44], THE [51:48].
+/// * ZFR0, SMFR0: all (SVE and SME are trapped: CPTR_EL2.TZ/TSM).
+/// * DFR0: TraceVer [7:4], PMUVer [11:8] (PMU accesses trap), PMSVer [35:32] (SPE),
+///   TraceFilt [43:40], TraceBuffer [47:44] (TRBE), BRBE [55:52].
+/// * MMFR1: VH [11:8] (no EL2 in the guest), LO [19:16] (LORegions trap: TLOR).
+/// * MMFR2: NV [27:24].
+const HIDDEN: [(usize, u64); 7] = [
+    (
+        ID_AA64PFR0,
+        f(8) | f(28) | f(32) | f(36) | f(40) | f(44) | f(52),
+    ),
+    (
+        ID_AA64PFR1,
+        f(8) | f(12) | f(16) | f(24) | f(28) | f(36) | f(40) | f(44) | f(48),
+    ),
+    (ID_AA64ZFR0, u64::MAX),
+    (ID_AA64SMFR0, u64::MAX),
+    (ID_AA64DFR0, f(4) | f(8) | f(32) | f(40) | f(44) | f(52)),
+    (ID_AA64MMFR1, f(8) | f(16)),
+    (ID_AA64MMFR2, f(24)),
+];
+
+/// Pointer-authentication fields: ISAR1 APA [7:4], API [11:8], GPA [27:24], GPI
+/// [31:28]; ISAR2 GPA3 [11:8], APA3 [15:12]. Hidden unless the keys are switched.
+const PAUTH: [(usize, u64); 2] = [
+    (ID_AA64ISAR1, f(4) | f(8) | f(24) | f(28)),
+    (ID_AA64ISAR2, f(8) | f(12)),
+];
+
+/// The ID registers of one VM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IdRegisters {
+    regs: [u64; ID_SPACE_LEN],
+}
+
+impl Default for IdRegisters {
+    fn default() -> Self {
+        Self {
+            regs: [0; ID_SPACE_LEN],
+        }
+    }
+}
+
+impl IdRegisters {
+    /// The view a guest gets of a host whose ID space holds `host` (index order of
+    /// [`index`]); `pauth_switched` keeps pointer authentication visible.
+    pub const fn sanitized(host: &[u64; ID_SPACE_LEN], pauth_switched: bool) -> Self {
+        let mut regs = *host;
+        let mut i = 0;
+        while i < HIDDEN.len() {
+            regs[HIDDEN[i].0] &= !HIDDEN[i].1;
+            i += 1;
+        }
+        if !pauth_switched {
+            let mut i = 0;
+            while i < PAUTH.len() {
+                regs[PAUTH[i].0] &= !PAUTH[i].1;
+                i += 1;
+            }
+        }
+        Self { regs }
+    }
+
+    /// The value a guest reads from `reg`, if `reg` is in the ID space.
+    pub const fn read(&self, reg: SysRegAddr) -> Option<u64> {
+        match index(reg) {
+            Some(i) => Some(self.regs[i]),
+            None => None,
+        }
+    }
+
+    /// All values, in [`index`] order.
+    pub const fn values(&self) -> &[u64; ID_SPACE_LEN] {
+        &self.regs
+    }
+}
