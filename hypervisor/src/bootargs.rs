@@ -6,6 +6,8 @@ pub struct BootArgs<'a> {
     pub scenario: &'a str,
     /// Iteration count handed to the guest in x1.
     pub iters: u64,
+    /// Seed for scenarios that use a PRNG (`seed=`, default 1).
+    pub seed: u64,
 }
 
 impl<'a> BootArgs<'a> {
@@ -14,6 +16,7 @@ impl<'a> BootArgs<'a> {
         let mut args = BootArgs {
             scenario: "demo",
             iters: 100,
+            seed: 1,
         };
         for word in s.split_ascii_whitespace() {
             if let Some(v) = word.strip_prefix("scenario=") {
@@ -21,6 +24,14 @@ impl<'a> BootArgs<'a> {
             } else if let Some(v) = word.strip_prefix("iters=") {
                 if let Ok(n) = v.parse() {
                     args.iters = n;
+                }
+            } else if let Some(v) = word.strip_prefix("seed=") {
+                let parsed = match v.strip_prefix("0x") {
+                    Some(hex) => u64::from_str_radix(hex, 16),
+                    None => v.parse(),
+                };
+                if let Ok(n) = parsed {
+                    args.seed = n;
                 }
             }
         }

@@ -1,14 +1,14 @@
-//! Host-side checkers of the scenario tests (docs/test-protocol.md). Each scenario
-//! chooses the vCPU setup, answers TEST_CALLs and trapped ID registers, and decides
-//! with the guest's own verdict whether the run passed.
+//! The foundation scenarios: demo, hypercall, mmio, sysreg, preserve, irq and the two
+//! benchmarks.
 
+use alloc::boxed::Box;
 use arm_vcpu::{Aarch64VCpuSetupConfig, IdRegisterPolicy, SysRegAddr};
 
-use crate::devices::WidthCounts;
+use super::{Scenario, VmInfo};
 
-/// Scenarios the hypervisor knows.
+/// The foundation scenarios.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
+enum Kind {
     Demo,
     Hypercall,
     Mmio,
@@ -19,20 +19,25 @@ pub enum Kind {
     BenchMmio,
 }
 
-impl Kind {
-    pub fn from_name(name: &str) -> Option<Self> {
-        Some(match name {
-            "demo" => Self::Demo,
-            "hypercall" => Self::Hypercall,
-            "mmio" => Self::Mmio,
-            "sysreg" => Self::SysReg,
-            "preserve" => Self::Preserve,
-            "irq" => Self::Irq,
-            "bench-hvc" => Self::BenchHvc,
-            "bench-mmio" => Self::BenchMmio,
-            _ => return None,
-        })
-    }
+pub fn by_name(name: &str, iters: u64) -> Option<Box<dyn Scenario>> {
+    let kind = match name {
+        "demo" => Kind::Demo,
+        "hypercall" => Kind::Hypercall,
+        "mmio" => Kind::Mmio,
+        "sysreg" => Kind::SysReg,
+        "preserve" => Kind::Preserve,
+        "irq" => Kind::Irq,
+        "bench-hvc" => Kind::BenchHvc,
+        "bench-mmio" => Kind::BenchMmio,
+        _ => return None,
+    };
+    Some(Box::new(Basic {
+        kind,
+        iters,
+        calls: 0,
+        sysreg_reads: 0,
+        failure: None,
+    }))
 }
 
 /// Value the host answers for a trapped ID register read.
@@ -45,7 +50,7 @@ pub const fn id_reg_answer(reg: SysRegAddr) -> u64 {
     0x1D00_0000_0000_0000 | key
 }
 
-/// The expected `TEST_CALL` result in the hypercall scenario, for call `i`.
+/// The arguments of TEST_CALL number `i` in the hypercall scenario.
 pub fn hypercall_args(i: u64) -> [u64; 6] {
     let mut a = [0u64; 6];
     for (k, v) in a.iter_mut().enumerate() {
@@ -56,33 +61,27 @@ pub fn hypercall_args(i: u64) -> [u64; 6] {
     a
 }
 
-/// Host-side state and checks of one scenario run.
-pub struct Scenario {
-    pub kind: Kind,
-    pub iters: u64,
+struct Basic {
+    kind: Kind,
+    iters: u64,
     /// TEST_CALLs seen.
-    pub calls: u64,
+    calls: u64,
     /// Trapped system-register reads answered.
-    pub sysreg_reads: u64,
-    /// External interrupt exits taken.
-    pub irqs: u64,
+    sysreg_reads: u64,
     /// First host-side check that failed.
-    pub failure: Option<&'static str>,
+    failure: Option<&'static str>,
 }
 
-impl Scenario {
-    pub fn new(kind: Kind, iters: u64) -> Self {
-        Self {
-            kind,
-            iters,
-            calls: 0,
-            sysreg_reads: 0,
-            irqs: 0,
-            failure: None,
+impl Basic {
+    fn fail(&mut self, why: &'static str) {
+        if self.failure.is_none() {
+            self.failure = Some(why);
         }
     }
+}
 
-    pub fn setup_config(&self) -> Aarch64VCpuSetupConfig {
+impl Scenario for Basic {
+    fn setup_config(&self) -> Aarch64VCpuSetupConfig {
         Aarch64VCpuSetupConfig {
             // These two check the exit path: the host answers ID registers itself.
             id_registers: if matches!(self.kind, Kind::SysReg | Kind::Preserve) {
@@ -94,17 +93,14 @@ impl Scenario {
         }
     }
 
-    fn fail(&mut self, why: &'static str) {
-        if self.failure.is_none() {
-            self.failure = Some(why);
-        }
+    fn wants_timer_irqs(&self) -> bool {
+        self.kind == Kind::Irq
     }
 
-    /// Answers TEST_CALL(x1..x6); `dev` gives the test device's access counts.
-    pub fn test_call(&mut self, a: &[u64; 7], reads: WidthCounts, writes: WidthCounts) -> u64 {
+    fn test_call(&mut self, _cpu: usize, a: &[u64; 7], vm: &VmInfo) -> Result<u64, &'static str> {
         let i = self.calls;
         self.calls += 1;
-        match self.kind {
+        Ok(match self.kind {
             Kind::Demo => a[1] + 1,
             Kind::Hypercall => {
                 let expect = hypercall_args(i);
@@ -116,12 +112,9 @@ impl Scenario {
             Kind::Mmio => {
                 let counts = [a[2], a[3], a[4], a[5]];
                 let mine = match a[1] {
-                    0x11 => reads,
-                    0x12 => writes,
-                    _ => {
-                        self.fail("unknown mmio report");
-                        return 1;
-                    }
+                    0x11 => vm.dev_reads,
+                    0x12 => vm.dev_writes,
+                    _ => return Err("unknown mmio report"),
                 };
                 if mine.0 != counts {
                     crate::println!("host counted {:?}, guest reports {:?}", mine.0, counts);
@@ -139,27 +132,23 @@ impl Scenario {
                     1
                 }
             }
-            Kind::Irq => self.irqs,
-            _ => {
-                self.fail("unexpected TEST_CALL");
-                u64::MAX
-            }
-        }
+            Kind::Irq => vm.irqs,
+            _ => return Err("unexpected TEST_CALL"),
+        })
     }
 
-    /// Answers a trapped system-register read.
-    pub fn sysreg_read(&mut self, reg: SysRegAddr) -> u64 {
+    fn sysreg_read(&mut self, reg: SysRegAddr) -> Option<u64> {
         self.sysreg_reads += 1;
         // Only the ID group 3 space (op0 = 3, op1 = 0, CRn = 0) is expected to trap.
         if reg.op0() != 3 || reg.op1() != 0 || reg.crn() != 0 {
             self.fail("unexpected system register trap");
         }
-        id_reg_answer(reg)
+        Some(id_reg_answer(reg))
     }
 
-    /// Host-side verdict at EXIT.
-    pub fn final_check(&mut self) {
+    fn finish(&mut self, guest_failures: u64, vm: &VmInfo) -> Result<(), &'static str> {
         match self.kind {
+            Kind::Irq if vm.irqs < 3 => self.fail("fewer than 3 external interrupt exits"),
             Kind::Hypercall if self.calls != self.iters => {
                 self.fail("number of TEST_CALLs differs from iters")
             }
@@ -170,8 +159,14 @@ impl Scenario {
             Kind::Preserve if self.sysreg_reads != self.iters => {
                 self.fail("preserve: one trapped ID read per round expected")
             }
-            Kind::Irq if self.irqs < 3 => self.fail("fewer than 3 external interrupt exits"),
             _ => {}
+        }
+        if guest_failures != 0 {
+            return Err("guest checks failed");
+        }
+        match self.failure {
+            Some(why) => Err(why),
+            None => Ok(()),
         }
     }
 }

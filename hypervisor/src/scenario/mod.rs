@@ -1,0 +1,106 @@
+//! Host-side halves of the scenario tests (docs/test-protocol.md). A scenario chooses
+//! the VM's shape and vCPU setup, answers TEST_CALLs and what the crate hands to the
+//! host, and decides — with the guest's own verdict — whether the run passed.
+//!
+//! To add one: write a type implementing [`Scenario`] in its own file here and add
+//! it to [`by_name`].
+
+use arm_vcpu::{Aarch64VCpuSetupConfig, SysRegAddr, VmExit};
+
+use crate::devices::WidthCounts;
+
+mod basic;
+
+/// What the VM tells a scenario about itself when it asks.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct VmInfo {
+    /// Test-device reads and writes by width.
+    pub dev_reads: WidthCounts,
+    /// Test-device writes by width.
+    pub dev_writes: WidthCounts,
+    /// External-interrupt exits so far.
+    pub irqs: u64,
+}
+
+/// What to do with a stage-2 abort the VM has nothing mapped for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AbortPolicy {
+    /// Inject a synchronous external abort into the guest (what hardware would do for
+    /// an access to nothing).
+    Inject,
+    /// End the run as a failure.
+    Fail,
+}
+
+/// The host side of one scenario.
+pub trait Scenario {
+    /// Number of vCPUs in the VM (vCPU `i` has MPIDR affinity `i`).
+    fn vcpus(&self) -> usize {
+        1
+    }
+
+    /// Setup of every vCPU.
+    fn setup_config(&self) -> Aarch64VCpuSetupConfig {
+        Aarch64VCpuSetupConfig::default()
+    }
+
+    /// Extra registers for the boot vCPU at entry (x1 is always `iters`).
+    fn entry_regs(&self) -> &[(usize, u64)] {
+        &[]
+    }
+
+    /// Whether the host arms its EL2 timer (external-interrupt exits).
+    fn wants_timer_irqs(&self) -> bool {
+        false
+    }
+
+    /// TEST_CALL(x1..x6) from vCPU `cpu`; the result goes to x0.
+    fn test_call(
+        &mut self,
+        _cpu: usize,
+        _args: &[u64; 7],
+        _vm: &VmInfo,
+    ) -> Result<u64, &'static str> {
+        Err("unexpected TEST_CALL")
+    }
+
+    /// A trapped system-register read the crate handed to the host (ID registers with
+    /// `IdRegisterPolicy::ExitToHost`, or any with `TrapPolicy::ExitToHost`). `None`
+    /// makes the guest take an UNDEFINED exception.
+    fn sysreg_read(&mut self, _reg: SysRegAddr) -> Option<u64> {
+        None
+    }
+
+    /// A stage-2 data or instruction abort that no device serves.
+    fn abort_policy(&self) -> AbortPolicy {
+        AbortPolicy::Fail
+    }
+
+    /// Called for every exit the VM loop sees (after it handled it), for scenarios that
+    /// count exits by class.
+    fn observe(&mut self, _exit: &VmExit) {}
+
+    /// EXIT(status) from the guest: the run ends with this verdict.
+    fn finish(&mut self, guest_failures: u64, _vm: &VmInfo) -> Result<(), &'static str> {
+        if guest_failures != 0 {
+            return Err("guest checks failed");
+        }
+        Ok(())
+    }
+
+    /// PSCI SYSTEM_OFF: by default a failure (test guests end with EXIT).
+    fn system_off(&mut self) -> Result<(), &'static str> {
+        Err("unexpected PSCI SYSTEM_OFF")
+    }
+
+    /// PSCI SYSTEM_RESET: `Ok(true)` restarts the VM, `Ok(false)` ends it as passed.
+    fn system_reset(&mut self) -> Result<bool, &'static str> {
+        Err("unexpected PSCI SYSTEM_RESET")
+    }
+}
+
+/// The scenario called `name`, for `iters` iterations and PRNG `seed`.
+pub fn by_name(name: &str, iters: u64, seed: u64) -> Option<alloc::boxed::Box<dyn Scenario>> {
+    let _ = seed;
+    basic::by_name(name, iters)
+}
