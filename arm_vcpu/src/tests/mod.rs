@@ -1,0 +1,5 @@
+//! Host unit tests of the crate's pure logic.
+
+mod calls;
+mod exits;
+mod injection;
