@@ -45,6 +45,18 @@ pub enum TrapPolicy {
     ExitToHost,
 }
 
+/// When a vCPU's FP/SIMD registers (V0–V31, FPCR, FPSR) move.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FpSwitch {
+    /// Loaded on the guest's first FP/SIMD use after bind (`CPTR_EL2.TFP` traps it),
+    /// saved at unbind only if loaded. Requires a host that never touches FP/SIMD
+    /// while a vCPU is bound (build it for a soft-float target).
+    #[default]
+    Lazy,
+    /// Loaded at bind and saved at unbind, always.
+    Eager,
+}
+
 /// Parameters chosen at setup: what the guest owns directly and what traps.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Aarch64VCpuSetupConfig {
@@ -52,7 +64,9 @@ pub struct Aarch64VCpuSetupConfig {
     /// physical IRQs and FIQs are taken at EL1 and never cause an exit.
     pub passthrough_interrupt: bool,
     /// The guest may use the EL1 physical timer directly (`CNTHCTL_EL2.EL1PCEN` = 1).
-    /// Otherwise its accesses to `CNTP_*` trap.
+    /// Otherwise its accesses to `CNTP_CTL/CVAL/TVAL_EL0` trap and the crate emulates
+    /// the timer against the physical count ([`crate::Aarch64VCpu::timer_deadlines`]
+    /// tells the host when to inject its interrupt).
     pub passthrough_timer: bool,
     /// Who answers ID register reads.
     pub id_registers: IdRegisterPolicy,
@@ -64,4 +78,6 @@ pub struct Aarch64VCpuSetupConfig {
     pub trap_wfe: bool,
     /// SMC function-ID ranges forwarded to EL3 (empty by default).
     pub smc_forward: SmcForwardList,
+    /// When FP/SIMD state is switched.
+    pub fp_switch: FpSwitch,
 }

@@ -191,6 +191,14 @@ pub enum VmExit {
         /// HVC or SMC.
         conduit: Conduit,
     },
+    /// The guest wrote an SGI generation register (`ICC_SGI1R_EL1`, `ICC_ASGI1R_EL1`,
+    /// `ICC_SGI0R_EL1`; trapped while the virtual GIC is in use): deliver SGI
+    /// `request.intid` to the targets with `inject_interrupt`. The PC is advanced on the
+    /// next `run()`.
+    SendSgi {
+        /// The decoded request.
+        request: crate::vgic::SgiRequest,
+    },
     /// A physical IRQ (or FIQ, `fiq = true`) arrived while the guest ran. The crate
     /// does not acknowledge it: the host's interrupt controller driver does.
     ExternalInterrupt {

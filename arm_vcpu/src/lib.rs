@@ -15,8 +15,10 @@
 //!
 //! * every entry/exit (assembly in `hw/exception.S`): x0–x30, `ELR_EL2`, `SPSR_EL2`;
 //! * at [`Aarch64VCpu::bind`] / [`Aarch64VCpu::unbind`]: the EL1 system registers,
-//!   `SP_EL0`, `SP_EL1`, the virtual timer, FP/SIMD, the pointer-authentication keys
-//!   and the per-VM EL2 controls (`HCR_EL2`, `VTTBR_EL2`, `VTCR_EL2`, `VMPIDR_EL2`,
+//!   `SP_EL0`, `SP_EL1`, the timers, the GICv3 virtual CPU interface (list registers,
+//!   VMCR, active priorities), the pointer-authentication keys and the per-VM EL2
+//!   controls; FP/SIMD on first use after bind (or at bind, `FpSwitch::Eager`) and at
+//!   unbind (`HCR_EL2`, `VTTBR_EL2`, `VTCR_EL2`, `VMPIDR_EL2`,
 //!   `VPIDR_EL2`, `CPTR_EL2`, `MDCR_EL2`, `CNTHCTL_EL2`, `CNTVOFF_EL2`).
 //!
 //! While a vCPU is bound, the host must not touch EL1 system registers, `SP_EL0`,
@@ -43,18 +45,37 @@ pub mod inject;
 mod percpu;
 pub mod smccc;
 pub mod stage2;
+pub mod timer;
 mod vcpu;
+pub mod vgic;
 
 #[cfg(test)]
 mod tests;
 
-pub use config::{Aarch64VCpuCreateConfig, Aarch64VCpuSetupConfig, IdRegisterPolicy, TrapPolicy};
+pub use config::{
+    Aarch64VCpuCreateConfig, Aarch64VCpuSetupConfig, FpSwitch, IdRegisterPolicy, TrapPolicy,
+};
 pub use context::{Aarch64ContextFrame, GuestSystemRegisters, TrapFrame};
 pub use error::VCpuError;
 pub use exit::{AccessWidth, Stage2Fault, SysRegAddr, VmExit};
 pub use percpu::{Aarch64PerCpu, CpuFeatures, HostTrapFrame, HostTrapHandler, HostTrapKind};
 pub use smccc::{Conduit, PsciRequest, SmcForwardList};
 pub use stage2::Stage2Config;
+pub use timer::TimerDeadlines;
+pub use vgic::{InjectIrqError, SgiRequest, SgiTargets, VirtualInterrupt};
+
+/// The physical count (`CNTPCT_EL0`), e.g. to give a new VM a `CNTVOFF_EL2` that
+/// starts its virtual count near zero. 0 when not built for aarch64.
+pub fn physical_count() -> u64 {
+    #[cfg(target_arch = "aarch64")]
+    {
+        hw::cntpct()
+    }
+    #[cfg(not(target_arch = "aarch64"))]
+    {
+        0
+    }
+}
 pub use vcpu::Aarch64VCpu;
 
 /// Result type of this crate.

@@ -163,8 +163,17 @@ pub struct Aarch64PerCpu {
     host_mdcr: u64,
     /// The host's feature ID space (see `idregs`).
     id_space: [u64; crate::idregs::ID_SPACE_LEN],
+    /// The virtual CPU interface (`ICH_VTR_EL2`), when GICv3 is present.
+    vtr: crate::vgic::VtrInfo,
+    /// Which vCPU of which VM last ran here, per VMID slot (direct-mapped on the low
+    /// VMID bits): a bind by another vCPU of the VM, or of another VM using the slot,
+    /// invalidates the VMID's TLB entries on this core first.
+    tlb_owner: [(u16, u64); TLB_OWNER_SLOTS],
     pub(crate) bound: bool,
 }
+
+/// Entries of [`Aarch64PerCpu`]'s VMID → last vCPU table.
+const TLB_OWNER_SLOTS: usize = 16;
 
 impl Aarch64PerCpu {
     /// Per-CPU state for the host's CPU number `cpu_id` (not yet enabled).
@@ -182,6 +191,12 @@ impl Aarch64PerCpu {
                 ras: false,
             },
             id_space: [0; crate::idregs::ID_SPACE_LEN],
+            vtr: crate::vgic::VtrInfo {
+                list_regs: 0,
+                pri_bits: 0,
+                id_bits: 0,
+            },
+            tlb_owner: [(0, 0); TLB_OWNER_SLOTS],
             saved_vbar: 0,
             saved_hcr: 0,
             host_mdcr: 0,
@@ -230,6 +245,11 @@ impl Aarch64PerCpu {
             self.saved_hcr = crate::hw::hcr_el2();
             self.host_mdcr = crate::hw::mdcr_el2();
             self.id_space = crate::hw::read_id_space();
+            if self.features.gicv3 {
+                crate::hw::enable_icc_sre_el2();
+                self.vtr = crate::vgic::VtrInfo::decode(crate::hw::ich_vtr());
+            }
+            self.tlb_owner = [(0, 0); TLB_OWNER_SLOTS];
             crate::hw::install_vectors(crate::hw::vectors_address(), HOST_HCR_EL2);
         }
         self.enabled = true;
@@ -255,6 +275,21 @@ impl Aarch64PerCpu {
     /// The host's feature ID registers (`idregs::index` order).
     pub(crate) fn id_space(&self) -> &[u64; crate::idregs::ID_SPACE_LEN] {
         &self.id_space
+    }
+
+    /// The virtual CPU interface's shape (zero list registers without GICv3).
+    pub fn vtr(&self) -> &crate::vgic::VtrInfo {
+        &self.vtr
+    }
+
+    /// Records that vCPU `vcpu_id` of VM `vmid` is bound here; returns whether this
+    /// core's TLB entries for `vmid` must be invalidated first (another vCPU, or
+    /// another VM sharing the slot, ran here last, or nothing is known).
+    pub(crate) fn claim_tlb(&mut self, vmid: u16, vcpu_id: u64) -> bool {
+        let slot = &mut self.tlb_owner[vmid as usize % TLB_OWNER_SLOTS];
+        let stale = *slot != (vmid, vcpu_id);
+        *slot = (vmid, vcpu_id);
+        stale
     }
 
     /// `MDCR_EL2` as the host had it (its HPMN field is kept for guests).

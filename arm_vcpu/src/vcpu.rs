@@ -13,14 +13,31 @@ use crate::idregs::IdRegisters;
 use crate::inject::{self, Injection};
 use crate::percpu::{hcr, Aarch64PerCpu, CpuFeatures, MPIDR_AFFINITY_MASK};
 use crate::smccc::{self, Conduit, Outcome};
-use crate::{
-    Aarch64VCpuCreateConfig, Aarch64VCpuSetupConfig, IdRegisterPolicy, Stage2Config, TrapPolicy,
-    VCpuError, VCpuResult,
+use crate::timer::{EmulatedTimer, TimerDeadlines};
+use crate::vgic::{
+    self, InjectIrqError, PendingQueue, Placement, VgicState, VirtualInterrupt, VtrInfo,
 };
+use crate::{
+    Aarch64VCpuCreateConfig, Aarch64VCpuSetupConfig, FpSwitch, IdRegisterPolicy, Stage2Config,
+    TrapPolicy, VCpuError, VCpuResult,
+};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// Source of vCPU identities (0 is never used: it means "nobody" in the per-CPU
+/// TLB-owner table).
+static NEXT_VCPU_ID: AtomicU64 = AtomicU64::new(1);
+
+/// `CPTR_EL2.TFP`, bit 10: trap FP/SIMD accesses.
+const CPTR_TFP: u64 = 1 << 10;
+
+/// `ICC_SGI1R_EL1` (3, 0, 12, 11, 5), `ICC_ASGI1R_EL1` (op2 6), `ICC_SGI0R_EL1` (op2 7).
+const SGI1R: crate::SysRegAddr = crate::SysRegAddr::new(3, 0, 12, 11, 5);
+const ASGI1R: crate::SysRegAddr = crate::SysRegAddr::new(3, 0, 12, 11, 6);
+const SGI0R: crate::SysRegAddr = crate::SysRegAddr::new(3, 0, 12, 11, 7);
 
 /// `CPTR_EL2` for guests (E2H = 0 layout): RES1 bits [9:0] except TZ, RES1 [13:12];
-/// TZ (bit 8) = 1 traps SVE, TSM (bit 12) = 1 traps SME (or is RES1), TFP (bit 10) = 0
-/// leaves FP/SIMD to the guest (its registers are switched at bind/unbind).
+/// TZ (bit 8) = 1 traps SVE, TSM (bit 12) = 1 traps SME (or is RES1). TFP (bit 10) is
+/// set on top of this until the guest's first FP/SIMD use with lazy switching.
 pub const GUEST_CPTR_EL2: u64 = 0x33ff;
 
 /// `MDCR_EL2` trap bits for guests: TPMCR (5), TPM (6), TDA (9), TDOSA (10), TDRA (11).
@@ -120,6 +137,20 @@ pub struct Aarch64VCpu {
     features: CpuFeatures,
     /// The VM's view of the feature ID registers (built at bind).
     ids: IdRegisters,
+    /// Unique identity (TLB ownership per core).
+    id: u64,
+    /// The guest's FP/SIMD registers are in the hardware (lazy switching).
+    fp_loaded: bool,
+    /// The host changed the stage-2 tables: invalidate the VMID at the next bind.
+    stage2_dirty: bool,
+    /// The virtual CPU interface state while unbound.
+    vgic: VgicState,
+    /// Interrupts waiting for a free list register.
+    irq_queue: PendingQueue,
+    /// Shape of the virtual CPU interface of the core last bound to.
+    vtr: VtrInfo,
+    /// The EL1 physical timer, when emulated.
+    ptimer: EmulatedTimer,
 }
 
 impl Aarch64VCpu {
@@ -153,6 +184,13 @@ impl Aarch64VCpu {
             stage2: None,
             features: CpuFeatures::default(),
             ids: IdRegisters::default(),
+            id: NEXT_VCPU_ID.fetch_add(1, Ordering::Relaxed),
+            fp_loaded: false,
+            stage2_dirty: false,
+            vgic: VgicState::default(),
+            irq_queue: PendingQueue::default(),
+            vtr: VtrInfo::default(),
+            ptimer: EmulatedTimer::default(),
         })
     }
 
@@ -231,11 +269,42 @@ impl Aarch64VCpu {
         self.sysregs.mdcr_el2 = (percpu.host_mdcr() & 0x1f) | GUEST_MDCR_TRAPS;
         // Pointer authentication stays visible only where its keys are switched.
         self.ids = IdRegisters::sanitized(percpu.id_space(), feat.pauth);
+        let eager = self.setup.fp_switch == FpSwitch::Eager;
+        self.sysregs.cptr_el2 = if eager {
+            GUEST_CPTR_EL2
+        } else {
+            GUEST_CPTR_EL2 | CPTR_TFP
+        };
+        let vgic_on = self.vgic_in_use(percpu.vtr());
+        if vgic_on {
+            self.vtr = *percpu.vtr();
+            // Interrupts injected while unbound go into free list registers now.
+            let n = self.vtr.list_regs;
+            self.irq_queue.refill(&mut self.vgic.lr[..n]);
+            self.vgic.hcr = vgic::hcr::EN
+                | if self.irq_queue.is_empty() {
+                    0
+                } else {
+                    vgic::hcr::UIE
+                };
+        }
+        let flush = percpu.claim_tlb(stage2.vmid, self.id) || self.stage2_dirty;
         #[cfg(target_arch = "aarch64")]
         {
-            crate::hw::load_guest_state(&self.sysregs, &self.fp, &feat);
-            crate::hw::flush_current_vmid_local();
+            crate::hw::load_guest_state(&self.sysregs, &feat);
+            if eager {
+                crate::hw::fpsimd_restore(&self.fp);
+            }
+            if vgic_on {
+                crate::hw::load_vgic(&self.vgic, &self.vtr);
+            }
+            if flush {
+                crate::hw::flush_current_vmid_local();
+            }
         }
+        let _ = flush;
+        self.fp_loaded = eager;
+        self.stage2_dirty = false;
         percpu.bound = true;
         self.state = State::Bound;
         Ok(())
@@ -256,9 +325,16 @@ impl Aarch64VCpu {
         }
         #[cfg(target_arch = "aarch64")]
         {
-            crate::hw::save_guest_state(&mut self.sysregs, &mut self.fp, &self.features);
+            crate::hw::save_guest_state(&mut self.sysregs, &self.features);
+            if self.fp_loaded {
+                crate::hw::fpsimd_save(&mut self.fp);
+            }
+            if self.vgic_in_use(percpu.vtr()) {
+                crate::hw::save_vgic(&mut self.vgic, &self.vtr);
+            }
             crate::hw::set_hcr_el2(crate::percpu::HOST_HCR_EL2);
         }
+        self.fp_loaded = false;
         percpu.bound = false;
         self.ready = false;
         self.state = State::Ready;
@@ -319,6 +395,15 @@ impl Aarch64VCpu {
     #[inline(never)]
     fn handle_exit(&mut self, code: u64) -> Option<VmExit> {
         if code >> 63 != 0 {
+            if code & 3 == 1 && self.vtr.list_regs != 0 && !self.setup.passthrough_interrupt {
+                // The virtual interface's maintenance interrupt (underflow): move queued
+                // interrupts into the list registers it signals are free, and re-enter.
+                // The level-sensitive PPI drops once the condition is gone.
+                if crate::hw::ich_misr() & vgic::MISR_U != 0 {
+                    self.refill_lrs_bound();
+                    return None;
+                }
+            }
             return Some(match code & 3 {
                 1 => VmExit::ExternalInterrupt { fiq: false },
                 2 => VmExit::ExternalInterrupt { fiq: true },
@@ -347,6 +432,43 @@ impl Aarch64VCpu {
         let (exit, pending) = crate::exit::decode_sync(syn, &self.ws.frame);
         let len = crate::esr::instruction_length(syn.esr);
         match exit {
+            VmExit::Unhandled {
+                class: Some(ExceptionClass::FpAccess),
+                ..
+            } if !self.fp_loaded && self.setup.fp_switch == FpSwitch::Lazy => {
+                // First FP/SIMD use since bind: load the registers, stop trapping, and
+                // re-execute the instruction.
+                #[cfg(target_arch = "aarch64")]
+                {
+                    crate::hw::fpsimd_restore(&self.fp);
+                    crate::hw::set_cptr_el2(GUEST_CPTR_EL2);
+                }
+                self.fp_loaded = true;
+                return None;
+            }
+            VmExit::SysRegWrite { reg, value }
+                if (reg == SGI1R || reg == ASGI1R || reg == SGI0R) && self.vtr.list_regs != 0 =>
+            {
+                self.set_pending(Pending::Advance(len as u8));
+                return Some(VmExit::SendSgi {
+                    request: vgic::decode_sgi(value, reg != SGI0R),
+                });
+            }
+            VmExit::SysRegRead { reg, .. } | VmExit::SysRegWrite { reg, .. }
+                if !self.setup.passthrough_timer && EmulatedTimer::handles(reg) =>
+            {
+                let iss = crate::esr::SysRegIss::decode(syn.esr);
+                let now = crate::physical_count();
+                if iss.read {
+                    if iss.rt < 31 {
+                        self.ws.frame.gpr[iss.rt as usize] = self.ptimer.read(reg, now);
+                    }
+                } else {
+                    self.ptimer.write(reg, operand(&self.ws.frame, iss.rt), now);
+                }
+                self.ws.frame.elr = self.ws.frame.elr.wrapping_add(len);
+                return None;
+            }
             VmExit::Hypercall { imm, args } => return self.smccc_call(Conduit::Hvc, imm, args),
             VmExit::SecureMonitorCall { imm, args } => {
                 return self.smccc_call(Conduit::Smc, imm, args)
@@ -534,6 +656,126 @@ impl Aarch64VCpu {
             }
             _ => Err(VCpuError::NothingToComplete),
         }
+    }
+
+    /// Whether this vCPU uses the GICv3 virtual CPU interface on a core shaped `vtr`.
+    fn vgic_in_use(&self, vtr: &VtrInfo) -> bool {
+        vtr.list_regs != 0 && !self.setup.passthrough_interrupt
+    }
+
+    /// Refills the bound vCPU's list registers from the queue (hardware copy).
+    #[cfg(target_arch = "aarch64")]
+    fn refill_lrs_bound(&mut self) {
+        let n = self.vtr.list_regs;
+        let mut lrs = [0u64; vgic::MAX_LRS];
+        for (i, l) in lrs.iter_mut().enumerate().take(n) {
+            *l = crate::hw::ich_lr(i);
+        }
+        let written = self.irq_queue.refill(&mut lrs[..n]);
+        for (i, l) in lrs.iter().enumerate().take(n) {
+            if written & (1 << i) != 0 {
+                crate::hw::set_ich_lr(i, *l);
+            }
+        }
+        let uie = if self.irq_queue.is_empty() {
+            0
+        } else {
+            vgic::hcr::UIE
+        };
+        crate::hw::set_ich_hcr(vgic::hcr::EN | uie);
+    }
+
+    /// Makes virtual interrupt `vi` pending for this vCPU through the GICv3 list
+    /// registers: at once if bound and a list register is free, otherwise queued
+    /// (delivered at the next bind, or when the guest frees a list register — the
+    /// underflow maintenance interrupt). Re-injecting an INTID that is already pending
+    /// does nothing. Fails for an invalid INTID, an invalid hardware link, or a full
+    /// queue; never loses an interrupt silently.
+    pub fn inject_interrupt(&mut self, vi: VirtualInterrupt) -> Result<(), InjectIrqError> {
+        let id_bits = if self.vtr.list_regs == 0 {
+            24
+        } else {
+            self.vtr.id_bits
+        };
+        if !vgic::valid_intid(vi.intid, id_bits) {
+            return Err(InjectIrqError::InvalidIntid);
+        }
+        if matches!(vi.hw_intid, Some(p) if !(16..1020).contains(&p)) {
+            return Err(InjectIrqError::InvalidHwIntid);
+        }
+        let n = self.vtr.list_regs;
+        #[cfg(target_arch = "aarch64")]
+        if self.state == State::Bound && n != 0 && !self.setup.passthrough_interrupt {
+            let mut lrs = [0u64; vgic::MAX_LRS];
+            for (i, l) in lrs.iter_mut().enumerate().take(n) {
+                *l = crate::hw::ich_lr(i);
+            }
+            match vgic::place(&mut lrs[..n], &vi) {
+                Placement::Lr(i) => crate::hw::set_ich_lr(i, lrs[i]),
+                Placement::AlreadyPending(_) => {}
+                Placement::NoRoom => {
+                    self.irq_queue.push(vi)?;
+                    crate::hw::set_ich_hcr(vgic::hcr::EN | vgic::hcr::UIE);
+                }
+            }
+            return Ok(());
+        }
+        match vgic::place(&mut self.vgic.lr[..n], &vi) {
+            Placement::Lr(_) | Placement::AlreadyPending(_) => Ok(()),
+            Placement::NoRoom => self.irq_queue.push(vi),
+        }
+    }
+
+    /// Interrupts waiting for a list register.
+    pub fn queued_interrupts(&self) -> usize {
+        self.irq_queue.len()
+    }
+
+    /// The virtual CPU interface state as of the last unbind.
+    pub fn vgic_state(&self) -> &VgicState {
+        &self.vgic
+    }
+
+    /// When this vCPU's timers next fire, in physical count: the virtual timer
+    /// (`CNTV_CVAL_EL0 + CNTVOFF_EL2`, if enabled and unmasked) and the EL1 physical
+    /// timer (emulated, or the saved passthrough one). A host uses it to wake a
+    /// descheduled vCPU and inject the timer interrupt (PPI 27 virtual, PPI 30 physical).
+    pub fn timer_deadlines(&self) -> TimerDeadlines {
+        #[cfg(target_arch = "aarch64")]
+        let (ctl, cval) = if self.state == State::Bound {
+            crate::hw::cntv()
+        } else {
+            (self.sysregs.cntv_ctl_el0, self.sysregs.cntv_cval_el0)
+        };
+        #[cfg(not(target_arch = "aarch64"))]
+        let (ctl, cval) = (self.sysregs.cntv_ctl_el0, self.sysregs.cntv_cval_el0);
+        let phys = if self.setup.passthrough_timer {
+            crate::timer::deadline(self.sysregs.cntp_ctl_el0, self.sysregs.cntp_cval_el0)
+        } else {
+            self.ptimer.deadline()
+        };
+        TimerDeadlines {
+            virt: crate::timer::deadline(ctl, cval)
+                .map(|c| c.wrapping_add(self.sysregs.cntvoff_el2)),
+            phys,
+        }
+    }
+
+    /// Tells the vCPU that the host changed its stage-2 tables: the VM's TLB entries on
+    /// the core it binds to next are invalidated (at once, broadcast, if it is bound).
+    /// Unneeded for mappings added where nothing was mapped.
+    pub fn notify_stage2_changed(&mut self) {
+        self.stage2_dirty = true;
+        #[cfg(target_arch = "aarch64")]
+        if self.state == State::Bound {
+            crate::hw::flush_current_vmid_is();
+            self.stage2_dirty = false;
+        }
+    }
+
+    /// Whether the guest's FP/SIMD registers are currently loaded in the hardware.
+    pub fn fp_loaded(&self) -> bool {
+        self.fp_loaded
     }
 
     /// Completes a [`VmExit::Psci`] with the PSCI return value `result` (e.g.

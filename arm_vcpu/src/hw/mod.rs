@@ -202,7 +202,7 @@ pub(crate) fn read_fault_address() -> (u64, u64) {
 }
 
 /// Loads a vCPU's bind-time state into the hardware.
-pub(crate) fn load_guest_state(r: &GuestSystemRegisters, fp: &FpSimdState, feat: &CpuFeatures) {
+pub(crate) fn load_guest_state(r: &GuestSystemRegisters, feat: &CpuFeatures) {
     // EL2 controls first: VTTBR/VTCR select the VM for the TLB maintenance below.
     HCR_EL2.set(r.hcr_el2);
     VTCR_EL2.set(r.vtcr_el2);
@@ -257,18 +257,11 @@ pub(crate) fn load_guest_state(r: &GuestSystemRegisters, fp: &FpSimdState, feat:
         write_sysreg!("S3_0_C2_C3_0", r.apga_key[0]);
         write_sysreg!("S3_0_C2_C3_1", r.apga_key[1]);
     }
-    // SAFETY: `fp` is a valid, aligned FpSimdState; the routine only reads it and
-    // writes V0-V31/FPCR/FPSR, which the host (soft-float) does not use.
-    unsafe { __arm_vcpu_fpsimd_restore(fp) };
 }
 
 /// Saves a vCPU's bind-time state from the hardware (the inverse of
 /// [`load_guest_state`]; the EL2 controls are not saved: the guest cannot change them).
-pub(crate) fn save_guest_state(
-    r: &mut GuestSystemRegisters,
-    fp: &mut FpSimdState,
-    feat: &CpuFeatures,
-) {
+pub(crate) fn save_guest_state(r: &mut GuestSystemRegisters, feat: &CpuFeatures) {
     r.sctlr_el1 = SCTLR_EL1.get();
     r.actlr_el1 = ACTLR_EL1.get();
     r.cpacr_el1 = CPACR_EL1.get();
@@ -309,8 +302,6 @@ pub(crate) fn save_guest_state(
         r.apdb_key = [read_sysreg!("S3_0_C2_C2_2"), read_sysreg!("S3_0_C2_C2_3")];
         r.apga_key = [read_sysreg!("S3_0_C2_C3_0"), read_sysreg!("S3_0_C2_C3_1")];
     }
-    // SAFETY: `fp` is a valid, aligned, writable FpSimdState.
-    unsafe { __arm_vcpu_fpsimd_save(fp) };
 }
 
 /// `SP_EL0` of the bound vCPU (live in the register while bound).
@@ -396,4 +387,170 @@ pub(crate) fn smc_forward(x: &[u64; 7], client_id: u64) -> [u64; 4] {
         );
     }
     [r0, r1, r2, r3]
+}
+
+// ---- GICv3 virtual CPU interface (ICH_*_EL2), DDI 0487 / IHI 0069 ----
+
+/// `ICH_VTR_EL2`.
+pub(crate) fn ich_vtr() -> u64 {
+    read_sysreg!("S3_4_C12_C11_1")
+}
+
+/// `ICH_MISR_EL2`.
+pub(crate) fn ich_misr() -> u64 {
+    read_sysreg!("S3_4_C12_C11_2")
+}
+
+/// `ICH_HCR_EL2`.
+pub(crate) fn set_ich_hcr(v: u64) {
+    write_sysreg!("S3_4_C12_C11_0", v);
+}
+
+/// `ICH_LR<n>_EL2` (n < 16; others read as 0).
+pub(crate) fn ich_lr(n: usize) -> u64 {
+    match n {
+        0 => read_sysreg!("S3_4_C12_C12_0"),
+        1 => read_sysreg!("S3_4_C12_C12_1"),
+        2 => read_sysreg!("S3_4_C12_C12_2"),
+        3 => read_sysreg!("S3_4_C12_C12_3"),
+        4 => read_sysreg!("S3_4_C12_C12_4"),
+        5 => read_sysreg!("S3_4_C12_C12_5"),
+        6 => read_sysreg!("S3_4_C12_C12_6"),
+        7 => read_sysreg!("S3_4_C12_C12_7"),
+        8 => read_sysreg!("S3_4_C12_C13_0"),
+        9 => read_sysreg!("S3_4_C12_C13_1"),
+        10 => read_sysreg!("S3_4_C12_C13_2"),
+        11 => read_sysreg!("S3_4_C12_C13_3"),
+        12 => read_sysreg!("S3_4_C12_C13_4"),
+        13 => read_sysreg!("S3_4_C12_C13_5"),
+        14 => read_sysreg!("S3_4_C12_C13_6"),
+        15 => read_sysreg!("S3_4_C12_C13_7"),
+        _ => 0,
+    }
+}
+
+/// Writes `ICH_LR<n>_EL2` (n < 16; others ignored).
+pub(crate) fn set_ich_lr(n: usize, v: u64) {
+    match n {
+        0 => write_sysreg!("S3_4_C12_C12_0", v),
+        1 => write_sysreg!("S3_4_C12_C12_1", v),
+        2 => write_sysreg!("S3_4_C12_C12_2", v),
+        3 => write_sysreg!("S3_4_C12_C12_3", v),
+        4 => write_sysreg!("S3_4_C12_C12_4", v),
+        5 => write_sysreg!("S3_4_C12_C12_5", v),
+        6 => write_sysreg!("S3_4_C12_C12_6", v),
+        7 => write_sysreg!("S3_4_C12_C12_7", v),
+        8 => write_sysreg!("S3_4_C12_C13_0", v),
+        9 => write_sysreg!("S3_4_C12_C13_1", v),
+        10 => write_sysreg!("S3_4_C12_C13_2", v),
+        11 => write_sysreg!("S3_4_C12_C13_3", v),
+        12 => write_sysreg!("S3_4_C12_C13_4", v),
+        13 => write_sysreg!("S3_4_C12_C13_5", v),
+        14 => write_sysreg!("S3_4_C12_C13_6", v),
+        15 => write_sysreg!("S3_4_C12_C13_7", v),
+        _ => {}
+    }
+}
+
+/// Loads a vCPU's virtual CPU interface state (`ICH_APxR`, `ICH_LR`, `ICH_VMCR`, then
+/// `ICH_HCR` which enables it).
+pub(crate) fn load_vgic(s: &crate::vgic::VgicState, info: &crate::vgic::VtrInfo) {
+    let aps = info.ap_regs();
+    write_sysreg!("S3_4_C12_C8_0", s.ap0r[0]);
+    write_sysreg!("S3_4_C12_C9_0", s.ap1r[0]);
+    if aps > 1 {
+        write_sysreg!("S3_4_C12_C8_1", s.ap0r[1]);
+        write_sysreg!("S3_4_C12_C9_1", s.ap1r[1]);
+    }
+    if aps > 2 {
+        write_sysreg!("S3_4_C12_C8_2", s.ap0r[2]);
+        write_sysreg!("S3_4_C12_C9_2", s.ap1r[2]);
+        write_sysreg!("S3_4_C12_C8_3", s.ap0r[3]);
+        write_sysreg!("S3_4_C12_C9_3", s.ap1r[3]);
+    }
+    for n in 0..info.list_regs {
+        set_ich_lr(n, s.lr[n]);
+    }
+    write_sysreg!("S3_4_C12_C11_7", s.vmcr);
+    set_ich_hcr(s.hcr);
+}
+
+/// Saves a vCPU's virtual CPU interface state and disables the interface.
+pub(crate) fn save_vgic(s: &mut crate::vgic::VgicState, info: &crate::vgic::VtrInfo) {
+    let aps = info.ap_regs();
+    s.ap0r[0] = read_sysreg!("S3_4_C12_C8_0");
+    s.ap1r[0] = read_sysreg!("S3_4_C12_C9_0");
+    if aps > 1 {
+        s.ap0r[1] = read_sysreg!("S3_4_C12_C8_1");
+        s.ap1r[1] = read_sysreg!("S3_4_C12_C9_1");
+    }
+    if aps > 2 {
+        s.ap0r[2] = read_sysreg!("S3_4_C12_C8_2");
+        s.ap1r[2] = read_sysreg!("S3_4_C12_C9_2");
+        s.ap0r[3] = read_sysreg!("S3_4_C12_C8_3");
+        s.ap1r[3] = read_sysreg!("S3_4_C12_C9_3");
+    }
+    for n in 0..info.list_regs {
+        s.lr[n] = ich_lr(n);
+        set_ich_lr(n, 0);
+    }
+    s.vmcr = read_sysreg!("S3_4_C12_C11_7");
+    set_ich_hcr(0);
+}
+
+/// Turns on the system-register interface for EL2 and lets EL1 use it
+/// (`ICC_SRE_EL2.SRE` [0] and `.Enable` [3]).
+pub(crate) fn enable_icc_sre_el2() {
+    let v: u64 = read_sysreg!("S3_4_C12_C9_5");
+    write_sysreg!("S3_4_C12_C9_5", v | 0b1001);
+    barrier::isb(barrier::SY);
+}
+
+// ---- FP/SIMD ----
+
+/// Restores a vCPU's V0-V31, FPCR, FPSR.
+pub(crate) fn fpsimd_restore(fp: &FpSimdState) {
+    // SAFETY: `fp` is a valid, aligned FpSimdState; the routine only reads it and
+    // writes V0-V31/FPCR/FPSR, which the host (soft-float) does not use.
+    unsafe { __arm_vcpu_fpsimd_restore(fp) };
+}
+
+/// Saves V0-V31, FPCR, FPSR into `fp`.
+pub(crate) fn fpsimd_save(fp: &mut FpSimdState) {
+    // SAFETY: `fp` is a valid, aligned, writable FpSimdState.
+    unsafe { __arm_vcpu_fpsimd_save(fp) };
+}
+
+/// Writes `CPTR_EL2` (used to stop trapping FP/SIMD on first use).
+pub(crate) fn set_cptr_el2(v: u64) {
+    CPTR_EL2.set(v);
+    barrier::isb(barrier::SY);
+}
+
+// ---- Timers ----
+
+/// `CNTPCT_EL0`, the physical count.
+pub(crate) fn cntpct() -> u64 {
+    barrier::isb(barrier::SY);
+    CNTPCT_EL0.get()
+}
+
+/// `CNTV_CTL_EL0` and `CNTV_CVAL_EL0` of the bound vCPU.
+pub(crate) fn cntv() -> (u64, u64) {
+    (CNTV_CTL_EL0.get(), CNTV_CVAL_EL0.get())
+}
+
+/// Invalidates this core's TLB entries of the VM whose VMID is in `VTTBR_EL2`, in the
+/// inner-shareable domain (used when the host changed a bound VM's tables).
+pub(crate) fn flush_current_vmid_is() {
+    // SAFETY: TLB maintenance for the current VMID only affects guest translations.
+    unsafe {
+        asm!(
+            "dsb ishst",
+            "tlbi vmalls12e1is",
+            "dsb ish",
+            "isb",
+            options(nostack, preserves_flags)
+        );
+    }
 }

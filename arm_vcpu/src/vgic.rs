@@ -1,0 +1,319 @@
+//! Virtual interrupts through the GICv3 virtual CPU interface (`ICH_*_EL2`): list
+//! register encoding, placement of an interrupt into the list registers or the
+//! overflow queue, and decoding of the guest's SGI requests. Pure; `hw/` moves the
+//! registers.
+
+/// Most list registers the architecture allows (`ICH_VTR_EL2.ListRegs` + 1 ≤ 16).
+pub const MAX_LRS: usize = 16;
+/// Interrupts waiting for a free list register, per vCPU.
+pub const QUEUE_LEN: usize = 64;
+
+/// `ICH_LR<n>_EL2` fields (DDI 0487, "ICH_LR<n>_EL2"): vINTID [31:0], pINTID [44:32],
+/// Priority [55:48], Group [60], HW [61], State [63:62].
+pub mod lr {
+    /// State: pending.
+    pub const PENDING: u64 = 0b01 << 62;
+    /// State: active.
+    pub const ACTIVE: u64 = 0b10 << 62;
+    /// State mask.
+    pub const STATE: u64 = 0b11 << 62;
+    /// HW: the virtual interrupt is linked to physical `pINTID`.
+    pub const HW: u64 = 1 << 61;
+    /// Group 1.
+    pub const GROUP1: u64 = 1 << 60;
+}
+
+/// `ICH_HCR_EL2` bits used: En [0], UIE [1] (maintenance interrupt while at most one
+/// list register holds an interrupt).
+pub mod hcr {
+    /// Enable the virtual CPU interface.
+    pub const EN: u64 = 1 << 0;
+    /// Underflow maintenance interrupt enable.
+    pub const UIE: u64 = 1 << 1;
+}
+
+/// `ICH_MISR_EL2.U` [1]: the underflow condition holds.
+pub const MISR_U: u64 = 1 << 1;
+
+/// One virtual interrupt to deliver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VirtualInterrupt {
+    /// The INTID the guest sees (SGI 0–15, PPI 16–31, SPI 32–1019, extended PPI/SPI,
+    /// LPI ≥ 8192), not truncated.
+    pub intid: u32,
+    /// Priority (higher values are lower priority; the implemented bits are the top ones).
+    pub priority: u8,
+    /// Group 1 (otherwise group 0, which the guest sees as FIQ).
+    pub group1: bool,
+    /// Physical INTID this one is linked to (HW = 1): the guest's deactivation
+    /// deactivates it. Only SPIs and PPIs (16–1019) can be linked.
+    pub hw_intid: Option<u32>,
+}
+
+/// Why an interrupt cannot be injected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InjectIrqError {
+    /// A special or reserved INTID (1020–1055, 1120–4095, 5120–8191), or above the
+    /// implemented INTID size.
+    InvalidIntid,
+    /// The physical INTID of a hardware link is not a PPI or SPI.
+    InvalidHwIntid,
+    /// All list registers are in use and the overflow queue is full.
+    QueueFull,
+}
+
+/// What `ICH_VTR_EL2` says about the virtual CPU interface.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VtrInfo {
+    /// Number of list registers (ListRegs [4:0] + 1).
+    pub list_regs: usize,
+    /// Virtual priority bits (PRIbits [31:29] + 1).
+    pub pri_bits: u32,
+    /// Virtual INTID bits: 16 or 24 (IDbits [25:23]).
+    pub id_bits: u32,
+}
+
+impl VtrInfo {
+    /// Decodes `ICH_VTR_EL2`.
+    pub const fn decode(vtr: u64) -> Self {
+        let n = (vtr & 0x1f) as usize + 1;
+        Self {
+            list_regs: if n > MAX_LRS { MAX_LRS } else { n },
+            pri_bits: ((vtr >> 29) & 7) as u32 + 1,
+            id_bits: if (vtr >> 23) & 7 == 1 { 24 } else { 16 },
+        }
+    }
+
+    /// Number of active-priority registers per group: 1 (5 bits), 2 (6) or 4 (7).
+    pub const fn ap_regs(&self) -> usize {
+        match self.pri_bits {
+            0..=5 => 1,
+            6 => 2,
+            _ => 4,
+        }
+    }
+}
+
+/// Whether `intid` can be a virtual interrupt on an interface with `id_bits`.
+pub const fn valid_intid(intid: u32, id_bits: u32) -> bool {
+    let in_range = id_bits >= 32 || (intid as u64) < (1u64 << id_bits);
+    in_range && matches!(intid, 0..=1019 | 1056..=1119 | 4096..=5119 | 8192..=u32::MAX)
+}
+
+/// Encodes a list register for `vi` in the pending state.
+pub const fn encode(vi: &VirtualInterrupt) -> u64 {
+    let mut v = lr::PENDING | ((vi.priority as u64) << 48) | vi.intid as u64;
+    if vi.group1 {
+        v |= lr::GROUP1;
+    }
+    if let Some(p) = vi.hw_intid {
+        v |= lr::HW | ((p as u64 & 0x1fff) << 32);
+    }
+    v
+}
+
+/// The vINTID of a list register.
+pub const fn lr_intid(lr: u64) -> u32 {
+    lr as u32
+}
+
+/// Where [`place`] put an interrupt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// Written to list register `n`.
+    Lr(usize),
+    /// Already pending in list register `n`: nothing to do (interrupts are not counted).
+    AlreadyPending(usize),
+    /// No free list register.
+    NoRoom,
+}
+
+/// Puts `vi` into the first free list register of `lrs` (a register is free when its
+/// state is invalid), unless it is already pending there. An interrupt that is only
+/// active may be made pending again in the same register (active and pending).
+pub fn place(lrs: &mut [u64], vi: &VirtualInterrupt) -> Placement {
+    let mut free = None;
+    for (n, l) in lrs.iter_mut().enumerate() {
+        let state = *l & lr::STATE;
+        if state != 0 && lr_intid(*l) == vi.intid {
+            if state & lr::PENDING != 0 {
+                return Placement::AlreadyPending(n);
+            }
+            // Active only: mark it pending as well (no HW-linked interrupt is ever
+            // active and pending, so keep the link as it is).
+            *l |= lr::PENDING;
+            return Placement::Lr(n);
+        }
+        if state == 0 && free.is_none() {
+            free = Some(n);
+        }
+    }
+    match free {
+        Some(n) => {
+            lrs[n] = encode(vi);
+            Placement::Lr(n)
+        }
+        None => Placement::NoRoom,
+    }
+}
+
+/// Interrupts waiting for a list register, in arrival order, without duplicates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PendingQueue {
+    items: [Option<VirtualInterrupt>; QUEUE_LEN],
+    len: usize,
+}
+
+impl Default for PendingQueue {
+    fn default() -> Self {
+        Self {
+            items: [None; QUEUE_LEN],
+            len: 0,
+        }
+    }
+}
+
+impl PendingQueue {
+    /// Number of queued interrupts.
+    pub const fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing is queued.
+    pub const fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Queues `vi`; a duplicate INTID is dropped (already pending). Fails when full.
+    pub fn push(&mut self, vi: VirtualInterrupt) -> Result<(), InjectIrqError> {
+        if self.items[..self.len]
+            .iter()
+            .flatten()
+            .any(|q| q.intid == vi.intid)
+        {
+            return Ok(());
+        }
+        if self.len == QUEUE_LEN {
+            return Err(InjectIrqError::QueueFull);
+        }
+        self.items[self.len] = Some(vi);
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Moves queued interrupts into free list registers, oldest first. Returns the
+    /// mask of list registers written.
+    pub fn refill(&mut self, lrs: &mut [u64]) -> u32 {
+        let mut written = 0u32;
+        let mut kept = 0;
+        for i in 0..self.len {
+            let Some(vi) = self.items[i] else { continue };
+            match place(lrs, &vi) {
+                Placement::Lr(n) => written |= 1 << n,
+                Placement::AlreadyPending(_) => {}
+                Placement::NoRoom => {
+                    self.items[kept] = Some(vi);
+                    kept += 1;
+                }
+            }
+        }
+        for slot in &mut self.items[kept..self.len] {
+            *slot = None;
+        }
+        self.len = kept;
+        written
+    }
+}
+
+/// The state of the virtual CPU interface that belongs to one vCPU, switched at
+/// bind/unbind: `ICH_LR<n>_EL2`, `ICH_VMCR_EL2`, `ICH_HCR_EL2`, `ICH_AP0R<n>_EL2`,
+/// `ICH_AP1R<n>_EL2`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VgicState {
+    /// List registers.
+    pub lr: [u64; MAX_LRS],
+    /// `ICH_VMCR_EL2` (the guest's PMR, BPRs, group enables, EOI mode).
+    pub vmcr: u64,
+    /// `ICH_HCR_EL2`.
+    pub hcr: u64,
+    /// `ICH_AP0R<n>_EL2`.
+    pub ap0r: [u64; 4],
+    /// `ICH_AP1R<n>_EL2`.
+    pub ap1r: [u64; 4],
+}
+
+/// Which vCPUs a guest SGI is for (`ICC_SGI1R_EL1`, `ICC_ASGI1R_EL1`, `ICC_SGI0R_EL1`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SgiTargets {
+    /// IRM = 0: the vCPUs with affinity Aff3.Aff2.Aff1 and Aff0 = RS * 16 + bit for
+    /// each bit set in `target_list`.
+    List {
+        /// Aff3 [55:48].
+        aff3: u8,
+        /// Aff2 [39:32].
+        aff2: u8,
+        /// Aff1 [23:16].
+        aff1: u8,
+        /// Range selector RS [47:44]: Aff0 = RS * 16 + n.
+        rs: u8,
+        /// TargetList [15:0].
+        target_list: u16,
+    },
+    /// IRM = 1: every vCPU of the VM except the sender.
+    AllButSelf,
+}
+
+impl SgiTargets {
+    /// Whether the vCPU with affinity `mpidr` (Aff3..Aff0) is a target, for a sender
+    /// with affinity `sender`.
+    pub const fn includes(&self, mpidr: u64, sender: u64) -> bool {
+        match *self {
+            Self::AllButSelf => mpidr != sender,
+            Self::List {
+                aff3,
+                aff2,
+                aff1,
+                rs,
+                target_list,
+            } => {
+                let aff0 = mpidr & 0xff;
+                (mpidr >> 32) & 0xff == aff3 as u64
+                    && (mpidr >> 16) & 0xff == aff2 as u64
+                    && (mpidr >> 8) & 0xff == aff1 as u64
+                    && aff0 / 16 == rs as u64
+                    && target_list & (1 << (aff0 % 16)) != 0
+            }
+        }
+    }
+}
+
+/// A decoded SGI generation request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SgiRequest {
+    /// SGI number, INTID [27:24].
+    pub intid: u8,
+    /// The targets.
+    pub targets: SgiTargets,
+    /// Group 1 (ICC_SGI1R/ASGI1R) or group 0 (ICC_SGI0R).
+    pub group1: bool,
+}
+
+/// Decodes the value written to an SGI generation register.
+pub const fn decode_sgi(value: u64, group1: bool) -> SgiRequest {
+    let targets = if value & (1 << 40) != 0 {
+        SgiTargets::AllButSelf
+    } else {
+        SgiTargets::List {
+            aff3: (value >> 48) as u8,
+            aff2: (value >> 32) as u8,
+            aff1: (value >> 16) as u8,
+            rs: ((value >> 44) & 0xf) as u8,
+            target_list: value as u16,
+        }
+    };
+    SgiRequest {
+        intid: ((value >> 24) & 0xf) as u8,
+        targets,
+        group1,
+    }
+}
