@@ -3,3 +3,4 @@
 mod calls;
 mod exits;
 mod injection;
+mod vgic_timer;

@@ -1,0 +1,287 @@
+//! GICv3 list registers, the overflow queue, SGI decoding, the emulated physical timer
+//! and timer deadlines (IHI 0069 ICH_LR<n>_EL2 / ICC_SGI1R_EL1; DDI 0487 CNTP_*).
+
+use proptest::prelude::*;
+
+use crate::timer::{self, ctl, EmulatedTimer, TimerDeadlines};
+use crate::vgic::{
+    self, lr, InjectIrqError, PendingQueue, Placement, SgiTargets, VirtualInterrupt, VtrInfo,
+};
+use crate::*;
+
+fn vi(intid: u32) -> VirtualInterrupt {
+    VirtualInterrupt {
+        intid,
+        priority: 0xa0,
+        group1: true,
+        hw_intid: None,
+    }
+}
+
+#[test]
+fn list_register_encoding() {
+    // Pending, group 1, priority 0xa0, vINTID 27.
+    assert_eq!(
+        vgic::encode(&vi(27)),
+        (0b01 << 62) | (1 << 60) | (0xa0 << 48) | 27
+    );
+    // Hardware-linked SPI 40 to physical 48, group 0.
+    let v = VirtualInterrupt {
+        intid: 40,
+        priority: 0,
+        group1: false,
+        hw_intid: Some(48),
+    };
+    assert_eq!(vgic::encode(&v), (0b01 << 62) | (1 << 61) | (48 << 32) | 40);
+    // A 24-bit LPI keeps all its bits.
+    assert_eq!(vgic::lr_intid(vgic::encode(&vi(0x00ab_cdef))), 0x00ab_cdef);
+}
+
+#[test]
+fn vtr_decode() {
+    // QEMU 7.2 -cpu max: ICH_VTR_EL2 = 0x90b80003 → 4 LRs, 5 priority bits, IDbits 1 (24).
+    let v = VtrInfo::decode(0x90b8_0003);
+    assert_eq!(
+        (v.list_regs, v.pri_bits, v.id_bits, v.ap_regs()),
+        (4, 5, 24, 1)
+    );
+    let v = VtrInfo::decode((6 << 29) | (1 << 23) | 15);
+    assert_eq!(
+        (v.list_regs, v.pri_bits, v.id_bits, v.ap_regs()),
+        (16, 7, 24, 4)
+    );
+}
+
+#[test]
+fn valid_intids() {
+    for ok in [0, 15, 16, 31, 32, 1019, 1056, 1119, 4096, 5119, 8192, 65535] {
+        assert!(vgic::valid_intid(ok, 16), "{ok}");
+    }
+    for bad in [1020, 1023, 1055, 1120, 4095, 5120, 8191, 65536] {
+        assert!(!vgic::valid_intid(bad, 16), "{bad}");
+    }
+    assert!(vgic::valid_intid(0xff_ffff, 24) && !vgic::valid_intid(0x100_0000, 24));
+}
+
+#[test]
+fn placement_in_list_registers() {
+    let mut lrs = [0u64; 4];
+    assert_eq!(vgic::place(&mut lrs, &vi(27)), Placement::Lr(0));
+    assert_eq!(
+        vgic::place(&mut lrs, &vi(27)),
+        Placement::AlreadyPending(0),
+        "no double count"
+    );
+    assert_eq!(vgic::place(&mut lrs, &vi(33)), Placement::Lr(1));
+    // An active-only interrupt becomes active and pending in its own register.
+    lrs[1] = (lrs[1] & !lr::STATE) | lr::ACTIVE;
+    assert_eq!(vgic::place(&mut lrs, &vi(33)), Placement::Lr(1));
+    assert_eq!(lrs[1] & lr::STATE, lr::STATE);
+    assert_eq!(vgic::place(&mut lrs, &vi(40)), Placement::Lr(2));
+    assert_eq!(vgic::place(&mut lrs, &vi(41)), Placement::Lr(3));
+    assert_eq!(vgic::place(&mut lrs, &vi(42)), Placement::NoRoom);
+    // The guest EOIs LR 2: it becomes free.
+    lrs[2] = 0;
+    assert_eq!(vgic::place(&mut lrs, &vi(42)), Placement::Lr(2));
+}
+
+#[test]
+fn queue_overflow_and_refill() {
+    let mut q = PendingQueue::default();
+    for i in 0..vgic::QUEUE_LEN as u32 {
+        q.push(vi(100 + i)).unwrap();
+    }
+    q.push(vi(100)).unwrap(); // duplicate: already queued
+    assert_eq!(q.len(), vgic::QUEUE_LEN);
+    assert_eq!(
+        q.push(vi(9999)),
+        Err(InjectIrqError::QueueFull),
+        "full: the host is told, nothing lost"
+    );
+    let mut lrs = [0u64; 4];
+    assert_eq!(q.refill(&mut lrs), 0b1111);
+    assert_eq!(q.len(), vgic::QUEUE_LEN - 4);
+    assert_eq!(
+        lrs.map(vgic::lr_intid),
+        [100, 101, 102, 103],
+        "oldest first"
+    );
+    assert_eq!(q.refill(&mut lrs), 0, "no free register");
+    lrs[1] = 0;
+    assert_eq!(q.refill(&mut lrs), 0b0010);
+    assert_eq!(vgic::lr_intid(lrs[1]), 104);
+}
+
+#[test]
+fn interrupts_for_an_unbound_vcpu_are_kept() {
+    let mut v = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default()).unwrap();
+    v.setup(Aarch64VCpuSetupConfig::default()).unwrap();
+    // Never bound: the list registers are unknown, so everything queues.
+    v.inject_interrupt(vi(27)).unwrap();
+    v.inject_interrupt(vi(27)).unwrap();
+    assert_eq!(v.queued_interrupts(), 1);
+    assert_eq!(
+        v.inject_interrupt(vi(1022)),
+        Err(InjectIrqError::InvalidIntid)
+    );
+    let hw = VirtualInterrupt {
+        hw_intid: Some(3),
+        ..vi(40)
+    };
+    assert_eq!(
+        v.inject_interrupt(hw),
+        Err(InjectIrqError::InvalidHwIntid),
+        "SGIs cannot be linked"
+    );
+}
+
+#[test]
+fn sgi_decoding() {
+    // ICC_SGI1R_EL1: INTID 5, Aff3 1, Aff2 2, Aff1 3, RS 1, TargetList 0b1010.
+    let value = (1u64 << 48) | (2 << 32) | (3 << 16) | (1 << 44) | (5 << 24) | 0b1010;
+    let r = vgic::decode_sgi(value, true);
+    assert_eq!(r.intid, 5);
+    assert!(r.group1);
+    assert_eq!(
+        r.targets,
+        SgiTargets::List {
+            aff3: 1,
+            aff2: 2,
+            aff1: 3,
+            rs: 1,
+            target_list: 0b1010
+        }
+    );
+    let aff = |a3: u64, a2: u64, a1: u64, a0: u64| (a3 << 32) | (a2 << 16) | (a1 << 8) | a0;
+    assert!(
+        r.targets.includes(aff(1, 2, 3, 17), 0),
+        "RS 1, bit 1 → Aff0 17"
+    );
+    assert!(r.targets.includes(aff(1, 2, 3, 19), 0));
+    assert!(!r.targets.includes(aff(1, 2, 3, 18), 0));
+    assert!(!r.targets.includes(aff(1, 2, 3, 1), 0), "RS 0");
+    assert!(!r.targets.includes(aff(0, 2, 3, 17), 0), "other Aff3");
+    // IRM = 1: everyone but the sender.
+    let b = vgic::decode_sgi((1 << 40) | (7 << 24), false);
+    assert_eq!(
+        (b.intid, b.group1, b.targets),
+        (7, false, SgiTargets::AllButSelf)
+    );
+    assert!(b.targets.includes(1, 0) && !b.targets.includes(0, 0));
+}
+
+#[test]
+fn sgi_writes_become_exits_when_the_vgic_is_in_use() {
+    // Without a known virtual interface (never bound) an SGI write is just an
+    // unhandled register: with the default policy, UNDEF.
+    let mut v = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default()).unwrap();
+    v.setup(Aarch64VCpuSetupConfig::default()).unwrap();
+    v.set_entry(0x4008_0000).unwrap();
+    let esr = crate::esr::build::sysreg(3, 0, 12, 11, 5, 2, false);
+    assert_eq!(
+        v.handle_sync_exit(&crate::esr::Syndrome {
+            esr,
+            ..Default::default()
+        }),
+        None
+    );
+    assert_eq!(v.system_registers().esr_el1, 0x0200_0000);
+}
+
+#[test]
+fn emulated_physical_timer() {
+    let mut t = EmulatedTimer::default();
+    t.write(timer::CNTP_TVAL_EL0, 1000, 5_000);
+    assert_eq!(t.cval, 6_000);
+    assert_eq!(t.read(timer::CNTP_TVAL_EL0, 5_400), 600);
+    assert_eq!(
+        t.read(timer::CNTP_TVAL_EL0, 6_100),
+        (-100i64) as u64,
+        "TVAL is signed 32-bit"
+    );
+    // A negative TVAL write: CVAL in the past.
+    t.write(timer::CNTP_TVAL_EL0, 0xffff_ff9c, 5_000);
+    assert_eq!(t.cval, 4_900);
+    t.write(timer::CNTP_CVAL_EL0, 6_000, 0);
+    assert_eq!(t.deadline(), None, "disabled");
+    t.write(timer::CNTP_CTL_EL0, ctl::ENABLE | ctl::ISTATUS, 0);
+    assert_eq!(t.ctl, ctl::ENABLE, "ISTATUS is read-only");
+    assert_eq!(t.read(timer::CNTP_CTL_EL0, 5_999), ctl::ENABLE);
+    assert_eq!(
+        t.read(timer::CNTP_CTL_EL0, 6_000),
+        ctl::ENABLE | ctl::ISTATUS
+    );
+    assert_eq!(t.deadline(), Some(6_000));
+    t.write(timer::CNTP_CTL_EL0, ctl::ENABLE | ctl::IMASK, 0);
+    assert_eq!(t.deadline(), None, "masked");
+    assert_eq!(
+        t.read(timer::CNTP_CTL_EL0, 7_000),
+        ctl::ENABLE | ctl::IMASK | ctl::ISTATUS
+    );
+}
+
+#[test]
+fn timer_deadlines_of_a_descheduled_vcpu() {
+    let mut v = Aarch64VCpu::new(Aarch64VCpuCreateConfig {
+        cntvoff_el2: 1_000_000,
+        ..Default::default()
+    })
+    .unwrap();
+    v.setup(Aarch64VCpuSetupConfig::default()).unwrap();
+    assert_eq!(v.timer_deadlines(), TimerDeadlines::default());
+    // A trapped CNTP_TVAL/CTL write through the exit path arms the emulated timer.
+    v.set_entry(0x4008_0000).unwrap();
+    v.set_gpr(2, 500).unwrap();
+    let tval = crate::esr::build::sysreg(3, 3, 14, 2, 0, 2, false);
+    assert_eq!(
+        v.handle_sync_exit(&crate::esr::Syndrome {
+            esr: tval,
+            ..Default::default()
+        }),
+        None
+    );
+    v.set_gpr(2, ctl::ENABLE).unwrap();
+    let ctl_w = crate::esr::build::sysreg(3, 3, 14, 2, 1, 2, false);
+    assert_eq!(
+        v.handle_sync_exit(&crate::esr::Syndrome {
+            esr: ctl_w,
+            ..Default::default()
+        }),
+        None
+    );
+    assert_eq!(v.pc(), 0x4008_0008, "both emulated, PC past each");
+    // On the host physical_count() is 0, so CVAL = 500.
+    assert_eq!(
+        v.timer_deadlines(),
+        TimerDeadlines {
+            virt: None,
+            phys: Some(500)
+        }
+    );
+    assert_eq!(
+        TimerDeadlines {
+            virt: Some(7),
+            phys: Some(500)
+        }
+        .next(),
+        Some(7)
+    );
+}
+
+proptest! {
+    #[test]
+    fn tval_round_trip(now in 0u64..(1 << 60), tval in any::<i32>()) {
+        let mut t = EmulatedTimer::default();
+        t.write(timer::CNTP_TVAL_EL0, tval as u32 as u64, now);
+        prop_assert_eq!(t.read(timer::CNTP_TVAL_EL0, now), tval as i64 as u64);
+    }
+
+    #[test]
+    fn sgi_targets_round_trip(aff1: u8, aff2: u8, aff3: u8, rs in 0u8..16, list: u16, intid in 0u8..16) {
+        let value = ((aff3 as u64) << 48) | ((aff2 as u64) << 32) | ((rs as u64) << 44)
+            | ((aff1 as u64) << 16) | ((intid as u64) << 24) | list as u64;
+        let r = vgic::decode_sgi(value, true);
+        prop_assert_eq!(r.intid, intid);
+        prop_assert_eq!(r.targets, SgiTargets::List { aff3, aff2, aff1, rs, target_list: list });
+    }
+}
