@@ -7,6 +7,18 @@ const GICR: usize = 0x080a_0000;
 const GICR_SGI: usize = GICR + 0x1_0000;
 /// The EL2 physical timer's interrupt (PPI 10).
 pub const HYP_TIMER_INTID: u32 = 26;
+/// The GICv3 virtual CPU interface maintenance interrupt (PPI 9).
+pub const MAINTENANCE_INTID: u32 = 25;
+
+/// Puts PPI `intid` of redistributor 0 in group 1 at priority 0x80 and enables it
+/// (GICR_IGROUPR0, GICR_IPRIORITYR<n>, GICR_ISENABLER0).
+fn enable_ppi(intid: u32) {
+    w32(GICR_SGI + 0x80, r32(GICR_SGI + 0x80) | (1 << intid));
+    let prio = GICR_SGI + 0x400 + (intid as usize & !3);
+    let shift = (intid % 4) * 8;
+    w32(prio, (r32(prio) & !(0xff << shift)) | (0x80 << shift));
+    w32(GICR_SGI + 0x100, 1 << intid);
+}
 
 fn w32(addr: usize, v: u32) {
     // SAFETY: GIC distributor/redistributor registers of QEMU virt, Device memory.
@@ -26,15 +38,10 @@ pub fn init() {
     let waker = GICR + 0x14;
     w32(waker, r32(waker) & !(1 << 1));
     while r32(waker) & (1 << 2) != 0 {}
-    // GICR_IGROUPR0, GICR_IPRIORITYR, GICR_ISENABLER0 for the PPI.
-    w32(
-        GICR_SGI + 0x80,
-        r32(GICR_SGI + 0x80) | (1 << HYP_TIMER_INTID),
-    );
-    let prio = GICR_SGI + 0x400 + (HYP_TIMER_INTID as usize & !3);
-    let shift = (HYP_TIMER_INTID % 4) * 8;
-    w32(prio, (r32(prio) & !(0xff << shift)) | (0x80 << shift));
-    w32(GICR_SGI + 0x100, 1 << HYP_TIMER_INTID);
+    // The EL2 timer, and the virtual CPU interface's maintenance interrupt (which
+    // arm_vcpu uses to refill list registers).
+    enable_ppi(HYP_TIMER_INTID);
+    enable_ppi(MAINTENANCE_INTID);
     // SAFETY: enabling the GICv3 system-register interface at EL2 (ICC_SRE_EL2.SRE and
     // Enable), unmasking all priorities and enabling group 1 interrupts on this core.
     unsafe {

@@ -12,6 +12,7 @@ mod devices;
 mod gic;
 mod loader;
 mod memory;
+mod multivm;
 mod scenario;
 mod vm;
 
@@ -74,9 +75,13 @@ extern "C" fn rust_main() -> ! {
         "arm_vcpu reference hypervisor: scenario {} iters {} seed {}",
         name, args.iters, args.seed
     );
-    let (verdict, stats) = match scenario::by_name(name, args.iters, args.seed) {
-        Some(sc) => vm::run(sc, args.iters),
-        None => (Err("unknown scenario"), vm::ExitStats::default()),
+    let (verdict, stats) = if name == "isolation" {
+        multivm::run_isolation(args.iters)
+    } else {
+        match scenario::by_name(name, args.iters, args.seed) {
+            Some(sc) => vm::run(sc, args.iters),
+            None => (Err("unknown scenario"), vm::ExitStats::default()),
+        }
     };
     finish(name, verdict, &stats)
 }

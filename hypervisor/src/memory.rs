@@ -22,12 +22,21 @@ pub struct GuestMemory {
     // The tables live on the heap; the hypervisor runs with an identity map, so their
     // virtual and physical addresses agree (IdTranslation).
     mapping: Mapping<IdTranslation<Stage2Attributes>, Stage2>,
+    /// Host-physical base and size of the RAM.
+    pa: u64,
+    size: u64,
 }
 
 impl GuestMemory {
     /// Maps guest RAM (normal write-back memory, read/write/execute). Everything else
     /// in the IPA space is unmapped, so guest accesses there exit as MMIO.
     pub fn new() -> Result<Self, aarch64_paging::MapError> {
+        Self::at(GUEST_RAM_PA, GUEST_RAM_SIZE)
+    }
+
+    /// Guest RAM of `size` bytes at host-physical `pa`, mapped at IPA
+    /// [`GUEST_RAM_IPA`] (several VMs each get their own region and tables).
+    pub fn at(pa: u64, size: u64) -> Result<Self, aarch64_paging::MapError> {
         let mut mapping = Mapping::new(IdTranslation::new(), ROOT_LEVEL as usize, Stage2);
         let attrs = Stage2Attributes::VALID
             | Stage2Attributes::MEMATTR_NORMAL_INNER_WB
@@ -37,15 +46,15 @@ impl GuestMemory {
             | Stage2Attributes::ACCESS_FLAG;
         let ipa = GUEST_RAM_IPA as usize;
         mapping.map_range(
-            &MemoryRegion::new(ipa, ipa + GUEST_RAM_SIZE as usize),
-            PhysicalAddress(GUEST_RAM_PA as usize),
+            &MemoryRegion::new(ipa, ipa + size as usize),
+            PhysicalAddress(pa as usize),
             attrs,
             Constraints::empty(),
         )?;
         // Make the table writes visible to the stage-2 walker before it is used.
         // SAFETY: a barrier has no other effect.
         unsafe { core::arch::asm!("dsb ish", options(nostack, preserves_flags)) };
-        Ok(Self { mapping })
+        Ok(Self { mapping, pa, size })
     }
 
     /// Physical address of the root table.
@@ -57,10 +66,10 @@ impl GuestMemory {
     /// entirely inside.
     pub fn host_ptr(&self, ipa: u64, len: u64) -> Option<*mut u8> {
         let off = ipa.checked_sub(GUEST_RAM_IPA)?;
-        if off.checked_add(len)? > GUEST_RAM_SIZE {
+        if off.checked_add(len)? > self.size {
             return None;
         }
-        Some((GUEST_RAM_PA + off) as *mut u8)
+        Some((self.pa + off) as *mut u8)
     }
 }
 

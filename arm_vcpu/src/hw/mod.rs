@@ -225,6 +225,8 @@ pub(crate) fn load_guest_state(r: &GuestSystemRegisters, feat: &CpuFeatures) {
     VBAR_EL1.set(r.vbar_el1);
     CONTEXTIDR_EL1.set(r.contextidr_el1);
     TPIDR_EL0.set(r.tpidr_el0);
+    // The mutation-test build leaves TPIDR_EL1 out of the switch (isolation must fail).
+    #[cfg(not(feature = "mutate-skip-tpidr"))]
     TPIDR_EL1.set(r.tpidr_el1);
     TPIDRRO_EL0.set(r.tpidrro_el0);
     SP_EL0.set(r.sp_el0);
@@ -273,7 +275,10 @@ pub(crate) fn save_guest_state(r: &mut GuestSystemRegisters, feat: &CpuFeatures)
     r.vbar_el1 = VBAR_EL1.get();
     r.contextidr_el1 = CONTEXTIDR_EL1.get();
     r.tpidr_el0 = TPIDR_EL0.get();
-    r.tpidr_el1 = TPIDR_EL1.get();
+    #[cfg(not(feature = "mutate-skip-tpidr"))]
+    {
+        r.tpidr_el1 = TPIDR_EL1.get();
+    }
     r.tpidrro_el0 = TPIDRRO_EL0.get();
     r.sp_el0 = SP_EL0.get();
     r.sp_el1 = SP_EL1.get();
