@@ -23,6 +23,33 @@ _start:
     str xzr, [x9], #8
     b 1b
 2:
+    bl enable_el2_mmu
+    mov x0, xzr
+    bl rust_main
+3:  wfe
+    b 3b
+
+// Secondary cores, started by PSCI CPU_ON (SMC to QEMU's firmware) with
+// x0 = context = the core's index (1, 2, ...). Each gets its own 128 KiB stack
+// below the boot core's.
+.global secondary_start
+secondary_start:
+    adr x9, boot_vectors
+    msr vbar_el2, x9
+    isb
+    mov x19, x0
+    ldr x9, =__stack_top
+    mov x10, #0x20000
+    msub x9, x10, x19, x9
+    mov sp, x9
+    bl enable_el2_mmu
+    mov x0, x19
+    bl secondary_main
+4:  wfe
+    b 4b
+
+// Turns on the EL2 MMU with the static identity map (clobbers x9).
+enable_el2_mmu:
     // MAIR_EL2: Attr0 = Device-nGnRnE (0x00), Attr1 = Normal write-back (0xff).
     mov x9, #0xff00
     msr mair_el2, x9
@@ -37,12 +64,10 @@ _start:
     dsb nsh
     isb
     // SCTLR_EL2: M, C, SA, I on; RES1 bits 4, 5, 11, 16, 18, 22, 23, 28, 29.
-    ldr x9, =0x30c5183d
+        ldr x9, =0x30c5183d
     msr sctlr_el2, x9
     isb
-    bl rust_main
-3:  wfe
-    b 3b
+    ret
 
 not_el2:
     mov x0, #103

@@ -14,6 +14,7 @@ mod loader;
 mod memory;
 mod multivm;
 mod scenario;
+mod smp;
 mod vm;
 
 use arm_vcpu::{Aarch64PerCpu, HostTrapFrame, HostTrapKind};
@@ -58,6 +59,13 @@ fn finish(name: &str, verdict: Result<(), &str>, stats: &vm::ExitStats) -> ! {
     }
 }
 
+/// Entry of the secondary cores (boot.S `secondary_start`), after their stack and
+/// MMU are set up.
+#[no_mangle]
+extern "C" fn secondary_main(index: u64) -> ! {
+    smp::secondary(index)
+}
+
 #[no_mangle]
 extern "C" fn rust_main() -> ! {
     // SAFETY: the linker reserves [__heap_start, __heap_end) for the heap; nothing else
@@ -75,8 +83,10 @@ extern "C" fn rust_main() -> ! {
         "arm_vcpu reference hypervisor: scenario {} iters {} seed {}",
         name, args.iters, args.seed
     );
-    let (verdict, stats) = if name == "isolation" {
+        let (verdict, stats) = if name == "isolation" {
         multivm::run_isolation(args.iters)
+    } else if name == "smp" {
+        smp::run_smp(args.iters)
     } else {
         match scenario::by_name(name, args.iters, args.seed) {
             Some(sc) => vm::run(sc, args.iters),

@@ -174,7 +174,8 @@ fn cmd_run(ws: &Workspace, guest: &str, b: &HvBuild, iters: u64) -> Result<ExitC
     if !guest_elf.is_file() {
         return Err(format!("no guest binary {}", guest_elf.display()));
     }
-    let run = qemu::Run::new(&hv, &guest_elf, scenarios::bootargs(guest, iters));
+    let cpus = scenarios::find(guest).map_or(1, |s| s.cpus);
+    let run = qemu::Run::new(&hv, &guest_elf, scenarios::bootargs(guest, iters)).with_cpus(cpus);
     println!("$ {}", run.display());
     let status = run
         .command()

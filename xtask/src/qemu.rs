@@ -18,6 +18,8 @@ pub struct Run {
     pub kernel: PathBuf,
     pub guest: PathBuf,
     pub bootargs: String,
+    /// Physical cores (`-smp`); 1 leaves QEMU's default.
+    pub cpus: u8,
     pub extra: Vec<OsString>,
 }
 
@@ -27,8 +29,15 @@ impl Run {
             kernel: kernel.to_path_buf(),
             guest: guest.to_path_buf(),
             bootargs,
+            cpus: 1,
             extra: Vec::new(),
         }
+    }
+
+    /// The same run with `cpus` physical cores.
+    pub fn with_cpus(mut self, cpus: u8) -> Run {
+        self.cpus = cpus;
+        self
     }
 
     /// QEMU's arguments, as the protocol gives them.
@@ -56,6 +65,10 @@ impl Run {
         a.push(loader);
         a.push("-append".into());
         a.push(self.bootargs.clone().into());
+        if self.cpus > 1 {
+            a.push("-smp".into());
+            a.push(self.cpus.to_string().into());
+        }
         a.extend(self.extra.iter().cloned());
         a
     }

@@ -16,6 +16,8 @@ pub struct Scenario {
     pub timeout: Duration,
     /// Row name in the exit-cost benchmark, for the `bench-*` scenarios.
     pub bench_row: Option<&'static str>,
+    /// Physical cores QEMU gives the hypervisor (`-smp`).
+    pub cpus: u8,
 }
 
 const fn scenario(name: &'static str, test_iters: u64) -> Scenario {
@@ -24,6 +26,15 @@ const fn scenario(name: &'static str, test_iters: u64) -> Scenario {
         test_iters,
         timeout: Duration::from_secs(60),
         bench_row: None,
+        cpus: 1,
+    }
+}
+
+/// A scenario that needs `cpus` physical cores.
+const fn smp(name: &'static str, test_iters: u64, cpus: u8) -> Scenario {
+    Scenario {
+        cpus,
+        ..scenario(name, test_iters)
     }
 }
 
@@ -44,6 +55,8 @@ pub const SCENARIOS: &[Scenario] = &[
     scenario("irq", 100),
     bench("bench-hvc", 100, "hvc"),
     bench("bench-mmio", 100, "mmio_read"),
+    // Two physical cores: vCPU 1 starts on core 1 through the guest's PSCI CPU_ON.
+    smp("smp", 1, 2),
 ];
 
 /// The scenario `cargo xtask run` boots when no `--guest` is given.
@@ -52,10 +65,31 @@ pub const DEFAULT_GUEST: &str = "demo";
 /// `iters` for `cargo xtask run` when no `--iters` is given (the protocol's default).
 pub const DEFAULT_ITERS: u64 = 100;
 
-/// The mutation check: this scenario must FAIL on a hypervisor built with this feature.
-pub const MUTATION_SCENARIO: &str = "preserve";
-/// Cargo feature of `refhv` that breaks the guest GPR restore.
-pub const MUTATION_FEATURE: &str = "mutate-gpr-restore";
+/// A mutation check: `scenario` must FAIL on a hypervisor built with `feature`,
+/// which breaks exactly what the scenario guards.
+#[derive(Debug, Clone, Copy)]
+pub struct Mutation {
+    /// The scenario that must catch it.
+    pub scenario: &'static str,
+    /// Cargo feature of `refhv` (forwarded to `arm_vcpu`) that breaks it.
+    pub feature: &'static str,
+    /// What breaks, for the report.
+    pub breaks: &'static str,
+}
+
+/// Every mutation check `cargo xtask test` runs.
+pub const MUTATIONS: &[Mutation] = &[
+    Mutation {
+        scenario: "preserve",
+        feature: "mutate-gpr-restore",
+        breaks: "the exit vector does not save guest x28",
+    },
+    Mutation {
+        scenario: "isolation",
+        feature: "mutate-skip-tpidr",
+        breaks: "TPIDR_EL1 is left out of the bind/unbind switch",
+    },
+];
 
 /// Looks a scenario up by name.
 pub fn find(name: &str) -> Option<&'static Scenario> {
@@ -84,7 +118,9 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), SCENARIOS.len(), "duplicate scenario name");
         assert!(find(DEFAULT_GUEST).is_some());
-        assert!(find(MUTATION_SCENARIO).is_some());
+        for m in MUTATIONS {
+            assert!(find(m.scenario).is_some(), "{}", m.scenario);
+        }
         let rows: Vec<_> = SCENARIOS.iter().filter_map(|s| s.bench_row).collect();
         assert_eq!(rows, ["hvc", "mmio_read"]);
         for s in SCENARIOS {

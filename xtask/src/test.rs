@@ -5,13 +5,14 @@ use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
 
 use crate::qemu::{self, End};
-use crate::scenarios::{self, Scenario, MUTATION_FEATURE, MUTATION_SCENARIO, SCENARIOS};
+use crate::scenarios::{self, Scenario, MUTATIONS, SCENARIOS};
 use crate::ws::{self, HvBuild, Profile, Workspace};
 use crate::{deps, libtest, pool};
 
 /// Host crates whose tests run under `cargo xtask test`.
 const HOST_CRATES: &[&str] = &["arm_vcpu", "xtask"];
 /// Target dir of the mutant hypervisor (relative to the workspace root).
+/// Mutant builds go to `target/mutant-<feature>`.
 const MUTANT_TARGET_DIR: &str = "target/mutant";
 /// Lines of output shown for a failed QEMU run.
 const TAIL_LINES: usize = 40;
@@ -100,16 +101,19 @@ pub fn run(ws: &Workspace, jobs: usize, only: &[String]) -> Result<ExitCode, Str
         } else {
             ws.build_hv(&normal)
         };
-        let mutant = HvBuild {
-            features: vec![MUTATION_FEATURE.into()],
-            target_dir: Some(MUTANT_TARGET_DIR.into()),
-            ..HvBuild::new(Profile::Debug)
-        };
-        let mutant_hv = if mutation {
-            ws.build_hv(&mutant)
-        } else {
-            Err("not built".into())
-        };
+        let mutant_hvs: Vec<Result<PathBuf, String>> = MUTATIONS
+            .iter()
+            .map(|m| {
+                if !mutation {
+                    return Err("not built".into());
+                }
+                ws.build_hv(&HvBuild {
+                    features: vec![m.feature.into()],
+                    target_dir: Some(format!("{MUTANT_TARGET_DIR}-{}", m.feature).into()),
+                    ..HvBuild::new(Profile::Debug)
+                })
+            })
+            .collect();
         let prepare = |hv: &Result<PathBuf, String>, s: &Scenario| -> Result<qemu::Run, String> {
             deps.clone()?;
             let hv = hv.clone()?;
@@ -118,11 +122,10 @@ pub fn run(ws: &Workspace, jobs: usize, only: &[String]) -> Result<ExitCode, Str
             if !guest.is_file() {
                 return Err(format!("no guest binary {}", guest.display()));
             }
-            Ok(qemu::Run::new(
-                &hv,
-                &guest,
-                scenarios::bootargs(s.name, s.test_iters),
-            ))
+            Ok(
+                qemu::Run::new(&hv, &guest, scenarios::bootargs(s.name, s.test_iters))
+                    .with_cpus(s.cpus),
+            )
         };
         for &s in &scenarios {
             items.push(Item {
@@ -133,16 +136,20 @@ pub fn run(ws: &Workspace, jobs: usize, only: &[String]) -> Result<ExitCode, Str
             });
         }
         if mutation {
-            let s = scenarios::find(MUTATION_SCENARIO).expect("mutation scenario in the table");
-            items.push(Item {
-                label: format!(
-                    "mutation check ({} with --features {MUTATION_FEATURE})",
-                    s.name
-                ),
-                scenario: s,
-                expect: Expect::Fail,
-                run: prepare(&mutant_hv, s),
-            });
+            for (m, hv) in MUTATIONS.iter().zip(&mutant_hvs) {
+                let Some(s) = scenarios::find(m.scenario) else {
+                    continue;
+                };
+                items.push(Item {
+                    label: format!(
+                        "mutation check ({} with --features {}: {})",
+                        s.name, m.feature, m.breaks
+                    ),
+                    scenario: s,
+                    expect: Expect::Fail,
+                    run: prepare(hv, s),
+                });
+            }
         }
     }
 
@@ -283,8 +290,8 @@ fn run_item(item: Item, logs: &Path) -> Outcome {
         (Expect::Fail, Ok(())) => (
             false,
             format!(
-                "{} ({secs:.1} s): `{}` PASSED on a hypervisor built with --features \
-                 {MUTATION_FEATURE}: the scenario does not catch a broken GPR restore",
+                "{} ({secs:.1} s): `{}` PASSED on the mutant hypervisor: the scenario does \
+                 not catch what the mutation breaks",
                 item.label, s.name
             ),
             true,

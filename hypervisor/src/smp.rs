@@ -1,0 +1,280 @@
+//! A VM with one vCPU per physical core: the `smp` scenario. The boot core starts the
+//! second core through PSCI CPU_ON to QEMU's firmware (SMC from EL2); the guest's own
+//! PSCI CPU_ON then starts its vCPU 1 there. vCPU `i` only ever runs on core `i`.
+
+use arm_vcpu::smccc::ret;
+use arm_vcpu::{
+    Aarch64PerCpu, Aarch64VCpu, Aarch64VCpuCreateConfig, Aarch64VCpuSetupConfig, PsciRequest, Stage2Config,
+    VmExit,
+};
+use log::{error, info};
+use spin::Mutex;
+
+use crate::devices::{self, CONSOLE_IPA};
+use crate::memory::{self, GuestMemory};
+use crate::vm::{hvc, ExitStats};
+use crate::loader;
+
+/// PSCI power state of a vCPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Power {
+    On = 0,
+    Off = 1,
+    OnPending = 2,
+}
+
+/// What the two cores share (behind one lock).
+struct Shared {
+    power: [Power; 2],
+    /// Entry point and context ID of a pending CPU_ON of vCPU 1.
+    start: Option<(u64, u64)>,
+    /// vCPU 1, parked here while it is off.
+    vcpu1: Option<Aarch64VCpu>,
+    /// Physical core (MPIDR affinity) each vCPU last ran on.
+    ran_on: [Option<u64>; 2],
+    /// `RAM` lookups for CPU_ON entry checks: [start, end) of guest RAM in IPA space.
+    ram: (u64, u64),
+}
+
+static SHARED: Mutex<Option<Shared>> = Mutex::new(None);
+
+type Verdict = Result<(), &'static str>;
+
+/// PSCI CPU_ON function ID (SMC64) for QEMU's firmware.
+const PSCI_CPU_ON_64: u64 = 0xC400_0003;
+
+extern "C" {
+    fn secondary_start();
+}
+
+/// Core 0: builds the VM, starts core 1, runs vCPU 0 until the guest's EXIT.
+pub fn run_smp(iters: u64) -> (Verdict, ExitStats) {
+    let mut stats = ExitStats::default();
+    let v = run(iters, &mut stats);
+    (v, stats)
+}
+
+fn run(iters: u64, stats: &mut ExitStats) -> Verdict {
+    if !arm_vcpu::has_hardware_support() {
+        return Err("no EL2 virtualization support");
+    }
+    let mut percpu = Aarch64PerCpu::new(0);
+    percpu.hardware_enable().map_err(|_| "hardware_enable failed")?;
+    // The VM's memory lives for the whole run (the hypervisor ends with it).
+    let mem: &'static GuestMemory =
+        alloc::boxed::Box::leak(alloc::boxed::Box::new(GuestMemory::new().map_err(|_| "stage-2 mapping failed")?));
+    let entry = loader::load_elf(loader::staging(), mem).map_err(|_| "cannot load the guest image")?;
+    let stage2 = Stage2Config { root_pa: mem.root_pa(), vmid: 1, ipa_bits: memory::IPA_BITS, root_level: memory::ROOT_LEVEL };
+    let mut vcpus = [0u64, 1].map(|i| {
+        let mut v = Aarch64VCpu::new(Aarch64VCpuCreateConfig { mpidr_el1: i, ..Default::default() })?;
+        v.setup(Aarch64VCpuSetupConfig::default())?;
+        v.set_stage2_root(stage2)?;
+        v.set_entry(entry)?;
+        Ok::<_, arm_vcpu::VCpuError>(v)
+    });
+    let [v0, v1] = &mut vcpus;
+    let mut vcpu0 = core::mem::replace(v0, Err(arm_vcpu::VCpuError::NotBound)).map_err(|_| "vcpu 0")?;
+    let vcpu1 = core::mem::replace(v1, Err(arm_vcpu::VCpuError::NotBound)).map_err(|_| "vcpu 1")?;
+    vcpu0.set_gpr(1, iters).map_err(|_| "x1")?;
+    *SHARED.lock() = Some(Shared {
+        power: [Power::On, Power::Off],
+        start: None,
+        vcpu1: Some(vcpu1),
+        ran_on: [None, None],
+        ram: (memory::GUEST_RAM_IPA, memory::GUEST_RAM_IPA + memory::GUEST_RAM_SIZE),
+    });
+
+    // Start physical core 1 (QEMU's PSCI firmware, SMC conduit).
+    let r = firmware_cpu_on(1, secondary_start as *const () as usize as u64, 1);
+    if r != 0 {
+        error!("PSCI CPU_ON of core 1 returned {}", r as i64);
+        return Err("cannot start the second physical core (run QEMU with -smp 2)");
+    }
+    vcpu0.bind(&mut percpu).map_err(|_| "bind")?;
+    with_shared(|s| s.ran_on[0] = Some(current_mpidr()));
+    let verdict = loop {
+        match step(0, &mut vcpu0, stats) {
+            Step::Continue => {}
+            Step::Off => break Err("vCPU 0 turned itself off"),
+            Step::Exit(failures) => {
+                let ran_on = with_shared(|s| s.ran_on).unwrap_or([None, None]);
+                info!("vCPU 0 ran on core {:?}, vCPU 1 on core {:?}", ran_on[0], ran_on[1]);
+                break if failures != 0 {
+                    Err("guest checks failed")
+                } else if ran_on[1] != Some(1) {
+                    Err("vCPU 1 did not run on physical core 1")
+                } else {
+                    Ok(())
+                };
+            }
+            Step::Fail(why) => break Err(why),
+        }
+    };
+    vcpu0.unbind(&mut percpu).map_err(|_| "unbind")?;
+    verdict
+}
+
+/// Core `index` (≥ 1), entered from `secondary_start`: waits for its vCPU to be
+/// powered on, runs it until CPU_OFF, and waits again.
+pub fn secondary(index: u64) -> ! {
+    let mut percpu = Aarch64PerCpu::new(index as usize);
+    if percpu.hardware_enable().is_err() {
+        error!("core {}: hardware_enable failed", index);
+        park();
+    }
+    info!("core {} online (MPIDR {:#x})", index, current_mpidr());
+    let mut stats = ExitStats::default();
+    loop {
+        // Wait for a CPU_ON of vCPU 1.
+        let (mut vcpu, entry, ctx) = loop {
+            let got = with_shared(|s| match (s.power[1], s.start) {
+                (Power::OnPending, Some((e, c))) => s.vcpu1.take().map(|v| (v, e, c)),
+                _ => None,
+            })
+            .flatten();
+            match got {
+                Some(x) => break x,
+                None => core::hint::spin_loop(),
+            }
+        };
+        let ok = vcpu.power_on(entry, ctx).is_ok() && vcpu.bind(&mut percpu).is_ok();
+        with_shared(|s| {
+            s.power[1] = Power::On;
+            s.start = None;
+            s.ran_on[1] = Some(current_mpidr());
+        });
+        if !ok {
+            error!("core {}: cannot start vCPU 1", index);
+            park();
+        }
+        loop {
+            match step(1, &mut vcpu, &mut stats) {
+                Step::Continue => {}
+                Step::Off => break,
+                Step::Exit(_) | Step::Fail(_) => {
+                    error!("vCPU 1 stopped unexpectedly");
+                    park();
+                }
+            }
+        }
+        if vcpu.unbind(&mut percpu).is_err() {
+            park();
+        }
+        with_shared(|s| {
+            s.vcpu1 = Some(vcpu);
+            s.power[1] = Power::Off;
+        });
+    }
+}
+
+enum Step {
+    Continue,
+    /// The vCPU called CPU_OFF.
+    Off,
+    /// EXIT(failures) from the guest.
+    Exit(u64),
+    Fail(&'static str),
+}
+
+/// Runs `vcpu` (number `me`) to its next exit and handles it.
+fn step(me: usize, vcpu: &mut Aarch64VCpu, stats: &mut ExitStats) -> Step {
+    match vcpu.run() {
+        Ok(VmExit::Hypercall { imm: 0, ref args }) => {
+            stats.hypercall += 1;
+            match args[0] {
+                hvc::NULL => vcpu.set_return_value(0),
+                hvc::PUTC => crate::console::putc(args[1] as u8),
+                hvc::EXIT => return Step::Exit(args[1]),
+                _ => vcpu.set_return_value(u64::MAX),
+            }
+            Step::Continue
+        }
+        Ok(VmExit::MmioRead { addr, .. }) if (CONSOLE_IPA..CONSOLE_IPA + 0x1000).contains(&addr) => {
+            match vcpu.complete_mmio_read(0) {
+                Ok(()) => Step::Continue,
+                Err(_) => Step::Fail("complete_mmio_read"),
+            }
+        }
+        Ok(VmExit::MmioWrite { addr, data, .. }) if (CONSOLE_IPA..CONSOLE_IPA + 0x1000).contains(&addr) => {
+            devices::console_write(addr - CONSOLE_IPA, data);
+            Step::Continue
+        }
+        Ok(VmExit::Psci { request, .. }) => {
+            stats.psci += 1;
+            let result = match request {
+                PsciRequest::CpuOff => {
+                    with_shared(|s| s.power[me] = Power::Off);
+                    return Step::Off;
+                }
+                PsciRequest::CpuOn { target_mpidr, entry, context_id } => with_shared(|s| match target_mpidr {
+                    0 | 1 if s.power[target_mpidr as usize] == Power::On => ret::ALREADY_ON,
+                    0 | 1 if s.power[target_mpidr as usize] == Power::OnPending => ret::ON_PENDING,
+                    1 if !(s.ram.0..s.ram.1).contains(&entry) => ret::INVALID_ADDRESS,
+                    1 => {
+                        s.start = Some((entry, context_id));
+                        s.power[1] = Power::OnPending;
+                        ret::SUCCESS
+                    }
+                    _ => ret::INVALID_PARAMETERS,
+                })
+                .unwrap_or(ret::INTERNAL_FAILURE),
+                PsciRequest::AffinityInfo { target_mpidr } => with_shared(|s| match target_mpidr {
+                    0 | 1 => s.power[target_mpidr as usize] as i32,
+                    _ => ret::INVALID_PARAMETERS,
+                })
+                .unwrap_or(ret::INTERNAL_FAILURE),
+                PsciRequest::CpuSuspend { .. } => ret::SUCCESS,
+                PsciRequest::SystemOff | PsciRequest::SystemReset => return Step::Fail("unexpected SYSTEM_OFF/RESET"),
+            };
+            match vcpu.complete_psci(result) {
+                Ok(()) => Step::Continue,
+                Err(_) => Step::Fail("complete_psci"),
+            }
+        }
+        Ok(other) => {
+            stats.other += 1;
+            error!("vCPU {}: unexpected exit {:?} at pc {:#x}", me, other, vcpu.pc());
+            Step::Fail("unexpected exit")
+        }
+        Err(e) => {
+            error!("vCPU {}: run: {}", me, e);
+            Step::Fail("run() returned an error")
+        }
+    }
+}
+
+fn with_shared<R>(f: impl FnOnce(&mut Shared) -> R) -> Option<R> {
+    SHARED.lock().as_mut().map(f)
+}
+
+fn current_mpidr() -> u64 {
+    let v: u64;
+    // SAFETY: reading MPIDR_EL1 at EL2 gives this core's affinity; no side effects.
+    unsafe { core::arch::asm!("mrs {0}, mpidr_el1", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v & 0xff_00ff_ffff
+}
+
+/// PSCI CPU_ON through QEMU's firmware: starts core `mpidr` at `entry` (EL2) with x0 =
+/// `context`. Returns the PSCI result.
+fn firmware_cpu_on(mpidr: u64, entry: u64, context: u64) -> u64 {
+    let r: u64;
+    // SAFETY: an SMC to the platform's PSCI firmware; it starts another core at our
+    // entry point and changes nothing else of this core's state but x0..x3.
+    unsafe {
+        core::arch::asm!(
+            "smc #0",
+            inout("x0") PSCI_CPU_ON_64 => r,
+            inout("x1") mpidr => _,
+            inout("x2") entry => _,
+            inout("x3") context => _,
+            options(nostack),
+        );
+    }
+    r
+}
+
+fn park() -> ! {
+    loop {
+        core::hint::spin_loop();
+    }
+}
