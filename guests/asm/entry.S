@@ -7,33 +7,35 @@
     .global _start
     .type _start, %function
 _start:
-    // Fold x2..x30 into x2: the runtime checks "all other GPRs are 0" with it.
-    .irp n, 3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30
-    orr     x2, x2, x\n
+    // Fold x3..x30 into x3: the runtime checks "all other GPRs are 0" with it and
+    // x2 (kept apart: a guest may take an argument there, e.g. the hostile seed).
+    .irp n, 4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30
+    orr     x3, x3, x\n
     .endr
 
-    adrp    x3, __stack_top
-    add     x3, x3, :lo12:__stack_top
-    mov     sp, x3
+    adrp    x4, __stack_top
+    add     x4, x4, :lo12:__stack_top
+    mov     sp, x4
 
     // Zero .bss (16-byte aligned bounds, plain stores: the MMU is off, so no DC ZVA).
-    adrp    x3, __bss_start
-    add     x3, x3, :lo12:__bss_start
-    adrp    x4, __bss_end
-    add     x4, x4, :lo12:__bss_end
-1:  cmp     x3, x4
+    adrp    x4, __bss_start
+    add     x4, x4, :lo12:__bss_start
+    adrp    x5, __bss_end
+    add     x5, x5, :lo12:__bss_end
+1:  cmp     x4, x5
     b.hs    2f
-    str     xzr, [x3], #8
+    str     xzr, [x4], #8
     b       1b
 
-2:  adrp    x3, guest_vectors
-    add     x3, x3, :lo12:guest_vectors
-    msr     vbar_el1, x3
+2:  adrp    x4, guest_vectors
+    add     x4, x4, :lo12:guest_vectors
+    msr     vbar_el1, x4
     isb
 
     mov     x29, xzr
     mov     x30, xzr
-    // guest_rust_start(x0 = entry x0, x1 = entry x1, x2 = OR of entry x2..x30)
+    // guest_rust_start(x0 = entry x0, x1 = entry x1, x2 = entry x2,
+    //                  x3 = OR of entry x3..x30)
     bl      guest_rust_start
 3:  wfe
     b       3b

@@ -32,13 +32,31 @@ core::arch::global_asm!(include_str!("../asm/entry.S"));
 /// `guest_main!("name", main)` where `main: fn(&mut rt::Checks, rt::Entry)` runs the
 /// guest's checks, recording failures in [`rt::Checks`]. Prints the start line, checks
 /// the entry state, calls `main` and EXITs with the number of failed checks.
+///
+/// `guest_main!("name", main, x2_argument)` is the same for a guest that takes an
+/// argument in x2 ([`rt::Entry::x2`], e.g. the hostile guest's seed): x2 is then not
+/// required to be 0 at entry.
 #[macro_export]
 macro_rules! guest_main {
     ($name:literal, $main:path) => {
-        /// Called by `_start` (asm/entry.S) with the entry x0, x1 and the OR of x2..x30.
+        $crate::guest_main!(@start $name, $main, false);
+    };
+    ($name:literal, $main:path, x2_argument) => {
+        $crate::guest_main!(@start $name, $main, true);
+    };
+    (@start $name:literal, $main:path, $x2_argument:literal) => {
+        /// Called by `_start` (asm/entry.S) with the entry x0, x1, x2 and the OR of
+        /// x3..x30.
         #[no_mangle]
-        extern "C" fn guest_rust_start(x0: u64, x1: u64, other_gprs: u64) -> ! {
-            $crate::rt::run($name, $crate::rt::Entry { x0, x1, other_gprs }, $main)
+        extern "C" fn guest_rust_start(x0: u64, x1: u64, x2: u64, other_gprs: u64) -> ! {
+            let entry = $crate::rt::Entry {
+                x0,
+                x1,
+                x2,
+                other_gprs,
+                x2_argument: $x2_argument,
+            };
+            $crate::rt::run($name, entry, $main)
         }
     };
 }

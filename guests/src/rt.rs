@@ -21,8 +21,12 @@ pub struct Entry {
     pub x0: u64,
     /// x1: `iters` from the bootargs.
     pub x1: u64,
-    /// Bitwise OR of x2..x30 (must be 0).
+    /// x2: 0, or the guest's argument if it takes one (`x2_argument`).
+    pub x2: u64,
+    /// Bitwise OR of x3..x30 (must be 0).
     pub other_gprs: u64,
+    /// The guest takes an argument in x2 (`guest_main!(.., x2_argument)`).
+    pub x2_argument: bool,
 }
 
 impl Entry {
@@ -98,10 +102,19 @@ pub fn run(name: &'static str, entry: Entry, main: fn(&mut Checks, Entry)) -> ! 
     hvc::exit(failed)
 }
 
-/// The protocol's entry state: EL1h, MMU off, DAIF masked, x0 = 0, x2..x30 = 0.
+/// The protocol's entry state: EL1h, MMU off, DAIF masked, x0 = 0, x2..x30 = 0 (x3..x30
+/// for a guest that takes an argument in x2).
 fn check_entry_state(c: &mut Checks, entry: &Entry) {
     c.check_eq(format_args!("entry x0 (DTB IPA)"), entry.x0, 0);
-    c.check_eq(format_args!("entry x2|x3|..|x30"), entry.other_gprs, 0);
+    if entry.x2_argument {
+        c.check_eq(format_args!("entry x3|x4|..|x30"), entry.other_gprs, 0);
+    } else {
+        c.check_eq(
+            format_args!("entry x2|x3|..|x30"),
+            entry.x2 | entry.other_gprs,
+            0,
+        );
+    }
     c.check_eq(format_args!("CurrentEL"), read_sysreg!("CurrentEL"), 1 << 2);
     c.check_eq(format_args!("SPSel (EL1h)"), read_sysreg!("SPSel"), 1);
     // DAIF was not touched since entry.
