@@ -247,8 +247,9 @@ fn handle_exit(
     host: &mut Host,
     exit: &VmExit,
 ) -> Result<Next, &'static str> {
-    if let VmExit::Psci { request, .. } = *exit {
+    if let VmExit::Psci { request, conduit } = *exit {
         host.stats.psci += 1;
+        host.scenario.psci_request(cur, &request, conduit);
         return psci(cur, slots, host, request);
     }
     let info = VmInfo {
@@ -265,9 +266,16 @@ fn handle_exit(
                 hvc::TEST_CALL => {
                     let v = host.scenario.test_call(cur, args, &info)?;
                     vcpu.set_return_value(v);
+                    if let Some(esr) = host.scenario.serror_after_test_call(cur) {
+                        vcpu.inject_serror(esr).map_err(|_| "inject_serror")?;
+                    }
                 }
                 hvc::PUTC => crate::console::putc(args[1] as u8),
-                hvc::YIELD => return Ok(Next::Switch),
+                hvc::YIELD => {
+                    // YIELD returns 0 when this vCPU runs again.
+                    vcpu.set_return_value(0);
+                    return Ok(Next::Switch);
+                }
                 hvc::EXIT => {
                     if args[1] != 0 {
                         error!("guest reports {} failed checks", args[1]);

@@ -183,8 +183,8 @@ pub fn run(ws: &Workspace, n1: u64, n2: u64) -> Result<ExitCode, String> {
         .map(|((_, row), p)| (*row, ExitCost::from_runs(&p[0], &p[1], n1, n2)))
         .collect();
     print_table(&rows, n1, n2);
-    for (row, c) in &rows {
-        let want_hvc = if *row == "hvc" { 1.0 } else { 0.0 };
+    for ((s, row), c) in benches.iter().zip(rows.iter().map(|(_, c)| c)) {
+        let want_hvc = f64::from(s.bench_guest_hvcs);
         if c.guest_hvc != want_hvc {
             println!(
                 "warning: {row}: {} guest hvc per iteration (expected {want_hvc})",

@@ -16,6 +16,8 @@ pub struct Scenario {
     pub timeout: Duration,
     /// Row name in the exit-cost benchmark, for the `bench-*` scenarios.
     pub bench_row: Option<&'static str>,
+    /// Guest `hvc`s per benchmarked round trip (1 for hypercall-based rows).
+    pub bench_guest_hvcs: u8,
     /// Physical cores QEMU gives the hypervisor (`-smp`).
     pub cpus: u8,
 }
@@ -26,6 +28,7 @@ const fn scenario(name: &'static str, test_iters: u64) -> Scenario {
         test_iters,
         timeout: Duration::from_secs(60),
         bench_row: None,
+        bench_guest_hvcs: 0,
         cpus: 1,
     }
 }
@@ -38,9 +41,19 @@ const fn smp(name: &'static str, test_iters: u64, cpus: u8) -> Scenario {
     }
 }
 
-const fn bench(name: &'static str, test_iters: u64, row: &'static str) -> Scenario {
+/// A benchmark scenario: row `row`, `hvcs` guest `hvc`s per round trip.
+const fn bench(name: &'static str, test_iters: u64, row: &'static str, hvcs: u8) -> Scenario {
     Scenario {
         bench_row: Some(row),
+        bench_guest_hvcs: hvcs,
+        ..scenario(name, test_iters)
+    }
+}
+
+/// A scenario with its own time limit.
+const fn timed(name: &'static str, test_iters: u64, secs: u64) -> Scenario {
+    Scenario {
+        timeout: Duration::from_secs(secs),
         ..scenario(name, test_iters)
     }
 }
@@ -53,8 +66,13 @@ pub const SCENARIOS: &[Scenario] = &[
     scenario("sysreg", 100),
     scenario("preserve", 100),
     scenario("irq", 100),
-    bench("bench-hvc", 100, "hvc"),
-    bench("bench-mmio", 100, "mmio_read"),
+    bench("bench-hvc", 100, "hvc", 1),
+    bench("bench-mmio", 100, "mmio_read", 0),
+    // Two vCPUs on one core; SYSTEM_RESET once, SYSTEM_OFF at the end.
+    timed("psci", 1, 30),
+    timed("inject", 1, 30),
+    bench("bench-sysreg", 100, "sysreg_trap", 0),
+    bench("bench-psci", 100, "psci_version", 1),
     // Two physical cores: vCPU 1 starts on core 1 through the guest's PSCI CPU_ON.
     smp("smp", 1, 2),
 ];
@@ -122,7 +140,7 @@ mod tests {
             assert!(find(m.scenario).is_some(), "{}", m.scenario);
         }
         let rows: Vec<_> = SCENARIOS.iter().filter_map(|s| s.bench_row).collect();
-        assert_eq!(rows, ["hvc", "mmio_read"]);
+        assert_eq!(rows, ["hvc", "mmio_read", "sysreg_trap", "psci_version"]);
         for s in SCENARIOS {
             assert!(!s.name.contains(char::is_whitespace));
             assert!(s.test_iters > 0);

@@ -5,11 +5,14 @@
 //! To add one: write a type implementing [`Scenario`] in its own file here and add
 //! it to [`by_name`].
 
-use arm_vcpu::{Aarch64VCpuSetupConfig, SysRegAddr, VmExit};
+use arm_vcpu::{Aarch64VCpuSetupConfig, Conduit, PsciRequest, SysRegAddr, VmExit};
 
 use crate::devices::WidthCounts;
 
 mod basic;
+mod bench;
+mod inject;
+mod psci;
 
 /// What the VM tells a scenario about itself when it asks.
 #[derive(Clone, Copy, Debug, Default)]
@@ -80,6 +83,16 @@ pub trait Scenario {
     /// count exits by class.
     fn observe(&mut self, _exit: &VmExit) {}
 
+    /// A PSCI request from vCPU `cpu` the crate handed to the host, before the host
+    /// carries it out (and before `system_off`/`system_reset`).
+    fn psci_request(&mut self, _cpu: usize, _request: &PsciRequest, _conduit: Conduit) {}
+
+    /// After each TEST_CALL from vCPU `cpu`: `Some(esr)` makes the host raise a virtual
+    /// SError on that vCPU (`inject_serror(esr)`).
+    fn serror_after_test_call(&mut self, _cpu: usize) -> Option<u64> {
+        None
+    }
+
     /// EXIT(status) from the guest: the run ends with this verdict.
     fn finish(&mut self, guest_failures: u64, _vm: &VmInfo) -> Result<(), &'static str> {
         if guest_failures != 0 {
@@ -103,4 +116,7 @@ pub trait Scenario {
 pub fn by_name(name: &str, iters: u64, seed: u64) -> Option<alloc::boxed::Box<dyn Scenario>> {
     let _ = seed;
     basic::by_name(name, iters)
+        .or_else(|| psci::by_name(name))
+        .or_else(|| inject::by_name(name))
+        .or_else(|| bench::by_name(name))
 }

@@ -1,0 +1,153 @@
+// inject_probe(target: x0, spsr: x1, arg: x2, rec: x3)
+//
+// For the `inject` scenario. Installs `inject_vectors` as VBAR_EL1, then ERETs to
+// `target` with SPSR_EL1 = `spsr` (so the PSTATE in force at the faulting
+// instruction is exactly `spsr`: EL0t/EL1t/EL1h, NZCV, DAIF) and x2 = `arg`. The
+// targets below execute one instruction that should make the guest take an
+// exception; if none comes they branch to `probe_fallthrough`.
+//
+// Every vector slot records, in `rec` (see `Record` in src/bin/inject.rs):
+//   [0] number of exceptions taken (incremented), [1] vector offset,
+//   [2] ESR_EL1, [3] FAR_EL1, [4] ELR_EL1, [5] SPSR_EL1,
+//   [6] DAIF and [7] SPSel in the handler,
+// then ERETs to `probe_recover` at EL1h with DAIF masked. Both ways end in
+// `probe_epilogue`, which restores SP (SP_EL1), VBAR_EL1 = guest_vectors and the
+// callee-saved registers. The handler uses only x9..x11 and no stack.
+
+    .pushsection .text.inject, "ax"
+    .global inject_probe
+    .type inject_probe, %function
+    .balign 4
+inject_probe:
+    stp     x29, x30, [sp, #-96]!
+    stp     x19, x20, [sp, #16]
+    stp     x21, x22, [sp, #32]
+    stp     x23, x24, [sp, #48]
+    stp     x25, x26, [sp, #64]
+    stp     x27, x28, [sp, #80]
+    adrp    x9, probe_rec
+    str     x3, [x9, :lo12:probe_rec]
+    mov     x10, sp
+    adrp    x9, probe_sp
+    str     x10, [x9, :lo12:probe_sp]
+    adrp    x9, inject_vectors
+    add     x9, x9, :lo12:inject_vectors
+    msr     vbar_el1, x9
+    msr     elr_el1, x0
+    msr     spsr_el1, x1
+    isb
+    eret
+    .size inject_probe, . - inject_probe
+
+// A target did not fault: back to EL1h (it may have run at EL1t).
+probe_fallthrough:
+    msr     spsel, #1
+probe_epilogue:
+    msr     daifset, #0xf
+    adrp    x9, probe_sp
+    ldr     x10, [x9, :lo12:probe_sp]
+    mov     sp, x10
+    adrp    x9, guest_vectors
+    add     x9, x9, :lo12:guest_vectors
+    msr     vbar_el1, x9
+    isb
+    ldp     x19, x20, [sp, #16]
+    ldp     x21, x22, [sp, #32]
+    ldp     x23, x24, [sp, #48]
+    ldp     x25, x26, [sp, #64]
+    ldp     x27, x28, [sp, #80]
+    ldp     x29, x30, [sp], #96
+    ret
+
+// Targets (entered by ERET with x2 = arg).
+    .global inject_t_impdef
+inject_t_impdef:
+    mrs     x0, S3_1_C15_C0_0       // IMPDEF register: trapped by HCR_EL2.TIDCP
+    b       probe_fallthrough
+
+    .global inject_t_pmu
+inject_t_pmu:
+    mrs     x0, pmcr_el0            // PMU register: trapped by MDCR_EL2.TPMCR/TPM
+    b       probe_fallthrough
+
+    .global inject_t_load
+inject_t_load:
+    ldr     x1, [x2]
+    b       probe_fallthrough
+
+    .global inject_t_store
+inject_t_store:
+    str     x1, [x2]
+    b       probe_fallthrough
+
+    .global inject_t_ldp
+inject_t_ldp:
+    ldp     x1, x3, [x2]            // no syndrome (ISV = 0)
+    b       probe_fallthrough
+
+    // Runs at EL0: no way back but an exception, so an SVC ends it if the load
+    // does not fault (the check then sees EC 0x15).
+    .global inject_t_el0_load
+inject_t_el0_load:
+    ldr     x1, [x2]
+    svc     #0
+1:  b       1b
+
+    .global inject_t_blr
+inject_t_blr:
+    blr     x2
+    b       probe_fallthrough
+
+    .global inject_t_serror
+inject_t_serror:
+    msr     daifclr, #4             // unmask SError: a pending virtual one is taken
+    isb
+    nop
+    nop
+    b       probe_fallthrough
+
+// The probe's vectors: every slot records and recovers.
+    .balign 0x800
+    .global inject_vectors
+inject_vectors:
+    .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+    .balign 0x80
+    mov     x9, #(\n * 0x80)
+    b       inject_vector_common
+    .endr
+
+inject_vector_common:
+    adrp    x10, probe_rec
+    ldr     x10, [x10, :lo12:probe_rec]
+    ldr     x11, [x10]
+    add     x11, x11, #1
+    str     x11, [x10]
+    str     x9, [x10, #8]
+    mrs     x11, esr_el1
+    str     x11, [x10, #16]
+    mrs     x11, far_el1
+    str     x11, [x10, #24]
+    mrs     x11, elr_el1
+    str     x11, [x10, #32]
+    mrs     x11, spsr_el1
+    str     x11, [x10, #40]
+    mrs     x11, daif
+    str     x11, [x10, #48]
+    mrs     x11, spsel
+    str     x11, [x10, #56]
+    adr     x11, probe_recover
+    msr     elr_el1, x11
+    mov     x11, #0x3c5             // EL1h, DAIF masked
+    msr     spsr_el1, x11
+    eret
+probe_recover:
+    b       probe_epilogue
+    .popsection
+
+    .pushsection .bss.inject_probe, "aw", %nobits
+    .balign 8
+probe_rec:
+    .quad   0
+probe_sp:
+    .quad   0
+    .popsection
