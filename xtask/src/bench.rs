@@ -225,7 +225,12 @@ fn print_table(rows: &[(&str, ExitCost)], n1: u64, n2: u64) {
         "TLB/cache maint",
         "eret",
     ];
-    let widths: Vec<usize> = heads.iter().map(|h| h.len().max(9)).collect();
+    let mut widths: Vec<usize> = heads.iter().map(|h| h.len().max(9)).collect();
+    // The first column fits the longest row name.
+    widths[0] = rows
+        .iter()
+        .map(|(n, _)| n.len())
+        .fold(widths[0], usize::max);
     let line = |cells: Vec<String>| {
         let mut s = String::new();
         for (i, (c, w)) in cells.iter().zip(&widths).enumerate() {
