@@ -258,8 +258,12 @@ fn run_rows(c: &mut Checks, conduits: &[Conduit], rows: &[Row]) {
     for &conduit in conduits {
         for r in rows {
             let got = call(conduit, r.x);
+            let [x0, x1, x2, x3] = r.x;
             c.check_eq(
-                format_args!("{conduit}: {} (x0..x3 = {:#x?})", r.what, r.x),
+                format_args!(
+                    "{conduit}: {} (x0..x3 = {x0:#x}, {x1:#x}, {x2:#x}, {x3:#x})",
+                    r.what
+                ),
                 got,
                 r.expect,
             );
