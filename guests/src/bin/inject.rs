@@ -168,8 +168,8 @@ fn main(c: &mut Checks, _entry: Entry) {
             &undef(offset, t_pmu, spsr),
         );
     }
-    // An IMPDEF register (HCR_EL2.TIDCP). QEMU before 8.0 does not implement TIDCP
-    // and answers this encoding itself (L2ACTLR, RAZ), so the read may complete
+    // An IMPDEF register (HCR_EL2.TIDCP). QEMU 7.2 does not trap on TIDCP and
+    // answers this encoding itself (L2ACTLR, RAZ), so the read may complete
     // without reaching EL2: then there is nothing to check, and the guest says so.
     for (el, offset, spsr) in from {
         let rec = probe(t_impdef, spsr, 0);
