@@ -22,7 +22,9 @@ compile_error!(
 pub mod console;
 pub mod hvc;
 pub mod mmio;
+pub mod rng;
 pub mod rt;
+pub mod slot;
 pub mod sysreg;
 
 core::arch::global_asm!(include_str!("../asm/entry.S"));

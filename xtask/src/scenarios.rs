@@ -71,6 +71,8 @@ pub const SCENARIOS: &[Scenario] = &[
     // Two vCPUs on one core; SYSTEM_RESET once, SYSTEM_OFF at the end.
     timed("psci", 1, 30),
     timed("inject", 1, 30),
+    // One exit of every class; iters unused (200 PRNG function IDs are fixed).
+    timed("classes", 1, 30),
     bench("bench-sysreg", 100, "sysreg_trap", 0),
     bench("bench-psci", 100, "psci_version", 1),
     // Two physical cores: vCPU 1 starts on core 1 through the guest's PSCI CPU_ON.

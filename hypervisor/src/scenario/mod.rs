@@ -11,6 +11,7 @@ use crate::devices::WidthCounts;
 
 mod basic;
 mod bench;
+mod classes;
 mod inject;
 mod psci;
 
@@ -116,6 +117,7 @@ pub trait Scenario {
 pub fn by_name(name: &str, iters: u64, seed: u64) -> Option<alloc::boxed::Box<dyn Scenario>> {
     let _ = seed;
     basic::by_name(name, iters)
+        .or_else(|| classes::by_name(name))
         .or_else(|| psci::by_name(name))
         .or_else(|| inject::by_name(name))
         .or_else(|| bench::by_name(name))
