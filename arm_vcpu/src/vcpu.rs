@@ -438,10 +438,12 @@ impl Aarch64VCpu {
             } if !self.fp_loaded && self.setup.fp_switch == FpSwitch::Lazy => {
                 // First FP/SIMD use since bind: load the registers, stop trapping, and
                 // re-execute the instruction.
+                                // Stop trapping first: with CPTR_EL2.TFP set, the restore itself would
+                // trap at EL2.
                 #[cfg(target_arch = "aarch64")]
                 {
-                    crate::hw::fpsimd_restore(&self.fp);
                     crate::hw::set_cptr_el2(GUEST_CPTR_EL2);
+                    crate::hw::fpsimd_restore(&self.fp);
                 }
                 self.fp_loaded = true;
                 return None;
