@@ -75,8 +75,10 @@ pub const SCENARIOS: &[Scenario] = &[
     timed("classes", 1, 30),
     bench("bench-sysreg", 100, "sysreg_trap", 0),
     bench("bench-psci", 100, "psci_version", 1),
-    // Two physical cores: vCPU 1 starts on core 1 through the guest's PSCI CPU_ON.
+        // Two physical cores: vCPU 1 starts on core 1 through the guest's PSCI CPU_ON.
     smp("smp", 1, 2),
+    // Two VMs time-sliced on one core; iters = VM switches to survive.
+    timed("isolation", 8, 60),
 ];
 
 /// The scenario `cargo xtask run` boots when no `--guest` is given.
