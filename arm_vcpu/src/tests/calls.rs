@@ -36,6 +36,7 @@ fn conformance_table_both_conduits() {
         ("PSCI_VERSION 64-bit form does not exist", [0xC400_0000, 0, 0, 0, 0, 0, 0], answer(NS)),
         ("SMCCC_VERSION", [fid::SMCCC_VERSION as u64, 0, 0, 0, 0, 0, 0], answer(0x1_0001)),
         ("ARCH_FEATURES(ARCH_FEATURES)", [fid::SMCCC_ARCH_FEATURES as u64, fid::SMCCC_ARCH_FEATURES as u64, 0, 0, 0, 0, 0], answer(0)),
+        ("ARCH_FEATURES(SMCCC_VERSION)", [fid::SMCCC_ARCH_FEATURES as u64, fid::SMCCC_VERSION as u64, 0, 0, 0, 0, 0], answer(0)),
         ("ARCH_FEATURES(WORKAROUND_1)", [fid::SMCCC_ARCH_FEATURES as u64, fid::SMCCC_ARCH_WORKAROUND_1 as u64, 0, 0, 0, 0, 0], answer(NS)),
         ("ARCH_FEATURES(WORKAROUND_2)", [fid::SMCCC_ARCH_FEATURES as u64, fid::SMCCC_ARCH_WORKAROUND_2 as u64, 0, 0, 0, 0, 0], answer(NS)),
         ("ARCH_FEATURES(WORKAROUND_3)", [fid::SMCCC_ARCH_FEATURES as u64, fid::SMCCC_ARCH_WORKAROUND_3 as u64, 0, 0, 0, 0, 0], answer(NS)),
