@@ -7,7 +7,8 @@
 // SlotState layout (repr(C), offsets used below):
 //   0   regs[31]  x0..x30: in; out after a fall-through
 //   248 sp        in; out after a fall-through
-//   256 pstate    in: SPSR for the ERET into the slot (M must be EL1h)
+//   256 pstate    in: SPSR for the ERET into the slot (M: EL1h or EL1t; SP_EL1 and
+//                 SP_EL0 both start as `sp`)
 //   264 result    out: 0 = fell through the words, 1 + n = exception at vector n
 //   272 esr, 280 elr, 288 far, 296 spsr   out: EL1 exception registers (result != 0)
 //   304 tpidr     out: TPIDR_EL1 as the words left it (after a fall-through)
@@ -52,8 +53,10 @@ slot_exec:
     msr     elr_el1, x10
     ldr     x10, [x0, #256]
     msr     spsr_el1, x10
+    // SP for words run at EL1h (SP_EL1) and at EL1t (SP_EL0).
     ldr     x10, [x0, #248]
     mov     sp, x10
+    msr     sp_el0, x10
     mov     x30, x0
     ldp     x0, x1,   [x30, #0]
     ldp     x2, x3,   [x30, #16]

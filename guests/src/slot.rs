@@ -19,9 +19,14 @@ pub const MAX_WORDS: usize = 16;
 /// PSTATE for EL1h with D, A, I and F masked (NZCV clear).
 pub const EL1H_DAIF: u64 = 0x3c5;
 
+/// PSTATE for EL1t (SP_EL0) with D, A, I and F masked.
+pub const EL1T_DAIF: u64 = 0x3c4;
+
 /// Vector number (0..15, `VBAR_EL1 + 0x80 * n`) of a synchronous exception taken
 /// from EL1 with SP_EL1.
 pub const VEC_SYNC_EL1H: u64 = 4;
+/// ... from EL1 with SP_EL0.
+pub const VEC_SYNC_EL1T: u64 = 0;
 
 /// What the words start with and, after a fall-through, end with.
 #[repr(C)]
@@ -29,9 +34,10 @@ pub const VEC_SYNC_EL1H: u64 = 4;
 pub struct SlotState {
     /// x0..x30.
     pub regs: [u64; 31],
-    /// SP (SP_EL1).
+    /// SP: SP_EL1 and SP_EL0 at the start; after a fall-through, the SP the words
+    /// were using.
     pub sp: u64,
-    /// PSTATE the words start with (an EL1h SPSR value).
+    /// PSTATE the words start with (an EL1h or EL1t SPSR value).
     pub pstate: u64,
     /// 0: fell through; 1 + n: exception at vector n.
     pub result: u64,

@@ -6,8 +6,8 @@ use alloc::vec::Vec;
 
 use arm_vcpu::smccc::ret;
 use arm_vcpu::{
-    Aarch64PerCpu, Aarch64VCpu, Aarch64VCpuCreateConfig, PsciRequest, Stage2Config, VCpuError,
-    VmExit,
+    Aarch64PerCpu, Aarch64VCpu, Aarch64VCpuCreateConfig, PsciRequest, SgiRequest, Stage2Config,
+    VCpuError, VirtualInterrupt, VmExit,
 };
 use log::{error, info};
 
@@ -40,6 +40,7 @@ pub struct ExitStats {
     pub abort: u64,
     pub wfx: u64,
     pub irq: u64,
+    pub sgi: u64,
     pub other: u64,
     pub console: u64,
     pub testdev: u64,
@@ -252,6 +253,10 @@ fn handle_exit(
         host.scenario.psci_request(cur, &request, conduit);
         return psci(cur, slots, host, request);
     }
+    if let VmExit::SendSgi { request } = *exit {
+        host.stats.sgi += 1;
+        return send_sgi(cur, slots, request);
+    }
     let info = VmInfo {
         dev_reads: host.dev.reads,
         dev_writes: host.dev.writes,
@@ -407,6 +412,27 @@ fn unbacked(
             Err("access to an address no device serves")
         }
     }
+}
+
+/// An SGI the guest sent (a trapped ICC_SGI*R_EL1 write): made pending on every vCPU
+/// of this VM it targets.
+fn send_sgi(cur: usize, slots: &mut [Slot], request: SgiRequest) -> Result<Next, &'static str> {
+    const AFFINITY: u64 = 0xff_00ff_ffff;
+    let sender = slots[cur].vcpu.system_registers().vmpidr_el2 & AFFINITY;
+    for s in slots.iter_mut() {
+        let mpidr = s.vcpu.system_registers().vmpidr_el2 & AFFINITY;
+        if request.targets.includes(mpidr, sender) {
+            s.vcpu
+                .inject_interrupt(VirtualInterrupt {
+                    intid: request.intid.into(),
+                    priority: 0xa0,
+                    group1: request.group1,
+                    hw_intid: None,
+                })
+                .map_err(|_| "inject_interrupt (SGI)")?;
+        }
+    }
+    Ok(Next::Continue)
 }
 
 /// The host side of PSCI for a VM whose vCPUs share this core.

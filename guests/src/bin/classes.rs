@@ -672,7 +672,8 @@ fn expect(conduit: Conduit, imm: u32, a: &[u64; 4]) -> Option<(u64, Route)> {
     if owner == 0 && fast {
         return match fid {
             0x8000_0000 => crate_answer(0x10001),
-            0x8000_0001 if a[1] as u32 == 0x8000_0001 => crate_answer(0),
+            // ARCH_FEATURES of itself and of SMCCC_VERSION: implemented.
+            0x8000_0001 if matches!(a[1] as u32, 0x8000_0000 | 0x8000_0001) => crate_answer(0),
             _ => crate_answer(NOT_SUPPORTED),
         };
     }
@@ -757,7 +758,7 @@ fn gen_call(r: &mut Rng) -> [u64; 4] {
     };
     let x1 = match r.below(6) {
         0 => u64::from(r.pick(&PSCI_IMPLEMENTED)) | junk_hi(r),
-        1 => 0x8000_0001,
+        1 => r.pick(&[0x8000_0000, 0x8000_0001]),
         2 => (r.below(2) << 16) | (r.below(4) << 24) | (r.next_u64() & 0xffff) | junk_hi(r),
         3 => r.pick(&[0, 1, 7, 0x100, 1 << 32]) | junk_hi(r),
         4 => r.pick(&[

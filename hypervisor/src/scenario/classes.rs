@@ -43,6 +43,8 @@ pub struct ClassCounts {
     /// InstructionAbort exits (injected).
     pub instruction_abort: u64,
     pub irq: u64,
+    /// SGIs sent (trapped ICC_SGI*R_EL1 writes).
+    pub sgi: u64,
     /// SMC, SError, Unhandled: never expected.
     pub other: u64,
 }
@@ -67,6 +69,7 @@ impl ClassCounts {
             VmExit::DataAbort { .. } => self.data_abort += 1,
             VmExit::InstructionAbort { .. } => self.instruction_abort += 1,
             VmExit::ExternalInterrupt { .. } => self.irq += 1,
+            VmExit::SendSgi { .. } => self.sgi += 1,
             _ => self.other += 1,
         }
     }
@@ -75,7 +78,7 @@ impl ClassCounts {
         let c = self;
         crate::println!(
             "{name}: exits by class: hypercall {} psci {} mmio {} mmio-unbacked {} sysreg {} \
-             wfi {} wfe {} data-abort {} instruction-abort {} irq {} other {}",
+             wfi {} wfe {} data-abort {} instruction-abort {} irq {} sgi {} other {}",
             c.hypercall,
             c.psci,
             c.mmio,
@@ -86,6 +89,7 @@ impl ClassCounts {
             c.data_abort,
             c.instruction_abort,
             c.irq,
+            c.sgi,
             c.other
         );
     }

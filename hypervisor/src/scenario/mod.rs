@@ -12,6 +12,7 @@ use crate::devices::WidthCounts;
 mod basic;
 mod bench;
 mod classes;
+mod hostile;
 mod inject;
 mod psci;
 
@@ -115,9 +116,9 @@ pub trait Scenario {
 
 /// The scenario called `name`, for `iters` iterations and PRNG `seed`.
 pub fn by_name(name: &str, iters: u64, seed: u64) -> Option<alloc::boxed::Box<dyn Scenario>> {
-    let _ = seed;
     basic::by_name(name, iters)
         .or_else(|| classes::by_name(name))
+        .or_else(|| hostile::by_name(name, iters, seed))
         .or_else(|| psci::by_name(name))
         .or_else(|| inject::by_name(name))
         .or_else(|| bench::by_name(name))
