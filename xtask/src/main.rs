@@ -24,13 +24,15 @@ usage: cargo xtask <command> [options]
 commands:
   build [--release] [--features F]
         build the hypervisor (refhv) and the test guests
-  run [--guest NAME] [--release] [--iters N] [--features F]
+  run [--guest NAME] [--release] [--iters N] [--seed S] [--features F]
         build, then boot guest NAME (default demo) under QEMU interactively
-        with bootargs `scenario=NAME iters=N` (default N = 100)
-  test [--jobs N] [ITEM...]
+        with bootargs `scenario=NAME iters=N` (default N = 100), plus `seed=S`
+        if given (the PRNG seed of the hostile scenario; default 1)
+  test [--jobs N] [--seed S] [ITEM...]
         host unit tests, every QEMU scenario (debug hypervisor) and the mutation
         check; ends with `N passed, M failed`. ITEMs (unit, a scenario name,
-        mutation) select a subset. --jobs: QEMU runs at once (default 2)
+        mutation) select a subset. --jobs: QEMU runs at once (default 2).
+        --seed: appends `seed=S` to every scenario's bootargs (decimal or 0x hex)
   bench [--iters N1,N2]
         exit-cost benchmark (release hypervisor, instruction-counting plugin);
         writes target/bench/exit-cost.json (default iters 100000,900000)
@@ -49,11 +51,13 @@ enum Cmd {
         guest: String,
         release: bool,
         iters: u64,
+        seed: Option<u64>,
         features: Vec<String>,
     },
     Test {
         jobs: usize,
         only: Vec<String>,
+        seed: Option<u64>,
     },
     Bench {
         n1: u64,
@@ -69,6 +73,15 @@ fn value<'a>(it: &mut impl Iterator<Item = &'a str>, flag: &str) -> Result<&'a s
 fn number<T: std::str::FromStr>(s: &str, flag: &str) -> Result<T, String> {
     s.parse()
         .map_err(|_| format!("{flag}: expected a number, got {s:?}"))
+}
+
+/// A PRNG seed: decimal or `0x` hexadecimal.
+fn seed(s: &str) -> Result<u64, String> {
+    match s.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => s.parse().ok(),
+    }
+    .ok_or_else(|| format!("--seed: expected a number, got {s:?}"))
 }
 
 fn features(s: &str) -> impl Iterator<Item = String> + '_ {
@@ -88,6 +101,7 @@ fn parse_args(args: &[&str]) -> Result<Cmd, String> {
     let mut iters = scenarios::DEFAULT_ITERS;
     let mut jobs = 2;
     let mut only = Vec::new();
+    let mut seed_arg = None;
     let (mut n1, mut n2) = bench::DEFAULT_ITERS;
     while let Some(a) = it.next() {
         // `--flag=value` is accepted as well as `--flag value`.
@@ -106,6 +120,7 @@ fn parse_args(args: &[&str]) -> Result<Cmd, String> {
             ("build" | "run", "--features" | "-F") => feats.extend(features(get()?)),
             ("run", "--guest") => guest = get()?.to_string(),
             ("run", "--iters") => iters = number(get()?, flag)?,
+            ("run" | "test", "--seed") => seed_arg = Some(seed(get()?)?),
             ("test", "--jobs" | "-j") => jobs = number(get()?, flag)?,
             ("test", item) if !item.starts_with('-') => only.push(item.to_string()),
             ("bench", "--iters") => {
@@ -131,9 +146,14 @@ fn parse_args(args: &[&str]) -> Result<Cmd, String> {
             guest,
             release,
             iters,
+            seed: seed_arg,
             features: feats,
         },
-        "test" => Cmd::Test { jobs, only },
+        "test" => Cmd::Test {
+            jobs,
+            only,
+            seed: seed_arg,
+        },
         "bench" => Cmd::Bench { n1, n2 },
         "help" | "-h" | "--help" => Cmd::Help,
         other => return Err(format!("unknown command {other:?}")),
@@ -158,7 +178,13 @@ fn build(ws: &Workspace, b: &HvBuild) -> Result<std::path::PathBuf, String> {
     Ok(hv)
 }
 
-fn cmd_run(ws: &Workspace, guest: &str, b: &HvBuild, iters: u64) -> Result<ExitCode, String> {
+fn cmd_run(
+    ws: &Workspace,
+    guest: &str,
+    b: &HvBuild,
+    iters: u64,
+    seed: Option<u64>,
+) -> Result<ExitCode, String> {
     deps::ensure(
         ws,
         deps::Needs {
@@ -175,7 +201,8 @@ fn cmd_run(ws: &Workspace, guest: &str, b: &HvBuild, iters: u64) -> Result<ExitC
         return Err(format!("no guest binary {}", guest_elf.display()));
     }
     let cpus = scenarios::find(guest).map_or(1, |s| s.cpus);
-    let run = qemu::Run::new(&hv, &guest_elf, scenarios::bootargs(guest, iters)).with_cpus(cpus);
+    let bootargs = scenarios::with_seed(scenarios::bootargs(guest, iters), seed);
+    let run = qemu::Run::new(&hv, &guest_elf, bootargs).with_cpus(cpus);
     println!("$ {}", run.display());
     let status = run
         .command()
@@ -208,9 +235,10 @@ fn main() -> ExitCode {
             guest,
             release,
             iters,
+            seed,
             features,
-        } => cmd_run(&ws, &guest, &hv_build(release, features), iters),
-        Cmd::Test { jobs, only } => test::run(&ws, jobs, &only),
+        } => cmd_run(&ws, &guest, &hv_build(release, features), iters, seed),
+        Cmd::Test { jobs, only, seed } => test::run(&ws, jobs, &only, seed),
         Cmd::Bench { n1, n2 } => bench::run(&ws, n1, n2),
     };
     match result {
@@ -255,6 +283,7 @@ mod tests {
                 guest: "demo".into(),
                 release: false,
                 iters: 100,
+                seed: None,
                 features: vec![]
             })
         );
@@ -264,14 +293,34 @@ mod tests {
                 guest: "mmio".into(),
                 release: true,
                 iters: 7,
+                seed: None,
                 features: vec![]
+            })
+        );
+        assert_eq!(
+            parse("run --guest hostile --iters 1000 --seed 0x2a"),
+            Ok(Cmd::Run {
+                guest: "hostile".into(),
+                release: false,
+                iters: 1000,
+                seed: Some(42),
+                features: vec![]
+            })
+        );
+        assert_eq!(
+            parse("test --seed=7 hostile"),
+            Ok(Cmd::Test {
+                jobs: 2,
+                only: vec!["hostile".into()],
+                seed: Some(7)
             })
         );
         assert_eq!(
             parse("test -j 1 irq mutation"),
             Ok(Cmd::Test {
                 jobs: 1,
-                only: vec!["irq".into(), "mutation".into()]
+                only: vec!["irq".into(), "mutation".into()],
+                seed: None
             })
         );
         assert_eq!(
@@ -296,5 +345,8 @@ mod tests {
         assert!(parse("bench --iters 5,5").is_err());
         assert!(parse("bench --iters 5").is_err());
         assert!(parse("test --what").is_err());
+        assert!(parse("test --seed").is_err());
+        assert!(parse("run --seed x").is_err());
+        assert!(parse("bench --seed 1").is_err());
     }
 }

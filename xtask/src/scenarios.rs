@@ -77,7 +77,7 @@ pub const SCENARIOS: &[Scenario] = &[
     timed("hostile", 100_000, 60),
     bench("bench-sysreg", 100, "sysreg_trap", 0),
     bench("bench-psci", 100, "psci_version", 1),
-        // Two physical cores: vCPU 1 starts on core 1 through the guest's PSCI CPU_ON.
+    // Two physical cores: vCPU 1 starts on core 1 through the guest's PSCI CPU_ON.
     smp("smp", 1, 2),
     // Two VMs time-sliced on one core; iters = VM switches to survive.
     timed("isolation", 8, 60),
@@ -125,6 +125,15 @@ pub fn bootargs(scenario: &str, iters: u64) -> String {
     format!("scenario={scenario} iters={iters}")
 }
 
+/// `bootargs` with `seed=S` appended when a seed is given (`--seed`): the PRNG seed
+/// of the scenarios that use one (hostile); the hypervisor's default is 1.
+pub fn with_seed(bootargs: String, seed: Option<u64>) -> String {
+    match seed {
+        Some(s) => format!("{bootargs} seed={s}"),
+        None => bootargs,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,6 +142,14 @@ mod tests {
     fn bootargs_format() {
         assert_eq!(bootargs("demo", 100), "scenario=demo iters=100");
         assert_eq!(bootargs("bench-hvc", 2000), "scenario=bench-hvc iters=2000");
+        assert_eq!(
+            with_seed(bootargs("hostile", 5), Some(9)),
+            "scenario=hostile iters=5 seed=9"
+        );
+        assert_eq!(
+            with_seed(bootargs("demo", 1), None),
+            "scenario=demo iters=1"
+        );
     }
 
     #[test]

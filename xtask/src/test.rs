@@ -61,7 +61,12 @@ fn selected(only: &[String], item: &str) -> bool {
     only.is_empty() || only.iter().any(|o| o == item)
 }
 
-pub fn run(ws: &Workspace, jobs: usize, only: &[String]) -> Result<ExitCode, String> {
+pub fn run(
+    ws: &Workspace,
+    jobs: usize,
+    only: &[String],
+    seed: Option<u64>,
+) -> Result<ExitCode, String> {
     for o in only {
         if o != "unit" && o != "mutation" && scenarios::find(o).is_none() {
             return Err(format!(
@@ -122,10 +127,8 @@ pub fn run(ws: &Workspace, jobs: usize, only: &[String]) -> Result<ExitCode, Str
             if !guest.is_file() {
                 return Err(format!("no guest binary {}", guest.display()));
             }
-            Ok(
-                qemu::Run::new(&hv, &guest, scenarios::bootargs(s.name, s.test_iters))
-                    .with_cpus(s.cpus),
-            )
+            let bootargs = scenarios::with_seed(scenarios::bootargs(s.name, s.test_iters), seed);
+            Ok(qemu::Run::new(&hv, &guest, bootargs).with_cpus(s.cpus))
         };
         for &s in &scenarios {
             items.push(Item {
