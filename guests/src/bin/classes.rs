@@ -212,6 +212,8 @@ struct Exits {
     hypercall: u64,
     /// PSCI requests the crate hands to the host.
     psci: u64,
+    /// SGIs sent (SendSgi exits).
+    sgi: u64,
 }
 
 /// `S3_0_C0_C<crm>_<op2>`: index in the ID space (CRm 1..7, op2 0..7).
@@ -734,7 +736,9 @@ fn expect(conduit: Conduit, imm: u32, a: &[u64; 4]) -> Option<(u64, Route)> {
 fn gen_call(r: &mut Rng) -> [u64; 4] {
     let bit30 = |r: &mut Rng| if r.below(2) == 0 { 0 } else { 1 << 30 };
     let fid: u32 = match r.below(16) {
-        0..=5 => 0x8400_0000 | bit30(r) | r.below(0x22) as u32,
+        0..=2 => 0x8400_0000 | bit30(r) | r.below(0x22) as u32,
+        // The calls the host completes: CPU_SUSPEND, CPU_ON, AFFINITY_INFO.
+        3..=5 => 0x8400_0000 | bit30(r) | r.pick(&[1, 3, 4]),
         6 | 7 => {
             let any = r.next_u32() & 0xffff;
             0x8000_0000 | bit30(r) | r.pick(&[0, 1, 2, 0x3fff, 0x7fff, 0x8000, any])
@@ -771,9 +775,18 @@ fn gen_call(r: &mut Rng) -> [u64; 4] {
         _ => r.next_u64(),
     };
     let x2 = match r.below(4) {
-        0 => 0,
-        1 => r.pick(&[0x4008_0000, 0x4008_0002, 0x1000, 0x5000_0000, 1]) | junk_hi(r),
+        0 | 1 => 0,
+        2 => r.pick(&[0x4008_0000, 0x4008_0002, 0x1000, 0x5000_0000, 1]) | junk_hi(r),
         _ => r.next_u64(),
+    };
+    // Half of CPU_SUSPEND, CPU_ON and AFFINITY_INFO get arguments that pass the
+    // crate's checks (so the host sees the request).
+    let (x1, x2) = if fid & 0xbfff_ffff == 0x8400_0001 && r.below(2) == 0 {
+        (r.pick(&[0, 0x1234]), x2)
+    } else if matches!(fid & 0xbfff_ffff, 0x8400_0003 | 0x8400_0004) && r.below(2) == 0 {
+        (r.pick(&[0, 1, 0x100]), r.pick(&[0, 0x4008_0000, 0x1000]))
+    } else {
+        (x1, x2)
     };
     [u64::from(fid) | upper, x1, x2, r.next_u64()]
 }
@@ -933,6 +946,126 @@ fn aborts(c: &mut Checks, exits: &mut Exits, ids: &[u64; 56]) {
     exits.instruction_abort += 1;
 }
 
+fn interrupts(c: &mut Checks, exits: &mut Exits) {
+    // GICv3 CPU interface (the virtual one: HCR_EL2.IMO routes the guest's ICC_*
+    // accesses to ICV_*): priority mask open, group 1 on. Interrupts stay masked in
+    // PSTATE; pending ones are acknowledged through ICC_IAR1_EL1.
+    let pmr = enc::msr(1, 3, 0, 4, 6, 0);
+    let igrpen1 = enc::msr(2, 3, 0, 12, 12, 7);
+    let sgi1r = enc::msr(3, 3, 0, 12, 11, 5);
+    let iar1 = enc::mrs(4, 3, 0, 12, 12, 0);
+    let eoir1 = enc::msr(4, 3, 0, 12, 12, 1);
+    pass(
+        c,
+        format_args!("ICC_PMR_EL1, ICC_IGRPEN1_EL1"),
+        &[pmr, igrpen1, enc::ISB],
+        &with(&[(1, 0xff), (2, 1)]),
+        0,
+    );
+    // (ICC_SGI1R_EL1 value, SGI delivered to this vCPU, what)
+    let sgis = [
+        (5 << 24 | 1, true, "SGI 5 to Aff 0.0.0.0 (this vCPU)"),
+        (9 << 24 | 1 << 40, false, "SGI 9 to all but self"),
+        (
+            11 << 24 | 1 << 16 | 1,
+            false,
+            "SGI 11 to Aff 0.0.1.0 (no such vCPU)",
+        ),
+        (13 << 24 | 2, false, "SGI 13 to Aff 0.0.0.1 (no such vCPU)"),
+    ];
+    for (value, delivered, what) in sgis {
+        exits.sgi += 1;
+        let intid = (value >> 24) & 0xf;
+        let Some(s) = pass(
+            c,
+            format_args!("MSR ICC_SGI1R_EL1 ({what}), MRS ICC_IAR1_EL1"),
+            &[sgi1r, enc::ISB, iar1],
+            &with(&[(3, value)]),
+            x(4),
+        ) else {
+            continue;
+        };
+        let got = s.regs[4] & 0xff_ffff;
+        if delivered {
+            c.check_eq(format_args!("ICC_IAR1_EL1 after {what}"), got, intid);
+            pass(
+                c,
+                format_args!("ICC_EOIR1_EL1 ({what})"),
+                &[eoir1, enc::ISB],
+                &with(&[(4, got)]),
+                0,
+            );
+        } else {
+            c.check_eq(
+                format_args!("ICC_IAR1_EL1 after {what} (spurious)"),
+                got,
+                1023,
+            );
+        }
+    }
+    pass(
+        c,
+        format_args!("ICC_IGRPEN1_EL1 off"),
+        &[igrpen1, enc::ISB],
+        &with(&[(2, 0)]),
+        0,
+    );
+}
+
+fn fp_simd(c: &mut Checks, exits: &mut Exits) {
+    // FP/SIMD enabled at EL1; the crate switches its registers lazily (the first use
+    // after each bind traps to EL2, EC 0x07). Values written before a vCPU switch
+    // (the trapped WFI) must read back after it.
+    let cpacr_w = enc::msr(1, 3, 0, 1, 0, 2);
+    pass(
+        c,
+        format_args!("MSR CPACR_EL1 (FPEN)"),
+        &[cpacr_w, enc::ISB],
+        &with(&[(1, 3 << 20)]),
+        0,
+    );
+    // fmov d0, x1; fmov d31, x2; msr fpcr, x3 / fmov x1, d0; fmov x2, d31; mrs x3, fpcr
+    let fmov_to = |d: u32, xn: u32| 0x9e67_0000 | xn << 5 | d;
+    let fmov_from = |xd: u32, d: u32| 0x9e66_0000 | d << 5 | xd;
+    let (v0, v31, fpcr) = (
+        0x0123_4567_89ab_cdefu64,
+        0xfedc_ba98_7654_3210u64,
+        0x0340_0000,
+    );
+    pass(
+        c,
+        format_args!("FMOV to d0/d31, MSR FPCR"),
+        &[fmov_to(0, 1), fmov_to(31, 2), enc::msr(3, 3, 3, 4, 4, 0)],
+        &with(&[(1, v0), (2, v31), (3, fpcr)]),
+        0,
+    );
+    exits.wfi += 1;
+    let words = [
+        enc::WFI,
+        fmov_from(1, 0),
+        fmov_from(2, 31),
+        enc::mrs(3, 3, 3, 4, 4, 0),
+    ];
+    if let Some(s) = pass(
+        c,
+        format_args!("WFI, FMOV from d0/d31, MRS FPCR"),
+        &words,
+        &fresh(),
+        x(1) | x(2) | x(3),
+    ) {
+        c.check_eq(format_args!("d0 after a WFI exit"), s.regs[1], v0);
+        c.check_eq(format_args!("d31 after a WFI exit"), s.regs[2], v31);
+        c.check_eq(format_args!("FPCR after a WFI exit"), s.regs[3], fpcr);
+    }
+    pass(
+        c,
+        format_args!("MSR FPCR (0), CPACR_EL1 (0)"),
+        &[enc::msr(3, 3, 3, 4, 4, 0), cpacr_w, enc::ISB],
+        &with(&[(1, 0), (3, 0)]),
+        0,
+    );
+}
+
 fn main(c: &mut Checks, _entry: Entry) {
     let mut exits = Exits::default();
     let ids = id_registers(c);
@@ -943,12 +1076,21 @@ fn main(c: &mut Checks, _entry: Entry) {
     calls(c, &mut exits);
     wait(c, &mut exits);
     aborts(c, &mut exits, &ids);
+    interrupts(c, &mut exits);
+    fp_simd(c, &mut exits);
 
     let e = &exits;
     println!(
         "guest classes: exits expected: WFI {} WFE {} DataAbort {} unbacked MMIO {} \
-         InstructionAbort {} hypercall {} PSCI {}",
-        e.wfi, e.wfe, e.data_abort, e.mmio_unbacked, e.instruction_abort, e.hypercall, e.psci
+         InstructionAbort {} hypercall {} PSCI {} SGI {}",
+        e.wfi,
+        e.wfe,
+        e.data_abort,
+        e.mmio_unbacked,
+        e.instruction_abort,
+        e.hypercall,
+        e.psci,
+        e.sgi
     );
     let r1 = hvc::test_call([
         0x71,
@@ -966,11 +1108,11 @@ fn main(c: &mut Checks, _entry: Entry) {
         r1,
         0,
     );
-    let r2 = hvc::test_call([0x72, e.hypercall, e.psci, 0, 0, 0]);
+    let r2 = hvc::test_call([0x72, e.hypercall, e.psci, e.sgi, 0, 0]);
     c.check_eq(
         format_args!(
-            "TEST_CALL(0x72: hypercall, PSCI, system register, other exits): host counts \
-             differ (bit per field)"
+            "TEST_CALL(0x72: hypercall, PSCI, SGI, system register, other exits): host \
+             counts differ (bit per field)"
         ),
         r2,
         0,

@@ -69,9 +69,10 @@ fn gen_word(r: &mut Rng) -> u32 {
             // System instruction space: MSR (imm), hints, barriers, SYS, MSR/MRS.
             35..=49 => 0xd500_0000 | (any & 0x003f_ffff),
             // MRS/MSR to the groups that trap: ID (CRn 0), debug (op0 2), IMPDEF
-            // (CRn 11, 15), PMU (CRn 9), LORegions/MPAM (CRn 10), timers (CRn 14).
+            // (CRn 11, 15), PMU (CRn 9), LORegions/MPAM (CRn 10), timers (CRn 14),
+            // and the GIC CPU interface (CRn 12, CRn 4: ICC_PMR; SGIs trap).
             50..=56 => {
-                let crn = r.pick(&[0, 0, 0, 1, 9, 10, 11, 14, 15]);
+                let crn = r.pick(&[0, 0, 0, 1, 4, 9, 10, 11, 12, 12, 14, 15]);
                 let op0 = 2 + r.below(2) as u32;
                 let op1 = r.pick(&[0, 0, 3, 1, 4]);
                 0xd500_0000

@@ -144,7 +144,7 @@ impl Scenario for Classes {
                     s.instruction_abort,
                 ],
             ),
-            0x72 => (2, &a[2..6], [s.hypercall, s.psci, s.sysreg, s.other, 0]),
+            0x72 => (2, &a[2..7], [s.hypercall, s.psci, s.sgi, s.sysreg, s.other]),
             _ => return Err("classes: unknown TEST_CALL"),
         };
         let mut m = mismatch(guest, &host[..guest.len()]);
