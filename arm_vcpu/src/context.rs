@@ -131,7 +131,6 @@ pub struct GuestSystemRegisters {
     pub afsr1_el1: u64,
     pub csselr_el1: u64,
     pub cntkctl_el1: u64,
-    pub mdscr_el1: u64,
     // Virtual timer, and the EL1 physical timer when it is passed through.
     pub cntv_ctl_el0: u64,
     pub cntv_cval_el0: u64,

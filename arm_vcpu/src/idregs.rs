@@ -25,6 +25,18 @@ const fn idx(crm: u8, op2: u8) -> usize {
     (crm as usize - 1) * 8 + op2 as usize
 }
 
+/// `ID_PFR0_EL1` (CRm 1, op2 0), AArch32 view.
+pub const ID_PFR0: usize = idx(1, 0);
+/// `ID_PFR1_EL1`.
+pub const ID_PFR1: usize = idx(1, 1);
+/// `ID_DFR0_EL1`.
+pub const ID_DFR0: usize = idx(1, 2);
+/// `ID_PFR2_EL1` (CRm 3, op2 4).
+pub const ID_PFR2: usize = idx(3, 4);
+/// `ID_DFR1_EL1` (CRm 3, op2 5).
+pub const ID_DFR1: usize = idx(3, 5);
+/// `ID_AA64MMFR0_EL1` (CRm 7, op2 0).
+pub const ID_AA64MMFR0: usize = idx(7, 0);
 /// `ID_AA64PFR0_EL1` (CRm 4, op2 0).
 pub const ID_AA64PFR0: usize = idx(4, 0);
 /// `ID_AA64PFR1_EL1`.
@@ -60,7 +72,11 @@ const fn f(lsb: u32) -> u64 {
 ///   TraceFilt [43:40], TraceBuffer [47:44] (TRBE), BRBE [55:52].
 /// * MMFR1: VH [11:8] (no EL2 in the guest), LO [19:16] (LORegions trap: TLOR).
 /// * MMFR2: NV [27:24].
-const HIDDEN: [(usize, u64); 7] = [
+/// * The AArch32 views of the same features: ID_PFR0 AMU [23:20], RAS [31:28];
+///   ID_PFR1 Virtualization [15:12], Virt_frac [27:24]; ID_DFR0 CopTrc [15:12],
+///   MMapTrc [19:16], PerfMon [27:24], TraceFilt [31:28]; ID_DFR1 (MTPMU, HPMN0: PMU);
+///   ID_PFR2 RAS_frac [11:8].
+const HIDDEN: [(usize, u64); 12] = [
     (
         ID_AA64PFR0,
         f(8) | f(28) | f(32) | f(36) | f(40) | f(44) | f(52),
@@ -74,6 +90,11 @@ const HIDDEN: [(usize, u64); 7] = [
     (ID_AA64DFR0, f(4) | f(8) | f(32) | f(40) | f(44) | f(52)),
     (ID_AA64MMFR1, f(8) | f(16)),
     (ID_AA64MMFR2, f(24)),
+    (ID_PFR0, f(20) | f(28)),
+    (ID_PFR1, f(12) | f(24)),
+    (ID_DFR0, f(12) | f(16) | f(24) | f(28)),
+    (ID_DFR1, u64::MAX),
+    (ID_PFR2, f(8)),
 ];
 
 /// Pointer-authentication fields: ISAR1 APA [7:4], API [11:8], GPA [27:24], GPI
@@ -99,9 +120,20 @@ impl Default for IdRegisters {
 
 impl IdRegisters {
     /// The view a guest gets of a host whose ID space holds `host` (index order of
-    /// [`index`]); `pauth_switched` keeps pointer authentication visible.
-    pub const fn sanitized(host: &[u64; ID_SPACE_LEN], pauth_switched: bool) -> Self {
+    /// [`index`]); `pauth_switched` keeps pointer authentication visible; `ipa_bits` is
+    /// the size of the VM's guest-physical space: `ID_AA64MMFR0_EL1.PARange` [3:0]
+    /// becomes the largest encoding not above it (and not above the host's).
+    pub const fn sanitized(host: &[u64; ID_SPACE_LEN], pauth_switched: bool, ipa_bits: u8) -> Self {
         let mut regs = *host;
+        let host_pa = (regs[ID_AA64MMFR0] & 0xf) as u8;
+        let mut pa = 0u8;
+        while pa < 6 {
+            match crate::stage2::pa_range_bits(pa + 1) {
+                Some(bits) if bits <= ipa_bits && pa < host_pa => pa += 1,
+                _ => break,
+            }
+        }
+        regs[ID_AA64MMFR0] = (regs[ID_AA64MMFR0] & !0xf) | pa as u64;
         let mut i = 0;
         while i < HIDDEN.len() {
             regs[HIDDEN[i].0] &= !HIDDEN[i].1;

@@ -262,7 +262,7 @@ const fn arch_call(fid: u32, x: &[u64; 7]) -> Outcome {
     match fid {
         fid::SMCCC_VERSION => answer(SMCCC_VERSION_1_1 as i64),
         fid::SMCCC_ARCH_FEATURES => match x[1] as u32 {
-                        // ARCH_FEATURES itself and SMCCC_VERSION are implemented.
+            // ARCH_FEATURES itself and SMCCC_VERSION are implemented.
             fid::SMCCC_ARCH_FEATURES | fid::SMCCC_VERSION => answer(ret::SUCCESS as i64),
             // The crate does not implement the firmware mitigations, and says so:
             // the guest must not rely on these calls.

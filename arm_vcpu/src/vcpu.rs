@@ -151,6 +151,8 @@ pub struct Aarch64VCpu {
     vtr: VtrInfo,
     /// The EL1 physical timer, when emulated.
     ptimer: EmulatedTimer,
+    /// Emulated debug registers (MDSCR_EL1, the OS lock).
+    debug: emulate::DebugState,
 }
 
 impl Aarch64VCpu {
@@ -191,6 +193,7 @@ impl Aarch64VCpu {
             irq_queue: PendingQueue::default(),
             vtr: VtrInfo::default(),
             ptimer: EmulatedTimer::default(),
+            debug: emulate::DebugState::default(),
         })
     }
 
@@ -268,7 +271,7 @@ impl Aarch64VCpu {
         self.sysregs.vpidr_el2 = self.create.midr_el1.unwrap_or(feat.midr);
         self.sysregs.mdcr_el2 = (percpu.host_mdcr() & 0x1f) | GUEST_MDCR_TRAPS;
         // Pointer authentication stays visible only where its keys are switched.
-        self.ids = IdRegisters::sanitized(percpu.id_space(), feat.pauth);
+        self.ids = IdRegisters::sanitized(percpu.id_space(), feat.pauth, stage2.ipa_bits);
         let eager = self.setup.fp_switch == FpSwitch::Eager;
         self.sysregs.cptr_el2 = if eager {
             GUEST_CPTR_EL2
@@ -438,7 +441,7 @@ impl Aarch64VCpu {
             } if !self.fp_loaded && self.setup.fp_switch == FpSwitch::Lazy => {
                 // First FP/SIMD use since bind: load the registers, stop trapping, and
                 // re-execute the instruction.
-                                // Stop trapping first: with CPTR_EL2.TFP set, the restore itself would
+                // Stop trapping first: with CPTR_EL2.TFP set, the restore itself would
                 // trap at EL2.
                 #[cfg(target_arch = "aarch64")]
                 {
@@ -487,7 +490,7 @@ impl Aarch64VCpu {
                     iss.read,
                     value,
                     ids,
-                    self.sysregs.mdscr_el1,
+                    &self.debug,
                     self.sysregs.actlr_el1,
                 ) {
                     SysRegAction::Read(v) => {
@@ -496,7 +499,8 @@ impl Aarch64VCpu {
                         }
                     }
                     SysRegAction::Write => {}
-                    SysRegAction::WriteMdscr(v) => self.sysregs.mdscr_el1 = v,
+                    SysRegAction::WriteMdscr(v) => self.debug.mdscr = v,
+                    SysRegAction::WriteOsLock(l) => self.debug.os_lock = l,
                     // The host asked to answer the ID registers itself.
                     SysRegAction::Unhandled
                         if ids.is_none() && crate::idregs::index(reg).is_some() =>
@@ -814,6 +818,7 @@ impl Aarch64VCpu {
         self.ws.frame = Aarch64ContextFrame::new_el1h(entry);
         self.ws.frame.gpr[0] = context_id;
         self.fp = FpSimdState::default();
+        self.debug = emulate::DebugState::default();
         let r = self.sysregs;
         self.sysregs = GuestSystemRegisters {
             sctlr_el1: SCTLR_EL1_RESET,

@@ -177,7 +177,7 @@ fn unhandled_traps_become_undef_or_exits_by_policy() {
 #[test]
 fn id_registers_hide_what_is_not_switched() {
     let host = [u64::MAX; ID_SPACE_LEN];
-    let ids = IdRegisters::sanitized(&host, false);
+    let ids = IdRegisters::sanitized(&host, false, 48);
     let read = |crm, op2| ids.read(SysRegAddr::new(3, 0, 0, crm, op2)).unwrap();
     let field = |v: u64, lsb: u32| (v >> lsb) & 0xf;
     let pfr0 = read(4, 0);
@@ -210,12 +210,32 @@ fn id_registers_hide_what_is_not_switched() {
         0,
         "ID_AA64ISAR1_EL1.APA hidden without switched keys"
     );
-    let with_keys = IdRegisters::sanitized(&host, true);
+    let with_keys = IdRegisters::sanitized(&host, true, 48);
     assert_eq!(
         field(with_keys.read(SysRegAddr::new(3, 0, 0, 6, 1)).unwrap(), 4),
         0xf
     );
     assert_eq!(read(6, 0), u64::MAX, "ID_AA64ISAR0_EL1 passes through");
+    // The AArch32 views hide the same features.
+    assert_eq!(field(read(1, 2), 24), 0, "ID_DFR0_EL1.PerfMon");
+    assert_eq!(field(read(1, 2), 16), 0, "ID_DFR0_EL1.MMapTrc");
+    assert_eq!(field(read(1, 0), 28), 0, "ID_PFR0_EL1.RAS");
+    assert_eq!(field(read(1, 1), 12), 0, "ID_PFR1_EL1.Virtualization");
+    assert_eq!(read(3, 5), 0, "ID_DFR1_EL1");
+    // PARange follows the VM's IPA size: 48 bits → 5; 39 → 1 (36 bits); 40 → 2; the
+    // host's own range caps it.
+    let pa = |host_pa: u64, ipa: u8| {
+        let mut h = [0u64; ID_SPACE_LEN];
+        h[idregs::ID_AA64MMFR0] = 0x1120 | host_pa;
+        IdRegisters::sanitized(&h, false, ipa)
+            .read(SysRegAddr::ID_AA64MMFR0_EL1)
+            .unwrap()
+    };
+    assert_eq!(pa(6, 48), 0x1125);
+    assert_eq!(pa(6, 39), 0x1121);
+    assert_eq!(pa(6, 40), 0x1122);
+    assert_eq!(pa(2, 48), 0x1122, "never above the host");
+    assert_eq!(pa(6, 31), 0x1120);
     // The index mapping covers CRm 1..7 exactly.
     for i in 0..ID_SPACE_LEN {
         assert_eq!(idregs::index(idregs::encoding(i)), Some(i));
@@ -230,7 +250,7 @@ fn id_registers_hide_what_is_not_switched() {
 
 #[test]
 fn emulated_system_registers() {
-    let ids = IdRegisters::sanitized(&[7; ID_SPACE_LEN], true);
+    let ids = IdRegisters::sanitized(&[7; ID_SPACE_LEN], true, 48);
     let id = SysRegAddr::ID_AA64ISAR0_EL1;
     let dbgbvr0 = SysRegAddr::new(2, 0, 0, 0, 4);
     let oslar = SysRegAddr::new(2, 0, 1, 0, 4);
@@ -245,7 +265,7 @@ fn emulated_system_registers() {
         ("MDSCR_EL1 read", emulate::MDSCR_EL1, true, None, SysRegAction::Read(0x55)),
         ("MDSCR_EL1 write", emulate::MDSCR_EL1, false, None, SysRegAction::WriteMdscr(0x99)),
         ("OSLSR_EL1", emulate::OSLSR_EL1, true, None, SysRegAction::Read(0b1000)),
-        ("OSLAR_EL1 write", oslar, false, None, SysRegAction::Write),
+        ("OSLAR_EL1 write (value 0x99: OSLK = 1)", oslar, false, None, SysRegAction::WriteOsLock(true)),
         ("DBGBVR0_EL1 read", dbgbvr0, true, None, SysRegAction::Read(0)),
         ("DBGBVR0_EL1 write", dbgbvr0, false, None, SysRegAction::Write),
         ("ACTLR_EL1 read", emulate::ACTLR_EL1, true, None, SysRegAction::Read(0x66)),
@@ -255,11 +275,42 @@ fn emulated_system_registers() {
         ("PMCR_EL0 (PMU hidden)", pmcr, true, Some(&ids), SysRegAction::Unhandled),
         ("IMPDEF", SysRegAddr::new(3, 1, 15, 0, 0), true, Some(&ids), SysRegAction::Unhandled),
     ];
+    let debug = emulate::DebugState {
+        mdscr: 0x55,
+        os_lock: false,
+    };
     for &(what, reg, read, ids, expect) in cases {
         assert_eq!(
-            emulate::sysreg(reg, read, 0x99, ids, 0x55, 0x66),
+            emulate::sysreg(reg, read, 0x99, ids, &debug, 0x66),
             expect,
             "{what}"
         );
     }
+}
+
+#[test]
+fn os_lock_and_mdscr_round_trip_through_a_vcpu() {
+    let mut v = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default()).unwrap();
+    v.setup(Aarch64VCpuSetupConfig::default()).unwrap();
+    v.set_entry(0x4008_0000).unwrap();
+    let sys = |op0, op1, crn, crm, op2, rt, read| Syndrome {
+        esr: crate::esr::build::sysreg(op0, op1, crn, crm, op2, rt, read),
+        ..Default::default()
+    };
+    // msr oslar_el1, x2 (x2 = 1): lock; mrs x3, oslsr_el1 → OSLM | OSLK = 0xA.
+    v.set_gpr(2, 1).unwrap();
+    assert_eq!(v.handle_sync_exit(&sys(2, 0, 1, 0, 4, 2, false)), None);
+    assert_eq!(v.handle_sync_exit(&sys(2, 0, 1, 1, 4, 3, true)), None);
+    assert_eq!(v.gpr(3), Some(0xA));
+    // Unlock again.
+    v.set_gpr(2, 0).unwrap();
+    assert_eq!(v.handle_sync_exit(&sys(2, 0, 1, 0, 4, 2, false)), None);
+    assert_eq!(v.handle_sync_exit(&sys(2, 0, 1, 1, 4, 3, true)), None);
+    assert_eq!(v.gpr(3), Some(0x8));
+    // MDSCR_EL1 keeps what the guest wrote.
+    v.set_gpr(4, 0x8000).unwrap();
+    assert_eq!(v.handle_sync_exit(&sys(2, 0, 0, 2, 2, 4, false)), None);
+    assert_eq!(v.handle_sync_exit(&sys(2, 0, 0, 2, 2, 5, true)), None);
+    assert_eq!(v.gpr(5), Some(0x8000));
+    assert_eq!(v.pc(), 0x4008_0000 + 6 * 4);
 }
