@@ -9,8 +9,8 @@
 use core::ptr::{addr_of, addr_of_mut, read_volatile, write_volatile};
 
 use guests::hvc;
-use guests::rt::{Checks, Entry};
 use guests::read_sysreg;
+use guests::rt::{Checks, Entry};
 
 guests::guest_main!("smp", main);
 
@@ -114,24 +114,69 @@ extern "C" fn smp_secondary_rust(context: u64) -> ! {
 }
 
 fn main(c: &mut Checks, _entry: Entry) {
-    c.check_eq(format_args!("AFFINITY_INFO(1) before CPU_ON"), psci(AFFINITY_INFO_64, 1, 0, 0), OFF);
-    c.check_eq(format_args!("AFFINITY_INFO(0)"), psci(AFFINITY_INFO_64, 0, 0, 0), ON);
+    c.check_eq(
+        format_args!("AFFINITY_INFO(1) before CPU_ON"),
+        psci(AFFINITY_INFO_64, 1, 0, 0),
+        OFF,
+    );
+    c.check_eq(
+        format_args!("AFFINITY_INFO(0)"),
+        psci(AFFINITY_INFO_64, 0, 0, 0),
+        ON,
+    );
     let entry = smp_secondary_entry as *const () as u64;
-    c.check_eq(format_args!("CPU_ON(1)"), psci(CPU_ON_64, 1, entry, CONTEXT), 0);
-    if !c.check(wait(10, || load(addr_of!(STARTED)) == 1), format_args!("vCPU 1 did not start within 10 s")) {
+    c.check_eq(
+        format_args!("CPU_ON(1)"),
+        psci(CPU_ON_64, 1, entry, CONTEXT),
+        0,
+    );
+    if !c.check(
+        wait(10, || load(addr_of!(STARTED)) == 1),
+        format_args!("vCPU 1 did not start within 10 s"),
+    ) {
         return;
     }
-    c.check_eq(format_args!("vCPU 1's x0 at entry (context ID)"), load(addr_of!(SEEN_CONTEXT)), CONTEXT);
-    c.check_eq(format_args!("vCPU 1's MPIDR_EL1"), load(addr_of!(SEEN_MPIDR)), 0x8000_0001);
-    c.check_eq(format_args!("vCPU 1's SCTLR_EL1.M (MMU off)"), load(addr_of!(SEEN_SCTLR)) & 1, 0);
-    c.check_eq(format_args!("AFFINITY_INFO(1) while it runs"), psci(AFFINITY_INFO_64, 1, 0, 0), ON);
-    c.check_eq(format_args!("CPU_ON(1) while it runs"), psci(CPU_ON_64, 1, entry, 0), ALREADY_ON);
+    c.check_eq(
+        format_args!("vCPU 1's x0 at entry (context ID)"),
+        load(addr_of!(SEEN_CONTEXT)),
+        CONTEXT,
+    );
+    c.check_eq(
+        format_args!("vCPU 1's MPIDR_EL1"),
+        load(addr_of!(SEEN_MPIDR)),
+        0x8000_0001,
+    );
+    c.check_eq(
+        format_args!("vCPU 1's SCTLR_EL1.M (MMU off)"),
+        load(addr_of!(SEEN_SCTLR)) & 1,
+        0,
+    );
+    c.check_eq(
+        format_args!("AFFINITY_INFO(1) while it runs"),
+        psci(AFFINITY_INFO_64, 1, 0, 0),
+        ON,
+    );
+    c.check_eq(
+        format_args!("CPU_ON(1) while it runs"),
+        psci(CPU_ON_64, 1, entry, 0),
+        ALREADY_ON,
+    );
     // Both run at once: vCPU 1's counter moves while this vCPU spins without exits.
     let before = load(addr_of!(COUNTER));
     let moved = wait(5, || load(addr_of!(COUNTER)) > before + 1000);
-    c.check(moved, format_args!("vCPU 1 made no progress while vCPU 0 spun (not concurrent)"));
+    c.check(
+        moved,
+        format_args!("vCPU 1 made no progress while vCPU 0 spun (not concurrent)"),
+    );
     store(addr_of_mut!(RELEASE), 1);
     let off = wait(10, || psci(AFFINITY_INFO_64, 1, 0, 0) == OFF);
-    c.check(off, format_args!("AFFINITY_INFO(1) did not become OFF after its CPU_OFF"));
-    c.check_eq(format_args!("vCPU 1 did not return from CPU_OFF"), load(addr_of!(STARTED)), 1);
+    c.check(
+        off,
+        format_args!("AFFINITY_INFO(1) did not become OFF after its CPU_OFF"),
+    );
+    c.check_eq(
+        format_args!("vCPU 1 did not return from CPU_OFF"),
+        load(addr_of!(STARTED)),
+        1,
+    );
 }
