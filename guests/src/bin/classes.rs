@@ -263,6 +263,16 @@ fn id_registers(c: &mut Checks) -> [u64; 56] {
         ("ID_AA64DFR0_EL1.PMUVer", dfr0, 8),
         ("ID_AA64DFR0_EL1.PMSVer", dfr0, 32),
         ("ID_AA64MMFR1_EL1.VH", mmfr1, 8),
+        // The AArch32 views of the same features.
+        ("ID_PFR0_EL1.AMU", ids[id_index(1, 0)], 20),
+        ("ID_PFR0_EL1.RAS", ids[id_index(1, 0)], 28),
+        ("ID_PFR1_EL1.Virtualization", ids[id_index(1, 1)], 12),
+        ("ID_PFR1_EL1.Virt_frac", ids[id_index(1, 1)], 24),
+        ("ID_DFR0_EL1.CopTrc", ids[id_index(1, 2)], 12),
+        ("ID_DFR0_EL1.MMapTrc", ids[id_index(1, 2)], 16),
+        ("ID_DFR0_EL1.PerfMon", ids[id_index(1, 2)], 24),
+        ("ID_DFR0_EL1.TraceFilt", ids[id_index(1, 2)], 28),
+        ("ID_PFR2_EL1.RAS_frac", ids[id_index(3, 4)], 8),
     ];
     for (name, v, lsb) in hidden {
         c.check_eq(format_args!("{name} (hidden)"), field(v, lsb), 0);
@@ -276,6 +286,18 @@ fn id_registers(c: &mut Checks) -> [u64; 56] {
         format_args!("ID_AA64SMFR0_EL1 (SME hidden)"),
         ids[id_index(4, 5)],
         0,
+    );
+    c.check_eq(
+        format_args!("ID_DFR1_EL1 (PMU hidden)"),
+        ids[id_index(3, 5)],
+        0,
+    );
+    // PARange follows the VM's guest-physical space (39 bits in the test VMs): the
+    // largest encoding not above it is 1 (36 bits).
+    c.check_eq(
+        format_args!("ID_AA64MMFR0_EL1.PARange (39-bit IPA space)"),
+        field(ids[id_index(7, 0)], 0),
+        1,
     );
     // Not all zero: the view is the host's, sanitized.
     c.check(
@@ -461,6 +483,37 @@ fn emulated(c: &mut Checks, exits: &mut Exits) {
         x(2),
     ) {
         c.check_eq(format_args!("OSLSR_EL1"), s.regs[2], 0x8);
+    }
+    // The OS lock follows OSLAR_EL1, per vCPU (also across a vCPU switch).
+    let oslar = enc::msr(1, 2, 0, 1, 0, 4);
+    let oslsr = enc::mrs(2, 2, 0, 1, 1, 4);
+    if let Some(s) = pass(
+        c,
+        format_args!("MSR OSLAR_EL1 (1), MRS OSLSR_EL1"),
+        &[oslar, oslsr],
+        &with(&[(1, 1)]),
+        x(2),
+    ) {
+        c.check_eq(format_args!("OSLSR_EL1 after locking"), s.regs[2], 0xa);
+    }
+    exits.wfi += 1;
+    if let Some(s) = pass(
+        c,
+        format_args!("WFI, MRS OSLSR_EL1"),
+        &[enc::WFI, oslsr],
+        &fresh(),
+        x(2),
+    ) {
+        c.check_eq(format_args!("OSLSR_EL1 after a WFI exit"), s.regs[2], 0xa);
+    }
+    if let Some(s) = pass(
+        c,
+        format_args!("MSR OSLAR_EL1 (0), MRS OSLSR_EL1"),
+        &[oslar, oslsr],
+        &with(&[(1, 0)]),
+        x(2),
+    ) {
+        c.check_eq(format_args!("OSLSR_EL1 after unlocking"), s.regs[2], 0x8);
     }
     // Breakpoint/watchpoint registers: RAZ/WI.
     for (name, op2) in [("DBGBVR0_EL1", 4), ("DBGBCR0_EL1", 5), ("DBGWVR0_EL1", 6)] {
