@@ -9,6 +9,8 @@ pub const NULL: u64 = 0xC600_0000;
 pub const TEST_CALL: u64 = 0xC600_0001;
 /// EXIT(x1 = status): the guest's verdict; does not return.
 pub const EXIT: u64 = 0xC600_0002;
+/// YIELD: the host runs another vCPU; returns 0 when this one runs again.
+pub const YIELD: u64 = 0xC600_0004;
 /// PUTC(x1 = byte): console output without MMIO.
 pub const PUTC: u64 = 0xC600_0003;
 

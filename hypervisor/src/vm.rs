@@ -274,6 +274,9 @@ fn handle_exit(
                     if let Some(esr) = host.scenario.serror_after_test_call(cur) {
                         vcpu.inject_serror(esr).map_err(|_| "inject_serror")?;
                     }
+                    if let Some(vi) = host.scenario.irq_after_test_call(cur) {
+                        vcpu.inject_interrupt(vi).map_err(|_| "inject_interrupt")?;
+                    }
                 }
                 hvc::PUTC => crate::console::putc(args[1] as u8),
                 hvc::YIELD => {

@@ -54,6 +54,15 @@ struct BenchRun {
 }
 
 /// One profiled run: its profile and a progress line.
+/// The two iteration counts of one benchmark: its own, or the global ones.
+fn bench_iters(s: &scenarios::Scenario, n1: u64, n2: u64) -> (u64, u64) {
+    if s.bench_iters.0 != 0 {
+        s.bench_iters
+    } else {
+        (n1, n2)
+    }
+}
+
 fn profile_run(r: &BenchRun) -> Result<(Profile, String), String> {
     let _ = std::fs::remove_file(&r.log);
     let what = format!("{} iters={}", r.scenario, r.iters);
@@ -128,7 +137,8 @@ pub fn run(ws: &Workspace, n1: u64, n2: u64) -> Result<ExitCode, String> {
         if !guest.is_file() {
             return Err(format!("no guest binary {}", guest.display()));
         }
-        for iters in [n1, n2] {
+        let (a, b) = bench_iters(s, n1, n2);
+        for iters in [a, b] {
             let log = out_dir.join(format!("{}-{iters}.log", s.name));
             let mut run = qemu::Run::new(&hv, &guest, scenarios::bootargs(s.name, iters));
             run.extra = vec![
@@ -180,7 +190,11 @@ pub fn run(ws: &Workspace, n1: u64, n2: u64) -> Result<ExitCode, String> {
     let rows: Vec<(&str, ExitCost)> = benches
         .iter()
         .zip(profiles.chunks(2))
-        .map(|((_, row), p)| (*row, ExitCost::from_runs(&p[0], &p[1], n1, n2)))
+        .map(|((s, row), p)| {
+            let (a, b) = bench_iters(s, n1, n2);
+            let k = u64::from(s.bench_round_trips.max(1));
+            (*row, ExitCost::from_runs(&p[0], &p[1], a * k, b * k))
+        })
         .collect();
     print_table(&rows, n1, n2);
     for ((s, row), c) in benches.iter().zip(rows.iter().map(|(_, c)| c)) {

@@ -18,6 +18,11 @@ pub struct Scenario {
     pub bench_row: Option<&'static str>,
     /// Guest `hvc`s per benchmarked round trip (1 for hypercall-based rows).
     pub bench_guest_hvcs: u8,
+    /// Iteration counts for this benchmark's two runs, when the global ones would be
+    /// too slow (`(0, 0)`: use the global ones).
+    pub bench_iters: (u64, u64),
+    /// Round trips per guest iteration (the figures are divided by it).
+    pub bench_round_trips: u8,
     /// Physical cores QEMU gives the hypervisor (`-smp`).
     pub cpus: u8,
 }
@@ -30,6 +35,23 @@ const fn scenario(name: &'static str, test_iters: u64) -> Scenario {
         bench_row: None,
         bench_guest_hvcs: 0,
         cpus: 1,
+        bench_iters: (0, 0),
+        bench_round_trips: 1,
+    }
+}
+
+/// A benchmark with its own iteration counts and `round_trips` per guest iteration.
+const fn slow_bench(
+    name: &'static str,
+    row: &'static str,
+    hvcs: u8,
+    iters: (u64, u64),
+    round_trips: u8,
+) -> Scenario {
+    Scenario {
+        bench_iters: iters,
+        bench_round_trips: round_trips,
+        ..bench(name, 100, row, hvcs)
     }
 }
 
@@ -81,6 +103,11 @@ pub const SCENARIOS: &[Scenario] = &[
     smp("smp", 1, 2),
     // Two VMs time-sliced on one core; iters = VM switches to survive.
     timed("isolation", 8, 60),
+    // Issue 4 benchmarks: switching a core between vCPUs, virtual interrupts, lazy FP.
+    slow_bench("bench-switch", "vcpu_switch", 1, (2_000, 10_000), 2),
+    slow_bench("bench-yield", "vcpu_rebind", 1, (2_000, 10_000), 1),
+    slow_bench("bench-fp", "fp_first_use", 1, (2_000, 10_000), 1),
+    slow_bench("bench-virq", "virq", 1, (2_000, 10_000), 1),
 ];
 
 /// The scenario `cargo xtask run` boots when no `--guest` is given.

@@ -10,7 +10,59 @@ use super::{Scenario, VmInfo};
 pub fn by_name(name: &str) -> Option<Box<dyn Scenario>> {
     match name {
         "bench-sysreg" | "bench-psci" => Some(Box::new(InCrate::default())),
+        "bench-switch" => Some(Box::new(Switching { vcpus: 2 })),
+        "bench-yield" | "bench-fp" => Some(Box::new(Switching { vcpus: 1 })),
+        "bench-virq" => Some(Box::new(Virq::default())),
         _ => None,
+    }
+}
+
+/// `bench-switch` (two vCPUs of one VM ping-pong through YIELD: every YIELD is an
+/// unbind of one and a bind of the other), `bench-yield` (one vCPU: unbind and bind of
+/// the same vCPU) and `bench-fp` (the same, then the first FP/SIMD instruction after
+/// the bind traps and the crate loads the FP/SIMD state). vCPUs switch on YIELD in
+/// the VM loop; the host side only sizes the VM.
+struct Switching {
+    vcpus: usize,
+}
+
+impl Scenario for Switching {
+    fn vcpus(&self) -> usize {
+        self.vcpus
+    }
+}
+
+/// `bench-virq`: each TEST_CALL(0x91) makes the host inject vINTID 40; the guest takes
+/// it at its IRQ vector, acknowledges and ends it, and counts it.
+#[derive(Default)]
+struct Virq {
+    injected: u64,
+}
+
+impl Scenario for Virq {
+    fn test_call(
+        &mut self,
+        _cpu: usize,
+        args: &[u64; 7],
+        _vm: &VmInfo,
+    ) -> Result<u64, &'static str> {
+        match args[1] {
+            0x91 => Ok(self.injected),
+            // The guest's final count of interrupts it took.
+            0x92 if args[2] == self.injected => Ok(0),
+            0x92 => Err("the guest took a different number of interrupts than were injected"),
+            _ => Err("unexpected TEST_CALL"),
+        }
+    }
+
+    fn irq_after_test_call(&mut self, _cpu: usize) -> Option<arm_vcpu::VirtualInterrupt> {
+        self.injected += 1;
+        Some(arm_vcpu::VirtualInterrupt {
+            intid: 40,
+            priority: 0xa0,
+            group1: true,
+            hw_intid: None,
+        })
     }
 }
 

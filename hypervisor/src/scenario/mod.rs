@@ -95,6 +95,12 @@ pub trait Scenario {
         None
     }
 
+    /// After each TEST_CALL from vCPU `cpu`: `Some(vi)` makes the host inject virtual
+    /// interrupt `vi` into that vCPU (`inject_interrupt`).
+    fn irq_after_test_call(&mut self, _cpu: usize) -> Option<arm_vcpu::VirtualInterrupt> {
+        None
+    }
+
     /// EXIT(status) from the guest: the run ends with this verdict.
     fn finish(&mut self, guest_failures: u64, _vm: &VmInfo) -> Result<(), &'static str> {
         if guest_failures != 0 {
