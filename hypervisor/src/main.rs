@@ -83,7 +83,7 @@ extern "C" fn rust_main() -> ! {
         "arm_vcpu reference hypervisor: scenario {} iters {} seed {}",
         name, args.iters, args.seed
     );
-        let (verdict, stats) = if name == "isolation" {
+    let (verdict, stats) = if name == "isolation" {
         multivm::run_isolation(args.iters)
     } else if name == "smp" {
         smp::run_smp(args.iters)

@@ -4,16 +4,16 @@
 
 use arm_vcpu::smccc::ret;
 use arm_vcpu::{
-    Aarch64PerCpu, Aarch64VCpu, Aarch64VCpuCreateConfig, Aarch64VCpuSetupConfig, PsciRequest, Stage2Config,
-    VmExit,
+    Aarch64PerCpu, Aarch64VCpu, Aarch64VCpuCreateConfig, Aarch64VCpuSetupConfig, PsciRequest,
+    Stage2Config, VmExit,
 };
 use log::{error, info};
 use spin::Mutex;
 
 use crate::devices::{self, CONSOLE_IPA};
+use crate::loader;
 use crate::memory::{self, GuestMemory};
 use crate::vm::{hvc, ExitStats};
-use crate::loader;
 
 /// PSCI power state of a vCPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,21 +59,34 @@ fn run(iters: u64, stats: &mut ExitStats) -> Verdict {
         return Err("no EL2 virtualization support");
     }
     let mut percpu = Aarch64PerCpu::new(0);
-    percpu.hardware_enable().map_err(|_| "hardware_enable failed")?;
+    percpu
+        .hardware_enable()
+        .map_err(|_| "hardware_enable failed")?;
     // The VM's memory lives for the whole run (the hypervisor ends with it).
-    let mem: &'static GuestMemory =
-        alloc::boxed::Box::leak(alloc::boxed::Box::new(GuestMemory::new().map_err(|_| "stage-2 mapping failed")?));
-    let entry = loader::load_elf(loader::staging(), mem).map_err(|_| "cannot load the guest image")?;
-    let stage2 = Stage2Config { root_pa: mem.root_pa(), vmid: 1, ipa_bits: memory::IPA_BITS, root_level: memory::ROOT_LEVEL };
+    let mem: &'static GuestMemory = alloc::boxed::Box::leak(alloc::boxed::Box::new(
+        GuestMemory::new().map_err(|_| "stage-2 mapping failed")?,
+    ));
+    let entry =
+        loader::load_elf(loader::staging(), mem).map_err(|_| "cannot load the guest image")?;
+    let stage2 = Stage2Config {
+        root_pa: mem.root_pa(),
+        vmid: 1,
+        ipa_bits: memory::IPA_BITS,
+        root_level: memory::ROOT_LEVEL,
+    };
     let mut vcpus = [0u64, 1].map(|i| {
-        let mut v = Aarch64VCpu::new(Aarch64VCpuCreateConfig { mpidr_el1: i, ..Default::default() })?;
+        let mut v = Aarch64VCpu::new(Aarch64VCpuCreateConfig {
+            mpidr_el1: i,
+            ..Default::default()
+        })?;
         v.setup(Aarch64VCpuSetupConfig::default())?;
         v.set_stage2_root(stage2)?;
         v.set_entry(entry)?;
         Ok::<_, arm_vcpu::VCpuError>(v)
     });
     let [v0, v1] = &mut vcpus;
-    let mut vcpu0 = core::mem::replace(v0, Err(arm_vcpu::VCpuError::NotBound)).map_err(|_| "vcpu 0")?;
+    let mut vcpu0 =
+        core::mem::replace(v0, Err(arm_vcpu::VCpuError::NotBound)).map_err(|_| "vcpu 0")?;
     let vcpu1 = core::mem::replace(v1, Err(arm_vcpu::VCpuError::NotBound)).map_err(|_| "vcpu 1")?;
     vcpu0.set_gpr(1, iters).map_err(|_| "x1")?;
     *SHARED.lock() = Some(Shared {
@@ -81,7 +94,10 @@ fn run(iters: u64, stats: &mut ExitStats) -> Verdict {
         start: None,
         vcpu1: Some(vcpu1),
         ran_on: [None, None],
-        ram: (memory::GUEST_RAM_IPA, memory::GUEST_RAM_IPA + memory::GUEST_RAM_SIZE),
+        ram: (
+            memory::GUEST_RAM_IPA,
+            memory::GUEST_RAM_IPA + memory::GUEST_RAM_SIZE,
+        ),
     });
 
     // Start physical core 1 (QEMU's PSCI firmware, SMC conduit).
@@ -98,7 +114,10 @@ fn run(iters: u64, stats: &mut ExitStats) -> Verdict {
             Step::Off => break Err("vCPU 0 turned itself off"),
             Step::Exit(failures) => {
                 let ran_on = with_shared(|s| s.ran_on).unwrap_or([None, None]);
-                info!("vCPU 0 ran on core {:?}, vCPU 1 on core {:?}", ran_on[0], ran_on[1]);
+                info!(
+                    "vCPU 0 ran on core {:?}, vCPU 1 on core {:?}",
+                    ran_on[0], ran_on[1]
+                );
                 break if failures != 0 {
                     Err("guest checks failed")
                 } else if ran_on[1] != Some(1) {
@@ -189,13 +208,17 @@ fn step(me: usize, vcpu: &mut Aarch64VCpu, stats: &mut ExitStats) -> Step {
             }
             Step::Continue
         }
-        Ok(VmExit::MmioRead { addr, .. }) if (CONSOLE_IPA..CONSOLE_IPA + 0x1000).contains(&addr) => {
+        Ok(VmExit::MmioRead { addr, .. })
+            if (CONSOLE_IPA..CONSOLE_IPA + 0x1000).contains(&addr) =>
+        {
             match vcpu.complete_mmio_read(0) {
                 Ok(()) => Step::Continue,
                 Err(_) => Step::Fail("complete_mmio_read"),
             }
         }
-        Ok(VmExit::MmioWrite { addr, data, .. }) if (CONSOLE_IPA..CONSOLE_IPA + 0x1000).contains(&addr) => {
+        Ok(VmExit::MmioWrite { addr, data, .. })
+            if (CONSOLE_IPA..CONSOLE_IPA + 0x1000).contains(&addr) =>
+        {
             devices::console_write(addr - CONSOLE_IPA, data);
             Step::Continue
         }
@@ -206,7 +229,11 @@ fn step(me: usize, vcpu: &mut Aarch64VCpu, stats: &mut ExitStats) -> Step {
                     with_shared(|s| s.power[me] = Power::Off);
                     return Step::Off;
                 }
-                PsciRequest::CpuOn { target_mpidr, entry, context_id } => with_shared(|s| match target_mpidr {
+                PsciRequest::CpuOn {
+                    target_mpidr,
+                    entry,
+                    context_id,
+                } => with_shared(|s| match target_mpidr {
                     0 | 1 if s.power[target_mpidr as usize] == Power::On => ret::ALREADY_ON,
                     0 | 1 if s.power[target_mpidr as usize] == Power::OnPending => ret::ON_PENDING,
                     1 if !(s.ram.0..s.ram.1).contains(&entry) => ret::INVALID_ADDRESS,
@@ -224,7 +251,9 @@ fn step(me: usize, vcpu: &mut Aarch64VCpu, stats: &mut ExitStats) -> Step {
                 })
                 .unwrap_or(ret::INTERNAL_FAILURE),
                 PsciRequest::CpuSuspend { .. } => ret::SUCCESS,
-                PsciRequest::SystemOff | PsciRequest::SystemReset => return Step::Fail("unexpected SYSTEM_OFF/RESET"),
+                PsciRequest::SystemOff | PsciRequest::SystemReset => {
+                    return Step::Fail("unexpected SYSTEM_OFF/RESET")
+                }
             };
             match vcpu.complete_psci(result) {
                 Ok(()) => Step::Continue,
@@ -233,7 +262,12 @@ fn step(me: usize, vcpu: &mut Aarch64VCpu, stats: &mut ExitStats) -> Step {
         }
         Ok(other) => {
             stats.other += 1;
-            error!("vCPU {}: unexpected exit {:?} at pc {:#x}", me, other, vcpu.pc());
+            error!(
+                "vCPU {}: unexpected exit {:?} at pc {:#x}",
+                me,
+                other,
+                vcpu.pc()
+            );
             Step::Fail("unexpected exit")
         }
         Err(e) => {
@@ -250,7 +284,9 @@ fn with_shared<R>(f: impl FnOnce(&mut Shared) -> R) -> Option<R> {
 fn current_mpidr() -> u64 {
     let v: u64;
     // SAFETY: reading MPIDR_EL1 at EL2 gives this core's affinity; no side effects.
-    unsafe { core::arch::asm!("mrs {0}, mpidr_el1", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("mrs {0}, mpidr_el1", out(reg) v, options(nomem, nostack, preserves_flags))
+    };
     v & 0xff_00ff_ffff
 }
 
