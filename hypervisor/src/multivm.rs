@@ -45,8 +45,12 @@ fn build(role: usize, iters: u64) -> Result<Guest, &'static str> {
     let mem = GuestMemory::at(VM_RAM[role], VM_RAM_SIZE).map_err(|_| "stage-2 mapping failed")?;
     let entry =
         loader::load_elf(loader::staging(), &mem).map_err(|_| "cannot load the guest image")?;
-    let mut vcpu =
-        Aarch64VCpu::new(Aarch64VCpuCreateConfig::default()).map_err(|_| "vcpu create")?;
+    let mut vcpu = Aarch64VCpu::new(Aarch64VCpuCreateConfig {
+        // Each VM's virtual count starts near 0 when it is created.
+        cntvoff_el2: arm_vcpu::physical_count(),
+        ..Default::default()
+    })
+    .map_err(|_| "vcpu create")?;
     vcpu.setup(Aarch64VCpuSetupConfig::default())
         .map_err(|_| "vcpu setup")?;
     vcpu.set_stage2_root(Stage2Config {

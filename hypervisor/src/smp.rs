@@ -74,9 +74,11 @@ fn run(iters: u64, stats: &mut ExitStats) -> Verdict {
         ipa_bits: memory::IPA_BITS,
         root_level: memory::ROOT_LEVEL,
     };
+    let cntvoff_el2 = arm_vcpu::physical_count();
     let mut vcpus = [0u64, 1].map(|i| {
         let mut v = Aarch64VCpu::new(Aarch64VCpuCreateConfig {
             mpidr_el1: i,
+            cntvoff_el2,
             ..Default::default()
         })?;
         v.setup(Aarch64VCpuSetupConfig::default())?;

@@ -121,9 +121,12 @@ fn build_and_run(
         root_level: memory::ROOT_LEVEL,
     };
     let mut slots = Vec::new();
+    // The VM's virtual count starts near 0 now; every vCPU of the VM shares the offset.
+    let cntvoff_el2 = arm_vcpu::physical_count();
     for i in 0..scenario.vcpus() {
         let mut vcpu = Aarch64VCpu::new(Aarch64VCpuCreateConfig {
             mpidr_el1: i as u64,
+            cntvoff_el2,
             ..Default::default()
         })
         .map_err(|_| "vcpu create")?;

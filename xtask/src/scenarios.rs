@@ -195,7 +195,22 @@ mod tests {
             assert!(find(m.scenario).is_some(), "{}", m.scenario);
         }
         let rows: Vec<_> = SCENARIOS.iter().filter_map(|s| s.bench_row).collect();
-        assert_eq!(rows, ["hvc", "mmio_read", "sysreg_trap", "psci_version"]);
+        assert_eq!(
+            rows,
+            [
+                "hvc",
+                "mmio_read",
+                "sysreg_trap",
+                "psci_version",
+                "vcpu_switch",
+                "vcpu_rebind",
+                "fp_first_use",
+                "virq"
+            ]
+        );
+        for s in SCENARIOS.iter().filter(|s| s.bench_iters.0 != 0) {
+            assert!(s.bench_iters.0 < s.bench_iters.1, "{}", s.name);
+        }
         for s in SCENARIOS {
             assert!(!s.name.contains(char::is_whitespace));
             assert!(s.test_iters > 0);
