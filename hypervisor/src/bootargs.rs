@@ -8,6 +8,12 @@ pub struct BootArgs<'a> {
     pub iters: u64,
     /// Seed for scenarios that use a PRNG (`seed=`, default 1).
     pub seed: u64,
+    /// Size of the staged initramfs (`initrd_size=`, Linux).
+    pub initrd_size: u64,
+    /// Linux runs its self-checks and powers off (`autotest=1`).
+    pub autotest: bool,
+    /// Interrupt mode for Linux (`mode=passthrough|virtual`).
+    pub mode: &'a str,
 }
 
 impl<'a> BootArgs<'a> {
@@ -17,6 +23,9 @@ impl<'a> BootArgs<'a> {
             scenario: "demo",
             iters: 100,
             seed: 1,
+            initrd_size: 0,
+            autotest: false,
+            mode: "passthrough",
         };
         for word in s.split_ascii_whitespace() {
             if let Some(v) = word.strip_prefix("scenario=") {
@@ -25,6 +34,14 @@ impl<'a> BootArgs<'a> {
                 if let Ok(n) = v.parse() {
                     args.iters = n;
                 }
+            } else if let Some(v) = word.strip_prefix("initrd_size=") {
+                if let Ok(n) = v.parse() {
+                    args.initrd_size = n;
+                }
+            } else if let Some(v) = word.strip_prefix("autotest=") {
+                args.autotest = v == "1";
+            } else if let Some(v) = word.strip_prefix("mode=") {
+                args.mode = v;
             } else if let Some(v) = word.strip_prefix("seed=") {
                 let parsed = match v.strip_prefix("0x") {
                     Some(hex) => u64::from_str_radix(hex, 16),

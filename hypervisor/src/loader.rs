@@ -106,3 +106,52 @@ pub fn staging() -> &'static [u8] {
     // protocol); the hypervisor never writes it.
     unsafe { core::slice::from_raw_parts(STAGING_PA as *const u8, STAGING_SIZE as usize) }
 }
+
+/// The header of a Linux arm64 `Image` (Documentation/arch/arm64/booting.rst).
+#[derive(Debug, Clone, Copy)]
+pub struct LinuxImage {
+    /// `text_offset`: the Image must sit this far above a 2 MiB-aligned base.
+    pub text_offset: u64,
+    /// `image_size`: bytes the kernel occupies from its start, BSS included.
+    pub image_size: u64,
+}
+
+/// Reads and checks the header at the start of `image` (magic "ARM\x64" at 0x38).
+pub fn linux_header(image: &[u8]) -> Result<LinuxImage, LoadError> {
+    if read_u32(image, 0x38)? != 0x644d_5241 {
+        return Err(LoadError::Unsupported(
+            "not a Linux arm64 Image (no ARM\\x64 magic)",
+        ));
+    }
+    let flags = read_u64(image, 0x18)?;
+    // flags bit 0: kernel endianness, 1 = big endian.
+    if flags & 1 != 0 {
+        return Err(LoadError::Unsupported("big-endian kernel"));
+    }
+    let text_offset = read_u64(image, 0x08)?;
+    let mut image_size = read_u64(image, 0x10)?;
+    if image_size == 0 {
+        // Kernels before 3.17 leave it 0: assume the documented 16 MiB.
+        image_size = 16 << 20;
+    }
+    Ok(LinuxImage {
+        text_offset,
+        image_size,
+    })
+}
+
+/// Copies `len` bytes of `src` into guest RAM at `ipa`, making them visible to a guest
+/// running with caches off.
+pub fn copy_to_guest(mem: &GuestMemory, ipa: u64, src: &[u8]) -> Result<(), LoadError> {
+    let dst = mem
+        .host_ptr(ipa, src.len() as u64)
+        .ok_or(LoadError::OutsideGuestRam {
+            ipa,
+            len: src.len() as u64,
+        })?;
+    // SAFETY: `host_ptr` checked the range lies in guest RAM, which the hypervisor owns
+    // and nothing else references while the guest is being loaded.
+    unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len()) };
+    sync_for_guest(dst, src.len());
+    Ok(())
+}

@@ -10,6 +10,7 @@ mod bootargs;
 mod console;
 mod devices;
 mod gic;
+mod linux;
 mod loader;
 mod memory;
 mod multivm;
@@ -87,6 +88,16 @@ extern "C" fn rust_main() -> ! {
         multivm::run_isolation(args.iters)
     } else if name == "smp" {
         smp::run_smp(args.iters)
+    } else if name == "linux" && args.mode == "passthrough" {
+        linux::run(&linux::LinuxArgs {
+            initrd_size: args.initrd_size,
+            autotest: args.autotest,
+        })
+    } else if name == "linux" {
+        (
+            Err("only mode=passthrough is implemented for Linux so far"),
+            vm::ExitStats::default(),
+        )
     } else {
         match scenario::by_name(name, args.iters, args.seed) {
             Some(sc) => vm::run(sc, args.iters),

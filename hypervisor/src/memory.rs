@@ -57,6 +57,31 @@ impl GuestMemory {
         Ok(Self { mapping, pa, size })
     }
 
+    /// Maps a device region of the physical machine straight into the guest at the same
+    /// address (Device-nGnRE, read/write, never executable): a passed-through device.
+    /// Only valid before the tables are in use.
+    pub fn map_device(&mut self, pa: u64, size: u64) -> Result<(), aarch64_paging::MapError> {
+        let attrs = Stage2Attributes::VALID
+            | Stage2Attributes::MEMATTR_DEVICE_nGnRE
+            | Stage2Attributes::S2AP_ACCESS_RW
+            | Stage2Attributes::ACCESS_FLAG
+            | Stage2Attributes::XN;
+        self.mapping.map_range(
+            &MemoryRegion::new(pa as usize, (pa + size) as usize),
+            PhysicalAddress(pa as usize),
+            attrs,
+            Constraints::empty(),
+        )?;
+        // SAFETY: a barrier has no other effect.
+        unsafe { core::arch::asm!("dsb ish", options(nostack, preserves_flags)) };
+        Ok(())
+    }
+
+    /// Guest-physical [start, end) of the RAM.
+    pub fn ram_range(&self) -> (u64, u64) {
+        (GUEST_RAM_IPA, GUEST_RAM_IPA + self.size)
+    }
+
     /// Physical address of the root table.
     pub fn root_pa(&self) -> u64 {
         self.mapping.root_address().0 as u64

@@ -1,6 +1,8 @@
-//! A VM with one vCPU per physical core: the `smp` scenario. The boot core starts the
-//! second core through PSCI CPU_ON to QEMU's firmware (SMC from EL2); the guest's own
-//! PSCI CPU_ON then starts its vCPU 1 there. vCPU `i` only ever runs on core `i`.
+//! A VM with one vCPU per physical core (two of each). The boot core starts the second
+//! core through PSCI CPU_ON to QEMU's firmware (SMC from EL2); the guest's own PSCI
+//! CPU_ON then starts its vCPU 1 there. vCPU `i` only ever runs on core `i`.
+//!
+//! Used by the `smp` test scenario and by Linux in interrupt-passthrough mode.
 
 use arm_vcpu::smccc::ret;
 use arm_vcpu::{
@@ -23,6 +25,31 @@ enum Power {
     OnPending = 2,
 }
 
+/// What runs in the VM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuestKind {
+    /// One of our test guests: the test protocol's hypercalls, the emulated console,
+    /// the run ends with EXIT.
+    TestGuest,
+    /// An operating system: the run ends with PSCI SYSTEM_OFF (or SYSTEM_RESET);
+    /// unknown MMIO reads as zero and ignores writes.
+    Os,
+}
+
+/// A VM to run on two cores.
+pub struct TwoCoreVm {
+    /// Its memory (lives for the whole run).
+    pub mem: &'static GuestMemory,
+    /// vCPU 0's entry point.
+    pub entry: u64,
+    /// x0 at entry (the DTB IPA), x1 at entry.
+    pub x0: u64,
+    pub x1: u64,
+    /// The vCPUs' setup.
+    pub setup: Aarch64VCpuSetupConfig,
+    pub kind: GuestKind,
+}
+
 /// What the two cores share (behind one lock).
 struct Shared {
     power: [Power; 2],
@@ -32,8 +59,11 @@ struct Shared {
     vcpu1: Option<Aarch64VCpu>,
     /// Physical core (MPIDR affinity) each vCPU last ran on.
     ran_on: [Option<u64>; 2],
-    /// `RAM` lookups for CPU_ON entry checks: [start, end) of guest RAM in IPA space.
+    /// [start, end) of guest RAM (IPA), for CPU_ON entry checks.
     ram: (u64, u64),
+    kind: GuestKind,
+    /// Exit counts of vCPU 1 (added to vCPU 0's at the end).
+    stats1: ExitStats,
 }
 
 static SHARED: Mutex<Option<Shared>> = Mutex::new(None);
@@ -47,14 +77,40 @@ extern "C" {
     fn secondary_start();
 }
 
-/// Core 0: builds the VM, starts core 1, runs vCPU 0 until the guest's EXIT.
+/// The `smp` test scenario: the test guest in the staging area, on two cores.
 pub fn run_smp(iters: u64) -> (Verdict, ExitStats) {
+    let built = (|| {
+        let mem: &'static GuestMemory = alloc::boxed::Box::leak(alloc::boxed::Box::new(
+            GuestMemory::new().map_err(|_| "stage-2 mapping failed")?,
+        ));
+        let entry =
+            loader::load_elf(loader::staging(), mem).map_err(|_| "cannot load the guest image")?;
+        Ok(TwoCoreVm {
+            mem,
+            entry,
+            x0: 0,
+            x1: iters,
+            setup: Aarch64VCpuSetupConfig::default(),
+            kind: GuestKind::TestGuest,
+        })
+    })();
+    match built {
+        Ok(vm) => run_two_cores(vm),
+        Err(e) => (Err(e), ExitStats::default()),
+    }
+}
+
+/// Core 0: starts core 1 and runs vCPU 0 until the guest's end.
+pub fn run_two_cores(vm: TwoCoreVm) -> (Verdict, ExitStats) {
     let mut stats = ExitStats::default();
-    let v = run(iters, &mut stats);
+    let v = run(vm, &mut stats);
+    if let Some(s1) = with_shared(|s| s.stats1) {
+        stats.add(&s1);
+    }
     (v, stats)
 }
 
-fn run(iters: u64, stats: &mut ExitStats) -> Verdict {
+fn run(vm: TwoCoreVm, stats: &mut ExitStats) -> Verdict {
     if !arm_vcpu::has_hardware_support() {
         return Err("no EL2 virtualization support");
     }
@@ -62,44 +118,37 @@ fn run(iters: u64, stats: &mut ExitStats) -> Verdict {
     percpu
         .hardware_enable()
         .map_err(|_| "hardware_enable failed")?;
-    // The VM's memory lives for the whole run (the hypervisor ends with it).
-    let mem: &'static GuestMemory = alloc::boxed::Box::leak(alloc::boxed::Box::new(
-        GuestMemory::new().map_err(|_| "stage-2 mapping failed")?,
-    ));
-    let entry =
-        loader::load_elf(loader::staging(), mem).map_err(|_| "cannot load the guest image")?;
     let stage2 = Stage2Config {
-        root_pa: mem.root_pa(),
+        root_pa: vm.mem.root_pa(),
         vmid: 1,
         ipa_bits: memory::IPA_BITS,
         root_level: memory::ROOT_LEVEL,
     };
+    // The VM's virtual count starts near 0; both vCPUs share the offset.
     let cntvoff_el2 = arm_vcpu::physical_count();
-    let mut vcpus = [0u64, 1].map(|i| {
+    let make = |i: u64| -> Result<Aarch64VCpu, arm_vcpu::VCpuError> {
         let mut v = Aarch64VCpu::new(Aarch64VCpuCreateConfig {
             mpidr_el1: i,
             cntvoff_el2,
+            dtb_addr: vm.x0,
             ..Default::default()
         })?;
-        v.setup(Aarch64VCpuSetupConfig::default())?;
+        v.setup(vm.setup)?;
         v.set_stage2_root(stage2)?;
-        v.set_entry(entry)?;
-        Ok::<_, arm_vcpu::VCpuError>(v)
-    });
-    let [v0, v1] = &mut vcpus;
-    let mut vcpu0 =
-        core::mem::replace(v0, Err(arm_vcpu::VCpuError::NotBound)).map_err(|_| "vcpu 0")?;
-    let vcpu1 = core::mem::replace(v1, Err(arm_vcpu::VCpuError::NotBound)).map_err(|_| "vcpu 1")?;
-    vcpu0.set_gpr(1, iters).map_err(|_| "x1")?;
+        v.set_entry(vm.entry)?;
+        Ok(v)
+    };
+    let mut vcpu0 = make(0).map_err(|_| "vcpu 0")?;
+    let vcpu1 = make(1).map_err(|_| "vcpu 1")?;
+    vcpu0.set_gpr(1, vm.x1).map_err(|_| "x1")?;
     *SHARED.lock() = Some(Shared {
         power: [Power::On, Power::Off],
         start: None,
         vcpu1: Some(vcpu1),
         ran_on: [None, None],
-        ram: (
-            memory::GUEST_RAM_IPA,
-            memory::GUEST_RAM_IPA + memory::GUEST_RAM_SIZE,
-        ),
+        ram: vm.mem.ram_range(),
+        kind: vm.kind,
+        stats1: ExitStats::default(),
     });
 
     // Start physical core 1 (QEMU's PSCI firmware, SMC conduit).
@@ -111,7 +160,7 @@ fn run(iters: u64, stats: &mut ExitStats) -> Verdict {
     vcpu0.bind(&mut percpu).map_err(|_| "bind")?;
     with_shared(|s| s.ran_on[0] = Some(current_mpidr()));
     let verdict = loop {
-        match step(0, &mut vcpu0, stats) {
+        match step(0, vm.kind, &mut vcpu0, stats) {
             Step::Continue => {}
             Step::Off => break Err("vCPU 0 turned itself off"),
             Step::Exit(failures) => {
@@ -122,7 +171,7 @@ fn run(iters: u64, stats: &mut ExitStats) -> Verdict {
                 );
                 break if failures != 0 {
                     Err("guest checks failed")
-                } else if ran_on[1] != Some(1) {
+                } else if vm.kind == GuestKind::TestGuest && ran_on[1] != Some(1) {
                     Err("vCPU 1 did not run on physical core 1")
                 } else {
                     Ok(())
@@ -144,12 +193,11 @@ pub fn secondary(index: u64) -> ! {
         park();
     }
     info!("core {} online (MPIDR {:#x})", index, current_mpidr());
-    let mut stats = ExitStats::default();
     loop {
         // Wait for a CPU_ON of vCPU 1.
-        let (mut vcpu, entry, ctx) = loop {
+        let (mut vcpu, entry, ctx, kind) = loop {
             let got = with_shared(|s| match (s.power[1], s.start) {
-                (Power::OnPending, Some((e, c))) => s.vcpu1.take().map(|v| (v, e, c)),
+                (Power::OnPending, Some((e, c))) => s.vcpu1.take().map(|v| (v, e, c, s.kind)),
                 _ => None,
             })
             .flatten();
@@ -168,8 +216,9 @@ pub fn secondary(index: u64) -> ! {
             error!("core {}: cannot start vCPU 1", index);
             park();
         }
+        let mut stats = ExitStats::default();
         loop {
-            match step(1, &mut vcpu, &mut stats) {
+            match step(1, kind, &mut vcpu, &mut stats) {
                 Step::Continue => {}
                 Step::Off => break,
                 Step::Exit(_) | Step::Fail(_) => {
@@ -184,6 +233,7 @@ pub fn secondary(index: u64) -> ! {
         with_shared(|s| {
             s.vcpu1 = Some(vcpu);
             s.power[1] = Power::Off;
+            s.stats1.add(&stats);
         });
     }
 }
@@ -192,15 +242,16 @@ enum Step {
     Continue,
     /// The vCPU called CPU_OFF.
     Off,
-    /// EXIT(failures) from the guest.
+    /// The guest ended: EXIT(failures), or SYSTEM_OFF (0) for an OS.
     Exit(u64),
     Fail(&'static str),
 }
 
 /// Runs `vcpu` (number `me`) to its next exit and handles it.
-fn step(me: usize, vcpu: &mut Aarch64VCpu, stats: &mut ExitStats) -> Step {
+fn step(me: usize, kind: GuestKind, vcpu: &mut Aarch64VCpu, stats: &mut ExitStats) -> Step {
+    let console = CONSOLE_IPA..CONSOLE_IPA + 0x1000;
     match vcpu.run() {
-        Ok(VmExit::Hypercall { imm: 0, ref args }) => {
+        Ok(VmExit::Hypercall { imm: 0, ref args }) if kind == GuestKind::TestGuest => {
             stats.hypercall += 1;
             match args[0] {
                 hvc::NULL => vcpu.set_return_value(0),
@@ -210,18 +261,50 @@ fn step(me: usize, vcpu: &mut Aarch64VCpu, stats: &mut ExitStats) -> Step {
             }
             Step::Continue
         }
-        Ok(VmExit::MmioRead { addr, .. })
-            if (CONSOLE_IPA..CONSOLE_IPA + 0x1000).contains(&addr) =>
-        {
+        Ok(VmExit::Hypercall { .. }) => {
+            // Not a call the crate answers (PSCI/SMCCC): NOT_SUPPORTED.
+            stats.hypercall += 1;
+            vcpu.set_return_value(u64::MAX);
+            Step::Continue
+        }
+        Ok(VmExit::MmioRead { addr, .. }) => {
+            stats.mmio_read += 1;
+            if kind == GuestKind::TestGuest && !console.contains(&addr) {
+                error!("vCPU {}: read of unbacked IPA {:#x}", me, addr);
+                return Step::Fail("access to an address no device serves");
+            }
+            // The console's FR (TX never full); for an OS, unknown MMIO reads as zero.
             match vcpu.complete_mmio_read(0) {
                 Ok(()) => Step::Continue,
                 Err(_) => Step::Fail("complete_mmio_read"),
             }
         }
-        Ok(VmExit::MmioWrite { addr, data, .. })
-            if (CONSOLE_IPA..CONSOLE_IPA + 0x1000).contains(&addr) =>
-        {
-            devices::console_write(addr - CONSOLE_IPA, data);
+        Ok(VmExit::MmioWrite { addr, data, .. }) => {
+            stats.mmio_write += 1;
+            if console.contains(&addr) {
+                devices::console_write(addr - CONSOLE_IPA, data);
+            } else if kind == GuestKind::TestGuest {
+                error!("vCPU {}: write to unbacked IPA {:#x}", me, addr);
+                return Step::Fail("access to an address no device serves");
+            }
+            Step::Continue
+        }
+        Ok(VmExit::DataAbort { va, write, .. }) if kind == GuestKind::Os => {
+            stats.abort += 1;
+            match vcpu.inject_data_abort(va, write) {
+                Ok(()) => Step::Continue,
+                Err(_) => Step::Fail("inject_data_abort"),
+            }
+        }
+        Ok(VmExit::InstructionAbort { va, .. }) if kind == GuestKind::Os => {
+            stats.abort += 1;
+            match vcpu.inject_instruction_abort(va) {
+                Ok(()) => Step::Continue,
+                Err(_) => Step::Fail("inject_instruction_abort"),
+            }
+        }
+        Ok(VmExit::WaitForInterrupt | VmExit::WaitForEvent) => {
+            stats.wfx += 1;
             Step::Continue
         }
         Ok(VmExit::Psci { request, .. }) => {
@@ -253,6 +336,10 @@ fn step(me: usize, vcpu: &mut Aarch64VCpu, stats: &mut ExitStats) -> Step {
                 })
                 .unwrap_or(ret::INTERNAL_FAILURE),
                 PsciRequest::CpuSuspend { .. } => ret::SUCCESS,
+                PsciRequest::SystemOff | PsciRequest::SystemReset if kind == GuestKind::Os => {
+                    info!("vCPU {}: PSCI {:?}", me, request);
+                    return Step::Exit(0);
+                }
                 PsciRequest::SystemOff | PsciRequest::SystemReset => {
                     return Step::Fail("unexpected SYSTEM_OFF/RESET")
                 }

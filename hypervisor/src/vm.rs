@@ -46,6 +46,24 @@ pub struct ExitStats {
     pub testdev: u64,
 }
 
+impl ExitStats {
+    /// Adds another set of counts (e.g. another core's).
+    pub fn add(&mut self, o: &ExitStats) {
+        self.hypercall += o.hypercall;
+        self.psci += o.psci;
+        self.mmio_read += o.mmio_read;
+        self.mmio_write += o.mmio_write;
+        self.sysreg += o.sysreg;
+        self.abort += o.abort;
+        self.wfx += o.wfx;
+        self.irq += o.irq;
+        self.sgi += o.sgi;
+        self.other += o.other;
+        self.console += o.console;
+        self.testdev += o.testdev;
+    }
+}
+
 /// PSCI power state of a vCPU, as AFFINITY_INFO reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Power {

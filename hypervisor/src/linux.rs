@@ -1,0 +1,214 @@
+//! Linux as a guest: loads the kernel `Image` and the initramfs that QEMU's loader
+//! staged, writes the guest's device tree, and runs two vCPUs on two physical cores.
+//!
+//! Interrupt-passthrough mode: the guest owns the physical GIC (distributor and
+//! redistributors mapped at stage 2, `ICC_*` registers direct) and the PL011, so
+//! interrupts never exit; one vCPU per physical core.
+//!
+//! Guest memory (IPA): RAM 0x4000_0000 + 1 GiB; the kernel 2 MiB above its start,
+//! the initramfs at 0x4800_0000, the DTB at 0x4f00_0000.
+
+use alloc::vec::Vec;
+
+use arm_vcpu::Aarch64VCpuSetupConfig;
+use log::{error, info};
+use vm_fdt::FdtWriter;
+
+use crate::loader;
+use crate::memory::GuestMemory;
+use crate::smp::{run_two_cores, GuestKind, TwoCoreVm};
+use crate::vm::ExitStats;
+
+/// Host-physical RAM of the Linux VM (QEMU `-m 2G`: RAM ends at 0xC000_0000).
+const RAM_PA: u64 = 0x6000_0000;
+const RAM_SIZE: u64 = 0x4000_0000;
+const RAM_IPA: u64 = 0x4000_0000;
+/// Where the kernel goes: the 2 MiB-aligned base above the start of RAM.
+const KERNEL_BASE_IPA: u64 = RAM_IPA + 0x20_0000;
+const INITRD_IPA: u64 = 0x4800_0000;
+const DTB_IPA: u64 = 0x4f00_0000;
+/// Staging (QEMU `-device loader`): the Image at the usual staging address, the
+/// initramfs higher up.
+const INITRD_STAGING_PA: u64 = 0x4e00_0000;
+const INITRD_MAX: u64 = 0x0200_0000;
+
+/// QEMU virt's devices the guest gets directly.
+const GICD: (u64, u64) = (0x0800_0000, 0x1_0000);
+/// Redistributors of two CPUs (128 KiB each).
+const GICR: (u64, u64) = (0x080a_0000, 0x4_0000);
+const UART: (u64, u64) = (0x0900_0000, 0x1000);
+
+/// Options from the bootargs.
+pub struct LinuxArgs {
+    pub initrd_size: u64,
+    pub autotest: bool,
+}
+
+type Verdict = Result<(), &'static str>;
+
+/// Boots Linux; the run ends when it powers the VM off.
+pub fn run(args: &LinuxArgs) -> (Verdict, ExitStats) {
+    match build(args) {
+        Ok(vm) => run_two_cores(vm),
+        Err(e) => (Err(e), ExitStats::default()),
+    }
+}
+
+fn build(args: &LinuxArgs) -> Result<TwoCoreVm, &'static str> {
+    let mut mem = GuestMemory::at(RAM_PA, RAM_SIZE).map_err(|_| "stage-2 mapping failed")?;
+    for (pa, size) in [GICD, GICR, UART] {
+        mem.map_device(pa, size)
+            .map_err(|_| "stage-2 device mapping failed")?;
+    }
+    let mem: &'static GuestMemory = alloc::boxed::Box::leak(alloc::boxed::Box::new(mem));
+
+    let staging = loader::staging();
+    let header = loader::linux_header(staging).map_err(|e| {
+        error!("kernel: {:?}", e);
+        "no Linux Image in the staging area"
+    })?;
+    let entry = KERNEL_BASE_IPA + header.text_offset;
+    let image_len = header
+        .image_size
+        .min(INITRD_STAGING_PA - loader::STAGING_PA) as usize;
+    loader::copy_to_guest(mem, entry, &staging[..image_len]).map_err(|_| "kernel does not fit")?;
+    if entry + header.image_size > INITRD_IPA {
+        return Err("kernel overlaps the initramfs");
+    }
+
+    if args.initrd_size == 0 || args.initrd_size > INITRD_MAX {
+        return Err("initrd_size= missing or too large");
+    }
+    // SAFETY: the initramfs staging region is RAM QEMU's loader filled; the hypervisor
+    // only reads it.
+    let initrd = unsafe {
+        core::slice::from_raw_parts(INITRD_STAGING_PA as *const u8, args.initrd_size as usize)
+    };
+    loader::copy_to_guest(mem, INITRD_IPA, initrd).map_err(|_| "initramfs does not fit")?;
+
+    let dtb = device_tree(args).map_err(|_| "device tree")?;
+    loader::copy_to_guest(mem, DTB_IPA, &dtb).map_err(|_| "device tree does not fit")?;
+    info!(
+        "Linux: Image {:#x} bytes at {:#x}, initramfs {:#x} bytes at {:#x}, DTB {} bytes at {:#x}",
+        header.image_size,
+        entry,
+        args.initrd_size,
+        INITRD_IPA,
+        dtb.len(),
+        DTB_IPA
+    );
+    Ok(TwoCoreVm {
+        mem,
+        entry,
+        x0: DTB_IPA,
+        x1: 0,
+        setup: Aarch64VCpuSetupConfig {
+            passthrough_interrupt: true,
+            passthrough_timer: true,
+            ..Default::default()
+        },
+        kind: GuestKind::Os,
+    })
+}
+
+const GIC_PHANDLE: u32 = 1;
+const CLOCK_PHANDLE: u32 = 2;
+/// Interrupt specifier cells: type (0 SPI, 1 PPI), number, flags (4 = level high).
+const PPI: u32 = 1;
+const SPI: u32 = 0;
+const LEVEL_HIGH: u32 = 4;
+
+/// The guest's device tree: memory, two CPUs (PSCI), PSCI over HVC (answered by
+/// arm_vcpu), GICv3, the generic timer, a fixed clock, the PL011, /chosen.
+fn device_tree(args: &LinuxArgs) -> Result<Vec<u8>, vm_fdt::Error> {
+    let mut fdt = FdtWriter::new()?;
+    let root = fdt.begin_node("")?;
+    fdt.property_string("compatible", "linux,dummy-virt")?;
+    fdt.property_u32("#address-cells", 2)?;
+    fdt.property_u32("#size-cells", 2)?;
+    fdt.property_u32("interrupt-parent", GIC_PHANDLE)?;
+
+    let chosen = fdt.begin_node("chosen")?;
+    let mut bootargs =
+        alloc::string::String::from("console=ttyAMA0 earlycon=pl011,0x9000000 rdinit=/init");
+    if args.autotest {
+        bootargs.push_str(" autotest");
+    }
+    fdt.property_string("bootargs", &bootargs)?;
+    fdt.property_string("stdout-path", "/pl011@9000000")?;
+    fdt.property_u64("linux,initrd-start", INITRD_IPA)?;
+    fdt.property_u64("linux,initrd-end", INITRD_IPA + args.initrd_size)?;
+    fdt.end_node(chosen)?;
+
+    let memory = fdt.begin_node("memory@40000000")?;
+    fdt.property_string("device_type", "memory")?;
+    fdt.property_array_u64("reg", &[RAM_IPA, RAM_SIZE])?;
+    fdt.end_node(memory)?;
+
+    let cpus = fdt.begin_node("cpus")?;
+    fdt.property_u32("#address-cells", 1)?;
+    fdt.property_u32("#size-cells", 0)?;
+    for i in 0..2u32 {
+        let cpu = fdt.begin_node(&alloc::format!("cpu@{i}"))?;
+        fdt.property_string("device_type", "cpu")?;
+        fdt.property_string("compatible", "arm,armv8")?;
+        fdt.property_u32("reg", i)?;
+        fdt.property_string("enable-method", "psci")?;
+        fdt.end_node(cpu)?;
+    }
+    fdt.end_node(cpus)?;
+
+    let psci = fdt.begin_node("psci")?;
+    fdt.property_string_list(
+        "compatible",
+        alloc::vec!["arm,psci-1.0".into(), "arm,psci-0.2".into()],
+    )?;
+    fdt.property_string("method", "hvc")?;
+    fdt.end_node(psci)?;
+
+    let gic = fdt.begin_node("intc@8000000")?;
+    fdt.property_string("compatible", "arm,gic-v3")?;
+    fdt.property_u32("#interrupt-cells", 3)?;
+    fdt.property_null("interrupt-controller")?;
+    fdt.property_array_u64("reg", &[GICD.0, GICD.1, GICR.0, GICR.1])?;
+    fdt.property_array_u32("interrupts", &[PPI, 9, LEVEL_HIGH])?;
+    fdt.property_phandle(GIC_PHANDLE)?;
+    fdt.end_node(gic)?;
+
+    let timer = fdt.begin_node("timer")?;
+    fdt.property_string("compatible", "arm,armv8-timer")?;
+    // Secure physical, non-secure physical, virtual, hypervisor timer PPIs.
+    fdt.property_array_u32(
+        "interrupts",
+        &[
+            PPI, 13, LEVEL_HIGH, PPI, 14, LEVEL_HIGH, PPI, 11, LEVEL_HIGH, PPI, 10, LEVEL_HIGH,
+        ],
+    )?;
+    fdt.property_null("always-on")?;
+    fdt.end_node(timer)?;
+
+    let clk = fdt.begin_node("apb-pclk")?;
+    fdt.property_string("compatible", "fixed-clock")?;
+    fdt.property_u32("#clock-cells", 0)?;
+    fdt.property_u32("clock-frequency", 24_000_000)?;
+    fdt.property_string("clock-output-names", "clk24mhz")?;
+    fdt.property_phandle(CLOCK_PHANDLE)?;
+    fdt.end_node(clk)?;
+
+    let uart = fdt.begin_node("pl011@9000000")?;
+    fdt.property_string_list(
+        "compatible",
+        alloc::vec!["arm,pl011".into(), "arm,primecell".into()],
+    )?;
+    fdt.property_array_u64("reg", &[UART.0, UART.1])?;
+    fdt.property_array_u32("interrupts", &[SPI, 1, LEVEL_HIGH])?;
+    fdt.property_array_u32("clocks", &[CLOCK_PHANDLE, CLOCK_PHANDLE])?;
+    fdt.property_string_list(
+        "clock-names",
+        alloc::vec!["uartclk".into(), "apb_pclk".into()],
+    )?;
+    fdt.end_node(uart)?;
+
+    fdt.end_node(root)?;
+    fdt.finish()
+}
