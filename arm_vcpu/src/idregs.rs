@@ -70,7 +70,8 @@ const fn f(lsb: u32) -> u64 {
 /// * ZFR0, SMFR0: all (SVE and SME are trapped: CPTR_EL2.TZ/TSM).
 /// * DFR0: TraceVer [7:4], PMUVer [11:8] (PMU accesses trap), PMSVer [35:32] (SPE),
 ///   TraceFilt [43:40], TraceBuffer [47:44] (TRBE), BRBE [55:52].
-/// * MMFR1: VH [11:8] (no EL2 in the guest), LO [19:16] (LORegions trap: TLOR).
+/// * MMFR1: VH [11:8] (no EL2 in the guest), LO [19:16] (LORegions trap: TLOR),
+///   HCX [43:40] (HCRX_EL2 is an EL2 register).
 /// * MMFR2: NV [27:24].
 /// * The AArch32 views of the same features: ID_PFR0 AMU [23:20], RAS [31:28];
 ///   ID_PFR1 Virtualization [15:12], Virt_frac [27:24]; ID_DFR0 CopTrc [15:12],
@@ -88,7 +89,7 @@ const HIDDEN: [(usize, u64); 12] = [
     (ID_AA64ZFR0, u64::MAX),
     (ID_AA64SMFR0, u64::MAX),
     (ID_AA64DFR0, f(4) | f(8) | f(32) | f(40) | f(44) | f(52)),
-    (ID_AA64MMFR1, f(8) | f(16)),
+        (ID_AA64MMFR1, f(8) | f(16) | f(40)),
     (ID_AA64MMFR2, f(24)),
     (ID_PFR0, f(20) | f(28)),
     (ID_PFR1, f(12) | f(24)),
@@ -133,7 +134,12 @@ impl IdRegisters {
                 _ => break,
             }
         }
-        regs[ID_AA64MMFR0] = (regs[ID_AA64MMFR0] & !0xf) | pa as u64;
+                regs[ID_AA64MMFR0] = (regs[ID_AA64MMFR0] & !0xf) | pa as u64;
+        // ID_AA64PFR0_EL1.EL1 [7:4]: HCR_EL2.RW = 1 makes EL1 AArch64-only (0b0001),
+        // whatever the CPU could do.
+        if (regs[ID_AA64PFR0] >> 4) & 0xf > 1 {
+            regs[ID_AA64PFR0] = (regs[ID_AA64PFR0] & !0xf0) | 0x10;
+        }
         let mut i = 0;
         while i < HIDDEN.len() {
             regs[HIDDEN[i].0] &= !HIDDEN[i].1;
