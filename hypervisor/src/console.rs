@@ -20,6 +20,18 @@ pub fn putc(c: u8) {
     }
 }
 
+/// A byte from the real UART's receive FIFO, if one is waiting (UARTFR.RXFE clear).
+pub fn try_getc() -> Option<u8> {
+    const FR_RXFE: u32 = 1 << 4;
+    // SAFETY: PL011 registers of QEMU virt, Device memory; reading DR pops one byte.
+    unsafe {
+        if core::ptr::read_volatile((UART_BASE + UARTFR) as *const u32) & FR_RXFE != 0 {
+            return None;
+        }
+        Some(core::ptr::read_volatile(UART_BASE as *const u32) as u8)
+    }
+}
+
 struct Uart;
 
 impl Write for Uart {

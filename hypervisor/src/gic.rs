@@ -62,6 +62,15 @@ pub fn init() {
     }
 }
 
+/// Sets (`true`) or clears the pending state of SPI `intid` in the distributor
+/// (GICD_ISPENDR<n> / GICD_ICPENDR<n>): the level of an emulated device's interrupt line
+/// when the guest owns the physical GIC.
+pub fn set_spi_pending(intid: u32, pending: bool) {
+    let n = (intid / 32) as usize;
+    let base = if pending { 0x200 } else { 0x280 };
+    w32(GICD + base + 4 * n, 1 << (intid % 32));
+}
+
 /// Acknowledges the highest-priority pending group-1 interrupt (ICC_IAR1_EL1).
 pub fn ack() -> u32 {
     let v: u64;

@@ -14,6 +14,7 @@ mod linux;
 mod loader;
 mod memory;
 mod multivm;
+mod pl011;
 mod scenario;
 mod smp;
 mod vm;

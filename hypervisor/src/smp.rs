@@ -15,6 +15,7 @@ use spin::Mutex;
 use crate::devices::{self, CONSOLE_IPA};
 use crate::loader;
 use crate::memory::{self, GuestMemory};
+use crate::pl011::Pl011;
 use crate::vm::{hvc, ExitStats};
 
 /// PSCI power state of a vCPU.
@@ -64,7 +65,14 @@ struct Shared {
     kind: GuestKind,
     /// Exit counts of vCPU 1 (added to vCPU 0's at the end).
     stats1: ExitStats,
+    /// The emulated console of an OS guest.
+    uart: Pl011,
+    /// The level last written to the distributor for the UART's interrupt.
+    uart_irq: bool,
 }
+
+/// The emulated console's SPI (PL011 on QEMU virt: SPI 1).
+const UART_INTID: u32 = 33;
 
 static SHARED: Mutex<Option<Shared>> = Mutex::new(None);
 
@@ -149,6 +157,8 @@ fn run(vm: TwoCoreVm, stats: &mut ExitStats) -> Verdict {
         ram: vm.mem.ram_range(),
         kind: vm.kind,
         stats1: ExitStats::default(),
+        uart: Pl011::default(),
+        uart_irq: false,
     });
 
     // Start physical core 1 (QEMU's PSCI firmware, SMC conduit).
@@ -250,7 +260,33 @@ enum Step {
 /// Runs `vcpu` (number `me`) to its next exit and handles it.
 fn step(me: usize, kind: GuestKind, vcpu: &mut Aarch64VCpu, stats: &mut ExitStats) -> Step {
     let console = CONSOLE_IPA..CONSOLE_IPA + 0x1000;
-    match vcpu.run() {
+    let exit = vcpu.run();
+    if kind == GuestKind::Os {
+        // Every exit polls the real UART for input (idle vCPUs exit on WFI).
+        uart_poll();
+    }
+    match exit {
+        Ok(VmExit::MmioRead { addr, .. }) if kind == GuestKind::Os && console.contains(&addr) => {
+            stats.mmio_read += 1;
+            stats.console += 1;
+            let v = with_shared(|s| s.uart.read(addr - CONSOLE_IPA)).unwrap_or(0);
+            uart_update_irq();
+            match vcpu.complete_mmio_read(v as u64) {
+                Ok(()) => Step::Continue,
+                Err(_) => Step::Fail("complete_mmio_read"),
+            }
+        }
+        Ok(VmExit::MmioWrite { addr, data, .. })
+            if kind == GuestKind::Os && console.contains(&addr) =>
+        {
+            stats.mmio_write += 1;
+            stats.console += 1;
+            if let Some(Some(b)) = with_shared(|s| s.uart.write(addr - CONSOLE_IPA, data as u32)) {
+                crate::console::putc(b);
+            }
+            uart_update_irq();
+            Step::Continue
+        }
         Ok(VmExit::Hypercall { imm: 0, ref args }) if kind == GuestKind::TestGuest => {
             stats.hypercall += 1;
             match args[0] {
@@ -363,6 +399,42 @@ fn step(me: usize, kind: GuestKind, vcpu: &mut Aarch64VCpu, stats: &mut ExitStat
             error!("vCPU {}: run: {}", me, e);
             Step::Fail("run() returned an error")
         }
+    }
+}
+
+/// Moves bytes waiting on the real UART into the emulated one's receive FIFO.
+fn uart_poll() {
+    let got = with_shared(|s| {
+        let mut any = false;
+        while s.uart.can_receive() {
+            match crate::console::try_getc() {
+                Some(b) => {
+                    s.uart.receive(b);
+                    any = true;
+                }
+                None => break,
+            }
+        }
+        any
+    });
+    if got == Some(true) {
+        uart_update_irq();
+    }
+}
+
+/// Reflects the emulated UART's interrupt line into the physical distributor, which
+/// the guest owns in passthrough mode: pending while the line is high.
+fn uart_update_irq() {
+    let change = with_shared(|s| {
+        let level = s.uart.irq_level();
+        // Re-assert while high: an acknowledge clears a software-set pending state.
+        let changed = level || level != s.uart_irq;
+        s.uart_irq = level;
+        changed.then_some(level)
+    })
+    .flatten();
+    if let Some(level) = change {
+        crate::gic::set_spi_pending(UART_INTID, level);
     }
 }
 
