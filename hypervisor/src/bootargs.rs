@@ -10,6 +10,8 @@ pub struct BootArgs<'a> {
     pub seed: u64,
     /// Size of the staged initramfs (`initrd_size=`, Linux).
     pub initrd_size: u64,
+    /// Size of a staged raw image that has no header giving it (`image_size=`, U-Boot).
+    pub image_size: u64,
     /// Linux runs its self-checks and powers off (`autotest=1`).
     pub autotest: bool,
     /// Interrupt mode for Linux (`mode=passthrough|virtual`).
@@ -24,6 +26,7 @@ impl<'a> BootArgs<'a> {
             iters: 100,
             seed: 1,
             initrd_size: 0,
+            image_size: 0,
             autotest: false,
             mode: "passthrough",
         };
@@ -37,6 +40,10 @@ impl<'a> BootArgs<'a> {
             } else if let Some(v) = word.strip_prefix("initrd_size=") {
                 if let Ok(n) = v.parse() {
                     args.initrd_size = n;
+                }
+            } else if let Some(v) = word.strip_prefix("image_size=") {
+                if let Ok(n) = v.parse() {
+                    args.image_size = n;
                 }
             } else if let Some(v) = word.strip_prefix("autotest=") {
                 args.autotest = v == "1";

@@ -45,6 +45,72 @@ pub struct LinuxArgs {
     pub autotest: bool,
 }
 
+/// Where U-Boot goes (it is position independent and relocates itself to the top of
+/// RAM) and where it expects its device tree: exactly the start of RAM.
+const UBOOT_IPA: u64 = RAM_IPA + 0x20_0000;
+const UBOOT_DTB_IPA: u64 = RAM_IPA;
+const UBOOT_MAX: u64 = 0x40_0000;
+
+/// Boots U-Boot (`u-boot.bin` of Debian's u-boot-qemu, `image_size` bytes staged) with a
+/// `/config` node whose `bootcmd` is `bootcmd`; the run ends when it powers off.
+pub fn run_uboot(image_size: u64, bootcmd: &str) -> (Verdict, ExitStats) {
+    match build_uboot(image_size, bootcmd) {
+        Ok(vm) => run_two_cores(vm),
+        Err(e) => (Err(e), ExitStats::default()),
+    }
+}
+
+fn build_uboot(image_size: u64, bootcmd: &str) -> Result<TwoCoreVm, &'static str> {
+    let mut mem = GuestMemory::at(RAM_PA, RAM_SIZE).map_err(|_| "stage-2 mapping failed")?;
+    for (pa, size) in [GICD, GICR] {
+        mem.map_device(pa, size)
+            .map_err(|_| "stage-2 device mapping failed")?;
+    }
+    let mem: &'static GuestMemory = alloc::boxed::Box::leak(alloc::boxed::Box::new(mem));
+    if image_size == 0 || image_size > UBOOT_MAX {
+        return Err("image_size= missing or too large for U-Boot");
+    }
+    loader::copy_to_guest(mem, UBOOT_IPA, &loader::staging()[..image_size as usize])
+        .map_err(|_| "U-Boot does not fit")?;
+    let dtb = device_tree(&DtOptions {
+        bootargs: None,
+        initrd: None,
+        bootcmd: Some(bootcmd),
+    })
+    .map_err(|_| "device tree")?;
+    loader::copy_to_guest(mem, UBOOT_DTB_IPA, &dtb).map_err(|_| "device tree does not fit")?;
+    info!(
+        "U-Boot: {:#x} bytes at {:#x}, DTB {} bytes at {:#x}",
+        image_size,
+        UBOOT_IPA,
+        dtb.len(),
+        UBOOT_DTB_IPA
+    );
+    Ok(TwoCoreVm {
+        mem,
+        entry: UBOOT_IPA,
+        x0: UBOOT_DTB_IPA,
+        x1: 0,
+        setup: Aarch64VCpuSetupConfig {
+            passthrough_interrupt: true,
+            passthrough_timer: true,
+            trap_wfi: true,
+            ..Default::default()
+        },
+        kind: GuestKind::Os,
+    })
+}
+
+/// What goes into a device tree besides the machine.
+struct DtOptions<'a> {
+    /// `/chosen/bootargs`.
+    bootargs: Option<&'a str>,
+    /// `/chosen/linux,initrd-start` and `-end`.
+    initrd: Option<(u64, u64)>,
+    /// `/config/bootcmd` (with `bootdelay = <0>`), for U-Boot.
+    bootcmd: Option<&'a str>,
+}
+
 type Verdict = Result<(), &'static str>;
 
 /// Boots Linux; the run ends when it powers the VM off.
@@ -88,7 +154,17 @@ fn build(args: &LinuxArgs) -> Result<TwoCoreVm, &'static str> {
     };
     loader::copy_to_guest(mem, INITRD_IPA, initrd).map_err(|_| "initramfs does not fit")?;
 
-    let dtb = device_tree(args).map_err(|_| "device tree")?;
+    let mut bootargs =
+        alloc::string::String::from("console=ttyAMA0 earlycon=pl011,0x9000000 rdinit=/init");
+    if args.autotest {
+        bootargs.push_str(" autotest");
+    }
+    let dtb = device_tree(&DtOptions {
+        bootargs: Some(&bootargs),
+        initrd: Some((INITRD_IPA, INITRD_IPA + args.initrd_size)),
+        bootcmd: None,
+    })
+    .map_err(|_| "device tree")?;
     loader::copy_to_guest(mem, DTB_IPA, &dtb).map_err(|_| "device tree does not fit")?;
     info!(
         "Linux: Image {:#x} bytes at {:#x}, initramfs {:#x} bytes at {:#x}, DTB {} bytes at {:#x}",
@@ -124,7 +200,7 @@ const LEVEL_HIGH: u32 = 4;
 
 /// The guest's device tree: memory, two CPUs (PSCI), PSCI over HVC (answered by
 /// arm_vcpu), GICv3, the generic timer, a fixed clock, the PL011, /chosen.
-fn device_tree(args: &LinuxArgs) -> Result<Vec<u8>, vm_fdt::Error> {
+fn device_tree(opts: &DtOptions) -> Result<Vec<u8>, vm_fdt::Error> {
     let mut fdt = FdtWriter::new()?;
     let root = fdt.begin_node("")?;
     fdt.property_string("compatible", "linux,dummy-virt")?;
@@ -133,16 +209,22 @@ fn device_tree(args: &LinuxArgs) -> Result<Vec<u8>, vm_fdt::Error> {
     fdt.property_u32("interrupt-parent", GIC_PHANDLE)?;
 
     let chosen = fdt.begin_node("chosen")?;
-    let mut bootargs =
-        alloc::string::String::from("console=ttyAMA0 earlycon=pl011,0x9000000 rdinit=/init");
-    if args.autotest {
-        bootargs.push_str(" autotest");
+    if let Some(b) = opts.bootargs {
+        fdt.property_string("bootargs", b)?;
     }
-    fdt.property_string("bootargs", &bootargs)?;
     fdt.property_string("stdout-path", "/pl011@9000000")?;
-    fdt.property_u64("linux,initrd-start", INITRD_IPA)?;
-    fdt.property_u64("linux,initrd-end", INITRD_IPA + args.initrd_size)?;
+    if let Some((start, end)) = opts.initrd {
+        fdt.property_u64("linux,initrd-start", start)?;
+        fdt.property_u64("linux,initrd-end", end)?;
+    }
     fdt.end_node(chosen)?;
+
+    if let Some(cmd) = opts.bootcmd {
+        let config = fdt.begin_node("config")?;
+        fdt.property_u32("bootdelay", 0)?;
+        fdt.property_string("bootcmd", cmd)?;
+        fdt.end_node(config)?;
+    }
 
     let memory = fdt.begin_node("memory@40000000")?;
     fdt.property_string("device_type", "memory")?;

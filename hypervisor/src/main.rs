@@ -94,6 +94,8 @@ extern "C" fn rust_main() -> ! {
             initrd_size: args.initrd_size,
             autotest: args.autotest,
         })
+    } else if name == "uboot" {
+        linux::run_uboot(args.image_size, "echo UBOOT_GUEST: bootcmd ran; poweroff")
     } else if name == "linux" {
         (
             Err("only mode=passthrough is implemented for Linux so far"),

@@ -152,7 +152,7 @@ impl Pl011 {
             reg::CR => self.cr = v & 0xffff,
             reg::IFLS => self.ifls = v & 0x3f,
             reg::IMSC => self.imsc = v & 0x7ff,
-                        // RX and timeout follow the FIFO: they clear when it is read empty.
+            // RX and timeout follow the FIFO: they clear when it is read empty.
             reg::ICR if v & INT_TX != 0 => self.tx_raw = false,
             reg::DMACR => self.dmacr = v & 0x7,
             _ => {}
