@@ -13,7 +13,7 @@ pub struct Needs {
 }
 
 /// Effective uid 0? (From /proc; falls back to `id -u`.)
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     if let Ok(s) = std::fs::read_to_string("/proc/self/status") {
         if let Some(uids) = s.lines().find_map(|l| l.strip_prefix("Uid:")) {
             return uids.split_whitespace().nth(1) == Some("0");

@@ -4,9 +4,11 @@
 //! and [`scenarios::SCENARIOS`] for the one table of scenarios.
 
 mod bench;
+mod cpio;
 mod deps;
 mod elf;
 mod libtest;
+mod linux;
 mod pool;
 mod profile;
 mod qemu;
@@ -24,15 +26,21 @@ usage: cargo xtask <command> [options]
 commands:
   build [--release] [--features F]
         build the hypervisor (refhv) and the test guests
-  run [--guest NAME] [--release] [--iters N] [--seed S] [--features F]
-        build, then boot guest NAME (default demo) under QEMU interactively
+  run [--guest NAME] [--release] [--iters N] [--seed S] [--mode M] [--features F]
+        build, then boot guest NAME (default {default_guest}) under QEMU interactively
         with bootargs `scenario=NAME iters=N` (default N = 100), plus `seed=S`
-        if given (the PRNG seed of the hostile scenario; default 1)
-  test [--jobs N] [--seed S] [ITEM...]
+        if given (the PRNG seed of the hostile scenario; default 1).
+        `--guest linux`: Debian's arm64 Linux with a busybox shell on 2 vCPUs
+        (packages fetched into target/linux-cache/ on first use), bootargs
+        `scenario=linux mode=M initrd_size=BYTES`; --mode passthrough (default)
+        or virtual. Ctrl-A x quits QEMU
+  test [--jobs N] [--seed S] [--mode M] [ITEM...]
         host unit tests, every QEMU scenario (debug hypervisor) and the mutation
         check; ends with `N passed, M failed`. ITEMs (unit, a scenario name,
-        mutation) select a subset. --jobs: QEMU runs at once (default 2).
-        --seed: appends `seed=S` to every scenario's bootargs (decimal or 0x hex)
+        mutation) select a subset; scenarios marked `(named only)` below run
+        only when named. --jobs: QEMU runs at once (default 2). --seed: appends
+        `seed=S` to every scenario's bootargs (decimal or 0x hex). --mode:
+        Linux's `mode=` (passthrough or virtual)
   bench [--iters N1,N2]
         exit-cost benchmark (release hypervisor, instruction-counting plugin);
         writes target/bench/exit-cost.json (default iters 100000,900000)
@@ -52,12 +60,14 @@ enum Cmd {
         release: bool,
         iters: u64,
         seed: Option<u64>,
+        mode: Option<String>,
         features: Vec<String>,
     },
     Test {
         jobs: usize,
         only: Vec<String>,
         seed: Option<u64>,
+        mode: Option<String>,
     },
     Bench {
         n1: u64,
@@ -84,6 +94,18 @@ fn seed(s: &str) -> Result<u64, String> {
     .ok_or_else(|| format!("--seed: expected a number, got {s:?}"))
 }
 
+/// A Linux interrupt mode (`--mode`).
+fn mode(s: &str) -> Result<String, String> {
+    if scenarios::LINUX_MODES.contains(&s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "--mode: expected one of {}, got {s:?}",
+            scenarios::LINUX_MODES.join(", ")
+        ))
+    }
+}
+
 fn features(s: &str) -> impl Iterator<Item = String> + '_ {
     s.split([',', ' '])
         .filter(|f| !f.is_empty())
@@ -102,6 +124,7 @@ fn parse_args(args: &[&str]) -> Result<Cmd, String> {
     let mut jobs = 2;
     let mut only = Vec::new();
     let mut seed_arg = None;
+    let mut mode_arg = None;
     let (mut n1, mut n2) = bench::DEFAULT_ITERS;
     while let Some(a) = it.next() {
         // `--flag=value` is accepted as well as `--flag value`.
@@ -121,6 +144,7 @@ fn parse_args(args: &[&str]) -> Result<Cmd, String> {
             ("run", "--guest") => guest = get()?.to_string(),
             ("run", "--iters") => iters = number(get()?, flag)?,
             ("run" | "test", "--seed") => seed_arg = Some(seed(get()?)?),
+            ("run" | "test", "--mode") => mode_arg = Some(mode(get()?)?),
             ("test", "--jobs" | "-j") => jobs = number(get()?, flag)?,
             ("test", item) if !item.starts_with('-') => only.push(item.to_string()),
             ("bench", "--iters") => {
@@ -147,12 +171,14 @@ fn parse_args(args: &[&str]) -> Result<Cmd, String> {
             release,
             iters,
             seed: seed_arg,
+            mode: mode_arg,
             features: feats,
         },
         "test" => Cmd::Test {
             jobs,
             only,
             seed: seed_arg,
+            mode: mode_arg,
         },
         "bench" => Cmd::Bench { n1, n2 },
         "help" | "-h" | "--help" => Cmd::Help,
@@ -178,13 +204,23 @@ fn build(ws: &Workspace, b: &HvBuild) -> Result<std::path::PathBuf, String> {
     Ok(hv)
 }
 
-fn cmd_run(
-    ws: &Workspace,
-    guest: &str,
-    b: &HvBuild,
+/// `cargo xtask run`'s options.
+struct RunOptions<'a> {
+    guest: &'a str,
     iters: u64,
     seed: Option<u64>,
-) -> Result<ExitCode, String> {
+    mode: Option<&'a str>,
+}
+
+fn cmd_run(ws: &Workspace, b: &HvBuild, o: &RunOptions) -> Result<ExitCode, String> {
+    let guest = o.guest;
+    let scenario = scenarios::find(guest);
+    let linux = scenario.filter(|s| s.guest == scenarios::Guest::Linux);
+    if o.mode.is_some() && linux.is_none() {
+        return Err(format!(
+            "--mode applies to Linux guests (--guest linux), not {guest:?}"
+        ));
+    }
     deps::ensure(
         ws,
         deps::Needs {
@@ -192,17 +228,30 @@ fn cmd_run(
             gcc: false,
         },
     )?;
-    let hv = build(ws, b)?;
-    if scenarios::find(guest).is_none() {
-        println!("note: {guest:?} is not one of the protocol's scenarios");
-    }
-    let guest_elf = ws.guest_elf(guest);
-    if !guest_elf.is_file() {
-        return Err(format!("no guest binary {}", guest_elf.display()));
-    }
-    let cpus = scenarios::find(guest).map_or(1, |s| s.cpus);
-    let bootargs = scenarios::with_seed(scenarios::bootargs(guest, iters), seed);
-    let run = qemu::Run::new(&hv, &guest_elf, bootargs).with_cpus(cpus);
+    let run = if let Some(s) = linux {
+        let hv = ws.build_hv(b)?;
+        let assets = linux::prepare(ws)?;
+        let mode = o.mode.unwrap_or(scenarios::DEFAULT_LINUX_MODE);
+        let bootargs = scenarios::linux_bootargs(s.name, mode, assets.initramfs_len, false);
+        let bootargs = scenarios::with_seed(bootargs, o.seed);
+        println!("(QEMU's console: Ctrl-A x quits, Ctrl-A h lists its other keys)");
+        linux::qemu_run(&hv, &assets, s, bootargs)
+    } else {
+        let hv = build(ws, b)?;
+        if scenario.is_none() {
+            println!("note: {guest:?} is not one of the protocol's scenarios");
+        }
+        let guest_elf = ws.guest_elf(guest);
+        if !guest_elf.is_file() {
+            return Err(format!("no guest binary {}", guest_elf.display()));
+        }
+        let bootargs = scenarios::with_seed(scenarios::bootargs(guest, o.iters), o.seed);
+        let run = qemu::Run::new(&hv, &guest_elf, bootargs);
+        match scenario {
+            Some(s) => run.with_cpus(s.cpus).with_mem(s.mem),
+            None => run,
+        }
+    };
     println!("$ {}", run.display());
     let status = run
         .command()
@@ -218,14 +267,14 @@ fn main() -> ExitCode {
     let cmd = match parse_args(&args) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("error: {e}\n\n{USAGE}{}", scenario_names());
+            eprintln!("error: {e}\n\n{}", usage());
             return ExitCode::from(2);
         }
     };
     let ws = Workspace::locate();
     let result = match cmd {
         Cmd::Help => {
-            println!("{USAGE}{}", scenario_names());
+            println!("{}", usage());
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Build { release, features } => {
@@ -236,9 +285,32 @@ fn main() -> ExitCode {
             release,
             iters,
             seed,
+            mode,
             features,
-        } => cmd_run(&ws, &guest, &hv_build(release, features), iters, seed),
-        Cmd::Test { jobs, only, seed } => test::run(&ws, jobs, &only, seed),
+        } => cmd_run(
+            &ws,
+            &hv_build(release, features),
+            &RunOptions {
+                guest: &guest,
+                iters,
+                seed,
+                mode: mode.as_deref(),
+            },
+        ),
+        Cmd::Test {
+            jobs,
+            only,
+            seed,
+            mode,
+        } => test::run(
+            &ws,
+            &test::Options {
+                jobs,
+                only: &only,
+                seed,
+                mode: mode.as_deref().unwrap_or(scenarios::DEFAULT_LINUX_MODE),
+            },
+        ),
         Cmd::Bench { n1, n2 } => bench::run(&ws, n1, n2),
     };
     match result {
@@ -250,12 +322,23 @@ fn main() -> ExitCode {
     }
 }
 
-fn scenario_names() -> String {
-    scenarios::SCENARIOS
+/// The usage text and the scenario list.
+fn usage() -> String {
+    let names = scenarios::SCENARIOS
         .iter()
-        .map(|s| s.name)
+        .map(|s| {
+            if s.in_default_tests {
+                s.name.to_string()
+            } else {
+                format!("{} (named only)", s.name)
+            }
+        })
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(", ");
+    format!(
+        "{}{names}",
+        USAGE.replace("{default_guest}", scenarios::DEFAULT_GUEST)
+    )
 }
 
 #[cfg(test)]
@@ -284,6 +367,7 @@ mod tests {
                 release: false,
                 iters: 100,
                 seed: None,
+                mode: None,
                 features: vec![]
             })
         );
@@ -294,6 +378,7 @@ mod tests {
                 release: true,
                 iters: 7,
                 seed: None,
+                mode: None,
                 features: vec![]
             })
         );
@@ -304,6 +389,7 @@ mod tests {
                 release: false,
                 iters: 1000,
                 seed: Some(42),
+                mode: None,
                 features: vec![]
             })
         );
@@ -312,7 +398,8 @@ mod tests {
             Ok(Cmd::Test {
                 jobs: 2,
                 only: vec!["hostile".into()],
-                seed: Some(7)
+                seed: Some(7),
+                mode: None
             })
         );
         assert_eq!(
@@ -320,7 +407,28 @@ mod tests {
             Ok(Cmd::Test {
                 jobs: 1,
                 only: vec!["irq".into(), "mutation".into()],
-                seed: None
+                seed: None,
+                mode: None
+            })
+        );
+        assert_eq!(
+            parse("run --guest linux --mode virtual"),
+            Ok(Cmd::Run {
+                guest: "linux".into(),
+                release: false,
+                iters: 100,
+                seed: None,
+                mode: Some("virtual".into()),
+                features: vec![]
+            })
+        );
+        assert_eq!(
+            parse("test --mode=passthrough linux"),
+            Ok(Cmd::Test {
+                jobs: 2,
+                only: vec!["linux".into()],
+                seed: None,
+                mode: Some("passthrough".into())
             })
         );
         assert_eq!(
@@ -348,5 +456,8 @@ mod tests {
         assert!(parse("test --seed").is_err());
         assert!(parse("run --seed x").is_err());
         assert!(parse("bench --seed 1").is_err());
+        assert!(parse("run --guest linux --mode fast").is_err());
+        assert!(parse("run --mode").is_err());
+        assert!(parse("bench --mode virtual").is_err());
     }
 }

@@ -11,16 +11,41 @@ pub const QEMU: &str = "qemu-system-aarch64";
 
 /// Where the QEMU loader stages the guest image.
 pub const GUEST_STAGING: &str = "0x48000000";
+/// [`GUEST_STAGING`] as a number.
+pub const GUEST_STAGING_ADDR: u64 = 0x4800_0000;
+/// End of the staging area (guest RAM starts here).
+pub const GUEST_STAGING_END: u64 = 0x5000_0000;
+/// RAM QEMU gives the machine (`-m`) unless a scenario asks for more.
+pub const DEFAULT_MEM: &str = "1G";
+
+/// A file QEMU's loader copies, raw, to a physical address before the hypervisor starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    pub file: PathBuf,
+    pub addr: u64,
+}
 
 /// One QEMU run: the hypervisor, the guest, the bootargs and any extra options.
 #[derive(Debug, Clone)]
 pub struct Run {
     pub kernel: PathBuf,
+    /// Staged at [`GUEST_STAGING`].
     pub guest: PathBuf,
     pub bootargs: String,
     /// Physical cores (`-smp`); 1 leaves QEMU's default.
     pub cpus: u8,
+    /// Machine RAM (`-m`).
+    pub mem: String,
+    /// More files for QEMU's loader, after the guest.
+    pub images: Vec<Image>,
     pub extra: Vec<OsString>,
+}
+
+fn loader(file: &Path, addr: &str) -> OsString {
+    let mut l = OsString::from("loader,file=");
+    l.push(file);
+    l.push(format!(",addr={addr},force-raw=on"));
+    l
 }
 
 impl Run {
@@ -30,6 +55,8 @@ impl Run {
             guest: guest.to_path_buf(),
             bootargs,
             cpus: 1,
+            mem: DEFAULT_MEM.to_string(),
+            images: Vec::new(),
             extra: Vec::new(),
         }
     }
@@ -40,18 +67,30 @@ impl Run {
         self
     }
 
+    /// The same run with `mem` of RAM (QEMU's `-m` syntax: `1G`, `2048M`).
+    pub fn with_mem(mut self, mem: &str) -> Run {
+        self.mem = mem.to_string();
+        self
+    }
+
+    /// The same run with `file` also loaded at `addr`.
+    pub fn with_image(mut self, file: &Path, addr: u64) -> Run {
+        self.images.push(Image {
+            file: file.to_path_buf(),
+            addr,
+        });
+        self
+    }
+
     /// QEMU's arguments, as the protocol gives them.
     pub fn args(&self) -> Vec<OsString> {
-        let mut loader = OsString::from("loader,file=");
-        loader.push(&self.guest);
-        loader.push(format!(",addr={GUEST_STAGING},force-raw=on"));
         let mut a: Vec<OsString> = [
             "-M",
             "virt,virtualization=on,gic-version=3",
             "-cpu",
             "max,pauth-impdef=on",
             "-m",
-            "1G",
+            &self.mem,
             "-nographic",
             "-semihosting-config",
             "enable=on,target=native",
@@ -62,7 +101,11 @@ impl Run {
         .collect();
         a.push(self.kernel.clone().into());
         a.push("-device".into());
-        a.push(loader);
+        a.push(loader(&self.guest, GUEST_STAGING));
+        for i in &self.images {
+            a.push("-device".into());
+            a.push(loader(&i.file, &format!("{:#x}", i.addr)));
+        }
         a.push("-append".into());
         a.push(self.bootargs.clone().into());
         if self.cpus > 1 {
@@ -190,6 +233,18 @@ pub fn pass_marker(scenario: &str) -> String {
 /// Judges one scenario run: it passes only with exit status 0, the PASS marker
 /// for that scenario alone on a line, and no timeout. `Err` carries the reason.
 pub fn judge(scenario: &str, end: End, output: &str) -> Result<(), String> {
+    judge_with_guest(scenario, None, end, output)
+}
+
+/// [`judge`], and when `guest_marker` is given (e.g. `LINUX_AUTOTEST`) the guest's
+/// own verdict too: a line starting with `<marker>: PASS` must appear, and
+/// `<marker>: FAIL <reason>` or a Linux kernel panic is reported.
+pub fn judge_with_guest(
+    scenario: &str,
+    guest_marker: Option<&str>,
+    end: End,
+    output: &str,
+) -> Result<(), String> {
     let pass = pass_marker(scenario);
     let fail_prefix = format!("ARM_VCPU_SCENARIO {scenario}: FAIL");
     let mut saw_pass = false;
@@ -221,11 +276,35 @@ pub fn judge(scenario: &str, end: End, output: &str) -> Result<(), String> {
     if !saw_pass {
         why.push("no PASS marker".to_string());
     }
+    if let Some(m) = guest_marker {
+        why.extend(guest_verdict(m, output));
+    }
     if why.is_empty() {
         Ok(())
     } else {
         Err(why.join(", "))
     }
+}
+
+/// What is wrong with the guest's own verdict (marker `m`) in `output`, if anything.
+fn guest_verdict(m: &str, output: &str) -> Vec<String> {
+    let pass = format!("{m}: PASS");
+    let fail = format!("{m}: FAIL");
+    let mut saw_pass = false;
+    let mut why = Vec::new();
+    for line in output.lines().map(str::trim) {
+        if line.starts_with(&pass) {
+            saw_pass = true;
+        } else if let Some(r) = line.strip_prefix(&fail) {
+            why.push(format!("guest FAIL marker ({})", r.trim()));
+        } else if let Some(i) = line.find("Kernel panic - not syncing") {
+            why.push(format!("guest kernel panic ({})", line[i..].trim()));
+        }
+    }
+    if !saw_pass {
+        why.push(format!("no `{pass}` from the guest"));
+    }
+    why
 }
 
 /// The last `n` lines of `s`.
@@ -251,6 +330,68 @@ mod tests {
              -m 1G -nographic -semihosting-config enable=on,target=native -kernel /t/refhv \
              -device loader,file=/t/demo,addr=0x48000000,force-raw=on -append 'scenario=demo iters=100'"
         );
+    }
+
+    #[test]
+    fn linux_command_line() {
+        let r = Run::new(
+            Path::new("/t/refhv"),
+            Path::new("/l/Image"),
+            "scenario=linux mode=passthrough initrd_size=1234".into(),
+        )
+        .with_cpus(2)
+        .with_mem("2G")
+        .with_image(Path::new("/l/initramfs.cpio"), 0x4e00_0000);
+        assert_eq!(
+            r.display(),
+            "qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 -cpu max,pauth-impdef=on \
+             -m 2G -nographic -semihosting-config enable=on,target=native -kernel /t/refhv \
+             -device loader,file=/l/Image,addr=0x48000000,force-raw=on \
+             -device loader,file=/l/initramfs.cpio,addr=0x4e000000,force-raw=on \
+             -append 'scenario=linux mode=passthrough initrd_size=1234' -smp 2"
+        );
+    }
+
+    #[test]
+    fn judge_guest_marker() {
+        let hv = "ARM_VCPU_SCENARIO linux: PASS\r\n";
+        let guest = "\rLINUX_AUTOTEST: PASS cpus=2 timer=10->260\r\n";
+        let both = format!("{guest}{hv}");
+        let m = Some("LINUX_AUTOTEST");
+        assert_eq!(
+            judge_with_guest("linux", m, End::Exited(Some(0)), &both),
+            Ok(())
+        );
+        assert_eq!(
+            judge_with_guest("linux", m, End::Exited(Some(0)), hv),
+            Err("no `LINUX_AUTOTEST: PASS` from the guest".into())
+        );
+        assert_eq!(
+            judge_with_guest("linux", m, End::Exited(Some(0)), guest),
+            Err("no PASS marker".into())
+        );
+        assert_eq!(
+            judge_with_guest("linux", m, End::Exited(Some(1)), &both),
+            Err("exit status 1".into())
+        );
+        let failed = format!("LINUX_AUTOTEST: FAIL /proc/cpuinfo lists 1 processors\n{hv}");
+        assert_eq!(
+            judge_with_guest("linux", m, End::Exited(Some(0)), &failed),
+            Err("guest FAIL marker (/proc/cpuinfo lists 1 processors), \
+                 no `LINUX_AUTOTEST: PASS` from the guest"
+                .into())
+        );
+        let panic = "[    1.2] Kernel panic - not syncing: No working init found.\n";
+        assert_eq!(
+            judge_with_guest("linux", m, End::TimedOut, panic),
+            Err(
+                "TIMEOUT, no PASS marker, guest kernel panic (Kernel panic - not syncing: \
+                 No working init found.), no `LINUX_AUTOTEST: PASS` from the guest"
+                    .into()
+            )
+        );
+        // Without a guest marker the guest's lines do not matter.
+        assert_eq!(judge("linux", End::Exited(Some(0)), hv), Ok(()));
     }
 
     #[test]

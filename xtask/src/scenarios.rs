@@ -5,6 +5,17 @@
 
 use std::time::Duration;
 
+/// What QEMU's loader stages for the hypervisor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guest {
+    /// The test guest ELF named after the scenario (`guests/`), at the staging base.
+    TestElf,
+    /// Debian's arm64 Linux kernel `Image` at the staging base and the busybox
+    /// initramfs at [`crate::linux::INITRD_ADDR`] (files from [`crate::linux::prepare`],
+    /// fetched on first use).
+    Linux,
+}
+
 /// One scenario of the test protocol. The guest binary has the scenario's name.
 #[derive(Debug, Clone, Copy)]
 pub struct Scenario {
@@ -25,6 +36,15 @@ pub struct Scenario {
     pub bench_round_trips: u8,
     /// Physical cores QEMU gives the hypervisor (`-smp`).
     pub cpus: u8,
+    /// What the hypervisor gets to run.
+    pub guest: Guest,
+    /// Machine RAM (QEMU's `-m`).
+    pub mem: &'static str,
+    /// Part of `cargo xtask test` without ITEMs (any scenario runs when named).
+    pub in_default_tests: bool,
+    /// The guest's own verdict marker (`<marker>: PASS` / `<marker>: FAIL <reason>`,
+    /// printed on the console), also required for a pass under `cargo xtask test`.
+    pub guest_marker: Option<&'static str>,
 }
 
 const fn scenario(name: &'static str, test_iters: u64) -> Scenario {
@@ -37,6 +57,32 @@ const fn scenario(name: &'static str, test_iters: u64) -> Scenario {
         cpus: 1,
         bench_iters: (0, 0),
         bench_round_trips: 1,
+        guest: Guest::TestElf,
+        mem: crate::qemu::DEFAULT_MEM,
+        in_default_tests: true,
+        guest_marker: None,
+    }
+}
+
+/// A Linux guest on `cpus` cores with 2 GiB, its own time limit and the guest's
+/// `LINUX_AUTOTEST` verdict; `in_default_tests`: part of plain `cargo xtask test`.
+const fn linux(name: &'static str, cpus: u8, secs: u64, in_default_tests: bool) -> Scenario {
+    Scenario {
+        guest: Guest::Linux,
+        mem: "2G",
+        in_default_tests,
+        guest_marker: Some("LINUX_AUTOTEST"),
+        ..smp(name, 1, cpus)
+    }
+    .with_timeout(secs)
+}
+
+impl Scenario {
+    const fn with_timeout(self, secs: u64) -> Scenario {
+        Scenario {
+            timeout: Duration::from_secs(secs),
+            ..self
+        }
     }
 }
 
@@ -108,6 +154,10 @@ pub const SCENARIOS: &[Scenario] = &[
     slow_bench("bench-yield", "vcpu_rebind", 1, (2_000, 10_000), 1),
     slow_bench("bench-fp", "fp_first_use", 1, (2_000, 10_000), 1),
     slow_bench("bench-virq", "virq", 1, (2_000, 10_000), 1),
+    // Debian's arm64 Linux kernel with a busybox initramfs on 2 vCPUs (Debian's
+    // packages fetched into target/linux-cache/ on first use). Runs when named
+    // (`cargo xtask test linux`); the last argument `true` puts it in the default set.
+    linux("linux", 2, 180, false),
 ];
 
 /// The scenario `cargo xtask run` boots when no `--guest` is given.
@@ -115,6 +165,11 @@ pub const DEFAULT_GUEST: &str = "demo";
 
 /// `iters` for `cargo xtask run` when no `--iters` is given (the protocol's default).
 pub const DEFAULT_ITERS: u64 = 100;
+
+/// The Linux guest's interrupt modes (`mode=` in the bootargs; `--mode`).
+pub const LINUX_MODES: &[&str] = &["passthrough", "virtual"];
+/// `mode=` when no `--mode` is given.
+pub const DEFAULT_LINUX_MODE: &str = "passthrough";
 
 /// A mutation check: `scenario` must FAIL on a hypervisor built with `feature`,
 /// which breaks exactly what the scenario guards.
@@ -157,6 +212,25 @@ pub fn bootargs(scenario: &str, iters: u64) -> String {
     format!("scenario={scenario} iters={iters}")
 }
 
+/// The bootargs of a Linux guest run: interrupt `mode`, the initramfs's size in
+/// bytes, and `autotest=1` (the guest checks itself and powers off) under `test`.
+pub fn linux_bootargs(scenario: &str, mode: &str, initrd_size: u64, autotest: bool) -> String {
+    let mut a = format!("scenario={scenario} mode={mode} initrd_size={initrd_size}");
+    if autotest {
+        a.push_str(" autotest=1");
+    }
+    a
+}
+
+/// Whether `cargo xtask test` runs scenario `s` given the ITEMs `only`.
+pub fn selected(s: &Scenario, only: &[String]) -> bool {
+    if only.is_empty() {
+        s.in_default_tests
+    } else {
+        only.iter().any(|o| o == s.name)
+    }
+}
+
 /// `bootargs` with `seed=S` appended when a seed is given (`--seed`): the PRNG seed
 /// of the scenarios that use one (hostile); the hypervisor's default is 1.
 pub fn with_seed(bootargs: String, seed: Option<u64>) -> String {
@@ -185,6 +259,33 @@ mod tests {
     }
 
     #[test]
+    fn linux_bootargs_format() {
+        assert_eq!(
+            linux_bootargs("linux", "passthrough", 1_234_567, true),
+            "scenario=linux mode=passthrough initrd_size=1234567 autotest=1"
+        );
+        assert_eq!(
+            linux_bootargs("linux", "virtual", 8, false),
+            "scenario=linux mode=virtual initrd_size=8"
+        );
+        assert!(LINUX_MODES.contains(&DEFAULT_LINUX_MODE));
+    }
+
+    #[test]
+    fn linux_row() {
+        let l = find("linux").unwrap();
+        assert_eq!(l.guest, Guest::Linux);
+        assert_eq!((l.cpus, l.mem), (2, "2G"));
+        assert_eq!(l.timeout, Duration::from_secs(180));
+        assert_eq!(l.guest_marker, Some("LINUX_AUTOTEST"));
+        assert!(l.bench_row.is_none());
+        // Named, it runs whether or not it is in the default set.
+        assert!(selected(l, &["linux".into()]));
+        assert!(!selected(l, &["demo".into()]));
+        assert_eq!(selected(l, &[]), l.in_default_tests);
+    }
+
+    #[test]
     fn table_is_consistent() {
         let mut names: Vec<_> = SCENARIOS.iter().map(|s| s.name).collect();
         names.sort_unstable();
@@ -193,6 +294,12 @@ mod tests {
         assert!(find(DEFAULT_GUEST).is_some());
         for m in MUTATIONS {
             assert!(find(m.scenario).is_some(), "{}", m.scenario);
+        }
+        // Every scenario of the earlier issues stays in the default set, unchanged.
+        for s in SCENARIOS.iter().filter(|s| s.guest == Guest::TestElf) {
+            assert!(s.in_default_tests, "{}", s.name);
+            assert_eq!(s.mem, "1G", "{}", s.name);
+            assert_eq!(s.guest_marker, None, "{}", s.name);
         }
         let rows: Vec<_> = SCENARIOS.iter().filter_map(|s| s.bench_row).collect();
         assert_eq!(

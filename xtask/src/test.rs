@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
 
 use crate::qemu::{self, End};
-use crate::scenarios::{self, Scenario, MUTATIONS, SCENARIOS};
+use crate::scenarios::{self, Guest, Scenario, MUTATIONS, SCENARIOS};
 use crate::ws::{self, HvBuild, Profile, Workspace};
-use crate::{deps, libtest, pool};
+use crate::{deps, libtest, linux, pool};
 
 /// Host crates whose tests run under `cargo xtask test`.
 const HOST_CRATES: &[&str] = &["arm_vcpu", "xtask"];
@@ -61,12 +61,23 @@ fn selected(only: &[String], item: &str) -> bool {
     only.is_empty() || only.iter().any(|o| o == item)
 }
 
-pub fn run(
-    ws: &Workspace,
-    jobs: usize,
-    only: &[String],
-    seed: Option<u64>,
-) -> Result<ExitCode, String> {
+/// `cargo xtask test`'s options.
+pub struct Options<'a> {
+    pub jobs: usize,
+    /// ITEMs; empty: the default set.
+    pub only: &'a [String],
+    pub seed: Option<u64>,
+    /// `mode=` of Linux guests.
+    pub mode: &'a str,
+}
+
+pub fn run(ws: &Workspace, opts: &Options) -> Result<ExitCode, String> {
+    let Options {
+        jobs,
+        only,
+        seed,
+        mode,
+    } = *opts;
     for o in only {
         if o != "unit" && o != "mutation" && scenarios::find(o).is_none() {
             return Err(format!(
@@ -77,7 +88,7 @@ pub fn run(
     let mut tally = Tally::default();
     let scenarios: Vec<&'static Scenario> = SCENARIOS
         .iter()
-        .filter(|s| selected(only, s.name))
+        .filter(|s| scenarios::selected(s, only))
         .collect();
     let mutation = selected(only, "mutation");
     let need_qemu = !scenarios.is_empty() || mutation;
@@ -95,6 +106,16 @@ pub fn run(
 
     if selected(only, "unit") {
         unit_tests(ws, &mut tally);
+    }
+
+    // Debian's kernel and busybox: only when a Linux item runs (the first time
+    // downloads them).
+    let linux_assets = scenarios
+        .iter()
+        .any(|s| s.guest == Guest::Linux)
+        .then(|| linux::prepare(ws));
+    if let Some(Err(e)) = &linux_assets {
+        println!("error: {e}");
     }
 
     let mut items = Vec::new();
@@ -122,13 +143,23 @@ pub fn run(
         let prepare = |hv: &Result<PathBuf, String>, s: &Scenario| -> Result<qemu::Run, String> {
             deps.clone()?;
             let hv = hv.clone()?;
+            if s.guest == Guest::Linux {
+                let assets = linux_assets
+                    .clone()
+                    .unwrap_or_else(|| Err("Linux guest files not prepared".into()))?;
+                let bootargs = scenarios::linux_bootargs(s.name, mode, assets.initramfs_len, true);
+                let bootargs = scenarios::with_seed(bootargs, seed);
+                return Ok(linux::qemu_run(&hv, &assets, s, bootargs));
+            }
             guests.clone()?;
             let guest = ws.guest_elf(s.name);
             if !guest.is_file() {
                 return Err(format!("no guest binary {}", guest.display()));
             }
             let bootargs = scenarios::with_seed(scenarios::bootargs(s.name, s.test_iters), seed);
-            Ok(qemu::Run::new(&hv, &guest, bootargs).with_cpus(s.cpus))
+            Ok(qemu::Run::new(&hv, &guest, bootargs)
+                .with_cpus(s.cpus)
+                .with_mem(s.mem))
         };
         for &s in &scenarios {
             items.push(Item {
@@ -270,17 +301,18 @@ fn run_item(item: Item, logs: &Path) -> Outcome {
             captured.end
         ),
     );
-    let verdict = qemu::judge(s.name, captured.end, &captured.output).map_err(|why| {
-        if captured.end == End::TimedOut {
-            why.replacen(
-                "TIMEOUT",
-                &format!("TIMEOUT (killed after {} s)", s.timeout.as_secs()),
-                1,
-            )
-        } else {
-            why
-        }
-    });
+    let verdict = qemu::judge_with_guest(s.name, s.guest_marker, captured.end, &captured.output)
+        .map_err(|why| {
+            if captured.end == End::TimedOut {
+                why.replacen(
+                    "TIMEOUT",
+                    &format!("TIMEOUT (killed after {} s)", s.timeout.as_secs()),
+                    1,
+                )
+            } else {
+                why
+            }
+        });
     let secs = captured.elapsed.as_secs_f64();
     let (ok, line, show_tail) = match (item.expect, verdict) {
         (Expect::Pass, Ok(())) => (true, format!("{} ({secs:.1} s)", item.label), false),
