@@ -95,7 +95,10 @@ extern "C" fn rust_main() -> ! {
             autotest: args.autotest,
         })
     } else if name == "uboot" {
-        linux::run_uboot(args.image_size, "echo UBOOT_GUEST: bootcmd ran; poweroff")
+        linux::run_uboot(
+            args.image_size,
+            "echo UBOOT_GUEST: PASS bootcmd ran; poweroff",
+        )
     } else if name == "linux" {
         (
             Err("only mode=passthrough is implemented for Linux so far"),

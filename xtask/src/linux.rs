@@ -34,8 +34,7 @@ pub struct Assets {
     pub initramfs: PathBuf,
     /// Bytes of `initramfs` (the hypervisor's `initrd_size=`).
     pub initramfs_len: u64,
-    /// Not booted yet: for the U-Boot step of issue 5.
-    #[allow(dead_code)]
+    /// Debian's `u-boot.bin` for QEMU's arm64 board.
     pub u_boot: PathBuf,
 }
 
@@ -515,6 +514,11 @@ pub fn prepare(ws: &Workspace) -> Result<Assets, String> {
 
 /// The QEMU run of Linux scenario `s` on hypervisor `hv` with `bootargs`.
 pub fn qemu_run(hv: &Path, a: &Assets, s: &Scenario, bootargs: String) -> qemu::Run {
+    if s.guest == crate::scenarios::Guest::UBoot {
+        return qemu::Run::new(hv, &a.u_boot, bootargs)
+            .with_cpus(s.cpus)
+            .with_mem(s.mem);
+    }
     qemu::Run::new(hv, &a.image, bootargs)
         .with_cpus(s.cpus)
         .with_mem(s.mem)

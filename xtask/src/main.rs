@@ -215,7 +215,7 @@ struct RunOptions<'a> {
 fn cmd_run(ws: &Workspace, b: &HvBuild, o: &RunOptions) -> Result<ExitCode, String> {
     let guest = o.guest;
     let scenario = scenarios::find(guest);
-    let linux = scenario.filter(|s| s.guest == scenarios::Guest::Linux);
+    let linux = scenario.filter(|s| s.guest != scenarios::Guest::TestElf);
     if o.mode.is_some() && linux.is_none() {
         return Err(format!(
             "--mode applies to Linux guests (--guest linux), not {guest:?}"
@@ -232,7 +232,14 @@ fn cmd_run(ws: &Workspace, b: &HvBuild, o: &RunOptions) -> Result<ExitCode, Stri
         let hv = ws.build_hv(b)?;
         let assets = linux::prepare(ws)?;
         let mode = o.mode.unwrap_or(scenarios::DEFAULT_LINUX_MODE);
-        let bootargs = scenarios::linux_bootargs(s.name, mode, assets.initramfs_len, false);
+        let bootargs = if s.guest == scenarios::Guest::UBoot {
+            let len = std::fs::metadata(&assets.u_boot)
+                .map_err(|e| e.to_string())?
+                .len();
+            scenarios::uboot_bootargs(s.name, len)
+        } else {
+            scenarios::linux_bootargs(s.name, mode, assets.initramfs_len, false)
+        };
         let bootargs = scenarios::with_seed(bootargs, o.seed);
         println!("(QEMU's console: Ctrl-A x quits, Ctrl-A h lists its other keys)");
         linux::qemu_run(&hv, &assets, s, bootargs)
@@ -363,7 +370,7 @@ mod tests {
         assert_eq!(
             parse("run"),
             Ok(Cmd::Run {
-                guest: "demo".into(),
+                guest: "linux".into(),
                 release: false,
                 iters: 100,
                 seed: None,

@@ -14,6 +14,8 @@ pub enum Guest {
     /// initramfs at [`crate::linux::INITRD_ADDR`] (files from [`crate::linux::prepare`],
     /// fetched on first use).
     Linux,
+    /// Debian's `u-boot.bin` (u-boot-qemu) at the staging base.
+    UBoot,
 }
 
 /// One scenario of the test protocol. The guest binary has the scenario's name.
@@ -75,6 +77,18 @@ const fn linux(name: &'static str, cpus: u8, secs: u64, in_default_tests: bool) 
         ..smp(name, 1, cpus)
     }
     .with_timeout(secs)
+}
+
+/// U-Boot on 2 cores (it uses one) with 2 GiB; passes with its `UBOOT_GUEST: PASS`
+/// line (printed by the `bootcmd` the hypervisor puts in the device tree).
+const fn uboot(name: &'static str) -> Scenario {
+    Scenario {
+        guest: Guest::UBoot,
+        mem: "2G",
+        guest_marker: Some("UBOOT_GUEST"),
+        ..smp(name, 1, 2)
+    }
+    .with_timeout(60)
 }
 
 impl Scenario {
@@ -157,11 +171,12 @@ pub const SCENARIOS: &[Scenario] = &[
     // Debian's arm64 Linux kernel with a busybox initramfs on 2 vCPUs (Debian's
     // packages fetched into target/linux-cache/ on first use). Runs when named
     // (`cargo xtask test linux`); the last argument `true` puts it in the default set.
-    linux("linux", 2, 180, false),
+    linux("linux", 2, 180, true),
+    uboot("uboot"),
 ];
 
 /// The scenario `cargo xtask run` boots when no `--guest` is given.
-pub const DEFAULT_GUEST: &str = "demo";
+pub const DEFAULT_GUEST: &str = "linux";
 
 /// `iters` for `cargo xtask run` when no `--iters` is given (the protocol's default).
 pub const DEFAULT_ITERS: u64 = 100;
@@ -214,6 +229,11 @@ pub fn bootargs(scenario: &str, iters: u64) -> String {
 
 /// The bootargs of a Linux guest run: interrupt `mode`, the initramfs's size in
 /// bytes, and `autotest=1` (the guest checks itself and powers off) under `test`.
+/// The bootargs of a U-Boot run: the size of the staged `u-boot.bin`.
+pub fn uboot_bootargs(scenario: &str, image_size: u64) -> String {
+    format!("scenario={scenario} image_size={image_size}")
+}
+
 pub fn linux_bootargs(scenario: &str, mode: &str, initrd_size: u64, autotest: bool) -> String {
     let mut a = format!("scenario={scenario} mode={mode} initrd_size={initrd_size}");
     if autotest {

@@ -112,7 +112,7 @@ pub fn run(ws: &Workspace, opts: &Options) -> Result<ExitCode, String> {
     // downloads them).
     let linux_assets = scenarios
         .iter()
-        .any(|s| s.guest == Guest::Linux)
+        .any(|s| s.guest != Guest::TestElf)
         .then(|| linux::prepare(ws));
     if let Some(Err(e)) = &linux_assets {
         println!("error: {e}");
@@ -143,11 +143,18 @@ pub fn run(ws: &Workspace, opts: &Options) -> Result<ExitCode, String> {
         let prepare = |hv: &Result<PathBuf, String>, s: &Scenario| -> Result<qemu::Run, String> {
             deps.clone()?;
             let hv = hv.clone()?;
-            if s.guest == Guest::Linux {
+            if s.guest != Guest::TestElf {
                 let assets = linux_assets
                     .clone()
                     .unwrap_or_else(|| Err("Linux guest files not prepared".into()))?;
-                let bootargs = scenarios::linux_bootargs(s.name, mode, assets.initramfs_len, true);
+                let bootargs = if s.guest == Guest::UBoot {
+                    let len = std::fs::metadata(&assets.u_boot)
+                        .map_err(|e| e.to_string())?
+                        .len();
+                    scenarios::uboot_bootargs(s.name, len)
+                } else {
+                    scenarios::linux_bootargs(s.name, mode, assets.initramfs_len, true)
+                };
                 let bootargs = scenarios::with_seed(bootargs, seed);
                 return Ok(linux::qemu_run(&hv, &assets, s, bootargs));
             }
