@@ -214,9 +214,16 @@ pub fn run(ws: &Workspace, n1: u64, n2: u64) -> Result<ExitCode, String> {
             );
         }
     }
+        let boot = linux_boot(ws, &hv)?;
+    boot.print();
+    let mut text = profile::to_json(&rows);
+    // Append the linux_boot object to the JSON map.
+    if let Some(end) = text.rfind('}') {
+        let body = text[..end].trim_end().to_string();
+        text = format!("{body},\n  \"linux_boot\": {}\n}}\n", boot.json());
+    }
     let json = out_dir.join("exit-cost.json");
-    std::fs::write(&json, profile::to_json(&rows))
-        .map_err(|e| format!("{}: {e}", json.display()))?;
+    std::fs::write(&json, text).map_err(|e| format!("{}: {e}", json.display()))?;
     println!("wrote {}", json.display());
     Ok(ExitCode::SUCCESS)
 }
@@ -284,5 +291,108 @@ fn print_table(rows: &[(&str, ExitCost)], n1: u64, n2: u64) {
             c.sysreg(),
             verdict(c.sysreg(), GOAL_SYSREG)
         );
+    }
+}
+
+/// The `linux_boot` row: Debian's kernel with the busybox autotest (2 vCPUs,
+/// interrupt passthrough) under the release hypervisor, beside the same kernel and
+/// initramfs booted directly by QEMU at EL1, both timed in this run.
+struct LinuxBoot {
+    /// The hypervisor's exit counts by kind (its `exits:` line).
+    exits: Vec<(String, u64)>,
+    /// Wall time under the hypervisor and directly, in seconds.
+    under_hv: f64,
+    direct: f64,
+}
+
+impl LinuxBoot {
+    fn ratio(&self) -> f64 {
+        self.under_hv / self.direct
+    }
+
+    fn print(&self) {
+        println!();
+        println!(
+            "linux_boot: boot to userspace, autotest and power-off: {:.2} s under refhv, {:.2} s \
+             directly at EL1 (ratio {:.2}; wall time, noisy)",
+            self.under_hv,
+            self.direct,
+            self.ratio()
+        );
+        let list: Vec<String> = self.exits.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        println!("  exits by kind: {}", list.join(", "));
+    }
+
+    fn json(&self) -> String {
+        let exits: Vec<String> = self.exits.iter().map(|(k, v)| format!("\"{k}\": {v}")).collect();
+        format!(
+            "{{\"wall_s\": {:.3}, \"direct_wall_s\": {:.3}, \"ratio\": {:.3}, \"exits\": {{{}}}}}",
+            self.under_hv,
+            self.direct,
+            self.ratio(),
+            exits.join(", ")
+        )
+    }
+}
+
+/// Parses the hypervisor's `exits: ExitStats { hypercall: 2, psci: 2, ... }` line.
+fn parse_exit_stats(output: &str) -> Vec<(String, u64)> {
+    let Some(line) = output.lines().find(|l| l.contains("exits: ExitStats {")) else {
+        return Vec::new();
+    };
+    let inner = line.split('{').nth(1).unwrap_or("").trim_end_matches(['}', ' ']);
+    inner
+        .split(',')
+        .filter_map(|kv| {
+            let (k, v) = kv.split_once(':')?;
+            Some((k.trim().to_string(), v.trim().trim_end_matches('}').trim().parse().ok()?))
+        })
+        .collect()
+}
+
+fn linux_boot(ws: &Workspace, hv: &std::path::Path) -> Result<LinuxBoot, String> {
+    let s = scenarios::find("linux").ok_or("no linux scenario")?;
+    let assets = crate::linux::prepare(ws)?;
+    let bootargs = scenarios::linux_bootargs(s.name, "passthrough", assets.initramfs_len, true);
+    let run = crate::linux::qemu_run(hv, &assets, s, bootargs);
+    let under = qemu::run_captured(run.command(), s.timeout).map_err(|e| e.to_string())?;
+    qemu::judge_with_guest(s.name, s.guest_marker, under.end, &under.output)
+        .map_err(|e| format!("linux_boot under the hypervisor: {e}"))?;
+    let mut direct = std::process::Command::new(qemu::QEMU);
+    direct.args([
+        "-M",
+        "virt,gic-version=3",
+        "-cpu",
+        "max,pauth-impdef=on",
+        "-m",
+        s.mem,
+        "-smp",
+        &s.cpus.to_string(),
+        "-nographic",
+        "-append",
+        "console=ttyAMA0 rdinit=/init autotest",
+    ]);
+    direct.arg("-kernel").arg(&assets.image).arg("-initrd").arg(&assets.initramfs);
+    let d = qemu::run_captured(direct, s.timeout).map_err(|e| e.to_string())?;
+    if !d.output.contains("LINUX_AUTOTEST: PASS") {
+        return Err("linux_boot: the direct boot did not pass its autotest".into());
+    }
+    Ok(LinuxBoot {
+        exits: parse_exit_stats(&under.output),
+        under_hv: under.elapsed.as_secs_f64(),
+        direct: d.elapsed.as_secs_f64(),
+    })
+}
+
+#[cfg(test)]
+mod linux_boot_tests {
+    use super::*;
+
+    #[test]
+    fn exit_stats_line() {
+        let out = "x\n[refhv INFO ] exits: ExitStats { hypercall: 2, psci: 3, wfx: 1371054 }\ny";
+        let e = parse_exit_stats(out);
+        assert_eq!(e, [("hypercall".into(), 2), ("psci".into(), 3), ("wfx".into(), 1_371_054)]);
+        assert!(parse_exit_stats("nothing").is_empty());
     }
 }
