@@ -48,7 +48,9 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
 }
 
 fn finish(name: &str, verdict: Result<(), &str>, stats: &vm::ExitStats) -> ! {
+    // One line for tools (xtask's linux_boot parses it), then a table for people.
     info!("exits: {:?}", stats);
+    stats.print_table();
     match verdict {
         Ok(()) => {
             println!("ARM_VCPU_SCENARIO {}: PASS", name);

@@ -47,6 +47,32 @@ pub struct ExitStats {
 }
 
 impl ExitStats {
+    /// Prints the counts as a table: exits by kind, then accesses by emulated device.
+    pub fn print_table(&self) {
+        let kinds = [
+            ("hypercall (host-answered HVC)", self.hypercall),
+            ("PSCI request", self.psci),
+            ("MMIO read", self.mmio_read),
+            ("MMIO write", self.mmio_write),
+            ("system register (host-answered)", self.sysreg),
+            ("stage-2 abort (injected)", self.abort),
+            ("WFI/WFE", self.wfx),
+            ("physical IRQ", self.irq),
+            ("SGI request", self.sgi),
+            ("other", self.other),
+        ];
+        crate::println!(
+            "exit statistics (exits the host handled; traps the crate answers are not counted)"
+        );
+        crate::println!("  {:<36} {:>12}", "exit kind", "count");
+        for (k, v) in kinds {
+            crate::println!("  {:<36} {:>12}", k, v);
+        }
+        crate::println!("  {:<36} {:>12}", "emulated device", "accesses");
+        crate::println!("  {:<36} {:>12}", "PL011 console", self.console);
+        crate::println!("  {:<36} {:>12}", "test device", self.testdev);
+    }
+
     /// Adds another set of counts (e.g. another core's).
     pub fn add(&mut self, o: &ExitStats) {
         self.hypercall += o.hypercall;
