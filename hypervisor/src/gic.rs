@@ -10,6 +10,52 @@ pub const HYP_TIMER_INTID: u32 = 26;
 /// The GICv3 virtual CPU interface maintenance interrupt (PPI 9).
 pub const MAINTENANCE_INTID: u32 = 25;
 
+/// The guest's virtual timer interrupt (PPI 11).
+pub const VTIMER_INTID: u32 = 27;
+
+/// Enables PPI `intid` on redistributor 0 (see `enable_ppi`).
+pub fn enable_host_ppi(intid: u32) {
+    enable_ppi(intid);
+}
+
+/// Splits priority drop from deactivation for this core's interrupts
+/// (ICC_CTLR_EL1.EOImode = 1): after ICC_EOIR1_EL1 an interrupt stays active until
+/// ICC_DIR_EL1 — or until a guest deactivates the virtual interrupt it is linked to
+/// through a list register's HW bit.
+pub fn split_eoi() {
+    // SAFETY: ICC_CTLR_EL1 of the EL2 CPU interface; EOImode is bit 1.
+    unsafe {
+        core::arch::asm!(
+            "mrs {t}, S3_0_C12_C12_4",
+            "orr {t}, {t}, #2",
+            "msr S3_0_C12_C12_4, {t}",
+            "isb",
+            t = out(reg) _,
+            options(nostack),
+        )
+    };
+}
+
+/// Deactivates `intid` (ICC_DIR_EL1), with split EOI.
+pub fn deactivate(intid: u32) {
+    // SAFETY: writing ICC_DIR_EL1 with an INTID this core acknowledged.
+    unsafe {
+        core::arch::asm!("msr S3_0_C12_C11_1, {0}", "isb", in(reg) intid as u64, options(nostack))
+    };
+}
+
+/// Whether PPI `intid` is active on redistributor 0 (GICR_ISACTIVER0).
+pub fn ppi_active(intid: u32) -> bool {
+    r32(GICR_SGI + 0x300) & (1 << intid) != 0
+}
+
+/// Sets or clears the active state of PPI `intid` on redistributor 0
+/// (GICR_ISACTIVER0 / GICR_ICACTIVER0): a descheduled vCPU's hardware-linked timer
+/// interrupt must not block the next vCPU's.
+pub fn set_ppi_active(intid: u32, active: bool) {
+    w32(GICR_SGI + if active { 0x300 } else { 0x380 }, 1 << intid);
+}
+
 /// Puts PPI `intid` of redistributor 0 in group 1 at priority 0x80 and enables it
 /// (GICR_IGROUPR0, GICR_IPRIORITYR<n>, GICR_ISENABLER0).
 fn enable_ppi(intid: u32) {

@@ -121,12 +121,46 @@ pub fn run(args: &LinuxArgs) -> (Verdict, ExitStats) {
     }
 }
 
+/// Boots Linux in the virtual-interrupt mode (emulated GIC, list registers, both vCPUs
+/// time-sliced on this core).
+pub fn run_virtual(args: &LinuxArgs) -> (Verdict, ExitStats) {
+    match load(args, false) {
+        Ok((mem, entry)) => crate::vlinux::run(mem, entry, DTB_IPA),
+        Err(e) => (Err(e), ExitStats::default()),
+    }
+}
+
 fn build(args: &LinuxArgs) -> Result<TwoCoreVm, &'static str> {
+    let (mem, entry) = load(args, true)?;
+    Ok(TwoCoreVm {
+        mem,
+        entry,
+        x0: DTB_IPA,
+        x1: 0,
+        setup: Aarch64VCpuSetupConfig {
+            passthrough_interrupt: true,
+            passthrough_timer: true,
+            // Idle vCPUs exit on WFI, so the host polls the console's input.
+            trap_wfi: true,
+            ..Default::default()
+        },
+        kind: GuestKind::Os,
+    })
+}
+
+/// Guest RAM with the kernel, the initramfs and the DTB in place; with `gic_passthrough`
+/// the physical GICD/GICR are mapped into the guest (the PL011 is always emulated).
+/// Returns the memory and the kernel's entry point.
+fn load(
+    args: &LinuxArgs,
+    gic_passthrough: bool,
+) -> Result<(&'static GuestMemory, u64), &'static str> {
     let mut mem = GuestMemory::at(RAM_PA, RAM_SIZE).map_err(|_| "stage-2 mapping failed")?;
-    // The guest owns the GIC; the PL011 at UART's address is emulated (not mapped).
-    for (pa, size) in [GICD, GICR] {
-        mem.map_device(pa, size)
-            .map_err(|_| "stage-2 device mapping failed")?;
+    if gic_passthrough {
+        for (pa, size) in [GICD, GICR] {
+            mem.map_device(pa, size)
+                .map_err(|_| "stage-2 device mapping failed")?;
+        }
     }
     let mem: &'static GuestMemory = alloc::boxed::Box::leak(alloc::boxed::Box::new(mem));
 
@@ -175,20 +209,7 @@ fn build(args: &LinuxArgs) -> Result<TwoCoreVm, &'static str> {
         dtb.len(),
         DTB_IPA
     );
-    Ok(TwoCoreVm {
-        mem,
-        entry,
-        x0: DTB_IPA,
-        x1: 0,
-        setup: Aarch64VCpuSetupConfig {
-            passthrough_interrupt: true,
-            passthrough_timer: true,
-            // Idle vCPUs exit on WFI, so the host polls the console's input.
-            trap_wfi: true,
-            ..Default::default()
-        },
-        kind: GuestKind::Os,
-    })
+    Ok((mem, entry))
 }
 
 const GIC_PHANDLE: u32 = 1;

@@ -17,6 +17,8 @@ mod multivm;
 mod pl011;
 mod scenario;
 mod smp;
+mod vgicd;
+mod vlinux;
 mod vm;
 
 use arm_vcpu::{Aarch64PerCpu, HostTrapFrame, HostTrapKind};
@@ -101,11 +103,11 @@ extern "C" fn rust_main() -> ! {
             args.image_size,
             "echo UBOOT_GUEST: PASS bootcmd ran; poweroff",
         )
-    } else if name == "linux" {
-        (
-            Err("only mode=passthrough is implemented for Linux so far"),
-            vm::ExitStats::default(),
-        )
+    } else if name == "linux-virtual" || name == "linux" && args.mode == "virtual" {
+        linux::run_virtual(&linux::LinuxArgs {
+            initrd_size: args.initrd_size,
+            autotest: args.autotest,
+        })
     } else {
         match scenario::by_name(name, args.iters, args.seed) {
             Some(sc) => vm::run(sc, args.iters),

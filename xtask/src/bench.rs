@@ -214,7 +214,7 @@ pub fn run(ws: &Workspace, n1: u64, n2: u64) -> Result<ExitCode, String> {
             );
         }
     }
-        let boot = linux_boot(ws, &hv)?;
+    let boot = linux_boot(ws, &hv)?;
     boot.print();
     let mut text = profile::to_json(&rows);
     // Append the linux_boot object to the JSON map.
@@ -324,7 +324,11 @@ impl LinuxBoot {
     }
 
     fn json(&self) -> String {
-        let exits: Vec<String> = self.exits.iter().map(|(k, v)| format!("\"{k}\": {v}")).collect();
+        let exits: Vec<String> = self
+            .exits
+            .iter()
+            .map(|(k, v)| format!("\"{k}\": {v}"))
+            .collect();
         format!(
             "{{\"wall_s\": {:.3}, \"direct_wall_s\": {:.3}, \"ratio\": {:.3}, \"exits\": {{{}}}}}",
             self.under_hv,
@@ -340,12 +344,19 @@ fn parse_exit_stats(output: &str) -> Vec<(String, u64)> {
     let Some(line) = output.lines().find(|l| l.contains("exits: ExitStats {")) else {
         return Vec::new();
     };
-    let inner = line.split('{').nth(1).unwrap_or("").trim_end_matches(['}', ' ']);
+    let inner = line
+        .split('{')
+        .nth(1)
+        .unwrap_or("")
+        .trim_end_matches(['}', ' ']);
     inner
         .split(',')
         .filter_map(|kv| {
             let (k, v) = kv.split_once(':')?;
-            Some((k.trim().to_string(), v.trim().trim_end_matches('}').trim().parse().ok()?))
+            Some((
+                k.trim().to_string(),
+                v.trim().trim_end_matches('}').trim().parse().ok()?,
+            ))
         })
         .collect()
 }
@@ -372,7 +383,11 @@ fn linux_boot(ws: &Workspace, hv: &std::path::Path) -> Result<LinuxBoot, String>
         "-append",
         "console=ttyAMA0 rdinit=/init autotest",
     ]);
-    direct.arg("-kernel").arg(&assets.image).arg("-initrd").arg(&assets.initramfs);
+    direct
+        .arg("-kernel")
+        .arg(&assets.image)
+        .arg("-initrd")
+        .arg(&assets.initramfs);
     let d = qemu::run_captured(direct, s.timeout).map_err(|e| e.to_string())?;
     if !d.output.contains("LINUX_AUTOTEST: PASS") {
         return Err("linux_boot: the direct boot did not pass its autotest".into());
@@ -392,7 +407,14 @@ mod linux_boot_tests {
     fn exit_stats_line() {
         let out = "x\n[refhv INFO ] exits: ExitStats { hypercall: 2, psci: 3, wfx: 1371054 }\ny";
         let e = parse_exit_stats(out);
-        assert_eq!(e, [("hypercall".into(), 2), ("psci".into(), 3), ("wfx".into(), 1_371_054)]);
+        assert_eq!(
+            e,
+            [
+                ("hypercall".into(), 2),
+                ("psci".into(), 3),
+                ("wfx".into(), 1_371_054)
+            ]
+        );
         assert!(parse_exit_stats("nothing").is_empty());
     }
 }
