@@ -3,6 +3,8 @@
 
 const GICD: usize = 0x0800_0000;
 const GICR: usize = 0x080a_0000;
+/// Redistributor frames (RD + SGI) per CPU.
+const GICR_STRIDE: usize = 0x2_0000;
 /// SGI/PPI frame of redistributor 0.
 const GICR_SGI: usize = GICR + 0x1_0000;
 /// The EL2 physical timer's interrupt (PPI 10).
@@ -15,7 +17,34 @@ pub const VTIMER_INTID: u32 = 27;
 
 /// Enables PPI `intid` on redistributor 0 (see `enable_ppi`).
 pub fn enable_host_ppi(intid: u32) {
-    enable_ppi(intid);
+    enable_ppi_on(0, intid);
+}
+
+/// The SGI the host uses to make another core exit its guest ("kick").
+pub const KICK_SGI: u32 = 8;
+
+/// Sends physical SGI `intid` to core `aff0` (ICC_SGI1R_EL1: INTID [27:24],
+/// TargetList [15:0], Aff1..3 = 0).
+pub fn send_sgi(intid: u32, aff0: u64) {
+    let v = ((intid as u64) << 24) | (1 << (aff0 & 15));
+    // SAFETY: generating a physical SGI from EL2 to another core of this machine.
+    unsafe { core::arch::asm!("msr S3_0_C12_C11_5, {0}", "isb", in(reg) v, options(nostack)) };
+}
+
+/// Sets up core `cpu`'s redistributor and CPU interface for a host that delivers
+/// guest interrupts through list registers: wakes it, enables the maintenance
+/// interrupt, the virtual timer's PPI, the EL2 timer and the kick SGI, turns on the
+/// system-register interface and splits EOI from deactivation.
+pub fn init_cpu_for_virtual_guests(cpu: usize) {
+    let rd = GICR + cpu * GICR_STRIDE;
+    let waker = rd + 0x14;
+    w32(waker, r32(waker) & !(1 << 1));
+    while r32(waker) & (1 << 2) != 0 {}
+    for intid in [MAINTENANCE_INTID, HYP_TIMER_INTID, VTIMER_INTID, KICK_SGI] {
+        enable_ppi_on(cpu, intid);
+    }
+    enable_cpu_interface();
+    split_eoi();
 }
 
 /// Splits priority drop from deactivation for this core's interrupts
@@ -49,6 +78,11 @@ pub fn ppi_active(intid: u32) -> bool {
     r32(GICR_SGI + 0x300) & (1 << intid) != 0
 }
 
+/// Enables the distributor (affinity routing, group 0 and 1).
+pub fn init_distributor() {
+    w32(GICD, (1 << 4) | 3);
+}
+
 /// Sets or clears the active state of PPI `intid` on redistributor 0
 /// (GICR_ISACTIVER0 / GICR_ICACTIVER0): a descheduled vCPU's hardware-linked timer
 /// interrupt must not block the next vCPU's.
@@ -59,11 +93,17 @@ pub fn set_ppi_active(intid: u32, active: bool) {
 /// Puts PPI `intid` of redistributor 0 in group 1 at priority 0x80 and enables it
 /// (GICR_IGROUPR0, GICR_IPRIORITYR<n>, GICR_ISENABLER0).
 fn enable_ppi(intid: u32) {
-    w32(GICR_SGI + 0x80, r32(GICR_SGI + 0x80) | (1 << intid));
-    let prio = GICR_SGI + 0x400 + (intid as usize & !3);
+    enable_ppi_on(0, intid);
+}
+
+/// The same on core `cpu`'s redistributor.
+fn enable_ppi_on(cpu: usize, intid: u32) {
+    let sgi = GICR_SGI + cpu * GICR_STRIDE;
+    w32(sgi + 0x80, r32(sgi + 0x80) | (1 << intid));
+    let prio = sgi + 0x400 + (intid as usize & !3);
     let shift = (intid % 4) * 8;
     w32(prio, (r32(prio) & !(0xff << shift)) | (0x80 << shift));
-    w32(GICR_SGI + 0x100, 1 << intid);
+    w32(sgi + 0x100, 1 << intid);
 }
 
 fn w32(addr: usize, v: u32) {
@@ -88,6 +128,11 @@ pub fn init() {
     // arm_vcpu uses to refill list registers).
     enable_ppi(HYP_TIMER_INTID);
     enable_ppi(MAINTENANCE_INTID);
+    enable_cpu_interface();
+}
+
+/// Turns on this core's system-register CPU interface at EL2.
+fn enable_cpu_interface() {
     // SAFETY: enabling the GICv3 system-register interface at EL2 (ICC_SRE_EL2.SRE and
     // Enable), unmasking all priorities and enabling group 1 interrupts on this core.
     unsafe {

@@ -130,6 +130,14 @@ pub fn run_virtual(args: &LinuxArgs) -> (Verdict, ExitStats) {
     }
 }
 
+/// Boots Linux in the virtual-interrupt mode with vCPU i on physical core i.
+pub fn run_virtual_smp(args: &LinuxArgs) -> (Verdict, ExitStats) {
+    match load(args, false) {
+        Ok((mem, entry)) => crate::vlinux2::run(mem, entry, DTB_IPA),
+        Err(e) => (Err(e), ExitStats::default()),
+    }
+}
+
 fn build(args: &LinuxArgs) -> Result<TwoCoreVm, &'static str> {
     let (mem, entry) = load(args, true)?;
     Ok(TwoCoreVm {

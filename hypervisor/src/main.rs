@@ -19,6 +19,7 @@ mod scenario;
 mod smp;
 mod vgicd;
 mod vlinux;
+mod vlinux2;
 mod vm;
 
 use arm_vcpu::{Aarch64PerCpu, HostTrapFrame, HostTrapKind};
@@ -69,7 +70,11 @@ fn finish(name: &str, verdict: Result<(), &str>, stats: &vm::ExitStats) -> ! {
 /// MMU are set up.
 #[no_mangle]
 extern "C" fn secondary_main(index: u64) -> ! {
-    smp::secondary(index)
+    if vlinux2::SECONDARY_MODE.load(core::sync::atomic::Ordering::Acquire) == 1 {
+        vlinux2::secondary(index)
+    } else {
+        smp::secondary(index)
+    }
 }
 
 #[no_mangle]
@@ -103,6 +108,11 @@ extern "C" fn rust_main() -> ! {
             args.image_size,
             "echo UBOOT_GUEST: PASS bootcmd ran; poweroff",
         )
+    } else if name == "linux-virtual-smp" {
+        linux::run_virtual_smp(&linux::LinuxArgs {
+            initrd_size: args.initrd_size,
+            autotest: args.autotest,
+        })
     } else if name == "linux-virtual" || name == "linux" && args.mode == "virtual" {
         linux::run_virtual(&linux::LinuxArgs {
             initrd_size: args.initrd_size,

@@ -162,7 +162,7 @@ fn run(vm: TwoCoreVm, stats: &mut ExitStats) -> Verdict {
     });
 
     // Start physical core 1 (QEMU's PSCI firmware, SMC conduit).
-    let r = firmware_cpu_on(1, secondary_start as *const () as usize as u64, 1);
+    let r = start_core(1);
     if r != 0 {
         error!("PSCI CPU_ON of core 1 returned {}", r as i64);
         return Err("cannot start the second physical core (run QEMU with -smp 2)");
@@ -449,6 +449,12 @@ fn current_mpidr() -> u64 {
         core::arch::asm!("mrs {0}, mpidr_el1", out(reg) v, options(nomem, nostack, preserves_flags))
     };
     v & 0xff_00ff_ffff
+}
+
+/// Starts physical core `index` at `secondary_start` (it then calls `secondary_main`).
+/// Returns the firmware's PSCI result.
+pub fn start_core(index: u64) -> u64 {
+    firmware_cpu_on(index, secondary_start as *const () as usize as u64, index)
 }
 
 /// PSCI CPU_ON through QEMU's firmware: starts core `mpidr` at `entry` (EL2) with x0 =

@@ -172,8 +172,10 @@ pub const SCENARIOS: &[Scenario] = &[
     // packages fetched into target/linux-cache/ on first use). Runs when named
     // (`cargo xtask test linux`); the last argument `true` puts it in the default set.
     linux("linux", 2, 180, true),
-    // Virtual-interrupt mode: emulated GIC, both vCPUs time-sliced on one core.
+    // Virtual-interrupt mode: emulated GIC, both vCPUs time-sliced on one core ...
     linux("linux-virtual", 1, 180, true),
+    // ... and with vCPU i on physical core i.
+    linux("linux-virtual-smp", 2, 180, true),
     uboot("uboot"),
 ];
 

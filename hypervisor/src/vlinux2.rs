@@ -1,0 +1,375 @@
+//! Linux in the virtual-interrupt mode with one vCPU per physical core (two of each):
+//! the emulated GIC and console are shared behind a lock; an interrupt for the vCPU of
+//! the other core goes into its mailbox and a physical SGI ("kick") makes that core
+//! exit its guest and inject it. Each core links its vCPU's virtual timer to its own
+//! physical PPI 27.
+
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU8, Ordering};
+
+use arm_vcpu::smccc::ret;
+use arm_vcpu::{
+    Aarch64PerCpu, Aarch64VCpu, Aarch64VCpuCreateConfig, Aarch64VCpuSetupConfig, PsciRequest,
+    Stage2Config, VirtualInterrupt, VmExit,
+};
+use log::{error, info};
+use spin::Mutex;
+
+use crate::devices::CONSOLE_IPA;
+use crate::gic;
+use crate::memory::{self, GuestMemory};
+use crate::pl011::Pl011;
+use crate::vgicd::{Delivery, VGic, GICD_BASE, GICD_SIZE, GICR_BASE};
+use crate::vm::ExitStats;
+
+const UART_INTID: u32 = 33;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Power {
+    On = 0,
+    Off = 1,
+    OnPending = 2,
+}
+
+struct Shared {
+    vgic: VGic,
+    uart: Pl011,
+    power: [Power; 2],
+    start: Option<(u64, u64)>,
+    vcpu1: Option<Aarch64VCpu>,
+    /// Interrupts for each vCPU raised on the other core.
+    mailbox: [Vec<VirtualInterrupt>; 2],
+    /// A timer interrupt arrived while the guest had PPI 27 disabled.
+    timer_held: [bool; 2],
+    ram: (u64, u64),
+    /// Set by SYSTEM_OFF/RESET (or a failure) on either core.
+    done: Option<Result<(), &'static str>>,
+    stats1: ExitStats,
+}
+
+static SHARED: Mutex<Option<Shared>> = Mutex::new(None);
+
+/// What `secondary_main` runs on core 1 (0: the passthrough two-core runner).
+pub static SECONDARY_MODE: AtomicU8 = AtomicU8::new(0);
+
+type Verdict = Result<(), &'static str>;
+
+fn with<R>(f: impl FnOnce(&mut Shared) -> R) -> Option<R> {
+    SHARED.lock().as_mut().map(f)
+}
+
+/// Core 0: builds both vCPUs, starts core 1, runs vCPU 0.
+pub fn run(mem: &'static GuestMemory, entry: u64, dtb: u64) -> (Verdict, ExitStats) {
+    let mut stats = ExitStats::default();
+    let v = run0(mem, entry, dtb, &mut stats);
+    if let Some(s1) = with(|s| s.stats1) {
+        stats.add(&s1);
+    }
+    (v, stats)
+}
+
+fn run0(mem: &'static GuestMemory, entry: u64, dtb: u64, stats: &mut ExitStats) -> Verdict {
+    let mut percpu = Aarch64PerCpu::new(0);
+    percpu
+        .hardware_enable()
+        .map_err(|_| "hardware_enable failed")?;
+    gic::init_distributor();
+    gic::init_cpu_for_virtual_guests(0);
+    let stage2 = Stage2Config {
+        root_pa: mem.root_pa(),
+        vmid: 1,
+        ipa_bits: memory::IPA_BITS,
+        root_level: memory::ROOT_LEVEL,
+    };
+    let cntvoff_el2 = arm_vcpu::physical_count();
+    let make = |i: u64| -> Result<Aarch64VCpu, arm_vcpu::VCpuError> {
+        let mut v = Aarch64VCpu::new(Aarch64VCpuCreateConfig {
+            mpidr_el1: i,
+            cntvoff_el2,
+            dtb_addr: dtb,
+            ..Default::default()
+        })?;
+        v.setup(Aarch64VCpuSetupConfig {
+            passthrough_timer: true,
+            trap_wfi: true,
+            ..Default::default()
+        })?;
+        v.set_stage2_root(stage2)?;
+        v.set_entry(entry)?;
+        Ok(v)
+    };
+    let mut vcpu0 = make(0).map_err(|_| "vcpu 0")?;
+    let vcpu1 = make(1).map_err(|_| "vcpu 1")?;
+    *SHARED.lock() = Some(Shared {
+        vgic: VGic::new(2),
+        uart: Pl011::default(),
+        power: [Power::On, Power::Off],
+        start: None,
+        vcpu1: Some(vcpu1),
+        mailbox: [Vec::new(), Vec::new()],
+        timer_held: [false; 2],
+        ram: mem.ram_range(),
+        done: None,
+        stats1: ExitStats::default(),
+    });
+    SECONDARY_MODE.store(1, Ordering::Release);
+    if crate::smp::start_core(1) != 0 {
+        return Err("cannot start the second physical core (run QEMU with -smp 2)");
+    }
+    info!("Linux (virtual GIC): vCPU i on physical core i");
+    vcpu0.bind(&mut percpu).map_err(|_| "bind")?;
+    let verdict = loop {
+        if let Some(Some(v)) = with(|s| s.done) {
+            break v;
+        }
+        if let Err(e) = step(0, &mut vcpu0, stats) {
+            with(|s| s.done = Some(Err(e)));
+        }
+    };
+    let _ = vcpu0.unbind(&mut percpu);
+    verdict
+}
+
+/// Core 1: waits for CPU_ON of vCPU 1 and runs it.
+pub fn secondary(index: u64) -> ! {
+    let mut percpu = Aarch64PerCpu::new(index as usize);
+    if percpu.hardware_enable().is_err() {
+        park();
+    }
+    gic::init_cpu_for_virtual_guests(index as usize);
+    let mut stats = ExitStats::default();
+    loop {
+        let (mut vcpu, entry, ctx) = loop {
+            let got = with(|s| match (s.power[1], s.start) {
+                (Power::OnPending, Some((e, c))) => s.vcpu1.take().map(|v| (v, e, c)),
+                _ => None,
+            })
+            .flatten();
+            match got {
+                Some(x) => break x,
+                None => core::hint::spin_loop(),
+            }
+        };
+        if vcpu.power_on(entry, ctx).is_err() || vcpu.bind(&mut percpu).is_err() {
+            error!("core 1: cannot start vCPU 1");
+            park();
+        }
+        with(|s| {
+            s.power[1] = Power::On;
+            s.start = None;
+        });
+        loop {
+            if with(|s| s.done.is_some() || s.power[1] == Power::Off) != Some(false) {
+                break;
+            }
+            if let Err(e) = step(1, &mut vcpu, &mut stats) {
+                with(|s| s.done = Some(Err(e)));
+                gic::send_sgi(gic::KICK_SGI, 0);
+            }
+        }
+        let _ = vcpu.unbind(&mut percpu);
+        with(|s| {
+            s.vcpu1 = Some(vcpu);
+            s.stats1.add(&stats);
+        });
+        stats = ExitStats::default();
+    }
+}
+
+/// Runs vCPU `me` (on core `me`) to its next exit and handles it.
+fn step(me: usize, vcpu: &mut Aarch64VCpu, stats: &mut ExitStats) -> Result<(), &'static str> {
+    // Interrupts the other core raised for this vCPU.
+    let mine: Vec<VirtualInterrupt> =
+        with(|s| core::mem::take(&mut s.mailbox[me])).unwrap_or_default();
+    for vi in mine {
+        if vcpu.inject_interrupt(vi).is_err() {
+            error!("cannot inject INTID {} into vCPU {}", vi.intid, me);
+        }
+    }
+    let exit = vcpu.run();
+    let mut deliveries: Vec<Delivery> = Vec::new();
+    let mut guard = SHARED.lock();
+    let s = guard.as_mut().ok_or("no VM")?;
+    let mut uart_touched = false;
+    while s.uart.can_receive() {
+        match crate::console::try_getc() {
+            Some(b) => {
+                s.uart.receive(b);
+                uart_touched = true;
+            }
+            None => break,
+        }
+    }
+    let mut complete: Option<u64> = None;
+    let mut psci_result: Option<i32> = None;
+    match exit {
+        Ok(VmExit::MmioRead { addr, width, .. }) => {
+            stats.mmio_read += 1;
+            let w = width.bytes();
+            complete = Some(if (GICD_BASE..GICD_BASE + GICD_SIZE).contains(&addr) {
+                s.vgic.gicd_read(addr - GICD_BASE, w)
+            } else if let Some((r, off)) = addr
+                .checked_sub(GICR_BASE)
+                .and_then(|o| s.vgic.gicr_locate(o))
+            {
+                s.vgic.gicr_read(r, off, w)
+            } else if (CONSOLE_IPA..CONSOLE_IPA + 0x1000).contains(&addr) {
+                stats.console += 1;
+                uart_touched = true;
+                s.uart.read(addr - CONSOLE_IPA) as u64
+            } else {
+                0
+            });
+        }
+        Ok(VmExit::MmioWrite { addr, width, data }) => {
+            stats.mmio_write += 1;
+            let w = width.bytes();
+            let mut out = |d: Delivery| deliveries.push(d);
+            if (GICD_BASE..GICD_BASE + GICD_SIZE).contains(&addr) {
+                s.vgic.gicd_write(addr - GICD_BASE, w, data, &mut out);
+            } else if let Some((r, off)) = addr
+                .checked_sub(GICR_BASE)
+                .and_then(|o| s.vgic.gicr_locate(o))
+            {
+                s.vgic.gicr_write(r, off, w, data, &mut out);
+            } else if (CONSOLE_IPA..CONSOLE_IPA + 0x1000).contains(&addr) {
+                stats.console += 1;
+                uart_touched = true;
+                if let Some(b) = s.uart.write(addr - CONSOLE_IPA, data as u32) {
+                    crate::console::putc(b);
+                }
+            }
+        }
+        Ok(VmExit::SendSgi { request }) => {
+            stats.sgi += 1;
+            for v in 0..2usize {
+                if request.targets.includes(v as u64, me as u64) {
+                    if let Some(d) = s.vgic.raise(v, request.intid as u32, None) {
+                        deliveries.push(d);
+                    }
+                }
+            }
+        }
+        Ok(VmExit::ExternalInterrupt { .. }) => {
+            stats.irq += 1;
+            let intid = gic::ack();
+            if intid < 1020 {
+                gic::eoi(intid);
+                if intid == gic::VTIMER_INTID {
+                    // Stays active until the guest deactivates the linked virtual PPI.
+                    match s.vgic.raise(me, intid, Some(intid)) {
+                        Some(d) => deliveries.push(d),
+                        None => s.timer_held[me] = true,
+                    }
+                } else {
+                    gic::deactivate(intid);
+                }
+            }
+        }
+        Ok(VmExit::WaitForInterrupt | VmExit::WaitForEvent) => stats.wfx += 1,
+        Ok(VmExit::Psci { request, .. }) => {
+            stats.psci += 1;
+            psci_result = Some(match request {
+                PsciRequest::CpuOn {
+                    target_mpidr: t @ 0..=1,
+                    entry,
+                    context_id,
+                } => match s.power[t as usize] {
+                    Power::On => ret::ALREADY_ON,
+                    Power::OnPending => ret::ON_PENDING,
+                    Power::Off if !(s.ram.0..s.ram.1).contains(&entry) => ret::INVALID_ADDRESS,
+                    Power::Off => {
+                        s.start = Some((entry, context_id));
+                        s.power[t as usize] = Power::OnPending;
+                        ret::SUCCESS
+                    }
+                },
+                PsciRequest::CpuOn { .. } => ret::INVALID_PARAMETERS,
+                PsciRequest::AffinityInfo {
+                    target_mpidr: t @ 0..=1,
+                } => s.power[t as usize] as i32,
+                PsciRequest::AffinityInfo { .. } => ret::INVALID_PARAMETERS,
+                PsciRequest::CpuSuspend { .. } => ret::SUCCESS,
+                PsciRequest::CpuOff => {
+                    s.power[me] = Power::Off;
+                    return Ok(());
+                }
+                PsciRequest::SystemOff | PsciRequest::SystemReset => {
+                    info!("vCPU {}: PSCI {:?}", me, request);
+                    s.done = Some(Ok(()));
+                    drop(guard);
+                    gic::send_sgi(gic::KICK_SGI, 1 - me as u64);
+                    return Ok(());
+                }
+            });
+        }
+        Ok(VmExit::Hypercall { .. }) => {
+            stats.hypercall += 1;
+            vcpu.set_return_value(u64::MAX);
+        }
+        Ok(VmExit::DataAbort { va, write, .. }) => {
+            stats.abort += 1;
+            let _ = vcpu.inject_data_abort(va, write);
+        }
+        Ok(VmExit::InstructionAbort { va, .. }) => {
+            stats.abort += 1;
+            let _ = vcpu.inject_instruction_abort(va);
+        }
+        Ok(other) => {
+            error!(
+                "vCPU {}: unexpected exit {:?} at pc {:#x}",
+                me,
+                other,
+                vcpu.pc()
+            );
+            return Err("unexpected exit");
+        }
+        Err(e) => {
+            error!("vCPU {}: run: {}", me, e);
+            return Err("run() returned an error");
+        }
+    }
+    if uart_touched && s.uart.irq_level() {
+        if let Some(d) = s.vgic.raise(me, UART_INTID, None) {
+            deliveries.push(d);
+        }
+    }
+    let mut local = Vec::new();
+    let mut kick = false;
+    for d in deliveries {
+        let mut vi = d.vi;
+        if vi.intid == gic::VTIMER_INTID && s.timer_held[d.vcpu] {
+            s.timer_held[d.vcpu] = false;
+            vi.hw_intid = Some(gic::VTIMER_INTID);
+        }
+        if d.vcpu == me {
+            local.push(vi);
+        } else {
+            s.mailbox[d.vcpu].push(vi);
+            kick |= s.power[d.vcpu] == Power::On;
+        }
+    }
+    drop(guard);
+    if let Some(v) = complete {
+        vcpu.complete_mmio_read(v)
+            .map_err(|_| "complete_mmio_read")?;
+    }
+    if let Some(r) = psci_result {
+        vcpu.complete_psci(r).map_err(|_| "complete_psci")?;
+    }
+    for vi in local {
+        if vcpu.inject_interrupt(vi).is_err() {
+            error!("cannot inject INTID {} into vCPU {}", vi.intid, me);
+        }
+    }
+    if kick {
+        gic::send_sgi(gic::KICK_SGI, 1 - me as u64);
+    }
+    Ok(())
+}
+
+fn park() -> ! {
+    loop {
+        core::hint::spin_loop();
+    }
+}
