@@ -108,12 +108,12 @@ extern "C" fn rust_main() -> ! {
             args.image_size,
             "echo UBOOT_GUEST: PASS bootcmd ran; poweroff",
         )
-    } else if name == "linux-virtual-smp" {
+    } else if name == "linux-virtual-smp" || name == "linux" && args.mode == "virtual" {
         linux::run_virtual_smp(&linux::LinuxArgs {
             initrd_size: args.initrd_size,
             autotest: args.autotest,
         })
-    } else if name == "linux-virtual" || name == "linux" && args.mode == "virtual" {
+    } else if name == "linux-virtual" {
         linux::run_virtual(&linux::LinuxArgs {
             initrd_size: args.initrd_size,
             autotest: args.autotest,

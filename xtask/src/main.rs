@@ -32,8 +32,11 @@ commands:
         if given (the PRNG seed of the hostile scenario; default 1).
         `--guest linux`: Debian's arm64 Linux with a busybox shell on 2 vCPUs
         (packages fetched into target/linux-cache/ on first use), bootargs
-        `scenario=linux mode=M initrd_size=BYTES`; --mode passthrough (default)
-        or virtual. Ctrl-A x quits QEMU
+                `scenario=linux mode=M initrd_size=BYTES`; --mode passthrough (default:
+        the guest owns the physical GIC, vCPU i on core i) or virtual (emulated
+        GIC, list registers, vCPU i on core i). `--guest linux-virtual`: the
+        virtual mode with both vCPUs time-sliced on one core; `--guest uboot`:
+        Debian's U-Boot. Ctrl-A x quits QEMU
   test [--jobs N] [--seed S] [--mode M] [ITEM...]
         host unit tests, every QEMU scenario (debug hypervisor) and the mutation
         check; ends with `N passed, M failed`. ITEMs (unit, a scenario name,
