@@ -89,7 +89,7 @@ const HIDDEN: [(usize, u64); 12] = [
     (ID_AA64ZFR0, u64::MAX),
     (ID_AA64SMFR0, u64::MAX),
     (ID_AA64DFR0, f(4) | f(8) | f(32) | f(40) | f(44) | f(52)),
-        (ID_AA64MMFR1, f(8) | f(16) | f(40)),
+    (ID_AA64MMFR1, f(8) | f(16) | f(40)),
     (ID_AA64MMFR2, f(24)),
     (ID_PFR0, f(20) | f(28)),
     (ID_PFR1, f(12) | f(24)),
@@ -134,7 +134,7 @@ impl IdRegisters {
                 _ => break,
             }
         }
-                regs[ID_AA64MMFR0] = (regs[ID_AA64MMFR0] & !0xf) | pa as u64;
+        regs[ID_AA64MMFR0] = (regs[ID_AA64MMFR0] & !0xf) | pa as u64;
         // ID_AA64PFR0_EL1.EL1 [7:4]: HCR_EL2.RW = 1 makes EL1 AArch64-only (0b0001),
         // whatever the CPU could do.
         if (regs[ID_AA64PFR0] >> 4) & 0xf > 1 {

@@ -192,7 +192,7 @@ fn id_registers_hide_what_is_not_switched() {
     ] {
         assert_eq!(field(pfr0, lsb), 0, "ID_AA64PFR0_EL1.{name}");
     }
-        assert_eq!(field(pfr0, 0), 0xf, "EL0 field kept");
+    assert_eq!(field(pfr0, 0), 0xf, "EL0 field kept");
     assert_eq!(field(pfr0, 4), 1, "EL1 is AArch64-only under HCR_EL2.RW");
     assert_eq!(field(read(7, 1), 40), 0, "ID_AA64MMFR1_EL1.HCX");
     let pfr1 = read(4, 1);
