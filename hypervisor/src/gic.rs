@@ -15,11 +15,6 @@ pub const MAINTENANCE_INTID: u32 = 25;
 /// The guest's virtual timer interrupt (PPI 11).
 pub const VTIMER_INTID: u32 = 27;
 
-/// Enables PPI `intid` on redistributor 0 (see `enable_ppi`).
-pub fn enable_host_ppi(intid: u32) {
-    enable_ppi_on(0, intid);
-}
-
 /// The SGI the host uses to make another core exit its guest ("kick").
 pub const KICK_SGI: u32 = 8;
 

@@ -21,6 +21,7 @@ mod vgicd;
 mod vlinux;
 mod vlinux2;
 mod vm;
+mod vplatform;
 
 use arm_vcpu::{Aarch64PerCpu, HostTrapFrame, HostTrapKind};
 use linked_list_allocator::LockedHeap;

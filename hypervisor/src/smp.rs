@@ -17,14 +17,7 @@ use crate::loader;
 use crate::memory::{self, GuestMemory};
 use crate::pl011::Pl011;
 use crate::vm::{hvc, ExitStats};
-
-/// PSCI power state of a vCPU.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Power {
-    On = 0,
-    Off = 1,
-    OnPending = 2,
-}
+use crate::vplatform::Power;
 
 /// What runs in the VM.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,8 +1,8 @@
-//! Linux in the virtual-interrupt mode: the GIC distributor and redistributors are
-//! emulated (`vgicd.rs`), every interrupt reaches the guest through `arm_vcpu`'s list
-//! registers, and both vCPUs are time-sliced on one physical core (the EL2 timer and
-//! the guest's WFI switch them). The guest's virtual timer is delivered as a virtual
-//! PPI 27 linked to the physical one (HW bit), so the guest's deactivation ends it.
+//! Linux in the virtual-interrupt mode with both vCPUs time-sliced on one physical
+//! core (switched by the EL2 timer and by the guest's WFI). Devices: `vplatform`.
+//! The guest's virtual timer is delivered as a virtual PPI 27 linked to the physical
+//! one (HW bit): a descheduled vCPU's active state of that PPI is saved and restored
+//! with it, so it never blocks the other vCPU's timer.
 
 use alloc::vec::Vec;
 
@@ -13,23 +13,13 @@ use arm_vcpu::{
 };
 use log::{error, info};
 
-use crate::devices::CONSOLE_IPA;
 use crate::gic;
 use crate::memory::{self, GuestMemory};
-use crate::pl011::Pl011;
-use crate::vgicd::{Delivery, VGic, GICD_BASE, GICD_SIZE, GICR_BASE};
 use crate::vm::ExitStats;
+use crate::vplatform::{Platform, Power};
 
 /// Time slice: about 2 ms at QEMU's 62.5 MHz counter.
 const SLICE_TICKS: u64 = 125_000;
-const UART_INTID: u32 = 33;
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Power {
-    On = 0,
-    Off = 1,
-    OnPending = 2,
-}
 
 struct Slot {
     vcpu: Aarch64VCpu,
@@ -37,14 +27,12 @@ struct Slot {
     /// The physical timer PPI was active (linked to this vCPU's virtual PPI 27) when
     /// the vCPU was descheduled.
     timer_active: bool,
-    /// A timer interrupt arrived while the guest had PPI 27 disabled.
-    timer_held: bool,
 }
 
 type Verdict = Result<(), &'static str>;
 
-/// Runs Linux on `vcpus` vCPUs time-sliced on this core. `mem`, `entry` and `dtb`
-/// come from the Linux loader.
+/// Runs Linux (loaded in `mem`, entry point `entry`, DTB at `dtb`) on two vCPUs
+/// time-sliced on this core.
 pub fn run(mem: &'static GuestMemory, entry: u64, dtb: u64) -> (Verdict, ExitStats) {
     let mut stats = ExitStats::default();
     let v = run_inner(mem, entry, dtb, &mut stats);
@@ -57,9 +45,8 @@ fn run_inner(mem: &'static GuestMemory, entry: u64, dtb: u64, stats: &mut ExitSt
     percpu
         .hardware_enable()
         .map_err(|_| "hardware_enable failed")?;
-    gic::init();
-    gic::enable_host_ppi(gic::VTIMER_INTID);
-    gic::split_eoi();
+    gic::init_distributor();
+    gic::init_cpu_for_virtual_guests(0);
     let stage2 = Stage2Config {
         root_pa: mem.root_pa(),
         vmid: 1,
@@ -88,11 +75,9 @@ fn run_inner(mem: &'static GuestMemory, entry: u64, dtb: u64, stats: &mut ExitSt
             vcpu,
             power: if i == 0 { Power::On } else { Power::Off },
             timer_active: false,
-            timer_held: false,
         });
     }
-    let mut vgic = VGic::new(2);
-    let mut uart = Pl011::default();
+    let mut dev = Platform::new(2);
     let mut cur = 0usize;
     let mut switches = 0u64;
     slots[cur].vcpu.bind(&mut percpu).map_err(|_| "bind")?;
@@ -100,92 +85,22 @@ fn run_inner(mem: &'static GuestMemory, entry: u64, dtb: u64, stats: &mut ExitSt
     info!("Linux (virtual GIC): 2 vCPUs time-sliced on core 0");
     let verdict = loop {
         let mut switch = false;
-        let mut deliveries: Vec<Delivery> = Vec::new();
         let exit = slots[cur].vcpu.run();
-        // Console input, polled on every exit.
-        let mut got_input = false;
-        while uart.can_receive() {
-            match crate::console::try_getc() {
-                Some(b) => {
-                    uart.receive(b);
-                    got_input = true;
-                }
-                None => break,
-            }
-        }
-        let mut uart_touched = got_input;
+        dev.poll_input();
         let vcpu = &mut slots[cur].vcpu;
         match exit {
             Ok(VmExit::MmioRead { addr, width, .. }) => {
-                stats.mmio_read += 1;
-                let w = width.bytes();
-                let v = if (GICD_BASE..GICD_BASE + GICD_SIZE).contains(&addr) {
-                    vgic.gicd_read(addr - GICD_BASE, w)
-                } else if let Some((r, off)) = addr
-                    .checked_sub(GICR_BASE)
-                    .and_then(|o| vgic.gicr_locate(o))
-                {
-                    vgic.gicr_read(r, off, w)
-                } else if (CONSOLE_IPA..CONSOLE_IPA + 0x1000).contains(&addr) {
-                    stats.console += 1;
-                    uart_touched = true;
-                    uart.read(addr - CONSOLE_IPA) as u64
-                } else {
-                    0
-                };
+                let v = dev.mmio_read(addr, width, stats);
                 if vcpu.complete_mmio_read(v).is_err() {
                     break Err("complete_mmio_read");
                 }
             }
-            Ok(VmExit::MmioWrite { addr, width, data }) => {
-                stats.mmio_write += 1;
-                let w = width.bytes();
-                let mut out = |d: Delivery| deliveries.push(d);
-                if (GICD_BASE..GICD_BASE + GICD_SIZE).contains(&addr) {
-                    vgic.gicd_write(addr - GICD_BASE, w, data, &mut out);
-                } else if let Some((r, off)) = addr
-                    .checked_sub(GICR_BASE)
-                    .and_then(|o| vgic.gicr_locate(o))
-                {
-                    vgic.gicr_write(r, off, w, data, &mut out);
-                } else if (CONSOLE_IPA..CONSOLE_IPA + 0x1000).contains(&addr) {
-                    stats.console += 1;
-                    uart_touched = true;
-                    if let Some(b) = uart.write(addr - CONSOLE_IPA, data as u32) {
-                        crate::console::putc(b);
-                    }
-                }
-            }
-            Ok(VmExit::SendSgi { request }) => {
-                stats.sgi += 1;
-                for v in 0..slots.len() {
-                    if request.targets.includes(v as u64, cur as u64) {
-                        if let Some(d) = vgic.raise(v, request.intid as u32, None) {
-                            deliveries.push(d);
-                        }
-                    }
-                }
-            }
+            Ok(VmExit::MmioWrite { addr, width, data }) => dev.mmio_write(addr, width, data, stats),
+            Ok(VmExit::SendSgi { request }) => dev.send_sgi(cur, &request, slots.len(), stats),
             Ok(VmExit::ExternalInterrupt { .. }) => {
-                stats.irq += 1;
-                let intid = gic::ack();
-                if intid >= 1020 {
-                    // Spurious.
-                } else if intid == gic::VTIMER_INTID {
-                    // Priority drop only: the physical PPI stays active until the guest
-                    // deactivates the virtual one it is linked to.
-                    gic::eoi(intid);
-                    match vgic.raise(cur, intid, Some(intid)) {
-                        Some(d) => deliveries.push(d),
-                        None => slots[cur].timer_held = true,
-                    }
-                } else {
-                    gic::eoi(intid);
-                    gic::deactivate(intid);
-                    if intid == gic::HYP_TIMER_INTID {
-                        gic::arm_hyp_timer(SLICE_TICKS);
-                        switch = true;
-                    }
+                if dev.physical_irq(cur, stats) == gic::HYP_TIMER_INTID {
+                    gic::arm_hyp_timer(SLICE_TICKS);
+                    switch = true;
                 }
             }
             Ok(VmExit::WaitForInterrupt | VmExit::WaitForEvent) => {
@@ -221,9 +136,10 @@ fn run_inner(mem: &'static GuestMemory, entry: u64, dtb: u64, stats: &mut ExitSt
                         ret::SUCCESS
                     }
                     PsciRequest::CpuOff => {
+                        // The vCPU does not run again until a CPU_ON (power_on resets it).
                         slots[cur].power = Power::Off;
                         switch = true;
-                        ret::DENIED // not used: the vCPU does not run again until CPU_ON
+                        ret::DENIED
                     }
                     PsciRequest::SystemOff | PsciRequest::SystemReset => {
                         info!(
@@ -265,21 +181,9 @@ fn run_inner(mem: &'static GuestMemory, entry: u64, dtb: u64, stats: &mut ExitSt
                 break Err("run() returned an error");
             }
         }
-        if uart_touched && uart.irq_level() {
-            if let Some(d) = vgic.raise(cur, UART_INTID, None) {
-                deliveries.push(d);
-            }
-        }
-        for d in deliveries {
-            let mut vi = d.vi;
-            let slot = &mut slots[d.vcpu];
-            if vi.intid == gic::VTIMER_INTID && slot.timer_held {
-                // Released after the guest enabled PPI 27: keep the physical link.
-                slot.timer_held = false;
-                vi.hw_intid = Some(gic::VTIMER_INTID);
-            }
-            if slot.vcpu.inject_interrupt(vi).is_err() {
-                error!("cannot inject INTID {} into vCPU {}", vi.intid, d.vcpu);
+        for (v, vi) in dev.deliveries(cur) {
+            if slots[v].vcpu.inject_interrupt(vi).is_err() {
+                error!("cannot inject INTID {} into vCPU {}", vi.intid, v);
             }
         }
         if switch {

@@ -15,32 +15,18 @@ use arm_vcpu::{
 use log::{error, info};
 use spin::Mutex;
 
-use crate::devices::CONSOLE_IPA;
 use crate::gic;
 use crate::memory::{self, GuestMemory};
-use crate::pl011::Pl011;
-use crate::vgicd::{Delivery, VGic, GICD_BASE, GICD_SIZE, GICR_BASE};
 use crate::vm::ExitStats;
-
-const UART_INTID: u32 = 33;
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Power {
-    On = 0,
-    Off = 1,
-    OnPending = 2,
-}
+use crate::vplatform::{Platform, Power};
 
 struct Shared {
-    vgic: VGic,
-    uart: Pl011,
+    dev: Platform,
     power: [Power; 2],
     start: Option<(u64, u64)>,
     vcpu1: Option<Aarch64VCpu>,
     /// Interrupts for each vCPU raised on the other core.
     mailbox: [Vec<VirtualInterrupt>; 2],
-    /// A timer interrupt arrived while the guest had PPI 27 disabled.
-    timer_held: [bool; 2],
     ram: (u64, u64),
     /// Set by SYSTEM_OFF/RESET (or a failure) on either core.
     done: Option<Result<(), &'static str>>,
@@ -101,13 +87,11 @@ fn run0(mem: &'static GuestMemory, entry: u64, dtb: u64, stats: &mut ExitStats) 
     let mut vcpu0 = make(0).map_err(|_| "vcpu 0")?;
     let vcpu1 = make(1).map_err(|_| "vcpu 1")?;
     *SHARED.lock() = Some(Shared {
-        vgic: VGic::new(2),
-        uart: Pl011::default(),
+        dev: Platform::new(2),
         power: [Power::On, Power::Off],
         start: None,
         vcpu1: Some(vcpu1),
         mailbox: [Vec::new(), Vec::new()],
-        timer_held: [false; 2],
         ram: mem.ram_range(),
         done: None,
         stats1: ExitStats::default(),
@@ -187,84 +171,21 @@ fn step(me: usize, vcpu: &mut Aarch64VCpu, stats: &mut ExitStats) -> Result<(), 
         }
     }
     let exit = vcpu.run();
-    let mut deliveries: Vec<Delivery> = Vec::new();
     let mut guard = SHARED.lock();
     let s = guard.as_mut().ok_or("no VM")?;
-    let mut uart_touched = false;
-    while s.uart.can_receive() {
-        match crate::console::try_getc() {
-            Some(b) => {
-                s.uart.receive(b);
-                uart_touched = true;
-            }
-            None => break,
-        }
-    }
+    s.dev.poll_input();
     let mut complete: Option<u64> = None;
     let mut psci_result: Option<i32> = None;
     match exit {
         Ok(VmExit::MmioRead { addr, width, .. }) => {
-            stats.mmio_read += 1;
-            let w = width.bytes();
-            complete = Some(if (GICD_BASE..GICD_BASE + GICD_SIZE).contains(&addr) {
-                s.vgic.gicd_read(addr - GICD_BASE, w)
-            } else if let Some((r, off)) = addr
-                .checked_sub(GICR_BASE)
-                .and_then(|o| s.vgic.gicr_locate(o))
-            {
-                s.vgic.gicr_read(r, off, w)
-            } else if (CONSOLE_IPA..CONSOLE_IPA + 0x1000).contains(&addr) {
-                stats.console += 1;
-                uart_touched = true;
-                s.uart.read(addr - CONSOLE_IPA) as u64
-            } else {
-                0
-            });
+            complete = Some(s.dev.mmio_read(addr, width, stats))
         }
-        Ok(VmExit::MmioWrite { addr, width, data }) => {
-            stats.mmio_write += 1;
-            let w = width.bytes();
-            let mut out = |d: Delivery| deliveries.push(d);
-            if (GICD_BASE..GICD_BASE + GICD_SIZE).contains(&addr) {
-                s.vgic.gicd_write(addr - GICD_BASE, w, data, &mut out);
-            } else if let Some((r, off)) = addr
-                .checked_sub(GICR_BASE)
-                .and_then(|o| s.vgic.gicr_locate(o))
-            {
-                s.vgic.gicr_write(r, off, w, data, &mut out);
-            } else if (CONSOLE_IPA..CONSOLE_IPA + 0x1000).contains(&addr) {
-                stats.console += 1;
-                uart_touched = true;
-                if let Some(b) = s.uart.write(addr - CONSOLE_IPA, data as u32) {
-                    crate::console::putc(b);
-                }
-            }
-        }
-        Ok(VmExit::SendSgi { request }) => {
-            stats.sgi += 1;
-            for v in 0..2usize {
-                if request.targets.includes(v as u64, me as u64) {
-                    if let Some(d) = s.vgic.raise(v, request.intid as u32, None) {
-                        deliveries.push(d);
-                    }
-                }
-            }
-        }
+        Ok(VmExit::MmioWrite { addr, width, data }) => s.dev.mmio_write(addr, width, data, stats),
+        Ok(VmExit::SendSgi { request }) => s.dev.send_sgi(me, &request, 2, stats),
         Ok(VmExit::ExternalInterrupt { .. }) => {
-            stats.irq += 1;
-            let intid = gic::ack();
-            if intid < 1020 {
-                gic::eoi(intid);
-                if intid == gic::VTIMER_INTID {
-                    // Stays active until the guest deactivates the linked virtual PPI.
-                    match s.vgic.raise(me, intid, Some(intid)) {
-                        Some(d) => deliveries.push(d),
-                        None => s.timer_held[me] = true,
-                    }
-                } else {
-                    gic::deactivate(intid);
-                }
-            }
+            // The kick SGI only makes this core exit: the mailbox is drained before
+            // the next entry.
+            s.dev.physical_irq(me, stats);
         }
         Ok(VmExit::WaitForInterrupt | VmExit::WaitForEvent) => stats.wfx += 1,
         Ok(VmExit::Psci { request, .. }) => {
@@ -329,24 +250,14 @@ fn step(me: usize, vcpu: &mut Aarch64VCpu, stats: &mut ExitStats) -> Result<(), 
             return Err("run() returned an error");
         }
     }
-    if uart_touched && s.uart.irq_level() {
-        if let Some(d) = s.vgic.raise(me, UART_INTID, None) {
-            deliveries.push(d);
-        }
-    }
     let mut local = Vec::new();
     let mut kick = false;
-    for d in deliveries {
-        let mut vi = d.vi;
-        if vi.intid == gic::VTIMER_INTID && s.timer_held[d.vcpu] {
-            s.timer_held[d.vcpu] = false;
-            vi.hw_intid = Some(gic::VTIMER_INTID);
-        }
-        if d.vcpu == me {
+    for (v, vi) in s.dev.deliveries(me) {
+        if v == me {
             local.push(vi);
         } else {
-            s.mailbox[d.vcpu].push(vi);
-            kick |= s.power[d.vcpu] == Power::On;
+            s.mailbox[v].push(vi);
+            kick |= s.power[v] == Power::On;
         }
     }
     drop(guard);

@@ -14,6 +14,7 @@ use log::{error, info};
 use crate::devices::{self, TestDevice, CONSOLE_IPA, TESTDEV_IPA, TESTDEV_SIZE};
 use crate::memory::{self, GuestMemory};
 use crate::scenario::{AbortPolicy, Scenario, VmInfo};
+use crate::vplatform::Power;
 use crate::{gic, loader};
 
 /// Hypercall function IDs of the test protocol (SMCCC vendor-specific hypervisor
@@ -88,14 +89,6 @@ impl ExitStats {
         self.console += o.console;
         self.testdev += o.testdev;
     }
-}
-
-/// PSCI power state of a vCPU, as AFFINITY_INFO reports it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Power {
-    On = 0,
-    Off = 1,
-    OnPending = 2,
 }
 
 struct Slot {

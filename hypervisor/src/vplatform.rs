@@ -1,0 +1,164 @@
+//! The devices of a Linux VM in the virtual-interrupt mode, shared by the one-core and
+//! the two-core runners: the emulated GIC (`vgicd`), the emulated console (`pl011`),
+//! and how exits that concern them turn into register values and interrupt deliveries.
+
+use alloc::vec::Vec;
+
+use arm_vcpu::{AccessWidth, SgiRequest, VirtualInterrupt};
+
+use crate::devices::CONSOLE_IPA;
+use crate::gic;
+use crate::pl011::Pl011;
+use crate::vgicd::{Delivery, VGic, GICD_BASE, GICD_SIZE, GICR_BASE};
+use crate::vm::ExitStats;
+
+/// The console's SPI (PL011 on QEMU virt: SPI 1).
+const UART_INTID: u32 = 33;
+
+/// PSCI power state of a vCPU, as AFFINITY_INFO reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Power {
+    On = 0,
+    Off = 1,
+    OnPending = 2,
+}
+
+/// Emulated GIC and console of one VM.
+pub struct Platform {
+    pub vgic: VGic,
+    pub uart: Pl011,
+    /// Per vCPU: a timer interrupt arrived while the guest had PPI 27 disabled (the
+    /// physical PPI stays active until it is delivered, linked, and deactivated).
+    timer_held: [bool; 2],
+    /// The console was accessed or got input since the last `deliveries` call.
+    uart_touched: bool,
+    /// Interrupts to deliver.
+    pending: Vec<Delivery>,
+}
+
+impl Platform {
+    pub fn new(vcpus: usize) -> Self {
+        Self {
+            vgic: VGic::new(vcpus),
+            uart: Pl011::default(),
+            timer_held: [false; 2],
+            uart_touched: false,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Moves bytes waiting on the real UART into the console's receive FIFO.
+    pub fn poll_input(&mut self) {
+        while self.uart.can_receive() {
+            match crate::console::try_getc() {
+                Some(b) => {
+                    self.uart.receive(b);
+                    self.uart_touched = true;
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// A guest MMIO read; unknown addresses read as zero.
+    pub fn mmio_read(&mut self, addr: u64, width: AccessWidth, stats: &mut ExitStats) -> u64 {
+        stats.mmio_read += 1;
+        let w = width.bytes();
+        if (GICD_BASE..GICD_BASE + GICD_SIZE).contains(&addr) {
+            self.vgic.gicd_read(addr - GICD_BASE, w)
+        } else if let Some((r, off)) = addr
+            .checked_sub(GICR_BASE)
+            .and_then(|o| self.vgic.gicr_locate(o))
+        {
+            self.vgic.gicr_read(r, off, w)
+        } else if (CONSOLE_IPA..CONSOLE_IPA + 0x1000).contains(&addr) {
+            stats.console += 1;
+            self.uart_touched = true;
+            self.uart.read(addr - CONSOLE_IPA) as u64
+        } else {
+            0
+        }
+    }
+
+    /// A guest MMIO write; unknown addresses ignore it.
+    pub fn mmio_write(&mut self, addr: u64, width: AccessWidth, data: u64, stats: &mut ExitStats) {
+        stats.mmio_write += 1;
+        let w = width.bytes();
+        let pending = &mut self.pending;
+        let mut out = |d: Delivery| pending.push(d);
+        if (GICD_BASE..GICD_BASE + GICD_SIZE).contains(&addr) {
+            self.vgic.gicd_write(addr - GICD_BASE, w, data, &mut out);
+        } else if let Some((r, off)) = addr
+            .checked_sub(GICR_BASE)
+            .and_then(|o| self.vgic.gicr_locate(o))
+        {
+            self.vgic.gicr_write(r, off, w, data, &mut out);
+        } else if (CONSOLE_IPA..CONSOLE_IPA + 0x1000).contains(&addr) {
+            stats.console += 1;
+            self.uart_touched = true;
+            if let Some(b) = self.uart.write(addr - CONSOLE_IPA, data as u32) {
+                crate::console::putc(b);
+            }
+        }
+    }
+
+    /// vCPU `me` wrote an SGI register: make the SGI pending on every target.
+    pub fn send_sgi(
+        &mut self,
+        me: usize,
+        request: &SgiRequest,
+        vcpus: usize,
+        stats: &mut ExitStats,
+    ) {
+        stats.sgi += 1;
+        for v in 0..vcpus {
+            if request.targets.includes(v as u64, me as u64) {
+                if let Some(d) = self.vgic.raise(v, request.intid as u32, None) {
+                    self.pending.push(d);
+                }
+            }
+        }
+    }
+
+    /// A physical interrupt taken while vCPU `me` ran (acknowledged here). The virtual
+    /// timer's PPI gets only a priority drop and is delivered linked to the physical
+    /// one; the host's own interrupts are ended. Returns the INTID (1023: spurious).
+    pub fn physical_irq(&mut self, me: usize, stats: &mut ExitStats) -> u32 {
+        stats.irq += 1;
+        let intid = gic::ack();
+        if intid >= 1020 {
+            return intid;
+        }
+        gic::eoi(intid);
+        if intid == gic::VTIMER_INTID {
+            match self.vgic.raise(me, intid, Some(intid)) {
+                Some(d) => self.pending.push(d),
+                None => self.timer_held[me] = true,
+            }
+        } else {
+            gic::deactivate(intid);
+        }
+        intid
+    }
+
+    /// What to inject, and where, after an exit of vCPU `me`: what the exit raised,
+    /// plus the console's interrupt while its line is high.
+    pub fn deliveries(&mut self, me: usize) -> Vec<(usize, VirtualInterrupt)> {
+        if core::mem::take(&mut self.uart_touched) && self.uart.irq_level() {
+            if let Some(d) = self.vgic.raise(me, UART_INTID, None) {
+                self.pending.push(d);
+            }
+        }
+        let mut out = Vec::new();
+        for d in core::mem::take(&mut self.pending) {
+            let mut vi = d.vi;
+            if vi.intid == gic::VTIMER_INTID && self.timer_held[d.vcpu] {
+                // Released after the guest enabled PPI 27: keep the physical link.
+                self.timer_held[d.vcpu] = false;
+                vi.hw_intid = Some(gic::VTIMER_INTID);
+            }
+            out.push((d.vcpu, vi));
+        }
+        out
+    }
+}
