@@ -26,13 +26,14 @@ usage: cargo xtask <command> [options]
 commands:
   build [--release] [--features F]
         build the hypervisor (refhv) and the test guests
-  run [--guest NAME] [--release] [--iters N] [--seed S] [--mode M] [--features F]
+    run [--guest NAME] [--release] [--iters N] [--seed S] [--mode M] [--cores N] [--features F]
         build, then boot guest NAME (default {default_guest}) under QEMU interactively
         with bootargs `scenario=NAME iters=N` (default N = 100), plus `seed=S`
         if given (the PRNG seed of the hostile scenario; default 1).
         `--guest linux`: Debian's arm64 Linux with a busybox shell on 2 vCPUs
         (packages fetched into target/linux-cache/ on first use), bootargs
-                `scenario=linux mode=M initrd_size=BYTES`; --mode passthrough (default:
+                        `scenario=linux mode=M initrd_size=BYTES`; --cores 1|2 (default 2):
+        physical cores for its two vCPUs; --mode passthrough (default:
         the guest owns the physical GIC, vCPU i on core i) or virtual (emulated
         GIC, list registers, vCPU i on core i). `--guest linux-virtual`: the
         virtual mode with both vCPUs time-sliced on one core; `--guest uboot`:
@@ -97,6 +98,26 @@ fn seed(s: &str) -> Result<u64, String> {
     .ok_or_else(|| format!("--seed: expected a number, got {s:?}"))
 }
 
+/// `--cores N` for Linux: the physical cores its two vCPUs run on. Passthrough needs
+/// one core per vCPU (2); the virtual mode runs on 2 (vCPU i on core i) or 1 (both
+/// time-sliced: scenario `linux-virtual`).
+fn linux_variant(guest: String, mode: Option<&str>, cores: Option<u64>) -> Result<String, String> {
+    let Some(cores) = cores else {
+        return Ok(guest);
+    };
+    if guest != "linux" {
+        return Err(format!("--cores applies to --guest linux, not {guest:?}"));
+    }
+    match (mode.unwrap_or(scenarios::DEFAULT_LINUX_MODE), cores) {
+        (_, 2) => Ok(guest),
+        ("virtual", 1) => Ok("linux-virtual".into()),
+        ("passthrough", 1) => {
+            Err("--cores 1 needs --mode virtual (passthrough runs one vCPU per core)".into())
+        }
+        (_, n) => Err(format!("--cores: Linux runs on 1 or 2 cores, not {n}")),
+    }
+}
+
 /// A Linux interrupt mode (`--mode`).
 fn mode(s: &str) -> Result<String, String> {
     if scenarios::LINUX_MODES.contains(&s) {
@@ -128,6 +149,7 @@ fn parse_args(args: &[&str]) -> Result<Cmd, String> {
     let mut only = Vec::new();
     let mut seed_arg = None;
     let mut mode_arg = None;
+    let mut cores_arg: Option<u64> = None;
     let (mut n1, mut n2) = bench::DEFAULT_ITERS;
     while let Some(a) = it.next() {
         // `--flag=value` is accepted as well as `--flag value`.
@@ -148,6 +170,7 @@ fn parse_args(args: &[&str]) -> Result<Cmd, String> {
             ("run", "--iters") => iters = number(get()?, flag)?,
             ("run" | "test", "--seed") => seed_arg = Some(seed(get()?)?),
             ("run" | "test", "--mode") => mode_arg = Some(mode(get()?)?),
+            ("run", "--cores") => cores_arg = Some(number(get()?, flag)?),
             ("test", "--jobs" | "-j") => jobs = number(get()?, flag)?,
             ("test", item) if !item.starts_with('-') => only.push(item.to_string()),
             ("bench", "--iters") => {
@@ -170,7 +193,7 @@ fn parse_args(args: &[&str]) -> Result<Cmd, String> {
             features: feats,
         },
         "run" => Cmd::Run {
-            guest,
+            guest: linux_variant(guest, mode_arg.as_deref(), cores_arg)?,
             release,
             iters,
             seed: seed_arg,
@@ -467,6 +490,19 @@ mod tests {
         assert!(parse("run --seed x").is_err());
         assert!(parse("bench --seed 1").is_err());
         assert!(parse("run --guest linux --mode fast").is_err());
+        assert!(matches!(
+            parse("run --mode virtual --cores 1"),
+            Ok(Cmd::Run { ref guest, .. }) if guest == "linux-virtual"
+        ));
+        assert!(
+            matches!(parse("run --cores 2"), Ok(Cmd::Run { ref guest, .. }) if guest == "linux")
+        );
+        assert!(
+            parse("run --cores 1").is_err(),
+            "passthrough needs a core per vCPU"
+        );
+        assert!(parse("run --guest demo --cores 2").is_err());
+        assert!(parse("run --mode virtual --cores 3").is_err());
         assert!(parse("run --mode").is_err());
         assert!(parse("bench --mode virtual").is_err());
     }
