@@ -137,6 +137,9 @@ pub struct Aarch64VCpu {
     features: CpuFeatures,
     /// The VM's view of the feature ID registers (built at bind).
     ids: IdRegisters,
+    /// The core features and stage-2 configuration `ids`, VTTBR and VTCR were computed
+    /// for.
+    view_for: Option<(CpuFeatures, Stage2Config)>,
     /// Unique identity (TLB ownership per core).
     id: u64,
     /// The guest's FP/SIMD registers are in the hardware (lazy switching).
@@ -186,6 +189,7 @@ impl Aarch64VCpu {
             stage2: None,
             features: CpuFeatures::default(),
             ids: IdRegisters::default(),
+            view_for: None,
             id: NEXT_VCPU_ID.fetch_add(1, Ordering::Relaxed),
             fp_loaded: false,
             stage2_dirty: false,
@@ -235,6 +239,7 @@ impl Aarch64VCpu {
         // Validate what does not depend on the CPU now (largest PA range, 16-bit VMID).
         stage2.registers(6, true)?;
         self.stage2 = Some(stage2);
+        self.view_for = None;
         Ok(())
     }
 
@@ -263,15 +268,20 @@ impl Aarch64VCpu {
             return Err(VCpuError::CpuBusy);
         }
         let feat = *percpu.features();
-        let (vttbr, vtcr) = stage2.registers(feat.pa_range, feat.vmid16)?;
-        self.features = feat;
-        self.sysregs.vttbr_el2 = vttbr;
-        self.sysregs.vtcr_el2 = vtcr;
+        // The VM's view of this core (stage-2 registers, ID registers) only changes
+        // when the vCPU moves to another core or gets new tables.
+        if self.view_for != Some((feat, stage2)) {
+            let (vttbr, vtcr) = stage2.registers(feat.pa_range, feat.vmid16)?;
+            self.sysregs.vttbr_el2 = vttbr;
+            self.sysregs.vtcr_el2 = vtcr;
+            self.sysregs.vpidr_el2 = self.create.midr_el1.unwrap_or(feat.midr);
+            // Pointer authentication stays visible only where its keys are switched.
+            self.ids = IdRegisters::sanitized(percpu.id_space(), feat.pauth, stage2.ipa_bits);
+            self.view_for = Some((feat, stage2));
+        }
         self.sysregs.hcr_el2 = guest_hcr_el2(&self.setup, feat.pauth);
-        self.sysregs.vpidr_el2 = self.create.midr_el1.unwrap_or(feat.midr);
+        self.features = feat;
         self.sysregs.mdcr_el2 = (percpu.host_mdcr() & 0x1f) | GUEST_MDCR_TRAPS;
-        // Pointer authentication stays visible only where its keys are switched.
-        self.ids = IdRegisters::sanitized(percpu.id_space(), feat.pauth, stage2.ipa_bits);
         let eager = self.setup.fp_switch == FpSwitch::Eager;
         self.sysregs.cptr_el2 = if eager {
             GUEST_CPTR_EL2
