@@ -269,7 +269,8 @@ impl Aarch64VCpu {
         }
         let feat = *percpu.features();
         // The VM's view of this core (stage-2 registers, ID registers) only changes
-        // when the vCPU moves to another core or gets new tables.
+        // when the vCPU moves to another core or gets new tables. `CpuFeatures` holds
+        // the core's MPIDR, so the key is per core and also covers `id_space()`.
         if self.view_for != Some((feat, stage2)) {
             let (vttbr, vtcr) = stage2.registers(feat.pa_range, feat.vmid16)?;
             self.sysregs.vttbr_el2 = vttbr;
