@@ -16,6 +16,8 @@ pub struct BootArgs<'a> {
     pub autotest: bool,
     /// Interrupt mode for Linux (`mode=passthrough|virtual`).
     pub mode: &'a str,
+    /// vCPUs of the Linux guest (`vcpus=`, default 2; the runners take 1 or 2).
+    pub vcpus: u64,
 }
 
 impl<'a> BootArgs<'a> {
@@ -29,6 +31,7 @@ impl<'a> BootArgs<'a> {
             image_size: 0,
             autotest: false,
             mode: "passthrough",
+            vcpus: 2,
         };
         for word in s.split_ascii_whitespace() {
             if let Some(v) = word.strip_prefix("scenario=") {
@@ -47,6 +50,9 @@ impl<'a> BootArgs<'a> {
                 }
             } else if let Some(v) = word.strip_prefix("autotest=") {
                 args.autotest = v == "1";
+            } else if let Some(v) = word.strip_prefix("vcpus=") {
+                // Unparsable is 0, which the runners refuse (not silently 2).
+                args.vcpus = v.parse().unwrap_or(0);
             } else if let Some(v) = word.strip_prefix("mode=") {
                 args.mode = v;
             } else if let Some(v) = word.strip_prefix("seed=") {

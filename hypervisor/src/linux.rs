@@ -1,5 +1,5 @@
 //! Linux as a guest: loads the kernel `Image` and the initramfs that QEMU's loader
-//! staged, writes the guest's device tree, and runs two vCPUs on two physical cores.
+//! staged, writes the guest's device tree, and runs one or two vCPUs on two physical cores.
 //!
 //! Interrupt-passthrough mode: the guest owns the physical GIC (distributor and
 //! redistributors mapped at stage 2, `ICC_*` registers direct), so interrupts never
@@ -43,7 +43,14 @@ const UART: (u64, u64) = (0x0900_0000, 0x1000);
 pub struct LinuxArgs {
     pub initrd_size: u64,
     pub autotest: bool,
+    /// vCPUs (1 or 2): the device tree's CPU nodes, and the MPIDRs PSCI CPU_ON and
+    /// AFFINITY_INFO accept.
+    pub vcpus: u64,
 }
+
+/// The most vCPUs a Linux VM gets (the runners have one slot per physical core, or
+/// two time-sliced on one).
+pub const MAX_VCPUS: u64 = 2;
 
 /// Where U-Boot goes (it is position independent and relocates itself to the top of
 /// RAM) and where it expects its device tree: exactly the start of RAM.
@@ -76,6 +83,7 @@ fn build_uboot(image_size: u64, bootcmd: &str) -> Result<TwoCoreVm, &'static str
         bootargs: None,
         initrd: None,
         bootcmd: Some(bootcmd),
+        cpus: MAX_VCPUS,
     })
     .map_err(|_| "device tree")?;
     loader::copy_to_guest(mem, UBOOT_DTB_IPA, &dtb).map_err(|_| "device tree does not fit")?;
@@ -98,6 +106,7 @@ fn build_uboot(image_size: u64, bootcmd: &str) -> Result<TwoCoreVm, &'static str
             ..Default::default()
         },
         kind: GuestKind::Os,
+        vcpus: MAX_VCPUS,
     })
 }
 
@@ -109,6 +118,8 @@ struct DtOptions<'a> {
     initrd: Option<(u64, u64)>,
     /// `/config/bootcmd` (with `bootdelay = <0>`), for U-Boot.
     bootcmd: Option<&'a str>,
+    /// CPU nodes (`cpu@0` ..), MPIDR = index.
+    cpus: u64,
 }
 
 type Verdict = Result<(), &'static str>;
@@ -125,7 +136,7 @@ pub fn run(args: &LinuxArgs) -> (Verdict, ExitStats) {
 /// time-sliced on this core).
 pub fn run_virtual(args: &LinuxArgs) -> (Verdict, ExitStats) {
     match load(args, false) {
-        Ok((mem, entry)) => crate::vlinux::run(mem, entry, DTB_IPA),
+        Ok((mem, entry)) => crate::vlinux::run(mem, entry, DTB_IPA, args.vcpus),
         Err(e) => (Err(e), ExitStats::default()),
     }
 }
@@ -133,7 +144,7 @@ pub fn run_virtual(args: &LinuxArgs) -> (Verdict, ExitStats) {
 /// Boots Linux in the virtual-interrupt mode with vCPU i on physical core i.
 pub fn run_virtual_smp(args: &LinuxArgs) -> (Verdict, ExitStats) {
     match load(args, false) {
-        Ok((mem, entry)) => crate::vlinux2::run(mem, entry, DTB_IPA),
+        Ok((mem, entry)) => crate::vlinux2::run(mem, entry, DTB_IPA, args.vcpus),
         Err(e) => (Err(e), ExitStats::default()),
     }
 }
@@ -153,6 +164,7 @@ fn build(args: &LinuxArgs) -> Result<TwoCoreVm, &'static str> {
             ..Default::default()
         },
         kind: GuestKind::Os,
+        vcpus: args.vcpus,
     })
 }
 
@@ -163,6 +175,9 @@ fn load(
     args: &LinuxArgs,
     gic_passthrough: bool,
 ) -> Result<(&'static GuestMemory, u64), &'static str> {
+    if !(1..=MAX_VCPUS).contains(&args.vcpus) {
+        return Err("vcpus= must be 1 or 2");
+    }
     let mut mem = GuestMemory::at(RAM_PA, RAM_SIZE).map_err(|_| "stage-2 mapping failed")?;
     if gic_passthrough {
         for (pa, size) in [GICD, GICR] {
@@ -201,10 +216,13 @@ fn load(
     if args.autotest {
         bootargs.push_str(" autotest");
     }
+    // For /init's autotest: how many CPUs it should find.
+    bootargs.push_str(&alloc::format!(" vcpus={}", args.vcpus));
     let dtb = device_tree(&DtOptions {
         bootargs: Some(&bootargs),
         initrd: Some((INITRD_IPA, INITRD_IPA + args.initrd_size)),
         bootcmd: None,
+        cpus: args.vcpus,
     })
     .map_err(|_| "device tree")?;
     loader::copy_to_guest(mem, DTB_IPA, &dtb).map_err(|_| "device tree does not fit")?;
@@ -227,7 +245,7 @@ const PPI: u32 = 1;
 const SPI: u32 = 0;
 const LEVEL_HIGH: u32 = 4;
 
-/// The guest's device tree: memory, two CPUs (PSCI), PSCI over HVC (answered by
+/// The guest's device tree: memory, `opts.cpus` CPUs (PSCI), PSCI over HVC (answered by
 /// arm_vcpu), GICv3, the generic timer, a fixed clock, the PL011, /chosen.
 fn device_tree(opts: &DtOptions) -> Result<Vec<u8>, vm_fdt::Error> {
     let mut fdt = FdtWriter::new()?;
@@ -263,7 +281,7 @@ fn device_tree(opts: &DtOptions) -> Result<Vec<u8>, vm_fdt::Error> {
     let cpus = fdt.begin_node("cpus")?;
     fdt.property_u32("#address-cells", 1)?;
     fdt.property_u32("#size-cells", 0)?;
-    for i in 0..2u32 {
+    for i in 0..opts.cpus as u32 {
         let cpu = fdt.begin_node(&alloc::format!("cpu@{i}"))?;
         fdt.property_string("device_type", "cpu")?;
         fdt.property_string("compatible", "arm,armv8")?;

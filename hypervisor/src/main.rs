@@ -95,29 +95,34 @@ extern "C" fn rust_main() -> ! {
         "arm_vcpu reference hypervisor: scenario {} iters {} seed {}",
         name, args.iters, args.seed
     );
+    // `linux-1vcpu` is `linux` with `vcpus=1` (a test row of its own).
+    let is_linux = matches!(name, "linux" | "linux-1vcpu");
     let (verdict, stats) = if name == "isolation" {
         multivm::run_isolation(args.iters)
     } else if name == "smp" {
         smp::run_smp(args.iters)
-    } else if name == "linux" && args.mode == "passthrough" {
+    } else if is_linux && args.mode == "passthrough" {
         linux::run(&linux::LinuxArgs {
             initrd_size: args.initrd_size,
             autotest: args.autotest,
+            vcpus: args.vcpus,
         })
     } else if name == "uboot" {
         linux::run_uboot(
             args.image_size,
             "echo UBOOT_GUEST: PASS bootcmd ran; poweroff",
         )
-    } else if name == "linux-virtual-smp" || name == "linux" && args.mode == "virtual" {
+    } else if name == "linux-virtual-smp" || is_linux && args.mode == "virtual" {
         linux::run_virtual_smp(&linux::LinuxArgs {
             initrd_size: args.initrd_size,
             autotest: args.autotest,
+            vcpus: args.vcpus,
         })
     } else if name == "linux-virtual" {
         linux::run_virtual(&linux::LinuxArgs {
             initrd_size: args.initrd_size,
             autotest: args.autotest,
+            vcpus: args.vcpus,
         })
     } else {
         match scenario::by_name(name, args.iters, args.seed) {

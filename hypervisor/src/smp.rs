@@ -42,11 +42,16 @@ pub struct TwoCoreVm {
     /// The vCPUs' setup.
     pub setup: Aarch64VCpuSetupConfig,
     pub kind: GuestKind,
+    /// vCPUs the guest may use (1 or 2): CPU_ON and AFFINITY_INFO of MPIDR >= this
+    /// get INVALID_PARAMETERS.
+    pub vcpus: u64,
 }
 
 /// What the two cores share (behind one lock).
 struct Shared {
     power: [Power; 2],
+    /// vCPUs that exist for the guest (`TwoCoreVm::vcpus`).
+    vcpus: u64,
     /// Entry point and context ID of a pending CPU_ON of vCPU 1.
     start: Option<(u64, u64)>,
     /// vCPU 1, parked here while it is off.
@@ -93,6 +98,7 @@ pub fn run_smp(iters: u64) -> (Verdict, ExitStats) {
             x1: iters,
             setup: Aarch64VCpuSetupConfig::default(),
             kind: GuestKind::TestGuest,
+            vcpus: 2,
         })
     })();
     match built {
@@ -144,6 +150,7 @@ fn run(vm: TwoCoreVm, stats: &mut ExitStats) -> Verdict {
     vcpu0.set_gpr(1, vm.x1).map_err(|_| "x1")?;
     *SHARED.lock() = Some(Shared {
         power: [Power::On, Power::Off],
+        vcpus: vm.vcpus,
         start: None,
         vcpu1: Some(vcpu1),
         ran_on: [None, None],
@@ -348,6 +355,7 @@ fn step(me: usize, kind: GuestKind, vcpu: &mut Aarch64VCpu, stats: &mut ExitStat
                     entry,
                     context_id,
                 } => with_shared(|s| match target_mpidr {
+                    t if t >= s.vcpus => ret::INVALID_PARAMETERS,
                     0 | 1 if s.power[target_mpidr as usize] == Power::On => ret::ALREADY_ON,
                     0 | 1 if s.power[target_mpidr as usize] == Power::OnPending => ret::ON_PENDING,
                     1 if !(s.ram.0..s.ram.1).contains(&entry) => ret::INVALID_ADDRESS,
@@ -360,6 +368,7 @@ fn step(me: usize, kind: GuestKind, vcpu: &mut Aarch64VCpu, stats: &mut ExitStat
                 })
                 .unwrap_or(ret::INTERNAL_FAILURE),
                 PsciRequest::AffinityInfo { target_mpidr } => with_shared(|s| match target_mpidr {
+                    t if t >= s.vcpus => ret::INVALID_PARAMETERS,
                     0 | 1 => s.power[target_mpidr as usize] as i32,
                     _ => ret::INVALID_PARAMETERS,
                 })

@@ -31,16 +31,22 @@ struct Slot {
 
 type Verdict = Result<(), &'static str>;
 
-/// Runs Linux (loaded in `mem`, entry point `entry`, DTB at `dtb`) on two vCPUs
-/// time-sliced on this core.
-pub fn run(mem: &'static GuestMemory, entry: u64, dtb: u64) -> (Verdict, ExitStats) {
+/// Runs Linux (loaded in `mem`, entry point `entry`, DTB at `dtb`) on two vCPU slots
+/// time-sliced on this core; the guest may start `vcpus` of them (1 or 2).
+pub fn run(mem: &'static GuestMemory, entry: u64, dtb: u64, vcpus: u64) -> (Verdict, ExitStats) {
     let mut stats = ExitStats::default();
-    let v = run_inner(mem, entry, dtb, &mut stats);
+    let v = run_inner(mem, entry, dtb, vcpus, &mut stats);
     gic::stop_hyp_timer();
     (v, stats)
 }
 
-fn run_inner(mem: &'static GuestMemory, entry: u64, dtb: u64, stats: &mut ExitStats) -> Verdict {
+fn run_inner(
+    mem: &'static GuestMemory,
+    entry: u64,
+    dtb: u64,
+    vcpus: u64,
+    stats: &mut ExitStats,
+) -> Verdict {
     let mut percpu = Aarch64PerCpu::new(0);
     percpu
         .hardware_enable()
@@ -114,7 +120,7 @@ fn run_inner(mem: &'static GuestMemory, entry: u64, dtb: u64, stats: &mut ExitSt
                         target_mpidr: t @ 0..=1,
                         entry,
                         context_id,
-                    } => match slots[t as usize].power {
+                    } if t < vcpus => match slots[t as usize].power {
                         Power::On => ret::ALREADY_ON,
                         Power::OnPending => ret::ON_PENDING,
                         Power::Off if mem.host_ptr(entry, 4).is_none() => ret::INVALID_ADDRESS,
@@ -129,7 +135,7 @@ fn run_inner(mem: &'static GuestMemory, entry: u64, dtb: u64, stats: &mut ExitSt
                     PsciRequest::CpuOn { .. } => ret::INVALID_PARAMETERS,
                     PsciRequest::AffinityInfo {
                         target_mpidr: t @ 0..=1,
-                    } => slots[t as usize].power as i32,
+                    } if t < vcpus => slots[t as usize].power as i32,
                     PsciRequest::AffinityInfo { .. } => ret::INVALID_PARAMETERS,
                     PsciRequest::CpuSuspend { .. } => {
                         switch = true;

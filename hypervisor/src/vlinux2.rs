@@ -23,6 +23,8 @@ use crate::vplatform::{Platform, Power};
 struct Shared {
     dev: Platform,
     power: [Power; 2],
+    /// vCPUs the guest may start (1 or 2).
+    vcpus: u64,
     start: Option<(u64, u64)>,
     vcpu1: Option<Aarch64VCpu>,
     /// Interrupts for each vCPU raised on the other core.
@@ -44,17 +46,24 @@ fn with<R>(f: impl FnOnce(&mut Shared) -> R) -> Option<R> {
     SHARED.lock().as_mut().map(f)
 }
 
-/// Core 0: builds both vCPUs, starts core 1, runs vCPU 0.
-pub fn run(mem: &'static GuestMemory, entry: u64, dtb: u64) -> (Verdict, ExitStats) {
+/// Core 0: builds both vCPUs, starts core 1, runs vCPU 0; the guest may start `vcpus`
+/// of them (1 or 2).
+pub fn run(mem: &'static GuestMemory, entry: u64, dtb: u64, vcpus: u64) -> (Verdict, ExitStats) {
     let mut stats = ExitStats::default();
-    let v = run0(mem, entry, dtb, &mut stats);
+    let v = run0(mem, entry, dtb, vcpus, &mut stats);
     if let Some(s1) = with(|s| s.stats1) {
         stats.add(&s1);
     }
     (v, stats)
 }
 
-fn run0(mem: &'static GuestMemory, entry: u64, dtb: u64, stats: &mut ExitStats) -> Verdict {
+fn run0(
+    mem: &'static GuestMemory,
+    entry: u64,
+    dtb: u64,
+    vcpus: u64,
+    stats: &mut ExitStats,
+) -> Verdict {
     let mut percpu = Aarch64PerCpu::new(0);
     percpu
         .hardware_enable()
@@ -89,6 +98,7 @@ fn run0(mem: &'static GuestMemory, entry: u64, dtb: u64, stats: &mut ExitStats) 
     *SHARED.lock() = Some(Shared {
         dev: Platform::new(2),
         power: [Power::On, Power::Off],
+        vcpus,
         start: None,
         vcpu1: Some(vcpu1),
         mailbox: [Vec::new(), Vec::new()],
@@ -195,7 +205,7 @@ fn step(me: usize, vcpu: &mut Aarch64VCpu, stats: &mut ExitStats) -> Result<(), 
                     target_mpidr: t @ 0..=1,
                     entry,
                     context_id,
-                } => match s.power[t as usize] {
+                } if t < s.vcpus => match s.power[t as usize] {
                     Power::On => ret::ALREADY_ON,
                     Power::OnPending => ret::ON_PENDING,
                     Power::Off if !(s.ram.0..s.ram.1).contains(&entry) => ret::INVALID_ADDRESS,
@@ -208,7 +218,7 @@ fn step(me: usize, vcpu: &mut Aarch64VCpu, stats: &mut ExitStats) -> Result<(), 
                 PsciRequest::CpuOn { .. } => ret::INVALID_PARAMETERS,
                 PsciRequest::AffinityInfo {
                     target_mpidr: t @ 0..=1,
-                } => s.power[t as usize] as i32,
+                } if t < s.vcpus => s.power[t as usize] as i32,
                 PsciRequest::AffinityInfo { .. } => ret::INVALID_PARAMETERS,
                 PsciRequest::CpuSuspend { .. } => ret::SUCCESS,
                 PsciRequest::CpuOff => {

@@ -364,7 +364,13 @@ fn parse_exit_stats(output: &str) -> Vec<(String, u64)> {
 fn linux_boot(ws: &Workspace, hv: &std::path::Path) -> Result<LinuxBoot, String> {
     let s = scenarios::find("linux").ok_or("no linux scenario")?;
     let assets = crate::linux::prepare(ws)?;
-    let bootargs = scenarios::linux_bootargs(s.name, "passthrough", assets.initramfs_len, true);
+    let bootargs = scenarios::linux_bootargs(
+        s.name,
+        "passthrough",
+        assets.initramfs_len,
+        true,
+        u64::from(s.vcpus),
+    );
     let run = crate::linux::qemu_run(hv, &assets, s, bootargs);
     let under = qemu::run_captured(run.command(), s.timeout).map_err(|e| e.to_string())?;
     qemu::judge_with_guest(s.name, s.guest_marker, under.end, &under.output)

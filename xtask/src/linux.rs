@@ -713,7 +713,7 @@ mod tests {
             body = body.replace(from, to);
         }
         let dir = std::env::temp_dir().join(format!("xtask-init-{}", std::process::id()));
-        let run = |cpuinfo: &str, before: &str, after: &str| -> String {
+        let run_want = |want: &str, cpuinfo: &str, before: &str, after: &str| -> String {
             std::fs::create_dir_all(&dir).unwrap();
             std::fs::write(dir.join("cpuinfo"), cpuinfo).unwrap();
             std::fs::write(dir.join("interrupts"), before).unwrap();
@@ -721,10 +721,13 @@ mod tests {
             let out = Command::new("sh")
                 .args(["-c", &body])
                 .env("P", &dir)
+                .env("want_cpus", want)
                 .output()
                 .unwrap();
             String::from_utf8_lossy(&out.stdout).into_owned()
         };
+        // No `vcpus=` on the command line: 2 CPUs expected.
+        let run = |cpuinfo: &str, before: &str, after: &str| run_want("", cpuinfo, before, after);
         let two = "processor\t: 0\nBogoMIPS\t: 125\n\nprocessor\t: 1\nBogoMIPS\t: 125\n";
         let irq = |a: u32, b: u32| {
             format!(
@@ -745,6 +748,17 @@ mod tests {
         let out = run("processor\t: 0\n", &irq(1, 0), &irq(5, 0));
         assert!(
             out.starts_with("LINUX_AUTOTEST: FAIL /proc/cpuinfo lists 1 processors, want 2\n"),
+            "{out}"
+        );
+        let one = "processor\t: 0\n";
+        let out = run_want("1", one, &irq(1, 0), &irq(5, 0));
+        assert!(
+            out.starts_with("LINUX_AUTOTEST: PASS cpus=1 timer=1->5\n"),
+            "{out}"
+        );
+        let out = run_want("1", two, &irq(1, 0), &irq(5, 0));
+        assert!(
+            out.starts_with("LINUX_AUTOTEST: FAIL /proc/cpuinfo lists 2 processors, want 1\n"),
             "{out}"
         );
         let out = run(two, "CPU0 CPU1\n", "CPU0 CPU1\n");

@@ -26,18 +26,19 @@ usage: cargo xtask <command> [options]
 commands:
   build [--release] [--features F]
         build the hypervisor (refhv) and the test guests
-    run [--guest NAME] [--release] [--iters N] [--seed S] [--mode M] [--cores N] [--features F]
+  run [--guest NAME] [--release] [--iters N] [--seed S] [--mode M] [--cores N] [--vcpus N]
+      [--features F]
         build, then boot guest NAME (default {default_guest}) under QEMU interactively
         with bootargs `scenario=NAME iters=N` (default N = 100), plus `seed=S`
         if given (the PRNG seed of the hostile scenario; default 1).
-        `--guest linux`: Debian's arm64 Linux with a busybox shell on 2 vCPUs
-        (packages fetched into target/linux-cache/ on first use), bootargs
-                        `scenario=linux mode=M initrd_size=BYTES`; --cores 1|2 (default 2):
-        physical cores for its two vCPUs; --mode passthrough (default:
-        the guest owns the physical GIC, vCPU i on core i) or virtual (emulated
-        GIC, list registers, vCPU i on core i). `--guest linux-virtual`: the
-        virtual mode with both vCPUs time-sliced on one core; `--guest uboot`:
-        Debian's U-Boot. Ctrl-A x quits QEMU
+        `--guest linux`: Debian's arm64 Linux with a busybox shell (packages
+        fetched into target/linux-cache/ on first use), bootargs
+        `scenario=linux mode=M initrd_size=BYTES vcpus=N`; --vcpus 1|2 (default
+        2): its vCPUs; --cores 1|2 (default 2): the physical cores they run on;
+        --mode passthrough (default: the guest owns the physical GIC, vCPU i on
+        core i) or virtual (emulated GIC, list registers, vCPU i on core i, or
+        all time-sliced on one core with --cores 1 = `--guest linux-virtual`).
+        `--guest uboot`: Debian's U-Boot. Ctrl-A x quits QEMU
   test [--jobs N] [--seed S] [--mode M] [ITEM...]
         host unit tests, every QEMU scenario (debug hypervisor) and the mutation
         check; ends with `N passed, M failed`. ITEMs (unit, a scenario name,
@@ -65,6 +66,8 @@ enum Cmd {
         iters: u64,
         seed: Option<u64>,
         mode: Option<String>,
+        /// `--vcpus`: the Linux guest's vCPU count (default: the scenario's).
+        vcpus: Option<u64>,
         features: Vec<String>,
     },
     Test {
@@ -118,6 +121,14 @@ fn linux_variant(guest: String, mode: Option<&str>, cores: Option<u64>) -> Resul
     }
 }
 
+/// `--vcpus N` for Linux: 1 or 2 (the runners have two vCPU slots).
+fn vcpus(s: &str) -> Result<u64, String> {
+    match s.parse() {
+        Ok(n @ 1..=2) => Ok(n),
+        _ => Err(format!("--vcpus: Linux runs 1 or 2 vCPUs, not {s:?}")),
+    }
+}
+
 /// A Linux interrupt mode (`--mode`).
 fn mode(s: &str) -> Result<String, String> {
     if scenarios::LINUX_MODES.contains(&s) {
@@ -150,6 +161,7 @@ fn parse_args(args: &[&str]) -> Result<Cmd, String> {
     let mut seed_arg = None;
     let mut mode_arg = None;
     let mut cores_arg: Option<u64> = None;
+    let mut vcpus_arg: Option<u64> = None;
     let (mut n1, mut n2) = bench::DEFAULT_ITERS;
     while let Some(a) = it.next() {
         // `--flag=value` is accepted as well as `--flag value`.
@@ -171,6 +183,7 @@ fn parse_args(args: &[&str]) -> Result<Cmd, String> {
             ("run" | "test", "--seed") => seed_arg = Some(seed(get()?)?),
             ("run" | "test", "--mode") => mode_arg = Some(mode(get()?)?),
             ("run", "--cores") => cores_arg = Some(number(get()?, flag)?),
+            ("run", "--vcpus") => vcpus_arg = Some(vcpus(get()?)?),
             ("test", "--jobs" | "-j") => jobs = number(get()?, flag)?,
             ("test", item) if !item.starts_with('-') => only.push(item.to_string()),
             ("bench", "--iters") => {
@@ -198,6 +211,7 @@ fn parse_args(args: &[&str]) -> Result<Cmd, String> {
             iters,
             seed: seed_arg,
             mode: mode_arg,
+            vcpus: vcpus_arg,
             features: feats,
         },
         "test" => Cmd::Test {
@@ -236,12 +250,19 @@ struct RunOptions<'a> {
     iters: u64,
     seed: Option<u64>,
     mode: Option<&'a str>,
+    vcpus: Option<u64>,
 }
 
 fn cmd_run(ws: &Workspace, b: &HvBuild, o: &RunOptions) -> Result<ExitCode, String> {
     let guest = o.guest;
     let scenario = scenarios::find(guest);
     let linux = scenario.filter(|s| s.guest != scenarios::Guest::TestElf);
+    let is_linux = linux.is_some_and(|s| s.guest == scenarios::Guest::Linux);
+    if o.vcpus.is_some() && !is_linux {
+        return Err(format!(
+            "--vcpus applies to Linux guests (--guest linux), not {guest:?}"
+        ));
+    }
     if o.mode.is_some() && linux.is_none() {
         return Err(format!(
             "--mode applies to Linux guests (--guest linux), not {guest:?}"
@@ -264,7 +285,8 @@ fn cmd_run(ws: &Workspace, b: &HvBuild, o: &RunOptions) -> Result<ExitCode, Stri
                 .len();
             scenarios::uboot_bootargs(s.name, len)
         } else {
-            scenarios::linux_bootargs(s.name, mode, assets.initramfs_len, false)
+            let vcpus = o.vcpus.unwrap_or(u64::from(s.vcpus));
+            scenarios::linux_bootargs(s.name, mode, assets.initramfs_len, false, vcpus)
         };
         let bootargs = scenarios::with_seed(bootargs, o.seed);
         println!("(QEMU's console: Ctrl-A x quits, Ctrl-A h lists its other keys)");
@@ -319,6 +341,7 @@ fn main() -> ExitCode {
             iters,
             seed,
             mode,
+            vcpus,
             features,
         } => cmd_run(
             &ws,
@@ -328,6 +351,7 @@ fn main() -> ExitCode {
                 iters,
                 seed,
                 mode: mode.as_deref(),
+                vcpus,
             },
         ),
         Cmd::Test {
@@ -401,6 +425,7 @@ mod tests {
                 iters: 100,
                 seed: None,
                 mode: None,
+                vcpus: None,
                 features: vec![]
             })
         );
@@ -412,6 +437,7 @@ mod tests {
                 iters: 7,
                 seed: None,
                 mode: None,
+                vcpus: None,
                 features: vec![]
             })
         );
@@ -423,6 +449,7 @@ mod tests {
                 iters: 1000,
                 seed: Some(42),
                 mode: None,
+                vcpus: None,
                 features: vec![]
             })
         );
@@ -452,6 +479,7 @@ mod tests {
                 iters: 100,
                 seed: None,
                 mode: Some("virtual".into()),
+                vcpus: None,
                 features: vec![]
             })
         );
@@ -502,6 +530,12 @@ mod tests {
             "passthrough needs a core per vCPU"
         );
         assert!(parse("run --guest demo --cores 2").is_err());
+        assert!(matches!(
+            parse("run --vcpus 1 --mode virtual --cores 1"),
+            Ok(Cmd::Run { ref guest, vcpus: Some(1), .. }) if guest == "linux-virtual"
+        ));
+        assert!(parse("run --vcpus 3").is_err());
+        assert!(parse("run --vcpus 0").is_err());
         assert!(parse("run --mode virtual --cores 3").is_err());
         assert!(parse("run --mode").is_err());
         assert!(parse("bench --mode virtual").is_err());

@@ -44,6 +44,8 @@ pub struct Scenario {
     pub mem: &'static str,
     /// Part of `cargo xtask test` without ITEMs (any scenario runs when named).
     pub in_default_tests: bool,
+    /// vCPUs of a Linux guest (`vcpus=`; 2 unless the row says otherwise).
+    pub vcpus: u8,
     /// The guest's own verdict marker (`<marker>: PASS` / `<marker>: FAIL <reason>`,
     /// printed on the console), also required for a pass under `cargo xtask test`.
     pub guest_marker: Option<&'static str>,
@@ -62,6 +64,7 @@ const fn scenario(name: &'static str, test_iters: u64) -> Scenario {
         guest: Guest::TestElf,
         mem: crate::qemu::DEFAULT_MEM,
         in_default_tests: true,
+        vcpus: 2,
         guest_marker: None,
     }
 }
@@ -176,6 +179,11 @@ pub const SCENARIOS: &[Scenario] = &[
     linux("linux-virtual", 1, 180, true),
     // ... and with vCPU i on physical core i.
     linux("linux-virtual-smp", 2, 180, true),
+    // One vCPU (the device tree lists one CPU; PSCI refuses MPIDR 1), passthrough mode.
+    Scenario {
+        vcpus: 1,
+        ..linux("linux-1vcpu", 2, 180, true)
+    },
     uboot("uboot"),
 ];
 
@@ -231,15 +239,22 @@ pub fn bootargs(scenario: &str, iters: u64) -> String {
     format!("scenario={scenario} iters={iters}")
 }
 
-/// The bootargs of a Linux guest run: interrupt `mode`, the initramfs's size in
-/// bytes, and `autotest=1` (the guest checks itself and powers off) under `test`.
 /// The bootargs of a U-Boot run: the size of the staged `u-boot.bin`.
 pub fn uboot_bootargs(scenario: &str, image_size: u64) -> String {
     format!("scenario={scenario} image_size={image_size}")
 }
 
-pub fn linux_bootargs(scenario: &str, mode: &str, initrd_size: u64, autotest: bool) -> String {
-    let mut a = format!("scenario={scenario} mode={mode} initrd_size={initrd_size}");
+/// The bootargs of a Linux guest run: interrupt `mode`, the initramfs's size in
+/// bytes, the vCPU count, and `autotest=1` (the guest checks itself and powers off)
+/// under `test`.
+pub fn linux_bootargs(
+    scenario: &str,
+    mode: &str,
+    initrd_size: u64,
+    autotest: bool,
+    vcpus: u64,
+) -> String {
+    let mut a = format!("scenario={scenario} mode={mode} initrd_size={initrd_size} vcpus={vcpus}");
     if autotest {
         a.push_str(" autotest=1");
     }
@@ -285,12 +300,12 @@ mod tests {
     #[test]
     fn linux_bootargs_format() {
         assert_eq!(
-            linux_bootargs("linux", "passthrough", 1_234_567, true),
-            "scenario=linux mode=passthrough initrd_size=1234567 autotest=1"
+            linux_bootargs("linux", "passthrough", 1_234_567, true, 2),
+            "scenario=linux mode=passthrough initrd_size=1234567 vcpus=2 autotest=1"
         );
         assert_eq!(
-            linux_bootargs("linux", "virtual", 8, false),
-            "scenario=linux mode=virtual initrd_size=8"
+            linux_bootargs("linux", "virtual", 8, false, 1),
+            "scenario=linux mode=virtual initrd_size=8 vcpus=1"
         );
         assert!(LINUX_MODES.contains(&DEFAULT_LINUX_MODE));
     }

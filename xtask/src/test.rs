@@ -153,7 +153,13 @@ pub fn run(ws: &Workspace, opts: &Options) -> Result<ExitCode, String> {
                         .len();
                     scenarios::uboot_bootargs(s.name, len)
                 } else {
-                    scenarios::linux_bootargs(s.name, mode, assets.initramfs_len, true)
+                    scenarios::linux_bootargs(
+                        s.name,
+                        mode,
+                        assets.initramfs_len,
+                        true,
+                        u64::from(s.vcpus),
+                    )
                 };
                 let bootargs = scenarios::with_seed(bootargs, seed);
                 return Ok(linux::qemu_run(&hv, &assets, s, bootargs));
