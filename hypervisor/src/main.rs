@@ -95,8 +95,8 @@ extern "C" fn rust_main() -> ! {
         "arm_vcpu reference hypervisor: scenario {} iters {} seed {}",
         name, args.iters, args.seed
     );
-    // `linux-1vcpu` is `linux` with `vcpus=1` (a test row of its own).
-    let is_linux = matches!(name, "linux" | "linux-1vcpu");
+    // Test rows of their own that boot like `linux`: `vcpus=1`, the interactive shell.
+    let is_linux = matches!(name, "linux" | "linux-1vcpu" | "linux-shell");
     let (verdict, stats) = if name == "isolation" {
         multivm::run_isolation(args.iters)
     } else if name == "smp" {

@@ -2,7 +2,7 @@
 //! timeout while capturing its output, and judging a scenario run.
 
 use std::ffi::OsString;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -187,21 +187,55 @@ const MAX_OUTPUT: usize = 32 << 20;
 
 /// Runs `cmd` with no stdin and stdout+stderr captured into one stream, killing
 /// it after `timeout`.
-pub fn run_captured(mut cmd: Command, timeout: Duration) -> std::io::Result<Captured> {
+pub fn run_captured(cmd: Command, timeout: Duration) -> std::io::Result<Captured> {
+    run_captured_typing(cmd, timeout, None)
+}
+
+/// Text typed into a run: `text` goes to its stdin once `after` has appeared in its
+/// output (e.g. a shell prompt).
+#[derive(Clone, Copy, Debug)]
+pub struct Typing {
+    pub after: &'static str,
+    pub text: &'static str,
+}
+
+/// [`run_captured`], with `typing`'s text written to stdin when its cue appears.
+pub fn run_captured_typing(
+    mut cmd: Command,
+    timeout: Duration,
+    typing: Option<Typing>,
+) -> std::io::Result<Captured> {
     let start = Instant::now();
     let (mut reader, writer) = std::io::pipe()?;
-    cmd.stdin(Stdio::null())
-        .stdout(writer.try_clone()?)
-        .stderr(writer);
+    cmd.stdin(if typing.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(writer.try_clone()?)
+    .stderr(writer);
     let mut child = cmd.spawn()?;
     // The Command holds the pipe's write ends: drop it so we see EOF.
     drop(cmd);
+    let mut stdin = child.stdin.take();
     let collector = std::thread::spawn(move || {
         let mut buf = Vec::new();
         let mut chunk = [0u8; 64 * 1024];
         let mut dropped = false;
+        let mut pending = typing;
         while let Ok(n @ 1..) = reader.read(&mut chunk) {
             buf.extend_from_slice(&chunk[..n]);
+            if let (Some(t), Some(input)) = (pending, stdin.as_mut()) {
+                // Only the new bytes (and a cue split across reads) need a look.
+                let from = buf.len().saturating_sub(n + t.after.len());
+                let cue = t.after.as_bytes();
+                if buf[from..].windows(cue.len()).any(|w| w == cue) {
+                    // A failed write shows up as the run's missing answer.
+                    let _ = input.write_all(t.text.as_bytes());
+                    let _ = input.flush();
+                    pending = None;
+                }
+            }
             // A runaway printer must not eat the host's memory: keep the newest part
             // (the verdict is printed last).
             if buf.len() > MAX_OUTPUT {
@@ -466,6 +500,23 @@ mod tests {
         assert!(r.output.starts_with("[... earlier output dropped ...]\n"));
         assert!(r.output.ends_with("x\nEND\n"));
         assert!(r.output.len() <= MAX_OUTPUT + 64);
+    }
+
+    #[test]
+    fn typing_waits_for_its_cue() {
+        let mut c = Command::new("sh");
+        // Prints the prompt after a pause, then echoes what it reads.
+        c.args([
+            "-c",
+            "sleep 0.2; echo 'ready>'; read line; echo \"got $line\"",
+        ]);
+        let t = Typing {
+            after: "ready>",
+            text: "hello\n",
+        };
+        let r = run_captured_typing(c, Duration::from_secs(10), Some(t)).unwrap();
+        assert_eq!(r.end, End::Exited(Some(0)));
+        assert_eq!(r.output, "ready>\ngot hello\n");
     }
 
     #[test]

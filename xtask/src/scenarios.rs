@@ -46,6 +46,9 @@ pub struct Scenario {
     pub in_default_tests: bool,
     /// vCPUs of a Linux guest (`vcpus=`; 2 unless the row says otherwise).
     pub vcpus: u8,
+    /// Text typed on the console under `cargo xtask test` (a Linux row with it boots
+    /// to the interactive shell instead of the autotest).
+    pub typing: Option<crate::qemu::Typing>,
     /// The guest's own verdict marker (`<marker>: PASS` / `<marker>: FAIL <reason>`,
     /// printed on the console), also required for a pass under `cargo xtask test`.
     pub guest_marker: Option<&'static str>,
@@ -65,6 +68,7 @@ const fn scenario(name: &'static str, test_iters: u64) -> Scenario {
         mem: crate::qemu::DEFAULT_MEM,
         in_default_tests: true,
         vcpus: 2,
+        typing: None,
         guest_marker: None,
     }
 }
@@ -179,6 +183,17 @@ pub const SCENARIOS: &[Scenario] = &[
     linux("linux-virtual", 1, 180, true),
     // ... and with vCPU i on physical core i.
     linux("linux-virtual-smp", 2, 180, true),
+    // The interactive shell: typed commands answered, `poweroff` typed at the prompt
+    // ends the run with status 0 (the quoting keeps the echoed command line from
+    // looking like the verdict).
+    Scenario {
+        typing: Some(crate::qemu::Typing {
+            after: "/ # ",
+            text: "echo LINUX_SHELL: PA''SS $(grep -c ^processor /proc/cpuinfo) cpus\npoweroff\n",
+        }),
+        guest_marker: Some("LINUX_SHELL"),
+        ..linux("linux-shell", 2, 180, true)
+    },
     // One vCPU (the device tree lists one CPU; PSCI refuses MPIDR 1), passthrough mode.
     Scenario {
         vcpus: 1,

@@ -157,7 +157,7 @@ pub fn run(ws: &Workspace, opts: &Options) -> Result<ExitCode, String> {
                         s.name,
                         mode,
                         assets.initramfs_len,
-                        true,
+                        s.typing.is_none(),
                         u64::from(s.vcpus),
                     )
                 };
@@ -294,7 +294,7 @@ fn run_item(item: Item, logs: &Path) -> Outcome {
             }
         }
     };
-    let captured = match qemu::run_captured(run.command(), s.timeout) {
+    let captured = match qemu::run_captured_typing(run.command(), s.timeout, s.typing) {
         Ok(c) => c,
         Err(e) => {
             return Outcome {
