@@ -16,6 +16,27 @@ pub const fn index(reg: SysRegAddr) -> Option<usize> {
     }
 }
 
+/// The exit fast path's test of a raw `ESR_EL2` value: an MRS of the ID space trapped
+/// by `HCR_EL2.TID3` (EC 0x18, IL 1, ISS Op0 [21:20] = 3, Op1 [16:14] = 0, CRn [13:10]
+/// = 0, CRm [4:1] = 1..7, Direction [0] = 1 (read)). Returns the register's [`index`]
+/// and Rt [9:5]; the same answer as [`crate::esr::SysRegIss::decode`] + [`index`]
+/// without building either. Bit 63 (set by the vectors for asynchronous exits) never
+/// matches.
+pub const fn fast_id_read(esr: u64) -> Option<(usize, u8)> {
+    const MASK: u64 =
+        (1 << 63) | (0x3f << 26) | (1 << 25) | (3 << 20) | (7 << 14) | (0xf << 10) | 1;
+    const WANT: u64 = (0x18 << 26) | (1 << 25) | (3 << 20) | 1;
+    if esr & MASK != WANT {
+        return None;
+    }
+    let crm = ((esr >> 1) & 0xf) as usize;
+    if crm == 0 || crm > 7 {
+        return None;
+    }
+    let op2 = ((esr >> 17) & 7) as usize;
+    Some(((crm - 1) * 8 + op2, ((esr >> 5) & 0x1f) as u8))
+}
+
 /// Encoding of index `i` (the inverse of [`index`]).
 pub const fn encoding(i: usize) -> SysRegAddr {
     SysRegAddr::new(3, 0, 0, (i / 8) as u8 + 1, (i % 8) as u8)

@@ -394,6 +394,19 @@ impl Aarch64VCpu {
                     });
                 }
             }
+            // Fast path: an ID register read (HCR_EL2.TID3) answered from the VM's view;
+            // MRS is always a 4-byte instruction.
+            if let Some((i, rt)) = crate::idregs::fast_id_read(code) {
+                if let (IdRegisterPolicy::Sanitized, Some(&v)) =
+                    (self.setup.id_registers, self.ids.values().get(i))
+                {
+                    if rt < 31 {
+                        self.ws.frame.gpr[rt as usize] = v;
+                    }
+                    self.ws.frame.elr = self.ws.frame.elr.wrapping_add(4);
+                    continue;
+                }
+            }
             if let Some(exit) = self.handle_exit(code) {
                 return Ok(exit);
             }
