@@ -7,16 +7,13 @@
 use alloc::vec::Vec;
 
 use arm_vcpu::smccc::ret;
-use arm_vcpu::{
-    Aarch64PerCpu, Aarch64VCpu, Aarch64VCpuCreateConfig, Aarch64VCpuSetupConfig, PsciRequest,
-    Stage2Config, VmExit,
-};
+use arm_vcpu::{Aarch64VCpu, PsciRequest, VmExit};
 use log::{error, info};
 
 use crate::gic;
-use crate::memory::{self, GuestMemory};
+use crate::memory::GuestMemory;
 use crate::vm::ExitStats;
-use crate::vplatform::{Platform, Power};
+use crate::vplatform::{self, Platform, Power, VCpuMaker};
 
 /// Time slice: about 2 ms at QEMU's 62.5 MHz counter.
 const SLICE_TICKS: u64 = 125_000;
@@ -47,38 +44,12 @@ fn run_inner(
     vcpus: u64,
     stats: &mut ExitStats,
 ) -> Verdict {
-    let mut percpu = Aarch64PerCpu::new(0);
-    percpu
-        .hardware_enable()
-        .map_err(|_| "hardware_enable failed")?;
-    gic::init_distributor();
-    gic::init_cpu_for_virtual_guests(0);
-    let stage2 = Stage2Config {
-        root_pa: mem.root_pa(),
-        vmid: 1,
-        ipa_bits: memory::IPA_BITS,
-        root_level: memory::ROOT_LEVEL,
-    };
-    let cntvoff_el2 = arm_vcpu::physical_count();
+    let mut percpu = vplatform::enable_core0()?;
+    let maker = VCpuMaker::new(mem, entry, dtb);
     let mut slots: Vec<Slot> = Vec::new();
     for i in 0..2u64 {
-        let mut vcpu = Aarch64VCpu::new(Aarch64VCpuCreateConfig {
-            mpidr_el1: i,
-            cntvoff_el2,
-            dtb_addr: dtb,
-            ..Default::default()
-        })
-        .map_err(|_| "vcpu create")?;
-        vcpu.setup(Aarch64VCpuSetupConfig {
-            passthrough_timer: true,
-            trap_wfi: true,
-            ..Default::default()
-        })
-        .map_err(|_| "vcpu setup")?;
-        vcpu.set_stage2_root(stage2).map_err(|_| "stage-2 root")?;
-        vcpu.set_entry(entry).map_err(|_| "entry")?;
         slots.push(Slot {
-            vcpu,
+            vcpu: maker.make(i)?,
             power: if i == 0 { Power::On } else { Power::Off },
             timer_active: false,
         });

@@ -8,17 +8,14 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU8, Ordering};
 
 use arm_vcpu::smccc::ret;
-use arm_vcpu::{
-    Aarch64PerCpu, Aarch64VCpu, Aarch64VCpuCreateConfig, Aarch64VCpuSetupConfig, PsciRequest,
-    Stage2Config, VirtualInterrupt, VmExit,
-};
+use arm_vcpu::{Aarch64PerCpu, Aarch64VCpu, PsciRequest, VirtualInterrupt, VmExit};
 use log::{error, info};
 use spin::Mutex;
 
 use crate::gic;
-use crate::memory::{self, GuestMemory};
+use crate::memory::GuestMemory;
 use crate::vm::ExitStats;
-use crate::vplatform::{Platform, Power};
+use crate::vplatform::{self, Platform, Power, VCpuMaker};
 
 struct Shared {
     dev: Platform,
@@ -64,37 +61,10 @@ fn run0(
     vcpus: u64,
     stats: &mut ExitStats,
 ) -> Verdict {
-    let mut percpu = Aarch64PerCpu::new(0);
-    percpu
-        .hardware_enable()
-        .map_err(|_| "hardware_enable failed")?;
-    gic::init_distributor();
-    gic::init_cpu_for_virtual_guests(0);
-    let stage2 = Stage2Config {
-        root_pa: mem.root_pa(),
-        vmid: 1,
-        ipa_bits: memory::IPA_BITS,
-        root_level: memory::ROOT_LEVEL,
-    };
-    let cntvoff_el2 = arm_vcpu::physical_count();
-    let make = |i: u64| -> Result<Aarch64VCpu, arm_vcpu::VCpuError> {
-        let mut v = Aarch64VCpu::new(Aarch64VCpuCreateConfig {
-            mpidr_el1: i,
-            cntvoff_el2,
-            dtb_addr: dtb,
-            ..Default::default()
-        })?;
-        v.setup(Aarch64VCpuSetupConfig {
-            passthrough_timer: true,
-            trap_wfi: true,
-            ..Default::default()
-        })?;
-        v.set_stage2_root(stage2)?;
-        v.set_entry(entry)?;
-        Ok(v)
-    };
-    let mut vcpu0 = make(0).map_err(|_| "vcpu 0")?;
-    let vcpu1 = make(1).map_err(|_| "vcpu 1")?;
+    let mut percpu = vplatform::enable_core0()?;
+    let maker = VCpuMaker::new(mem, entry, dtb);
+    let mut vcpu0 = maker.make(0)?;
+    let vcpu1 = maker.make(1)?;
     *SHARED.lock() = Some(Shared {
         dev: Platform::new(2),
         power: [Power::On, Power::Off],

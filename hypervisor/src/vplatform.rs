@@ -4,10 +4,14 @@
 
 use alloc::vec::Vec;
 
-use arm_vcpu::{AccessWidth, SgiRequest, VirtualInterrupt};
+use arm_vcpu::{
+    Aarch64PerCpu, Aarch64VCpu, Aarch64VCpuCreateConfig, Aarch64VCpuSetupConfig, AccessWidth,
+    SgiRequest, Stage2Config, VirtualInterrupt,
+};
 
 use crate::devices::CONSOLE_IPA;
 use crate::gic;
+use crate::memory::{self, GuestMemory};
 use crate::pl011::Pl011;
 use crate::vgicd::{Delivery, VGic, GICD_BASE, GICD_SIZE, GICR_BASE};
 use crate::vm::ExitStats;
@@ -21,6 +25,64 @@ pub enum Power {
     On = 0,
     Off = 1,
     OnPending = 2,
+}
+
+/// Turns on EL2 virtualization on core 0 and sets up the physical GIC for guests whose
+/// interrupts all arrive through list registers.
+pub fn enable_core0() -> Result<Aarch64PerCpu, &'static str> {
+    let mut percpu = Aarch64PerCpu::new(0);
+    percpu
+        .hardware_enable()
+        .map_err(|_| "hardware_enable failed")?;
+    gic::init_distributor();
+    gic::init_cpu_for_virtual_guests(0);
+    Ok(percpu)
+}
+
+/// Makes the vCPUs of one virtual-mode Linux VM: same stage 2 (VMID 1), same virtual
+/// counter offset (taken at creation, so the guest's count starts near 0), entry point
+/// and DTB; the virtual timer is the guest's, WFI exits so an idle vCPU gives way.
+pub struct VCpuMaker {
+    stage2: Stage2Config,
+    cntvoff_el2: u64,
+    entry: u64,
+    dtb: u64,
+}
+
+impl VCpuMaker {
+    pub fn new(mem: &GuestMemory, entry: u64, dtb: u64) -> Self {
+        Self {
+            stage2: Stage2Config {
+                root_pa: mem.root_pa(),
+                vmid: 1,
+                ipa_bits: memory::IPA_BITS,
+                root_level: memory::ROOT_LEVEL,
+            },
+            cntvoff_el2: arm_vcpu::physical_count(),
+            entry,
+            dtb,
+        }
+    }
+
+    /// vCPU `i` (MPIDR `i`), ready to bind.
+    pub fn make(&self, i: u64) -> Result<Aarch64VCpu, &'static str> {
+        let mut v = Aarch64VCpu::new(Aarch64VCpuCreateConfig {
+            mpidr_el1: i,
+            cntvoff_el2: self.cntvoff_el2,
+            dtb_addr: self.dtb,
+            ..Default::default()
+        })
+        .map_err(|_| "vcpu create")?;
+        v.setup(Aarch64VCpuSetupConfig {
+            passthrough_timer: true,
+            trap_wfi: true,
+            ..Default::default()
+        })
+        .map_err(|_| "vcpu setup")?;
+        v.set_stage2_root(self.stage2).map_err(|_| "stage-2 root")?;
+        v.set_entry(self.entry).map_err(|_| "entry")?;
+        Ok(v)
+    }
 }
 
 /// Emulated GIC and console of one VM.
