@@ -131,31 +131,10 @@ fn run_inner(
                     break Err("complete_psci");
                 }
             }
-            Ok(VmExit::Hypercall { .. }) => {
-                stats.hypercall += 1;
-                vcpu.set_return_value(u64::MAX);
-            }
-            Ok(VmExit::DataAbort { va, write, .. }) => {
-                stats.abort += 1;
-                let _ = vcpu.inject_data_abort(va, write);
-            }
-            Ok(VmExit::InstructionAbort { va, .. }) => {
-                stats.abort += 1;
-                let _ = vcpu.inject_instruction_abort(va);
-            }
-            Ok(other) => {
-                stats.other += 1;
-                error!(
-                    "vCPU {}: unexpected exit {:?} at pc {:#x}",
-                    cur,
-                    other,
-                    vcpu.pc()
-                );
-                break Err("unexpected exit");
-            }
-            Err(e) => {
-                error!("vCPU {}: run: {}", cur, e);
-                break Err("run() returned an error");
+            rest => {
+                if let Err(why) = vplatform::answer_rest(vcpu, cur, rest, stats) {
+                    break Err(why);
+                }
             }
         }
         for (v, vi) in dev.deliveries(cur) {

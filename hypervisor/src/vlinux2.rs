@@ -204,31 +204,7 @@ fn step(me: usize, vcpu: &mut Aarch64VCpu, stats: &mut ExitStats) -> Result<(), 
                 }
             });
         }
-        Ok(VmExit::Hypercall { .. }) => {
-            stats.hypercall += 1;
-            vcpu.set_return_value(u64::MAX);
-        }
-        Ok(VmExit::DataAbort { va, write, .. }) => {
-            stats.abort += 1;
-            let _ = vcpu.inject_data_abort(va, write);
-        }
-        Ok(VmExit::InstructionAbort { va, .. }) => {
-            stats.abort += 1;
-            let _ = vcpu.inject_instruction_abort(va);
-        }
-        Ok(other) => {
-            error!(
-                "vCPU {}: unexpected exit {:?} at pc {:#x}",
-                me,
-                other,
-                vcpu.pc()
-            );
-            return Err("unexpected exit");
-        }
-        Err(e) => {
-            error!("vCPU {}: run: {}", me, e);
-            return Err("run() returned an error");
-        }
+        rest => vplatform::answer_rest(vcpu, me, rest, stats)?,
     }
     let mut local = Vec::new();
     let mut kick = false;

@@ -6,8 +6,9 @@ use alloc::vec::Vec;
 
 use arm_vcpu::{
     Aarch64PerCpu, Aarch64VCpu, Aarch64VCpuCreateConfig, Aarch64VCpuSetupConfig, AccessWidth,
-    SgiRequest, Stage2Config, VirtualInterrupt,
+    SgiRequest, Stage2Config, VirtualInterrupt, VmExit,
 };
+use log::error;
 
 use crate::devices::CONSOLE_IPA;
 use crate::gic;
@@ -83,6 +84,47 @@ impl VCpuMaker {
         v.set_entry(self.entry).map_err(|_| "entry")?;
         Ok(v)
     }
+}
+
+/// Answers the exits of a virtual-mode Linux vCPU (`me`) that no device handles: an
+/// HVC outside SMCCC's owners gets NOT_SUPPORTED (-1); an abort outside RAM and the
+/// devices is injected back into the guest, as a bus error would be. Anything else
+/// ends the VM with the returned reason.
+pub fn answer_rest(
+    vcpu: &mut Aarch64VCpu,
+    me: usize,
+    exit: arm_vcpu::VCpuResult<VmExit>,
+    stats: &mut ExitStats,
+) -> Result<(), &'static str> {
+    match exit {
+        Ok(VmExit::Hypercall { .. }) => {
+            stats.hypercall += 1;
+            vcpu.set_return_value(u64::MAX);
+        }
+        Ok(VmExit::DataAbort { va, write, .. }) => {
+            stats.abort += 1;
+            let _ = vcpu.inject_data_abort(va, write);
+        }
+        Ok(VmExit::InstructionAbort { va, .. }) => {
+            stats.abort += 1;
+            let _ = vcpu.inject_instruction_abort(va);
+        }
+        Ok(other) => {
+            stats.other += 1;
+            error!(
+                "vCPU {}: unexpected exit {:?} at pc {:#x}",
+                me,
+                other,
+                vcpu.pc()
+            );
+            return Err("unexpected exit");
+        }
+        Err(e) => {
+            error!("vCPU {}: run: {}", me, e);
+            return Err("run() returned an error");
+        }
+    }
+    Ok(())
 }
 
 /// Emulated GIC and console of one VM.
