@@ -159,8 +159,9 @@ fn build(args: &LinuxArgs) -> Result<TwoCoreVm, &'static str> {
         setup: Aarch64VCpuSetupConfig {
             passthrough_interrupt: true,
             passthrough_timer: true,
-            // Idle vCPUs exit on WFI, so the host polls the console's input.
-            trap_wfi: true,
+            // Idle vCPUs sleep in WFI: console input wakes them through the real UART's
+            // interrupt (see `smp::uart_poll`), so nothing needs to poll.
+            trap_wfi: false,
             ..Default::default()
         },
         kind: GuestKind::Os,

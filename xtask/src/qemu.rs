@@ -191,11 +191,12 @@ pub fn run_captured(cmd: Command, timeout: Duration) -> std::io::Result<Captured
     run_captured_typing(cmd, timeout, None)
 }
 
-/// Text typed into a run: `text` goes to its stdin once `after` has appeared in its
-/// output (e.g. a shell prompt).
+/// Text typed into a run: `text` goes to its stdin `pause_ms` after `after` has
+/// appeared in its output (e.g. a shell prompt; the pause lets the guest go idle).
 #[derive(Clone, Copy, Debug)]
 pub struct Typing {
     pub after: &'static str,
+    pub pause_ms: u64,
     pub text: &'static str,
 }
 
@@ -230,6 +231,7 @@ pub fn run_captured_typing(
                 let from = buf.len().saturating_sub(n + t.after.len());
                 let cue = t.after.as_bytes();
                 if buf[from..].windows(cue.len()).any(|w| w == cue) {
+                    std::thread::sleep(Duration::from_millis(t.pause_ms));
                     // A failed write shows up as the run's missing answer.
                     let _ = input.write_all(t.text.as_bytes());
                     let _ = input.flush();
@@ -512,6 +514,7 @@ mod tests {
         ]);
         let t = Typing {
             after: "ready>",
+            pause_ms: 10,
             text: "hello\n",
         };
         let r = run_captured_typing(c, Duration::from_secs(10), Some(t)).unwrap();

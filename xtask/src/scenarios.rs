@@ -189,6 +189,8 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario {
         typing: Some(crate::qemu::Typing {
             after: "/ # ",
+            // Typed once the guest idles: input must wake it (no exits to poll on).
+            pause_ms: 2000,
             text: "echo LINUX_SHELL: PA''SS $(grep -c ^processor /proc/cpuinfo) cpus\npoweroff\n",
         }),
         guest_marker: Some("LINUX_SHELL"),
