@@ -5,7 +5,7 @@ use crate::smccc::SmcForwardList;
 /// Parameters fixed when a vCPU is created.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Aarch64VCpuCreateConfig {
-    /// The guest-visible `MPIDR_EL1` affinity (Aff3..Aff0, bits [39:32] and [23:0]);
+    /// The guest-visible `MPIDR_EL1` affinity (Aff3..Aff0, bits \[39:32\] and \[23:0\]);
     /// programmed into `VMPIDR_EL2` with bit 31 (RES1) set. Other bits must be zero.
     pub mpidr_el1: u64,
     /// Guest-physical address of the device tree, passed to the guest in x0 at entry

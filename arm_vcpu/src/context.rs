@@ -30,7 +30,7 @@ pub struct Aarch64ContextFrame {
 /// The trap frame type of this architecture.
 pub type TrapFrame = Aarch64ContextFrame;
 
-/// `SPSR_EL2` for a vCPU's first entry: EL1h (M[3:0] = 0b0101), D, A, I, F masked.
+/// `SPSR_EL2` for a vCPU's first entry: EL1h (M\[3:0\] = 0b0101), D, A, I, F masked.
 pub const SPSR_EL1H_DAIF_MASKED: u64 = 0x3c5;
 
 impl Aarch64ContextFrame {

@@ -2,9 +2,9 @@
 //! registers, as pure functions over values captured once at exit.
 //!
 //! Field positions follow the Arm Architecture Reference Manual (DDI 0487), section
-//! D23.2 "ESR_EL2": EC is bits [31:26], IL bit [25], ISS bits [24:0], ISS2 bits [36:32].
+//! D23.2 "ESR_EL2": EC is bits \[31:26\], IL bit \[25\], ISS bits \[24:0\], ISS2 bits \[36:32\].
 
-/// The exception class, `ESR_EL2.EC` (bits [31:26]).
+/// The exception class, `ESR_EL2.EC` (bits \[31:26\]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum ExceptionClass {
@@ -110,13 +110,13 @@ impl ExceptionClass {
     }
 }
 
-/// `ESR_EL2.EC`, bits [31:26].
+/// `ESR_EL2.EC`, bits \[31:26\].
 #[inline(always)]
 pub const fn ec(esr: u64) -> u8 {
     ((esr >> 26) & 0x3f) as u8
 }
 
-/// `ESR_EL2.IL`, bit [25]: the trapped instruction is 32 bits (1) or 16 bits (0).
+/// `ESR_EL2.IL`, bit \[25\]: the trapped instruction is 32 bits (1) or 16 bits (0).
 #[inline(always)]
 pub const fn instruction_length(esr: u64) -> u64 {
     if esr & (1 << 25) != 0 {
@@ -126,13 +126,13 @@ pub const fn instruction_length(esr: u64) -> u64 {
     }
 }
 
-/// `ESR_EL2.ISS`, bits [24:0].
+/// `ESR_EL2.ISS`, bits \[24:0\].
 #[inline(always)]
 pub const fn iss(esr: u64) -> u32 {
     (esr & 0x1ff_ffff) as u32
 }
 
-/// The 16-bit immediate of a trapped HVC or SMC, ISS bits [15:0].
+/// The 16-bit immediate of a trapped HVC or SMC, ISS bits \[15:0\].
 #[inline(always)]
 pub const fn imm16(esr: u64) -> u16 {
     (esr & 0xffff) as u16
@@ -146,7 +146,7 @@ pub struct Syndrome {
     pub esr: u64,
     /// `FAR_EL2`: the faulting virtual address (aborts only).
     pub far: u64,
-    /// `HPFAR_EL2`: the faulting IPA, bits [51:12] in FIPA (aborts on stage 2 only).
+    /// `HPFAR_EL2`: the faulting IPA, bits \[51:12\] in FIPA (aborts on stage 2 only).
     pub hpfar: u64,
 }
 
@@ -158,7 +158,7 @@ impl Syndrome {
         matches!(ec(esr), 0x20 | 0x24)
     }
 
-    /// The faulting IPA: `HPFAR_EL2.FIPA` (bits [47:4] hold IPA[51:12]) plus the page
+    /// The faulting IPA: `HPFAR_EL2.FIPA` (bits \[47:4\] hold IPA\[51:12\]) plus the page
     /// offset from `FAR_EL2` when FAR is valid (`FnV` = 0).
     pub const fn fault_ipa(&self, far_valid: bool) -> u64 {
         let page = (self.hpfar & 0x0000_0fff_ffff_fff0) << 8;
@@ -170,7 +170,7 @@ impl Syndrome {
     }
 }
 
-/// Kind of a stage-1/stage-2 fault, from the DFSC/IFSC field (ISS bits [5:0]).
+/// Kind of a stage-1/stage-2 fault, from the DFSC/IFSC field (ISS bits \[5:0\]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FaultStatus {
     /// Address size fault at the given level (0b0000LL).
@@ -211,32 +211,32 @@ impl FaultStatus {
     }
 }
 
-/// The ISS of a data abort (EC 0x24/0x25), ESR_EL2 bits [24:0].
+/// The ISS of a data abort (EC 0x24/0x25), ESR_EL2 bits \[24:0\].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DataAbortIss {
-    /// ISV, bit [24]: bits [23:14] hold a valid instruction syndrome.
+    /// ISV, bit \[24\]: bits \[23:14\] hold a valid instruction syndrome.
     pub isv: bool,
-    /// SAS, bits [23:22]: access size, 1 << SAS bytes.
+    /// SAS, bits \[23:22\]: access size, 1 << SAS bytes.
     pub sas: u8,
-    /// SSE, bit [21]: the load sign-extends.
+    /// SSE, bit \[21\]: the load sign-extends.
     pub sse: bool,
-    /// SRT, bits [20:16]: the transfer register (31 = XZR/WZR).
+    /// SRT, bits \[20:16\]: the transfer register (31 = XZR/WZR).
     pub srt: u8,
-    /// SF, bit [15]: the transfer register is 64-bit (X) rather than 32-bit (W).
+    /// SF, bit \[15\]: the transfer register is 64-bit (X) rather than 32-bit (W).
     pub sf: bool,
-    /// AR, bit [14]: acquire/release semantics.
+    /// AR, bit \[14\]: acquire/release semantics.
     pub ar: bool,
-    /// FnV, bit [10]: FAR is not valid.
+    /// FnV, bit \[10\]: FAR is not valid.
     pub fnv: bool,
-    /// EA, bit [9]: external abort type.
+    /// EA, bit \[9\]: external abort type.
     pub ea: bool,
-    /// CM, bit [8]: cache maintenance or address translation instruction.
+    /// CM, bit \[8\]: cache maintenance or address translation instruction.
     pub cm: bool,
-    /// S1PTW, bit [7]: stage-2 fault on a stage-1 translation table walk.
+    /// S1PTW, bit \[7\]: stage-2 fault on a stage-1 translation table walk.
     pub s1ptw: bool,
-    /// WnR, bit [6]: the access was a write.
+    /// WnR, bit \[6\]: the access was a write.
     pub wnr: bool,
-    /// DFSC, bits [5:0].
+    /// DFSC, bits \[5:0\].
     pub dfsc: FaultStatus,
 }
 
@@ -285,13 +285,13 @@ impl DataAbortIss {
 /// The ISS of an instruction abort (EC 0x20/0x21).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InstrAbortIss {
-    /// FnV, bit [10]: FAR is not valid.
+    /// FnV, bit \[10\]: FAR is not valid.
     pub fnv: bool,
-    /// EA, bit [9]: external abort type.
+    /// EA, bit \[9\]: external abort type.
     pub ea: bool,
-    /// S1PTW, bit [7]: stage-2 fault on a stage-1 table walk.
+    /// S1PTW, bit \[7\]: stage-2 fault on a stage-1 table walk.
     pub s1ptw: bool,
-    /// IFSC, bits [5:0].
+    /// IFSC, bits \[5:0\].
     pub ifsc: FaultStatus,
 }
 
@@ -311,19 +311,19 @@ impl InstrAbortIss {
 /// The ISS of a trapped MSR/MRS (EC 0x18).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SysRegIss {
-    /// Op0, bits [21:20].
+    /// Op0, bits \[21:20\].
     pub op0: u8,
-    /// Op2, bits [19:17].
+    /// Op2, bits \[19:17\].
     pub op2: u8,
-    /// Op1, bits [16:14].
+    /// Op1, bits \[16:14\].
     pub op1: u8,
-    /// CRn, bits [13:10].
+    /// CRn, bits \[13:10\].
     pub crn: u8,
-    /// Rt, bits [9:5].
+    /// Rt, bits \[9:5\].
     pub rt: u8,
-    /// CRm, bits [4:1].
+    /// CRm, bits \[4:1\].
     pub crm: u8,
-    /// Direction, bit [0]: 1 = read (MRS), 0 = write (MSR).
+    /// Direction, bit \[0\]: 1 = read (MRS), 0 = write (MSR).
     pub read: bool,
 }
 
@@ -343,7 +343,7 @@ impl SysRegIss {
     }
 }
 
-/// Which wait instruction a WFx trap (EC 0x01) reports, ISS.TI bits [1:0].
+/// Which wait instruction a WFx trap (EC 0x01) reports, ISS.TI bits \[1:0\].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WfxKind {
     /// WFI.

@@ -46,7 +46,7 @@ impl AccessWidth {
 }
 
 /// A system register encoding `(op0, op1, CRn, CRm, op2)`, packed as in the ISS of a
-/// trapped MSR/MRS: op0 [21:20], op2 [19:17], op1 [16:14], CRn [13:10], CRm [4:1].
+/// trapped MSR/MRS: op0 \[21:20\], op2 \[19:17\], op1 \[16:14\], CRn \[13:10\], CRm \[4:1\].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SysRegAddr(pub u32);
 
@@ -283,7 +283,7 @@ pub(crate) enum Pending {
 
 /// Extends a value loaded by an emulated MMIO read the way the load instruction
 /// would: truncate to the access width, sign-extend if SSE, and for a W destination
-/// clear bits [63:32] (writes to a W register zero-extend into the X register).
+/// clear bits \[63:32\] (writes to a W register zero-extend into the X register).
 pub const fn extend_load(
     value: u64,
     width: AccessWidth,

@@ -17,9 +17,9 @@ pub const fn index(reg: SysRegAddr) -> Option<usize> {
 }
 
 /// The exit fast path's test of a raw `ESR_EL2` value: an MRS of the ID space trapped
-/// by `HCR_EL2.TID3` (EC 0x18, IL 1, ISS Op0 [21:20] = 3, Op1 [16:14] = 0, CRn [13:10]
-/// = 0, CRm [4:1] = 1..7, Direction [0] = 1 (read)). Returns the register's [`index`]
-/// and Rt [9:5]; the same answer as [`crate::esr::SysRegIss::decode`] + [`index`]
+/// by `HCR_EL2.TID3` (EC 0x18, IL 1, ISS Op0 \[21:20\] = 3, Op1 \[16:14\] = 0, CRn \[13:10\]
+/// = 0, CRm \[4:1\] = 1..7, Direction \[0\] = 1 (read)). Returns the register's [`index`]
+/// and Rt \[9:5\]; the same answer as [`crate::esr::SysRegIss::decode`] + [`index`]
 /// without building either. Bit 63 (set by the vectors for asynchronous exits) never
 /// matches.
 pub const fn fast_id_read(esr: u64) -> Option<(usize, u8)> {
@@ -84,20 +84,20 @@ const fn f(lsb: u32) -> u64 {
 
 /// Fields cleared from the host's value, per register: (index, mask of fields).
 ///
-/// * PFR0: EL2 [11:8] (no nested virtualization), RAS [31:28] (error records are not
-///   virtualized), SVE [35:32], SEL2 [39:36], MPAM [43:40], AMU [47:44], RME [55:52].
-/// * PFR1: MTE [11:8], RAS_frac [15:12], MPAM_frac [19:16], SME [27:24],
-///   RNDR_trap [31:28], NMI [39:36], MTE_frac [43:40], GCS [47:44], THE [51:48].
+/// * PFR0: EL2 \[11:8\] (no nested virtualization), RAS \[31:28\] (error records are not
+///   virtualized), SVE \[35:32\], SEL2 \[39:36\], MPAM \[43:40\], AMU \[47:44\], RME \[55:52\].
+/// * PFR1: MTE \[11:8\], RAS_frac \[15:12\], MPAM_frac \[19:16\], SME \[27:24\],
+///   RNDR_trap \[31:28\], NMI \[39:36\], MTE_frac \[43:40\], GCS \[47:44\], THE \[51:48\].
 /// * ZFR0, SMFR0: all (SVE and SME are trapped: CPTR_EL2.TZ/TSM).
-/// * DFR0: TraceVer [7:4], PMUVer [11:8] (PMU accesses trap), PMSVer [35:32] (SPE),
-///   TraceFilt [43:40], TraceBuffer [47:44] (TRBE), BRBE [55:52].
-/// * MMFR1: VH [11:8] (no EL2 in the guest), LO [19:16] (LORegions trap: TLOR),
-///   HCX [43:40] (HCRX_EL2 is an EL2 register).
-/// * MMFR2: NV [27:24].
-/// * The AArch32 views of the same features: ID_PFR0 AMU [23:20], RAS [31:28];
-///   ID_PFR1 Virtualization [15:12], Virt_frac [27:24]; ID_DFR0 CopTrc [15:12],
-///   MMapTrc [19:16], PerfMon [27:24], TraceFilt [31:28]; ID_DFR1 (MTPMU, HPMN0: PMU);
-///   ID_PFR2 RAS_frac [11:8].
+/// * DFR0: TraceVer \[7:4\], PMUVer \[11:8\] (PMU accesses trap), PMSVer \[35:32\] (SPE),
+///   TraceFilt \[43:40\], TraceBuffer \[47:44\] (TRBE), BRBE \[55:52\].
+/// * MMFR1: VH \[11:8\] (no EL2 in the guest), LO \[19:16\] (LORegions trap: TLOR),
+///   HCX \[43:40\] (HCRX_EL2 is an EL2 register).
+/// * MMFR2: NV \[27:24\].
+/// * The AArch32 views of the same features: ID_PFR0 AMU \[23:20\], RAS \[31:28\];
+///   ID_PFR1 Virtualization \[15:12\], Virt_frac \[27:24\]; ID_DFR0 CopTrc \[15:12\],
+///   MMapTrc \[19:16\], PerfMon \[27:24\], TraceFilt \[31:28\]; ID_DFR1 (MTPMU, HPMN0: PMU);
+///   ID_PFR2 RAS_frac \[11:8\].
 const HIDDEN: [(usize, u64); 12] = [
     (
         ID_AA64PFR0,
@@ -119,8 +119,8 @@ const HIDDEN: [(usize, u64); 12] = [
     (ID_PFR2, f(8)),
 ];
 
-/// Pointer-authentication fields: ISAR1 APA [7:4], API [11:8], GPA [27:24], GPI
-/// [31:28]; ISAR2 GPA3 [11:8], APA3 [15:12]. Hidden unless the keys are switched.
+/// Pointer-authentication fields: ISAR1 APA \[7:4\], API \[11:8\], GPA \[27:24\], GPI
+/// \[31:28\]; ISAR2 GPA3 \[11:8\], APA3 \[15:12\]. Hidden unless the keys are switched.
 const PAUTH: [(usize, u64); 2] = [
     (ID_AA64ISAR1, f(4) | f(8) | f(24) | f(28)),
     (ID_AA64ISAR2, f(8) | f(12)),
@@ -143,7 +143,7 @@ impl Default for IdRegisters {
 impl IdRegisters {
     /// The view a guest gets of a host whose ID space holds `host` (index order of
     /// [`index`]); `pauth_switched` keeps pointer authentication visible; `ipa_bits` is
-    /// the size of the VM's guest-physical space: `ID_AA64MMFR0_EL1.PARange` [3:0]
+    /// the size of the VM's guest-physical space: `ID_AA64MMFR0_EL1.PARange` \[3:0\]
     /// becomes the largest encoding not above it (and not above the host's).
     pub const fn sanitized(host: &[u64; ID_SPACE_LEN], pauth_switched: bool, ipa_bits: u8) -> Self {
         let mut regs = *host;

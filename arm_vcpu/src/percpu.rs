@@ -4,7 +4,7 @@ use core::sync::atomic::{AtomicPtr, Ordering};
 
 use crate::{VCpuError, VCpuResult};
 
-/// Affinity fields of `MPIDR_EL1`: Aff3 [39:32], Aff2 [23:16], Aff1 [15:8], Aff0 [7:0].
+/// Affinity fields of `MPIDR_EL1`: Aff3 \[39:32\], Aff2 \[23:16\], Aff1 \[15:8\], Aff0 \[7:0\].
 pub const MPIDR_AFFINITY_MASK: u64 = 0xff_00ff_ffff;
 
 /// `HCR_EL2` bits (DDI 0487 D23.2.53), as used by this crate.
@@ -47,7 +47,7 @@ pub struct CpuFeatures {
     pub gicv3: bool,
     /// `MIDR_EL1` of this core.
     pub midr: u64,
-    /// Affinity of this core (`MPIDR_EL1` & [`MPIDR_AFFINITY_MASK`]).
+    /// Affinity of this core (`MPIDR_EL1` & `MPIDR_AFFINITY_MASK`).
     pub mpidr: u64,
     /// FEAT_RAS (`ID_AA64PFR0_EL1.RAS != 0`): `VSESR_EL2` exists.
     pub ras: bool,
@@ -227,7 +227,7 @@ impl Aarch64PerCpu {
 
     /// Turns on virtualization on the calling core: probes the features, saves the
     /// current `VBAR_EL2`/`HCR_EL2`, installs the crate's vectors and the host
-    /// `HCR_EL2` ([`HOST_HCR_EL2`]). Must run on the core this state belongs to.
+    /// `HCR_EL2` (`HOST_HCR_EL2`). Must run on the core this state belongs to.
     pub fn hardware_enable(&mut self) -> VCpuResult {
         if self.enabled {
             return Err(VCpuError::InvalidState {

@@ -27,7 +27,7 @@ pub mod ret {
 }
 
 /// Function IDs (`w0`). Bit 31: fast call; bit 30: SMC64/HVC64 calling convention;
-/// bits [29:24]: owning entity (0 = Arm architecture, 4 = standard secure service).
+/// bits \[29:24\]: owning entity (0 = Arm architecture, 4 = standard secure service).
 pub mod fid {
     /// SMCCC_VERSION.
     pub const SMCCC_VERSION: u32 = 0x8000_0000;
@@ -207,7 +207,7 @@ pub enum Outcome {
     Host,
 }
 
-/// Owning entity number, bits [29:24] of a function ID.
+/// Owning entity number, bits \[29:24\] of a function ID.
 pub const fn owner(fid: u32) -> u32 {
     (fid >> 24) & 0x3f
 }
@@ -220,7 +220,7 @@ const fn not_supported() -> Outcome {
     answer(ret::NOT_SUPPORTED as i64)
 }
 
-/// `MPIDR` affinity fields a PSCI target may have set: Aff3 [39:32], Aff2..Aff0 [23:0].
+/// `MPIDR` affinity fields a PSCI target may have set: Aff3 \[39:32\], Aff2..Aff0 \[23:0\].
 const AFFINITY_MASK: u64 = 0xff_00ff_ffff;
 
 /// Reads an argument register: SMC32/HVC32 calls (bit 30 of the function ID clear)

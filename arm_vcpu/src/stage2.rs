@@ -43,9 +43,9 @@ impl Stage2Config {
     /// `ID_AA64MMFR0_EL1.PARange`, `vmid16` whether 16-bit VMIDs are implemented.
     /// Returns `(VTTBR_EL2, VTCR_EL2)`.
     ///
-    /// `VTCR_EL2` fields (DDI 0487 D23.2): T0SZ [5:0], SL0 [7:6], IRGN0 [9:8] = 1 and
-    /// ORGN0 [11:10] = 1 (write-back walks), SH0 [13:12] = 3 (inner shareable),
-    /// TG0 [15:14] = 0 (4 KiB), PS [18:16], VS [19] (16-bit VMID).
+    /// `VTCR_EL2` fields (DDI 0487 D23.2): T0SZ \[5:0\], SL0 \[7:6\], IRGN0 \[9:8\] = 1 and
+    /// ORGN0 \[11:10\] = 1 (write-back walks), SH0 \[13:12\] = 3 (inner shareable),
+    /// TG0 \[15:14\] = 0 (4 KiB), PS \[18:16\], VS \[19\] (16-bit VMID).
     pub fn registers(&self, parange: u8, vmid16: bool) -> Result<(u64, u64), VCpuError> {
         if self.root_pa & 0xfff != 0 {
             return Err(VCpuError::InvalidConfig(

@@ -12,7 +12,7 @@ pub const CNTP_CTL_EL0: SysRegAddr = SysRegAddr::new(3, 3, 14, 2, 1);
 /// `CNTP_CVAL_EL0` (3, 3, 14, 2, 2).
 pub const CNTP_CVAL_EL0: SysRegAddr = SysRegAddr::new(3, 3, 14, 2, 2);
 
-/// `CNTx_CTL` bits: ENABLE [0], IMASK [1], ISTATUS [2] (read-only).
+/// `CNTx_CTL` bits: ENABLE \[0\], IMASK \[1\], ISTATUS \[2\] (read-only).
 pub mod ctl {
     /// Timer enabled.
     pub const ENABLE: u64 = 1 << 0;
@@ -60,7 +60,7 @@ impl EmulatedTimer {
         }
     }
 
-    /// A write at physical count `now`: TVAL sets CVAL = now + sign-extended TVAL[31:0].
+    /// A write at physical count `now`: TVAL sets CVAL = now + sign-extended TVAL\[31:0\].
     pub fn write(&mut self, reg: SysRegAddr, value: u64, now: u64) {
         if reg == CNTP_CTL_EL0 {
             self.ctl = value & (ctl::ENABLE | ctl::IMASK);

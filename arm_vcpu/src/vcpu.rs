@@ -35,7 +35,7 @@ const SGI1R: crate::SysRegAddr = crate::SysRegAddr::new(3, 0, 12, 11, 5);
 const ASGI1R: crate::SysRegAddr = crate::SysRegAddr::new(3, 0, 12, 11, 6);
 const SGI0R: crate::SysRegAddr = crate::SysRegAddr::new(3, 0, 12, 11, 7);
 
-/// `CPTR_EL2` for guests (E2H = 0 layout): RES1 bits [9:0] except TZ, RES1 [13:12];
+/// `CPTR_EL2` for guests (E2H = 0 layout): RES1 bits \[9:0\] except TZ, RES1 \[13:12\];
 /// TZ (bit 8) = 1 traps SVE, TSM (bit 12) = 1 traps SME (or is RES1). TFP (bit 10) is
 /// set on top of this until the guest's first FP/SIMD use with lazy switching.
 pub const GUEST_CPTR_EL2: u64 = 0x33ff;
@@ -647,7 +647,7 @@ impl Aarch64VCpu {
 
     /// Completes an [`VmExit::MmioRead`]: writes `value` to the destination register,
     /// truncated to the access width and sign- or zero-extended as the load
-    /// instruction specifies (a W destination clears bits [63:32]; XZR discards), and
+    /// instruction specifies (a W destination clears bits \[63:32\]; XZR discards), and
     /// advances the PC past the load.
     pub fn complete_mmio_read(&mut self, value: u64) -> VCpuResult {
         match self.pending {

@@ -8,8 +8,8 @@ pub const MAX_LRS: usize = 16;
 /// Interrupts waiting for a free list register, per vCPU.
 pub const QUEUE_LEN: usize = 64;
 
-/// `ICH_LR<n>_EL2` fields (DDI 0487, "ICH_LR<n>_EL2"): vINTID [31:0], pINTID [44:32],
-/// Priority [55:48], Group [60], HW [61], State [63:62].
+/// `ICH_LR<n>_EL2` fields (DDI 0487, "`ICH_LR<n>_EL2`"): vINTID \[31:0\], pINTID \[44:32\],
+/// Priority \[55:48\], Group \[60\], HW \[61\], State \[63:62\].
 pub mod lr {
     /// State: pending.
     pub const PENDING: u64 = 0b01 << 62;
@@ -23,7 +23,7 @@ pub mod lr {
     pub const GROUP1: u64 = 1 << 60;
 }
 
-/// `ICH_HCR_EL2` bits used: En [0], UIE [1] (maintenance interrupt while at most one
+/// `ICH_HCR_EL2` bits used: En \[0\], UIE \[1\] (maintenance interrupt while at most one
 /// list register holds an interrupt).
 pub mod hcr {
     /// Enable the virtual CPU interface.
@@ -32,7 +32,7 @@ pub mod hcr {
     pub const UIE: u64 = 1 << 1;
 }
 
-/// `ICH_MISR_EL2.U` [1]: the underflow condition holds.
+/// `ICH_MISR_EL2.U` \[1\]: the underflow condition holds.
 pub const MISR_U: u64 = 1 << 1;
 
 /// One virtual interrupt to deliver.
@@ -65,11 +65,11 @@ pub enum InjectIrqError {
 /// What `ICH_VTR_EL2` says about the virtual CPU interface.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct VtrInfo {
-    /// Number of list registers (ListRegs [4:0] + 1).
+    /// Number of list registers (ListRegs \[4:0\] + 1).
     pub list_regs: usize,
-    /// Virtual priority bits (PRIbits [31:29] + 1).
+    /// Virtual priority bits (PRIbits \[31:29\] + 1).
     pub pri_bits: u32,
-    /// Virtual INTID bits: 16 or 24 (IDbits [25:23]).
+    /// Virtual INTID bits: 16 or 24 (IDbits \[25:23\]).
     pub id_bits: u32,
 }
 
@@ -248,15 +248,15 @@ pub enum SgiTargets {
     /// IRM = 0: the vCPUs with affinity Aff3.Aff2.Aff1 and Aff0 = RS * 16 + bit for
     /// each bit set in `target_list`.
     List {
-        /// Aff3 [55:48].
+        /// Aff3 \[55:48\].
         aff3: u8,
-        /// Aff2 [39:32].
+        /// Aff2 \[39:32\].
         aff2: u8,
-        /// Aff1 [23:16].
+        /// Aff1 \[23:16\].
         aff1: u8,
-        /// Range selector RS [47:44]: Aff0 = RS * 16 + n.
+        /// Range selector RS \[47:44\]: Aff0 = RS * 16 + n.
         rs: u8,
-        /// TargetList [15:0].
+        /// TargetList \[15:0\].
         target_list: u16,
     },
     /// IRM = 1: every vCPU of the VM except the sender.
@@ -290,7 +290,7 @@ impl SgiTargets {
 /// A decoded SGI generation request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SgiRequest {
-    /// SGI number, INTID [27:24].
+    /// SGI number, INTID \[27:24\].
     pub intid: u8,
     /// The targets.
     pub targets: SgiTargets,

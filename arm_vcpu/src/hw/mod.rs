@@ -504,7 +504,7 @@ pub(crate) fn save_vgic(s: &mut crate::vgic::VgicState, info: &crate::vgic::VtrI
 }
 
 /// Turns on the system-register interface for EL2 and lets EL1 use it
-/// (`ICC_SRE_EL2.SRE` [0] and `.Enable` [3]).
+/// (`ICC_SRE_EL2.SRE` \[0\] and `.Enable` \[3\]).
 pub(crate) fn enable_icc_sre_el2() {
     let v: u64 = read_sysreg!("S3_4_C12_C9_5");
     write_sysreg!("S3_4_C12_C9_5", v | 0b1001);

@@ -2,7 +2,7 @@
 //! controls, HCR composition, register bookkeeping and context layout.
 //!
 //! Syndrome words are written out from the Arm ARM (DDI 0487) encodings of ESR_EL2
-//! (EC [31:26], IL [25], ISS [24:0]); the builders in `esr::build` are checked against
+//! (EC \[31:26\], IL \[25\], ISS \[24:0\]); the builders in `esr::build` are checked against
 //! the same literals and by round-trip property tests.
 
 use proptest::prelude::*;
@@ -18,7 +18,7 @@ use crate::*;
 
 /// Test device IPA used in the vectors (QEMU virt has nothing here).
 const DEV: u64 = 0x0b00_0100;
-/// HPFAR_EL2 for DEV: FIPA (bits [47:4]) = IPA[51:12].
+/// HPFAR_EL2 for DEV: FIPA (bits \[47:4\]) = IPA\[51:12\].
 const DEV_HPFAR: u64 = (DEV >> 12) << 4;
 
 fn vcpu_with_regs() -> Aarch64VCpu {
