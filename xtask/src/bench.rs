@@ -214,13 +214,18 @@ pub fn run(ws: &Workspace, n1: u64, n2: u64) -> Result<ExitCode, String> {
             );
         }
     }
-    let boot = linux_boot(ws, &hv)?;
-    boot.print();
+    let boots = linux_boots(ws, &hv)?;
+    for b in &boots {
+        b.print();
+    }
     let mut text = profile::to_json(&rows);
-    // Append the linux_boot object to the JSON map.
+    // Append the linux_boot objects to the JSON map.
     if let Some(end) = text.rfind('}') {
-        let body = text[..end].trim_end().to_string();
-        text = format!("{body},\n  \"linux_boot\": {}\n}}\n", boot.json());
+        let mut body = text[..end].trim_end().to_string();
+        for b in &boots {
+            body = format!("{body},\n  \"{}\": {}", b.row, b.json());
+        }
+        text = format!("{body}\n}}\n");
     }
     let json = out_dir.join("exit-cost.json");
     std::fs::write(&json, text).map_err(|e| format!("{}: {e}", json.display()))?;
@@ -294,10 +299,14 @@ fn print_table(rows: &[(&str, ExitCost)], n1: u64, n2: u64) {
     }
 }
 
-/// The `linux_boot` row: Debian's kernel with the busybox autotest (2 vCPUs,
-/// interrupt passthrough) under the release hypervisor, beside the same kernel and
-/// initramfs booted directly by QEMU at EL1, both timed in this run.
+/// A Linux boot row: Debian's kernel with the busybox autotest (2 vCPUs, in one
+/// interrupt mode) under the release hypervisor, beside the same kernel and initramfs
+/// booted directly by QEMU at EL1, both timed in this run.
 struct LinuxBoot {
+    /// Row name (`linux_boot`, `linux_boot_virtual_smp`, `linux_boot_virtual_1core`).
+    row: &'static str,
+    /// How the guest ran.
+    how: &'static str,
     /// The hypervisor's exit counts by kind (its `exits:` line).
     exits: Vec<(String, u64)>,
     /// Wall time under the hypervisor and directly, in seconds.
@@ -313,8 +322,10 @@ impl LinuxBoot {
     fn print(&self) {
         println!();
         println!(
-            "linux_boot: boot to userspace, autotest and power-off: {:.2} s under refhv, {:.2} s \
+            "{} ({}): boot to userspace, autotest and power-off: {:.2} s under refhv, {:.2} s \
              directly at EL1 (ratio {:.2}; wall time, noisy)",
+            self.row,
+            self.how,
             self.under_hv,
             self.direct,
             self.ratio()
@@ -361,20 +372,11 @@ fn parse_exit_stats(output: &str) -> Vec<(String, u64)> {
         .collect()
 }
 
-fn linux_boot(ws: &Workspace, hv: &std::path::Path) -> Result<LinuxBoot, String> {
+/// The Linux boot rows: each interrupt mode under the release hypervisor, beside one
+/// direct boot of the same kernel and initramfs by QEMU at EL1 (same run).
+fn linux_boots(ws: &Workspace, hv: &std::path::Path) -> Result<Vec<LinuxBoot>, String> {
     let s = scenarios::find("linux").ok_or("no linux scenario")?;
     let assets = crate::linux::prepare(ws)?;
-    let bootargs = scenarios::linux_bootargs(
-        s.name,
-        "passthrough",
-        assets.initramfs_len,
-        true,
-        u64::from(s.vcpus),
-    );
-    let run = crate::linux::qemu_run(hv, &assets, s, bootargs);
-    let under = qemu::run_captured(run.command(), s.timeout).map_err(|e| e.to_string())?;
-    qemu::judge_with_guest(s.name, s.guest_marker, under.end, &under.output)
-        .map_err(|e| format!("linux_boot under the hypervisor: {e}"))?;
     let mut direct = std::process::Command::new(qemu::QEMU);
     direct.args([
         "-M",
@@ -398,11 +400,44 @@ fn linux_boot(ws: &Workspace, hv: &std::path::Path) -> Result<LinuxBoot, String>
     if !d.output.contains("LINUX_AUTOTEST: PASS") {
         return Err("linux_boot: the direct boot did not pass its autotest".into());
     }
-    Ok(LinuxBoot {
-        exits: parse_exit_stats(&under.output),
-        under_hv: under.elapsed.as_secs_f64(),
-        direct: d.elapsed.as_secs_f64(),
-    })
+    let rows = [
+        (
+            "linux_boot",
+            "linux",
+            "passthrough",
+            "passthrough GIC, 2 vCPUs on 2 cores",
+        ),
+        (
+            "linux_boot_virtual_smp",
+            "linux-virtual-smp",
+            "virtual",
+            "virtual GIC, 2 vCPUs on 2 cores",
+        ),
+        (
+            "linux_boot_virtual_1core",
+            "linux-virtual",
+            "virtual",
+            "virtual GIC, 2 vCPUs time-sliced on 1 core",
+        ),
+    ];
+    let mut out = Vec::new();
+    for (row, name, mode, how) in rows {
+        let s = scenarios::find(name).ok_or("no linux scenario")?;
+        let bootargs =
+            scenarios::linux_bootargs(s.name, mode, assets.initramfs_len, true, u64::from(s.vcpus));
+        let run = crate::linux::qemu_run(hv, &assets, s, bootargs);
+        let under = qemu::run_captured(run.command(), s.timeout).map_err(|e| e.to_string())?;
+        qemu::judge_with_guest(s.name, s.guest_marker, under.end, &under.output)
+            .map_err(|e| format!("{row} under the hypervisor: {e}"))?;
+        out.push(LinuxBoot {
+            row,
+            how,
+            exits: parse_exit_stats(&under.output),
+            under_hv: under.elapsed.as_secs_f64(),
+            direct: d.elapsed.as_secs_f64(),
+        });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
