@@ -157,6 +157,22 @@ pub fn set_spi_pending(intid: u32, pending: bool) {
     w32(GICD + base + 4 * n, 1 << (intid % 32));
 }
 
+/// Delivers SPI `intid` to the host on core 0: group 1 (GICD_IGROUPR<n>), priority
+/// 0x80 (GICD_IPRIORITYR<n>), routed to affinity 0.0.0.0 (GICD_IROUTER<n>), enabled
+/// (GICD_ISENABLER<n>).
+pub fn enable_spi_on_core0(intid: u32) {
+    let n = (intid / 32) as usize;
+    let bit = 1 << (intid % 32);
+    w32(GICD + 0x80 + 4 * n, r32(GICD + 0x80 + 4 * n) | bit);
+    let prio = GICD + 0x400 + (intid as usize & !3);
+    let shift = (intid % 4) * 8;
+    w32(prio, (r32(prio) & !(0xff << shift)) | (0x80 << shift));
+    let router = GICD + 0x6000 + 8 * intid as usize;
+    w32(router, 0);
+    w32(router + 4, 0);
+    w32(GICD + 0x100 + 4 * n, bit);
+}
+
 /// Acknowledges the highest-priority pending group-1 interrupt (ICC_IAR1_EL1).
 pub fn ack() -> u32 {
     let v: u64;

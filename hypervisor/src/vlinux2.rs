@@ -62,6 +62,8 @@ fn run0(
     stats: &mut ExitStats,
 ) -> Verdict {
     let mut percpu = vplatform::enable_core0()?;
+    // The real console's interrupt wakes core 0 from WFI when input arrives.
+    gic::enable_spi_on_core0(vplatform::UART_INTID);
     let maker = VCpuMaker::new(mem, entry, dtb);
     let mut vcpu0 = maker.make(0)?;
     let vcpu1 = maker.make(1)?;
@@ -156,6 +158,7 @@ fn step(me: usize, vcpu: &mut Aarch64VCpu, stats: &mut ExitStats) -> Result<(), 
     s.dev.poll_input();
     let mut complete: Option<u64> = None;
     let mut psci_result: Option<i32> = None;
+    let mut sleep = false;
     match exit {
         Ok(VmExit::MmioRead { addr, width, .. }) => {
             complete = Some(s.dev.mmio_read(addr, width, stats))
@@ -167,7 +170,14 @@ fn step(me: usize, vcpu: &mut Aarch64VCpu, stats: &mut ExitStats) -> Result<(), 
             // the next entry.
             s.dev.physical_irq(me, stats);
         }
-        Ok(VmExit::WaitForInterrupt | VmExit::WaitForEvent) => stats.wfx += 1,
+        Ok(VmExit::WaitForInterrupt) => {
+            stats.wfx += 1;
+            // Nothing for this vCPU: sleep until a physical interrupt (its timer, a
+            // kick from the other core, console input). A WFE exit re-enters at once:
+            // its wake-up event (SEV) is not an interrupt.
+            sleep = s.mailbox[me].is_empty() && s.done.is_none();
+        }
+        Ok(VmExit::WaitForEvent) => stats.wfx += 1,
         Ok(VmExit::Psci { request, .. }) => {
             stats.psci += 1;
             psci_result = Some(match request {
@@ -224,6 +234,7 @@ fn step(me: usize, vcpu: &mut Aarch64VCpu, stats: &mut ExitStats) -> Result<(), 
     if let Some(r) = psci_result {
         vcpu.complete_psci(r).map_err(|_| "complete_psci")?;
     }
+    let local_count = local.len();
     for vi in local {
         if vcpu.inject_interrupt(vi).is_err() {
             error!("cannot inject INTID {} into vCPU {}", vi.intid, me);
@@ -231,6 +242,14 @@ fn step(me: usize, vcpu: &mut Aarch64VCpu, stats: &mut ExitStats) -> Result<(), 
     }
     if kick {
         gic::send_sgi(gic::KICK_SGI, 1 - me as u64);
+    }
+    if sleep && local_count == 0 {
+        // A trapped WFI means the guest had no pending virtual interrupt; one raised
+        // since (mailbox + kick SGI, timer, console) is a pending physical interrupt,
+        // which ends WFI even though the host runs with interrupts masked, and makes
+        // the next entry exit at once to deliver it.
+        // SAFETY: WFI only waits; the host's state is unchanged.
+        unsafe { core::arch::asm!("dsb sy", "wfi", options(nostack, preserves_flags)) };
     }
     Ok(())
 }

@@ -18,7 +18,7 @@ use crate::vgicd::{Delivery, VGic, GICD_BASE, GICD_SIZE, GICR_BASE};
 use crate::vm::ExitStats;
 
 /// The console's SPI (PL011 on QEMU virt: SPI 1).
-const UART_INTID: u32 = 33;
+pub const UART_INTID: u32 = 33;
 
 /// PSCI power state of a vCPU, as AFFINITY_INFO reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -136,6 +136,8 @@ pub struct Platform {
     timer_held: [bool; 2],
     /// The console was accessed or got input since the last `deliveries` call.
     uart_touched: bool,
+    /// The real UART's receive interrupt is on (`console::set_rx_interrupt`).
+    rx_irq: bool,
     /// Interrupts to deliver.
     pending: Vec<Delivery>,
 }
@@ -147,11 +149,17 @@ impl Platform {
             uart: Pl011::default(),
             timer_held: [false; 2],
             uart_touched: false,
+            rx_irq: false,
             pending: Vec::new(),
         }
     }
 
     /// Moves bytes waiting on the real UART into the console's receive FIFO.
+    ///
+    /// The real UART's receive interrupt is kept on while the emulated FIFO has room,
+    /// so a host sleeping in WFI wakes for input (where its SPI is enabled: the
+    /// two-core runner), and off while it is full, so the line does not stay high
+    /// while the guest is not reading.
     pub fn poll_input(&mut self) {
         while self.uart.can_receive() {
             match crate::console::try_getc() {
@@ -161,6 +169,11 @@ impl Platform {
                 }
                 None => break,
             }
+        }
+        let room = self.uart.can_receive();
+        if room != self.rx_irq {
+            crate::console::set_rx_interrupt(room);
+            self.rx_irq = room;
         }
     }
 
