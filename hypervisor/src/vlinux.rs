@@ -21,6 +21,8 @@ const SLICE_TICKS: u64 = 125_000;
 struct Slot {
     vcpu: Aarch64VCpu,
     power: Power,
+    /// Its last exit was a WFI and nothing was injected into it since.
+    idle: bool,
     /// The physical timer PPI was active (linked to this vCPU's virtual PPI 27) when
     /// the vCPU was descheduled.
     timer_active: bool,
@@ -52,6 +54,7 @@ fn run_inner(
             vcpu: maker.make(i)?,
             power: if i == 0 { Power::On } else { Power::Off },
             timer_active: false,
+            idle: false,
         });
     }
     let mut dev = Platform::new(2);
@@ -62,6 +65,8 @@ fn run_inner(
     info!("Linux (virtual GIC): 2 vCPUs time-sliced on core 0");
     let verdict = loop {
         let mut switch = false;
+        let mut sleep = false;
+        let mut vcpu_idle = false;
         let exit = slots[cur].vcpu.run();
         dev.poll_input();
         let vcpu = &mut slots[cur].vcpu;
@@ -80,7 +85,23 @@ fn run_inner(
                     switch = true;
                 }
             }
-            Ok(VmExit::WaitForInterrupt | VmExit::WaitForEvent) => {
+            Ok(VmExit::WaitForInterrupt) => {
+                stats.wfx += 1;
+                vcpu_idle = true;
+                // With every other vCPU idle or off, switching would only find another
+                // WFI: sleep until a physical interrupt (this vCPU's timer, the slice
+                // timer, which also brings the others' expired timers at their next
+                // bind) and re-enter this one.
+                let others_idle = slots.iter().enumerate().all(|(i, s)| {
+                    i == cur || s.power == Power::Off || (s.power == Power::On && s.idle)
+                });
+                if others_idle {
+                    sleep = true;
+                } else {
+                    switch = true;
+                }
+            }
+            Ok(VmExit::WaitForEvent) => {
                 stats.wfx += 1;
                 switch = true;
             }
@@ -137,10 +158,20 @@ fn run_inner(
                 }
             }
         }
+        slots[cur].idle = vcpu_idle;
         for (v, vi) in dev.deliveries(cur) {
+            slots[v].idle = false;
+            sleep = false;
             if slots[v].vcpu.inject_interrupt(vi).is_err() {
                 error!("cannot inject INTID {} into vCPU {}", vi.intid, v);
             }
+        }
+        if sleep {
+            // A trapped WFI means the guest had no pending virtual interrupt; anything
+            // raised since is a pending physical interrupt, which ends WFI although
+            // the host runs with interrupts masked.
+            // SAFETY: WFI only waits; the host's state is unchanged.
+            unsafe { core::arch::asm!("dsb sy", "wfi", options(nostack, preserves_flags)) };
         }
         if switch {
             let next = (1..=slots.len())
