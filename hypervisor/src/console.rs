@@ -43,6 +43,42 @@ pub fn set_rx_interrupt(on: bool) {
     unsafe { core::ptr::write_volatile((UART_BASE + UARTIMSC) as *mut u32, mask) }
 }
 
+/// The real UART as the input of an emulated PL011.
+///
+/// While the emulated receive FIFO has room, the real UART's receive interrupt is on:
+/// its line (SPI 33) is the one the guest's device tree gives the emulated PL011, and
+/// the host can route it to itself, so input wakes an idle vCPU and the guest's reads
+/// of the emulated UART (exits) bring the bytes over. With the FIFO full it is off, so
+/// a guest that stopped reading is not stormed by a line it cannot clear.
+#[derive(Default)]
+pub struct HostInput {
+    /// The receive interrupt is on (`set_rx_interrupt`).
+    rx_irq: bool,
+}
+
+impl HostInput {
+    /// Moves bytes waiting on the real UART into `uart`'s receive FIFO; whether any
+    /// arrived.
+    pub fn pull(&mut self, uart: &mut crate::pl011::Pl011) -> bool {
+        let mut any = false;
+        while uart.can_receive() {
+            match try_getc() {
+                Some(b) => {
+                    uart.receive(b);
+                    any = true;
+                }
+                None => break,
+            }
+        }
+        let room = uart.can_receive();
+        if room != self.rx_irq {
+            set_rx_interrupt(room);
+            self.rx_irq = room;
+        }
+        any
+    }
+}
+
 struct Uart;
 
 impl Write for Uart {

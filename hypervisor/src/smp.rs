@@ -67,8 +67,8 @@ struct Shared {
     uart: Pl011,
     /// The level last written to the distributor for the UART's interrupt.
     uart_irq: bool,
-    /// The real UART's receive interrupt is enabled (`console::set_rx_interrupt`).
-    rx_irq: bool,
+    /// The real UART feeding `uart`.
+    input: crate::console::HostInput,
 }
 
 /// The emulated console's SPI (PL011 on QEMU virt: SPI 1).
@@ -161,7 +161,7 @@ fn run(vm: TwoCoreVm, stats: &mut ExitStats) -> Verdict {
         stats1: ExitStats::default(),
         uart: Pl011::default(),
         uart_irq: false,
-        rx_irq: false,
+        input: Default::default(),
     });
 
     // Start physical core 1 (QEMU's PSCI firmware, SMC conduit).
@@ -407,32 +407,10 @@ fn step(me: usize, kind: GuestKind, vcpu: &mut Aarch64VCpu, stats: &mut ExitStat
     }
 }
 
-/// Moves bytes waiting on the real UART into the emulated one's receive FIFO.
-///
-/// While the emulated FIFO has room, the real UART's receive interrupt is on: its line
-/// is the same SPI the guest's device tree gives the emulated PL011, so input wakes a
-/// vCPU idling in an untrapped WFI, and the guest's reads of the emulated UART (exits)
-/// bring the bytes over. With the FIFO full it is off, so a guest that stopped reading
-/// is not stormed by a line it cannot clear.
+/// Moves bytes waiting on the real UART into the emulated one (`HostInput`: its
+/// receive interrupt wakes a vCPU idling in an untrapped WFI).
 fn uart_poll() {
-    let got = with_shared(|s| {
-        let mut any = false;
-        while s.uart.can_receive() {
-            match crate::console::try_getc() {
-                Some(b) => {
-                    s.uart.receive(b);
-                    any = true;
-                }
-                None => break,
-            }
-        }
-        let room = s.uart.can_receive();
-        if room != s.rx_irq {
-            crate::console::set_rx_interrupt(room);
-            s.rx_irq = room;
-        }
-        any
-    });
+    let got = with_shared(|s| s.input.pull(&mut s.uart));
     if got == Some(true) {
         uart_update_irq();
     }

@@ -136,8 +136,8 @@ pub struct Platform {
     timer_held: [bool; 2],
     /// The console was accessed or got input since the last `deliveries` call.
     uart_touched: bool,
-    /// The real UART's receive interrupt is on (`console::set_rx_interrupt`).
-    rx_irq: bool,
+    /// The real UART feeding `uart`.
+    input: crate::console::HostInput,
     /// Interrupts to deliver.
     pending: Vec<Delivery>,
 }
@@ -149,31 +149,16 @@ impl Platform {
             uart: Pl011::default(),
             timer_held: [false; 2],
             uart_touched: false,
-            rx_irq: false,
+            input: Default::default(),
             pending: Vec::new(),
         }
     }
 
-    /// Moves bytes waiting on the real UART into the console's receive FIFO.
-    ///
-    /// The real UART's receive interrupt is kept on while the emulated FIFO has room,
-    /// so a host sleeping in WFI wakes for input (where its SPI is enabled: the
-    /// two-core runner), and off while it is full, so the line does not stay high
-    /// while the guest is not reading.
+    /// Moves bytes waiting on the real UART into the console's receive FIFO
+    /// (`HostInput`; its interrupt wakes the two-core runner, which routes it to core 0).
     pub fn poll_input(&mut self) {
-        while self.uart.can_receive() {
-            match crate::console::try_getc() {
-                Some(b) => {
-                    self.uart.receive(b);
-                    self.uart_touched = true;
-                }
-                None => break,
-            }
-        }
-        let room = self.uart.can_receive();
-        if room != self.rx_irq {
-            crate::console::set_rx_interrupt(room);
-            self.rx_irq = room;
+        if self.input.pull(&mut self.uart) {
+            self.uart_touched = true;
         }
     }
 
