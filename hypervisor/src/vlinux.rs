@@ -167,11 +167,7 @@ fn run_inner(
             }
         }
         if sleep {
-            // A trapped WFI means the guest had no pending virtual interrupt; anything
-            // raised since is a pending physical interrupt, which ends WFI although
-            // the host runs with interrupts masked.
-            // SAFETY: WFI only waits; the host's state is unchanged.
-            unsafe { core::arch::asm!("dsb sy", "wfi", options(nostack, preserves_flags)) };
+            vplatform::sleep_after_guest_wfi();
         }
         if switch {
             let next = (1..=slots.len())

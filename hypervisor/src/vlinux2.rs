@@ -244,12 +244,8 @@ fn step(me: usize, vcpu: &mut Aarch64VCpu, stats: &mut ExitStats) -> Result<(), 
         gic::send_sgi(gic::KICK_SGI, 1 - me as u64);
     }
     if sleep && local_count == 0 {
-        // A trapped WFI means the guest had no pending virtual interrupt; one raised
-        // since (mailbox + kick SGI, timer, console) is a pending physical interrupt,
-        // which ends WFI even though the host runs with interrupts masked, and makes
-        // the next entry exit at once to deliver it.
-        // SAFETY: WFI only waits; the host's state is unchanged.
-        unsafe { core::arch::asm!("dsb sy", "wfi", options(nostack, preserves_flags)) };
+        // Woken also by the kick SGI that comes with a mailbox entry.
+        vplatform::sleep_after_guest_wfi();
     }
     Ok(())
 }

@@ -86,6 +86,16 @@ impl VCpuMaker {
     }
 }
 
+/// Sleeps the core after a vCPU's trapped WFI, when nothing is queued for any vCPU it
+/// could run. A trapped WFI means the guest had no pending virtual interrupt; anything
+/// raised since (a timer, an SGI, console input) is a pending physical interrupt, which
+/// ends WFI although the host runs with interrupts masked, and makes the next entry
+/// exit at once to deliver it.
+pub fn sleep_after_guest_wfi() {
+    // SAFETY: DSB and WFI only wait; no state of the host changes.
+    unsafe { core::arch::asm!("dsb sy", "wfi", options(nostack, preserves_flags)) };
+}
+
 /// Answers the exits of a virtual-mode Linux vCPU (`me`) that no device handles: an
 /// HVC outside SMCCC's owners gets NOT_SUPPORTED (-1); an abort outside RAM and the
 /// devices is injected back into the guest, as a bus error would be. Anything else
