@@ -137,9 +137,9 @@ pub struct Aarch64VCpu {
     features: CpuFeatures,
     /// The VM's view of the feature ID registers (built at bind).
     ids: IdRegisters,
-    /// The core features and stage-2 configuration `ids`, VTTBR and VTCR were computed
-    /// for.
-    view_for: Option<(CpuFeatures, Stage2Config)>,
+    /// `ids`, VTTBR, VTCR and VPIDR do not match `stage2` (set until the first bind and
+    /// by `set_stage2_root`); they were computed for `features` otherwise.
+    view_stale: bool,
     /// Unique identity (TLB ownership per core).
     id: u64,
     /// The guest's FP/SIMD registers are in the hardware (lazy switching).
@@ -189,7 +189,7 @@ impl Aarch64VCpu {
             stage2: None,
             features: CpuFeatures::default(),
             ids: IdRegisters::default(),
-            view_for: None,
+            view_stale: true,
             id: NEXT_VCPU_ID.fetch_add(1, Ordering::Relaxed),
             fp_loaded: false,
             stage2_dirty: false,
@@ -239,7 +239,7 @@ impl Aarch64VCpu {
         // Validate what does not depend on the CPU now (largest PA range, 16-bit VMID).
         stage2.registers(6, true)?;
         self.stage2 = Some(stage2);
-        self.view_for = None;
+        self.view_stale = true;
         Ok(())
     }
 
@@ -270,15 +270,15 @@ impl Aarch64VCpu {
         let feat = *percpu.features();
         // The VM's view of this core (stage-2 registers, ID registers) only changes
         // when the vCPU moves to another core or gets new tables. `CpuFeatures` holds
-        // the core's MPIDR, so the key is per core and also covers `id_space()`.
-        if self.view_for != Some((feat, stage2)) {
+        // the core's MPIDR, so comparing it also covers `id_space()`.
+        if self.view_stale || self.features != feat {
             let (vttbr, vtcr) = stage2.registers(feat.pa_range, feat.vmid16)?;
             self.sysregs.vttbr_el2 = vttbr;
             self.sysregs.vtcr_el2 = vtcr;
             self.sysregs.vpidr_el2 = self.create.midr_el1.unwrap_or(feat.midr);
             // Pointer authentication stays visible only where its keys are switched.
             self.ids = IdRegisters::sanitized(percpu.id_space(), feat.pauth, stage2.ipa_bits);
-            self.view_for = Some((feat, stage2));
+            self.view_stale = false;
         }
         self.sysregs.hcr_el2 = guest_hcr_el2(&self.setup, feat.pauth);
         self.features = feat;
