@@ -17,7 +17,7 @@ use crate::loader;
 use crate::memory::{self, GuestMemory};
 use crate::pl011::Pl011;
 use crate::vm::{hvc, ExitStats};
-use crate::vplatform::Power;
+use crate::vplatform::{self, Power};
 
 /// What runs in the VM.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -357,25 +357,27 @@ fn step(me: usize, kind: GuestKind, vcpu: &mut Aarch64VCpu, stats: &mut ExitStat
                     target_mpidr,
                     entry,
                     context_id,
-                } => with_shared(|s| match target_mpidr {
-                    t if t >= s.vcpus => ret::INVALID_PARAMETERS,
-                    0 | 1 if s.power[target_mpidr as usize] == Power::On => ret::ALREADY_ON,
-                    0 | 1 if s.power[target_mpidr as usize] == Power::OnPending => ret::ON_PENDING,
-                    1 if !(s.ram.0..s.ram.1).contains(&entry) => ret::INVALID_ADDRESS,
-                    1 => {
-                        s.start = Some((entry, context_id));
-                        s.power[1] = Power::OnPending;
-                        ret::SUCCESS
+                } => with_shared(|s| {
+                    // This runner starts only vCPU 1 (on core 1); core 0 does not bring
+                    // vCPU 0 back after its CPU_OFF.
+                    if target_mpidr == 0 && s.power[0] == Power::Off {
+                        return ret::INVALID_PARAMETERS;
                     }
-                    _ => ret::INVALID_PARAMETERS,
+                    let in_ram = (s.ram.0..s.ram.1).contains(&entry);
+                    match vplatform::psci_cpu_on(&s.power, s.vcpus, target_mpidr, in_ram) {
+                        Ok(t) => {
+                            s.start = Some((entry, context_id));
+                            s.power[t] = Power::OnPending;
+                            ret::SUCCESS
+                        }
+                        Err(e) => e,
+                    }
                 })
                 .unwrap_or(ret::INTERNAL_FAILURE),
-                PsciRequest::AffinityInfo { target_mpidr } => with_shared(|s| match target_mpidr {
-                    t if t >= s.vcpus => ret::INVALID_PARAMETERS,
-                    0 | 1 => s.power[target_mpidr as usize] as i32,
-                    _ => ret::INVALID_PARAMETERS,
-                })
-                .unwrap_or(ret::INTERNAL_FAILURE),
+                PsciRequest::AffinityInfo { target_mpidr } => {
+                    with_shared(|s| vplatform::psci_affinity_info(&s.power, s.vcpus, target_mpidr))
+                        .unwrap_or(ret::INTERNAL_FAILURE)
+                }
                 PsciRequest::CpuSuspend { .. } => ret::SUCCESS,
                 PsciRequest::SystemOff | PsciRequest::SystemReset if kind == GuestKind::Os => {
                     info!("vCPU {}: PSCI {:?}", me, request);

@@ -109,26 +109,27 @@ fn run_inner(
                 stats.psci += 1;
                 let result = match request {
                     PsciRequest::CpuOn {
-                        target_mpidr: t @ 0..=1,
+                        target_mpidr,
                         entry,
                         context_id,
-                    } if t < vcpus => match slots[t as usize].power {
-                        Power::On => ret::ALREADY_ON,
-                        Power::OnPending => ret::ON_PENDING,
-                        Power::Off if mem.host_ptr(entry, 4).is_none() => ret::INVALID_ADDRESS,
-                        Power::Off => match slots[t as usize].vcpu.power_on(entry, context_id) {
-                            Ok(()) => {
-                                slots[t as usize].power = Power::OnPending;
-                                ret::SUCCESS
-                            }
-                            Err(_) => ret::INTERNAL_FAILURE,
-                        },
-                    },
-                    PsciRequest::CpuOn { .. } => ret::INVALID_PARAMETERS,
-                    PsciRequest::AffinityInfo {
-                        target_mpidr: t @ 0..=1,
-                    } if t < vcpus => slots[t as usize].power as i32,
-                    PsciRequest::AffinityInfo { .. } => ret::INVALID_PARAMETERS,
+                    } => {
+                        let power = [slots[0].power, slots[1].power];
+                        let in_ram = mem.host_ptr(entry, 4).is_some();
+                        match vplatform::psci_cpu_on(&power, vcpus, target_mpidr, in_ram) {
+                            Ok(t) => match slots[t].vcpu.power_on(entry, context_id) {
+                                Ok(()) => {
+                                    slots[t].power = Power::OnPending;
+                                    ret::SUCCESS
+                                }
+                                Err(_) => ret::INTERNAL_FAILURE,
+                            },
+                            Err(e) => e,
+                        }
+                    }
+                    PsciRequest::AffinityInfo { target_mpidr } => {
+                        let power = [slots[0].power, slots[1].power];
+                        vplatform::psci_affinity_info(&power, vcpus, target_mpidr)
+                    }
                     PsciRequest::CpuSuspend { .. } => {
                         switch = true;
                         ret::SUCCESS

@@ -182,24 +182,23 @@ fn step(me: usize, vcpu: &mut Aarch64VCpu, stats: &mut ExitStats) -> Result<(), 
             stats.psci += 1;
             psci_result = Some(match request {
                 PsciRequest::CpuOn {
-                    target_mpidr: t @ 0..=1,
+                    target_mpidr,
                     entry,
                     context_id,
-                } if t < s.vcpus => match s.power[t as usize] {
-                    Power::On => ret::ALREADY_ON,
-                    Power::OnPending => ret::ON_PENDING,
-                    Power::Off if !(s.ram.0..s.ram.1).contains(&entry) => ret::INVALID_ADDRESS,
-                    Power::Off => {
-                        s.start = Some((entry, context_id));
-                        s.power[t as usize] = Power::OnPending;
-                        ret::SUCCESS
+                } => {
+                    let in_ram = (s.ram.0..s.ram.1).contains(&entry);
+                    match vplatform::psci_cpu_on(&s.power, s.vcpus, target_mpidr, in_ram) {
+                        Ok(t) => {
+                            s.start = Some((entry, context_id));
+                            s.power[t] = Power::OnPending;
+                            ret::SUCCESS
+                        }
+                        Err(e) => e,
                     }
-                },
-                PsciRequest::CpuOn { .. } => ret::INVALID_PARAMETERS,
-                PsciRequest::AffinityInfo {
-                    target_mpidr: t @ 0..=1,
-                } if t < s.vcpus => s.power[t as usize] as i32,
-                PsciRequest::AffinityInfo { .. } => ret::INVALID_PARAMETERS,
+                }
+                PsciRequest::AffinityInfo { target_mpidr } => {
+                    vplatform::psci_affinity_info(&s.power, s.vcpus, target_mpidr)
+                }
                 PsciRequest::CpuSuspend { .. } => ret::SUCCESS,
                 PsciRequest::CpuOff => {
                     s.power[me] = Power::Off;

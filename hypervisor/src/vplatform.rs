@@ -28,6 +28,37 @@ pub enum Power {
     OnPending = 2,
 }
 
+/// The PSCI checks of a guest's CPU_ON of MPIDR `target` (vCPU `target`; `vcpus` of
+/// the slots in `power` exist): the vCPU to start, or the PSCI error —
+/// INVALID_PARAMETERS for a vCPU the VM does not have, ALREADY_ON / ON_PENDING, and
+/// INVALID_ADDRESS when the entry point is not in the VM's RAM (`entry_in_ram`).
+pub fn psci_cpu_on(
+    power: &[Power],
+    vcpus: u64,
+    target: u64,
+    entry_in_ram: bool,
+) -> Result<usize, i32> {
+    let t = match usize::try_from(target) {
+        Ok(t) if target < vcpus && t < power.len() => t,
+        _ => return Err(arm_vcpu::smccc::ret::INVALID_PARAMETERS),
+    };
+    match power[t] {
+        Power::On => Err(arm_vcpu::smccc::ret::ALREADY_ON),
+        Power::OnPending => Err(arm_vcpu::smccc::ret::ON_PENDING),
+        Power::Off if !entry_in_ram => Err(arm_vcpu::smccc::ret::INVALID_ADDRESS),
+        Power::Off => Ok(t),
+    }
+}
+
+/// PSCI AFFINITY_INFO of MPIDR `target`: its power state (ON 0, OFF 1, ON_PENDING 2),
+/// or INVALID_PARAMETERS for a vCPU the VM does not have.
+pub fn psci_affinity_info(power: &[Power], vcpus: u64, target: u64) -> i32 {
+    match usize::try_from(target) {
+        Ok(t) if target < vcpus && t < power.len() => power[t] as i32,
+        _ => arm_vcpu::smccc::ret::INVALID_PARAMETERS,
+    }
+}
+
 /// Turns on EL2 virtualization on core 0 and sets up the physical GIC for guests whose
 /// interrupts all arrive through list registers.
 pub fn enable_core0() -> Result<Aarch64PerCpu, &'static str> {
