@@ -14,8 +14,12 @@ pub struct BootArgs<'a> {
     pub image_size: u64,
     /// Linux runs its self-checks and powers off (`autotest=1`).
     pub autotest: bool,
+    /// What runs: `guest=linux` (Debian's kernel), otherwise the scenario's own guest.
+    pub guest: &'a str,
     /// Interrupt mode for Linux (`mode=passthrough|virtual`).
     pub mode: &'a str,
+    /// Physical cores for Linux's vCPUs (`cores=`, default 2; 1: time-sliced).
+    pub cores: u64,
     /// vCPUs of the Linux guest (`vcpus=`, default 2; the runners take 1 or 2).
     pub vcpus: u64,
 }
@@ -30,7 +34,9 @@ impl<'a> BootArgs<'a> {
             initrd_size: 0,
             image_size: 0,
             autotest: false,
+            guest: "",
             mode: "passthrough",
+            cores: 2,
             vcpus: 2,
         };
         for word in s.split_ascii_whitespace() {
@@ -53,6 +59,10 @@ impl<'a> BootArgs<'a> {
             } else if let Some(v) = word.strip_prefix("vcpus=") {
                 // Unparsable is 0, which the runners refuse (not silently 2).
                 args.vcpus = v.parse().unwrap_or(0);
+            } else if let Some(v) = word.strip_prefix("guest=") {
+                args.guest = v;
+            } else if let Some(v) = word.strip_prefix("cores=") {
+                args.cores = v.parse().unwrap_or(0);
             } else if let Some(v) = word.strip_prefix("mode=") {
                 args.mode = v;
             } else if let Some(v) = word.strip_prefix("seed=") {

@@ -95,35 +95,31 @@ extern "C" fn rust_main() -> ! {
         "arm_vcpu reference hypervisor: scenario {} iters {} seed {}",
         name, args.iters, args.seed
     );
-    // Test rows of their own that boot like `linux`: `vcpus=1`, the interactive shell.
-    let is_linux = matches!(name, "linux" | "linux-1vcpu" | "linux-shell");
-    let (verdict, stats) = if name == "isolation" {
+    let linux_args = linux::LinuxArgs {
+        initrd_size: args.initrd_size,
+        autotest: args.autotest,
+        vcpus: args.vcpus,
+    };
+    // Linux's runner follows from `guest=linux mode= cores=`, whatever the row's name.
+    let (verdict, stats) = if args.guest == "linux" {
+        match (args.mode, args.cores) {
+            ("passthrough", 2) => linux::run(&linux_args),
+            ("virtual", 2) => linux::run_virtual_smp(&linux_args),
+            ("virtual", 1) => linux::run_virtual(&linux_args),
+            _ => (
+                Err("Linux runs mode=passthrough cores=2 or mode=virtual cores=1|2"),
+                vm::ExitStats::default(),
+            ),
+        }
+    } else if name == "isolation" {
         multivm::run_isolation(args.iters)
     } else if name == "smp" {
         smp::run_smp(args.iters)
-    } else if is_linux && args.mode == "passthrough" {
-        linux::run(&linux::LinuxArgs {
-            initrd_size: args.initrd_size,
-            autotest: args.autotest,
-            vcpus: args.vcpus,
-        })
     } else if name == "uboot" {
         linux::run_uboot(
             args.image_size,
             "echo UBOOT_GUEST: PASS bootcmd ran; poweroff",
         )
-    } else if name == "linux-virtual-smp" || is_linux && args.mode == "virtual" {
-        linux::run_virtual_smp(&linux::LinuxArgs {
-            initrd_size: args.initrd_size,
-            autotest: args.autotest,
-            vcpus: args.vcpus,
-        })
-    } else if name == "linux-virtual" {
-        linux::run_virtual(&linux::LinuxArgs {
-            initrd_size: args.initrd_size,
-            autotest: args.autotest,
-            vcpus: args.vcpus,
-        })
     } else {
         match scenario::by_name(name, args.iters, args.seed) {
             Some(sc) => vm::run(sc, args.iters),

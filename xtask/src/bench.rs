@@ -424,7 +424,7 @@ fn linux_boots(ws: &Workspace, hv: &std::path::Path) -> Result<Vec<LinuxBoot>, S
     for (row, name, mode, how) in rows {
         let s = scenarios::find(name).ok_or("no linux scenario")?;
         let bootargs =
-            scenarios::linux_bootargs(s.name, mode, assets.initramfs_len, true, u64::from(s.vcpus));
+            scenarios::linux_bootargs(s, mode, assets.initramfs_len, true, u64::from(s.vcpus));
         let run = crate::linux::qemu_run(hv, &assets, s, bootargs);
         let under = qemu::run_captured(run.command(), s.timeout).map_err(|e| e.to_string())?;
         qemu::judge_with_guest(s.name, s.guest_marker, under.end, &under.output)

@@ -33,7 +33,7 @@ commands:
         if given (the PRNG seed of the hostile scenario; default 1).
         `--guest linux`: Debian's arm64 Linux with a busybox shell (packages
         fetched into target/linux-cache/ on first use), bootargs
-        `scenario=linux mode=M initrd_size=BYTES vcpus=N`; --vcpus 1|2 (default
+        `scenario=linux guest=linux mode=M cores=C initrd_size=BYTES vcpus=N`; --vcpus 1|2 (default
         2): its vCPUs; --cores 1|2 (default 2): the physical cores they run on;
         --mode passthrough (default: the guest owns the physical GIC, vCPU i on
         core i) or virtual (emulated GIC, list registers, vCPU i on core i, or
@@ -286,7 +286,7 @@ fn cmd_run(ws: &Workspace, b: &HvBuild, o: &RunOptions) -> Result<ExitCode, Stri
             scenarios::uboot_bootargs(s.name, len)
         } else {
             let vcpus = o.vcpus.unwrap_or(u64::from(s.vcpus));
-            scenarios::linux_bootargs(s.name, mode, assets.initramfs_len, false, vcpus)
+            scenarios::linux_bootargs(s, mode, assets.initramfs_len, false, vcpus)
         };
         let bootargs = scenarios::with_seed(bootargs, o.seed);
         println!("(QEMU's console: Ctrl-A x quits, Ctrl-A h lists its other keys)");

@@ -49,6 +49,8 @@ pub struct Scenario {
     /// Text typed on the console under `cargo xtask test` (a Linux row with it boots
     /// to the interactive shell instead of the autotest).
     pub typing: Option<crate::qemu::Typing>,
+    /// A Linux row's own interrupt mode (`None`: the one `--mode` gives).
+    pub linux_mode: Option<&'static str>,
     /// The guest's own verdict marker (`<marker>: PASS` / `<marker>: FAIL <reason>`,
     /// printed on the console), also required for a pass under `cargo xtask test`.
     pub guest_marker: Option<&'static str>,
@@ -69,6 +71,7 @@ const fn scenario(name: &'static str, test_iters: u64) -> Scenario {
         in_default_tests: true,
         vcpus: 2,
         typing: None,
+        linux_mode: None,
         guest_marker: None,
     }
 }
@@ -180,9 +183,15 @@ pub const SCENARIOS: &[Scenario] = &[
     // (`cargo xtask test linux`); the last argument `true` puts it in the default set.
     linux("linux", 2, 180, true),
     // Virtual-interrupt mode: emulated GIC, both vCPUs time-sliced on one core ...
-    linux("linux-virtual", 1, 180, true),
+    Scenario {
+        linux_mode: Some("virtual"),
+        ..linux("linux-virtual", 1, 180, true)
+    },
     // ... and with vCPU i on physical core i.
-    linux("linux-virtual-smp", 2, 180, true),
+    Scenario {
+        linux_mode: Some("virtual"),
+        ..linux("linux-virtual-smp", 2, 180, true)
+    },
     // The interactive shell: typed commands answered, `poweroff` typed at the prompt
     // ends the run with status 0 (the quoting keeps the echoed command line from
     // looking like the verdict).
@@ -261,17 +270,22 @@ pub fn uboot_bootargs(scenario: &str, image_size: u64) -> String {
     format!("scenario={scenario} image_size={image_size}")
 }
 
-/// The bootargs of a Linux guest run: interrupt `mode`, the initramfs's size in
-/// bytes, the vCPU count, and `autotest=1` (the guest checks itself and powers off)
-/// under `test`.
+/// The bootargs of a Linux guest run of row `s`: `guest=linux`, the interrupt mode
+/// (the row's own, else `mode`), the physical cores (the row's QEMU `-smp`), the
+/// initramfs's size in bytes, the vCPU count, and `autotest=1` (the guest checks itself
+/// and powers off) under `test`. The hypervisor chooses its runner from these alone.
 pub fn linux_bootargs(
-    scenario: &str,
+    s: &Scenario,
     mode: &str,
     initrd_size: u64,
     autotest: bool,
     vcpus: u64,
 ) -> String {
-    let mut a = format!("scenario={scenario} mode={mode} initrd_size={initrd_size} vcpus={vcpus}");
+    let mode = s.linux_mode.unwrap_or(mode);
+    let mut a = format!(
+        "scenario={} guest=linux mode={mode} cores={} initrd_size={initrd_size} vcpus={vcpus}",
+        s.name, s.cpus
+    );
     if autotest {
         a.push_str(" autotest=1");
     }
@@ -317,12 +331,18 @@ mod tests {
     #[test]
     fn linux_bootargs_format() {
         assert_eq!(
-            linux_bootargs("linux", "passthrough", 1_234_567, true, 2),
-            "scenario=linux mode=passthrough initrd_size=1234567 vcpus=2 autotest=1"
+            linux_bootargs(find("linux").unwrap(), "passthrough", 1_234_567, true, 2),
+            "scenario=linux guest=linux mode=passthrough cores=2 initrd_size=1234567 vcpus=2 \
+             autotest=1"
         );
         assert_eq!(
-            linux_bootargs("linux", "virtual", 8, false, 1),
-            "scenario=linux mode=virtual initrd_size=8 vcpus=1"
+            linux_bootargs(find("linux").unwrap(), "virtual", 8, false, 1),
+            "scenario=linux guest=linux mode=virtual cores=2 initrd_size=8 vcpus=1"
+        );
+        // A row with its own mode keeps it.
+        assert_eq!(
+            linux_bootargs(find("linux-virtual").unwrap(), "passthrough", 8, false, 2),
+            "scenario=linux-virtual guest=linux mode=virtual cores=1 initrd_size=8 vcpus=2"
         );
         assert!(LINUX_MODES.contains(&DEFAULT_LINUX_MODE));
     }

@@ -154,7 +154,7 @@ pub fn run(ws: &Workspace, opts: &Options) -> Result<ExitCode, String> {
                     scenarios::uboot_bootargs(s.name, len)
                 } else {
                     scenarios::linux_bootargs(
-                        s.name,
+                        s,
                         mode,
                         assets.initramfs_len,
                         s.typing.is_none(),
