@@ -24,10 +24,11 @@ const USAGE: &str = "\
 usage: cargo xtask <command> [options]
 
 commands:
-  build [--release] [--features F]
-        build the hypervisor (refhv) and the test guests
+  build [--release] [--mutate M]
+        build the hypervisor (refhv) and the test guests; --mutate M builds a
+        mutant (`--cfg arm_vcpu_mutate=\"M\"`, see MUTATIONS in xtask/src/scenarios.rs)
   run [--guest NAME] [--release] [--iters N] [--seed S] [--mode M] [--cores N] [--vcpus N]
-      [--features F]
+      [--mutate M]
         build, then boot guest NAME (default {default_guest}) under QEMU interactively
         with bootargs `scenario=NAME iters=N` (default N = 100), plus `seed=S`
         if given (the PRNG seed of the hostile scenario; default 1).
@@ -58,7 +59,7 @@ scenarios: ";
 enum Cmd {
     Build {
         release: bool,
-        features: Vec<String>,
+        mutation: Option<String>,
     },
     Run {
         guest: String,
@@ -68,7 +69,7 @@ enum Cmd {
         mode: Option<String>,
         /// `--vcpus`: the Linux guest's vCPU count (default: the scenario's).
         vcpus: Option<u64>,
-        features: Vec<String>,
+        mutation: Option<String>,
     },
     Test {
         jobs: usize,
@@ -141,19 +142,13 @@ fn mode(s: &str) -> Result<String, String> {
     }
 }
 
-fn features(s: &str) -> impl Iterator<Item = String> + '_ {
-    s.split([',', ' '])
-        .filter(|f| !f.is_empty())
-        .map(str::to_string)
-}
-
 fn parse_args(args: &[&str]) -> Result<Cmd, String> {
     let Some((&sub, rest)) = args.split_first() else {
         return Ok(Cmd::Help);
     };
     let mut it = rest.iter().copied();
     let mut release = false;
-    let mut feats = Vec::new();
+    let mut mutation = None;
     let mut guest = scenarios::DEFAULT_GUEST.to_string();
     let mut iters = scenarios::DEFAULT_ITERS;
     let mut jobs = 2;
@@ -177,7 +172,7 @@ fn parse_args(args: &[&str]) -> Result<Cmd, String> {
         };
         match (sub, flag) {
             ("build" | "run", "--release") => release = true,
-            ("build" | "run", "--features" | "-F") => feats.extend(features(get()?)),
+            ("build" | "run", "--mutate") => mutation = Some(get()?.to_string()),
             ("run", "--guest") => guest = get()?.to_string(),
             ("run", "--iters") => iters = number(get()?, flag)?,
             ("run" | "test", "--seed") => seed_arg = Some(seed(get()?)?),
@@ -201,10 +196,7 @@ fn parse_args(args: &[&str]) -> Result<Cmd, String> {
         }
     }
     Ok(match sub {
-        "build" => Cmd::Build {
-            release,
-            features: feats,
-        },
+        "build" => Cmd::Build { release, mutation },
         "run" => Cmd::Run {
             guest: linux_variant(guest, mode_arg.as_deref(), cores_arg)?,
             release,
@@ -212,7 +204,7 @@ fn parse_args(args: &[&str]) -> Result<Cmd, String> {
             seed: seed_arg,
             mode: mode_arg,
             vcpus: vcpus_arg,
-            features: feats,
+            mutation,
         },
         "test" => Cmd::Test {
             jobs,
@@ -226,14 +218,14 @@ fn parse_args(args: &[&str]) -> Result<Cmd, String> {
     })
 }
 
-fn hv_build(release: bool, features: Vec<String>) -> HvBuild {
+fn hv_build(release: bool, mutation: Option<String>) -> HvBuild {
     let profile = if release {
         Profile::Release
     } else {
         Profile::Debug
     };
     HvBuild {
-        features,
+        mutation,
         ..HvBuild::new(profile)
     }
 }
@@ -332,8 +324,8 @@ fn main() -> ExitCode {
             println!("{}", usage());
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Build { release, features } => {
-            build(&ws, &hv_build(release, features)).map(|_| ExitCode::SUCCESS)
+        Cmd::Build { release, mutation } => {
+            build(&ws, &hv_build(release, mutation)).map(|_| ExitCode::SUCCESS)
         }
         Cmd::Run {
             guest,
@@ -342,10 +334,10 @@ fn main() -> ExitCode {
             seed,
             mode,
             vcpus,
-            features,
+            mutation,
         } => cmd_run(
             &ws,
-            &hv_build(release, features),
+            &hv_build(release, mutation),
             &RunOptions {
                 guest: &guest,
                 iters,
@@ -411,10 +403,10 @@ mod tests {
     fn parses_commands() {
         assert_eq!(parse(""), Ok(Cmd::Help));
         assert_eq!(
-            parse("build --release --features a,b -F c"),
+            parse("build --release --mutate skip-tpidr"),
             Ok(Cmd::Build {
                 release: true,
-                features: vec!["a".into(), "b".into(), "c".into()]
+                mutation: Some("skip-tpidr".into())
             })
         );
         assert_eq!(
@@ -426,7 +418,7 @@ mod tests {
                 seed: None,
                 mode: None,
                 vcpus: None,
-                features: vec![]
+                mutation: None
             })
         );
         assert_eq!(
@@ -438,7 +430,7 @@ mod tests {
                 seed: None,
                 mode: None,
                 vcpus: None,
-                features: vec![]
+                mutation: None
             })
         );
         assert_eq!(
@@ -450,7 +442,7 @@ mod tests {
                 seed: Some(42),
                 mode: None,
                 vcpus: None,
-                features: vec![]
+                mutation: None
             })
         );
         assert_eq!(
@@ -480,7 +472,7 @@ mod tests {
                 seed: None,
                 mode: Some("virtual".into()),
                 vcpus: None,
-                features: vec![]
+                mutation: None
             })
         );
         assert_eq!(

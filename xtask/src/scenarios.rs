@@ -224,36 +224,58 @@ pub const LINUX_MODES: &[&str] = &["passthrough", "virtual"];
 /// `mode=` when no `--mode` is given.
 pub const DEFAULT_LINUX_MODE: &str = "passthrough";
 
-/// A mutation check: `scenario` must FAIL on a hypervisor built with `feature`,
-/// which breaks exactly what the scenario guards.
+/// A mutation check: `scenario` must FAIL on a hypervisor built with
+/// `--cfg arm_vcpu_mutate="<cfg>"`, which breaks exactly what the scenario guards,
+/// and fail for the guarding check's own reason: its output must contain `reason`
+/// (a hypervisor panic or a timeout is not a catch).
 #[derive(Debug, Clone, Copy)]
 pub struct Mutation {
     /// The scenario that must catch it.
     pub scenario: &'static str,
-    /// Cargo feature of `refhv` (forwarded to `arm_vcpu`) that breaks it.
-    pub feature: &'static str,
+    /// Value of the `arm_vcpu_mutate` cfg (declared in arm_vcpu's `check-cfg`).
+    pub cfg: &'static str,
     /// What breaks, for the report.
     pub breaks: &'static str,
+    /// Text the guarding check prints when it catches the mutation.
+    pub reason: &'static str,
 }
 
 /// Every mutation check `cargo xtask test` runs.
 pub const MUTATIONS: &[Mutation] = &[
     Mutation {
         scenario: "preserve",
-        feature: "mutate-gpr-restore",
+        cfg: "gpr-restore",
         breaks: "the exit vector does not save guest x28",
+        reason: "x28: got",
     },
     Mutation {
         scenario: "isolation",
-        feature: "mutate-skip-tpidr",
+        cfg: "skip-tpidr",
         breaks: "TPIDR_EL1 is left out of the bind/unbind switch",
+        reason: "TPIDR_EL1: expected",
     },
     Mutation {
         scenario: "hostile",
-        feature: "mutate-gpr-restore",
+        cfg: "gpr-restore",
         breaks: "the exit vector does not save guest x28 (a register no word names changes)",
+        reason: "x28 changed from",
     },
 ];
+
+/// Whether a mutant run's output shows the mutation caught by its own check: the
+/// run failed with a FAIL marker, `m.reason` appears, and nothing panicked.
+pub fn caught_by_own_check(m: &Mutation, output: &str) -> Result<(), String> {
+    if output.contains("ARM_VCPU_PANIC") {
+        return Err("the hypervisor panicked (a crash is not the check catching it)".into());
+    }
+    if !output.contains(m.reason) {
+        return Err(format!(
+            "failed, but not with the guarding check's reason {:?}",
+            m.reason
+        ));
+    }
+    Ok(())
+}
 
 /// Looks a scenario up by name.
 pub fn find(name: &str) -> Option<&'static Scenario> {
@@ -362,6 +384,19 @@ mod tests {
     }
 
     #[test]
+    fn mutation_needs_its_own_reason() {
+        let m = &MUTATIONS[0];
+        let own = format!(
+            "guest preserve: FAIL: ... {} 0x0\nARM_VCPU_SCENARIO preserve: FAIL",
+            m.reason
+        );
+        assert!(caught_by_own_check(m, &own).is_ok());
+        assert!(caught_by_own_check(m, "ARM_VCPU_SCENARIO preserve: FAIL other").is_err());
+        let panic = format!("{own}\nARM_VCPU_PANIC host exception");
+        assert!(caught_by_own_check(m, &panic).is_err());
+    }
+
+    #[test]
     fn table_is_consistent() {
         let mut names: Vec<_> = SCENARIOS.iter().map(|s| s.name).collect();
         names.sort_unstable();
@@ -370,6 +405,7 @@ mod tests {
         assert!(find(DEFAULT_GUEST).is_some());
         for m in MUTATIONS {
             assert!(find(m.scenario).is_some(), "{}", m.scenario);
+            assert!(!m.reason.is_empty() && !m.cfg.contains(char::is_whitespace));
         }
         // Every scenario of the earlier issues stays in the default set, unchanged.
         for s in SCENARIOS.iter().filter(|s| s.guest == Guest::TestElf) {

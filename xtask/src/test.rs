@@ -12,7 +12,7 @@ use crate::{deps, libtest, linux, pool};
 /// Host crates whose tests run under `cargo xtask test`.
 const HOST_CRATES: &[&str] = &["arm_vcpu", "xtask"];
 /// Target dir of the mutant hypervisor (relative to the workspace root).
-/// Mutant builds go to `target/mutant-<feature>`.
+/// Mutant builds go to `target/mutant-<cfg>`.
 const MUTANT_TARGET_DIR: &str = "target/mutant";
 /// Lines of output shown for a failed QEMU run.
 const TAIL_LINES: usize = 40;
@@ -36,11 +36,11 @@ impl Tally {
 }
 
 /// What a QEMU item expects of its scenario.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 enum Expect {
     Pass,
-    /// The mutation check: the scenario must fail.
-    Fail,
+    /// The mutation check: the scenario must fail, for this mutation's reason.
+    Fail(&'static scenarios::Mutation),
 }
 
 /// One QEMU test item, ready to run (or already failed before running).
@@ -134,8 +134,8 @@ pub fn run(ws: &Workspace, opts: &Options) -> Result<ExitCode, String> {
                     return Err("not built".into());
                 }
                 ws.build_hv(&HvBuild {
-                    features: vec![m.feature.into()],
-                    target_dir: Some(format!("{MUTANT_TARGET_DIR}-{}", m.feature).into()),
+                    mutation: Some(m.cfg.into()),
+                    target_dir: Some(format!("{MUTANT_TARGET_DIR}-{}", m.cfg).into()),
                     ..HvBuild::new(Profile::Debug)
                 })
             })
@@ -189,11 +189,11 @@ pub fn run(ws: &Workspace, opts: &Options) -> Result<ExitCode, String> {
                 };
                 items.push(Item {
                     label: format!(
-                        "mutation check ({} with --features {}: {})",
-                        s.name, m.feature, m.breaks
+                        "mutation check ({} with arm_vcpu_mutate={}: {})",
+                        s.name, m.cfg, m.breaks
                     ),
                     scenario: s,
-                    expect: Expect::Fail,
+                    expect: Expect::Fail(m),
                     run: prepare(hv, s),
                 });
             }
@@ -330,12 +330,22 @@ fn run_item(item: Item, logs: &Path) -> Outcome {
     let (ok, line, show_tail) = match (item.expect, verdict) {
         (Expect::Pass, Ok(())) => (true, format!("{} ({secs:.1} s)", item.label), false),
         (Expect::Pass, Err(why)) => (false, format!("{} ({secs:.1} s): {why}", item.label), true),
-        (Expect::Fail, Err(why)) => (
-            true,
-            format!("{} ({secs:.1} s): caught: {why}", item.label),
-            false,
-        ),
-        (Expect::Fail, Ok(())) => (
+        (Expect::Fail(m), Err(why)) => match scenarios::caught_by_own_check(m, &captured.output) {
+            Ok(()) => (
+                true,
+                format!(
+                    "{} ({secs:.1} s): caught ({:?}): {why}",
+                    item.label, m.reason
+                ),
+                false,
+            ),
+            Err(not) => (
+                false,
+                format!("{} ({secs:.1} s): {not}: {why}", item.label),
+                true,
+            ),
+        },
+        (Expect::Fail(_), Ok(())) => (
             false,
             format!(
                 "{} ({secs:.1} s): `{}` PASSED on the mutant hypervisor: the scenario does \
@@ -367,8 +377,8 @@ mod tests {
     fn log_file_names() {
         assert_eq!(file_name("scenario bench-hvc"), "scenario_bench-hvc");
         assert_eq!(
-            file_name("mutation check (preserve with --features x)"),
-            "mutation_check__preserve_with_--features_x_"
+            file_name("mutation check (preserve with arm_vcpu_mutate=x)"),
+            "mutation_check__preserve_with_arm_vcpu_mutate_x_"
         );
     }
 

@@ -27,11 +27,13 @@ impl Profile {
     }
 }
 
-/// A hypervisor build: profile, features and (for the mutant) its own target dir.
+/// A hypervisor build: profile, mutation and (for a mutant) its own target dir.
 #[derive(Debug, Clone)]
 pub struct HvBuild {
     pub profile: Profile,
-    pub features: Vec<String>,
+    /// A mutant build: `--cfg arm_vcpu_mutate="<name>"` for every crate (declared in
+    /// arm_vcpu's `check-cfg`; see `scenarios::MUTATIONS`).
+    pub mutation: Option<String>,
     /// Relative to the workspace root; `None` = the default `target/`.
     pub target_dir: Option<PathBuf>,
 }
@@ -40,10 +42,15 @@ impl HvBuild {
     pub fn new(profile: Profile) -> HvBuild {
         HvBuild {
             profile,
-            features: Vec::new(),
+            mutation: None,
             target_dir: None,
         }
     }
+}
+
+/// `CARGO_ENCODED_RUSTFLAGS` of a mutant build (`\x1f`-separated).
+pub fn mutant_rustflags(mutation: &str) -> String {
+    format!("--cfg\x1farm_vcpu_mutate=\"{mutation}\"")
 }
 
 pub struct Workspace {
@@ -103,15 +110,17 @@ impl Workspace {
         if b.profile == Profile::Release {
             args.push("--release".into());
         }
-        if !b.features.is_empty() {
-            args.push("--features".into());
-            args.push(b.features.join(",").into());
-        }
         if let Some(d) = &b.target_dir {
             args.push("--target-dir".into());
             args.push(d.clone().into());
         }
-        run_status(self.cargo(&args)).map_err(|e| format!("hypervisor build failed: {e}"))?;
+        let mut cmd = self.cargo(&args);
+        if let Some(m) = &b.mutation {
+            // A mutant gets its own target dir (above), so these flags never mix
+            // with the normal build's artifacts.
+            cmd.env("CARGO_ENCODED_RUSTFLAGS", mutant_rustflags(m));
+        }
+        run_status(cmd).map_err(|e| format!("hypervisor build failed: {e}"))?;
         Ok(self.hv_elf(b))
     }
 

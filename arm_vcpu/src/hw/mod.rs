@@ -20,7 +20,7 @@ global_asm!(
     HOST_ELR = const offsets::HOST_ELR,
     HOST_ESR = const offsets::HOST_ESR,
     FPCR = const fp_offsets::FPCR,
-    MUTATE = const cfg!(feature = "mutate-gpr-restore") as u8,
+    MUTATE = const cfg!(arm_vcpu_mutate = "gpr-restore") as u8,
 );
 
 extern "C" {
@@ -226,7 +226,7 @@ pub(crate) fn load_guest_state(r: &GuestSystemRegisters, feat: &CpuFeatures) {
     CONTEXTIDR_EL1.set(r.contextidr_el1);
     TPIDR_EL0.set(r.tpidr_el0);
     // The mutation-test build leaves TPIDR_EL1 out of the switch (isolation must fail).
-    #[cfg(not(feature = "mutate-skip-tpidr"))]
+    #[cfg(not(arm_vcpu_mutate = "skip-tpidr"))]
     TPIDR_EL1.set(r.tpidr_el1);
     TPIDRRO_EL0.set(r.tpidrro_el0);
     SP_EL0.set(r.sp_el0);
@@ -275,7 +275,7 @@ pub(crate) fn save_guest_state(r: &mut GuestSystemRegisters, feat: &CpuFeatures)
     r.vbar_el1 = VBAR_EL1.get();
     r.contextidr_el1 = CONTEXTIDR_EL1.get();
     r.tpidr_el0 = TPIDR_EL0.get();
-    #[cfg(not(feature = "mutate-skip-tpidr"))]
+    #[cfg(not(arm_vcpu_mutate = "skip-tpidr"))]
     {
         r.tpidr_el1 = TPIDR_EL1.get();
     }
