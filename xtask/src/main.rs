@@ -4,6 +4,7 @@
 //! and [`scenarios::SCENARIOS`] for the one table of scenarios.
 
 mod bench;
+mod budget;
 mod cpio;
 mod deps;
 mod elf;

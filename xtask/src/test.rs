@@ -7,7 +7,7 @@ use std::process::{ExitCode, Stdio};
 use crate::qemu::{self, End};
 use crate::scenarios::{self, Guest, Scenario, MUTATIONS, SCENARIOS};
 use crate::ws::{self, HvBuild, Profile, Workspace};
-use crate::{deps, libtest, linux, pool};
+use crate::{budget, deps, libtest, linux, pool};
 
 /// Host crates whose tests run under `cargo xtask test`.
 const HOST_CRATES: &[&str] = &["arm_vcpu", "xtask"];
@@ -79,9 +79,9 @@ pub fn run(ws: &Workspace, opts: &Options) -> Result<ExitCode, String> {
         mode,
     } = *opts;
     for o in only {
-        if o != "unit" && o != "mutation" && scenarios::find(o).is_none() {
+        if o != "unit" && o != "mutation" && o != "budgets" && scenarios::find(o).is_none() {
             return Err(format!(
-                "unknown test item {o:?} (unit, mutation, or a scenario name)"
+                "unknown test item {o:?} (unit, budgets, mutation, or a scenario name)"
             ));
         }
     }
@@ -106,6 +106,9 @@ pub fn run(ws: &Workspace, opts: &Options) -> Result<ExitCode, String> {
 
     if selected(only, "unit") {
         unit_tests(ws, &mut tally);
+    }
+    if selected(only, "budgets") {
+        budget_gate(ws, &mut tally);
     }
 
     // Debian's kernel and busybox: only when a Linux item runs (the first time
@@ -267,6 +270,74 @@ fn unit_tests(ws: &Workspace, tally: &mut Tally) {
         Ok(s) => tally.item(false, &format!("{what}: cargo exited with {s}")),
         Err(e) => tally.item(false, &format!("{what}: {e}")),
     }
+}
+
+/// The exit-cost budget gate (`budget.rs`): every bench row profiled and compared with
+/// `bench/budgets.toml`; one item per row.
+fn budget_gate(ws: &Workspace, tally: &mut Tally) {
+    let started = std::time::Instant::now();
+    let budgets = std::fs::read_to_string(ws.root.join(budget::FILE))
+        .map_err(|e| format!("{}: {e}", budget::FILE))
+        .and_then(|t| budget::parse(&t));
+    let budgets = match budgets {
+        Ok(b) => b,
+        Err(e) => return tally.item(false, &format!("exit-cost budgets: {e}")),
+    };
+    let gcc = deps::ensure(
+        ws,
+        deps::Needs {
+            qemu: true,
+            gcc: true,
+        },
+    );
+    let (n1, n2) = budget::GATE_ITERS;
+    let measured = gcc.and_then(|_| crate::bench::measure(ws, n1, n2, true));
+    let rows = match measured {
+        Ok((rows, _)) => rows,
+        Err(e) => return tally.item(false, &format!("exit-cost budgets: cannot measure: {e}")),
+    };
+    let violations = match budget::check(&rows, &budgets) {
+        Ok(v) => v,
+        Err(e) => return tally.item(false, &format!("exit-cost budgets: {e}")),
+    };
+    let secs = started.elapsed().as_secs_f64();
+    for (row, c) in &rows {
+        let b = budgets
+            .iter()
+            .find(|(n, _)| n == row)
+            .map(|(_, b)| *b)
+            .unwrap_or_default();
+        let over: Vec<String> = violations
+            .iter()
+            .filter(|v| v.row == *row)
+            .map(|v| v.to_string())
+            .collect();
+        let figures = format!(
+            "{:.1} EL2 instructions (budget {:.0}), {:.1} sysreg ({:.0}), {:.1} isb ({:.0}), \
+             {:.1} maint ({:.0})",
+            c.el2_instructions,
+            b.el2_instructions,
+            c.sysreg(),
+            b.sysreg,
+            c.isb,
+            b.isb,
+            c.maint,
+            b.maint
+        );
+        if over.is_empty() {
+            tally.item(true, &format!("budget {row}: {figures}"));
+        } else {
+            tally.item(
+                false,
+                &format!(
+                    "budget {row}: {} [{figures}; {}]",
+                    over.join("; "),
+                    budget::FILE
+                ),
+            );
+        }
+    }
+    println!("    (exit-cost budgets measured in {secs:.1} s)");
 }
 
 fn file_name(label: &str) -> String {
