@@ -212,6 +212,10 @@ pub const SCENARIOS: &[Scenario] = &[
     bench("bench-psci", 100, "psci_version", 1),
     // Two physical cores: vCPU 1 starts on core 1 through the guest's PSCI CPU_ON.
     smp("smp", 1, 2),
+    // Stage-2 geometry and VMID size follow the CPU: a level-0 root and VMID 0x1ff run
+    // or are refused by bind() as the CPU's PA size and VMIDBits say (refused on
+    // cortex-a53); two concatenated level-1 tables give a 40-bit IPA space everywhere.
+    timed("stage2", 1, 30),
     // Two VMs time-sliced on one core; iters = VM switches to survive.
     timed("isolation", 8, 60),
     // Issue 4 benchmarks: switching a core between vCPUs, virtual interrupts, lazy FP.
@@ -279,6 +283,9 @@ pub struct Mutation {
     pub breaks: &'static str,
     /// Text the guarding check prints when it catches the mutation.
     pub reason: &'static str,
+    /// CPU models the check runs on (`None`: the scenario's): where what the mutation
+    /// breaks shows at all.
+    pub models: Option<&'static [&'static str]>,
 }
 
 /// Every mutation check `cargo xtask test` runs.
@@ -288,18 +295,29 @@ pub const MUTATIONS: &[Mutation] = &[
         cfg: "gpr-restore",
         breaks: "the exit vector does not save guest x28",
         reason: "x28: got",
+        models: None,
     },
     Mutation {
         scenario: "isolation",
         cfg: "skip-tpidr",
         breaks: "TPIDR_EL1 is left out of the bind/unbind switch",
         reason: "TPIDR_EL1: expected",
+        models: None,
     },
     Mutation {
         scenario: "hostile",
         cfg: "gpr-restore",
         breaks: "the exit vector does not save guest x28 (a register no word names changes)",
         reason: "x28 changed from",
+        models: None,
+    },
+    Mutation {
+        scenario: "stage2",
+        cfg: "stage2-level0",
+        breaks: "bind() accepts a level-0 stage-2 root on a core with a PA size below 44 bits",
+        reason: "bind() accepted what this CPU cannot walk",
+        // Only a core with a 40-bit PA shows it: on max (52 bits) level 0 is valid.
+        models: Some(&["cortex-a53"]),
     },
 ];
 
@@ -555,6 +573,18 @@ mod tests {
         for m in MUTATIONS {
             assert!(find(m.scenario).is_some(), "{}", m.scenario);
             assert!(!m.reason.is_empty() && !m.cfg.contains(char::is_whitespace));
+            for model in m.models.unwrap_or(&[]) {
+                assert!(crate::qemu::cpu_model(model).is_ok(), "{}: {model}", m.cfg);
+            }
+        }
+        // Every mutation name is declared in arm_vcpu's check-cfg list.
+        let toml = include_str!("../../arm_vcpu/Cargo.toml");
+        for m in MUTATIONS {
+            assert!(
+                toml.contains(&format!("\"{}\"", m.cfg)),
+                "{} not declared",
+                m.cfg
+            );
         }
         // Every scenario of the earlier issues stays in the default set, unchanged.
         for s in SCENARIOS.iter().filter(|s| s.guest == Guest::TestElf) {

@@ -199,7 +199,7 @@ pub fn run(ws: &Workspace, opts: &Options) -> Result<ExitCode, String> {
                 let Some(s) = scenarios::find(m.scenario) else {
                     continue;
                 };
-                for model in mutation_models(s, cpu) {
+                for model in mutation_models(m, s, cpu) {
                     let what = format!(
                         "mutation check ({} with arm_vcpu_mutate={}: {})",
                         s.name, m.cfg, m.breaks
@@ -295,11 +295,18 @@ fn log_name(what: &str, model: &str) -> String {
     format!("{}@{}", file_name(what), file_name(model))
 }
 
-/// The models a mutation check of row `s` runs on: `--cpu`'s, else the row's.
-fn mutation_models(s: &'static Scenario, cpu: Option<&'static str>) -> Vec<&'static str> {
+/// The models mutation check `m` of row `s` runs on: `--cpu`'s if the check runs
+/// there, else the check's own or the row's.
+fn mutation_models(
+    m: &scenarios::Mutation,
+    s: &'static Scenario,
+    cpu: Option<&'static str>,
+) -> Vec<&'static str> {
+    let own = m.models.unwrap_or(s.models);
     match cpu {
-        Some(m) => vec![m],
-        None => s.models.to_vec(),
+        Some(c) if m.models.is_none() || own.contains(&c) => vec![c],
+        Some(_) => Vec::new(),
+        None => own.to_vec(),
     }
 }
 
@@ -431,8 +438,18 @@ mod tests {
             log_name("scenario irq", "cortex-a53")
         );
         let s = scenarios::find("isolation").unwrap();
-        assert_eq!(mutation_models(s, None), s.models);
-        assert_eq!(mutation_models(s, Some("cortex-a72")), ["cortex-a72"]);
+        let m = MUTATIONS
+            .iter()
+            .find(|m| m.scenario == "isolation")
+            .unwrap();
+        assert_eq!(mutation_models(m, s, None), s.models);
+        assert_eq!(mutation_models(m, s, Some("cortex-a72")), ["cortex-a72"]);
+        // A check bound to models runs only there.
+        let m = MUTATIONS.iter().find(|m| m.cfg == "stage2-level0").unwrap();
+        let s = scenarios::find("stage2").unwrap();
+        assert_eq!(mutation_models(m, s, None), ["cortex-a53"]);
+        assert!(mutation_models(m, s, Some("max")).is_empty());
+        assert_eq!(mutation_models(m, s, Some("cortex-a53")), ["cortex-a53"]);
     }
 
     #[test]

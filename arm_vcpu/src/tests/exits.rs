@@ -654,7 +654,7 @@ fn stage2_registers() {
 
 /// The initial stage-2 lookup level against the IPA and PA sizes (4 KiB granule), as
 /// the Arm ARM's `AArch64.S2InvalidSL()` / `AArch64.S2InconsistentSL()` define it: a
-/// 40-bit PA core (Cortex-A53/A57/A72, PARange 0b0010) cannot start a walk at level 0,
+/// 40-bit PA core (Cortex-A53, PARange 0b0010) cannot start a walk at level 0,
 /// and gets its 40-bit IPA space from two concatenated level-1 tables instead.
 #[test]
 fn stage2_root_level_follows_the_pa_size() {
