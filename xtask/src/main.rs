@@ -393,11 +393,15 @@ fn usage() -> String {
     let names = scenarios::SCENARIOS
         .iter()
         .map(|s| {
-            if s.in_default_tests {
-                s.name.to_string()
-            } else {
-                format!("{} (named only)", s.name)
+            let mut n = s.name.to_string();
+            if s.models != scenarios::DEFAULT_MODELS {
+                let only = if s.model_bound { " only" } else { "" };
+                n.push_str(&format!(" [{}{only}]", s.models.join(", ")));
             }
+            if !s.in_default_tests {
+                n.push_str(" (named only)");
+            }
+            n
         })
         .collect::<Vec<_>>()
         .join(", ");

@@ -67,6 +67,11 @@ pub struct Scenario {
 /// 16-bit VMIDs, PAuth, SVE/SME, PMUv3, GICv3 with 4 list registers) and a real
 /// core without most of that: Cortex-A53 (ARMv8.0: 8-bit VMIDs, 40-bit PA, no
 /// PAuth, VHE, SVE or SME).
+///
+/// A row names other models with [`Scenario::with_models`] (any model will do; these
+/// are the ones `cargo xtask test` runs) or [`Scenario::only_on`] (its checks need
+/// them, e.g. a Spectre-v2 check: `timed("spectre", 1, 30).only_on(&["cortex-a57"])`,
+/// with a comment saying why).
 pub const DEFAULT_MODELS: &[&str] = &["max", "cortex-a53"];
 
 const fn scenario(name: &'static str, test_iters: u64) -> Scenario {
