@@ -33,7 +33,7 @@ commands:
         build the hypervisor (refhv) and the test guests; --mutate M builds a
         mutant (`--cfg arm_vcpu_mutate=\"M\"`, see MUTATIONS in xtask/src/scenarios.rs)
   run [--guest NAME] [--release] [--iters N] [--seed S] [--mode M] [--cores N] [--vcpus N]
-      [--mutate M]
+      [--mutate M] [--cpu MODEL]
         build, then boot guest NAME (default {default_guest}) under QEMU interactively
         with bootargs `scenario=NAME iters=N` (default N = 100), plus `seed=S`
         if given (the PRNG seed of the hostile scenario; default 1).
@@ -44,14 +44,17 @@ commands:
         --mode passthrough (default: the guest owns the physical GIC, vCPU i on
         core i) or virtual (emulated GIC, list registers, vCPU i on core i, or
         all time-sliced on one core with --cores 1 = `--guest linux-virtual`).
-        `--guest uboot`: Debian's U-Boot. Ctrl-A x quits QEMU
-  test [--jobs N] [--seed S] [--mode M] [ITEM...]
+        `--guest uboot`: Debian's U-Boot. --cpu: QEMU's CPU model (default max;
+        {models}). Ctrl-A x quits QEMU
+  test [--jobs N] [--seed S] [--mode M] [--cpu MODEL] [ITEM...]
         host unit tests, every QEMU scenario (debug hypervisor) and the mutation
-        check; ends with `N passed, M failed`. ITEMs (unit, a scenario name,
+        check, each scenario once per CPU model of its row (default {default_models});
+        ends with `N passed, M failed`. ITEMs (unit, a scenario name,
         mutation) select a subset; scenarios marked `(named only)` below run
         only when named. --jobs: QEMU runs at once (default 2). --seed: appends
         `seed=S` to every scenario's bootargs (decimal or 0x hex). --mode:
-        Linux's `mode=` (passthrough or virtual)
+        Linux's `mode=` (passthrough or virtual). --cpu: run on MODEL only (rows
+        bound to other models are left out unless named)
   bench [--iters N1,N2]
         exit-cost benchmark (release hypervisor, instruction-counting plugin);
         writes target/bench/exit-cost.json (default iters 100000,900000)
@@ -75,12 +78,16 @@ enum Cmd {
         /// `--vcpus`: the Linux guest's vCPU count (default: the scenario's).
         vcpus: Option<u64>,
         mutation: Option<String>,
+        /// `--cpu`: QEMU's CPU model (default [`qemu::DEFAULT_CPU`]).
+        cpu: Option<&'static str>,
     },
     Test {
         jobs: usize,
         only: Vec<String>,
         seed: Option<u64>,
         mode: Option<String>,
+        /// `--cpu`: the one CPU model to test on.
+        cpu: Option<&'static str>,
     },
     Bench {
         n1: u64,
@@ -162,6 +169,7 @@ fn parse_args(args: &[&str]) -> Result<Cmd, String> {
     let mut mode_arg = None;
     let mut cores_arg: Option<u64> = None;
     let mut vcpus_arg: Option<u64> = None;
+    let mut cpu_arg = None;
     let (mut n1, mut n2) = bench::DEFAULT_ITERS;
     while let Some(a) = it.next() {
         // `--flag=value` is accepted as well as `--flag value`.
@@ -184,6 +192,7 @@ fn parse_args(args: &[&str]) -> Result<Cmd, String> {
             ("run" | "test", "--mode") => mode_arg = Some(mode(get()?)?),
             ("run", "--cores") => cores_arg = Some(number(get()?, flag)?),
             ("run", "--vcpus") => vcpus_arg = Some(vcpus(get()?)?),
+            ("run" | "test", "--cpu") => cpu_arg = Some(qemu::cpu_model(get()?)?),
             ("test", "--jobs" | "-j") => jobs = number(get()?, flag)?,
             ("test", item) if !item.starts_with('-') => only.push(item.to_string()),
             ("bench", "--iters") => {
@@ -210,12 +219,14 @@ fn parse_args(args: &[&str]) -> Result<Cmd, String> {
             mode: mode_arg,
             vcpus: vcpus_arg,
             mutation,
+            cpu: cpu_arg,
         },
         "test" => Cmd::Test {
             jobs,
             only,
             seed: seed_arg,
             mode: mode_arg,
+            cpu: cpu_arg,
         },
         "bench" => Cmd::Bench { n1, n2 },
         "help" | "-h" | "--help" => Cmd::Help,
@@ -248,6 +259,7 @@ struct RunOptions<'a> {
     seed: Option<u64>,
     mode: Option<&'a str>,
     vcpus: Option<u64>,
+    cpu: Option<&'static str>,
 }
 
 fn cmd_run(ws: &Workspace, b: &HvBuild, o: &RunOptions) -> Result<ExitCode, String> {
@@ -304,6 +316,7 @@ fn cmd_run(ws: &Workspace, b: &HvBuild, o: &RunOptions) -> Result<ExitCode, Stri
             None => run,
         }
     };
+    let run = run.with_cpu(o.cpu.unwrap_or(qemu::DEFAULT_CPU));
     println!("$ {}", run.display());
     let status = run
         .command()
@@ -340,6 +353,7 @@ fn main() -> ExitCode {
             mode,
             vcpus,
             mutation,
+            cpu,
         } => cmd_run(
             &ws,
             &hv_build(release, mutation),
@@ -349,6 +363,7 @@ fn main() -> ExitCode {
                 seed,
                 mode: mode.as_deref(),
                 vcpus,
+                cpu,
             },
         ),
         Cmd::Test {
@@ -356,6 +371,7 @@ fn main() -> ExitCode {
             only,
             seed,
             mode,
+            cpu,
         } => test::run(
             &ws,
             &test::Options {
@@ -363,6 +379,7 @@ fn main() -> ExitCode {
                 only: &only,
                 seed,
                 mode: mode.as_deref().unwrap_or(scenarios::DEFAULT_LINUX_MODE),
+                cpu,
             },
         ),
         Cmd::Bench { n1, n2 } => bench::run(&ws, n1, n2),
@@ -381,17 +398,24 @@ fn usage() -> String {
     let names = scenarios::SCENARIOS
         .iter()
         .map(|s| {
-            if s.in_default_tests {
-                s.name.to_string()
-            } else {
-                format!("{} (named only)", s.name)
+            let mut n = s.name.to_string();
+            if s.models != scenarios::DEFAULT_MODELS {
+                let only = if s.model_bound { " only" } else { "" };
+                n.push_str(&format!(" [{}{only}]", s.models.join(", ")));
             }
+            if !s.in_default_tests {
+                n.push_str(" (named only)");
+            }
+            n
         })
         .collect::<Vec<_>>()
         .join(", ");
     format!(
         "{}{names}",
-        USAGE.replace("{default_guest}", scenarios::DEFAULT_GUEST)
+        USAGE
+            .replace("{default_guest}", scenarios::DEFAULT_GUEST)
+            .replace("{models}", &qemu::CPU_MODELS.join(", "))
+            .replace("{default_models}", &scenarios::DEFAULT_MODELS.join(" and "))
     )
 }
 
@@ -423,7 +447,8 @@ mod tests {
                 seed: None,
                 mode: None,
                 vcpus: None,
-                mutation: None
+                mutation: None,
+                cpu: None
             })
         );
         assert_eq!(
@@ -435,7 +460,8 @@ mod tests {
                 seed: None,
                 mode: None,
                 vcpus: None,
-                mutation: None
+                mutation: None,
+                cpu: None
             })
         );
         assert_eq!(
@@ -447,7 +473,8 @@ mod tests {
                 seed: Some(42),
                 mode: None,
                 vcpus: None,
-                mutation: None
+                mutation: None,
+                cpu: None
             })
         );
         assert_eq!(
@@ -456,7 +483,8 @@ mod tests {
                 jobs: 2,
                 only: vec!["hostile".into()],
                 seed: Some(7),
-                mode: None
+                mode: None,
+                cpu: None
             })
         );
         assert_eq!(
@@ -465,7 +493,8 @@ mod tests {
                 jobs: 1,
                 only: vec!["irq".into(), "mutation".into()],
                 seed: None,
-                mode: None
+                mode: None,
+                cpu: None
             })
         );
         assert_eq!(
@@ -477,7 +506,8 @@ mod tests {
                 seed: None,
                 mode: Some("virtual".into()),
                 vcpus: None,
-                mutation: None
+                mutation: None,
+                cpu: None
             })
         );
         assert_eq!(
@@ -486,7 +516,8 @@ mod tests {
                 jobs: 2,
                 only: vec!["linux".into()],
                 seed: None,
-                mode: Some("passthrough".into())
+                mode: Some("passthrough".into()),
+                cpu: None
             })
         );
         assert_eq!(
@@ -500,6 +531,32 @@ mod tests {
             parse("bench --iters 10,30"),
             Ok(Cmd::Bench { n1: 10, n2: 30 })
         );
+    }
+
+    #[test]
+    fn parses_cpu_models() {
+        assert!(matches!(
+            parse("run --guest irq --cpu cortex-a53"),
+            Ok(Cmd::Run { ref guest, cpu: Some("cortex-a53"), .. }) if guest == "irq"
+        ));
+        assert_eq!(
+            parse("test --cpu=cortex-a57 irq"),
+            Ok(Cmd::Test {
+                jobs: 2,
+                only: vec!["irq".into()],
+                seed: None,
+                mode: None,
+                cpu: Some("cortex-a57")
+            })
+        );
+        assert!(parse("test --cpu cortex-a15").is_err(), "no AArch64 EL2");
+        assert!(parse("test --cpu").is_err());
+        assert!(
+            parse("bench --cpu cortex-a53").is_err(),
+            "bench measures on max"
+        );
+        assert!(parse("build --cpu max").is_err());
+        assert!(usage().contains("cortex-a53"));
     }
 
     #[test]
