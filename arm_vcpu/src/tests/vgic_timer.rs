@@ -194,11 +194,15 @@ fn emulated_physical_timer() {
     t.write(timer::CNTP_TVAL_EL0, 1000, 5_000);
     assert_eq!(t.cval, 6_000);
     assert_eq!(t.read(timer::CNTP_TVAL_EL0, 5_400), 600);
+    // CNTP_TVAL_EL0: TimerValue [31:0] is CVAL - count as a signed 32-bit value;
+    // bits [63:32] are RES0 (DDI 0487, CNTP_TVAL_EL0), so a negative TimerValue is not
+    // sign-extended into them.
     assert_eq!(
         t.read(timer::CNTP_TVAL_EL0, 6_100),
-        (-100i64) as u64,
-        "TVAL is signed 32-bit"
+        (-100i32) as u32 as u64,
+        "TVAL: signed 32-bit TimerValue, bits [63:32] RES0"
     );
+    assert_eq!(t.read(timer::CNTP_TVAL_EL0, 6_100) >> 32, 0);
     // A negative TVAL write: CVAL in the past.
     t.write(timer::CNTP_TVAL_EL0, 0xffff_ff9c, 5_000);
     assert_eq!(t.cval, 4_900);
@@ -273,7 +277,11 @@ proptest! {
     fn tval_round_trip(now in 0u64..(1 << 60), tval in any::<i32>()) {
         let mut t = EmulatedTimer::default();
         t.write(timer::CNTP_TVAL_EL0, tval as u32 as u64, now);
-        prop_assert_eq!(t.read(timer::CNTP_TVAL_EL0, now), tval as i64 as u64);
+        let read = t.read(timer::CNTP_TVAL_EL0, now);
+        // TimerValue comes back as written; bits [63:32] read as zero (RES0).
+        prop_assert_eq!(read, tval as u32 as u64);
+        // Any distance from CVAL reads as its low 32 bits, never with the upper half set.
+        prop_assert_eq!(t.read(timer::CNTP_TVAL_EL0, now.wrapping_add(tval as u32 as u64)) >> 32, 0);
     }
 
     #[test]
