@@ -191,11 +191,7 @@ impl Aarch64PerCpu {
                 ras: false,
             },
             id_space: [0; crate::idregs::ID_SPACE_LEN],
-            vtr: crate::vgic::VtrInfo {
-                list_regs: 0,
-                pri_bits: 0,
-                id_bits: 0,
-            },
+            vtr: crate::vgic::VtrInfo::NONE,
             tlb_owner: [(0, 0); TLB_OWNER_SLOTS],
             saved_vbar: 0,
             saved_hcr: 0,

@@ -69,24 +69,40 @@ pub struct VtrInfo {
     pub list_regs: usize,
     /// Virtual priority bits (PRIbits \[31:29\] + 1).
     pub pri_bits: u32,
+    /// Virtual preemption bits (PREbits \[28:26\] + 1): they size the active-priority
+    /// registers ([`Self::ap_regs`]).
+    pub pre_bits: u32,
     /// Virtual INTID bits: 16 or 24 (IDbits \[25:23\]).
     pub id_bits: u32,
 }
 
 impl VtrInfo {
+    /// No virtual CPU interface (no GICv3, or not probed yet): zero list registers.
+    pub const NONE: Self = Self {
+        list_regs: 0,
+        pri_bits: 0,
+        pre_bits: 0,
+        id_bits: 0,
+    };
+
     /// Decodes `ICH_VTR_EL2`.
     pub const fn decode(vtr: u64) -> Self {
         let n = (vtr & 0x1f) as usize + 1;
         Self {
             list_regs: if n > MAX_LRS { MAX_LRS } else { n },
             pri_bits: ((vtr >> 29) & 7) as u32 + 1,
+            pre_bits: ((vtr >> 26) & 7) as u32 + 1,
             id_bits: if (vtr >> 23) & 7 == 1 { 24 } else { 16 },
         }
     }
 
-    /// Number of active-priority registers per group: 1 (5 bits), 2 (6) or 4 (7).
+    /// Number of active-priority registers per group (`ICH_AP0R<n>_EL2`,
+    /// `ICH_AP1R<n>_EL2`), from the preemption bits (IHI 0069: one bit per preemption
+    /// level, 32 levels a register): 1 (5 bits), 2 (6) or 4 (7). Not from PRIbits: a
+    /// core may implement more priority than preemption bits, and the registers beyond
+    /// these are not implemented (an access faults at EL2).
     pub const fn ap_regs(&self) -> usize {
-        match self.pri_bits {
+        match self.pre_bits {
             0..=5 => 1,
             6 => 2,
             _ => 4,

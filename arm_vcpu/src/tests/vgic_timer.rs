@@ -45,11 +45,39 @@ fn vtr_decode() {
         (v.list_regs, v.pri_bits, v.id_bits, v.ap_regs()),
         (4, 5, 24, 1)
     );
-    let v = VtrInfo::decode((6 << 29) | (1 << 23) | 15);
+    let v = VtrInfo::decode((6 << 29) | (6 << 26) | (1 << 23) | 15);
     assert_eq!(
         (v.list_regs, v.pri_bits, v.id_bits, v.ap_regs()),
         (16, 7, 24, 4)
     );
+}
+
+/// `ICH_AP0R<n>_EL2` / `ICH_AP1R<n>_EL2` exist as `ICH_VTR_EL2.PREbits` \[28:26\] says
+/// (IHI 0069: n = 0 with 5 preemption bits, 0–1 with 6, 0–3 with 7), whatever PRIbits
+/// \[31:29\] is: a core may implement more priority than preemption bits, and
+/// touching an unimplemented active-priority register faults at EL2.
+#[test]
+fn active_priority_registers_follow_prebits() {
+    // (PRIbits field, PREbits field, expected AP registers per group)
+    #[rustfmt::skip]
+    let vectors: [(u64, u64, usize); 9] = [
+        (4, 4, 1), // 5 priority, 5 preemption bits (QEMU's 0x90b80003)
+        (5, 4, 1), // 6 priority bits but only 5 preemption bits: still one register
+        (6, 4, 1), // 7 priority, 5 preemption
+        (5, 5, 2),
+        (6, 5, 2), // 7 priority, 6 preemption
+        (6, 6, 4),
+        (7, 6, 4), // PRIbits 8 (out of range) does not add registers
+        (4, 7, 4), // PREbits field 7 (8 bits, reserved): at most 4 registers
+        (0, 0, 1), // out-of-range small values: at least ICH_AP{0,1}R0
+    ];
+    for (pri, pre, aps) in vectors {
+        let v = VtrInfo::decode((pri << 29) | (pre << 26) | 3);
+        assert_eq!(v.ap_regs(), aps, "PRIbits field {pri}, PREbits field {pre}");
+        assert_eq!(v.pre_bits as u64, pre + 1);
+        assert_eq!(v.pri_bits as u64, pri + 1);
+    }
+    assert_eq!(VtrInfo::decode(0x90b8_0003).pre_bits, 5, "QEMU 7.2 -cpu max");
 }
 
 #[test]
