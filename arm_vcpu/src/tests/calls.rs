@@ -66,6 +66,15 @@ fn conformance_table_both_conduits() {
         ("CPU_SUSPEND standby", [fid::CPU_SUSPEND_64 as u64, 0, 0x4010_0000, 0, 0, 0, 0], Outcome::Request(PsciRequest::CpuSuspend { power_state: 0 })),
         ("CPU_SUSPEND powerdown", [fid::CPU_SUSPEND_64 as u64, 1 << 16, 0x4010_0000, 0, 0, 0, 0], answer(INV)),
         ("CPU_SUSPEND level 1", [fid::CPU_SUSPEND_32 as u64, 1 << 24, 0, 0, 0, 0, 0], answer(INV)),
+        // Original power_state format (PSCI_FEATURES(CPU_SUSPEND) bit 1 = 0): bits
+        // [31:26] and [23:17] are reserved and must be zero (DEN 0022, 5.4.2).
+        ("CPU_SUSPEND reserved bit 17", [fid::CPU_SUSPEND_64 as u64, 1 << 17, 0x4010_0000, 0, 0, 0, 0], answer(INV)),
+        ("CPU_SUSPEND reserved bit 23", [fid::CPU_SUSPEND_32 as u64, 1 << 23, 0, 0, 0, 0, 0], answer(INV)),
+        ("CPU_SUSPEND reserved bit 26", [fid::CPU_SUSPEND_64 as u64, 1 << 26, 0x4010_0000, 0, 0, 0, 0], answer(INV)),
+        ("CPU_SUSPEND reserved bit 31", [fid::CPU_SUSPEND_32 as u64, 1 << 31, 0, 0, 0, 0, 0], answer(INV)),
+        ("CPU_SUSPEND extended-format StateType bit 30 is reserved here", [fid::CPU_SUSPEND_64 as u64, 1 << 30, 0x4010_0000, 0, 0, 0, 0], answer(INV)),
+        ("CPU_SUSPEND standby with a StateID", [fid::CPU_SUSPEND_64 as u64, 0xffff, 0x4010_0000, 0, 0, 0, 0], Outcome::Request(PsciRequest::CpuSuspend { power_state: 0xffff })),
+        ("CPU_SUSPEND_64: power_state is 32 bits, x1[63:32] ignored", [fid::CPU_SUSPEND_64 as u64, 0xffff_ffff_0000_0000, 0x4010_0000, 0, 0, 0, 0], Outcome::Request(PsciRequest::CpuSuspend { power_state: 0 })),
         ("SYSTEM_OFF", [fid::SYSTEM_OFF as u64, 0, 0, 0, 0, 0, 0], Outcome::Request(PsciRequest::SystemOff)),
         ("SYSTEM_RESET", [fid::SYSTEM_RESET as u64, 0, 0, 0, 0, 0, 0], Outcome::Request(PsciRequest::SystemReset)),
     ];
@@ -74,6 +83,41 @@ fn conformance_table_both_conduits() {
             assert_eq!(call(conduit, *x), *expect, "{what} over {conduit:?}");
         }
     }
+}
+
+/// PSCI_FEATURES(CPU_SUSPEND) bit 1 announces the power_state format; the check of
+/// CPU_SUSPEND's argument must use the same one (DEN 0022, 5.4.2 and 5.15.2).
+#[test]
+fn cpu_suspend_format_matches_psci_features() {
+    use crate::smccc::{PowerStateFormat, POWER_STATE_FORMAT};
+    let flags = crate::smccc::psci_features(fid::CPU_SUSPEND_64);
+    assert!(flags >= 0);
+    assert_eq!(
+        flags & 2 != 0,
+        POWER_STATE_FORMAT == PowerStateFormat::Extended,
+        "format bit"
+    );
+    assert_eq!(flags & 1, 0, "platform-coordinated mode only");
+    // Each format's reserved bits (and nothing else) are refused by its check.
+    for (format, reserved) in [
+        (PowerStateFormat::Original, 0xfc00_0000u32 | 0x00fe_0000),
+        (PowerStateFormat::Extended, 0x8000_0000 | 0x3000_0000),
+    ] {
+        assert_eq!(format.reserved_bits(), reserved, "{format:?}");
+        for bit in 0..32 {
+            let ps = 1u32 << bit;
+            if reserved & ps != 0 {
+                assert!(!format.is_valid_standby(ps), "{format:?} bit {bit}");
+            }
+        }
+        assert!(format.is_valid_standby(0) && format.is_valid_standby(0x1234));
+    }
+    // Original: StateType [16] powerdown and PowerLevel [25:24] != 0 are not offered.
+    assert!(!PowerStateFormat::Original.is_valid_standby(1 << 16));
+    assert!(!PowerStateFormat::Original.is_valid_standby(2 << 24));
+    // Extended: StateType [30] powerdown is not offered; StateID is 28 bits.
+    assert!(!PowerStateFormat::Extended.is_valid_standby(1 << 30));
+    assert!(PowerStateFormat::Extended.is_valid_standby(0x0fff_ffff));
 }
 
 #[test]

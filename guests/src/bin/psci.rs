@@ -602,6 +602,17 @@ fn errors_before_cpu_on(c: &mut Checks) {
             [CPU_SUSPEND_64, 1 << 24, entry, 0],
             INVALID_PARAMETERS,
         ),
+        // Original power_state format: bits [31:26] and [23:17] are reserved.
+        row(
+            "CPU_SUSPEND (32) (reserved bit 17 set)",
+            [CPU_SUSPEND_32, 1 << 17, entry, 0],
+            INVALID_PARAMETERS,
+        ),
+        row(
+            "CPU_SUSPEND (64) (reserved bit 28 set)",
+            [CPU_SUSPEND_64, 1 << 28, entry, 0],
+            INVALID_PARAMETERS,
+        ),
     ];
     run_rows(c, &CONDUITS, &rows);
 }
