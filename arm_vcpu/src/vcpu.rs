@@ -479,8 +479,10 @@ impl Aarch64VCpu {
                 if (reg == SGI1R || reg == ASGI1R || reg == SGI0R) && self.vtr.list_regs != 0 =>
             {
                 self.set_pending(Pending::Advance(len as u8));
+                let register =
+                    vgic::SgiRegister::from_op2(reg.op2()).unwrap_or(vgic::SgiRegister::Sgi1r);
                 return Some(VmExit::SendSgi {
-                    request: vgic::decode_sgi(value, reg != SGI0R),
+                    request: vgic::decode_sgi(value, register),
                 });
             }
             VmExit::SysRegRead { reg, .. } | VmExit::SysRegWrite { reg, .. }
@@ -1015,6 +1017,12 @@ impl Aarch64VCpu {
     /// The bind-time register state as of the last unbind (stale while bound).
     pub fn system_registers(&self) -> &GuestSystemRegisters {
         &self.sysregs
+    }
+
+    /// Test hook: the virtual interface shape a bind would have recorded.
+    #[cfg(test)]
+    pub(crate) fn test_set_vtr(&mut self, vtr: VtrInfo) {
+        self.vtr = vtr;
     }
 
     fn require_unbound(&self, op: &'static str) -> VCpuResult {

@@ -303,6 +303,38 @@ impl SgiTargets {
     }
 }
 
+/// The SGI generation register a guest wrote (op0 3, op1 0, CRn 12, CRm 11).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SgiRegister {
+    /// `ICC_SGI1R_EL1` (op2 5): Group 1 SGIs of the current Security state.
+    Sgi1r,
+    /// `ICC_ASGI1R_EL1` (op2 6): Group 1 SGIs of the Security state that is *not* the
+    /// current one (IHI 0069). A VM has a single (Non-secure) Security state — its GIC
+    /// behaves as with `GICD_CTLR.DS = 1` — so there is no such Group 1; as IHI 0069's
+    /// "Forwarding an SGI to a target PE" says, the write still reaches a target where
+    /// the SGI is configured as Group 0: it acts like `ICC_SGI0R_EL1`.
+    Asgi1r,
+    /// `ICC_SGI0R_EL1` (op2 7): Group 0 SGIs.
+    Sgi0r,
+}
+
+impl SgiRegister {
+    /// From the op2 of a trapped write to op0 3, op1 0, CRn 12, CRm 11.
+    pub const fn from_op2(op2: u8) -> Option<Self> {
+        match op2 {
+            5 => Some(Self::Sgi1r),
+            6 => Some(Self::Asgi1r),
+            7 => Some(Self::Sgi0r),
+            _ => None,
+        }
+    }
+
+    /// Whether the SGIs it generates in a VM are Group 1 (only `ICC_SGI1R_EL1`).
+    pub const fn generates_group1(self) -> bool {
+        matches!(self, Self::Sgi1r)
+    }
+}
+
 /// A decoded SGI generation request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SgiRequest {
@@ -310,12 +342,17 @@ pub struct SgiRequest {
     pub intid: u8,
     /// The targets.
     pub targets: SgiTargets,
-    /// Group 1 (ICC_SGI1R/ASGI1R) or group 0 (ICC_SGI0R).
+    /// The group of the SGIs generated: Group 1 for `ICC_SGI1R_EL1`; Group 0 for
+    /// `ICC_SGI0R_EL1` and for `ICC_ASGI1R_EL1` (see [`SgiRegister::Asgi1r`]). A host
+    /// with a distributor model delivers the SGI only to targets where it is
+    /// configured in this group.
     pub group1: bool,
+    /// The register written.
+    pub register: SgiRegister,
 }
 
-/// Decodes the value written to an SGI generation register.
-pub const fn decode_sgi(value: u64, group1: bool) -> SgiRequest {
+/// Decodes the value written to SGI generation register `register`.
+pub const fn decode_sgi(value: u64, register: SgiRegister) -> SgiRequest {
     let targets = if value & (1 << 40) != 0 {
         SgiTargets::AllButSelf
     } else {
@@ -330,6 +367,7 @@ pub const fn decode_sgi(value: u64, group1: bool) -> SgiRequest {
     SgiRequest {
         intid: ((value >> 24) & 0xf) as u8,
         targets,
-        group1,
+        group1: register.generates_group1(),
+        register,
     }
 }

@@ -5,7 +5,8 @@ use proptest::prelude::*;
 
 use crate::timer::{self, ctl, EmulatedTimer, TimerDeadlines};
 use crate::vgic::{
-    self, lr, InjectIrqError, PendingQueue, Placement, SgiTargets, VirtualInterrupt, VtrInfo,
+    self, lr, InjectIrqError, PendingQueue, Placement, SgiRegister, SgiTargets, VirtualInterrupt,
+    VtrInfo,
 };
 use crate::*;
 
@@ -77,7 +78,11 @@ fn active_priority_registers_follow_prebits() {
         assert_eq!(v.pre_bits as u64, pre + 1);
         assert_eq!(v.pri_bits as u64, pri + 1);
     }
-    assert_eq!(VtrInfo::decode(0x90b8_0003).pre_bits, 5, "QEMU 7.2 -cpu max");
+    assert_eq!(
+        VtrInfo::decode(0x90b8_0003).pre_bits,
+        5,
+        "QEMU 7.2 -cpu max"
+    );
 }
 
 #[test]
@@ -167,9 +172,10 @@ fn interrupts_for_an_unbound_vcpu_are_kept() {
 fn sgi_decoding() {
     // ICC_SGI1R_EL1: INTID 5, Aff3 1, Aff2 2, Aff1 3, RS 1, TargetList 0b1010.
     let value = (1u64 << 48) | (2 << 32) | (3 << 16) | (1 << 44) | (5 << 24) | 0b1010;
-    let r = vgic::decode_sgi(value, true);
+    let r = vgic::decode_sgi(value, SgiRegister::Sgi1r);
     assert_eq!(r.intid, 5);
     assert!(r.group1);
+    assert_eq!(r.register, SgiRegister::Sgi1r);
     assert_eq!(
         r.targets,
         SgiTargets::List {
@@ -190,7 +196,7 @@ fn sgi_decoding() {
     assert!(!r.targets.includes(aff(1, 2, 3, 1), 0), "RS 0");
     assert!(!r.targets.includes(aff(0, 2, 3, 17), 0), "other Aff3");
     // IRM = 1: everyone but the sender.
-    let b = vgic::decode_sgi((1 << 40) | (7 << 24), false);
+    let b = vgic::decode_sgi((1 << 40) | (7 << 24), SgiRegister::Sgi0r);
     assert_eq!(
         (b.intid, b.group1, b.targets),
         (7, false, SgiTargets::AllButSelf)
@@ -214,6 +220,43 @@ fn sgi_writes_become_exits_when_the_vgic_is_in_use() {
         None
     );
     assert_eq!(v.system_registers().esr_el1, 0x0200_0000);
+}
+
+/// ICC_ASGI1R_EL1 generates Group 1 SGIs for the Security state that is *not* the
+/// current one (IHI 0069, ICC_ASGI1R_EL1). A VM has one Security state, so there are no
+/// such SGIs; a target where the SGI is configured as Group 0 still gets it ("Forwarding
+/// an SGI to a target PE"), as with ICC_SGI0R_EL1 (KVM and QEMU's GIC model agree).
+/// Through a vCPU with a virtual interface: SGI1R → Group 1, ASGI1R and SGI0R → Group 0.
+#[test]
+fn asgi1r_generates_group0_sgis_in_a_single_security_state() {
+    let mut v = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default()).unwrap();
+    v.setup(Aarch64VCpuSetupConfig::default()).unwrap();
+    v.set_entry(0x4008_0000).unwrap();
+    v.test_set_vtr(VtrInfo::decode(0x90b8_0003));
+    let value = (3u64 << 24) | 0b10;
+    for (op2, register, group1) in [
+        (5, SgiRegister::Sgi1r, true),
+        (6, SgiRegister::Asgi1r, false),
+        (7, SgiRegister::Sgi0r, false),
+    ] {
+        v.set_gpr(2, value).unwrap();
+        let esr = crate::esr::build::sysreg(3, 0, 12, 11, op2, 2, false);
+        let exit = v.handle_sync_exit(&crate::esr::Syndrome {
+            esr,
+            ..Default::default()
+        });
+        match exit {
+            Some(VmExit::SendSgi { request }) => {
+                assert_eq!(request.register, register, "op2 {op2}");
+                assert_eq!(request.group1, group1, "{register:?}: group");
+                assert_eq!(request.intid, 3);
+                assert!(request.targets.includes(1, 0) && !request.targets.includes(0, 1));
+            }
+            other => panic!("op2 {op2}: {other:?}"),
+        }
+        v.resolve_pending().unwrap();
+    }
+    assert_eq!(vgic::decode_sgi(value, SgiRegister::Asgi1r).group1, false);
 }
 
 #[test]
@@ -316,7 +359,7 @@ proptest! {
     fn sgi_targets_round_trip(aff1: u8, aff2: u8, aff3: u8, rs in 0u8..16, list: u16, intid in 0u8..16) {
         let value = ((aff3 as u64) << 48) | ((aff2 as u64) << 32) | ((rs as u64) << 44)
             | ((aff1 as u64) << 16) | ((intid as u64) << 24) | list as u64;
-        let r = vgic::decode_sgi(value, true);
+        let r = vgic::decode_sgi(value, SgiRegister::Sgi1r);
         prop_assert_eq!(r.intid, intid);
         prop_assert_eq!(r.targets, SgiTargets::List { aff3, aff2, aff1, rs, target_list: list });
     }
