@@ -15,7 +15,8 @@ use crate::percpu::{hcr, Aarch64PerCpu, CpuFeatures, MPIDR_AFFINITY_MASK};
 use crate::smccc::{self, Conduit, Outcome};
 use crate::timer::{EmulatedTimer, TimerDeadlines};
 use crate::vgic::{
-    self, InjectIrqError, PendingQueue, Placement, VgicState, VirtualInterrupt, VtrInfo,
+    self, InjectIrqError, PendingQueue, Placement, ReleasedHwInterrupts, VgicState,
+    VirtualInterrupt, VtrInfo,
 };
 use crate::{
     Aarch64VCpuCreateConfig, Aarch64VCpuSetupConfig, FpSwitch, IdRegisterPolicy, Stage2Config,
@@ -152,6 +153,8 @@ pub struct Aarch64VCpu {
     irq_queue: PendingQueue,
     /// Shape of the virtual CPU interface of the core last bound to.
     vtr: VtrInfo,
+    /// `vtr` comes from a bind (before the first one nothing is known).
+    vtr_known: bool,
     /// The EL1 physical timer, when emulated.
     ptimer: EmulatedTimer,
     /// Emulated debug registers (MDSCR_EL1, the OS lock).
@@ -196,6 +199,7 @@ impl Aarch64VCpu {
             vgic: VgicState::default(),
             irq_queue: PendingQueue::default(),
             vtr: VtrInfo::default(),
+            vtr_known: false,
             ptimer: EmulatedTimer::default(),
             debug: emulate::DebugState::default(),
         })
@@ -289,9 +293,11 @@ impl Aarch64VCpu {
         } else {
             GUEST_CPTR_EL2 | CPTR_TFP
         };
+        self.check_interface_for_bind(percpu.vtr())?;
         let vgic_on = self.vgic_in_use(percpu.vtr());
+        self.vtr = *percpu.vtr();
+        self.vtr_known = true;
         if vgic_on {
-            self.vtr = *percpu.vtr();
             // Interrupts injected while unbound go into free list registers now.
             let n = self.vtr.list_regs;
             self.irq_queue.refill(&mut self.vgic.lr[..n]);
@@ -690,6 +696,15 @@ impl Aarch64VCpu {
         }
     }
 
+    /// Refuses a bind to a core shaped `vtr` that cannot deliver the interrupts already
+    /// waiting (injected before the first bind, when the interface was not known yet).
+    pub(crate) fn check_interface_for_bind(&self, vtr: &VtrInfo) -> VCpuResult {
+        if !self.vgic_in_use(vtr) && !self.irq_queue.is_empty() {
+            return Err(VCpuError::NoVirtualInterface);
+        }
+        Ok(())
+    }
+
     /// Whether this vCPU uses the GICv3 virtual CPU interface on a core shaped `vtr`.
     fn vgic_in_use(&self, vtr: &VtrInfo) -> bool {
         vtr.list_regs != 0 && !self.setup.passthrough_interrupt
@@ -722,8 +737,15 @@ impl Aarch64VCpu {
     /// (delivered at the next bind, or when the guest frees a list register — the
     /// underflow maintenance interrupt). Re-injecting an INTID that is already pending
     /// does nothing. Fails for an invalid INTID, an invalid hardware link, or a full
-    /// queue; never loses an interrupt silently.
+    /// queue, and with [`InjectIrqError::NoVirtualInterface`] when the vCPU has no usable
+    /// virtual CPU interface (interrupts passed through, or bound to a core without GICv3
+    /// list registers); never loses an interrupt silently. Before its first bind a vCPU
+    /// keeps what it is given for that bind (which fails with
+    /// [`VCpuError::NoVirtualInterface`] on a core that cannot deliver it).
     pub fn inject_interrupt(&mut self, vi: VirtualInterrupt) -> Result<(), InjectIrqError> {
+        if self.setup.passthrough_interrupt || (self.vtr_known && self.vtr.list_regs == 0) {
+            return Err(InjectIrqError::NoVirtualInterface);
+        }
         let id_bits = if self.vtr.list_regs == 0 {
             24
         } else {
@@ -833,8 +855,13 @@ impl Aarch64VCpu {
     /// Puts an unbound vCPU in the state PSCI CPU_ON specifies for a core it powers
     /// on: PC = `entry`, EL1h with D/A/I/F masked, x0 = `context_id`, the other GPRs
     /// and FP/SIMD zero, EL1 system registers at their reset values (MMU and caches
-    /// off). The EL2 controls (stage 2, MPIDR, timer offset) are kept.
-    pub fn power_on(&mut self, entry: u64, context_id: u64) -> VCpuResult {
+    /// off), no pending virtual SError, the virtual CPU interface reset (no list
+    /// register, active priority, VMCR or queued interrupt survives) and the emulated
+    /// physical timer disabled. The EL2 controls (stage 2, MPIDR, timer offset) are kept.
+    ///
+    /// Returns the physical interrupts whose hardware links the reset dropped: the host
+    /// must deactivate them ([`ReleasedHwInterrupts`]).
+    pub fn power_on(&mut self, entry: u64, context_id: u64) -> VCpuResult<ReleasedHwInterrupts> {
         self.require_unbound("power_on")?;
         if entry & 3 != 0 {
             return Err(VCpuError::InvalidConfig(
@@ -845,6 +872,11 @@ impl Aarch64VCpu {
         self.ws.frame.gpr[0] = context_id;
         self.fp = FpSimdState::default();
         self.debug = emulate::DebugState::default();
+        // The virtual CPU interface and the emulated timer as after a CPU reset.
+        let released = ReleasedHwInterrupts::collect(&self.vgic.lr, &self.irq_queue);
+        self.vgic = VgicState::default();
+        self.irq_queue = PendingQueue::default();
+        self.ptimer = EmulatedTimer::default();
         let r = self.sysregs;
         self.sysregs = GuestSystemRegisters {
             sctlr_el1: SCTLR_EL1_RESET,
@@ -862,7 +894,7 @@ impl Aarch64VCpu {
         self.pending = Pending::None;
         self.ready = false;
         self.entry_set = true;
-        Ok(())
+        Ok(released)
     }
 
     /// Injects an UNDEFINED instruction exception: the guest takes it at its EL1
@@ -1023,6 +1055,13 @@ impl Aarch64VCpu {
     #[cfg(test)]
     pub(crate) fn test_set_vtr(&mut self, vtr: VtrInfo) {
         self.vtr = vtr;
+        self.vtr_known = true;
+    }
+
+    /// Test hook: the saved virtual interface state.
+    #[cfg(test)]
+    pub(crate) fn test_vgic_mut(&mut self) -> &mut VgicState {
+        &mut self.vgic
     }
 
     fn require_unbound(&self, op: &'static str) -> VCpuResult {

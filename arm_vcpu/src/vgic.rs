@@ -60,6 +60,10 @@ pub enum InjectIrqError {
     InvalidHwIntid,
     /// All list registers are in use and the overflow queue is full.
     QueueFull,
+    /// The vCPU has no usable virtual CPU interface: its interrupts are passed through
+    /// (`passthrough_interrupt`), or the core it was bound to has no GICv3 list
+    /// registers. The interrupt could never be delivered, so it is not queued.
+    NoVirtualInterface,
 }
 
 /// What `ICH_VTR_EL2` says about the virtual CPU interface.
@@ -217,6 +221,11 @@ impl PendingQueue {
         Ok(())
     }
 
+    /// The queued interrupts, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = &VirtualInterrupt> {
+        self.items[..self.len].iter().flatten()
+    }
+
     /// Moves queued interrupts into free list registers, oldest first. Returns the
     /// mask of list registers written.
     pub fn refill(&mut self, lrs: &mut [u64]) -> u32 {
@@ -256,6 +265,62 @@ pub struct VgicState {
     pub ap0r: [u64; 4],
     /// `ICH_AP1R<n>_EL2`.
     pub ap1r: [u64; 4],
+}
+
+/// Physical interrupts a vCPU reset ([`crate::Aarch64VCpu::power_on`]) let go of: the
+/// `pINTID`s of hardware-linked virtual interrupts (`ICH_LR<n>_EL2.HW` = 1, or queued
+/// with a `hw_intid`) that were pending or active. Their physical interrupt stays
+/// active at the physical GIC until the guest deactivates the virtual one, which the
+/// reset guest never will: the host must deactivate each (e.g. `ICC_DIR_EL1` on the
+/// core a PPI belongs to, or `GICD_ICACTIVER`/`GICR_ICACTIVER0`).
+#[must_use = "the physical interrupts stay active until the host deactivates them"]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReleasedHwInterrupts {
+    ids: [u32; MAX_LRS + QUEUE_LEN],
+    len: usize,
+}
+
+impl Default for ReleasedHwInterrupts {
+    fn default() -> Self {
+        Self {
+            ids: [0; MAX_LRS + QUEUE_LEN],
+            len: 0,
+        }
+    }
+}
+
+impl ReleasedHwInterrupts {
+    /// Collects the live hardware links of list registers `lrs` and of `queue`.
+    pub fn collect(lrs: &[u64], queue: &PendingQueue) -> Self {
+        let mut r = Self::default();
+        let from_lrs = lrs
+            .iter()
+            .filter(|&&l| l & lr::HW != 0 && l & lr::STATE != 0)
+            .map(|&l| ((l >> 32) & 0x1fff) as u32);
+        let from_queue = queue.iter().filter_map(|vi| vi.hw_intid);
+        for id in from_lrs.chain(from_queue) {
+            if let Some(slot) = r.ids.get_mut(r.len) {
+                *slot = id;
+                r.len += 1;
+            }
+        }
+        r
+    }
+
+    /// The physical INTIDs to deactivate.
+    pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        self.ids[..self.len].iter().copied()
+    }
+
+    /// How many there are.
+    pub const fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there are none.
+    pub const fn is_empty(&self) -> bool {
+        self.len == 0
+    }
 }
 
 /// Which vCPUs a guest SGI is for (`ICC_SGI1R_EL1`, `ICC_ASGI1R_EL1`, `ICC_SGI0R_EL1`).

@@ -219,7 +219,11 @@ pub fn secondary(index: u64) -> ! {
                 None => core::hint::spin_loop(),
             }
         };
-        let ok = vcpu.power_on(entry, ctx).is_ok() && vcpu.bind(&mut percpu).is_ok();
+        let ok = vcpu
+            .power_on(entry, ctx)
+            .map(|released| released.iter().for_each(crate::gic::deactivate))
+            .is_ok()
+            && vcpu.bind(&mut percpu).is_ok();
         with_shared(|s| {
             s.power[1] = Power::On;
             s.start = None;

@@ -116,7 +116,10 @@ pub fn secondary(index: u64) -> ! {
                 None => core::hint::spin_loop(),
             }
         };
-        if vcpu.power_on(entry, ctx).is_err() || vcpu.bind(&mut percpu).is_err() {
+        let started = vcpu
+            .power_on(entry, ctx)
+            .map(|released| released.iter().for_each(crate::gic::deactivate));
+        if started.is_err() || vcpu.bind(&mut percpu).is_err() {
             error!("core 1: cannot start vCPU 1");
             park();
         }

@@ -222,7 +222,10 @@ fn schedule(slots: &mut [Slot], host: &mut Host, percpu: &mut Aarch64PerCpu) -> 
                     s.power = Power::Off;
                 }
                 let boot = &mut slots[0].vcpu;
-                boot.power_on(host.entry, 0).map_err(|_| "power_on")?;
+                boot.power_on(host.entry, 0)
+                    .map_err(|_| "power_on")?
+                    .iter()
+                    .for_each(crate::gic::deactivate);
                 boot_regs(boot, host.iters, host.scenario.entry_regs())
                     .map_err(|_| "vcpu registers")?;
                 cur = 0;
@@ -507,7 +510,9 @@ fn psci(
                     slots[t]
                         .vcpu
                         .power_on(entry, context_id)
-                        .map_err(|_| "power_on")?;
+                        .map_err(|_| "power_on")?
+                        .iter()
+                        .for_each(crate::gic::deactivate);
                     slots[t].power = Power::OnPending;
                     (ret::SUCCESS, Next::Continue)
                 }

@@ -168,6 +168,122 @@ fn interrupts_for_an_unbound_vcpu_are_kept() {
     );
 }
 
+/// Without a usable virtual CPU interface an interrupt can never be delivered: the
+/// host gets a typed error instead of a queued interrupt that silently stays queued.
+#[test]
+fn inject_without_a_virtual_interface_is_an_error() {
+    // Interrupts passed through: the guest owns the physical CPU interface.
+    let mut v = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default()).unwrap();
+    v.setup(Aarch64VCpuSetupConfig {
+        passthrough_interrupt: true,
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(
+        v.inject_interrupt(vi(27)),
+        Err(InjectIrqError::NoVirtualInterface)
+    );
+    assert_eq!(v.queued_interrupts(), 0);
+    // Bound (last) to a core without GICv3 list registers.
+    let mut v = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default()).unwrap();
+    v.setup(Aarch64VCpuSetupConfig::default()).unwrap();
+    v.test_set_vtr(VtrInfo::NONE);
+    assert_eq!(
+        v.inject_interrupt(vi(33)),
+        Err(InjectIrqError::NoVirtualInterface)
+    );
+    assert_eq!(v.queued_interrupts(), 0);
+    // With list registers: delivered (an unbound vCPU keeps it in its saved LRs).
+    v.test_set_vtr(VtrInfo::decode(0x90b8_0003));
+    assert_eq!(v.inject_interrupt(vi(33)), Ok(()));
+    assert_eq!(vgic::lr_intid(v.vgic_state().lr[0]), 33);
+    // A bind to a core without an interface with interrupts waiting is refused
+    // (they would never be delivered); with an interface, or nothing waiting, it is not.
+    let mut q = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default()).unwrap();
+    q.setup(Aarch64VCpuSetupConfig::default()).unwrap();
+    q.inject_interrupt(vi(40)).unwrap();
+    assert_eq!(
+        q.queued_interrupts(),
+        1,
+        "never bound: kept for the first bind"
+    );
+    assert_eq!(
+        q.check_interface_for_bind(&VtrInfo::NONE),
+        Err(VCpuError::NoVirtualInterface)
+    );
+    assert_eq!(
+        q.check_interface_for_bind(&VtrInfo::decode(0x90b8_0003)),
+        Ok(())
+    );
+    assert_eq!(
+        v.check_interface_for_bind(&VtrInfo::NONE),
+        Ok(()),
+        "nothing queued"
+    );
+}
+
+/// CPU_ON after CPU_OFF and SYSTEM_RESET (`power_on`) reset the virtual CPU interface
+/// and the emulated timer as a CPU reset would: no list register, active priority,
+/// VMCR or queued interrupt survives, and the timer is disabled. Hardware-linked
+/// interrupts that were live are handed back for the host to deactivate.
+#[test]
+fn power_on_resets_interrupt_and_timer_state() {
+    let mut v = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default()).unwrap();
+    v.setup(Aarch64VCpuSetupConfig::default()).unwrap();
+    v.set_entry(0x4008_0000).unwrap();
+    v.test_set_vtr(VtrInfo::decode(0x90b8_0003));
+    // Fill the 4 list registers (one hardware-linked), then queue two more (one linked).
+    let linked = |intid, p| VirtualInterrupt {
+        hw_intid: Some(p),
+        ..vi(intid)
+    };
+    for x in [
+        vi(1),
+        linked(27, 27),
+        vi(33),
+        vi(34),
+        vi(35),
+        linked(40, 48),
+    ] {
+        v.inject_interrupt(x).unwrap();
+    }
+    assert_eq!(v.queued_interrupts(), 2);
+    v.test_vgic_mut().vmcr = 0xf000_0003;
+    v.test_vgic_mut().ap1r[0] = 1 << 20;
+    v.test_vgic_mut().ap0r[0] = 1;
+    // Arm the emulated physical timer through the guest's MSRs.
+    for (op2, value) in [(2u8, 5_000u64), (1, 1)] {
+        v.set_gpr(3, value).unwrap();
+        let esr = crate::esr::build::sysreg(3, 3, 14, 2, op2, 3, false);
+        assert_eq!(
+            v.handle_sync_exit(&crate::esr::Syndrome {
+                esr,
+                ..Default::default()
+            }),
+            None
+        );
+    }
+    assert_eq!(v.timer_deadlines().phys, Some(5_000));
+
+    let released = v.power_on(0x4020_0000, 0).unwrap();
+    assert_eq!(
+        v.vgic_state(),
+        &vgic::VgicState::default(),
+        "LRs, APRs, VMCR"
+    );
+    assert_eq!(v.queued_interrupts(), 0);
+    assert_eq!(v.timer_deadlines(), TimerDeadlines::default());
+    let mut ids: [u32; 2] = [0; 2];
+    assert_eq!(released.len(), 2);
+    for (slot, id) in ids.iter_mut().zip(released.iter()) {
+        *slot = id;
+    }
+    ids.sort_unstable();
+    assert_eq!(ids, [27, 48], "physical INTIDs of the live hardware links");
+    // A second reset has nothing left to release.
+    assert!(v.power_on(0x4020_0000, 0).unwrap().is_empty());
+}
+
 #[test]
 fn sgi_decoding() {
     // ICC_SGI1R_EL1: INTID 5, Aff3 1, Aff2 2, Aff1 3, RS 1, TargetList 0b1010.
