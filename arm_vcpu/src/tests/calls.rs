@@ -310,7 +310,7 @@ fn power_on_resets_to_the_psci_entry_state() {
     let mut v = vcpu();
     v.set_gpr(5, 55).unwrap();
     v.set_sp_el0(0x1234);
-    v.power_on(0x4020_0000, 0xabcd).unwrap();
+    assert!(v.power_on(0x4020_0000, 0xabcd).unwrap().is_empty());
     assert_eq!(v.gpr(0), Some(0xabcd));
     assert_eq!(v.gpr(5), Some(0));
     assert_eq!(v.pc(), 0x4020_0000);

@@ -372,7 +372,7 @@ fn asgi1r_generates_group0_sgis_in_a_single_security_state() {
         }
         v.resolve_pending().unwrap();
     }
-    assert_eq!(vgic::decode_sgi(value, SgiRegister::Asgi1r).group1, false);
+    assert!(!vgic::decode_sgi(value, SgiRegister::Asgi1r).group1);
 }
 
 #[test]
