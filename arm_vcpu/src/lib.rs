@@ -48,6 +48,7 @@ pub mod stage2;
 pub mod timer;
 mod vcpu;
 pub mod vgic;
+pub mod workaround;
 
 #[cfg(test)]
 mod tests;
@@ -65,6 +66,7 @@ pub use timer::TimerDeadlines;
 pub use vgic::{
     InjectIrqError, ReleasedHwInterrupts, SgiRegister, SgiRequest, SgiTargets, VirtualInterrupt,
 };
+pub use workaround::{FirmwareConduit, FirmwareInfo, Workarounds};
 
 /// The physical count (`CNTPCT_EL0`), e.g. to give a new VM a `CNTVOFF_EL2` that
 /// starts its virtual count near zero. 0 when not built for aarch64.

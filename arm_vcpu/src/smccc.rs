@@ -2,6 +2,8 @@
 //! made through HVC or SMC into what the crate answers itself, what the host must
 //! complete, and what is forwarded to EL3. Pure functions, tested on the host.
 
+use crate::workaround::{CallAction, Workaround, Workarounds};
+
 /// Return codes shared by SMCCC and PSCI (as signed 32-bit values in w0/x0).
 pub mod ret {
     /// SUCCESS.
@@ -249,6 +251,9 @@ pub enum Outcome {
     Request(PsciRequest),
     /// Forward to EL3 (SMC conduit, allow-listed function ID).
     Forward,
+    /// A workaround the firmware implements and this core needs: the crate calls it
+    /// (function ID only, through the host's firmware conduit) and returns x0–x3 = 0.
+    Workaround(Workaround),
     /// Not a call the crate handles: a hypercall exit to the host (HVC conduit only).
     Host,
 }
@@ -280,8 +285,15 @@ const fn arg(fid: u32, x: u64) -> u64 {
 }
 
 /// Decides what to do with a call. `x` holds x0..x6 at the time of the call, `imm` the
-/// HVC/SMC immediate (SMCCC calls use 0).
-pub fn dispatch(conduit: Conduit, imm: u16, x: &[u64; 7], forward: &SmcForwardList) -> Outcome {
+/// HVC/SMC immediate (SMCCC calls use 0); `workarounds` is the decision for the core
+/// the vCPU runs on.
+pub fn dispatch(
+    conduit: Conduit,
+    imm: u16,
+    x: &[u64; 7],
+    forward: &SmcForwardList,
+    workarounds: &Workarounds,
+) -> Outcome {
     let fid = x[0] as u32;
     if imm != 0 {
         // Not an SMCCC call. An HVC with another immediate is the host's business.
@@ -291,7 +303,7 @@ pub fn dispatch(conduit: Conduit, imm: u16, x: &[u64; 7], forward: &SmcForwardLi
         };
     }
     match owner(fid) {
-        0 if fid & (1 << 31) != 0 => arch_call(fid, x),
+        0 if fid & (1 << 31) != 0 => arch_call(fid, x, workarounds),
         4 if fid & 0xffff <= 0x1f && fid & 0x00ff_0000 == 0 && fid & (1 << 31) != 0 => {
             psci_call(fid, x)
         }
@@ -304,17 +316,26 @@ pub fn dispatch(conduit: Conduit, imm: u16, x: &[u64; 7], forward: &SmcForwardLi
 }
 
 /// Arm architecture calls (owner 0).
-const fn arch_call(fid: u32, x: &[u64; 7]) -> Outcome {
+const fn arch_call(fid: u32, x: &[u64; 7], workarounds: &Workarounds) -> Outcome {
     match fid {
         fid::SMCCC_VERSION => answer(SMCCC_VERSION_1_1 as i64),
         fid::SMCCC_ARCH_FEATURES => match x[1] as u32 {
             // ARCH_FEATURES itself and SMCCC_VERSION are implemented.
             fid::SMCCC_ARCH_FEATURES | fid::SMCCC_VERSION => answer(ret::SUCCESS as i64),
-            // The crate does not implement the firmware mitigations, and says so:
-            // the guest must not rely on these calls.
-            _ => not_supported(),
+            // The workarounds: as decided for this core (`workaround`).
+            queried => match Workaround::from_fid(queried) {
+                Some(w) => answer(workarounds.get(w).features_answer() as i64),
+                // SOC_ID and anything else.
+                None => not_supported(),
+            },
         },
-        _ => not_supported(),
+        _ => match Workaround::from_fid(fid) {
+            Some(w) => match workarounds.get(w).call() {
+                CallAction::Forward => Outcome::Workaround(w),
+                CallAction::Return(x0) => answer(x0 as i64),
+            },
+            None => not_supported(),
+        },
     }
 }
 

@@ -159,6 +159,10 @@ pub struct Aarch64VCpu {
     ptimer: EmulatedTimer,
     /// Emulated debug registers (MDSCR_EL1, the OS lock).
     debug: emulate::DebugState,
+    /// SMCCC_ARCH_WORKAROUND_1/2/3 as decided for the core last bound to.
+    workarounds: crate::workaround::Workarounds,
+    /// Guest workaround calls made to the firmware.
+    workaround_calls: u64,
 }
 
 impl Aarch64VCpu {
@@ -202,6 +206,8 @@ impl Aarch64VCpu {
             vtr_known: false,
             ptimer: EmulatedTimer::default(),
             debug: emulate::DebugState::default(),
+            workarounds: crate::workaround::Workarounds::UNKNOWN,
+            workaround_calls: 0,
         })
     }
 
@@ -286,6 +292,8 @@ impl Aarch64VCpu {
         }
         self.sysregs.hcr_el2 = guest_hcr_el2(&self.setup, feat.pauth);
         self.features = feat;
+        // [smccc] the guest's SMCCC_ARCH_WORKAROUND_* answers follow this core.
+        self.workarounds = *percpu.workarounds();
         self.sysregs.mdcr_el2 = (percpu.host_mdcr() & 0x1f) | GUEST_MDCR_TRAPS;
         let eager = self.setup.fp_switch == FpSwitch::Eager;
         self.sysregs.cptr_el2 = if eager {
@@ -580,9 +588,16 @@ impl Aarch64VCpu {
     fn smccc_call(&mut self, conduit: Conduit, imm: u16, args: [u64; 7]) -> Option<VmExit> {
         // ELR_EL2 points after an HVC but at a trapped SMC.
         let advance: u8 = if conduit == Conduit::Smc { 4 } else { 0 };
-        let answer = match smccc::dispatch(conduit, imm, &args, &self.setup.smc_forward) {
+        let answer = match smccc::dispatch(
+            conduit,
+            imm,
+            &args,
+            &self.setup.smc_forward,
+            &self.workarounds,
+        ) {
             Outcome::Answer(r) => r,
             Outcome::Forward => self.forward_smc(&args),
+            Outcome::Workaround(w) => self.forward_workaround(w),
             Outcome::Request(request) => {
                 self.set_pending(Pending::Psci { request, advance });
                 return Some(VmExit::Psci { request, conduit });
@@ -608,13 +623,46 @@ impl Aarch64VCpu {
         #[cfg(target_arch = "aarch64")]
         {
             let vmid = self.stage2.map_or(0, |s| s.vmid as u64);
-            crate::hw::smc_forward(args, vmid)
+            crate::hw::firmware_call(crate::workaround::FirmwareConduit::Smc, args, vmid)
         }
         #[cfg(not(target_arch = "aarch64"))]
         {
             let _ = args;
             [smccc::ret::NOT_SUPPORTED as i64 as u64, 0, 0, 0]
         }
+    }
+
+    /// Makes a workaround call the firmware implements on the guest's behalf: the
+    /// function ID alone (no guest register reaches the firmware), x7 = the client ID;
+    /// the guest gets x0–x3 = 0 (nothing the firmware returns reaches it).
+    fn forward_workaround(&mut self, w: crate::workaround::Workaround) -> [u64; 4] {
+        self.workaround_calls += 1;
+        #[cfg(target_arch = "aarch64")]
+        {
+            let vmid = self.stage2.map_or(0, |s| s.vmid as u64);
+            let _ = crate::hw::firmware_call(self.workarounds.conduit, &w.firmware_args(), vmid);
+        }
+        #[cfg(not(target_arch = "aarch64"))]
+        let _ = w;
+        [0; 4]
+    }
+
+    /// How many of the guest's SMCCC_ARCH_WORKAROUND_* calls were made to the firmware
+    /// (only calls of a workaround this core needs and the firmware implements are).
+    pub fn workaround_calls_forwarded(&self) -> u64 {
+        self.workaround_calls
+    }
+
+    /// The SMCCC_ARCH_WORKAROUND_* decision the guest sees (that of the core last bound
+    /// to).
+    pub fn workarounds(&self) -> &crate::workaround::Workarounds {
+        &self.workarounds
+    }
+
+    /// Test hook: the decision a bind would have copied from the core.
+    #[cfg(test)]
+    pub(crate) fn test_set_workarounds(&mut self, w: crate::workaround::Workarounds) {
+        self.workarounds = w;
     }
 
     fn set_pending(&mut self, pending: Pending) {

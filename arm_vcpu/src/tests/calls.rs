@@ -6,6 +6,7 @@ use proptest::prelude::*;
 use crate::esr::Syndrome;
 use crate::exit::Pending;
 use crate::smccc::{dispatch, fid, ret, Conduit, Outcome, PsciRequest, SmcForwardList};
+use crate::workaround::Workarounds;
 use crate::*;
 
 const NS: u64 = ret::NOT_SUPPORTED as i64 as u64;
@@ -13,7 +14,13 @@ const INV: u64 = ret::INVALID_PARAMETERS as i64 as u64;
 const BAD_ADDR: u64 = ret::INVALID_ADDRESS as i64 as u64;
 
 fn call(conduit: Conduit, x: [u64; 7]) -> Outcome {
-    dispatch(conduit, 0, &x, &SmcForwardList::new())
+    dispatch(
+        conduit,
+        0,
+        &x,
+        &SmcForwardList::new(),
+        &Workarounds::UNKNOWN,
+    )
 }
 
 fn answer(v: u64) -> Outcome {
@@ -141,12 +148,19 @@ fn calls_outside_psci_and_arch() {
             Conduit::Smc,
             0,
             &[0x8200_0010, 0, 0, 0, 0, 0, 0],
-            &SmcForwardList::new()
+            &SmcForwardList::new(),
+            &Workarounds::UNKNOWN
         ),
         answer(NS)
     );
     assert_eq!(
-        dispatch(Conduit::Smc, 0, &[0x8200_0010, 0, 0, 0, 0, 0, 0], &allow),
+        dispatch(
+            Conduit::Smc,
+            0,
+            &[0x8200_0010, 0, 0, 0, 0, 0, 0],
+            &allow,
+            &Workarounds::UNKNOWN
+        ),
         Outcome::Forward
     );
     // PSCI and arch calls are never forwarded, whatever the list says.
@@ -156,7 +170,8 @@ fn calls_outside_psci_and_arch() {
             Conduit::Smc,
             0,
             &[fid::SYSTEM_OFF as u64, 0, 0, 0, 0, 0, 0],
-            &everything
+            &everything,
+            &Workarounds::UNKNOWN
         ),
         Outcome::Request(PsciRequest::SystemOff)
     );
@@ -165,7 +180,8 @@ fn calls_outside_psci_and_arch() {
             Conduit::Smc,
             0,
             &[fid::SMCCC_VERSION as u64, 0, 0, 0, 0, 0, 0],
-            &everything
+            &everything,
+            &Workarounds::UNKNOWN
         ),
         answer(0x1_0001)
     );
@@ -180,7 +196,8 @@ fn calls_outside_psci_and_arch() {
             Conduit::Hvc,
             1,
             &[fid::PSCI_VERSION as u64, 0, 0, 0, 0, 0, 0],
-            &SmcForwardList::new()
+            &SmcForwardList::new(),
+            &Workarounds::UNKNOWN
         ),
         Outcome::Host
     );
@@ -189,7 +206,8 @@ fn calls_outside_psci_and_arch() {
             Conduit::Smc,
             1,
             &[fid::PSCI_VERSION as u64, 0, 0, 0, 0, 0, 0],
-            &SmcForwardList::new()
+            &SmcForwardList::new(),
+            &Workarounds::UNKNOWN
         ),
         answer(NS)
     );
@@ -337,7 +355,7 @@ proptest! {
     #[test]
     fn any_call_is_decided(x0: u64, x1: u64, x2: u64, x3: u64, imm: u16, smc: bool) {
         let conduit = if smc { Conduit::Smc } else { Conduit::Hvc };
-        let out = dispatch(conduit, imm, &[x0, x1, x2, x3, 0, 0, 0], &SmcForwardList::new());
+        let out = dispatch(conduit, imm, &[x0, x1, x2, x3, 0, 0, 0], &SmcForwardList::new(), &Workarounds::UNKNOWN);
         if smc {
             prop_assert!(out != Outcome::Host && out != Outcome::Forward);
         }
