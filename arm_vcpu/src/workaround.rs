@@ -445,6 +445,13 @@ impl Mitigation {
     /// mitigation needed here" (a static mitigation, or unaffected) even on a listed
     /// core, and its 0 becomes a permanent mitigation instead of forwarded calls.
     pub const fn decide(w: Workaround, exposure: Exposure, fw: Option<i32>) -> Self {
+        // The mutation-test build offers and forwards every workaround the core may need,
+        // whatever the firmware said (the `spectre` scenario must fail).
+        #[cfg(arm_vcpu_mutate = "workaround-forward")]
+        if !matches!(exposure, Exposure::Unaffected) {
+            let _ = fw;
+            return Self::Firmware;
+        }
         let wa2 = matches!(w, Workaround::W2);
         match exposure {
             Exposure::Unaffected => Self::NotRequired,

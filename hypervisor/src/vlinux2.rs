@@ -8,7 +8,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU8, Ordering};
 
 use arm_vcpu::smccc::ret;
-use arm_vcpu::{Aarch64PerCpu, Aarch64VCpu, PsciRequest, VirtualInterrupt, VmExit};
+use arm_vcpu::{Aarch64VCpu, PsciRequest, VirtualInterrupt, VmExit};
 use log::{error, info};
 use spin::Mutex;
 
@@ -98,7 +98,7 @@ fn run0(
 
 /// Core 1: waits for CPU_ON of vCPU 1 and runs it.
 pub fn secondary(index: u64) -> ! {
-    let mut percpu = Aarch64PerCpu::new(index as usize);
+    let mut percpu = crate::firmware::percpu(index as usize);
     if percpu.hardware_enable().is_err() {
         park();
     }

@@ -62,7 +62,7 @@ pub fn psci_affinity_info(power: &[Power], vcpus: u64, target: u64) -> i32 {
 /// Turns on EL2 virtualization on core 0 and sets up the physical GIC for guests whose
 /// interrupts all arrive through list registers.
 pub fn enable_core0() -> Result<Aarch64PerCpu, &'static str> {
-    let mut percpu = Aarch64PerCpu::new(0);
+    let mut percpu = crate::firmware::percpu(0);
     percpu
         .hardware_enable()
         .map_err(|_| "hardware_enable failed")?;

@@ -165,6 +165,8 @@ pub const SCENARIOS: &[Scenario] = &[
     timed("inject", 1, 30),
     // One exit of every class; iters unused (200 PRNG function IDs are fixed).
     timed("classes", 1, 30),
+    // SMCCC_ARCH_WORKAROUND_1/2/3 answers and calls as this CPU needs them.
+    timed("spectre", 1, 30),
     // iters = PRNG instruction words executed at EL1 (seed: bootargs `seed=`).
     timed("hostile", 100_000, 60),
     bench("bench-sysreg", 100, "sysreg_trap", 0),
@@ -253,6 +255,12 @@ pub const MUTATIONS: &[Mutation] = &[
         cfg: "skip-tpidr",
         breaks: "TPIDR_EL1 is left out of the bind/unbind switch",
         reason: "TPIDR_EL1: expected",
+    },
+    Mutation {
+        scenario: "spectre",
+        cfg: "workaround-forward",
+        breaks: "SMCCC workarounds are offered and forwarded whatever the firmware implements",
+        reason: "workaround call(s) reached the firmware",
     },
     Mutation {
         scenario: "hostile",
