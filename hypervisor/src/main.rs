@@ -10,6 +10,7 @@ mod bootargs;
 mod console;
 mod devices;
 mod firmware;
+mod geometry;
 mod gic;
 mod linux;
 mod loader;
@@ -116,6 +117,8 @@ extern "C" fn rust_main() -> ! {
         }
     } else if name == "isolation" {
         multivm::run_isolation(args.iters)
+    } else if name == "stage2" {
+        geometry::run_stage2()
     } else if name == "smp" {
         smp::run_smp(args.iters)
     } else if name == "uboot" {

@@ -46,6 +46,8 @@ enum Expect {
 /// One QEMU test item, ready to run (or already failed before running).
 struct Item {
     label: String,
+    /// Log file name (without `.log`): one per item and CPU model.
+    log: String,
     scenario: &'static Scenario,
     expect: Expect,
     run: Result<qemu::Run, String>,
@@ -69,6 +71,8 @@ pub struct Options<'a> {
     pub seed: Option<u64>,
     /// `mode=` of Linux guests.
     pub mode: &'a str,
+    /// `--cpu`: the one CPU model to run on (`None`: each row's models).
+    pub cpu: Option<&'static str>,
 }
 
 pub fn run(ws: &Workspace, opts: &Options) -> Result<ExitCode, String> {
@@ -77,6 +81,7 @@ pub fn run(ws: &Workspace, opts: &Options) -> Result<ExitCode, String> {
         only,
         seed,
         mode,
+        cpu,
     } = *opts;
     for o in only {
         if o != "unit" && o != "mutation" && scenarios::find(o).is_none() {
@@ -86,9 +91,10 @@ pub fn run(ws: &Workspace, opts: &Options) -> Result<ExitCode, String> {
         }
     }
     let mut tally = Tally::default();
+    let matrix = scenarios::matrix(only, cpu);
     let scenarios: Vec<&'static Scenario> = SCENARIOS
         .iter()
-        .filter(|s| scenarios::selected(s, only))
+        .filter(|s| matrix.iter().any(|(m, _)| m.name == s.name))
         .collect();
     let mutation = selected(only, "mutation");
     let need_qemu = !scenarios.is_empty() || mutation;
@@ -140,7 +146,10 @@ pub fn run(ws: &Workspace, opts: &Options) -> Result<ExitCode, String> {
                 })
             })
             .collect();
-        let prepare = |hv: &Result<PathBuf, String>, s: &Scenario| -> Result<qemu::Run, String> {
+        let prepare = |hv: &Result<PathBuf, String>,
+                       s: &Scenario,
+                       model: &str|
+         -> Result<qemu::Run, String> {
             deps.clone()?;
             let hv = hv.clone()?;
             if s.guest != Guest::TestElf {
@@ -162,7 +171,7 @@ pub fn run(ws: &Workspace, opts: &Options) -> Result<ExitCode, String> {
                     )
                 };
                 let bootargs = scenarios::with_seed(bootargs, seed);
-                return Ok(linux::qemu_run(&hv, &assets, s, bootargs));
+                return Ok(linux::qemu_run(&hv, &assets, s, bootargs).with_cpu(model));
             }
             guests.clone()?;
             let guest = ws.guest_elf(s.name);
@@ -171,15 +180,18 @@ pub fn run(ws: &Workspace, opts: &Options) -> Result<ExitCode, String> {
             }
             let bootargs = scenarios::with_seed(scenarios::bootargs(s.name, s.test_iters), seed);
             Ok(qemu::Run::new(&hv, &guest, bootargs)
+                .with_cpu(model)
                 .with_cpus(s.cpus)
                 .with_mem(s.mem))
         };
-        for &s in &scenarios {
+        for &(s, model) in &matrix {
+            let what = format!("scenario {}", s.name);
             items.push(Item {
-                label: format!("scenario {}", s.name),
+                label: item_label(&what, model),
+                log: log_name(&what, model),
                 scenario: s,
                 expect: Expect::Pass,
-                run: prepare(&hv, s),
+                run: prepare(&hv, s, model),
             });
         }
         if mutation {
@@ -187,15 +199,19 @@ pub fn run(ws: &Workspace, opts: &Options) -> Result<ExitCode, String> {
                 let Some(s) = scenarios::find(m.scenario) else {
                     continue;
                 };
-                items.push(Item {
-                    label: format!(
+                for model in mutation_models(m, s, cpu) {
+                    let what = format!(
                         "mutation check ({} with arm_vcpu_mutate={}: {})",
                         s.name, m.cfg, m.breaks
-                    ),
-                    scenario: s,
-                    expect: Expect::Fail(m),
-                    run: prepare(hv, s),
-                });
+                    );
+                    items.push(Item {
+                        label: item_label(&what, model),
+                        log: log_name(&what, model),
+                        scenario: s,
+                        expect: Expect::Fail(m),
+                        run: prepare(hv, s, model),
+                    });
+                }
             }
         }
     }
@@ -269,6 +285,31 @@ fn unit_tests(ws: &Workspace, tally: &mut Tally) {
     }
 }
 
+/// An item's label: what runs and, in brackets, the CPU model (`scenario irq [cortex-a53]`).
+fn item_label(what: &str, model: &str) -> String {
+    format!("{what} [{model}]")
+}
+
+/// An item's log file name (without `.log`): [`file_name`] of what runs, `@` the model.
+fn log_name(what: &str, model: &str) -> String {
+    format!("{}@{}", file_name(what), file_name(model))
+}
+
+/// The models mutation check `m` of row `s` runs on: `--cpu`'s if the check runs
+/// there, else the check's own or the row's.
+fn mutation_models(
+    m: &scenarios::Mutation,
+    s: &'static Scenario,
+    cpu: Option<&'static str>,
+) -> Vec<&'static str> {
+    let own = m.models.unwrap_or(s.models);
+    match cpu {
+        Some(c) if m.models.is_none() || own.contains(&c) => vec![c],
+        Some(_) => Vec::new(),
+        None => own.to_vec(),
+    }
+}
+
 fn file_name(label: &str) -> String {
     label
         .chars()
@@ -304,7 +345,7 @@ fn run_item(item: Item, logs: &Path) -> Outcome {
             }
         }
     };
-    let log = logs.join(format!("{}.log", file_name(&item.label)));
+    let log = logs.join(format!("{}.log", item.log));
     let _ = std::fs::write(
         &log,
         format!(
@@ -380,6 +421,35 @@ mod tests {
             file_name("mutation check (preserve with arm_vcpu_mutate=x)"),
             "mutation_check__preserve_with_arm_vcpu_mutate_x_"
         );
+    }
+
+    #[test]
+    fn labels_and_logs_per_model() {
+        assert_eq!(
+            item_label("scenario irq", "cortex-a53"),
+            "scenario irq [cortex-a53]"
+        );
+        assert_eq!(
+            log_name("scenario irq", "cortex-a53"),
+            "scenario_irq@cortex-a53"
+        );
+        assert_ne!(
+            log_name("scenario irq", "max"),
+            log_name("scenario irq", "cortex-a53")
+        );
+        let s = scenarios::find("isolation").unwrap();
+        let m = MUTATIONS
+            .iter()
+            .find(|m| m.scenario == "isolation")
+            .unwrap();
+        assert_eq!(mutation_models(m, s, None), s.models);
+        assert_eq!(mutation_models(m, s, Some("cortex-a72")), ["cortex-a72"]);
+        // A check bound to models runs only there.
+        let m = MUTATIONS.iter().find(|m| m.cfg == "stage2-level0").unwrap();
+        let s = scenarios::find("stage2").unwrap();
+        assert_eq!(mutation_models(m, s, None), ["cortex-a53"]);
+        assert!(mutation_models(m, s, Some("max")).is_empty());
+        assert_eq!(mutation_models(m, s, Some("cortex-a53")), ["cortex-a53"]);
     }
 
     #[test]
