@@ -350,17 +350,28 @@ fn power_on_resets_to_the_psci_entry_state() {
 }
 
 proptest! {
-    /// Any function ID over either conduit gets a decision, and whatever the crate
-    /// answers itself is NOT_SUPPORTED or a defined value, never a panic.
+    /// Any function ID over either conduit, with any workaround decision, gets a
+    /// decision, and whatever the crate answers itself is NOT_SUPPORTED or a defined
+    /// value, never a panic; only a workaround decided "by firmware" is forwarded.
     #[test]
-    fn any_call_is_decided(x0: u64, x1: u64, x2: u64, x3: u64, imm: u16, smc: bool) {
+    fn any_call_is_decided(
+        x0: u64, x1: u64, x2: u64, x3: u64, imm: u16, smc: bool, m in prop::array::uniform3(0u8..4),
+    ) {
+        use crate::workaround::{Mitigation, Workaround};
+        let pick = |k: u8| [Mitigation::Firmware, Mitigation::NotRequired, Mitigation::Permanent, Mitigation::NotSupported][k as usize];
+        let w = Workarounds { wa1: pick(m[0]), wa2: pick(m[1]), wa3: pick(m[2]), ..Workarounds::UNKNOWN };
         let conduit = if smc { Conduit::Smc } else { Conduit::Hvc };
-        let out = dispatch(conduit, imm, &[x0, x1, x2, x3, 0, 0, 0], &SmcForwardList::new(), &Workarounds::UNKNOWN);
+        let out = dispatch(conduit, imm, &[x0, x1, x2, x3, 0, 0, 0], &SmcForwardList::new(), &w);
         if smc {
             prop_assert!(out != Outcome::Host && out != Outcome::Forward);
         }
         if let Outcome::Answer([r, 0, 0, 0]) = out {
-            prop_assert!(matches!(r as i64, -9..=-1 | 0 | 2 | 0x1_0001), "{:#x}", r);
+            prop_assert!(matches!(r as i64, -9..=-1 | 0..=2 | 0x1_0001), "{:#x}", r);
+        }
+        if let Outcome::Workaround(wa) = out {
+            prop_assert_eq!(w.get(wa), Mitigation::Firmware);
+            prop_assert_eq!(x0 as u32, wa.fid());
+            prop_assert_eq!(imm, 0);
         }
     }
 }
