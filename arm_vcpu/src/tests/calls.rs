@@ -357,7 +357,7 @@ proptest! {
     fn any_call_is_decided(
         x0: u64, x1: u64, x2: u64, x3: u64, imm: u16, smc: bool, m in prop::array::uniform3(0u8..4),
     ) {
-        use crate::workaround::{Mitigation, Workaround};
+        use crate::workaround::Mitigation;
         let pick = |k: u8| [Mitigation::Firmware, Mitigation::NotRequired, Mitigation::Permanent, Mitigation::NotSupported][k as usize];
         let w = Workarounds { wa1: pick(m[0]), wa2: pick(m[1]), wa3: pick(m[2]), ..Workarounds::UNKNOWN };
         let conduit = if smc { Conduit::Smc } else { Conduit::Hvc };
