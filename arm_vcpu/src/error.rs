@@ -34,6 +34,9 @@ pub enum VCpuError {
     Aarch32NotSupported,
     /// Not running at EL2 on a CPU with EL2, or not built for aarch64.
     NoHardwareSupport,
+    /// Interrupts were injected into the vCPU, but the core it is being bound to has no
+    /// usable GICv3 virtual CPU interface to deliver them through.
+    NoVirtualInterface,
 }
 
 impl fmt::Display for VCpuError {
@@ -50,6 +53,10 @@ impl fmt::Display for VCpuError {
             Self::InvalidRegister(n) => write!(f, "x{n} is not a general-purpose register"),
             Self::Aarch32NotSupported => write!(f, "AArch32 guests are not supported"),
             Self::NoHardwareSupport => write!(f, "no EL2 virtualization support"),
+            Self::NoVirtualInterface => write!(
+                f,
+                "interrupts are waiting but this core has no GICv3 virtual CPU interface"
+            ),
         }
     }
 }

@@ -48,6 +48,7 @@ pub mod stage2;
 pub mod timer;
 mod vcpu;
 pub mod vgic;
+pub mod workaround;
 
 #[cfg(test)]
 mod tests;
@@ -62,7 +63,10 @@ pub use percpu::{Aarch64PerCpu, CpuFeatures, HostTrapFrame, HostTrapHandler, Hos
 pub use smccc::{Conduit, PsciRequest, SmcForwardList};
 pub use stage2::Stage2Config;
 pub use timer::TimerDeadlines;
-pub use vgic::{InjectIrqError, SgiRequest, SgiTargets, VirtualInterrupt};
+pub use vgic::{
+    InjectIrqError, ReleasedHwInterrupts, SgiRegister, SgiRequest, SgiTargets, VirtualInterrupt,
+};
+pub use workaround::{FirmwareConduit, FirmwareInfo, Workarounds};
 
 /// The physical count (`CNTPCT_EL0`), e.g. to give a new VM a `CNTVOFF_EL2` that
 /// starts its virtual count near zero. 0 when not built for aarch64.

@@ -170,6 +170,12 @@ pub struct Aarch64PerCpu {
     /// invalidates the VMID's TLB entries on this core first.
     tlb_owner: [(u16, u64); TLB_OWNER_SLOTS],
     pub(crate) bound: bool,
+    /// [smccc] How the host's firmware is reached, what it answered, what this core
+    /// reports, and the SMCCC_ARCH_WORKAROUND_* decision guests get here.
+    firmware: crate::workaround::FirmwareConduit,
+    firmware_info: crate::workaround::FirmwareInfo,
+    speculation: crate::workaround::CpuSpeculation,
+    workarounds: crate::workaround::Workarounds,
 }
 
 /// Entries of [`Aarch64PerCpu`]'s VMID → last vCPU table.
@@ -191,16 +197,72 @@ impl Aarch64PerCpu {
                 ras: false,
             },
             id_space: [0; crate::idregs::ID_SPACE_LEN],
-            vtr: crate::vgic::VtrInfo {
-                list_regs: 0,
-                pri_bits: 0,
-                id_bits: 0,
-            },
+            vtr: crate::vgic::VtrInfo::NONE,
             tlb_owner: [(0, 0); TLB_OWNER_SLOTS],
             saved_vbar: 0,
             saved_hcr: 0,
             host_mdcr: 0,
             bound: false,
+            firmware: crate::workaround::FirmwareConduit::None,
+            firmware_info: crate::workaround::FirmwareInfo::NONE,
+            speculation: crate::workaround::CpuSpeculation::NONE,
+            workarounds: crate::workaround::Workarounds::UNKNOWN,
+        }
+    }
+
+    /// Says how this core reaches the host's firmware (PSCI / SMCCC services), which
+    /// [`Self::hardware_enable`] asks about the Spectre workarounds
+    /// ([`crate::workaround`]). Default [`FirmwareConduit::None`](crate::FirmwareConduit):
+    /// no call is made, and guests are offered no firmware workaround. Only before
+    /// `hardware_enable`.
+    pub fn set_firmware(&mut self, conduit: crate::workaround::FirmwareConduit) -> VCpuResult {
+        if self.enabled {
+            return Err(VCpuError::InvalidState {
+                op: "set_firmware",
+                state: "enabled",
+            });
+        }
+        self.firmware = conduit;
+        Ok(())
+    }
+
+    /// What the firmware answered at `hardware_enable` (raw values).
+    pub fn firmware_info(&self) -> &crate::workaround::FirmwareInfo {
+        &self.firmware_info
+    }
+
+    /// This core's speculation ID fields and `MIDR_EL1` (valid once enabled).
+    pub fn speculation(&self) -> &crate::workaround::CpuSpeculation {
+        &self.speculation
+    }
+
+    /// The SMCCC_ARCH_WORKAROUND_1/2/3 decision for guests on this core.
+    pub fn workarounds(&self) -> &crate::workaround::Workarounds {
+        &self.workarounds
+    }
+
+    /// Learns what the firmware implements and what this core needs, and decides what
+    /// guests get (`workaround`); turns a dynamic WORKAROUND_2 mitigation on for good.
+    #[cfg(target_arch = "aarch64")]
+    fn probe_workarounds(&mut self) {
+        use crate::idregs::{ID_AA64MMFR1, ID_AA64PFR0, ID_AA64PFR1};
+        use crate::workaround::{CpuSpeculation, FirmwareInfo, Workarounds, WORKAROUND_2};
+        let id = &self.id_space;
+        self.speculation = CpuSpeculation::from_id_registers(
+            id[ID_AA64PFR0],
+            id[ID_AA64PFR1],
+            id[ID_AA64MMFR1],
+            self.features.midr,
+        );
+        let conduit = self.firmware;
+        // The hypervisor's own calls use client ID 0.
+        let call = |f: u32, x1: u64| {
+            crate::hw::firmware_call(conduit, &[f as u64, x1, 0, 0, 0, 0, 0], 0)[0]
+        };
+        self.firmware_info = FirmwareInfo::discover(conduit, call);
+        self.workarounds = Workarounds::decide(&self.speculation, &self.firmware_info);
+        if self.workarounds.enable_wa2 {
+            call(WORKAROUND_2, 1);
         }
     }
 
@@ -245,6 +307,7 @@ impl Aarch64PerCpu {
             self.saved_hcr = crate::hw::hcr_el2();
             self.host_mdcr = crate::hw::mdcr_el2();
             self.id_space = crate::hw::read_id_space();
+            self.probe_workarounds();
             if self.features.gicv3 {
                 crate::hw::enable_icc_sre_el2();
                 self.vtr = crate::vgic::VtrInfo::decode(crate::hw::ich_vtr());

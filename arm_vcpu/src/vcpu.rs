@@ -15,7 +15,8 @@ use crate::percpu::{hcr, Aarch64PerCpu, CpuFeatures, MPIDR_AFFINITY_MASK};
 use crate::smccc::{self, Conduit, Outcome};
 use crate::timer::{EmulatedTimer, TimerDeadlines};
 use crate::vgic::{
-    self, InjectIrqError, PendingQueue, Placement, VgicState, VirtualInterrupt, VtrInfo,
+    self, InjectIrqError, PendingQueue, Placement, ReleasedHwInterrupts, VgicState,
+    VirtualInterrupt, VtrInfo,
 };
 use crate::{
     Aarch64VCpuCreateConfig, Aarch64VCpuSetupConfig, FpSwitch, IdRegisterPolicy, Stage2Config,
@@ -152,10 +153,16 @@ pub struct Aarch64VCpu {
     irq_queue: PendingQueue,
     /// Shape of the virtual CPU interface of the core last bound to.
     vtr: VtrInfo,
+    /// `vtr` comes from a bind (before the first one nothing is known).
+    vtr_known: bool,
     /// The EL1 physical timer, when emulated.
     ptimer: EmulatedTimer,
     /// Emulated debug registers (MDSCR_EL1, the OS lock).
     debug: emulate::DebugState,
+    /// SMCCC_ARCH_WORKAROUND_1/2/3 as decided for the core last bound to.
+    workarounds: crate::workaround::Workarounds,
+    /// Guest workaround calls made to the firmware.
+    workaround_calls: u64,
 }
 
 impl Aarch64VCpu {
@@ -196,8 +203,11 @@ impl Aarch64VCpu {
             vgic: VgicState::default(),
             irq_queue: PendingQueue::default(),
             vtr: VtrInfo::default(),
+            vtr_known: false,
             ptimer: EmulatedTimer::default(),
             debug: emulate::DebugState::default(),
+            workarounds: crate::workaround::Workarounds::UNKNOWN,
+            workaround_calls: 0,
         })
     }
 
@@ -282,6 +292,8 @@ impl Aarch64VCpu {
         }
         self.sysregs.hcr_el2 = guest_hcr_el2(&self.setup, feat.pauth);
         self.features = feat;
+        // [smccc] the guest's SMCCC_ARCH_WORKAROUND_* answers follow this core.
+        self.workarounds = *percpu.workarounds();
         self.sysregs.mdcr_el2 = (percpu.host_mdcr() & 0x1f) | GUEST_MDCR_TRAPS;
         let eager = self.setup.fp_switch == FpSwitch::Eager;
         self.sysregs.cptr_el2 = if eager {
@@ -289,9 +301,11 @@ impl Aarch64VCpu {
         } else {
             GUEST_CPTR_EL2 | CPTR_TFP
         };
+        self.check_interface_for_bind(percpu.vtr())?;
         let vgic_on = self.vgic_in_use(percpu.vtr());
+        self.vtr = *percpu.vtr();
+        self.vtr_known = true;
         if vgic_on {
-            self.vtr = *percpu.vtr();
             // Interrupts injected while unbound go into free list registers now.
             let n = self.vtr.list_regs;
             self.irq_queue.refill(&mut self.vgic.lr[..n]);
@@ -479,8 +493,10 @@ impl Aarch64VCpu {
                 if (reg == SGI1R || reg == ASGI1R || reg == SGI0R) && self.vtr.list_regs != 0 =>
             {
                 self.set_pending(Pending::Advance(len as u8));
+                let register =
+                    vgic::SgiRegister::from_op2(reg.op2()).unwrap_or(vgic::SgiRegister::Sgi1r);
                 return Some(VmExit::SendSgi {
-                    request: vgic::decode_sgi(value, reg != SGI0R),
+                    request: vgic::decode_sgi(value, register),
                 });
             }
             VmExit::SysRegRead { reg, .. } | VmExit::SysRegWrite { reg, .. }
@@ -572,9 +588,16 @@ impl Aarch64VCpu {
     fn smccc_call(&mut self, conduit: Conduit, imm: u16, args: [u64; 7]) -> Option<VmExit> {
         // ELR_EL2 points after an HVC but at a trapped SMC.
         let advance: u8 = if conduit == Conduit::Smc { 4 } else { 0 };
-        let answer = match smccc::dispatch(conduit, imm, &args, &self.setup.smc_forward) {
+        let answer = match smccc::dispatch(
+            conduit,
+            imm,
+            &args,
+            &self.setup.smc_forward,
+            &self.workarounds,
+        ) {
             Outcome::Answer(r) => r,
             Outcome::Forward => self.forward_smc(&args),
+            Outcome::Workaround(w) => self.forward_workaround(w),
             Outcome::Request(request) => {
                 self.set_pending(Pending::Psci { request, advance });
                 return Some(VmExit::Psci { request, conduit });
@@ -600,13 +623,46 @@ impl Aarch64VCpu {
         #[cfg(target_arch = "aarch64")]
         {
             let vmid = self.stage2.map_or(0, |s| s.vmid as u64);
-            crate::hw::smc_forward(args, vmid)
+            crate::hw::firmware_call(crate::workaround::FirmwareConduit::Smc, args, vmid)
         }
         #[cfg(not(target_arch = "aarch64"))]
         {
             let _ = args;
             [smccc::ret::NOT_SUPPORTED as i64 as u64, 0, 0, 0]
         }
+    }
+
+    /// Makes a workaround call the firmware implements on the guest's behalf: the
+    /// function ID alone (no guest register reaches the firmware), x7 = the client ID;
+    /// the guest gets x0–x3 = 0 (nothing the firmware returns reaches it).
+    fn forward_workaround(&mut self, w: crate::workaround::Workaround) -> [u64; 4] {
+        self.workaround_calls += 1;
+        #[cfg(target_arch = "aarch64")]
+        {
+            let vmid = self.stage2.map_or(0, |s| s.vmid as u64);
+            let _ = crate::hw::firmware_call(self.workarounds.conduit, &w.firmware_args(), vmid);
+        }
+        #[cfg(not(target_arch = "aarch64"))]
+        let _ = w;
+        [0; 4]
+    }
+
+    /// How many of the guest's SMCCC_ARCH_WORKAROUND_* calls were made to the firmware
+    /// (only calls of a workaround this core needs and the firmware implements are).
+    pub fn workaround_calls_forwarded(&self) -> u64 {
+        self.workaround_calls
+    }
+
+    /// The SMCCC_ARCH_WORKAROUND_* decision the guest sees (that of the core last bound
+    /// to).
+    pub fn workarounds(&self) -> &crate::workaround::Workarounds {
+        &self.workarounds
+    }
+
+    /// Test hook: the decision a bind would have copied from the core.
+    #[cfg(test)]
+    pub(crate) fn test_set_workarounds(&mut self, w: crate::workaround::Workarounds) {
+        self.workarounds = w;
     }
 
     fn set_pending(&mut self, pending: Pending) {
@@ -688,6 +744,15 @@ impl Aarch64VCpu {
         }
     }
 
+    /// Refuses a bind to a core shaped `vtr` that cannot deliver the interrupts already
+    /// waiting (injected before the first bind, when the interface was not known yet).
+    pub(crate) fn check_interface_for_bind(&self, vtr: &VtrInfo) -> VCpuResult {
+        if !self.vgic_in_use(vtr) && !self.irq_queue.is_empty() {
+            return Err(VCpuError::NoVirtualInterface);
+        }
+        Ok(())
+    }
+
     /// Whether this vCPU uses the GICv3 virtual CPU interface on a core shaped `vtr`.
     fn vgic_in_use(&self, vtr: &VtrInfo) -> bool {
         vtr.list_regs != 0 && !self.setup.passthrough_interrupt
@@ -720,8 +785,15 @@ impl Aarch64VCpu {
     /// (delivered at the next bind, or when the guest frees a list register — the
     /// underflow maintenance interrupt). Re-injecting an INTID that is already pending
     /// does nothing. Fails for an invalid INTID, an invalid hardware link, or a full
-    /// queue; never loses an interrupt silently.
+    /// queue, and with [`InjectIrqError::NoVirtualInterface`] when the vCPU has no usable
+    /// virtual CPU interface (interrupts passed through, or bound to a core without GICv3
+    /// list registers); never loses an interrupt silently. Before its first bind a vCPU
+    /// keeps what it is given for that bind (which fails with
+    /// [`VCpuError::NoVirtualInterface`] on a core that cannot deliver it).
     pub fn inject_interrupt(&mut self, vi: VirtualInterrupt) -> Result<(), InjectIrqError> {
+        if self.setup.passthrough_interrupt || (self.vtr_known && self.vtr.list_regs == 0) {
+            return Err(InjectIrqError::NoVirtualInterface);
+        }
         let id_bits = if self.vtr.list_regs == 0 {
             24
         } else {
@@ -831,8 +903,13 @@ impl Aarch64VCpu {
     /// Puts an unbound vCPU in the state PSCI CPU_ON specifies for a core it powers
     /// on: PC = `entry`, EL1h with D/A/I/F masked, x0 = `context_id`, the other GPRs
     /// and FP/SIMD zero, EL1 system registers at their reset values (MMU and caches
-    /// off). The EL2 controls (stage 2, MPIDR, timer offset) are kept.
-    pub fn power_on(&mut self, entry: u64, context_id: u64) -> VCpuResult {
+    /// off), no pending virtual SError, the virtual CPU interface reset (no list
+    /// register, active priority, VMCR or queued interrupt survives) and the emulated
+    /// physical timer disabled. The EL2 controls (stage 2, MPIDR, timer offset) are kept.
+    ///
+    /// Returns the physical interrupts whose hardware links the reset dropped: the host
+    /// must deactivate them ([`ReleasedHwInterrupts`]).
+    pub fn power_on(&mut self, entry: u64, context_id: u64) -> VCpuResult<ReleasedHwInterrupts> {
         self.require_unbound("power_on")?;
         if entry & 3 != 0 {
             return Err(VCpuError::InvalidConfig(
@@ -843,6 +920,11 @@ impl Aarch64VCpu {
         self.ws.frame.gpr[0] = context_id;
         self.fp = FpSimdState::default();
         self.debug = emulate::DebugState::default();
+        // The virtual CPU interface and the emulated timer as after a CPU reset.
+        let released = ReleasedHwInterrupts::collect(&self.vgic.lr, &self.irq_queue);
+        self.vgic = VgicState::default();
+        self.irq_queue = PendingQueue::default();
+        self.ptimer = EmulatedTimer::default();
         let r = self.sysregs;
         self.sysregs = GuestSystemRegisters {
             sctlr_el1: SCTLR_EL1_RESET,
@@ -860,7 +942,7 @@ impl Aarch64VCpu {
         self.pending = Pending::None;
         self.ready = false;
         self.entry_set = true;
-        Ok(())
+        Ok(released)
     }
 
     /// Injects an UNDEFINED instruction exception: the guest takes it at its EL1
@@ -1015,6 +1097,19 @@ impl Aarch64VCpu {
     /// The bind-time register state as of the last unbind (stale while bound).
     pub fn system_registers(&self) -> &GuestSystemRegisters {
         &self.sysregs
+    }
+
+    /// Test hook: the virtual interface shape a bind would have recorded.
+    #[cfg(test)]
+    pub(crate) fn test_set_vtr(&mut self, vtr: VtrInfo) {
+        self.vtr = vtr;
+        self.vtr_known = true;
+    }
+
+    /// Test hook: the saved virtual interface state.
+    #[cfg(test)]
+    pub(crate) fn test_vgic_mut(&mut self) -> &mut VgicState {
+        &mut self.vgic
     }
 
     fn require_unbound(&self, op: &'static str) -> VCpuResult {

@@ -26,6 +26,7 @@ pub mod rng;
 pub mod rt;
 pub mod slot;
 pub mod sysreg;
+pub mod workaround;
 
 core::arch::global_asm!(include_str!("../asm/entry.S"));
 

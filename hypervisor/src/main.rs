@@ -9,6 +9,7 @@ extern crate alloc;
 mod bootargs;
 mod console;
 mod devices;
+mod firmware;
 mod geometry;
 mod gic;
 mod linux;
@@ -91,6 +92,8 @@ extern "C" fn rust_main() -> ! {
     console::init_logging();
     Aarch64PerCpu::set_host_trap_handler(host_trap);
     let args = bootargs::BootArgs::parse(bootargs::from_dtb(0x4000_0000));
+    // How PSCI/SMCCC firmware is called (for the Spectre workarounds).
+    firmware::init(0x4000_0000);
     let name = args.scenario;
     info!(
         "arm_vcpu reference hypervisor: scenario {} iters {} seed {}",

@@ -5,8 +5,8 @@
 use alloc::vec::Vec;
 
 use arm_vcpu::{
-    Aarch64PerCpu, Aarch64VCpu, Aarch64VCpuCreateConfig, Aarch64VCpuSetupConfig, Stage2Config,
-    VirtualInterrupt, VmExit,
+    Aarch64VCpu, Aarch64VCpuCreateConfig, Aarch64VCpuSetupConfig, Stage2Config, VirtualInterrupt,
+    VmExit,
 };
 use log::{error, info};
 
@@ -91,7 +91,7 @@ fn run(iters: u64, stats: &mut ExitStats) -> Verdict {
     if !arm_vcpu::has_hardware_support() {
         return Err("no EL2 virtualization support");
     }
-    let mut percpu = Aarch64PerCpu::new(0);
+    let mut percpu = crate::firmware::percpu(0);
     percpu
         .hardware_enable()
         .map_err(|_| "hardware_enable failed")?;

@@ -6,8 +6,7 @@
 
 use arm_vcpu::smccc::ret;
 use arm_vcpu::{
-    Aarch64PerCpu, Aarch64VCpu, Aarch64VCpuCreateConfig, Aarch64VCpuSetupConfig, PsciRequest,
-    Stage2Config, VmExit,
+    Aarch64VCpu, Aarch64VCpuCreateConfig, Aarch64VCpuSetupConfig, PsciRequest, Stage2Config, VmExit,
 };
 use log::{error, info};
 use spin::Mutex;
@@ -123,7 +122,7 @@ fn run(vm: TwoCoreVm, stats: &mut ExitStats) -> Verdict {
     if !arm_vcpu::has_hardware_support() {
         return Err("no EL2 virtualization support");
     }
-    let mut percpu = Aarch64PerCpu::new(0);
+    let mut percpu = crate::firmware::percpu(0);
     percpu
         .hardware_enable()
         .map_err(|_| "hardware_enable failed")?;
@@ -200,7 +199,7 @@ fn run(vm: TwoCoreVm, stats: &mut ExitStats) -> Verdict {
 /// Core `index` (≥ 1), entered from `secondary_start`: waits for its vCPU to be
 /// powered on, runs it until CPU_OFF, and waits again.
 pub fn secondary(index: u64) -> ! {
-    let mut percpu = Aarch64PerCpu::new(index as usize);
+    let mut percpu = crate::firmware::percpu(index as usize);
     if percpu.hardware_enable().is_err() {
         error!("core {}: hardware_enable failed", index);
         park();
@@ -219,7 +218,11 @@ pub fn secondary(index: u64) -> ! {
                 None => core::hint::spin_loop(),
             }
         };
-        let ok = vcpu.power_on(entry, ctx).is_ok() && vcpu.bind(&mut percpu).is_ok();
+        let ok = vcpu
+            .power_on(entry, ctx)
+            .map(|released| released.iter().for_each(crate::gic::deactivate))
+            .is_ok()
+            && vcpu.bind(&mut percpu).is_ok();
         with_shared(|s| {
             s.power[1] = Power::On;
             s.start = None;

@@ -90,6 +90,14 @@ impl VGic {
         }
     }
 
+    /// Whether SGI/PPI `intid` of `vcpu` is configured as Group 1 (GICR_IGROUPR0).
+    pub fn is_group1(&self, vcpu: usize, intid: u32) -> bool {
+        self.redist
+            .get(vcpu)
+            .and_then(|r| r.irqs.get(intid as usize))
+            .is_some_and(|i| i.group1)
+    }
+
     /// The vCPU an SPI is routed to (by affinity; vCPU i has Aff0 = i).
     pub fn spi_target(&self, intid: u32) -> usize {
         let r = self.route[(intid as usize - 32) % NR_SPIS];

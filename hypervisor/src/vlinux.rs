@@ -117,7 +117,9 @@ fn run_inner(
                         let in_ram = mem.host_ptr(entry, 4).is_some();
                         match vplatform::psci_cpu_on(&power, vcpus, target_mpidr, in_ram) {
                             Ok(t) => match slots[t].vcpu.power_on(entry, context_id) {
-                                Ok(()) => {
+                                Ok(released) => {
+                                    // Hardware links the reset dropped (the timer PPI).
+                                    released.iter().for_each(crate::gic::deactivate);
                                     slots[t].power = Power::OnPending;
                                     ret::SUCCESS
                                 }

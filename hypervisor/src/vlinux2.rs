@@ -8,7 +8,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU8, Ordering};
 
 use arm_vcpu::smccc::ret;
-use arm_vcpu::{Aarch64PerCpu, Aarch64VCpu, PsciRequest, VirtualInterrupt, VmExit};
+use arm_vcpu::{Aarch64VCpu, PsciRequest, VirtualInterrupt, VmExit};
 use log::{error, info};
 use spin::Mutex;
 
@@ -98,7 +98,7 @@ fn run0(
 
 /// Core 1: waits for CPU_ON of vCPU 1 and runs it.
 pub fn secondary(index: u64) -> ! {
-    let mut percpu = Aarch64PerCpu::new(index as usize);
+    let mut percpu = crate::firmware::percpu(index as usize);
     if percpu.hardware_enable().is_err() {
         park();
     }
@@ -116,7 +116,10 @@ pub fn secondary(index: u64) -> ! {
                 None => core::hint::spin_loop(),
             }
         };
-        if vcpu.power_on(entry, ctx).is_err() || vcpu.bind(&mut percpu).is_err() {
+        let started = vcpu
+            .power_on(entry, ctx)
+            .map(|released| released.iter().for_each(crate::gic::deactivate));
+        if started.is_err() || vcpu.bind(&mut percpu).is_err() {
             error!("core 1: cannot start vCPU 1");
             park();
         }

@@ -135,10 +135,11 @@ fn build_and_run(
     if !arm_vcpu::has_hardware_support() {
         return Err("no EL2 virtualization support");
     }
-    let mut percpu = Aarch64PerCpu::new(0);
+    let mut percpu = crate::firmware::percpu(0);
     percpu
         .hardware_enable()
         .map_err(|_| "hardware_enable failed")?;
+    crate::firmware::report(&percpu);
     let mem = GuestMemory::new().map_err(|_| "stage-2 mapping failed")?;
     let entry = loader::load_elf(loader::staging(), &mem).map_err(|e| {
         error!("guest image: {:?}", e);
@@ -222,7 +223,10 @@ fn schedule(slots: &mut [Slot], host: &mut Host, percpu: &mut Aarch64PerCpu) -> 
                     s.power = Power::Off;
                 }
                 let boot = &mut slots[0].vcpu;
-                boot.power_on(host.entry, 0).map_err(|_| "power_on")?;
+                boot.power_on(host.entry, 0)
+                    .map_err(|_| "power_on")?
+                    .iter()
+                    .for_each(crate::gic::deactivate);
                 boot_regs(boot, host.iters, host.scenario.entry_regs())
                     .map_err(|_| "vcpu registers")?;
                 cur = 0;
@@ -301,6 +305,8 @@ fn handle_exit(
         dev_reads: host.dev.reads,
         dev_writes: host.dev.writes,
         irqs: host.irqs,
+        workarounds: *slots[cur].vcpu.workarounds(),
+        workaround_calls: slots[cur].vcpu.workaround_calls_forwarded(),
     };
     let vcpu = &mut slots[cur].vcpu;
     let st = &mut host.stats;
@@ -507,7 +513,9 @@ fn psci(
                     slots[t]
                         .vcpu
                         .power_on(entry, context_id)
-                        .map_err(|_| "power_on")?;
+                        .map_err(|_| "power_on")?
+                        .iter()
+                        .for_each(crate::gic::deactivate);
                     slots[t].power = Power::OnPending;
                     (ret::SUCCESS, Next::Continue)
                 }

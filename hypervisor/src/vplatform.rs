@@ -62,7 +62,7 @@ pub fn psci_affinity_info(power: &[Power], vcpus: u64, target: u64) -> i32 {
 /// Turns on EL2 virtualization on core 0 and sets up the physical GIC for guests whose
 /// interrupts all arrive through list registers.
 pub fn enable_core0() -> Result<Aarch64PerCpu, &'static str> {
-    let mut percpu = Aarch64PerCpu::new(0);
+    let mut percpu = crate::firmware::percpu(0);
     percpu
         .hardware_enable()
         .map_err(|_| "hardware_enable failed")?;
@@ -255,8 +255,13 @@ impl Platform {
     ) {
         stats.sgi += 1;
         for v in 0..vcpus {
-            if request.targets.includes(v as u64, me as u64) {
-                if let Some(d) = self.vgic.raise(v, request.intid as u32, None) {
+            // An SGI reaches a target only where it is configured in the group the
+            // register generates (ICC_SGI0R/ASGI1R: Group 0 in a one-Security-state VM).
+            let intid = request.intid as u32;
+            if request.targets.includes(v as u64, me as u64)
+                && self.vgic.is_group1(v, intid) == request.group1
+            {
+                if let Some(d) = self.vgic.raise(v, intid, None) {
                     self.pending.push(d);
                 }
             }

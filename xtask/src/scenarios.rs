@@ -211,6 +211,17 @@ pub const SCENARIOS: &[Scenario] = &[
     timed("inject", 1, 30),
     // One exit of every class; iters unused (200 PRNG function IDs are fixed).
     timed("classes", 1, 30),
+    // SMCCC_ARCH_WORKAROUND_1/2/3 answers and calls as this CPU needs them: max (CSV2_2,
+    // SSBS2), cortex-a53 (in order: none needed), cortex-a57/a72 (Spectre v2, SSB and
+    // BHB: QEMU's firmware lacks the workarounds, so NOT_SUPPORTED and nothing
+    // forwarded), cortex-a76 (CSV2 and SSBS, but BHB-affected).
+    timed("spectre", 1, 30).with_models(&[
+        "max",
+        "cortex-a53",
+        "cortex-a57",
+        "cortex-a72",
+        "cortex-a76",
+    ]),
     // iters = PRNG instruction words executed at EL1 (seed: bootargs `seed=`).
     timed("hostile", 100_000, 60),
     bench("bench-sysreg", 100, "sysreg_trap", 0),
@@ -308,6 +319,15 @@ pub const MUTATIONS: &[Mutation] = &[
         breaks: "TPIDR_EL1 is left out of the bind/unbind switch",
         reason: "TPIDR_EL1: expected",
         models: None,
+    },
+    Mutation {
+        scenario: "spectre",
+        cfg: "workaround-forward",
+        breaks: "SMCCC workarounds are offered and forwarded whatever the firmware implements",
+        reason: "workaround call(s) reached the firmware",
+        // Where a workaround is needed (cortex-a57: all three; max: WORKAROUND_3), not
+        // on a core that needs none (cortex-a53).
+        models: Some(&["max", "cortex-a57"]),
     },
     Mutation {
         scenario: "hostile",

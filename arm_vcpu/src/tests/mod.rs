@@ -4,3 +4,4 @@ mod calls;
 mod exits;
 mod injection;
 mod vgic_timer;
+mod workaround;

@@ -725,10 +725,22 @@ fn expect(conduit: Conduit, imm: u32, a: &[u64; 4]) -> Option<(u64, Route)> {
     }
     let crate_answer = |v: u64| Some((v, Route::Crate));
     if owner == 0 && fast {
+        // The Spectre workarounds: as this CPU needs them (guests::workaround).
+        let wa = guests::workaround::Facts::read().expected();
+        let call = guests::workaround::Facts::call_result;
         return match fid {
             0x8000_0000 => crate_answer(0x10001),
             // ARCH_FEATURES of itself and of SMCCC_VERSION: implemented.
-            0x8000_0001 if matches!(a[1] as u32, 0x8000_0000 | 0x8000_0001) => crate_answer(0),
+            0x8000_0001 => crate_answer(match a[1] as u32 {
+                0x8000_0000 | 0x8000_0001 => 0,
+                0x8000_8000 => wa[0],
+                0x8000_7fff => wa[1],
+                0x8000_3fff => wa[2],
+                _ => NOT_SUPPORTED,
+            }),
+            0x8000_8000 => crate_answer(call(wa[0])),
+            0x8000_7fff => crate_answer(call(wa[1])),
+            0x8000_3fff => crate_answer(call(wa[2])),
             _ => crate_answer(NOT_SUPPORTED),
         };
     }
@@ -736,8 +748,10 @@ fn expect(conduit: Conduit, imm: u32, a: &[u64; 4]) -> Option<(u64, Route)> {
         return match fid {
             0x8400_0000 => crate_answer(0x10001),
             0x8400_0001 | 0xC400_0001 => {
+                // Original format: only a StateID [15:0] with a level-0 standby;
+                // powerdown [16], PowerLevel [25:24] and reserved bits are refused.
                 let ps = arg(a[1]) as u32;
-                if ps & (1 << 16) != 0 || (ps >> 24) & 3 != 0 {
+                if ps & 0xffff_0000 != 0 {
                     crate_answer(INVALID_PARAMETERS)
                 } else {
                     Some((0, Route::Psci))

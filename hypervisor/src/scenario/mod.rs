@@ -15,6 +15,7 @@ mod classes;
 mod hostile;
 mod inject;
 mod psci;
+mod spectre;
 
 /// What the VM tells a scenario about itself when it asks.
 #[derive(Clone, Copy, Debug, Default)]
@@ -25,6 +26,10 @@ pub struct VmInfo {
     pub dev_writes: WidthCounts,
     /// External-interrupt exits so far.
     pub irqs: u64,
+    /// The calling vCPU's SMCCC_ARCH_WORKAROUND_* decision (`spectre`).
+    pub workarounds: arm_vcpu::Workarounds,
+    /// The calling vCPU's workaround calls the crate made to the firmware.
+    pub workaround_calls: u64,
 }
 
 /// What to do with a stage-2 abort the VM has nothing mapped for.
@@ -128,4 +133,5 @@ pub fn by_name(name: &str, iters: u64, seed: u64) -> Option<alloc::boxed::Box<dy
         .or_else(|| psci::by_name(name))
         .or_else(|| inject::by_name(name))
         .or_else(|| bench::by_name(name))
+        .or_else(|| spectre::by_name(name))
 }
