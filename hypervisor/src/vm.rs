@@ -301,13 +301,16 @@ fn handle_exit(
         host.stats.sgi += 1;
         return send_sgi(cur, slots, request);
     }
-    let info = VmInfo {
-        dev_reads: host.dev.reads,
-        dev_writes: host.dev.writes,
-        irqs: host.irqs,
-        workarounds: *slots[cur].vcpu.workarounds(),
-        workaround_calls: slots[cur].vcpu.workaround_calls_forwarded(),
-    };
+    // What a scenario asks about the VM: built only for the calls that hand it over
+    // (TEST_CALL, EXIT), never on the other exits' path.
+    fn info<'a>(host: &Host, vcpu: &'a arm_vcpu::Aarch64VCpu) -> VmInfo<'a> {
+        VmInfo {
+            dev_reads: host.dev.reads,
+            dev_writes: host.dev.writes,
+            irqs: host.irqs,
+            vcpu,
+        }
+    }
     let vcpu = &mut slots[cur].vcpu;
     let st = &mut host.stats;
     match *exit {
@@ -315,6 +318,7 @@ fn handle_exit(
             st.hypercall += 1;
             match args[0] {
                 hvc::TEST_CALL => {
+                    let info = info(host, vcpu);
                     let v = host.scenario.test_call(cur, args, &info)?;
                     vcpu.set_return_value(v);
                     if let Some(esr) = host.scenario.serror_after_test_call(cur) {
@@ -334,6 +338,7 @@ fn handle_exit(
                     if args[1] != 0 {
                         error!("guest reports {} failed checks", args[1]);
                     }
+                    let info = info(host, vcpu);
                     return Ok(Next::End(host.scenario.finish(args[1], &info)));
                 }
                 // Unknown function IDs: SMCCC NOT_SUPPORTED (-1).

@@ -18,18 +18,17 @@ mod psci;
 mod spectre;
 
 /// What the VM tells a scenario about itself when it asks.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct VmInfo {
+#[derive(Clone, Copy, Debug)]
+pub struct VmInfo<'a> {
     /// Test-device reads and writes by width.
     pub dev_reads: WidthCounts,
     /// Test-device writes by width.
     pub dev_writes: WidthCounts,
     /// External-interrupt exits so far.
     pub irqs: u64,
-    /// The calling vCPU's SMCCC_ARCH_WORKAROUND_* decision (`spectre`).
-    pub workarounds: arm_vcpu::Workarounds,
-    /// The calling vCPU's workaround calls the crate made to the firmware.
-    pub workaround_calls: u64,
+    /// The calling vCPU (a reference, so the exit path copies nothing a scenario
+    /// might want: e.g. `spectre` reads its SMCCC_ARCH_WORKAROUND_* decision).
+    pub vcpu: &'a arm_vcpu::Aarch64VCpu,
 }
 
 /// What to do with a stage-2 abort the VM has nothing mapped for.

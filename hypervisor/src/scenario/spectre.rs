@@ -36,7 +36,7 @@ impl Scenario for Spectre {
             return Err("spectre: unknown TEST_CALL");
         }
         self.reported = true;
-        let w = vm.workarounds;
+        let w = *vm.vcpu.workarounds();
         crate::println!(
             "spectre host: guest saw WORKAROUND_1/2/3 = {}, {}, {}; the crate decided {:?}, \
              {:?}, {:?}; calls made to the firmware: {}",
@@ -46,7 +46,7 @@ impl Scenario for Spectre {
             w.wa1,
             w.wa2,
             w.wa3,
-            vm.workaround_calls
+            vm.vcpu.workaround_calls_forwarded()
         );
         for (seen, m) in [(a[2], w.wa1), (a[3], w.wa2), (a[4], w.wa3)] {
             if seen != m.features_answer() as i64 as u64 {
@@ -56,7 +56,7 @@ impl Scenario for Spectre {
                 self.fail("a workaround offered as implemented by QEMU's firmware, which has none");
             }
         }
-        if vm.workaround_calls != 0 {
+        if vm.vcpu.workaround_calls_forwarded() != 0 {
             self.fail("workaround call(s) reached the firmware");
         }
         Ok(u64::from(self.failure.is_some()))
