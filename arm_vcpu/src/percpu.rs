@@ -163,8 +163,11 @@ pub struct Aarch64PerCpu {
     host_mdcr: u64,
     /// The host's feature ID space (see `idregs`).
     id_space: [u64; crate::idregs::ID_SPACE_LEN],
-    /// The virtual CPU interface (`ICH_VTR_EL2`), when GICv3 is present.
-    vtr: crate::vgic::VtrInfo,
+    /// [gicv2] The virtual CPU interface found at `hardware_enable` (GICv3 system
+    /// registers, a GICv2 GICH frame, or none), and what the host said about it.
+    iface: crate::vgic::VirtualInterface,
+    gich: Option<usize>,
+    maintenance_intid: u32,
     /// Which vCPU of which VM last ran here, per VMID slot (direct-mapped on the low
     /// VMID bits): a bind by another vCPU of the VM, or of another VM using the slot,
     /// invalidates the VMID's TLB entries on this core first.
@@ -197,7 +200,9 @@ impl Aarch64PerCpu {
                 ras: false,
             },
             id_space: [0; crate::idregs::ID_SPACE_LEN],
-            vtr: crate::vgic::VtrInfo::NONE,
+            iface: crate::vgic::VirtualInterface::NONE,
+            gich: None,
+            maintenance_intid: crate::vgic::DEFAULT_MAINTENANCE_INTID,
             tlb_owner: [(0, 0); TLB_OWNER_SLOTS],
             saved_vbar: 0,
             saved_hcr: 0,
@@ -223,6 +228,61 @@ impl Aarch64PerCpu {
             });
         }
         self.firmware = conduit;
+        Ok(())
+    }
+
+    /// [gicv2] Says that this core's GIC is a GICv2 with virtualization (GIC-400
+    /// class), whose virtual interface control frame (GICH, found in the host's device
+    /// tree) the host has mapped as Device memory at EL2 address `gich`: the crate then
+    /// delivers virtual interrupts through `GICH_LR<n>` and switches the frame's state
+    /// at bind/unbind. Use the address of the frame that belongs to the calling core
+    /// (GIC-400's banked "this processor" frame is the same on every core). Only before
+    /// `hardware_enable`; `gich` must be non-zero and 4 KiB aligned. Without it, the
+    /// GICv3 system registers are used where they work (`ID_AA64PFR0_EL1.GIC`,
+    /// `ICC_SRE_EL2.SRE`), or no virtual interrupt can be injected
+    /// ([`InjectIrqError::NoVirtualInterface`](crate::InjectIrqError)).
+    ///
+    /// What the host maps for the guest (GICV at its GICC address, or the physical
+    /// GICC for passthrough): [`crate::vgic::v2`].
+    pub fn set_gicv2_interface(&mut self, gich: usize) -> VCpuResult {
+        self.require_disabled("set_gicv2_interface")?;
+        if gich == 0 || gich % 0x1000 != 0 {
+            return Err(VCpuError::InvalidConfig(
+                "GICH frame address is zero or not 4 KiB aligned",
+            ));
+        }
+        self.gich = Some(gich);
+        Ok(())
+    }
+
+    /// [gicv2] The INTID of the virtual interface's maintenance interrupt on this core
+    /// (a PPI, 16–31; from the host's device tree; default 25, the Server Base System
+    /// Architecture's, which QEMU `virt` uses). The host enables it at its GIC and
+    /// routes it to EL2; the crate handles it inside `run()` (reading `*_MISR`, never
+    /// acknowledging it). Only before `hardware_enable`.
+    pub fn set_maintenance_interrupt(&mut self, intid: u32) -> VCpuResult {
+        self.require_disabled("set_maintenance_interrupt")?;
+        if !(16..32).contains(&intid) {
+            return Err(VCpuError::InvalidConfig(
+                "the maintenance interrupt must be a PPI (INTID 16-31)",
+            ));
+        }
+        self.maintenance_intid = intid;
+        Ok(())
+    }
+
+    /// [gicv2] The virtual CPU interface this core uses (valid once enabled).
+    pub fn virtual_interface(&self) -> &crate::vgic::VirtualInterface {
+        &self.iface
+    }
+
+    fn require_disabled(&self, op: &'static str) -> VCpuResult {
+        if self.enabled {
+            return Err(VCpuError::InvalidState {
+                op,
+                state: "enabled",
+            });
+        }
         Ok(())
     }
 
@@ -308,15 +368,38 @@ impl Aarch64PerCpu {
             self.host_mdcr = crate::hw::mdcr_el2();
             self.id_space = crate::hw::read_id_space();
             self.probe_workarounds();
-            if self.features.gicv3 {
-                crate::hw::enable_icc_sre_el2();
-                self.vtr = crate::vgic::VtrInfo::decode(crate::hw::ich_vtr());
-            }
+            self.probe_virtual_interface();
             self.tlb_owner = [(0, 0); TLB_OWNER_SLOTS];
             crate::hw::install_vectors(crate::hw::vectors_address(), HOST_HCR_EL2);
         }
         self.enabled = true;
         Ok(())
+    }
+
+    /// [gicv2] Finds the virtual CPU interface (`VirtualInterface::choose`), reads its
+    /// shape and puts it in a known state (disabled, list registers empty).
+    #[cfg(target_arch = "aarch64")]
+    fn probe_virtual_interface(&mut self) {
+        use crate::vgic::{v2, InterfaceKind, VirtualInterface, VtrInfo};
+        let mi = self.maintenance_intid;
+        self.iface = match VirtualInterface::choose(
+            self.gich,
+            self.features.gicv3,
+            crate::hw::ich::enable_sre,
+        ) {
+            InterfaceKind::V2 => {
+                let base = self.gich.unwrap_or(0);
+                let mut frame = crate::hw::gich::Frame::new(base);
+                let vtr = v2::Mmio32::read32(&mut frame, v2::gich::VTR);
+                VirtualInterface::v2(base, v2::decode_vtr(vtr), mi)
+            }
+            InterfaceKind::V3 => VirtualInterface::v3(VtrInfo::decode(crate::hw::ich::vtr()), mi),
+            InterfaceKind::None => VirtualInterface {
+                maintenance_intid: mi,
+                ..VirtualInterface::NONE
+            },
+        };
+        crate::vgic::with_interface!(self.iface, r => crate::vgic::list_registers::reset(&mut r), none => ());
     }
 
     /// Turns virtualization off on the calling core: restores `VBAR_EL2`/`HCR_EL2`.
@@ -340,9 +423,9 @@ impl Aarch64PerCpu {
         &self.id_space
     }
 
-    /// The virtual CPU interface's shape (zero list registers without GICv3).
+    /// The virtual CPU interface's shape (zero list registers without one).
     pub fn vtr(&self) -> &crate::vgic::VtrInfo {
-        &self.vtr
+        &self.iface.vtr
     }
 
     /// Records that vCPU `vcpu_id` of VM `vmid` is bound here; returns whether this

@@ -14,9 +14,11 @@ use crate::inject::{self, Injection};
 use crate::percpu::{hcr, Aarch64PerCpu, CpuFeatures, MPIDR_AFFINITY_MASK};
 use crate::smccc::{self, Conduit, Outcome};
 use crate::timer::{EmulatedTimer, TimerDeadlines};
+#[cfg(test)]
+use crate::vgic::VtrInfo;
 use crate::vgic::{
-    self, InjectIrqError, PendingQueue, Placement, ReleasedHwInterrupts, VgicState,
-    VirtualInterrupt, VtrInfo,
+    self, InjectIrqError, InterfaceKind, QueuedInterrupt, ReleasedHwInterrupts, VcpuInterface,
+    VgicState, VirtualInterrupt,
 };
 use crate::{
     Aarch64VCpuCreateConfig, Aarch64VCpuSetupConfig, FpSwitch, IdRegisterPolicy, Stage2Config,
@@ -147,14 +149,9 @@ pub struct Aarch64VCpu {
     fp_loaded: bool,
     /// The host changed the stage-2 tables: invalidate the VMID at the next bind.
     stage2_dirty: bool,
-    /// The virtual CPU interface state while unbound.
-    vgic: VgicState,
-    /// Interrupts waiting for a free list register.
-    irq_queue: PendingQueue,
-    /// Shape of the virtual CPU interface of the core last bound to.
-    vtr: VtrInfo,
-    /// `vtr` comes from a bind (before the first one nothing is known).
-    vtr_known: bool,
+    /// [gicv2] The virtual CPU interface: state while unbound, queued interrupts, the
+    /// interface (GICv3 or GICv2) of the core last bound to.
+    vgic: VcpuInterface,
     /// The EL1 physical timer, when emulated.
     ptimer: EmulatedTimer,
     /// Emulated debug registers (MDSCR_EL1, the OS lock).
@@ -200,10 +197,7 @@ impl Aarch64VCpu {
             id: NEXT_VCPU_ID.fetch_add(1, Ordering::Relaxed),
             fp_loaded: false,
             stage2_dirty: false,
-            vgic: VgicState::default(),
-            irq_queue: PendingQueue::default(),
-            vtr: VtrInfo::default(),
-            vtr_known: false,
+            vgic: VcpuInterface::default(),
             ptimer: EmulatedTimer::default(),
             debug: emulate::DebugState::default(),
             workarounds: crate::workaround::Workarounds::UNKNOWN,
@@ -301,21 +295,15 @@ impl Aarch64VCpu {
         } else {
             GUEST_CPTR_EL2 | CPTR_TFP
         };
-        self.check_interface_for_bind(percpu.vtr())?;
-        let vgic_on = self.vgic_in_use(percpu.vtr());
-        self.vtr = *percpu.vtr();
-        self.vtr_known = true;
-        if vgic_on {
-            // Interrupts injected while unbound go into free list registers now.
-            let n = self.vtr.list_regs;
-            self.irq_queue.refill(&mut self.vgic.lr[..n]);
-            self.vgic.hcr = vgic::hcr::EN
-                | if self.irq_queue.is_empty() {
-                    0
-                } else {
-                    vgic::hcr::UIE
-                };
-        }
+        // [gicv2] Interrupts injected while unbound go into free list registers now.
+        let iface = *percpu.virtual_interface();
+        self.vgic
+            .check_bind(&iface, self.setup.passthrough_interrupt)?;
+        let vgic_on = self
+            .vgic
+            .prepare_bind(&iface, self.setup.passthrough_interrupt);
+        #[cfg(not(target_arch = "aarch64"))]
+        let _ = vgic_on;
         let flush = percpu.claim_tlb(stage2.vmid, self.id) || self.stage2_dirty;
         #[cfg(target_arch = "aarch64")]
         {
@@ -324,7 +312,7 @@ impl Aarch64VCpu {
                 crate::hw::fpsimd_restore(&self.fp);
             }
             if vgic_on {
-                crate::hw::load_vgic(&self.vgic, &self.vtr);
+                vgic::with_interface!(iface, r => vgic::list_registers::load(&mut r, &self.vgic.state), none => ());
             }
             if flush {
                 crate::hw::flush_current_vmid_local();
@@ -357,8 +345,8 @@ impl Aarch64VCpu {
             if self.fp_loaded {
                 crate::hw::fpsimd_save(&mut self.fp);
             }
-            if self.vgic_in_use(percpu.vtr()) {
-                crate::hw::save_vgic(&mut self.vgic, &self.vtr);
+            if self.vgic.in_use(self.setup.passthrough_interrupt) {
+                vgic::with_interface!(self.vgic.iface, r => vgic::list_registers::save(&mut r, &mut self.vgic.state), none => ());
             }
             crate::hw::set_hcr_el2(crate::percpu::HOST_HCR_EL2);
         }
@@ -436,12 +424,13 @@ impl Aarch64VCpu {
     #[inline(never)]
     fn handle_exit(&mut self, code: u64) -> Option<VmExit> {
         if code >> 63 != 0 {
-            if code & 3 == 1 && self.vtr.list_regs != 0 && !self.setup.passthrough_interrupt {
-                // The virtual interface's maintenance interrupt (underflow): move queued
-                // interrupts into the list registers it signals are free, and re-enter.
-                // The level-sensitive PPI drops once the condition is gone.
-                if crate::hw::ich_misr() & vgic::MISR_U != 0 {
-                    self.refill_lrs_bound();
+            if code & 3 == 1 && self.vgic.in_use(self.setup.passthrough_interrupt) {
+                // The virtual interface's maintenance interrupt (underflow / no pending):
+                // move queued interrupts into the list registers it signals are free,
+                // and re-enter. The level-sensitive PPI drops once the condition is gone.
+                let q = &mut self.vgic.queue;
+                if vgic::with_interface!(self.vgic.iface, r => vgic::list_registers::maintenance(&mut r, q), none => false)
+                {
                     return None;
                 }
             }
@@ -490,7 +479,8 @@ impl Aarch64VCpu {
                 return None;
             }
             VmExit::SysRegWrite { reg, value }
-                if (reg == SGI1R || reg == ASGI1R || reg == SGI0R) && self.vtr.list_regs != 0 =>
+                if (reg == SGI1R || reg == ASGI1R || reg == SGI0R)
+                    && self.vgic.iface.kind == InterfaceKind::V3 =>
             {
                 self.set_pending(Pending::Advance(len as u8));
                 let register =
@@ -746,96 +736,86 @@ impl Aarch64VCpu {
 
     /// Refuses a bind to a core shaped `vtr` that cannot deliver the interrupts already
     /// waiting (injected before the first bind, when the interface was not known yet).
+    #[cfg(test)]
     pub(crate) fn check_interface_for_bind(&self, vtr: &VtrInfo) -> VCpuResult {
-        if !self.vgic_in_use(vtr) && !self.irq_queue.is_empty() {
-            return Err(VCpuError::NoVirtualInterface);
-        }
-        Ok(())
+        let iface = vgic::VirtualInterface::v3(*vtr, vgic::DEFAULT_MAINTENANCE_INTID);
+        self.vgic
+            .check_bind(&iface, self.setup.passthrough_interrupt)
     }
 
-    /// Whether this vCPU uses the GICv3 virtual CPU interface on a core shaped `vtr`.
-    fn vgic_in_use(&self, vtr: &VtrInfo) -> bool {
-        vtr.list_regs != 0 && !self.setup.passthrough_interrupt
-    }
-
-    /// Refills the bound vCPU's list registers from the queue (hardware copy).
-    #[cfg(target_arch = "aarch64")]
-    fn refill_lrs_bound(&mut self) {
-        let n = self.vtr.list_regs;
-        let mut lrs = [0u64; vgic::MAX_LRS];
-        for (i, l) in lrs.iter_mut().enumerate().take(n) {
-            *l = crate::hw::ich_lr(i);
-        }
-        let written = self.irq_queue.refill(&mut lrs[..n]);
-        for (i, l) in lrs.iter().enumerate().take(n) {
-            if written & (1 << i) != 0 {
-                crate::hw::set_ich_lr(i, *l);
-            }
-        }
-        let uie = if self.irq_queue.is_empty() {
-            0
-        } else {
-            vgic::hcr::UIE
-        };
-        crate::hw::set_ich_hcr(vgic::hcr::EN | uie);
-    }
-
-    /// Makes virtual interrupt `vi` pending for this vCPU through the GICv3 list
-    /// registers: at once if bound and a list register is free, otherwise queued
+    /// Makes virtual interrupt `vi` pending for this vCPU through the list registers
+    /// of its core's virtual CPU interface (GICv3 `ICH_LR<n>_EL2` or GICv2
+    /// `GICH_LR<n>`): at once if bound and a list register is free, otherwise queued
     /// (delivered at the next bind, or when the guest frees a list register — the
-    /// underflow maintenance interrupt). Re-injecting an INTID that is already pending
-    /// does nothing. Fails for an invalid INTID, an invalid hardware link, or a full
-    /// queue, and with [`InjectIrqError::NoVirtualInterface`] when the vCPU has no usable
-    /// virtual CPU interface (interrupts passed through, or bound to a core without GICv3
-    /// list registers); never loses an interrupt silently. Before its first bind a vCPU
+    /// underflow / no-pending maintenance interrupt). Re-injecting an INTID that is
+    /// already pending does nothing. Fails for an invalid INTID (on GICv2 anything
+    /// above 1019: never truncated), an invalid hardware link, or a full queue, and
+    /// with [`InjectIrqError::NoVirtualInterface`] when the vCPU has no usable virtual
+    /// CPU interface (interrupts passed through, or bound to a core without list
+    /// registers); never loses an interrupt silently. Before its first bind a vCPU
     /// keeps what it is given for that bind (which fails with
-    /// [`VCpuError::NoVirtualInterface`] on a core that cannot deliver it).
+    /// [`VCpuError::NoVirtualInterface`] on a core that cannot deliver it). A GICv2
+    /// SGI gets source CPU 0 here; [`Self::inject_sgi`] names its source.
+    #[inline]
     pub fn inject_interrupt(&mut self, vi: VirtualInterrupt) -> Result<(), InjectIrqError> {
-        if self.setup.passthrough_interrupt || (self.vtr_known && self.vtr.list_regs == 0) {
-            return Err(InjectIrqError::NoVirtualInterface);
-        }
-        let id_bits = if self.vtr.list_regs == 0 {
-            24
-        } else {
-            self.vtr.id_bits
-        };
-        if !vgic::valid_intid(vi.intid, id_bits) {
+        self.inject_queued(QueuedInterrupt::new(vi))
+    }
+
+    /// [gicv2] Makes SGI `vi.intid` (0–15) pending as sent by CPU interface
+    /// `source_cpu` (0–7): on GICv2 the source is part of the interrupt (the guest
+    /// reads it from `GICC_IAR.CPUID` and writes it back to `GICC_EOIR`), and the same
+    /// SGI from two sources is two interrupts. A GICv3 list register has no source:
+    /// there it is ignored. Fails with `InvalidIntid` for a non-SGI, `InvalidHwIntid`
+    /// for a hardware link (SGIs cannot have one), `InvalidSourceCpu` for a source of
+    /// 8 or more, and as [`Self::inject_interrupt`] otherwise. A host emulating
+    /// `GICD_SGIR` decodes the write with [`vgic::v2::decode_sgir`].
+    pub fn inject_sgi(
+        &mut self,
+        vi: VirtualInterrupt,
+        source_cpu: u8,
+    ) -> Result<(), InjectIrqError> {
+        if vi.intid >= 16 {
             return Err(InjectIrqError::InvalidIntid);
         }
-        if matches!(vi.hw_intid, Some(p) if !(16..1020).contains(&p)) {
+        if vi.hw_intid.is_some() {
             return Err(InjectIrqError::InvalidHwIntid);
         }
-        let n = self.vtr.list_regs;
+        self.inject_queued(QueuedInterrupt { vi, source_cpu })
+    }
+
+    #[inline]
+    fn inject_queued(&mut self, q: QueuedInterrupt) -> Result<(), InjectIrqError> {
+        self.vgic
+            .check_inject(self.setup.passthrough_interrupt, &q)?;
         #[cfg(target_arch = "aarch64")]
-        if self.state == State::Bound && n != 0 && !self.setup.passthrough_interrupt {
-            let mut lrs = [0u64; vgic::MAX_LRS];
-            for (i, l) in lrs.iter_mut().enumerate().take(n) {
-                *l = crate::hw::ich_lr(i);
-            }
-            match vgic::place(&mut lrs[..n], &vi) {
-                Placement::Lr(i) => crate::hw::set_ich_lr(i, lrs[i]),
-                Placement::AlreadyPending(_) => {}
-                Placement::NoRoom => {
-                    self.irq_queue.push(vi)?;
-                    crate::hw::set_ich_hcr(vgic::hcr::EN | vgic::hcr::UIE);
-                }
-            }
-            return Ok(());
+        if self.state == State::Bound {
+            let queue = &mut self.vgic.queue;
+            return vgic::with_interface!(self.vgic.iface, r => vgic::list_registers::inject_bound(&mut r, queue, &q), none => Err(InjectIrqError::NoVirtualInterface));
         }
-        match vgic::place(&mut self.vgic.lr[..n], &vi) {
-            Placement::Lr(_) | Placement::AlreadyPending(_) => Ok(()),
-            Placement::NoRoom => self.irq_queue.push(vi),
-        }
+        self.vgic.inject_saved(&q)
     }
 
     /// Interrupts waiting for a list register.
     pub fn queued_interrupts(&self) -> usize {
-        self.irq_queue.len()
+        self.vgic.queue.len()
     }
 
-    /// The virtual CPU interface state as of the last unbind.
+    /// The virtual CPU interface state as of the last unbind (raw, in the format of
+    /// [`Self::virtual_interface`]).
     pub fn vgic_state(&self) -> &VgicState {
-        &self.vgic
+        &self.vgic.state
+    }
+
+    /// [gicv2] The virtual CPU interface of the core this vCPU was last bound to
+    /// ([`vgic::VirtualInterface::NONE`] before its first bind).
+    pub fn virtual_interface(&self) -> &vgic::VirtualInterface {
+        &self.vgic.iface
+    }
+
+    /// [gicv2] The guest's virtual CPU interface controls (`ICH_VMCR_EL2` or
+    /// `GICH_VMCR`, decoded) as of the last unbind.
+    pub fn virtual_machine_control(&self) -> vgic::VirtualMachineControl {
+        self.vgic.vmcr()
     }
 
     /// When this vCPU's timers next fire, in physical count: the virtual timer
@@ -921,9 +901,9 @@ impl Aarch64VCpu {
         self.fp = FpSimdState::default();
         self.debug = emulate::DebugState::default();
         // The virtual CPU interface and the emulated timer as after a CPU reset.
-        let released = ReleasedHwInterrupts::collect(&self.vgic.lr, &self.irq_queue);
-        self.vgic = VgicState::default();
-        self.irq_queue = PendingQueue::default();
+        let released: ReleasedHwInterrupts = self.vgic.released();
+        self.vgic.state = VgicState::default();
+        self.vgic.queue = vgic::PendingQueue::default();
         self.ptimer = EmulatedTimer::default();
         let r = self.sysregs;
         self.sysregs = GuestSystemRegisters {
@@ -1099,17 +1079,29 @@ impl Aarch64VCpu {
         &self.sysregs
     }
 
-    /// Test hook: the virtual interface shape a bind would have recorded.
+    /// Test hook: the (GICv3) virtual interface shape a bind would have recorded.
     #[cfg(test)]
     pub(crate) fn test_set_vtr(&mut self, vtr: VtrInfo) {
-        self.vtr = vtr;
-        self.vtr_known = true;
+        self.test_set_interface(vgic::VirtualInterface::v3(vtr, 25));
+    }
+
+    /// Test hook: the virtual interface a bind would have recorded.
+    #[cfg(test)]
+    pub(crate) fn test_set_interface(&mut self, iface: vgic::VirtualInterface) {
+        self.vgic.iface = iface;
+        self.vgic.known = true;
+    }
+
+    /// Test hook: the vCPU's virtual interface side (state, queue, interface).
+    #[cfg(test)]
+    pub(crate) fn test_vgic(&mut self) -> &mut VcpuInterface {
+        &mut self.vgic
     }
 
     /// Test hook: the saved virtual interface state.
     #[cfg(test)]
     pub(crate) fn test_vgic_mut(&mut self) -> &mut VgicState {
-        &mut self.vgic
+        &mut self.vgic.state
     }
 
     fn require_unbound(&self, op: &'static str) -> VCpuResult {

@@ -1,10 +1,20 @@
-//! Virtual interrupts through the GICv3 virtual CPU interface (`ICH_*_EL2`): list
-//! register encoding, placement of an interrupt into the list registers or the
-//! overflow queue, and decoding of the guest's SGI requests. Pure; `hw/` moves the
-//! registers.
+//! Virtual interrupts through a virtual CPU interface: the GICv3 system registers
+//! (`ICH_*_EL2`, [`v3`]) or the GICv2 GICH frame (MMIO, [`v2`]), behind one
+//! list-register abstraction ([`list_registers`]): placement of an interrupt into the
+//! list registers or the overflow queue, maintenance, the bind/unbind switch; and the
+//! decoding of the guest's SGI requests (`ICC_SGI*R_EL1` here, `GICD_SGIR` in [`v2`]).
+//! Pure; `hw/` moves the registers.
 
-/// Most list registers the architecture allows (`ICH_VTR_EL2.ListRegs` + 1 ≤ 16).
-pub const MAX_LRS: usize = 16;
+pub mod list_registers;
+pub mod v2;
+pub mod v3;
+
+pub use list_registers::{ListEntry, LrFormat, LrState, Placement, QueuedInterrupt};
+use list_registers::{ListRegisters, SavedLrs};
+
+/// Most list registers an interface can have: 64 (`GICH_VTR.ListRegs` + 1; GICv3's
+/// `ICH_VTR_EL2` allows 16).
+pub const MAX_LRS: usize = 64;
 /// Interrupts waiting for a free list register, per vCPU.
 pub const QUEUE_LEN: usize = 64;
 
@@ -61,9 +71,13 @@ pub enum InjectIrqError {
     /// All list registers are in use and the overflow queue is full.
     QueueFull,
     /// The vCPU has no usable virtual CPU interface: its interrupts are passed through
-    /// (`passthrough_interrupt`), or the core it was bound to has no GICv3 list
-    /// registers. The interrupt could never be delivered, so it is not queued.
+    /// (`passthrough_interrupt`), or the core it was bound to has no list registers
+    /// (neither GICv3 system registers nor a GICv2 GICH frame). The interrupt could
+    /// never be delivered, so it is not queued.
     NoVirtualInterface,
+    /// [gicv2] A GICv2 SGI source CPU of 8 or more, or a source given for an
+    /// interrupt that is not an SGI (or a GICv3 list register asked to carry one).
+    InvalidSourceCpu,
 }
 
 /// What `ICH_VTR_EL2` says about the virtual CPU interface.
@@ -89,11 +103,12 @@ impl VtrInfo {
         id_bits: 0,
     };
 
-    /// Decodes `ICH_VTR_EL2`.
+    /// Decodes `ICH_VTR_EL2` (at most 16 list registers). GICv2's `GICH_VTR`:
+    /// [`v2::decode_vtr`].
     pub const fn decode(vtr: u64) -> Self {
         let n = (vtr & 0x1f) as usize + 1;
         Self {
-            list_regs: if n > MAX_LRS { MAX_LRS } else { n },
+            list_regs: if n > 16 { 16 } else { n },
             pri_bits: ((vtr >> 29) & 7) as u32 + 1,
             pre_bits: ((vtr >> 26) & 7) as u32 + 1,
             id_bits: if (vtr >> 23) & 7 == 1 { 24 } else { 16 },
@@ -137,50 +152,25 @@ pub const fn lr_intid(lr: u64) -> u32 {
     lr as u32
 }
 
-/// Where [`place`] put an interrupt.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Placement {
-    /// Written to list register `n`.
-    Lr(usize),
-    /// Already pending in list register `n`: nothing to do (interrupts are not counted).
-    AlreadyPending(usize),
-    /// No free list register.
-    NoRoom,
-}
-
-/// Puts `vi` into the first free list register of `lrs` (a register is free when its
-/// state is invalid), unless it is already pending there. An interrupt that is only
-/// active may be made pending again in the same register (active and pending).
+/// Puts `vi` into the first free list register of `lrs` (GICv3 encoding; a register
+/// is free when its state is invalid), unless it is already pending there. An
+/// interrupt that is only active may be made pending again in the same register
+/// (active and pending). The generic form is [`list_registers::place`].
 pub fn place(lrs: &mut [u64], vi: &VirtualInterrupt) -> Placement {
-    let mut free = None;
-    for (n, l) in lrs.iter_mut().enumerate() {
-        let state = *l & lr::STATE;
-        if state != 0 && lr_intid(*l) == vi.intid {
-            if state & lr::PENDING != 0 {
-                return Placement::AlreadyPending(n);
-            }
-            // Active only: mark it pending as well (no HW-linked interrupt is ever
-            // active and pending, so keep the link as it is).
-            *l |= lr::PENDING;
-            return Placement::Lr(n);
-        }
-        if state == 0 && free.is_none() {
-            free = Some(n);
-        }
-    }
-    match free {
-        Some(n) => {
-            lrs[n] = encode(vi);
-            Placement::Lr(n)
-        }
-        None => Placement::NoRoom,
-    }
+    let mut s = SavedLrs {
+        format: LrFormat::V3,
+        lrs,
+    };
+    let mut empty = s.empty_lrs();
+    list_registers::place(&mut s, &mut empty, &QueuedInterrupt::new(*vi))
+        .unwrap_or(Placement::NoRoom)
 }
 
-/// Interrupts waiting for a list register, in arrival order, without duplicates.
+/// Interrupts waiting for a list register, in arrival order, without duplicates (the
+/// same INTID, and for a GICv2 SGI the same source).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PendingQueue {
-    items: [Option<VirtualInterrupt>; QUEUE_LEN],
+    items: [Option<QueuedInterrupt>; QUEUE_LEN],
     len: usize,
 }
 
@@ -206,38 +196,43 @@ impl PendingQueue {
 
     /// Queues `vi`; a duplicate INTID is dropped (already pending). Fails when full.
     pub fn push(&mut self, vi: VirtualInterrupt) -> Result<(), InjectIrqError> {
-        if self.items[..self.len]
-            .iter()
-            .flatten()
-            .any(|q| q.intid == vi.intid)
+        self.push_queued(QueuedInterrupt::new(vi))
+    }
+
+    /// Queues `q`; a duplicate (same INTID and source) is dropped. Fails when full.
+    pub fn push_queued(&mut self, q: QueuedInterrupt) -> Result<(), InjectIrqError> {
+        if self
+            .queued()
+            .any(|e| e.vi.intid == q.vi.intid && e.source_cpu == q.source_cpu)
         {
             return Ok(());
         }
-        if self.len == QUEUE_LEN {
-            return Err(InjectIrqError::QueueFull);
-        }
-        self.items[self.len] = Some(vi);
+        let slot = self
+            .items
+            .get_mut(self.len)
+            .ok_or(InjectIrqError::QueueFull)?;
+        *slot = Some(q);
         self.len += 1;
         Ok(())
     }
 
     /// The queued interrupts, oldest first.
     pub fn iter(&self) -> impl Iterator<Item = &VirtualInterrupt> {
+        self.queued().map(|q| &q.vi)
+    }
+
+    /// The queued interrupts with their sources, oldest first.
+    pub fn queued(&self) -> impl Iterator<Item = &QueuedInterrupt> {
         self.items[..self.len].iter().flatten()
     }
 
-    /// Moves queued interrupts into free list registers, oldest first. Returns the
-    /// mask of list registers written.
-    pub fn refill(&mut self, lrs: &mut [u64]) -> u32 {
-        let mut written = 0u32;
+    /// Keeps the interrupts for which `keep` is true, in order.
+    pub fn retain(&mut self, mut keep: impl FnMut(&QueuedInterrupt) -> bool) {
         let mut kept = 0;
         for i in 0..self.len {
-            let Some(vi) = self.items[i] else { continue };
-            match place(lrs, &vi) {
-                Placement::Lr(n) => written |= 1 << n,
-                Placement::AlreadyPending(_) => {}
-                Placement::NoRoom => {
-                    self.items[kept] = Some(vi);
+            if let Some(q) = self.items[i] {
+                if keep(&q) {
+                    self.items[kept] = Some(q);
                     kept += 1;
                 }
             }
@@ -246,25 +241,193 @@ impl PendingQueue {
             *slot = None;
         }
         self.len = kept;
-        written
+    }
+
+    /// Moves queued interrupts into free list registers (GICv3 encoding), oldest
+    /// first. Returns the mask of list registers written. The generic form is
+    /// [`list_registers::refill`].
+    pub fn refill(&mut self, lrs: &mut [u64]) -> u32 {
+        let mut s = SavedLrs {
+            format: LrFormat::V3,
+            lrs,
+        };
+        list_registers::refill(&mut s, self) as u32
     }
 }
 
 /// The state of the virtual CPU interface that belongs to one vCPU, switched at
-/// bind/unbind: `ICH_LR<n>_EL2`, `ICH_VMCR_EL2`, `ICH_HCR_EL2`, `ICH_AP0R<n>_EL2`,
-/// `ICH_AP1R<n>_EL2`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// bind/unbind: GICv3 `ICH_LR<n>_EL2`, `ICH_VMCR_EL2`, `ICH_HCR_EL2`,
+/// `ICH_AP0R<n>_EL2`, `ICH_AP1R<n>_EL2`; GICv2 `GICH_LR<n>`, `GICH_VMCR`, `GICH_HCR`,
+/// `GICH_APR` (in `ap0r[0]`). Raw values in the format of the interface the vCPU last
+/// ran on ([`LrFormat`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VgicState {
-    /// List registers.
+    /// List registers (only those an empty-register bitmap marks as holding an
+    /// interrupt are kept; the others are 0).
     pub lr: [u64; MAX_LRS],
-    /// `ICH_VMCR_EL2` (the guest's PMR, BPRs, group enables, EOI mode).
+    /// `ICH_VMCR_EL2` / `GICH_VMCR` (the guest's PMR, BPRs, group enables, EOI mode;
+    /// the two layouts differ in the priority mask: [`VirtualMachineControl`]).
     pub vmcr: u64,
-    /// `ICH_HCR_EL2`.
+    /// `ICH_HCR_EL2` / `GICH_HCR`.
     pub hcr: u64,
-    /// `ICH_AP0R<n>_EL2`.
+    /// `ICH_AP0R<n>_EL2`; GICv2: `GICH_APR` in `ap0r[0]`.
     pub ap0r: [u64; 4],
     /// `ICH_AP1R<n>_EL2`.
     pub ap1r: [u64; 4],
+}
+
+impl Default for VgicState {
+    fn default() -> Self {
+        Self {
+            lr: [0; MAX_LRS],
+            vmcr: 0,
+            hcr: 0,
+            ap0r: [0; 4],
+            ap1r: [0; 4],
+        }
+    }
+}
+
+/// The guest's view of its virtual CPU interface controls, decoded from
+/// `ICH_VMCR_EL2` ([`v3::decode_vmcr`]) or `GICH_VMCR` ([`v2::decode_vmcr`]). The
+/// fields sit at the same bit positions in both except the priority mask: 8 bits at
+/// \[31:24\] (`VPMR`) against 5 bits at \[31:27\] (`VMPriMask`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VirtualMachineControl {
+    /// Group 0 enabled (VENG0 / VMGrp0En).
+    pub grp0_enable: bool,
+    /// Group 1 enabled (VENG1 / VMGrp1En).
+    pub grp1_enable: bool,
+    /// VAckCtl / VMAckCtl.
+    pub ack_ctl: bool,
+    /// Group 0 as FIQ (VFIQEn / VMFIQEn).
+    pub fiq_enable: bool,
+    /// One binary point for both groups (VCBPR / VMCBPR).
+    pub common_bpr: bool,
+    /// Split priority drop and deactivation (VEOIM / VEM).
+    pub eoi_mode: bool,
+    /// Group 0 binary point (VBPR0 / VMBP).
+    pub bpr0: u8,
+    /// Group 1 binary point (VBPR1 / VMABP).
+    pub bpr1: u8,
+    /// Priority mask, as an 8-bit priority (GICv2 keeps the top 5 bits).
+    pub priority_mask: u8,
+}
+
+impl VirtualMachineControl {
+    /// Decodes a raw VMCR of `format`.
+    pub const fn decode(format: LrFormat, raw: u64) -> Self {
+        match format {
+            LrFormat::V3 => v3::decode_vmcr(raw),
+            LrFormat::V2 => v2::decode_vmcr(raw as u32),
+        }
+    }
+
+    /// Encodes it for `format`.
+    pub const fn encode(&self, format: LrFormat) -> u64 {
+        match format {
+            LrFormat::V3 => v3::encode_vmcr(self),
+            LrFormat::V2 => v2::encode_vmcr(self) as u64,
+        }
+    }
+}
+
+/// Which virtual CPU interface a core has.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum InterfaceKind {
+    /// None (or not probed yet): virtual interrupts cannot be delivered here.
+    #[default]
+    None,
+    /// GICv3 system registers (`ICH_*_EL2`).
+    V3,
+    /// GICv2 virtual interface control frame (GICH, MMIO).
+    V2,
+}
+
+/// A core's virtual CPU interface, as `Aarch64PerCpu::hardware_enable` found it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VirtualInterface {
+    /// Which one.
+    pub kind: InterfaceKind,
+    /// Its shape (`ICH_VTR_EL2` / `GICH_VTR`); [`VtrInfo::NONE`] without one.
+    pub vtr: VtrInfo,
+    /// GICv2: the EL2 address of the GICH frame; 0 otherwise.
+    pub gich: usize,
+    /// The maintenance interrupt's INTID (a PPI; the host enables it at its GIC).
+    pub maintenance_intid: u32,
+}
+
+/// The maintenance PPI the Server Base System Architecture recommends (INTID 25),
+/// which QEMU `virt` uses.
+pub const DEFAULT_MAINTENANCE_INTID: u32 = 25;
+
+impl Default for VirtualInterface {
+    fn default() -> Self {
+        Self::NONE
+    }
+}
+
+impl VirtualInterface {
+    /// No virtual CPU interface.
+    pub const NONE: Self = Self {
+        kind: InterfaceKind::None,
+        vtr: VtrInfo::NONE,
+        gich: 0,
+        maintenance_intid: DEFAULT_MAINTENANCE_INTID,
+    };
+
+    /// A GICv3 interface shaped `vtr` (no interface if it has no list registers).
+    pub const fn v3(vtr: VtrInfo, maintenance_intid: u32) -> Self {
+        if vtr.list_regs == 0 {
+            return Self::NONE;
+        }
+        Self {
+            kind: InterfaceKind::V3,
+            vtr,
+            gich: 0,
+            maintenance_intid,
+        }
+    }
+
+    /// A GICv2 interface with its GICH frame at `gich`, shaped `vtr`.
+    pub const fn v2(gich: usize, vtr: VtrInfo, maintenance_intid: u32) -> Self {
+        if vtr.list_regs == 0 {
+            return Self::NONE;
+        }
+        Self {
+            kind: InterfaceKind::V2,
+            vtr,
+            gich,
+            maintenance_intid,
+        }
+    }
+
+    /// The list-register format.
+    pub const fn format(&self) -> LrFormat {
+        match self.kind {
+            InterfaceKind::V2 => LrFormat::V2,
+            _ => LrFormat::V3,
+        }
+    }
+
+    /// Which interface a core uses (pure; `hardware_enable` calls it): a GICv2 GICH
+    /// frame if the host named one (its device tree says the GIC is a GICv2, and
+    /// `ICC_SRE_EL2` is not touched: on such a CPU it may be UNDEFINED); otherwise the
+    /// GICv3 system registers when `ID_AA64PFR0_EL1.GIC` says they exist
+    /// (`gicv3_sysregs`) and `ICC_SRE_EL2.SRE` sticks once written with 1
+    /// (`sre_sticks`, only called then: a GICv3 in legacy mode keeps it 0, and its
+    /// `ICH_*_EL2` registers cannot be used); otherwise none.
+    pub fn choose(
+        gich: Option<usize>,
+        gicv3_sysregs: bool,
+        sre_sticks: impl FnOnce() -> bool,
+    ) -> InterfaceKind {
+        match gich {
+            Some(_) => InterfaceKind::V2,
+            None if gicv3_sysregs && sre_sticks() => InterfaceKind::V3,
+            None => InterfaceKind::None,
+        }
+    }
 }
 
 /// Physical interrupts a vCPU reset ([`crate::Aarch64VCpu::power_on`]) let go of: the
@@ -290,13 +453,14 @@ impl Default for ReleasedHwInterrupts {
 }
 
 impl ReleasedHwInterrupts {
-    /// Collects the live hardware links of list registers `lrs` and of `queue`.
-    pub fn collect(lrs: &[u64], queue: &PendingQueue) -> Self {
+    /// Collects the live hardware links of list registers `lrs` (in `format`) and of
+    /// `queue`.
+    pub fn collect(format: LrFormat, lrs: &[u64], queue: &PendingQueue) -> Self {
         let mut r = Self::default();
         let from_lrs = lrs
             .iter()
-            .filter(|&&l| l & lr::HW != 0 && l & lr::STATE != 0)
-            .map(|&l| ((l >> 32) & 0x1fff) as u32);
+            .filter(|&&l| format.state(l) != LrState::Invalid)
+            .filter_map(|&l| format.hw_intid(l));
         let from_queue = queue.iter().filter_map(|vi| vi.hw_intid);
         for id in from_lrs.chain(from_queue) {
             if let Some(slot) = r.ids.get_mut(r.len) {
@@ -436,3 +600,182 @@ pub const fn decode_sgi(value: u64, register: SgiRegister) -> SgiRequest {
         register,
     }
 }
+
+/// [gicv2] The virtual CPU interface side of one vCPU: its saved state, its queue, and
+/// the interface of the core it last ran on. The hardware is passed in (generic over
+/// [`list_registers::VgicRegisters`]), so the host tests run the same code on fakes.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct VcpuInterface {
+    /// Saved while unbound.
+    pub state: VgicState,
+    /// Interrupts waiting for a free list register.
+    pub queue: PendingQueue,
+    /// The interface of the core last bound to ([`VirtualInterface::NONE`] before).
+    pub iface: VirtualInterface,
+    /// `iface` comes from a bind (before the first one nothing is known).
+    pub known: bool,
+}
+
+impl VcpuInterface {
+    /// Whether this vCPU delivers virtual interrupts through its core's interface.
+    #[inline]
+    pub fn in_use(&self, passthrough: bool) -> bool {
+        !passthrough && self.iface.kind != InterfaceKind::None
+    }
+
+    /// The checks of an injection that do not depend on the list registers' contents.
+    #[inline]
+    pub fn check_inject(
+        &self,
+        passthrough: bool,
+        q: &QueuedInterrupt,
+    ) -> Result<(), InjectIrqError> {
+        if passthrough || (self.known && self.iface.kind == InterfaceKind::None) {
+            return Err(InjectIrqError::NoVirtualInterface);
+        }
+        // Before the first bind the INTID size is not known: anything a GICv3 could
+        // take is kept, and checked again at bind (`check_bind`).
+        let id_bits = if self.known {
+            self.iface.vtr.id_bits
+        } else {
+            24
+        };
+        if !valid_intid(q.vi.intid, id_bits) {
+            return Err(InjectIrqError::InvalidIntid);
+        }
+        if matches!(q.vi.hw_intid, Some(p) if !(16..1020).contains(&p)) {
+            return Err(InjectIrqError::InvalidHwIntid);
+        }
+        if q.source_cpu as usize >= v2::MAX_CPUS || (q.source_cpu != 0 && q.vi.intid >= 16) {
+            return Err(InjectIrqError::InvalidSourceCpu);
+        }
+        Ok(())
+    }
+
+    /// Injects `q` into the saved copy of an unbound vCPU (or queues it).
+    pub fn inject_saved(&mut self, q: &QueuedInterrupt) -> Result<(), InjectIrqError> {
+        let n = if self.known {
+            self.iface.vtr.list_regs.min(MAX_LRS)
+        } else {
+            0
+        };
+        let mut s = SavedLrs {
+            format: self.iface.format(),
+            lrs: &mut self.state.lr[..n],
+        };
+        let mut empty = s.empty_lrs();
+        match list_registers::place(&mut s, &mut empty, q)? {
+            Placement::Lr(_) | Placement::AlreadyPending(_) => Ok(()),
+            Placement::NoRoom => self.queue.push_queued(*q),
+        }
+    }
+
+    /// Refuses a bind to a core with interface `iface` that cannot take what this vCPU
+    /// holds: interrupts waiting but no interface, a queued interrupt the interface
+    /// cannot encode (an INTID above 1019 on GICv2, an LPI beyond `IDbits`), or live
+    /// list-register or active-priority state in the other format.
+    pub fn check_bind(&self, iface: &VirtualInterface, passthrough: bool) -> crate::VCpuResult {
+        let usable = !passthrough && iface.kind != InterfaceKind::None;
+        if !usable {
+            return if self.queue.is_empty() {
+                Ok(())
+            } else {
+                Err(crate::VCpuError::NoVirtualInterface)
+            };
+        }
+        if self
+            .queue
+            .queued()
+            .any(|q| !list_registers::encodable(iface.format(), &iface.vtr, q))
+        {
+            return Err(crate::VCpuError::InvalidConfig(
+                "a queued interrupt cannot be encoded in this core's list registers",
+            ));
+        }
+        if self.known && self.iface.kind != InterfaceKind::None && self.iface.kind != iface.kind {
+            let fmt = self.iface.format();
+            let live = self
+                .state
+                .lr
+                .iter()
+                .any(|&l| fmt.state(l) != LrState::Invalid)
+                || self
+                    .state
+                    .ap0r
+                    .iter()
+                    .chain(&self.state.ap1r)
+                    .any(|&a| a != 0);
+            if live {
+                return Err(crate::VCpuError::InvalidConfig(
+                    "the vCPU has live virtual-interface state of another GIC version",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes `iface` as the interface of the core being bound to (after
+    /// [`Self::check_bind`]) and prepares the saved state for loading: moves what is
+    /// queued into free list registers and computes the HCR. Returns whether the
+    /// interface is in use (its state must be loaded).
+    pub fn prepare_bind(&mut self, iface: &VirtualInterface, passthrough: bool) -> bool {
+        if self.known && self.iface.kind != iface.kind && iface.kind != InterfaceKind::None {
+            // Another GIC version (nothing live: `check_bind`): the guest's controls
+            // carry over in the new layout, which differs in the priority mask.
+            let vmcr = VirtualMachineControl::decode(self.iface.format(), self.state.vmcr);
+            self.state = VgicState {
+                vmcr: vmcr.encode(iface.format()),
+                ..VgicState::default()
+            };
+        }
+        self.iface = *iface;
+        self.known = true;
+        if !self.in_use(passthrough) {
+            return false;
+        }
+        let n = iface.vtr.list_regs.min(MAX_LRS);
+        let mut s = SavedLrs {
+            format: iface.format(),
+            lrs: &mut self.state.lr[..n],
+        };
+        list_registers::refill(&mut s, &mut self.queue);
+        let (valid, pending) = list_registers::occupancy(&mut s);
+        self.state.hcr = list_registers::maintenance_hcr(self.queue.len(), valid, pending) as u64;
+        true
+    }
+
+    /// The hardware-linked interrupts the vCPU holds (for a reset).
+    pub fn released(&self) -> ReleasedHwInterrupts {
+        ReleasedHwInterrupts::collect(self.iface.format(), &self.state.lr, &self.queue)
+    }
+
+    /// The guest's interface controls as of the last unbind.
+    pub fn vmcr(&self) -> VirtualMachineControl {
+        VirtualMachineControl::decode(self.iface.format(), self.state.vmcr)
+    }
+}
+
+/// Runs `$body` with `$r` bound to the calling core's interface `$iface` (the
+/// hardware backend of its kind), or evaluates `$none` without one.
+#[cfg(target_arch = "aarch64")]
+macro_rules! with_interface {
+    ($iface:expr, $r:ident => $body:expr, none => $none:expr) => {{
+        let iface: &$crate::vgic::VirtualInterface = &$iface;
+        match iface.kind {
+            $crate::vgic::InterfaceKind::V3 => {
+                let mut $r = $crate::vgic::v3::Ich::new($crate::hw::ich::SysRegs, iface.vtr);
+                $body
+            }
+            $crate::vgic::InterfaceKind::V2 => {
+                let mut $r = $crate::vgic::v2::Gich::new(
+                    $crate::hw::gich::Frame::new(iface.gich),
+                    iface.vtr,
+                );
+                $body
+            }
+            $crate::vgic::InterfaceKind::None => $none,
+        }
+    }};
+}
+#[cfg(target_arch = "aarch64")]
+pub(crate) use with_interface;

@@ -50,6 +50,10 @@ macro_rules! write_sysreg {
     }};
 }
 
+// [gicv2] The virtual CPU interface backends (they use the macros above).
+pub(crate) mod gich;
+pub(crate) mod ich;
+
 /// Reads the whole feature ID space (op0 = 3, op1 = 0, CRn = 0, CRm = 1..7; unallocated
 /// encodings there read as zero), in `idregs::index` order.
 pub(crate) fn read_id_space() -> [u64; crate::idregs::ID_SPACE_LEN] {
@@ -436,122 +440,7 @@ fn hvc_call(x: &[u64; 7], client_id: u64) -> [u64; 4] {
     [r0, r1, r2, r3]
 }
 
-// ---- GICv3 virtual CPU interface (ICH_*_EL2), DDI 0487 / IHI 0069 ----
-
-/// `ICH_VTR_EL2`.
-pub(crate) fn ich_vtr() -> u64 {
-    read_sysreg!("S3_4_C12_C11_1")
-}
-
-/// `ICH_MISR_EL2`.
-pub(crate) fn ich_misr() -> u64 {
-    read_sysreg!("S3_4_C12_C11_2")
-}
-
-/// `ICH_HCR_EL2`.
-pub(crate) fn set_ich_hcr(v: u64) {
-    write_sysreg!("S3_4_C12_C11_0", v);
-}
-
-/// `ICH_LR<n>_EL2` (n < 16; others read as 0).
-pub(crate) fn ich_lr(n: usize) -> u64 {
-    match n {
-        0 => read_sysreg!("S3_4_C12_C12_0"),
-        1 => read_sysreg!("S3_4_C12_C12_1"),
-        2 => read_sysreg!("S3_4_C12_C12_2"),
-        3 => read_sysreg!("S3_4_C12_C12_3"),
-        4 => read_sysreg!("S3_4_C12_C12_4"),
-        5 => read_sysreg!("S3_4_C12_C12_5"),
-        6 => read_sysreg!("S3_4_C12_C12_6"),
-        7 => read_sysreg!("S3_4_C12_C12_7"),
-        8 => read_sysreg!("S3_4_C12_C13_0"),
-        9 => read_sysreg!("S3_4_C12_C13_1"),
-        10 => read_sysreg!("S3_4_C12_C13_2"),
-        11 => read_sysreg!("S3_4_C12_C13_3"),
-        12 => read_sysreg!("S3_4_C12_C13_4"),
-        13 => read_sysreg!("S3_4_C12_C13_5"),
-        14 => read_sysreg!("S3_4_C12_C13_6"),
-        15 => read_sysreg!("S3_4_C12_C13_7"),
-        _ => 0,
-    }
-}
-
-/// Writes `ICH_LR<n>_EL2` (n < 16; others ignored).
-pub(crate) fn set_ich_lr(n: usize, v: u64) {
-    match n {
-        0 => write_sysreg!("S3_4_C12_C12_0", v),
-        1 => write_sysreg!("S3_4_C12_C12_1", v),
-        2 => write_sysreg!("S3_4_C12_C12_2", v),
-        3 => write_sysreg!("S3_4_C12_C12_3", v),
-        4 => write_sysreg!("S3_4_C12_C12_4", v),
-        5 => write_sysreg!("S3_4_C12_C12_5", v),
-        6 => write_sysreg!("S3_4_C12_C12_6", v),
-        7 => write_sysreg!("S3_4_C12_C12_7", v),
-        8 => write_sysreg!("S3_4_C12_C13_0", v),
-        9 => write_sysreg!("S3_4_C12_C13_1", v),
-        10 => write_sysreg!("S3_4_C12_C13_2", v),
-        11 => write_sysreg!("S3_4_C12_C13_3", v),
-        12 => write_sysreg!("S3_4_C12_C13_4", v),
-        13 => write_sysreg!("S3_4_C12_C13_5", v),
-        14 => write_sysreg!("S3_4_C12_C13_6", v),
-        15 => write_sysreg!("S3_4_C12_C13_7", v),
-        _ => {}
-    }
-}
-
-/// Loads a vCPU's virtual CPU interface state (`ICH_APxR`, `ICH_LR`, `ICH_VMCR`, then
-/// `ICH_HCR` which enables it).
-pub(crate) fn load_vgic(s: &crate::vgic::VgicState, info: &crate::vgic::VtrInfo) {
-    let aps = info.ap_regs();
-    write_sysreg!("S3_4_C12_C8_0", s.ap0r[0]);
-    write_sysreg!("S3_4_C12_C9_0", s.ap1r[0]);
-    if aps > 1 {
-        write_sysreg!("S3_4_C12_C8_1", s.ap0r[1]);
-        write_sysreg!("S3_4_C12_C9_1", s.ap1r[1]);
-    }
-    if aps > 2 {
-        write_sysreg!("S3_4_C12_C8_2", s.ap0r[2]);
-        write_sysreg!("S3_4_C12_C9_2", s.ap1r[2]);
-        write_sysreg!("S3_4_C12_C8_3", s.ap0r[3]);
-        write_sysreg!("S3_4_C12_C9_3", s.ap1r[3]);
-    }
-    for n in 0..info.list_regs {
-        set_ich_lr(n, s.lr[n]);
-    }
-    write_sysreg!("S3_4_C12_C11_7", s.vmcr);
-    set_ich_hcr(s.hcr);
-}
-
-/// Saves a vCPU's virtual CPU interface state and disables the interface.
-pub(crate) fn save_vgic(s: &mut crate::vgic::VgicState, info: &crate::vgic::VtrInfo) {
-    let aps = info.ap_regs();
-    s.ap0r[0] = read_sysreg!("S3_4_C12_C8_0");
-    s.ap1r[0] = read_sysreg!("S3_4_C12_C9_0");
-    if aps > 1 {
-        s.ap0r[1] = read_sysreg!("S3_4_C12_C8_1");
-        s.ap1r[1] = read_sysreg!("S3_4_C12_C9_1");
-    }
-    if aps > 2 {
-        s.ap0r[2] = read_sysreg!("S3_4_C12_C8_2");
-        s.ap1r[2] = read_sysreg!("S3_4_C12_C9_2");
-        s.ap0r[3] = read_sysreg!("S3_4_C12_C8_3");
-        s.ap1r[3] = read_sysreg!("S3_4_C12_C9_3");
-    }
-    for n in 0..info.list_regs {
-        s.lr[n] = ich_lr(n);
-        set_ich_lr(n, 0);
-    }
-    s.vmcr = read_sysreg!("S3_4_C12_C11_7");
-    set_ich_hcr(0);
-}
-
-/// Turns on the system-register interface for EL2 and lets EL1 use it
-/// (`ICC_SRE_EL2.SRE` \[0\] and `.Enable` \[3\]).
-pub(crate) fn enable_icc_sre_el2() {
-    let v: u64 = read_sysreg!("S3_4_C12_C9_5");
-    write_sysreg!("S3_4_C12_C9_5", v | 0b1001);
-    barrier::isb(barrier::SY);
-}
+// ---- Virtual CPU interfaces: `ich` (GICv3 ICH_*_EL2), `gich` (GICv2 GICH frame) ----
 
 // ---- FP/SIMD ----
 
