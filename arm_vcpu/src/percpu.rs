@@ -246,7 +246,7 @@ impl Aarch64PerCpu {
     /// GICC for passthrough): [`crate::vgic::v2`].
     pub fn set_gicv2_interface(&mut self, gich: usize) -> VCpuResult {
         self.require_disabled("set_gicv2_interface")?;
-        if gich == 0 || gich % 0x1000 != 0 {
+        if gich == 0 || !gich.is_multiple_of(0x1000) {
             return Err(VCpuError::InvalidConfig(
                 "GICH frame address is zero or not 4 KiB aligned",
             ));

@@ -19,7 +19,7 @@ impl Frame {
 impl Mmio32 for Frame {
     #[inline(always)]
     fn read32(&mut self, off: usize) -> u32 {
-        let off = off % gich::SIZE & !3;
+        let off = (off % gich::SIZE) & !3;
         // SAFETY: the host gave this frame's address before `hardware_enable` and
         // mapped it as Device memory at EL2 (the setter's contract); `off` stays inside
         // the frame's register space and is 4-byte aligned.
@@ -28,7 +28,7 @@ impl Mmio32 for Frame {
 
     #[inline(always)]
     fn write32(&mut self, off: usize, v: u32) {
-        let off = off % gich::SIZE & !3;
+        let off = (off % gich::SIZE) & !3;
         // SAFETY: as for `read32`; the crate owns the GICH frame of this core.
         unsafe { core::ptr::write_volatile((self.0 + off) as *mut u32, v) }
     }

@@ -4,4 +4,5 @@ mod calls;
 mod exits;
 mod injection;
 mod vgic_timer;
+mod vgic_v2;
 mod workaround;

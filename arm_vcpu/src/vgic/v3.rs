@@ -5,10 +5,10 @@
 use super::list_registers::{lr_mask, ListEntry, ListRegisters, LrFormat, LrState, VgicRegisters};
 use super::{InjectIrqError, VgicState, VirtualMachineControl, VtrInfo};
 
-/// `ICH_LR<n>_EL2` (IHI 0069 "ICH_LR<n>_EL2"): vINTID \[31:0\], pINTID \[44:32\] (HW =
-/// 1) or EOI \[41\] (HW = 0), Priority \[55:48\], Group \[60\], HW \[61\], State
-/// \[63:62\]. Encodes `e`; fails for a physical INTID wider than 13 bits, a source CPU
-/// (GICv3 list registers have none), or EOI together with HW.
+/// `ICH_LR<n>_EL2` (IHI 0069 "ICH_LR<n>_EL2"): vINTID \[31:0\], pINTID \[44:32\]
+/// when HW is set or EOI \[41\] when it is not, Priority \[55:48\], Group \[60\],
+/// HW \[61\], State \[63:62\]. Encodes `e`; fails for a physical INTID wider than
+/// 13 bits, a source CPU (GICv3 list registers have none), or EOI together with HW.
 pub fn encode_lr(e: &ListEntry) -> Result<u64, InjectIrqError> {
     if e.source_cpu != 0 {
         return Err(InjectIrqError::InvalidSourceCpu);

@@ -1,0 +1,1062 @@
+//! [gicv2] The list-register abstraction against both backends — the GICv3 `ICH_*_EL2`
+//! registers and the GICv2 GICH frame — through fake register files that behave as
+//! the architecture says (the empty-register bitmap and the maintenance status follow
+//! the list registers; read-only registers ignore writes); both list-register
+//! encodings (IHI 0048B 5.3.11 `GICH_LR<n>`, IHI 0069 `ICH_LR<n>_EL2`), the VMCR
+//! layouts, `GICD_SGIR` decoding, the maintenance decisions and the choice of
+//! interface.
+
+use proptest::prelude::*;
+
+use crate::vgic::list_registers::{
+    self as lrs, hcr, maintenance_asserted, maintenance_hcr, ListRegisters, SavedLrs, VgicRegisters,
+};
+use crate::vgic::v2::{self, decode_sgir, gich, Gich, Mmio32, SgirRequest, SgirTargets};
+use crate::vgic::v3::{self, Ich, IchAccess, IchReg};
+use crate::vgic::{
+    InjectIrqError, InterfaceKind, ListEntry, LrFormat, LrState, PendingQueue, Placement,
+    QueuedInterrupt, VgicState, VirtualInterface, VirtualInterrupt, VirtualMachineControl, VtrInfo,
+};
+use crate::*;
+
+/// QEMU 7.2's `GICH_VTR` (`gic-version=2`): 4 list registers, 5 priority and 5
+/// preemption bits.
+const QEMU_GICH_VTR: u32 = 0x9000_0003;
+/// QEMU 7.2's `ICH_VTR_EL2` (`-cpu max`).
+const QEMU_ICH_VTR: u64 = 0x90b8_0003;
+
+fn vi(intid: u32) -> VirtualInterrupt {
+    VirtualInterrupt {
+        intid,
+        priority: 0xa0,
+        group1: true,
+        hw_intid: None,
+    }
+}
+
+fn q(intid: u32) -> QueuedInterrupt {
+    QueuedInterrupt::new(vi(intid))
+}
+
+// ---- Fake register files ----
+
+/// `ICH_*_EL2` as a GICv3 CPU interface keeps them.
+#[derive(Clone, Debug, Default)]
+struct FakeIch {
+    /// Implemented list registers.
+    n: usize,
+    lr: [u64; 16],
+    hcr: u64,
+    vmcr: u64,
+    ap0r: [u64; 4],
+    ap1r: [u64; 4],
+    reads: usize,
+    writes: usize,
+}
+
+impl FakeIch {
+    fn occupancy(&self) -> (usize, usize) {
+        let mut v = (0, 0);
+        for &l in &self.lr[..self.n] {
+            match LrFormat::V3.state(l) {
+                LrState::Invalid => {}
+                LrState::Active => v.0 += 1,
+                _ => {
+                    v.0 += 1;
+                    v.1 += 1
+                }
+            }
+        }
+        v
+    }
+}
+
+impl IchAccess for FakeIch {
+    fn read(&mut self, r: IchReg) -> u64 {
+        self.reads += 1;
+        match r {
+            IchReg::Lr(n) if n < self.n => self.lr[n],
+            IchReg::Lr(_) => 0,
+            IchReg::Hcr => self.hcr,
+            IchReg::Vmcr => self.vmcr,
+            // ICH_ELRSR_EL2: state invalid and (HW = 1 or EOI = 0).
+            IchReg::Elrsr => (0..self.n)
+                .filter(|&i| {
+                    let l = self.lr[i];
+                    l >> 62 == 0 && (l & (1 << 61) != 0 || l & (1 << 41) == 0)
+                })
+                .fold(0, |m, i| m | 1 << i),
+            IchReg::Misr => {
+                let (valid, pending) = self.occupancy();
+                let h = self.hcr as u32;
+                ((h & hcr::UIE != 0 && valid <= 1) as u64) << 1
+                    | ((h & hcr::NPIE != 0 && pending == 0) as u64) << 3
+            }
+            IchReg::Ap0r(n) => self.ap0r[n],
+            IchReg::Ap1r(n) => self.ap1r[n],
+        }
+    }
+
+    fn write(&mut self, r: IchReg, v: u64) {
+        self.writes += 1;
+        match r {
+            IchReg::Lr(n) if n < self.n => self.lr[n] = v,
+            IchReg::Lr(_) | IchReg::Misr | IchReg::Elrsr => {}
+            IchReg::Hcr => self.hcr = v,
+            IchReg::Vmcr => self.vmcr = v,
+            IchReg::Ap0r(n) => self.ap0r[n] = v,
+            IchReg::Ap1r(n) => self.ap1r[n] = v,
+        }
+    }
+}
+
+/// A GICH frame as a GIC-400 class GIC keeps it.
+#[derive(Clone, Debug)]
+struct FakeGich {
+    regs: [u32; gich::SIZE / 4],
+    reads: usize,
+    writes: usize,
+}
+
+impl FakeGich {
+    fn new(vtr: u32) -> Self {
+        let mut regs = [0; gich::SIZE / 4];
+        regs[gich::VTR / 4] = vtr;
+        Self {
+            regs,
+            reads: 0,
+            writes: 0,
+        }
+    }
+    fn n(&self) -> usize {
+        v2::decode_vtr(self.regs[gich::VTR / 4]).list_regs
+    }
+    fn lr(&self, i: usize) -> u32 {
+        self.regs[gich::LR0 / 4 + i]
+    }
+    fn occupancy(&self) -> (usize, usize) {
+        let mut v = (0, 0);
+        for i in 0..self.n() {
+            match LrFormat::V2.state(self.lr(i) as u64) {
+                LrState::Invalid => {}
+                LrState::Active => v.0 += 1,
+                _ => {
+                    v.0 += 1;
+                    v.1 += 1
+                }
+            }
+        }
+        v
+    }
+    fn elrsr(&self) -> u64 {
+        // GICH_ELRSR: state invalid and (HW = 1 or EOI = 0).
+        (0..self.n())
+            .filter(|&i| {
+                let l = self.lr(i);
+                l >> 28 & 3 == 0 && (l & v2::lr::HW != 0 || l & v2::lr::EOI == 0)
+            })
+            .fold(0, |m, i| m | 1 << i)
+    }
+}
+
+impl Mmio32 for FakeGich {
+    fn read32(&mut self, off: usize) -> u32 {
+        self.reads += 1;
+        match off {
+            gich::ELRSR0 => self.elrsr() as u32,
+            gich::ELRSR1 => (self.elrsr() >> 32) as u32,
+            gich::MISR => {
+                let (valid, pending) = self.occupancy();
+                let h = self.regs[0];
+                ((h & hcr::UIE != 0 && valid <= 1) as u32) << 1
+                    | ((h & hcr::NPIE != 0 && pending == 0) as u32) << 3
+            }
+            o if o < gich::SIZE && o % 4 == 0 => self.regs[o / 4],
+            _ => 0,
+        }
+    }
+
+    fn write32(&mut self, off: usize, v: u32) {
+        self.writes += 1;
+        match off {
+            gich::VTR | gich::MISR | gich::EISR0 | gich::EISR1 | gich::ELRSR0 | gich::ELRSR1 => {}
+            o if o >= gich::LR0 && (o - gich::LR0) / 4 >= self.n() => {}
+            o if o < gich::SIZE && o % 4 == 0 => self.regs[o / 4] = v,
+            _ => {}
+        }
+    }
+}
+
+/// What the tests do to a backend beyond the crate's own calls: the guest taking and
+/// ending interrupts, and the access counts.
+trait Backend: VgicRegisters {
+    fn name(&self) -> &'static str;
+    /// The guest acknowledges the interrupt in LR `n` (pending → active).
+    fn guest_ack(&mut self, n: usize);
+    /// The guest deactivates it (→ invalid, as the hardware leaves it).
+    fn guest_eoi(&mut self, n: usize);
+    fn raw_lr(&self, n: usize) -> u64;
+    fn hcr_now(&self) -> u32;
+    fn accesses(&self) -> (usize, usize);
+    fn reset_counts(&mut self);
+}
+
+impl Backend for Ich<FakeIch> {
+    fn name(&self) -> &'static str {
+        "GICv3 ICH_*_EL2"
+    }
+    fn guest_ack(&mut self, n: usize) {
+        let l = &mut self.regs.lr[n];
+        *l = (*l & !(3 << 62)) | (2 << 62);
+    }
+    fn guest_eoi(&mut self, n: usize) {
+        self.regs.lr[n] &= !(3 << 62);
+    }
+    fn raw_lr(&self, n: usize) -> u64 {
+        self.regs.lr[n]
+    }
+    fn hcr_now(&self) -> u32 {
+        self.regs.hcr as u32
+    }
+    fn accesses(&self) -> (usize, usize) {
+        (self.regs.reads, self.regs.writes)
+    }
+    fn reset_counts(&mut self) {
+        self.regs.reads = 0;
+        self.regs.writes = 0;
+    }
+}
+
+impl Backend for Gich<FakeGich> {
+    fn name(&self) -> &'static str {
+        "GICv2 GICH"
+    }
+    fn guest_ack(&mut self, n: usize) {
+        let l = &mut self.frame.regs[gich::LR0 / 4 + n];
+        *l = (*l & !(3 << 28)) | (2 << 28);
+    }
+    fn guest_eoi(&mut self, n: usize) {
+        self.frame.regs[gich::LR0 / 4 + n] &= !(3 << 28);
+    }
+    fn raw_lr(&self, n: usize) -> u64 {
+        self.frame.lr(n) as u64
+    }
+    fn hcr_now(&self) -> u32 {
+        self.frame.regs[0]
+    }
+    fn accesses(&self) -> (usize, usize) {
+        (self.frame.reads, self.frame.writes)
+    }
+    fn reset_counts(&mut self) {
+        self.frame.reads = 0;
+        self.frame.writes = 0;
+    }
+}
+
+fn ich(vtr: u64) -> Ich<FakeIch> {
+    let vtr = VtrInfo::decode(vtr);
+    Ich::new(
+        FakeIch {
+            n: vtr.list_regs,
+            ..Default::default()
+        },
+        vtr,
+    )
+}
+
+fn gich_frame(vtr: u32) -> Gich<FakeGich> {
+    Gich::new(FakeGich::new(vtr), v2::decode_vtr(vtr))
+}
+
+/// Runs `f` on a fresh QEMU-shaped backend of each kind.
+fn each_backend(mut f: impl FnMut(&mut dyn Backend)) {
+    f(&mut ich(QEMU_ICH_VTR));
+    f(&mut gich_frame(QEMU_GICH_VTR));
+}
+
+fn place(b: &mut dyn Backend, x: &QueuedInterrupt) -> Placement {
+    let mut empty = b.empty_lrs();
+    lrs::place(b, &mut empty, x).unwrap()
+}
+
+fn intid_of(b: &dyn Backend, n: usize) -> u32 {
+    b.format().decode(b.raw_lr(n)).intid
+}
+
+// ---- The existing vGIC behaviour, on both backends ----
+
+/// `placement_in_list_registers` (vgic_timer.rs) through the hardware backends.
+#[test]
+fn placement_on_both_backends() {
+    each_backend(|b| {
+        let name = b.name();
+        assert_eq!(place(b, &q(27)), Placement::Lr(0), "{name}");
+        assert_eq!(
+            place(b, &q(27)),
+            Placement::AlreadyPending(0),
+            "{name}: no double count"
+        );
+        assert_eq!(place(b, &q(33)), Placement::Lr(1), "{name}");
+        // An active-only interrupt becomes active and pending in its own register.
+        b.guest_ack(1);
+        assert_eq!(place(b, &q(33)), Placement::Lr(1), "{name}");
+        assert_eq!(
+            b.format().state(b.raw_lr(1)),
+            LrState::PendingActive,
+            "{name}"
+        );
+        assert_eq!(place(b, &q(40)), Placement::Lr(2), "{name}");
+        assert_eq!(place(b, &q(41)), Placement::Lr(3), "{name}");
+        assert_eq!(place(b, &q(42)), Placement::NoRoom, "{name}");
+        // The guest EOIs LR 2: it becomes free (the empty bitmap says so).
+        b.guest_eoi(2);
+        assert_eq!(place(b, &q(42)), Placement::Lr(2), "{name}");
+        assert_eq!(intid_of(b, 2), 42, "{name}");
+    });
+}
+
+/// `queue_overflow_and_refill` (vgic_timer.rs) through the hardware backends.
+#[test]
+fn queue_refill_on_both_backends() {
+    each_backend(|b| {
+        let name = b.name();
+        let mut queue = PendingQueue::default();
+        for i in 0..vgic::QUEUE_LEN as u32 {
+            queue.push(vi(100 + i)).unwrap();
+        }
+        assert_eq!(
+            queue.push(vi(9999)),
+            Err(InjectIrqError::QueueFull),
+            "{name}"
+        );
+        assert_eq!(lrs::refill(b, &mut queue), 0b1111, "{name}");
+        assert_eq!(queue.len(), vgic::QUEUE_LEN - 4);
+        let got: Vec<u32> = (0..4).map(|n| intid_of(b, n)).collect();
+        assert_eq!(got, [100, 101, 102, 103], "{name}: oldest first");
+        assert_eq!(lrs::refill(b, &mut queue), 0, "{name}: no free register");
+        b.guest_eoi(1);
+        assert_eq!(lrs::refill(b, &mut queue), 0b0010, "{name}");
+        assert_eq!(intid_of(b, 1), 104, "{name}");
+        assert_eq!(
+            queue.iter().next().map(|v| v.intid),
+            Some(105),
+            "{name}: order kept"
+        );
+    });
+}
+
+/// The injection hot path reads the empty-register bitmap and nothing else when no
+/// list register holds an interrupt, and writes one list register: one `mrs` + one
+/// `msr` on GICv3, one load + one store on GICv2 (≤ 32 list registers). Before, it
+/// read every list register.
+#[test]
+fn injection_reads_only_the_empty_bitmap_and_occupied_registers() {
+    each_backend(|b| {
+        let name = b.name();
+        let mut queue = PendingQueue::default();
+        b.reset_counts();
+        lrs::inject_bound(b, &mut queue, &q(27)).unwrap();
+        assert_eq!(b.accesses(), (1, 1), "{name}: ELRSR read, LR written");
+        // One occupied register: it is read to look for a duplicate, nothing else.
+        b.reset_counts();
+        lrs::inject_bound(b, &mut queue, &q(30)).unwrap();
+        assert_eq!(b.accesses(), (2, 1), "{name}");
+        b.reset_counts();
+        lrs::inject_bound(b, &mut queue, &q(30)).unwrap();
+        assert_eq!(
+            b.accesses(),
+            (3, 0),
+            "{name}: already pending, nothing written"
+        );
+    });
+    // 64 GICv2 list registers: both halves of the bitmap.
+    let mut g = gich_frame(QEMU_GICH_VTR | 0x3f);
+    let mut queue = PendingQueue::default();
+    lrs::inject_bound(&mut g, &mut queue, &q(40)).unwrap();
+    assert_eq!(g.accesses(), (2, 1), "ELRSR0 and ELRSR1");
+}
+
+/// Overflow: queued, with the maintenance interrupts armed so that none is asserted
+/// now; the guest frees registers, the maintenance interrupt asserts, the handler
+/// refills in order and re-arms; with the queue drained only En stays.
+#[test]
+fn maintenance_cycle_on_both_backends() {
+    each_backend(|b| {
+        let name = b.name();
+        let mut queue = PendingQueue::default();
+        for i in 0..6 {
+            lrs::inject_bound(b, &mut queue, &q(40 + i)).unwrap();
+        }
+        assert_eq!(queue.len(), 2, "{name}");
+        assert_eq!(b.hcr_now(), hcr::EN | hcr::UIE | hcr::NPIE, "{name}: armed");
+        assert!(!lrs::maintenance(b, &mut queue), "{name}: not asserted yet");
+        // The guest takes all four: nothing pending (NP), but no register is free:
+        // nothing moves, and NP is disarmed.
+        for n in 0..4 {
+            b.guest_ack(n);
+        }
+        assert!(lrs::maintenance(b, &mut queue), "{name}: no pending");
+        assert_eq!(queue.len(), 2, "{name}");
+        assert_eq!(b.hcr_now(), hcr::EN | hcr::UIE, "{name}");
+        // It ends three: at most one valid, underflow.
+        for n in 0..3 {
+            b.guest_eoi(n);
+        }
+        assert!(b.misr() & hcr::MISR_U != 0, "{name}: underflow asserted");
+        assert!(lrs::maintenance(b, &mut queue), "{name}");
+        assert_eq!(
+            (intid_of(b, 0), intid_of(b, 1)),
+            (44, 45),
+            "{name}: refilled in order"
+        );
+        assert!(queue.is_empty(), "{name}");
+        assert_eq!(
+            b.hcr_now(),
+            hcr::EN,
+            "{name}: nothing queued, nothing armed"
+        );
+        assert_eq!(b.misr(), 0, "{name}: deasserted");
+        assert!(
+            !lrs::maintenance(b, &mut queue),
+            "{name}: another interrupt"
+        );
+    });
+}
+
+/// No storm: when every list register is active (the guest is in nested handlers)
+/// and more is queued, "no pending" would hold at once; the decision leaves it off
+/// and keeps underflow armed.
+#[test]
+fn all_active_with_a_queue_arms_only_underflow() {
+    each_backend(|b| {
+        let name = b.name();
+        let mut queue = PendingQueue::default();
+        for i in 0..5 {
+            lrs::inject_bound(b, &mut queue, &q(50 + i)).unwrap();
+        }
+        for n in 0..4 {
+            b.guest_ack(n);
+        }
+        // NP fires: the handler finds no free register and must not leave NP armed.
+        assert!(lrs::maintenance(b, &mut queue), "{name}");
+        assert_eq!(b.hcr_now(), hcr::EN | hcr::UIE, "{name}");
+        assert_eq!(b.misr(), 0, "{name}: nothing asserted after the decision");
+        assert_eq!(queue.len(), 1, "{name}");
+    });
+}
+
+/// The bind/unbind switch: save reads the bitmap and only the occupied registers,
+/// leaves the hardware disabled and empty; load restores exactly what was saved.
+#[test]
+fn switch_round_trip_on_both_backends() {
+    each_backend(|b| {
+        let name = b.name();
+        let mut queue = PendingQueue::default();
+        lrs::inject_bound(b, &mut queue, &q(27)).unwrap();
+        lrs::inject_bound(b, &mut queue, &q(33)).unwrap();
+        b.guest_ack(0);
+        b.set_vmcr(0xf000_0003);
+        let mut aps = VgicState::default();
+        aps.ap0r[0] = 1 << 20;
+        b.load_aprs(&aps);
+        let before: Vec<u64> = (0..4).map(|n| b.raw_lr(n)).collect();
+        let mut s = VgicState::default();
+        lrs::save(b, &mut s);
+        assert_eq!(&s.lr[..4], &before[..], "{name}");
+        assert_eq!((s.vmcr, s.ap0r[0]), (0xf000_0003, 1 << 20), "{name}");
+        assert_eq!(b.hcr_now(), 0, "{name}: disabled");
+        assert!((0..4).all(|n| b.raw_lr(n) == 0), "{name}: emptied");
+        assert_eq!(b.empty_lrs(), 0b1111, "{name}");
+        // Another vCPU's state in between does not leak into this one's.
+        lrs::load(b, &VgicState::default());
+        assert!((0..4).all(|n| b.raw_lr(n) == 0), "{name}");
+        s.hcr = hcr::EN as u64;
+        lrs::load(b, &s);
+        let after: Vec<u64> = (0..4).map(|n| b.raw_lr(n)).collect();
+        assert_eq!(after, before, "{name}");
+        assert_eq!((b.vmcr(), b.hcr_now()), (0xf000_0003, hcr::EN), "{name}");
+        // An idle switch costs the bitmap read and the controls, no list register.
+        lrs::save(b, &mut s);
+        b.reset_counts();
+        lrs::save(b, &mut s);
+        // ELRSR, VMCR and the active priorities (GICv3: AP0R0 + AP1R0; GICv2: APR).
+        let (reads, _) = b.accesses();
+        assert!(reads <= 4, "{name}: {reads} reads for an empty interface");
+    });
+}
+
+/// `hardware_enable`'s reset: list registers of UNKNOWN reset value cleared.
+#[test]
+fn reset_clears_unknown_state() {
+    let mut b = ich(QEMU_ICH_VTR);
+    b.regs.lr = [0xdead_beef_0000_0000 | (1 << 62); 16];
+    b.regs.hcr = 1;
+    lrs::reset(&mut b);
+    assert_eq!(&b.regs.lr[..4], &[0; 4]);
+    assert_eq!(b.regs.hcr, 0);
+    let mut g = gich_frame(QEMU_GICH_VTR);
+    for n in 0..4 {
+        g.frame.regs[gich::LR0 / 4 + n] = 0x1000_0000 | n as u32;
+    }
+    lrs::reset(&mut g);
+    assert_eq!(g.empty_lrs(), 0b1111);
+}
+
+// ---- GICv2 list registers (IHI 0048B 5.3.11) ----
+
+#[test]
+fn gicv2_list_register_examples() {
+    // Pending, Group 1, priority 0xa0 (top 5 bits 0b10100), virtual ID 27, hardware-
+    // linked to physical ID 27: HW [31] | Grp1 [30] | State 01 [29:28] |
+    // Priority [27:23] | PhysicalID [19:10] | VirtualID [9:0].
+    let e = ListEntry {
+        intid: 27,
+        priority: 0xa0,
+        group1: true,
+        state: LrState::Pending,
+        hw_intid: Some(27),
+        ..Default::default()
+    };
+    let want = (1 << 31) | (1 << 30) | (1 << 28) | (0b10100 << 23) | (27 << 10) | 27;
+    assert_eq!(v2::encode_lr(&e), Ok(want));
+    assert_eq!(v2::decode_lr(want), e);
+    // SGI 3 from CPU interface 5, Group 0, priority 0: CPUID [12:10] = 5.
+    let sgi = ListEntry {
+        intid: 3,
+        state: LrState::Pending,
+        source_cpu: 5,
+        ..Default::default()
+    };
+    assert_eq!(v2::encode_lr(&sgi), Ok((1 << 28) | (5 << 10) | 3));
+    // Software interrupt with EOI maintenance: bit 19.
+    let eoi = ListEntry {
+        intid: 40,
+        state: LrState::Active,
+        eoi_maintenance: true,
+        ..Default::default()
+    };
+    assert_eq!(v2::encode_lr(&eoi), Ok((2 << 28) | (1 << 19) | 40));
+    // SPI 1019, the largest: fits; the low 3 priority bits are not implemented.
+    let top = ListEntry {
+        intid: 1019,
+        priority: 0xff,
+        state: LrState::PendingActive,
+        ..Default::default()
+    };
+    let raw = v2::encode_lr(&top).unwrap();
+    assert_eq!(raw, (3 << 28) | (0x1f << 23) | 1019);
+    assert_eq!(v2::decode_lr(raw).priority, 0xf8);
+}
+
+/// INTIDs that do not fit are refused with a typed error, never truncated to the
+/// 10-bit field (1020 would become a special INTID, 1024 would alias SGI 0).
+#[test]
+fn gicv2_list_register_limits() {
+    let base = ListEntry {
+        state: LrState::Pending,
+        ..Default::default()
+    };
+    for bad in [1020, 1023, 1024, 1056, 8192, u32::MAX] {
+        assert_eq!(
+            v2::encode_lr(&ListEntry { intid: bad, ..base }),
+            Err(InjectIrqError::InvalidIntid),
+            "{bad}"
+        );
+    }
+    for p in [0, 15, 1020, 1024] {
+        assert_eq!(
+            v2::encode_lr(&ListEntry {
+                intid: 40,
+                hw_intid: Some(p),
+                ..base
+            }),
+            Err(InjectIrqError::InvalidHwIntid),
+            "physical {p}"
+        );
+    }
+    assert_eq!(
+        v2::encode_lr(&ListEntry {
+            intid: 2,
+            source_cpu: 8,
+            ..base
+        }),
+        Err(InjectIrqError::InvalidSourceCpu)
+    );
+    assert_eq!(
+        v2::encode_lr(&ListEntry {
+            intid: 16,
+            source_cpu: 1,
+            ..base
+        }),
+        Err(InjectIrqError::InvalidSourceCpu),
+        "only SGIs have a source"
+    );
+    assert_eq!(
+        v2::encode_lr(&ListEntry {
+            intid: 40,
+            hw_intid: Some(40),
+            eoi_maintenance: true,
+            ..base
+        }),
+        Err(InjectIrqError::InvalidHwIntid),
+        "HW = 1 has no EOI bit"
+    );
+}
+
+/// A GICv2 SGI's identity includes its source: SGI 2 from CPU 0 and from CPU 1 are two
+/// list registers, the same pair twice is one.
+#[test]
+fn gicv2_sgis_from_two_sources_are_two_interrupts() {
+    let mut b = gich_frame(QEMU_GICH_VTR);
+    let mut queue = PendingQueue::default();
+    let from = |src| QueuedInterrupt {
+        vi: vi(2),
+        source_cpu: src,
+    };
+    lrs::inject_bound(&mut b, &mut queue, &from(0)).unwrap();
+    lrs::inject_bound(&mut b, &mut queue, &from(1)).unwrap();
+    lrs::inject_bound(&mut b, &mut queue, &from(1)).unwrap();
+    assert_eq!(b.empty_lrs(), 0b1100);
+    assert_eq!(v2::decode_lr(b.frame.lr(1)).source_cpu, 1);
+    // On GICv3 the source does not exist: one interrupt.
+    let mut g3 = ich(QEMU_ICH_VTR);
+    lrs::inject_bound(&mut g3, &mut queue, &from(0)).unwrap();
+    lrs::inject_bound(&mut g3, &mut queue, &from(1)).unwrap();
+    assert_eq!(g3.empty_lrs(), 0b1110);
+    assert_eq!(g3.regs.lr[0] >> 32 & 0x1fff, 0, "no source bits in ICH_LR");
+    // The queue keeps them apart too.
+    let mut pq = PendingQueue::default();
+    pq.push_queued(from(0)).unwrap();
+    pq.push_queued(from(1)).unwrap();
+    pq.push_queued(from(1)).unwrap();
+    assert_eq!(pq.len(), 2);
+}
+
+#[test]
+fn gicv2_vtr_decode() {
+    let v = v2::decode_vtr(QEMU_GICH_VTR);
+    assert_eq!(
+        (v.list_regs, v.pri_bits, v.pre_bits, v.id_bits),
+        (4, 5, 5, 10)
+    );
+    assert_eq!(v2::decode_vtr(0x3f).list_regs, 64);
+}
+
+// ---- GICv3 list registers (IHI 0069 ICH_LR<n>_EL2) ----
+
+#[test]
+fn gicv3_list_register_examples() {
+    let e = ListEntry {
+        intid: 27,
+        priority: 0xa0,
+        group1: true,
+        state: LrState::Pending,
+        hw_intid: Some(27),
+        ..Default::default()
+    };
+    // State [63:62] | HW [61] | Group [60] | Priority [55:48] | pINTID [44:32] | vINTID.
+    let want = (1u64 << 62) | (1 << 61) | (1 << 60) | (0xa0 << 48) | (27 << 32) | 27;
+    assert_eq!(v3::encode_lr(&e), Ok(want));
+    assert_eq!(v3::decode_lr(want), e);
+    assert_eq!(want, vgic::encode(&vi(27).with_hw(27)));
+    // EOI [41] for a software interrupt; a 24-bit LPI keeps all its bits.
+    let lpi = ListEntry {
+        intid: 0x00ab_cdef,
+        state: LrState::Pending,
+        eoi_maintenance: true,
+        ..Default::default()
+    };
+    assert_eq!(v3::encode_lr(&lpi), Ok((1 << 62) | (1 << 41) | 0x00ab_cdef));
+    assert_eq!(
+        v3::encode_lr(&ListEntry {
+            source_cpu: 1,
+            ..lpi
+        }),
+        Err(InjectIrqError::InvalidSourceCpu)
+    );
+}
+
+trait WithHw {
+    fn with_hw(self, p: u32) -> Self;
+}
+impl WithHw for VirtualInterrupt {
+    fn with_hw(mut self, p: u32) -> Self {
+        self.hw_intid = Some(p);
+        self
+    }
+}
+
+fn state() -> impl Strategy<Value = LrState> {
+    (0u64..4).prop_map(LrState::from_bits)
+}
+
+proptest! {
+    /// Every encodable GICv2 entry comes back as it went in (priority: top 5 bits).
+    #[test]
+    fn gicv2_lr_round_trip(
+        intid in 0u32..=1019, prio: u8, group1: bool, st in state(),
+        hw in prop::option::of(16u32..=1019), src in 0u8..8, eoi: bool,
+    ) {
+        let e = ListEntry {
+            intid, priority: prio, group1, state: st, hw_intid: hw,
+            source_cpu: if hw.is_none() && intid < 16 { src } else { 0 },
+            eoi_maintenance: hw.is_none() && eoi,
+        };
+        let raw = v2::encode_lr(&e).unwrap();
+        prop_assert_eq!(v2::decode_lr(raw), ListEntry { priority: prio & 0xf8, ..e });
+    }
+
+    /// Every GICv2 register value with its reserved bits clear re-encodes to itself.
+    #[test]
+    fn gicv2_lr_raw_round_trip(raw: u32) {
+        let hw = raw & v2::lr::HW != 0;
+        let reserved = if hw { 0x0070_0000 } else { 0x0077_e000 };
+        let raw = raw & !reserved;
+        let e = v2::decode_lr(raw);
+        prop_assume!(e.intid <= 1019);
+        prop_assume!(!hw || (16..=1019).contains(&e.hw_intid.unwrap_or(0)));
+        prop_assume!(hw || e.source_cpu == 0 || e.intid < 16);
+        prop_assert_eq!(v2::encode_lr(&e), Ok(raw));
+    }
+
+    #[test]
+    fn gicv3_lr_round_trip(
+        intid: u32, prio: u8, group1: bool, st in state(),
+        hw in prop::option::of(0u32..0x2000), eoi: bool,
+    ) {
+        let e = ListEntry {
+            intid, priority: prio, group1, state: st, hw_intid: hw,
+            source_cpu: 0, eoi_maintenance: hw.is_none() && eoi,
+        };
+        prop_assert_eq!(v3::decode_lr(v3::encode_lr(&e).unwrap()), e);
+    }
+
+    /// The maintenance decision never arms a condition that already holds (a level
+    /// maintenance interrupt asserted at entry would fire without end), and with two
+    /// or more list registers, all valid after a refill, something is armed while
+    /// anything is queued.
+    #[test]
+    fn maintenance_never_storms(list_regs in 1usize..=64, valid in 0usize..=64, pending in 0usize..=64, queued in 0usize..=64) {
+        let valid = valid.min(list_regs);
+        let pending = pending.min(valid);
+        let h = maintenance_hcr(queued, valid, pending);
+        prop_assert!(h & hcr::EN != 0);
+        prop_assert!(!maintenance_asserted(h, valid, pending));
+        if queued == 0 {
+            prop_assert_eq!(h, hcr::EN);
+        }
+        if queued != 0 && list_regs >= 2 && valid == list_regs {
+            prop_assert!(h & hcr::UIE != 0, "underflow armed");
+        }
+    }
+
+    /// GICD_SGIR: decode and encode are inverse on the defined fields.
+    #[test]
+    fn sgir_round_trip(v: u32) {
+        let defined = v & 0x03ff_800f;
+        let r = decode_sgir(defined);
+        prop_assert_eq!(r.encode() & 0x03ff_800f, if matches!(r.targets, SgirTargets::List(_)) { defined } else { defined & !0x00ff_0000 });
+        prop_assert_eq!(decode_sgir(v), r, "reserved bits ignored");
+    }
+
+    /// The VMCR fields survive both layouts; only GICv2's priority mask loses its
+    /// low 3 bits.
+    #[test]
+    fn vmcr_round_trip(bits: u16, bpr0 in 0u8..8, bpr1 in 0u8..8, pmr: u8) {
+        let c = VirtualMachineControl {
+            grp0_enable: bits & 1 != 0, grp1_enable: bits & 2 != 0, ack_ctl: bits & 4 != 0,
+            fiq_enable: bits & 8 != 0, common_bpr: bits & 16 != 0, eoi_mode: bits & 32 != 0,
+            bpr0, bpr1, priority_mask: pmr,
+        };
+        prop_assert_eq!(VirtualMachineControl::decode(LrFormat::V3, c.encode(LrFormat::V3)), c);
+        prop_assert_eq!(
+            VirtualMachineControl::decode(LrFormat::V2, c.encode(LrFormat::V2)),
+            VirtualMachineControl { priority_mask: pmr & 0xf8, ..c }
+        );
+    }
+}
+
+// ---- VMCR ----
+
+/// `ICH_VMCR_EL2.VPMR` is 8 bits at [31:24]; `GICH_VMCR.VMPriMask` 5 bits at [31:27]
+/// (IHI 0048B 5.3.3). A priority mask of 0xf0 with both groups enabled and EOImode:
+#[test]
+fn vmcr_layouts() {
+    let c = VirtualMachineControl {
+        grp0_enable: true,
+        grp1_enable: true,
+        eoi_mode: true,
+        bpr0: 2,
+        bpr1: 3,
+        priority_mask: 0xf0,
+        ..Default::default()
+    };
+    assert_eq!(
+        v3::encode_vmcr(&c),
+        0xf000_0000 | (2 << 21) | (3 << 18) | (1 << 9) | 3
+    );
+    assert_eq!(
+        v2::encode_vmcr(&c),
+        (0x1e << 27) | (2 << 21) | (3 << 18) | (1 << 9) | 3
+    );
+    // The top 5 mask bits sit at the same place; GICv3's low 3 bits are reserved
+    // bits of GICH_VMCR, so a raw GICv3 value is no GICv2 value.
+    let fine = VirtualMachineControl {
+        priority_mask: 0xf7,
+        ..c
+    };
+    assert_eq!(v3::encode_vmcr(&fine) >> 24, 0xf7);
+    assert_eq!(v2::encode_vmcr(&fine) >> 24, 0xf0);
+    assert_eq!(v2::decode_vmcr(0xf800_0000).priority_mask, 0xf8);
+    assert_eq!(v3::decode_vmcr(0xf800_0000).priority_mask, 0xf8);
+    assert_eq!(v3::decode_vmcr(0x0700_0000).priority_mask, 0x07);
+    assert_eq!(
+        v2::decode_vmcr(0x0700_0000).priority_mask,
+        0,
+        "[26:24] reserved in GICv2"
+    );
+}
+
+// ---- GICD_SGIR (IHI 0048B 4.3.15) ----
+
+#[test]
+fn sgir_decoding() {
+    // TargetListFilter 0b00, CPUTargetList 0b0000_0110, SGIINTID 5.
+    let r = decode_sgir(0x0006_0005);
+    assert_eq!(
+        r,
+        SgirRequest {
+            intid: 5,
+            targets: SgirTargets::List(0b110),
+            nsatt: false
+        }
+    );
+    assert_eq!(r.target_mask(0, 2), 0b10, "only interfaces 0..2 exist");
+    assert_eq!(r.target_mask(0, 8), 0b110);
+    // 0b01: all but self (what Linux's IPI broadcast uses), with NSATT.
+    let all = decode_sgir((1 << 24) | (1 << 15) | 0xff_0000 | 1);
+    assert_eq!(
+        (all.intid, all.targets, all.nsatt),
+        (1, SgirTargets::AllButSelf, true)
+    );
+    assert_eq!(all.target_mask(1, 4), 0b1101, "the list is ignored");
+    // 0b10: self only.
+    let me = decode_sgir((2 << 24) | 0xf);
+    assert_eq!((me.intid, me.targets), (15, SgirTargets::SelfOnly));
+    assert_eq!(me.target_mask(3, 4), 0b1000);
+    assert_eq!(me.target_mask(9, 8), 0, "a sender that is no interface");
+    // 0b11: reserved: nowhere.
+    let res = decode_sgir((3 << 24) | 0xff_0000);
+    assert_eq!(res.targets, SgirTargets::Reserved);
+    assert_eq!(res.target_mask(0, 8), 0);
+    assert_eq!(all.target_mask(0, 100), 0xfe, "at most 8 interfaces");
+}
+
+// ---- Choosing the interface ----
+
+#[test]
+fn interface_choice() {
+    let mut asked = false;
+    // The host named a GICH frame: GICv2; ICC_SRE_EL2 is not touched.
+    assert_eq!(
+        VirtualInterface::choose(Some(0x0803_0000), true, || {
+            asked = true;
+            true
+        }),
+        InterfaceKind::V2
+    );
+    assert!(!asked);
+    // QEMU gic-version=2: ID_AA64PFR0_EL1.GIC = 0, ICC_* UNDEFINED: never written.
+    assert_eq!(
+        VirtualInterface::choose(None, false, || panic!("ICC_SRE_EL2 touched")),
+        InterfaceKind::None
+    );
+    assert_eq!(
+        VirtualInterface::choose(None, true, || true),
+        InterfaceKind::V3
+    );
+    // SRE does not stick (a GICv3 in legacy operation): no system-register interface.
+    assert_eq!(
+        VirtualInterface::choose(None, true, || false),
+        InterfaceKind::None
+    );
+    assert_eq!(
+        VirtualInterface::v2(0x1000, VtrInfo::NONE, 25).kind,
+        InterfaceKind::None
+    );
+}
+
+#[test]
+fn percpu_interface_setters() {
+    let mut p = Aarch64PerCpu::new(0);
+    assert_eq!(
+        p.set_gicv2_interface(0),
+        Err(VCpuError::InvalidConfig(
+            "GICH frame address is zero or not 4 KiB aligned"
+        ))
+    );
+    assert!(p.set_gicv2_interface(0x0803_0004).is_err());
+    assert_eq!(p.set_gicv2_interface(0x0803_0000), Ok(()));
+    assert!(p.set_maintenance_interrupt(15).is_err());
+    assert!(p.set_maintenance_interrupt(32).is_err());
+    assert_eq!(p.set_maintenance_interrupt(25), Ok(()));
+    assert_eq!(
+        p.virtual_interface().kind,
+        InterfaceKind::None,
+        "not probed yet"
+    );
+}
+
+// ---- The vCPU on a GICv2 interface ----
+
+fn v2_vcpu() -> Aarch64VCpu {
+    let mut v = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default()).unwrap();
+    v.setup(Aarch64VCpuSetupConfig::default()).unwrap();
+    v.set_entry(0x4008_0000).unwrap();
+    v.test_set_interface(VirtualInterface::v2(
+        0x0803_0000,
+        v2::decode_vtr(QEMU_GICH_VTR),
+        25,
+    ));
+    v
+}
+
+#[test]
+fn vcpu_on_gicv2_refuses_what_gicv2_cannot_hold() {
+    let mut v = v2_vcpu();
+    for bad in [1020, 1056, 4096, 8192] {
+        assert_eq!(
+            v.inject_interrupt(vi(bad)),
+            Err(InjectIrqError::InvalidIntid),
+            "{bad}"
+        );
+    }
+    assert_eq!(v.inject_interrupt(vi(1019)), Ok(()));
+    assert_eq!(v2::decode_lr(v.vgic_state().lr[0] as u32).intid, 1019);
+    assert_eq!(v.inject_sgi(vi(16), 0), Err(InjectIrqError::InvalidIntid));
+    assert_eq!(
+        v.inject_sgi(vi(3), 8),
+        Err(InjectIrqError::InvalidSourceCpu)
+    );
+    assert_eq!(
+        v.inject_sgi(vi(3).with_hw(27), 0),
+        Err(InjectIrqError::InvalidHwIntid)
+    );
+    assert_eq!(v.inject_sgi(vi(3), 7), Ok(()));
+    let e = v2::decode_lr(v.vgic_state().lr[1] as u32);
+    assert_eq!((e.intid, e.source_cpu, e.state), (3, 7, LrState::Pending));
+    // The hardware-linked PPI goes in with its physical ID.
+    assert_eq!(v.inject_interrupt(vi(27).with_hw(27)), Ok(()));
+    assert_eq!(
+        v2::decode_lr(v.vgic_state().lr[2] as u32).hw_intid,
+        Some(27)
+    );
+    // power_on hands the link back.
+    let released = v.power_on(0x4008_0000, 0).unwrap();
+    assert_eq!(released.iter().collect::<Vec<_>>(), [27]);
+}
+
+/// Interrupts queued before the first bind (INTID size not known yet) that a GICv2
+/// cannot encode make the bind fail, typed, instead of being truncated or stuck.
+#[test]
+fn bind_refuses_queued_interrupts_gicv2_cannot_encode() {
+    let mut v = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default()).unwrap();
+    v.setup(Aarch64VCpuSetupConfig::default()).unwrap();
+    v.inject_interrupt(vi(8192)).unwrap();
+    assert_eq!(v.queued_interrupts(), 1);
+    let g2 = VirtualInterface::v2(0x0803_0000, v2::decode_vtr(QEMU_GICH_VTR), 25);
+    let g3 = VirtualInterface::v3(VtrInfo::decode(QEMU_ICH_VTR), 25);
+    assert!(matches!(
+        v.test_vgic().check_bind(&g2, false),
+        Err(VCpuError::InvalidConfig(_))
+    ));
+    assert_eq!(v.test_vgic().check_bind(&g3, false), Ok(()));
+    // Binding on GICv2 with encodable interrupts: refilled into the GICv2 format.
+    let mut w = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default()).unwrap();
+    w.setup(Aarch64VCpuSetupConfig::default()).unwrap();
+    w.inject_interrupt(vi(33)).unwrap();
+    w.inject_sgi(vi(1), 2).unwrap();
+    assert!(w.test_vgic().prepare_bind(&g2, false));
+    let e = v2::decode_lr(w.vgic_state().lr[1] as u32);
+    assert_eq!((e.intid, e.source_cpu), (1, 2));
+    assert_eq!(w.vgic_state().hcr, hcr::EN as u64);
+}
+
+/// A vCPU moving between interface versions carries its VMCR over in the other
+/// layout (it differs in the priority mask), and refuses to move live state.
+#[test]
+fn vmcr_converted_when_the_interface_version_changes() {
+    let mut v = v2_vcpu();
+    let g3 = VirtualInterface::v3(VtrInfo::decode(QEMU_ICH_VTR), 25);
+    let g2 = VirtualInterface::v2(0x0803_0000, v2::decode_vtr(QEMU_GICH_VTR), 25);
+    v.test_set_interface(g3);
+    // ICH_VMCR_EL2: VENG1, VPMR 0xf7.
+    v.test_vgic_mut().vmcr = 0xf700_0002;
+    assert_eq!(v.test_vgic().check_bind(&g2, false), Ok(()));
+    v.test_vgic().prepare_bind(&g2, false);
+    assert_eq!(
+        v.vgic_state().vmcr,
+        0xf000_0002,
+        "GICH_VMCR: VMPriMask, [26:24] clear"
+    );
+    let c = v.virtual_machine_control();
+    assert_eq!((c.grp1_enable, c.priority_mask), (true, 0xf0));
+    v.inject_interrupt(vi(33)).unwrap();
+    assert!(
+        v.test_vgic().check_bind(&g3, false).is_err(),
+        "a live list register"
+    );
+}
+
+/// The unbound-vCPU tests of vgic_timer.rs, on a GICv2 interface: typed errors without
+/// an interface, and the saved copy in GICv2 format with one.
+#[test]
+fn inject_without_a_virtual_interface_is_an_error_on_gicv2_too() {
+    let mut v = v2_vcpu();
+    v.test_set_interface(VirtualInterface::NONE);
+    assert_eq!(
+        v.inject_interrupt(vi(33)),
+        Err(InjectIrqError::NoVirtualInterface)
+    );
+    let mut p = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default()).unwrap();
+    p.setup(Aarch64VCpuSetupConfig {
+        passthrough_interrupt: true,
+        ..Default::default()
+    })
+    .unwrap();
+    p.test_set_interface(VirtualInterface::v2(
+        0x0803_0000,
+        v2::decode_vtr(QEMU_GICH_VTR),
+        25,
+    ));
+    assert_eq!(
+        p.inject_sgi(vi(1), 1),
+        Err(InjectIrqError::NoVirtualInterface)
+    );
+    // Saved list registers fill, then the queue.
+    let mut v = v2_vcpu();
+    for i in 0..6 {
+        v.inject_interrupt(vi(40 + i)).unwrap();
+    }
+    assert_eq!(v.queued_interrupts(), 2);
+    let mut s = SavedLrs {
+        format: LrFormat::V2,
+        lrs: &mut v.test_vgic_mut().lr[..4],
+    };
+    assert_eq!(s.empty_lrs(), 0);
+    assert_eq!(v2::decode_lr(s.lr(3) as u32).intid, 43);
+}
+
+/// A guest SGI system-register write becomes `SendSgi` only on GICv3 (on GICv2 the
+/// guest's SGIs are GICD_SGIR writes, MMIO exits).
+#[test]
+fn icc_sgi_writes_are_not_sgi_exits_on_gicv2() {
+    let mut v = v2_vcpu();
+    v.set_gpr(2, (3u64 << 24) | 1).unwrap();
+    let esr = crate::esr::build::sysreg(3, 0, 12, 11, 5, 2, false);
+    let exit = v.handle_sync_exit(&crate::esr::Syndrome {
+        esr,
+        ..Default::default()
+    });
+    assert!(!matches!(exit, Some(VmExit::SendSgi { .. })), "{exit:?}");
+}
