@@ -296,12 +296,11 @@ impl Aarch64VCpu {
             GUEST_CPTR_EL2 | CPTR_TFP
         };
         // [gicv2] Interrupts injected while unbound go into free list registers now.
-        let iface = *percpu.virtual_interface();
         self.vgic
-            .check_bind(&iface, self.setup.passthrough_interrupt)?;
+            .check_bind(percpu.virtual_interface(), self.setup.passthrough_interrupt)?;
         let vgic_on = self
             .vgic
-            .prepare_bind(&iface, self.setup.passthrough_interrupt);
+            .prepare_bind(percpu.virtual_interface(), self.setup.passthrough_interrupt);
         #[cfg(not(target_arch = "aarch64"))]
         let _ = vgic_on;
         let flush = percpu.claim_tlb(stage2.vmid, self.id) || self.stage2_dirty;
@@ -312,7 +311,7 @@ impl Aarch64VCpu {
                 crate::hw::fpsimd_restore(&self.fp);
             }
             if vgic_on {
-                vgic::with_interface!(iface, r => vgic::list_registers::load(&mut r, &self.vgic.state), none => ());
+                vgic::with_interface!(self.vgic.iface, r => vgic::list_registers::load(&mut r, &self.vgic.state), none => ());
             }
             if flush {
                 crate::hw::flush_current_vmid_local();
@@ -424,23 +423,7 @@ impl Aarch64VCpu {
     #[inline(never)]
     fn handle_exit(&mut self, code: u64) -> Option<VmExit> {
         if code >> 63 != 0 {
-            if code & 3 == 1 && self.vgic.in_use(self.setup.passthrough_interrupt) {
-                // The virtual interface's maintenance interrupt (underflow / no pending):
-                // move queued interrupts into the list registers it signals are free,
-                // and re-enter. The level-sensitive PPI drops once the condition is gone.
-                let q = &mut self.vgic.queue;
-                if vgic::with_interface!(self.vgic.iface, r => vgic::list_registers::maintenance(&mut r, q), none => false)
-                {
-                    return None;
-                }
-            }
-            return Some(match code & 3 {
-                1 => VmExit::ExternalInterrupt { fiq: false },
-                2 => VmExit::ExternalInterrupt { fiq: true },
-                _ => VmExit::SError {
-                    esr: self.ws.serror_esr,
-                },
-            });
+            return self.async_exit(code);
         }
         let mut syn = esr::Syndrome {
             esr: code,
@@ -451,6 +434,31 @@ impl Aarch64VCpu {
             (syn.far, syn.hpfar) = crate::hw::read_fault_address();
         }
         self.handle_sync_exit(&syn)
+    }
+
+    /// An IRQ, FIQ or SError exit, kept out of `handle_exit` (whose synchronous path
+    /// is the common one).
+    #[cfg(target_arch = "aarch64")]
+    #[inline(never)]
+    fn async_exit(&mut self, code: u64) -> Option<VmExit> {
+        if code & 3 == 1 && self.vgic.in_use(self.setup.passthrough_interrupt) {
+            // [gicv2] The virtual interface's maintenance interrupt (underflow / no
+            // pending): move queued interrupts into the list registers it signals are
+            // free, and re-enter. The level-sensitive PPI drops once the condition is
+            // gone.
+            let q = &mut self.vgic.queue;
+            if vgic::with_interface!(self.vgic.iface, r => vgic::list_registers::maintenance(&mut r, q), none => false)
+            {
+                return None;
+            }
+        }
+        Some(match code & 3 {
+            1 => VmExit::ExternalInterrupt { fiq: false },
+            2 => VmExit::ExternalInterrupt { fiq: true },
+            _ => VmExit::SError {
+                esr: self.ws.serror_esr,
+            },
+        })
     }
 
     /// Handles a synchronous exit captured in `syn`: answers what the crate answers

@@ -12,9 +12,11 @@ pub mod v3;
 pub use list_registers::{ListEntry, LrFormat, LrState, Placement, QueuedInterrupt};
 use list_registers::{ListRegisters, SavedLrs};
 
-/// Most list registers an interface can have: 64 (`GICH_VTR.ListRegs` + 1; GICv3's
-/// `ICH_VTR_EL2` allows 16).
-pub const MAX_LRS: usize = 64;
+/// Most list registers the crate uses: 16, all GICv3's `ICH_VTR_EL2` allows. A GICv2
+/// `GICH_VTR` may describe up to 64 (GIC-400 has 4): the crate clears all of them when
+/// the core is enabled and uses the first 16. (Keeping the vCPU state small keeps the
+/// exit paths' field offsets short.)
+pub const MAX_LRS: usize = 16;
 /// Interrupts waiting for a free list register, per vCPU.
 pub const QUEUE_LEN: usize = 64;
 
@@ -732,6 +734,11 @@ impl VcpuInterface {
         self.known = true;
         if !self.in_use(passthrough) {
             return false;
+        }
+        if self.queue.is_empty() {
+            // Nothing waits: no maintenance interrupt is wanted.
+            self.state.hcr = list_registers::hcr::EN as u64;
+            return true;
         }
         let n = iface.vtr.list_regs.min(MAX_LRS);
         let mut s = SavedLrs {

@@ -214,6 +214,11 @@ pub trait VgicRegisters: ListRegisters {
     fn save_aprs(&mut self, s: &mut VgicState);
     /// Loads them.
     fn load_aprs(&mut self, s: &VgicState);
+    /// How many list registers the hardware implements (all are cleared by [`reset`];
+    /// only the first [`ListRegisters::list_regs`] are used).
+    fn implemented_lrs(&self) -> usize {
+        self.list_regs()
+    }
 }
 
 /// The list registers an unbound vCPU keeps (`VgicState::lr`), in `format`.
@@ -468,7 +473,7 @@ pub fn save<R: VgicRegisters + ?Sized>(r: &mut R, s: &mut VgicState) {
 /// list register and active priority zero (their reset values are UNKNOWN).
 pub fn reset<R: VgicRegisters + ?Sized>(r: &mut R) {
     r.set_hcr(0);
-    for i in 0..r.list_regs().min(MAX_LRS) {
+    for i in 0..r.implemented_lrs() {
         r.set_lr(i, 0);
     }
     r.load_aprs(&VgicState::default());

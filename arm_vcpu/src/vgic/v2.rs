@@ -76,7 +76,8 @@ pub mod lr {
 
 /// Largest INTID a GICv2 list register holds (1020–1023 are special).
 pub const MAX_INTID: u32 = 1019;
-/// Most list registers `GICH_VTR.ListRegs` can describe.
+/// Most list registers `GICH_VTR.ListRegs` can describe (the crate uses the first
+/// [`super::MAX_LRS`]).
 pub const MAX_LRS: usize = 64;
 /// CPU interfaces of a GICv2 (SGI targets and sources are 3-bit numbers).
 pub const MAX_CPUS: usize = 8;
@@ -212,7 +213,7 @@ impl<M: Mmio32> ListRegisters for Gich<M> {
     }
     #[inline]
     fn list_regs(&self) -> usize {
-        self.vtr.list_regs.min(MAX_LRS)
+        self.vtr.list_regs.min(super::MAX_LRS)
     }
     #[inline]
     fn empty_lrs(&mut self) -> u64 {
@@ -251,6 +252,9 @@ impl<M: Mmio32> VgicRegisters for Gich<M> {
     }
     fn load_aprs(&mut self, s: &VgicState) {
         self.frame.write32(gich::APR, s.ap0r[0] as u32)
+    }
+    fn implemented_lrs(&self) -> usize {
+        self.vtr.list_regs.min(MAX_LRS)
     }
 }
 
