@@ -279,7 +279,7 @@ impl VGicV2 {
             0x080..=0x0ff => self.bits(vcpu, word(0x080), |_, i| i.group1),
             0x100..=0x17f => self.bits(vcpu, word(0x100), |_, i| i.enabled),
             0x180..=0x1ff => self.bits(vcpu, word(0x180), |_, i| i.enabled),
-            0x200..=0x27f | 0x280..=0x2ff => {
+            0x200..=0x2ff => {
                 let first = word(if off < 0x280 { 0x200 } else { 0x280 });
                 let sgis = &self.sgi_sources[vcpu];
                 self.bits(vcpu, first, |n, i| {
