@@ -52,6 +52,9 @@ struct FakeIch {
     ap1r: [u64; 4],
     reads: usize,
     writes: usize,
+    /// `ICH_ELRSR_EL2` as last synchronized: without a context synchronization a
+    /// direct read need not reflect list-register writes made since.
+    frozen_elrsr: Option<u64>,
 }
 
 impl FakeIch {
@@ -79,6 +82,7 @@ impl IchAccess for FakeIch {
             IchReg::Lr(_) => 0,
             IchReg::Hcr => self.hcr,
             IchReg::Vmcr => self.vmcr,
+            IchReg::Elrsr if self.frozen_elrsr.is_some() => self.frozen_elrsr.unwrap_or(0),
             // ICH_ELRSR_EL2: state invalid and (HW = 1 or EOI = 0).
             IchReg::Elrsr => (0..self.n)
                 .filter(|&i| {
@@ -1069,4 +1073,32 @@ fn icc_sgi_writes_are_not_sgi_exits_on_gicv2() {
         ..Default::default()
     });
     assert!(!matches!(exit, Some(VmExit::SendSgi { .. })), "{exit:?}");
+}
+
+/// The maintenance handler refills and then decides from the list registers it wrote,
+/// not from a re-read of `ICH_ELRSR_EL2` (which, without an ISB after the writes, may
+/// still show them empty and leave the queue's remainder without a maintenance
+/// interrupt).
+#[test]
+fn maintenance_decides_from_what_it_wrote() {
+    let mut b = ich(QEMU_ICH_VTR);
+    let mut queue = PendingQueue::default();
+    for i in 0..8 {
+        lrs::inject_bound(&mut b, &mut queue, &q(40 + i)).unwrap();
+    }
+    for n in 0..4 {
+        b.guest_ack(n);
+    }
+    for n in 0..3 {
+        b.guest_eoi(n);
+    }
+    // The bitmap as of the exception entry; list-register writes do not update it.
+    b.regs.frozen_elrsr = Some(0b0111);
+    assert!(lrs::maintenance(&mut b, &mut queue));
+    assert_eq!(queue.len(), 1);
+    assert_eq!(
+        b.hcr_now(),
+        hcr::EN | hcr::UIE | hcr::NPIE,
+        "the queued remainder keeps a maintenance interrupt armed"
+    );
 }

@@ -315,8 +315,17 @@ pub fn refill<L: ListRegisters + ?Sized>(l: &mut L, queue: &mut PendingQueue) ->
         return 0;
     }
     let mut empty = l.empty_lrs();
+    refill_tracked(l, queue, &mut empty)
+}
+
+/// [`refill`] with the empty bitmap kept by the caller (read once, updated here).
+fn refill_tracked<L: ListRegisters + ?Sized>(
+    l: &mut L,
+    queue: &mut PendingQueue,
+    empty: &mut u64,
+) -> u64 {
     let mut written = 0u64;
-    queue.retain(|q| match place(l, &mut empty, q) {
+    queue.retain(|q| match place(l, empty, q) {
         Ok(Placement::Lr(n)) => {
             written |= 1 << n;
             false
@@ -332,8 +341,16 @@ pub fn refill<L: ListRegisters + ?Sized>(l: &mut L, queue: &mut PendingQueue) ->
 
 /// How many list registers hold an interrupt, and how many of those are pending.
 pub fn occupancy<L: ListRegisters + ?Sized>(l: &mut L) -> (usize, usize) {
+    let empty = l.empty_lrs();
+    occupancy_in(l, empty)
+}
+
+/// [`occupancy`] from an empty bitmap the caller kept (after writing list registers a
+/// direct read of `ICH_ELRSR_EL2` is not guaranteed to reflect the writes without a
+/// context synchronization; the list registers themselves read back as written).
+fn occupancy_in<L: ListRegisters + ?Sized>(l: &mut L, empty: u64) -> (usize, usize) {
     let fmt = l.format();
-    let mut used = !l.empty_lrs() & lr_mask(l.list_regs());
+    let mut used = !empty & lr_mask(l.list_regs());
     let (mut valid, mut pending) = (0, 0);
     while used != 0 {
         let n = used.trailing_zeros() as usize;
@@ -413,7 +430,7 @@ pub fn inject_bound<R: VgicRegisters + ?Sized>(
         Placement::Lr(_) | Placement::AlreadyPending(_) => Ok(()),
         Placement::NoRoom => {
             queue.push_queued(*q)?;
-            let (valid, pending) = occupancy(r);
+            let (valid, pending) = occupancy_in(r, empty);
             r.set_hcr(maintenance_hcr(queue.len(), valid, pending));
             Ok(())
         }
@@ -429,8 +446,9 @@ pub fn maintenance<R: VgicRegisters + ?Sized>(r: &mut R, queue: &mut PendingQueu
     if r.misr() & (hcr::MISR_U | hcr::MISR_NP) == 0 {
         return false;
     }
-    refill(r, queue);
-    let (valid, pending) = occupancy(r);
+    let mut empty = r.empty_lrs();
+    refill_tracked(r, queue, &mut empty);
+    let (valid, pending) = occupancy_in(r, empty);
     r.set_hcr(maintenance_hcr(queue.len(), valid, pending));
     true
 }
