@@ -24,6 +24,8 @@ pub enum ExceptionClass {
     FpAccess = 0x07,
     /// 0x09: pointer authentication instruction trapped by HCR_EL2.API.
     PointerAuth = 0x09,
+    /// 0x0A: LD64B/ST64B* trapped (FEAT_LS64, `HCRX_EL2.EnALS/EnAS0/EnASR` = 0).
+    Ls64 = 0x0A,
     /// 0x0E: illegal execution state.
     IllegalState = 0x0E,
     /// 0x11: SVC from AArch32.
@@ -83,6 +85,7 @@ impl ExceptionClass {
             0x06 => Self::Ldc14,
             0x07 => Self::FpAccess,
             0x09 => Self::PointerAuth,
+            0x0A => Self::Ls64,
             0x0E => Self::IllegalState,
             0x11 => Self::Svc32,
             0x12 => Self::Hvc32,

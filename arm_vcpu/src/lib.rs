@@ -45,7 +45,9 @@ pub mod inject;
 mod percpu;
 pub mod smccc;
 pub mod stage2;
+pub mod sysreg;
 pub mod timer;
+pub mod traps;
 mod vcpu;
 pub mod vgic;
 

@@ -282,11 +282,16 @@ fn emulated_system_registers() {
         os_lock: false,
     };
     for &(what, reg, read, ids, expect) in cases {
-        assert_eq!(
-            emulate::sysreg(reg, read, 0x99, ids, &debug, 0x66),
-            expect,
-            "{what}"
-        );
+        let cx = emulate::Context {
+            ids,
+            debug: &debug,
+            actlr: 0x66,
+            cpacr: 0,
+            revidr: 0,
+            aidr: 0,
+            has: crate::sysreg::FeatureSet::EMPTY,
+        };
+        assert_eq!(emulate::sysreg(reg, read, 0x99, &cx), expect, "{what}");
     }
 }
 

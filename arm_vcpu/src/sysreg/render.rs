@@ -1,0 +1,1 @@
+//! Renders the inventory (docs page, guest table).
