@@ -13,6 +13,7 @@ use crate::idregs::IdRegisters;
 use crate::inject::{self, Injection};
 use crate::percpu::{Aarch64PerCpu, CpuFeatures, MPIDR_AFFINITY_MASK};
 use crate::smccc::{self, Conduit, Outcome};
+#[cfg(test)]
 use crate::sysreg::FeatureSet;
 use crate::timer::{EmulatedTimer, TimerDeadlines};
 use crate::traps::{self, Ctl};

@@ -315,6 +315,17 @@ impl Feature {
     }
 }
 
+/// The ID space of a host that has every feature: every field all ones, except the
+/// signed fields where all ones means "not implemented" (`ID_AA64PFR0_EL1.FP`,
+/// `AdvSIMD`) and `ID_AA64DFR0_EL1.PMUVer` (0xF is an IMPLEMENTATION DEFINED PMU), which
+/// are given an implemented value. What the ID-view checks and the rendered page use.
+pub const fn host_with_everything() -> [u64; idregs::ID_SPACE_LEN] {
+    let mut id = [u64::MAX; idregs::ID_SPACE_LEN];
+    id[idregs::ID_AA64PFR0] &= !(0xff << 16);
+    id[idregs::ID_AA64DFR0] = (id[idregs::ID_AA64DFR0] & !(0xf << 8)) | (0x8 << 8);
+    id
+}
+
 /// A set of [`Feature`]s (bit `f as u8`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FeatureSet(pub u64);

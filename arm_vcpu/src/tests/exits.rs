@@ -12,7 +12,7 @@ use crate::context::offsets;
 use crate::context::*;
 use crate::esr::{self, build, DataAbortIss, ExceptionClass, FaultStatus, Syndrome, SysRegIss};
 use crate::exit::{decode_sync, extend_load, Pending};
-use crate::percpu::{hcr, CpuFeatures};
+use crate::percpu::CpuFeatures;
 use crate::sysreg::{Feature, FeatureSet};
 use crate::vcpu::{guest_hcr_el2, is_valid_guest_spsr};
 use crate::*;

@@ -3,4 +3,5 @@
 mod calls;
 mod exits;
 mod injection;
+mod inventory;
 mod vgic_timer;
