@@ -21,10 +21,13 @@ compile_error!(
 
 pub mod console;
 pub mod hvc;
+#[rustfmt::skip]
+pub mod inventory;
 pub mod mmio;
 pub mod rng;
 pub mod rt;
 pub mod slot;
+pub mod sweep;
 pub mod sysreg;
 
 core::arch::global_asm!(include_str!("../asm/entry.S"));

@@ -113,6 +113,10 @@ extern "C" fn rust_main() -> ! {
         }
     } else if name == "isolation" {
         multivm::run_isolation(args.iters)
+    } else if name == "sweep" {
+        multivm::run_kind(multivm::Kind::Sweep, args.iters)
+    } else if name == "sweep-isolation" {
+        multivm::run_kind(multivm::Kind::SweepIsolation, args.iters)
     } else if name == "smp" {
         smp::run_smp(args.iters)
     } else if name == "uboot" {

@@ -1,6 +1,7 @@
 //! Several VMs on one physical core, switched round robin by the EL2 physical timer
-//! (CNTHP): the `isolation` scenario. Each VM has its own RAM, stage-2 tables and VMID;
-//! every switch is an `unbind` of one vCPU and a `bind` of the other.
+//! (CNTHP): the `isolation` scenario, and the register sweeps (`sweep`: one VM,
+//! `sweep-isolation`: two). Each VM has its own RAM, stage-2 tables and VMID; every
+//! switch is an `unbind` of one vCPU and a `bind` of the other.
 
 use alloc::vec::Vec;
 
@@ -10,7 +11,7 @@ use arm_vcpu::{
 };
 use log::{error, info};
 
-use crate::devices::{self, CONSOLE_IPA};
+use crate::devices::CONSOLE_IPA;
 use crate::memory::{self, GuestMemory};
 use crate::vm::{hvc, ExitStats};
 use crate::{gic, loader};
@@ -29,19 +30,62 @@ struct Guest {
     _mem: GuestMemory,
     /// The guest's EXIT status, once it has ended.
     done: Option<u64>,
+    /// The last phase it reached (TEST_CALL 0x84, the sweep's rendezvous).
+    phase: u64,
+    /// Console output since the last newline: each VM's lines are printed whole, so
+    /// that time-sliced VMs do not interleave within a line.
+    line: Vec<u8>,
+}
+
+impl Guest {
+    fn console(&mut self, byte: u8) {
+        self.line.push(byte);
+        if byte == b'\n' || self.line.len() >= 512 {
+            for &b in &self.line {
+                crate::console::putc(b);
+            }
+            self.line.clear();
+        }
+    }
 }
 
 type Verdict = Result<(), &'static str>;
 
+/// Which multi-VM scenario runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `isolation`: two VMs fill every switched register with patterns.
+    Isolation,
+    /// `sweep`: one VM runs every MRS/MSR encoding against the register inventory.
+    Sweep,
+    /// `sweep-isolation`: two VMs do the sweep, then patterns in every register it found
+    /// writable, and a virtual SError each.
+    SweepIsolation,
+}
+
+impl Kind {
+    fn vms(self) -> usize {
+        match self {
+            Self::Sweep => 1,
+            _ => 2,
+        }
+    }
+}
+
 /// Runs the isolation scenario; `iters` is the number of VM switches to survive.
 pub fn run_isolation(iters: u64) -> (Verdict, ExitStats) {
+    run_kind(Kind::Isolation, iters)
+}
+
+/// Runs a multi-VM scenario.
+pub fn run_kind(kind: Kind, iters: u64) -> (Verdict, ExitStats) {
     let mut stats = ExitStats::default();
-    let verdict = run(iters, &mut stats);
+    let verdict = run(kind, iters, &mut stats);
     gic::stop_hyp_timer();
     (verdict, stats)
 }
 
-fn build(role: usize, iters: u64) -> Result<Guest, &'static str> {
+fn build(kind: Kind, role: usize, iters: u64) -> Result<Guest, &'static str> {
     let mem = GuestMemory::at(VM_RAM[role], VM_RAM_SIZE).map_err(|_| "stage-2 mapping failed")?;
     let entry =
         loader::load_elf(loader::staging(), &mem).map_err(|_| "cannot load the guest image")?;
@@ -63,7 +107,12 @@ fn build(role: usize, iters: u64) -> Result<Guest, &'static str> {
     vcpu.set_entry(entry).map_err(|_| "vcpu entry")?;
     vcpu.set_gpr(1, iters).map_err(|_| "x1")?;
     vcpu.set_gpr(2, role as u64).map_err(|_| "x2")?;
-    for &(intid, priority) in &INITIAL_IRQS[role] {
+    let irqs: &[(u32, u8)] = if kind == Kind::Isolation {
+        &INITIAL_IRQS[role]
+    } else {
+        &[]
+    };
+    for &(intid, priority) in irqs {
         // Not bound yet: queued, placed in the list registers at the first bind.
         vcpu.inject_interrupt(VirtualInterrupt {
             intid,
@@ -84,10 +133,12 @@ fn build(role: usize, iters: u64) -> Result<Guest, &'static str> {
         vcpu,
         _mem: mem,
         done: None,
+        phase: 0,
+        line: Vec::new(),
     })
 }
 
-fn run(iters: u64, stats: &mut ExitStats) -> Verdict {
+fn run(kind: Kind, iters: u64, stats: &mut ExitStats) -> Verdict {
     if !arm_vcpu::has_hardware_support() {
         return Err("no EL2 virtualization support");
     }
@@ -96,14 +147,27 @@ fn run(iters: u64, stats: &mut ExitStats) -> Verdict {
         .hardware_enable()
         .map_err(|_| "hardware_enable failed")?;
     gic::init();
+    let host = percpu.features().has;
+    if kind != Kind::Isolation {
+        // What the sweep's expectations depend on (and what the report states).
+        info!("host features (arm_vcpu::sysreg::Feature):");
+        for f in arm_vcpu::sysreg::FEATURES {
+            if host.has(f) {
+                info!("  {} ({})", f.name(), f.condition());
+            }
+        }
+    }
+    let n = kind.vms();
     let mut guests: Vec<Guest> = Vec::new();
-    for role in 0..2 {
-        guests.push(build(role, iters)?);
+    for role in 0..n {
+        guests.push(build(kind, role, iters)?);
     }
     let mut cur = 0usize;
     let mut switches = 0u64;
     guests[cur].vcpu.bind(&mut percpu).map_err(|_| "bind")?;
-    gic::arm_hyp_timer(SLICE_TICKS);
+    if n > 1 {
+        gic::arm_hyp_timer(SLICE_TICKS);
+    }
     loop {
         let mut switch = false;
         let vcpu = &mut guests[cur].vcpu;
@@ -113,7 +177,24 @@ fn run(iters: u64, stats: &mut ExitStats) -> Verdict {
                 match args[0] {
                     hvc::NULL => vcpu.set_return_value(0),
                     hvc::TEST_CALL if args[1] == 0x81 => vcpu.set_return_value(switches),
-                    hvc::PUTC => crate::console::putc(args[1] as u8),
+                    // The host core's features, as the sweep's table numbers them.
+                    hvc::TEST_CALL if args[1] == 0x82 && kind != Kind::Isolation => {
+                        vcpu.set_return_value(host.0)
+                    }
+                    // A virtual SError with syndrome x2 for the caller (pending while
+                    // it masks SErrors): the sweep checks it survives VM switches.
+                    hvc::TEST_CALL if args[1] == 0x83 && kind == Kind::SweepIsolation => {
+                        let ok = vcpu.inject_serror(args[2]).is_ok();
+                        vcpu.set_return_value(u64::from(!ok));
+                    }
+                    // Rendezvous: this VM reached phase x2; returns 1 once every VM has.
+                    hvc::TEST_CALL if args[1] == 0x84 && kind == Kind::SweepIsolation => {
+                        let phase = args[2];
+                        guests[cur].phase = guests[cur].phase.max(phase);
+                        let all = guests.iter().all(|g| g.phase >= phase);
+                        guests[cur].vcpu.set_return_value(u64::from(all));
+                    }
+                    hvc::PUTC => guests[cur].console(args[1] as u8),
                     hvc::EXIT => {
                         info!(
                             "VM {} ends: {} failed checks, after {} switches",
@@ -136,7 +217,9 @@ fn run(iters: u64, stats: &mut ExitStats) -> Verdict {
                 if (CONSOLE_IPA..CONSOLE_IPA + 0x1000).contains(&addr) =>
             {
                 stats.mmio_write += 1;
-                devices::console_write(addr - CONSOLE_IPA, data);
+                if addr == CONSOLE_IPA {
+                    guests[cur].console(data as u8);
+                }
             }
             Ok(VmExit::ExternalInterrupt { .. }) => {
                 stats.irq += 1;
@@ -167,8 +250,8 @@ fn run(iters: u64, stats: &mut ExitStats) -> Verdict {
         if !switch {
             continue;
         }
-        let next = 1 - cur;
-        if guests[next].done.is_none() {
+        let next = (cur + 1) % n;
+        if next != cur && guests[next].done.is_none() {
             guests[cur].vcpu.unbind(&mut percpu).map_err(|_| "unbind")?;
             guests[next].vcpu.bind(&mut percpu).map_err(|_| "bind")?;
             cur = next;
@@ -181,14 +264,14 @@ fn run(iters: u64, stats: &mut ExitStats) -> Verdict {
     }
     percpu.hardware_disable().map_err(|_| "hardware_disable")?;
     let failures: u64 = guests.iter().map(|g| g.done.unwrap_or(1)).sum();
-    info!(
-        "isolation: {} VM switches, {} failed checks",
-        switches, failures
-    );
+    info!("{} VM switches, {} failed checks", switches, failures);
     if failures != 0 {
-        return Err("a VM found state that is not its own");
+        return Err(match kind {
+            Kind::Sweep => "the sweep found registers that disagree with the inventory",
+            _ => "a VM found state that is not its own",
+        });
     }
-    if switches < iters {
+    if n > 1 && switches < iters {
         return Err("fewer VM switches than requested");
     }
     Ok(())

@@ -173,6 +173,11 @@ pub const SCENARIOS: &[Scenario] = &[
     smp("smp", 1, 2),
     // Two VMs time-sliced on one core; iters = VM switches to survive.
     timed("isolation", 8, 60),
+    // Every MRS/MSR encoding (op0 2, 3) against the register inventory; iters unused.
+    timed("sweep", 1, 60),
+    // The sweep in two time-sliced VMs, then VM-specific patterns held across
+    // iters = VM switches, then a virtual SError each.
+    timed("sweep-isolation", 6, 90),
     // Issue 4 benchmarks: switching a core between vCPUs, virtual interrupts, lazy FP.
     slow_bench("bench-switch", "vcpu_switch", 1, (2_000, 10_000), 2),
     slow_bench("bench-yield", "vcpu_rebind", 1, (2_000, 10_000), 1),
@@ -253,6 +258,12 @@ pub const MUTATIONS: &[Mutation] = &[
         cfg: "skip-tpidr",
         breaks: "TPIDR_EL1 is left out of the bind/unbind switch",
         reason: "TPIDR_EL1: expected",
+    },
+    Mutation {
+        scenario: "sweep-isolation",
+        cfg: "skip-tpidr2",
+        breaks: "TPIDR2_EL0 (FEAT_SME, not trapped by CPTR_EL2.TSM) is left out of the bind/unbind switch",
+        reason: "TPIDR2_EL0: expected",
     },
     Mutation {
         scenario: "hostile",

@@ -104,6 +104,21 @@ pub(crate) fn treatment(t: Treatment) -> String {
     }
 }
 
+/// The class of a row, for the summaries.
+pub(crate) fn class(r: &SysReg) -> &'static str {
+    match r.treat {
+        Treatment::Switched | Treatment::SwitchedAs(_) | Treatment::Cpacr => "switched",
+        Treatment::Untrappable(_) => "untrappable (switched / FGT)",
+        Treatment::LazyFp => "switched lazily",
+        Treatment::Vgic => "virtual CPU interface",
+        Treatment::PhysTimer | Treatment::Emulated(_) | Treatment::Sgi => "trapped, emulated",
+        Treatment::Undef if r.group == Group::Impdef => "IMPLEMENTATION DEFINED (TIDCP)",
+        Treatment::Undef => "UNDEFINED",
+        Treatment::Hidden => "hidden + trapped",
+        Treatment::Passthrough(_) => "passed through",
+    }
+}
+
 fn when(w: When) -> String {
     match w {
         When::Always => "always".into(),
@@ -150,16 +165,7 @@ can trap: switched on hosts that have it, and trapped (UNDEFINED) where FEAT_FGT
     // Summary.
     let mut counts: std::collections::BTreeMap<&str, (usize, usize)> = Default::default();
     for r in INVENTORY {
-        let k = match r.treat {
-            Treatment::Switched | Treatment::SwitchedAs(_) | Treatment::Cpacr => "switched",
-            Treatment::Untrappable(_) => "untrappable (switched / FGT)",
-            Treatment::LazyFp => "switched lazily",
-            Treatment::Vgic => "virtual CPU interface",
-            Treatment::PhysTimer | Treatment::Emulated(_) | Treatment::Sgi => "trapped, emulated",
-            Treatment::Undef => "UNDEFINED",
-            Treatment::Hidden => "hidden + trapped",
-            Treatment::Passthrough(_) => "passed through",
-        };
+        let k = class(r);
         let e = counts.entry(k).or_default();
         e.0 += 1;
         e.1 += (key(r.last) - key(r.first) + 1) as usize;
@@ -334,7 +340,7 @@ pub enum Expect {{\n    /// UNDEFINED, whatever the host.\n    Undef,\n    /// A
 \n\
 /// One row.\n\
 #[derive(Clone, Copy, Debug)]\n\
-pub struct Row {{\n    pub first: u32,\n    pub last: u32,\n    pub name: &'static str,\n    pub exists: Exists,\n    pub read: Expect,\n    pub write: Expect,\n    /// Bits a read must return as 0.\n    pub zero_mask: u64,\n    /// Bits the two-VM sweep may fill with a VM-specific pattern (0: none).\n    pub pattern: u64,\n    /// Why the sweep must not write it (`None`: write back what was read).\n    pub no_write: Option<&'static str>,\n}}\n\
+pub struct Row {{\n    pub first: u32,\n    pub last: u32,\n    pub name: &'static str,\n    pub exists: Exists,\n    pub read: Expect,\n    pub write: Expect,\n    /// Bits a read must return as 0.\n    pub zero_mask: u64,\n    /// Bits the two-VM sweep may fill with a VM-specific pattern (0: none).\n    pub pattern: u64,\n    /// Why the sweep must not write it (`None`: write back what was read).\n    pub no_write: Option<&'static str>,\n    /// The crate's treatment, for the summary.\n    pub class: &'static str,\n}}\n\
 \n\
 /// The sort key of an encoding: (op0, op1, CRn, CRm, op2), most significant first.\n\
 pub const fn key(op0: u32, op1: u32, crn: u32, crm: u32, op2: u32) -> u32 {{\n    op0 << 14 | op1 << 11 | crn << 7 | crm << 3 | op2\n}}\n"
@@ -376,7 +382,7 @@ pub const fn key(op0: u32, op1: u32, crn: u32, crm: u32, op2: u32) -> u32 {{\n  
         };
         let _ = writeln!(
             w,
-            "    Row {{ first: {:#07x}, last: {:#07x}, name: {:?}, exists: {}, read: {}, write: {}, zero_mask: {:#x}, pattern: {:#x}, no_write: {:?} }},",
+            "    Row {{ first: {:#07x}, last: {:#07x}, name: {:?}, exists: {}, read: {}, write: {}, zero_mask: {:#x}, pattern: {:#x}, no_write: {:?}, class: {:?} }},",
             key(r.first),
             key(r.last),
             r.name,
@@ -386,6 +392,7 @@ pub const fn key(op0: u32, op1: u32, crn: u32, crm: u32, op2: u32) -> u32 {{\n  
             zero,
             r.pattern,
             r.sweep_no_write,
+            class(r),
         );
     }
     let _ = writeln!(

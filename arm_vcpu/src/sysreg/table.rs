@@ -303,7 +303,7 @@ pub const INVENTORY: &[SysReg] = &[
     r("ICC_EOIR1_EL1", 3, 0, 12, 12, 1).group(Group::Gic).feat(Feature::Gicv3).wo().treat(Treatment::Vgic).trap(TrapId::Imo).no_sweep_write("an EOI or deactivation with nothing active"),
     r("ICC_HPPIR1_EL1", 3, 0, 12, 12, 2).group(Group::Gic).feat(Feature::Gicv3).ro().treat(Treatment::Vgic).trap(TrapId::Imo),
     r("ICC_BPR1_EL1", 3, 0, 12, 12, 3).group(Group::Gic).feat(Feature::Gicv3).treat(Treatment::Vgic).trap(TrapId::Imo).pattern(0x7),
-    r("ICC_CTLR_EL1", 3, 0, 12, 12, 4).group(Group::Gic).feat(Feature::Gicv3).treat(Treatment::Vgic).trap(TrapId::Imo).pattern(0x3),
+    r("ICC_CTLR_EL1", 3, 0, 12, 12, 4).group(Group::Gic).feat(Feature::Gicv3).treat(Treatment::Vgic).trap(TrapId::Imo).pattern(0x2),
     r("ICC_SRE_EL1", 3, 0, 12, 12, 5).group(Group::Gic).feat(Feature::Gicv3).treat(Treatment::Passthrough(Passthrough::ReadOnly)).pattern(0x7),
     r("ICC_IGRPEN0_EL1", 3, 0, 12, 12, 6).group(Group::Gic).feat(Feature::Gicv3).treat(Treatment::Vgic).trap(TrapId::Fmo).pattern(0x1),
     r("ICC_IGRPEN1_EL1", 3, 0, 12, 12, 7).group(Group::Gic).feat(Feature::Gicv3).treat(Treatment::Vgic).trap(TrapId::Imo).pattern(0x1),
