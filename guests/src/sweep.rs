@@ -585,7 +585,12 @@ fn isolation(c: &mut Checks, tag: &str, role: usize, h: &Host, iters: u64) {
     while switches() < start + 3 {}
     let esr = take_serror();
     let want = (0x2f << 26) | (1 << 25) | iss[role];
-    if esr != want {
+    if esr == 0 {
+        c.fail(format_args!(
+            "HCR_EL2.VSE: the pending virtual SError was lost across VM switches \
+             (expected ESR_EL1 {want:#x})"
+        ));
+    } else if esr != want {
         let whose = if esr == (0x2f << 26) | (1 << 25) | iss[1 - role] {
             " (the other VM's value)"
         } else {
