@@ -270,10 +270,10 @@ struct Counts {
 fn describe(ec: u8) -> &'static str {
     match ec {
         0x00 => "UNDEFINED",
-        0x07 => "an FP/SIMD trap (EC 0x07)",
-        0x18 => "a System register trap to EL1 (EC 0x18)",
-        0x19 => "an SVE trap (EC 0x19)",
-        0x1d => "an SME trap (EC 0x1D)",
+        0x07 => "an FP/SIMD trap",
+        0x18 => "a System register trap to EL1",
+        0x19 => "an SVE trap",
+        0x1d => "an SME trap",
         _ => "another exception",
     }
 }
