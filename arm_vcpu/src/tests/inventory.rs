@@ -813,6 +813,26 @@ fn generated_files_are_current() {
     }
 }
 
+#[test]
+fn the_readme_switch_table_lists_every_switched_register() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let table: String = readme
+        .lines()
+        .filter(|l| l.starts_with("| bind/unbind"))
+        .collect();
+    for s in SWITCHED {
+        let found = table
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .any(|w| w == s.name);
+        assert!(
+            found,
+            "README's state-switching table does not list {}",
+            s.name
+        );
+    }
+}
+
 proptest! {
     #[test]
     fn any_host_composes_without_contradiction(bits: u64, flags in 0u8..32) {
