@@ -169,6 +169,8 @@ pub const SCENARIOS: &[Scenario] = &[
     timed("hostile", 100_000, 60),
     bench("bench-sysreg", 100, "sysreg_trap", 0),
     bench("bench-psci", 100, "psci_version", 1),
+    // A CPACR_EL1 write trapped (CPTR_EL2.TCPAC) and emulated in the crate.
+    bench("bench-cpacr", 100, "cpacr_trap", 0),
     // Two physical cores: vCPU 1 starts on core 1 through the guest's PSCI CPU_ON.
     smp("smp", 1, 2),
     // Two VMs time-sliced on one core; iters = VM switches to survive.
@@ -432,6 +434,7 @@ mod tests {
                 "mmio_read",
                 "sysreg_trap",
                 "psci_version",
+                "cpacr_trap",
                 "vcpu_switch",
                 "vcpu_rebind",
                 "fp_first_use",
