@@ -171,6 +171,8 @@ impl Aarch64VCpu {
     pub fn setup(&mut self, config: Aarch64VCpuSetupConfig) -> VCpuResult {
         self.require_unbound("setup")?;
         self.setup = config;
+        // The EL2 controls follow the setup: compose them again at the next bind.
+        self.view_stale = true;
         self.state = State::Ready;
         Ok(())
     }
@@ -231,6 +233,7 @@ impl Aarch64VCpu {
         // The VM's view of this core (stage-2 registers, ID registers) only changes
         // when the vCPU moves to another core or gets new tables. `CpuFeatures` holds
         // the core's MPIDR, so comparing it also covers `id_space()`.
+        let eager = self.setup.fp_switch == FpSwitch::Eager;
         if self.view_stale || self.features != feat {
             let (vttbr, vtcr) = stage2.registers(feat.pa_range, feat.vmid16)?;
             self.sysregs.vttbr_el2 = vttbr;
@@ -238,37 +241,10 @@ impl Aarch64VCpu {
             self.sysregs.vpidr_el2 = self.create.midr_el1.unwrap_or(feat.midr);
             // Pointer authentication stays visible only where its keys are switched.
             self.ids = IdRegisters::sanitized(percpu.id_space(), feat.pauth, stage2.ipa_bits);
+            self.compose_controls(&feat, percpu.host_mdcr(), eager);
             self.view_stale = false;
         }
         self.features = feat;
-        let eager = self.setup.fp_switch == FpSwitch::Eager;
-        // The EL2 controls, from the one composition table (`traps::BITS`) for this
-        // core's features; a pending virtual SError (HCR_EL2.VSE) is kept.
-        let t = traps::compose(&traps::Inputs {
-            features: feat.has,
-            setup: self.setup,
-            fp_trapped: !eager,
-            hpmn: percpu.host_mdcr(),
-        });
-        let r = &mut self.sysregs;
-        r.hcr_el2 = t.get(Ctl::Hcr) | (r.hcr_el2 & HCR_VSE);
-        r.cptr_el2 = t.get(Ctl::Cptr);
-        r.mdcr_el2 = t.get(Ctl::Mdcr);
-        r.cnthctl_el2 = t.get(Ctl::Cnthctl);
-        r.hcrx_el2 = t.get(Ctl::Hcrx);
-        r.hfgrtr_el2 = t.get(Ctl::Hfgrtr);
-        r.hfgwtr_el2 = t.get(Ctl::Hfgwtr);
-        r.hfgitr_el2 = t.get(Ctl::Hfgitr);
-        r.hdfgrtr_el2 = t.get(Ctl::Hdfgrtr);
-        r.hdfgwtr_el2 = t.get(Ctl::Hdfgwtr);
-        r.hfgrtr2_el2 = t.get(Ctl::Hfgrtr2);
-        r.hfgwtr2_el2 = t.get(Ctl::Hfgwtr2);
-        r.hfgitr2_el2 = t.get(Ctl::Hfgitr2);
-        r.hdfgrtr2_el2 = t.get(Ctl::Hdfgrtr2);
-        r.hdfgwtr2_el2 = t.get(Ctl::Hdfgwtr2);
-        r.mpam2_el2 = t.get(Ctl::Mpam2);
-        // The hidden features' CPACR_EL1 fields as `emulate::cpacr_hw` wants them.
-        r.cpacr_el1 = emulate::cpacr_hw(r.cpacr_el1, feat.has);
         let vgic_on = self.vgic_in_use(percpu.vtr());
         if vgic_on {
             self.vtr = *percpu.vtr();
@@ -302,6 +278,39 @@ impl Aarch64VCpu {
         percpu.bound = true;
         self.state = State::Bound;
         Ok(())
+    }
+
+    /// The EL2 controls for a core with `feat` (`traps::BITS`), kept in the switch list
+    /// until the vCPU moves to another core or is set up again (the composition walks
+    /// the whole table: not per bind). A pending virtual SError (HCR_EL2.VSE) is kept;
+    /// `CPTR_EL2.TFP` is set for lazy FP switching (cleared in the hardware only, on the
+    /// first use, so every bind traps again).
+    fn compose_controls(&mut self, feat: &CpuFeatures, host_mdcr: u64, eager: bool) {
+        let t = traps::compose(&traps::Inputs {
+            features: feat.has,
+            setup: self.setup,
+            fp_trapped: !eager,
+            hpmn: host_mdcr,
+        });
+        let r = &mut self.sysregs;
+        r.hcr_el2 = t.get(Ctl::Hcr) | (r.hcr_el2 & HCR_VSE);
+        r.cptr_el2 = t.get(Ctl::Cptr);
+        r.mdcr_el2 = t.get(Ctl::Mdcr);
+        r.cnthctl_el2 = t.get(Ctl::Cnthctl);
+        r.hcrx_el2 = t.get(Ctl::Hcrx);
+        r.hfgrtr_el2 = t.get(Ctl::Hfgrtr);
+        r.hfgwtr_el2 = t.get(Ctl::Hfgwtr);
+        r.hfgitr_el2 = t.get(Ctl::Hfgitr);
+        r.hdfgrtr_el2 = t.get(Ctl::Hdfgrtr);
+        r.hdfgwtr_el2 = t.get(Ctl::Hdfgwtr);
+        r.hfgrtr2_el2 = t.get(Ctl::Hfgrtr2);
+        r.hfgwtr2_el2 = t.get(Ctl::Hfgwtr2);
+        r.hfgitr2_el2 = t.get(Ctl::Hfgitr2);
+        r.hdfgrtr2_el2 = t.get(Ctl::Hdfgrtr2);
+        r.hdfgwtr2_el2 = t.get(Ctl::Hdfgwtr2);
+        r.mpam2_el2 = t.get(Ctl::Mpam2);
+        // The hidden features' CPACR_EL1 fields as `emulate::cpacr_hw` wants them.
+        r.cpacr_el1 = emulate::cpacr_hw(r.cpacr_el1, feat.has);
     }
 
     /// Saves the vCPU's state out of the calling core and restores the host's
@@ -840,6 +849,8 @@ impl Aarch64VCpu {
             hcr_el2: r.hcr_el2 & !HCR_VSE,
             ..r
         };
+        // CPACR_EL1 is back at 0: the next bind composes its hidden fields again.
+        self.view_stale = true;
         self.pending = Pending::None;
         self.ready = false;
         self.entry_set = true;
