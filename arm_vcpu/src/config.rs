@@ -22,9 +22,10 @@ pub struct Aarch64VCpuCreateConfig {
 /// `HCR_EL2.TID3`: op0 = 3, op1 = 0, CRn = 0, CRm = 1..7).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum IdRegisterPolicy {
-    /// The crate, from the VM's sanitized view (features it does not switch per vCPU
-    /// are hidden: SVE, SME, MTE, SPE, TRBE, AMU, MPAM, RAS, PMU, nested
-    /// virtualization; pointer authentication unless its keys are switched).
+    /// The crate, from the VM's sanitized view (`idregs::VIEW`: features it does not
+    /// switch per vCPU are hidden — SVE, SME, MTE, SPE, TRBE, BRBE, AMU, MPAM, RAS, PMU,
+    /// trace, GCS, nested virtualization and more; pointer authentication unless its keys
+    /// are switched).
     #[default]
     Sanitized,
     /// The host, through [`crate::VmExit::SysRegRead`] exits.
