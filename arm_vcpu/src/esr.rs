@@ -34,6 +34,8 @@ pub enum ExceptionClass {
     Hvc32 = 0x12,
     /// 0x13: SMC from AArch32.
     Smc32 = 0x13,
+    /// 0x14: MRRS/MSRR/SYSP trapped (FEAT_SYSREG128, not offered to guests).
+    SysReg128 = 0x14,
     /// 0x15: SVC from AArch64.
     Svc64 = 0x15,
     /// 0x16: HVC from AArch64.
@@ -60,6 +62,8 @@ pub enum ExceptionClass {
     SpAlignment = 0x26,
     /// 0x2C: trapped floating-point exception from AArch64.
     Fp64 = 0x2C,
+    /// 0x2D: GCS instruction trapped (FEAT_GCS, `HFGITR_EL2.nGCS*` = 0).
+    Gcs = 0x2D,
     /// 0x2F: SError interrupt.
     SError = 0x2F,
     /// 0x30: breakpoint from a lower EL.
@@ -90,6 +94,7 @@ impl ExceptionClass {
             0x11 => Self::Svc32,
             0x12 => Self::Hvc32,
             0x13 => Self::Smc32,
+            0x14 => Self::SysReg128,
             0x15 => Self::Svc64,
             0x16 => Self::Hvc64,
             0x17 => Self::Smc64,
@@ -103,6 +108,7 @@ impl ExceptionClass {
             0x25 => Self::DataAbortSame,
             0x26 => Self::SpAlignment,
             0x2C => Self::Fp64,
+            0x2D => Self::Gcs,
             0x2F => Self::SError,
             0x30 => Self::BreakpointLower,
             0x32 => Self::SoftwareStepLower,

@@ -545,6 +545,8 @@ impl Aarch64VCpu {
                         | ExceptionClass::Sme
                         | ExceptionClass::PointerAuth
                         | ExceptionClass::Ls64
+                        | ExceptionClass::SysReg128
+                        | ExceptionClass::Gcs
                         | ExceptionClass::Unknown
                         | ExceptionClass::IllegalState,
                     ),
