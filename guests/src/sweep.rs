@@ -540,6 +540,13 @@ fn isolation(c: &mut Checks, tag: &str, role: usize, h: &Host, iters: u64) {
         "guest {tag}: {k} registers hold a VM-specific pattern ({constant} patterned ones \
          read back the same for both VMs and are not checked)"
     );
+    if role == 0 {
+        print!("guest {tag}: patterned:");
+        for hd in held[..k].iter().flatten() {
+            print!(" {}", hd.name);
+        }
+        println!();
+    }
     // Both VMs' patterns are in place before either checks.
     rendezvous(2);
     let start = switches();
