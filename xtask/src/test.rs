@@ -10,7 +10,7 @@ use crate::ws::{self, HvBuild, Profile, Workspace};
 use crate::{deps, libtest, linux, pool};
 
 /// Host crates whose tests run under `cargo xtask test`.
-const HOST_CRATES: &[&str] = &["arm_vcpu", "xtask"];
+const HOST_CRATES: &[&str] = &["arm-vcpu-el2", "xtask"];
 /// Target dir of the mutant hypervisor (relative to the workspace root).
 /// Mutant builds go to `target/mutant-<cfg>`.
 const MUTANT_TARGET_DIR: &str = "target/mutant";
