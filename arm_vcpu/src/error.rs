@@ -4,7 +4,10 @@
 use core::fmt;
 
 /// An error returned to the host.
+///
+/// `#[non_exhaustive]`: later versions may add variants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum VCpuError {
     /// A configuration value is out of range; the string names it.
     InvalidConfig(&'static str),
@@ -34,6 +37,10 @@ pub enum VCpuError {
     Aarch32NotSupported,
     /// Not running at EL2 on a CPU with EL2, or not built for aarch64.
     NoHardwareSupport,
+    /// `run()` on a vCPU that is powered off ([`crate::PowerState::Off`]: after its
+    /// PSCI CPU_OFF, SYSTEM_OFF or SYSTEM_RESET, or created powered off); call
+    /// [`crate::Aarch64VCpu::power_on`] first.
+    PoweredOff,
 }
 
 impl fmt::Display for VCpuError {
@@ -50,6 +57,9 @@ impl fmt::Display for VCpuError {
             Self::InvalidRegister(n) => write!(f, "x{n} is not a general-purpose register"),
             Self::Aarch32NotSupported => write!(f, "AArch32 guests are not supported"),
             Self::NoHardwareSupport => write!(f, "no EL2 virtualization support"),
+            Self::PoweredOff => write!(f, "the vCPU is powered off"),
         }
     }
 }
+
+impl core::error::Error for VCpuError {}

@@ -100,6 +100,7 @@ impl SysRegAddr {
 
 /// What kind of stage-2 fault stopped the guest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Stage2Fault {
     /// No stage-2 mapping (translation fault) at the given level.
     Translation(u8),
@@ -123,7 +124,12 @@ impl Stage2Fault {
 }
 
 /// Why [`crate::Aarch64VCpu::run`] returned.
+///
+/// `#[non_exhaustive]`: a later version may report more kinds of exit, so a host's
+/// `match` ends with a catch-all arm (for instance one that stops the VM).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+#[must_use = "an exit says what the guest waits for: a read to complete, a PSCI call to answer"]
 pub enum VmExit {
     /// `HVC #imm` from AArch64 (EC 0x16). `args` are x0..x6; the PC already points
     /// after the HVC. Set results with `set_gpr`/`set_return_value` and call `run()`.

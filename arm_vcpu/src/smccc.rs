@@ -97,6 +97,7 @@ pub enum Conduit {
 /// the crate can (affinity fields, alignment, power state); the host checks what only
 /// it knows (which vCPUs exist, which addresses are guest memory).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PsciRequest {
     /// CPU_ON: start the vCPU whose MPIDR is `target_mpidr` at `entry` (EL1, MMU off)
     /// with x0 = `context_id`. Results: SUCCESS, INVALID_PARAMETERS (no such vCPU),
@@ -196,6 +197,7 @@ impl SmcForwardList {
 
 /// What happens to one SMCCC call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Outcome {
     /// The crate answers: these go to x0..x3, the guest resumes.
     Answer([u64; 4]),

@@ -8,7 +8,16 @@ use crate::VCpuError;
 
 /// Where a VM's stage-2 tables are and how they are shaped (4 KiB granule, no
 /// concatenated root tables).
+///
+/// ```
+/// use arm_vcpu::Stage2Config;
+///
+/// // A 39-bit IPA space from a level-1 root table, tagged with VMID 1.
+/// let s2 = Stage2Config::new(0x8000_0000, 1, 39, 1);
+/// assert_eq!(s2.ipa_bits, 39);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Stage2Config {
     /// Physical address of the root table (4 KiB aligned).
     pub root_pa: u64,
@@ -39,6 +48,21 @@ pub const fn pa_range_bits(parange: u8) -> Option<u8> {
 const VTCR_RES1: u64 = 1 << 31;
 
 impl Stage2Config {
+    /// A description of the tables at `root_pa` (4 KiB aligned) for VMID `vmid`,
+    /// resolving `ipa_bits` of guest-physical address from a root table at
+    /// `root_level` (0, 1 or 2). Validated by
+    /// [`Aarch64VCpu::set_stage2_root`](crate::Aarch64VCpu::set_stage2_root) and,
+    /// against the CPU, at bind.
+    #[must_use]
+    pub const fn new(root_pa: u64, vmid: u16, ipa_bits: u8, root_level: u8) -> Self {
+        Self {
+            root_pa,
+            vmid,
+            ipa_bits,
+            root_level,
+        }
+    }
+
     /// Checks the description against the architecture and this CPU: `parange` is
     /// `ID_AA64MMFR0_EL1.PARange`, `vmid16` whether 16-bit VMIDs are implemented.
     /// Returns `(VTTBR_EL2, VTCR_EL2)`.

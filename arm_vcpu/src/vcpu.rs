@@ -12,6 +12,7 @@ use crate::exit::{extend_load, operand, Pending, VmExit};
 use crate::idregs::IdRegisters;
 use crate::inject::{self, Injection};
 use crate::percpu::{hcr, Aarch64PerCpu, CpuFeatures, MPIDR_AFFINITY_MASK};
+use crate::power::PowerState;
 use crate::smccc::{self, Conduit, Outcome};
 use crate::timer::{EmulatedTimer, TimerDeadlines};
 use crate::vgic::{
@@ -156,6 +157,11 @@ pub struct Aarch64VCpu {
     ptimer: EmulatedTimer,
     /// Emulated debug registers (MDSCR_EL1, the OS lock).
     debug: emulate::DebugState,
+    /// PSCI power state (see `power`).
+    power: PowerState,
+    /// Bound and powered on (`state == Bound && power == On`): what a completion
+    /// needs to mark the vCPU `ready` without looking at both.
+    runnable: bool,
 }
 
 impl Aarch64VCpu {
@@ -198,6 +204,12 @@ impl Aarch64VCpu {
             vtr: VtrInfo::default(),
             ptimer: EmulatedTimer::default(),
             debug: emulate::DebugState::default(),
+            power: if config.powered_off {
+                PowerState::Off
+            } else {
+                PowerState::On
+            },
+            runnable: false,
         })
     }
 
@@ -321,6 +333,7 @@ impl Aarch64VCpu {
         self.stage2_dirty = false;
         percpu.bound = true;
         self.state = State::Bound;
+        self.runnable = self.power == PowerState::On;
         Ok(())
     }
 
@@ -351,6 +364,7 @@ impl Aarch64VCpu {
         self.fp_loaded = false;
         percpu.bound = false;
         self.ready = false;
+        self.runnable = false;
         self.state = State::Ready;
         Ok(())
     }
@@ -576,6 +590,7 @@ impl Aarch64VCpu {
             Outcome::Answer(r) => r,
             Outcome::Forward => self.forward_smc(&args),
             Outcome::Request(request) => {
+                self.set_power(self.power.after_request(&request));
                 self.set_pending(Pending::Psci { request, advance });
                 return Some(VmExit::Psci { request, conduit });
             }
@@ -610,7 +625,7 @@ impl Aarch64VCpu {
     }
 
     fn set_pending(&mut self, pending: Pending) {
-        self.ready = matches!(pending, Pending::None) && self.state == State::Bound;
+        self.ready = matches!(pending, Pending::None) && self.runnable;
         self.pending = pending;
     }
 
@@ -618,10 +633,14 @@ impl Aarch64VCpu {
     /// exit left pending.
     #[cold]
     fn prepare_entry(&mut self) -> VCpuResult {
+        if self.power == PowerState::Off {
+            return Err(VCpuError::PoweredOff);
+        }
         if self.state != State::Bound {
             return Err(VCpuError::NotBound);
         }
         self.resolve_pending()?;
+        self.set_power(self.power.after_entry());
         self.ready = true;
         Ok(())
     }
@@ -664,7 +683,7 @@ impl Aarch64VCpu {
                 }
                 self.ws.frame.elr = self.ws.frame.elr.wrapping_add(len as u64);
                 self.pending = Pending::None;
-                self.ready = self.state == State::Bound;
+                self.ready = self.runnable;
                 Ok(())
             }
             _ => Err(VCpuError::NothingToComplete),
@@ -681,7 +700,7 @@ impl Aarch64VCpu {
                 }
                 self.ws.frame.elr = self.ws.frame.elr.wrapping_add(len as u64);
                 self.pending = Pending::None;
-                self.ready = self.state == State::Bound;
+                self.ready = self.runnable;
                 Ok(())
             }
             _ => Err(VCpuError::NothingToComplete),
@@ -821,6 +840,7 @@ impl Aarch64VCpu {
                 }
                 self.ws.frame.gpr[0] = result as i64 as u64;
                 self.ws.frame.elr = self.ws.frame.elr.wrapping_add(advance as u64);
+                self.set_power(self.power.after_completion(&request));
                 self.set_pending(Pending::None);
                 Ok(())
             }
@@ -831,7 +851,8 @@ impl Aarch64VCpu {
     /// Puts an unbound vCPU in the state PSCI CPU_ON specifies for a core it powers
     /// on: PC = `entry`, EL1h with D/A/I/F masked, x0 = `context_id`, the other GPRs
     /// and FP/SIMD zero, EL1 system registers at their reset values (MMU and caches
-    /// off). The EL2 controls (stage 2, MPIDR, timer offset) are kept.
+    /// off). The EL2 controls (stage 2, MPIDR, timer offset) are kept. The power state
+    /// becomes [`PowerState::OnPending`], and [`PowerState::On`] at the next entry.
     pub fn power_on(&mut self, entry: u64, context_id: u64) -> VCpuResult {
         self.require_unbound("power_on")?;
         if entry & 3 != 0 {
@@ -860,7 +881,36 @@ impl Aarch64VCpu {
         self.pending = Pending::None;
         self.ready = false;
         self.entry_set = true;
+        self.set_power(PowerState::OnPending);
         Ok(())
+    }
+
+    /// The vCPU's PSCI power state (as KVM's `KVM_GET_MP_STATE`): what a host answers
+    /// a guest's AFFINITY_INFO ([`PowerState::affinity_info`]) or CPU_ON (ALREADY_ON,
+    /// ON_PENDING) about this vCPU with. See [`crate::power`] for how it changes.
+    #[must_use]
+    pub fn power_state(&self) -> PowerState {
+        self.power
+    }
+
+    /// Sets the power state (as KVM's `KVM_SET_MP_STATE`), e.g. to stop a vCPU the
+    /// host takes away from the guest, or when rebuilding a saved vCPU. A vCPU that is
+    /// [`PowerState::Off`] is refused by `run()`; [`Aarch64VCpu::power_on`] also
+    /// resets its registers, this does not.
+    pub fn set_power_state(&mut self, state: PowerState) {
+        self.set_power(state);
+        // The next `run()` takes the checked path, which looks at the power state.
+        self.ready = false;
+    }
+
+    /// Changes the power state; only an `On` vCPU can become `ready` without passing
+    /// through `prepare_entry` (which turns `OnPending` into `On` and refuses `Off`).
+    fn set_power(&mut self, state: PowerState) {
+        self.power = state;
+        self.runnable = self.state == State::Bound && state == PowerState::On;
+        if !self.runnable {
+            self.ready = false;
+        }
     }
 
     /// Injects an UNDEFINED instruction exception: the guest takes it at its EL1

@@ -112,15 +112,9 @@ impl VGic {
             return None;
         }
         irq.held = false;
-        Some(Delivery {
-            vcpu,
-            vi: VirtualInterrupt {
-                intid,
-                priority: irq.priority,
-                group1: true,
-                hw_intid,
-            },
-        })
+        let mut vi = VirtualInterrupt::new(intid).with_priority(irq.priority);
+        vi.hw_intid = hw_intid;
+        Some(Delivery { vcpu, vi })
     }
 
     /// Held interrupts that became deliverable (after an enable).
@@ -135,12 +129,7 @@ impl VGic {
                     irq.held = false;
                     out(Delivery {
                         vcpu: v,
-                        vi: VirtualInterrupt {
-                            intid: i,
-                            priority: irq.priority,
-                            group1: true,
-                            hw_intid: None,
-                        },
+                        vi: VirtualInterrupt::new(i).with_priority(irq.priority),
                     });
                 }
             }
@@ -153,12 +142,7 @@ impl VGic {
                 let vcpu = ((self.route[s] & 0xff) as usize).min(self.vcpus - 1);
                 out(Delivery {
                     vcpu,
-                    vi: VirtualInterrupt {
-                        intid,
-                        priority: irq.priority,
-                        group1: true,
-                        hw_intid: None,
-                    },
+                    vi: VirtualInterrupt::new(intid).with_priority(irq.priority),
                 });
             }
         }

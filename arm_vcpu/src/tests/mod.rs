@@ -3,4 +3,5 @@
 mod calls;
 mod exits;
 mod injection;
+mod power;
 mod vgic_timer;
