@@ -166,6 +166,21 @@ pub struct Aarch64VCpu {
 
 impl Aarch64VCpu {
     /// Creates a vCPU. Fails if `mpidr_el1` has bits outside the affinity fields.
+    ///
+    /// ```
+    /// use arm_vcpu::{Aarch64VCpu, Aarch64VCpuCreateConfig, VCpuError};
+    ///
+    /// // vCPU 0 of a VM whose device tree is at IPA 0x4000_0000 (x0 at entry).
+    /// let vcpu = Aarch64VCpu::new(
+    ///     Aarch64VCpuCreateConfig::default().with_mpidr_el1(0).with_dtb_addr(0x4000_0000),
+    /// )?;
+    /// assert_eq!(vcpu.gpr(0), Some(0x4000_0000));
+    ///
+    /// // MPIDR_EL1 bits outside Aff3..Aff0 are refused.
+    /// let bad = Aarch64VCpuCreateConfig::default().with_mpidr_el1(1 << 31);
+    /// assert!(matches!(Aarch64VCpu::new(bad), Err(VCpuError::InvalidConfig(_))));
+    /// # Ok::<(), VCpuError>(())
+    /// ```
     pub fn new(config: Aarch64VCpuCreateConfig) -> VCpuResult<Self> {
         if config.mpidr_el1 & !MPIDR_AFFINITY_MASK != 0 {
             return Err(VCpuError::InvalidConfig(
@@ -214,6 +229,17 @@ impl Aarch64VCpu {
     }
 
     /// Chooses what the guest owns and what traps. Allowed until the first bind.
+    ///
+    /// ```
+    /// use arm_vcpu::{Aarch64VCpu, Aarch64VCpuCreateConfig, Aarch64VCpuSetupConfig, Stage2Config};
+    ///
+    /// let mut vcpu = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default())?;
+    /// // The guest idles in WFI: let the host deschedule it.
+    /// vcpu.setup(Aarch64VCpuSetupConfig::default().with_trap_wfi(true))?;
+    /// vcpu.set_entry(0x4008_0000)?;
+    /// vcpu.set_stage2_root(Stage2Config::new(0x8000_0000, 1, 39, 1))?;
+    /// # Ok::<(), arm_vcpu::VCpuError>(())
+    /// ```
     pub fn setup(&mut self, config: Aarch64VCpuSetupConfig) -> VCpuResult {
         self.require_unbound("setup")?;
         self.setup = config;
@@ -259,6 +285,26 @@ impl Aarch64VCpu {
     /// timers, pointer-authentication keys and the EL2 controls, then invalidates this
     /// core's TLB entries for the VM's VMID (the tables may have changed since the VMID
     /// last ran here). `percpu` must be the calling core's enabled state.
+    ///
+    /// Fails with [`VCpuError::CpuBusy`] if another vCPU is bound to the core, and
+    /// with [`VCpuError::InvalidState`] until `setup`, `set_entry` and
+    /// `set_stage2_root` have been called.
+    ///
+    /// ```no_run
+    /// use arm_vcpu::*;
+    ///
+    /// # fn main() -> Result<(), VCpuError> {
+    /// let mut percpu = Aarch64PerCpu::new(0);
+    /// percpu.hardware_enable()?; // at EL2, on core 0
+    /// let mut vcpu = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default())?;
+    /// vcpu.setup(Aarch64VCpuSetupConfig::default())?;
+    /// vcpu.set_entry(0x4008_0000)?;
+    /// vcpu.set_stage2_root(Stage2Config::new(0x8000_0000, 1, 39, 1))?;
+    /// vcpu.bind(&mut percpu)?;
+    /// assert!(vcpu.is_bound());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn bind(&mut self, percpu: &mut Aarch64PerCpu) -> VCpuResult {
         if self.state != State::Ready {
             return Err(VCpuError::InvalidState {
@@ -339,6 +385,23 @@ impl Aarch64VCpu {
 
     /// Saves the vCPU's state out of the calling core and restores the host's
     /// `HCR_EL2`. `percpu` must be the state passed to [`bind`](Self::bind).
+    ///
+    /// ```no_run
+    /// # use arm_vcpu::*;
+    /// # fn main() -> Result<(), VCpuError> {
+    /// # let mut percpu = Aarch64PerCpu::new(0);
+    /// # percpu.hardware_enable()?;
+    /// # let mut vcpu = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default())?;
+    /// # vcpu.setup(Aarch64VCpuSetupConfig::default())?;
+    /// # vcpu.set_entry(0x4008_0000)?;
+    /// # vcpu.set_stage2_root(Stage2Config::new(0x8000_0000, 1, 39, 1))?;
+    /// # vcpu.bind(&mut percpu)?;
+    /// // Time slice over: take the vCPU off this core (it may be bound on another).
+    /// vcpu.unbind(&mut percpu)?;
+    /// assert!(!vcpu.is_bound());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn unbind(&mut self, percpu: &mut Aarch64PerCpu) -> VCpuResult {
         if self.state != State::Bound {
             return Err(VCpuError::InvalidState {
@@ -381,6 +444,37 @@ impl Aarch64VCpu {
     /// [`VCpuError::PendingCompletion`] if the previous exit was a read that has not
     /// been completed, with [`VCpuError::NotBound`] if not bound. Must be called on
     /// the core the vCPU is bound to.
+    ///
+    /// ```no_run
+    /// use arm_vcpu::smccc::ret;
+    /// # use arm_vcpu::*;
+    /// # fn main() -> Result<(), VCpuError> {
+    /// # let mut percpu = Aarch64PerCpu::new(0);
+    /// # percpu.hardware_enable()?;
+    /// # let mut vcpu = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default())?;
+    /// # vcpu.setup(Aarch64VCpuSetupConfig::default())?;
+    /// # vcpu.set_entry(0x4008_0000)?;
+    /// # vcpu.set_stage2_root(Stage2Config::new(0x8000_0000, 1, 39, 1))?;
+    /// # vcpu.bind(&mut percpu)?;
+    /// # fn device_read(addr: u64, width: AccessWidth) -> u64 { 0 }
+    /// # fn device_write(addr: u64, width: AccessWidth, data: u64) {}
+    /// loop {
+    ///     match vcpu.run()? {
+    ///         VmExit::MmioRead { addr, width, .. } => {
+    ///             vcpu.complete_mmio_read(device_read(addr, width))?
+    ///         }
+    ///         VmExit::MmioWrite { addr, width, data } => device_write(addr, width, data),
+    ///         // A hypercall this host does not offer (SMCCC: NOT_SUPPORTED in x0).
+    ///         VmExit::Hypercall { .. } => vcpu.set_return_value(ret::NOT_SUPPORTED as u64),
+    ///         VmExit::Psci { request: PsciRequest::SystemOff, .. } => break,
+    ///         // A physical interrupt: the host takes it once it unmasks IRQs.
+    ///         VmExit::ExternalInterrupt { .. } => {}
+    ///         other => panic!("not handled by this example: {other:?}"),
+    ///     }
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     #[inline]
     pub fn run(&mut self) -> VCpuResult<VmExit> {
         // One check on the hot path: an unbound vCPU always has `ready == false`.
@@ -668,6 +762,24 @@ impl Aarch64VCpu {
     /// truncated to the access width and sign- or zero-extended as the load
     /// instruction specifies (a W destination clears bits \[63:32\]; XZR discards), and
     /// advances the PC past the load.
+    ///
+    /// ```no_run
+    /// # use arm_vcpu::*;
+    /// # fn main() -> Result<(), VCpuError> {
+    /// # let mut percpu = Aarch64PerCpu::new(0);
+    /// # percpu.hardware_enable()?;
+    /// # let mut vcpu = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default())?;
+    /// # vcpu.setup(Aarch64VCpuSetupConfig::default())?;
+    /// # vcpu.set_entry(0x4008_0000)?;
+    /// # vcpu.set_stage2_root(Stage2Config::new(0x8000_0000, 1, 39, 1))?;
+    /// # vcpu.bind(&mut percpu)?;
+    /// if let VmExit::MmioRead { addr: 0x0900_0018, .. } = vcpu.run()? {
+    ///     // A PL011 flag register: "transmit FIFO empty" (TXFE, bit 7).
+    ///     vcpu.complete_mmio_read(1 << 7)?;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn complete_mmio_read(&mut self, value: u64) -> VCpuResult {
         match self.pending {
             Pending::MmioRead {
@@ -692,6 +804,30 @@ impl Aarch64VCpu {
 
     /// Completes a [`VmExit::SysRegRead`]: writes `value` to Rt (XZR discards) and
     /// advances the PC past the MRS.
+    ///
+    /// ```no_run
+    /// # use arm_vcpu::*;
+    /// # fn main() -> Result<(), VCpuError> {
+    /// # let mut percpu = Aarch64PerCpu::new(0);
+    /// # percpu.hardware_enable()?;
+    /// # let mut vcpu = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default())?;
+    /// # vcpu.setup(Aarch64VCpuSetupConfig::default())?;
+    /// # vcpu.set_entry(0x4008_0000)?;
+    /// # vcpu.set_stage2_root(Stage2Config::new(0x8000_0000, 1, 39, 1))?;
+    /// # vcpu.bind(&mut percpu)?;
+    /// match vcpu.run()? {
+    ///     // An ID register, with `IdRegisterPolicy::ExitToHost`: EL0 and EL1 in
+    ///     // AArch64 only, no EL2 or EL3, FP and Advanced SIMD.
+    ///     VmExit::SysRegRead { reg: SysRegAddr::ID_AA64PFR0_EL1, .. } => {
+    ///         vcpu.complete_sysreg_read(0x0000_0000_0000_0011)?
+    ///     }
+    ///     // Anything else: UNDEFINED, as on a CPU without the register.
+    ///     VmExit::SysRegRead { .. } => vcpu.inject_undef()?,
+    ///     _ => {}
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn complete_sysreg_read(&mut self, value: u64) -> VCpuResult {
         match self.pending {
             Pending::SysRegRead { rt, len } => {
@@ -740,6 +876,20 @@ impl Aarch64VCpu {
     /// underflow maintenance interrupt). Re-injecting an INTID that is already pending
     /// does nothing. Fails for an invalid INTID, an invalid hardware link, or a full
     /// queue; never loses an interrupt silently.
+    ///
+    /// ```
+    /// use arm_vcpu::{Aarch64VCpu, Aarch64VCpuCreateConfig, VirtualInterrupt};
+    ///
+    /// let mut vcpu = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default())?;
+    /// // SPI 33 (a UART's) for a vCPU that is not bound: kept and delivered at the
+    /// // next bind.
+    /// vcpu.inject_interrupt(VirtualInterrupt::new(33))?;
+    /// vcpu.inject_interrupt(VirtualInterrupt::new(33))?; // already pending: not twice
+    /// assert_eq!(vcpu.queued_interrupts(), 1);
+    /// // INTID 1023 (spurious) is no interrupt.
+    /// assert!(vcpu.inject_interrupt(VirtualInterrupt::new(1023)).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn inject_interrupt(&mut self, vi: VirtualInterrupt) -> Result<(), InjectIrqError> {
         let id_bits = if self.vtr.list_regs == 0 {
             24
@@ -830,6 +980,31 @@ impl Aarch64VCpu {
     /// Completes a [`VmExit::Psci`] with the PSCI return value `result` (e.g.
     /// [`smccc::ret::SUCCESS`], [`smccc::ret::ALREADY_ON`], or for AFFINITY_INFO 0/1/2).
     /// Fails with `InvalidConfig` if PSCI does not allow that result for the call.
+    ///
+    /// ```no_run
+    /// use arm_vcpu::smccc::ret;
+    /// # use arm_vcpu::*;
+    /// # fn main() -> Result<(), VCpuError> {
+    /// # let mut percpu = Aarch64PerCpu::new(0);
+    /// # percpu.hardware_enable()?;
+    /// # let mut vcpu = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default())?;
+    /// # vcpu.setup(Aarch64VCpuSetupConfig::default())?;
+    /// # vcpu.set_entry(0x4008_0000)?;
+    /// # vcpu.set_stage2_root(Stage2Config::new(0x8000_0000, 1, 39, 1))?;
+    /// # vcpu.bind(&mut percpu)?;
+    /// // A VM of one vCPU (MPIDR 0).
+    /// if let VmExit::Psci { request, .. } = vcpu.run()? {
+    ///     let result = match request {
+    ///         PsciRequest::AffinityInfo { target_mpidr: 0 } => vcpu.power_state().affinity_info(),
+    ///         PsciRequest::CpuOn { target_mpidr: 0, .. } => ret::ALREADY_ON,
+    ///         PsciRequest::CpuSuspend { .. } => ret::SUCCESS,
+    ///         _ => ret::INVALID_PARAMETERS,
+    ///     };
+    ///     vcpu.complete_psci(result)?;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn complete_psci(&mut self, result: i32) -> VCpuResult {
         match self.pending {
             Pending::Psci { request, advance } => {
@@ -996,6 +1171,24 @@ impl Aarch64VCpu {
     }
 
     /// Sets x0, the result register of a hypercall (SMCCC: first return value).
+    ///
+    /// ```no_run
+    /// # use arm_vcpu::*;
+    /// # fn main() -> Result<(), VCpuError> {
+    /// # let mut percpu = Aarch64PerCpu::new(0);
+    /// # percpu.hardware_enable()?;
+    /// # let mut vcpu = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default())?;
+    /// # vcpu.setup(Aarch64VCpuSetupConfig::default())?;
+    /// # vcpu.set_entry(0x4008_0000)?;
+    /// # vcpu.set_stage2_root(Stage2Config::new(0x8000_0000, 1, 39, 1))?;
+    /// # vcpu.bind(&mut percpu)?;
+    /// if let VmExit::Hypercall { args, .. } = vcpu.run()? {
+    ///     // A host-defined call: x1 + x2 back in x0; the PC is already past the HVC.
+    ///     vcpu.set_return_value(args[1].wrapping_add(args[2]));
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     #[inline]
     pub fn set_return_value(&mut self, value: u64) {
         self.ws.frame.gpr[0] = value;
