@@ -9,6 +9,7 @@ mod deps;
 mod elf;
 mod libtest;
 mod linux;
+mod package;
 mod pool;
 mod profile;
 mod qemu;
@@ -41,9 +42,12 @@ commands:
         all time-sliced on one core with --cores 1 = `--guest linux-virtual`).
         `--guest uboot`: Debian's U-Boot. Ctrl-A x quits QEMU
   test [--jobs N] [--seed S] [--mode M] [ITEM...]
-        host unit tests, every QEMU scenario (debug hypervisor) and the mutation
-        check; ends with `N passed, M failed`. ITEMs (unit, a scenario name,
-        mutation) select a subset; scenarios marked `(named only)` below run
+        host unit tests, the package checks, every QEMU scenario (debug
+        hypervisor) and the mutation check; ends with `N passed, M failed`.
+        ITEMs (unit; package: cargo package + publish --dry-run without
+        warnings; doc: cargo doc for the aarch64 targets, warnings denied; msrv:
+        build with the rust-version toolchain, installed by rustup; a scenario
+        name; mutation) select a subset; scenarios marked `(named only)` below run
         only when named. --jobs: QEMU runs at once (default 2). --seed: appends
         `seed=S` to every scenario's bootargs (decimal or 0x hex). --mode:
         Linux's `mode=` (passthrough or virtual)
