@@ -4,8 +4,8 @@
 //!   warning, and no mutation switch among the published package's features;
 //! * `doc`: `cargo doc` of the published crates for the bare-metal aarch64 targets
 //!   (what docs.rs builds) with `RUSTDOCFLAGS=-D warnings`;
-//! * `msrv`: the library (and the AxVM adapter) built for `aarch64-unknown-none` with
-//!   the toolchain of the library's `rust-version`, installed with rustup if needed.
+//! * `msrv`: the library and the AxVM adapter built for `aarch64-unknown-none`, each
+//!   with the toolchain of its `rust-version`, installed with rustup if needed.
 
 use std::path::Path;
 use std::process::Command;
@@ -19,6 +19,8 @@ pub const LIB_PACKAGE: &str = "arm-vcpu-el2";
 const LIB_DIR: &str = "arm_vcpu";
 /// The AxVM adapter's package.
 pub const ADAPTER_PACKAGE: &str = "axvm-arm-vcpu";
+/// Its directory.
+const ADAPTER_DIR: &str = "axvm-arm-vcpu";
 /// Targets docs.rs builds (`[package.metadata.docs.rs] targets`).
 const DOC_TARGETS: &[&str] = &["aarch64-unknown-none", "aarch64-unknown-none-softfloat"];
 /// Target the MSRV build is for.
@@ -329,66 +331,63 @@ fn ensure_toolchain(root: &Path, version: &str) -> Result<(), String> {
     ws::run_status(c)
 }
 
-/// The library and the adapter built for `aarch64-unknown-none` with the MSRV toolchain.
+/// Each published crate (the library, the adapter) built for `aarch64-unknown-none`
+/// with the toolchain of its own `rust-version`.
 pub fn msrv(ws: &Workspace) -> Check {
     let t = Instant::now();
-    let manifest_path = ws.root.join(LIB_DIR).join("Cargo.toml");
-    let version = std::fs::read_to_string(&manifest_path)
-        .ok()
-        .and_then(|m| rust_version(&m));
-    let Some(version) = version else {
-        return Check::fail(
-            "msrv",
-            t,
-            format!("no rust-version in {}", manifest_path.display()),
-            Vec::new(),
-        );
-    };
-    let what = format!("msrv (Rust {version}: {LIB_PACKAGE}, {ADAPTER_PACKAGE} for {MSRV_TARGET})");
-    if let Err(e) = ensure_toolchain(&ws.root, &version) {
-        return Check::fail(&what, t, e, Vec::new());
+    let mut done = Vec::new();
+    for (package, dir) in [(LIB_PACKAGE, LIB_DIR), (ADAPTER_PACKAGE, ADAPTER_DIR)] {
+        let manifest_path = ws.root.join(dir).join("Cargo.toml");
+        let version = std::fs::read_to_string(&manifest_path)
+            .ok()
+            .and_then(|m| rust_version(&m));
+        let Some(version) = version else {
+            return Check::fail(
+                "msrv",
+                t,
+                format!("no rust-version in {}", manifest_path.display()),
+                Vec::new(),
+            );
+        };
+        let what = format!("msrv ({package} with Rust {version} for {MSRV_TARGET})");
+        if let Err(e) = ensure_toolchain(&ws.root, &version) {
+            return Check::fail(&what, t, e, Vec::new());
+        }
+        // `rustup run` picks the toolchain whatever rust-toolchain.toml says; what the
+        // outer cargo exported for its own toolchain must not leak in.
+        let mut c = Command::new("rustup");
+        c.current_dir(&ws.root)
+            .args(["run", &version, "cargo", "build", "-p", package])
+            .args(["--target", MSRV_TARGET, "--target-dir", "target/msrv"]);
+        for v in [
+            "CARGO",
+            "RUSTC",
+            "RUSTDOC",
+            "RUSTUP_TOOLCHAIN",
+            "CARGO_ENCODED_RUSTFLAGS",
+            "RUSTFLAGS",
+        ] {
+            c.env_remove(v);
+        }
+        let r = match run(c) {
+            Ok(r) => r,
+            Err(e) => return Check::fail(&what, t, e, Vec::new()),
+        };
+        if !r.success {
+            return Check::fail(
+                &what,
+                t,
+                format!(
+                    "{package} does not build with Rust {version} (`{}`: {}): raise its \
+                     rust-version or avoid what needs a newer compiler",
+                    r.shown, r.status
+                ),
+                tail(&r.text, 30),
+            );
+        }
+        done.push(format!("{package} {version}"));
     }
-    // `rustup run` picks the toolchain whatever rust-toolchain.toml says; what the
-    // outer cargo exported for its own toolchain must not leak in.
-    let mut c = Command::new("rustup");
-    c.current_dir(&ws.root)
-        .args([
-            "run",
-            &version,
-            "cargo",
-            "build",
-            "-p",
-            LIB_PACKAGE,
-            "-p",
-            ADAPTER_PACKAGE,
-        ])
-        .args(["--target", MSRV_TARGET, "--target-dir", "target/msrv"]);
-    for v in [
-        "CARGO",
-        "RUSTC",
-        "RUSTDOC",
-        "RUSTUP_TOOLCHAIN",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "RUSTFLAGS",
-    ] {
-        c.env_remove(v);
-    }
-    let r = match run(c) {
-        Ok(r) => r,
-        Err(e) => return Check::fail(&what, t, e, Vec::new()),
-    };
-    if !r.success {
-        return Check::fail(
-            &what,
-            t,
-            format!(
-                "does not build with Rust {version} (`{}`: {})",
-                r.shown, r.status
-            ),
-            tail(&r.text, 30),
-        );
-    }
-    Check::pass(&what, t)
+    Check::pass(&format!("msrv ({} for {MSRV_TARGET})", done.join(", ")), t)
 }
 
 #[cfg(test)]

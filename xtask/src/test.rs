@@ -11,8 +11,10 @@ use crate::{deps, libtest, linux, package, pool};
 
 /// Host crates whose tests run under `cargo xtask test`.
 const HOST_CRATES: &[&str] = &[package::LIB_PACKAGE, package::ADAPTER_PACKAGE, "xtask"];
+/// One package check: its item name and what runs it.
+type PackageCheck = (&'static str, fn(&Workspace) -> package::Check);
 /// The package checks (`package.rs`), each one test item, run after the unit tests.
-const PACKAGE_CHECKS: &[(&str, fn(&Workspace) -> package::Check)] = &[
+const PACKAGE_CHECKS: &[PackageCheck] = &[
     ("package", package::package),
     ("doc", package::doc),
     ("msrv", package::msrv),
