@@ -290,6 +290,7 @@ pub(crate) enum Pending {
 /// Extends a value loaded by an emulated MMIO read the way the load instruction
 /// would: truncate to the access width, sign-extend if SSE, and for a W destination
 /// clear bits \[63:32\] (writes to a W register zero-extend into the X register).
+#[must_use]
 pub const fn extend_load(
     value: u64,
     width: AccessWidth,

@@ -144,6 +144,7 @@ pub type VCpuResult<T = ()> = Result<T, VCpuError>;
 /// Whether this CPU can host vCPUs: running at EL2 (`CurrentEL.EL == 2`) with EL2
 /// implemented for AArch64 (`ID_AA64PFR0_EL1.EL2 != 0`). Always `false` when not built
 /// for aarch64.
+#[must_use]
 pub fn has_hardware_support() -> bool {
     #[cfg(target_arch = "aarch64")]
     {

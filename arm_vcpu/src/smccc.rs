@@ -133,6 +133,7 @@ pub enum PsciRequest {
 
 impl PsciRequest {
     /// Whether `result` is a value PSCI allows this call to return.
+    #[must_use]
     pub const fn allows(&self, result: i32) -> bool {
         use ret::*;
         match self {
@@ -173,6 +174,7 @@ impl SmcForwardList {
 
     /// Adds the range `first..=last`; `None` if the list is full (4 ranges) or the
     /// range is backwards.
+    #[must_use]
     pub const fn with(mut self, first: u32, last: u32) -> Option<Self> {
         if self.len == self.ranges.len() || first > last {
             return None;

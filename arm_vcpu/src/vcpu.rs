@@ -58,6 +58,7 @@ const CNTHCTL_EL1PCEN: u64 = 1 << 1;
 /// TLOR (LORegions hidden), RW (EL1 is AArch64). IMO/FMO unless interrupts are passed
 /// through; TWI/TWE on request; API/APK (pointer authentication not trapped) only when the keys are
 /// switched, i.e. when the CPU has FEAT_PAuth.
+#[must_use]
 pub const fn guest_hcr_el2(setup: &Aarch64VCpuSetupConfig, pauth: bool) -> u64 {
     let mut v = hcr::VM
         | hcr::SWIO
@@ -88,6 +89,7 @@ pub const fn guest_hcr_el2(setup: &Aarch64VCpuSetupConfig, pauth: bool) -> u64 {
 
 /// Whether a `SPSR_EL2` value is one a guest may be resumed with: AArch64 EL0t, EL1t
 /// or EL1h, or AArch32 User mode (an AArch32 EL0 under an AArch64 EL1).
+#[must_use]
 pub const fn is_valid_guest_spsr(spsr: u64) -> bool {
     let m = spsr & 0x1f;
     matches!(m, 0b00000 | 0b00100 | 0b00101 | 0b10000)
