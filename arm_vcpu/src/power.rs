@@ -77,13 +77,4 @@ impl PowerState {
             _ => self,
         }
     }
-
-    /// The state once the guest is entered: an ON_PENDING vCPU is now on.
-    #[must_use]
-    pub(crate) const fn after_entry(self) -> Self {
-        match self {
-            Self::OnPending => Self::On,
-            s => s,
-        }
-    }
 }
