@@ -336,11 +336,17 @@ impl VmArchPerCpuOps for AxPerCpu {
     }
 
     /// `Aarch64PerCpu::hardware_enable` on the calling core, which it then registers
-    /// as this state's core.
+    /// as this state's core; `ResourceBusy` if another state is enabled on this core.
     fn hardware_enable(&mut self) -> VmBackendResult {
         let slot = REGISTRY
             .slot(self.cpu_id)
             .ok_or(VmBackendError::InvalidState)?;
+        // One state per core: bind() must find exactly one.
+        if let Some(here) = registry::current_affinity() {
+            if REGISTRY.find(here).is_some() {
+                return Err(VmBackendError::ResourceBusy);
+            }
+        }
         let affinity = slot.with(|p| -> VmBackendResult<u64> {
             let p = p.as_mut().ok_or(VmBackendError::InvalidState)?;
             p.hardware_enable().map_err(backend_error)?;
