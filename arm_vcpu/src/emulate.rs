@@ -15,6 +15,7 @@ use crate::idregs::IdRegisters;
 
 /// What the crate does with one trapped access.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SysRegAction {
     /// A read answered with this value.
     Read(u64),

@@ -4,7 +4,10 @@
 use core::fmt;
 
 /// An error returned to the host.
+///
+/// `#[non_exhaustive]`: later versions may add variants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum VCpuError {
     /// A configuration value is out of range; the string names it.
     InvalidConfig(&'static str),
@@ -37,6 +40,10 @@ pub enum VCpuError {
     /// Interrupts were injected into the vCPU, but the core it is being bound to has no
     /// usable GICv3 virtual CPU interface to deliver them through.
     NoVirtualInterface,
+    /// `run()` on a vCPU that is powered off ([`crate::PowerState::Off`]: after its
+    /// PSCI CPU_OFF, SYSTEM_OFF or SYSTEM_RESET, or created powered off); call
+    /// [`crate::Aarch64VCpu::power_on`] first.
+    PoweredOff,
 }
 
 impl fmt::Display for VCpuError {
@@ -57,6 +64,9 @@ impl fmt::Display for VCpuError {
                 f,
                 "interrupts are waiting but this core has no GICv3 virtual CPU interface"
             ),
+            Self::PoweredOff => write!(f, "the vCPU is powered off"),
         }
     }
 }
+
+impl core::error::Error for VCpuError {}

@@ -7,6 +7,7 @@
 /// The exception class, `ESR_EL2.EC` (bits \[31:26\]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
+#[non_exhaustive]
 pub enum ExceptionClass {
     /// 0x00: unknown reason (e.g. an UNDEFINED instruction routed to EL2).
     Unknown = 0x00,
@@ -172,6 +173,7 @@ impl Syndrome {
 
 /// Kind of a stage-1/stage-2 fault, from the DFSC/IFSC field (ISS bits \[5:0\]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FaultStatus {
     /// Address size fault at the given level (0b0000LL).
     AddressSize(u8),

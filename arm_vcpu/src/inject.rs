@@ -4,6 +4,7 @@
 
 /// What to inject.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Injection {
     /// An UNDEFINED instruction: ESR_EL1.EC = 0x00 (unknown reason), IL = 1.
     Undef,
@@ -61,12 +62,24 @@ pub struct Entered {
 
 /// Why an injection cannot be computed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum InjectError {
     /// The guest is executing in AArch32 state (PSTATE.nRW = 1).
     Aarch32,
     /// PSTATE does not describe EL0 or EL1.
     NotAGuestState,
 }
+
+impl core::fmt::Display for InjectError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Self::Aarch32 => "the guest is in AArch32 state",
+            Self::NotAGuestState => "PSTATE does not describe EL0 or EL1",
+        })
+    }
+}
+
+impl core::error::Error for InjectError {}
 
 const PSTATE_NZCV: u64 = 0xf << 28;
 const PSTATE_DIT: u64 = 1 << 24;

@@ -290,6 +290,30 @@ impl Aarch64PerCpu {
     /// Turns on virtualization on the calling core: probes the features, saves the
     /// current `VBAR_EL2`/`HCR_EL2`, installs the crate's vectors and the host
     /// `HCR_EL2` (`HOST_HCR_EL2`). Must run on the core this state belongs to.
+    ///
+    /// Fails with [`VCpuError::NoHardwareSupport`] when not at EL2 (or not built for
+    /// aarch64), and with [`VCpuError::InvalidState`] if already enabled.
+    ///
+    /// ```no_run
+    /// use arm_vcpu::{Aarch64PerCpu, VCpuError};
+    ///
+    /// // Once on every physical core that will run vCPUs, at EL2, on that core.
+    /// let mut percpu = Aarch64PerCpu::new(0);
+    /// percpu.hardware_enable()?;
+    /// assert!(percpu.is_enabled());
+    /// let list_registers = percpu.vtr().list_regs; // GICv3 virtual interface
+    /// # let _ = list_registers;
+    /// # Ok::<(), VCpuError>(())
+    /// ```
+    ///
+    /// Where there is no EL2 (as on the build host), it says so:
+    ///
+    /// ```
+    /// # use arm_vcpu::{Aarch64PerCpu, VCpuError};
+    /// # if !arm_vcpu::has_hardware_support() {
+    /// assert_eq!(Aarch64PerCpu::new(0).hardware_enable(), Err(VCpuError::NoHardwareSupport));
+    /// # }
+    /// ```
     pub fn hardware_enable(&mut self) -> VCpuResult {
         if self.enabled {
             return Err(VCpuError::InvalidState {

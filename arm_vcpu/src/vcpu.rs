@@ -12,6 +12,7 @@ use crate::exit::{extend_load, operand, Pending, VmExit};
 use crate::idregs::IdRegisters;
 use crate::inject::{self, Injection};
 use crate::percpu::{hcr, Aarch64PerCpu, CpuFeatures, MPIDR_AFFINITY_MASK};
+use crate::power::PowerState;
 use crate::smccc::{self, Conduit, Outcome};
 use crate::timer::{EmulatedTimer, TimerDeadlines};
 use crate::vgic::{
@@ -58,6 +59,7 @@ const CNTHCTL_EL1PCEN: u64 = 1 << 1;
 /// TLOR (LORegions hidden), RW (EL1 is AArch64). IMO/FMO unless interrupts are passed
 /// through; TWI/TWE on request; API/APK (pointer authentication not trapped) only when the keys are
 /// switched, i.e. when the CPU has FEAT_PAuth.
+#[must_use]
 pub const fn guest_hcr_el2(setup: &Aarch64VCpuSetupConfig, pauth: bool) -> u64 {
     let mut v = hcr::VM
         | hcr::SWIO
@@ -88,6 +90,7 @@ pub const fn guest_hcr_el2(setup: &Aarch64VCpuSetupConfig, pauth: bool) -> u64 {
 
 /// Whether a `SPSR_EL2` value is one a guest may be resumed with: AArch64 EL0t, EL1t
 /// or EL1h, or AArch32 User mode (an AArch32 EL0 under an AArch64 EL1).
+#[must_use]
 pub const fn is_valid_guest_spsr(spsr: u64) -> bool {
     let m = spsr & 0x1f;
     matches!(m, 0b00000 | 0b00100 | 0b00101 | 0b10000)
@@ -122,6 +125,10 @@ impl State {
 /// [`complete_sysreg_read`](Self::complete_sysreg_read)) → [`unbind`](Self::unbind).
 /// A vCPU may be bound again, on any enabled core, after an unbind.
 #[derive(Debug)]
+// Declaration order, so `ws` stays at offset 0 whatever fields are added: the run loop
+// then reaches the frame through the vCPU pointer itself (one register fewer on the
+// exit fast paths; letting rustc reorder cost the ID-register path an instruction).
+#[repr(C)]
 pub struct Aarch64VCpu {
     ws: WorldSwitch,
     fp: FpSimdState,
@@ -163,10 +170,30 @@ pub struct Aarch64VCpu {
     workarounds: crate::workaround::Workarounds,
     /// Guest workaround calls made to the firmware.
     workaround_calls: u64,
+    /// PSCI power state (see `power`).
+    power: PowerState,
+    /// Bound and powered on (`state == Bound && power == On`): what a completion
+    /// needs to mark the vCPU `ready` without looking at both.
+    runnable: bool,
 }
 
 impl Aarch64VCpu {
     /// Creates a vCPU. Fails if `mpidr_el1` has bits outside the affinity fields.
+    ///
+    /// ```
+    /// use arm_vcpu::{Aarch64VCpu, Aarch64VCpuCreateConfig, VCpuError};
+    ///
+    /// // vCPU 0 of a VM whose device tree is at IPA 0x4000_0000 (x0 at entry).
+    /// let vcpu = Aarch64VCpu::new(
+    ///     Aarch64VCpuCreateConfig::default().with_mpidr_el1(0).with_dtb_addr(0x4000_0000),
+    /// )?;
+    /// assert_eq!(vcpu.gpr(0), Some(0x4000_0000));
+    ///
+    /// // MPIDR_EL1 bits outside Aff3..Aff0 are refused.
+    /// let bad = Aarch64VCpuCreateConfig::default().with_mpidr_el1(1 << 31);
+    /// assert!(matches!(Aarch64VCpu::new(bad), Err(VCpuError::InvalidConfig(_))));
+    /// # Ok::<(), VCpuError>(())
+    /// ```
     pub fn new(config: Aarch64VCpuCreateConfig) -> VCpuResult<Self> {
         if config.mpidr_el1 & !MPIDR_AFFINITY_MASK != 0 {
             return Err(VCpuError::InvalidConfig(
@@ -208,10 +235,27 @@ impl Aarch64VCpu {
             debug: emulate::DebugState::default(),
             workarounds: crate::workaround::Workarounds::UNKNOWN,
             workaround_calls: 0,
+            power: if config.powered_off {
+                PowerState::Off
+            } else {
+                PowerState::On
+            },
+            runnable: false,
         })
     }
 
     /// Chooses what the guest owns and what traps. Allowed until the first bind.
+    ///
+    /// ```
+    /// use arm_vcpu::{Aarch64VCpu, Aarch64VCpuCreateConfig, Aarch64VCpuSetupConfig, Stage2Config};
+    ///
+    /// let mut vcpu = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default())?;
+    /// // The guest idles in WFI: let the host deschedule it.
+    /// vcpu.setup(Aarch64VCpuSetupConfig::default().with_trap_wfi(true))?;
+    /// vcpu.set_entry(0x4008_0000)?;
+    /// vcpu.set_stage2_root(Stage2Config::new(0x8000_0000, 1, 39, 1))?;
+    /// # Ok::<(), arm_vcpu::VCpuError>(())
+    /// ```
     pub fn setup(&mut self, config: Aarch64VCpuSetupConfig) -> VCpuResult {
         self.require_unbound("setup")?;
         self.setup = config;
@@ -257,6 +301,26 @@ impl Aarch64VCpu {
     /// timers, pointer-authentication keys and the EL2 controls, then invalidates this
     /// core's TLB entries for the VM's VMID (the tables may have changed since the VMID
     /// last ran here). `percpu` must be the calling core's enabled state.
+    ///
+    /// Fails with [`VCpuError::CpuBusy`] if another vCPU is bound to the core, and
+    /// with [`VCpuError::InvalidState`] until `setup`, `set_entry` and
+    /// `set_stage2_root` have been called.
+    ///
+    /// ```no_run
+    /// use arm_vcpu::*;
+    ///
+    /// # fn main() -> Result<(), VCpuError> {
+    /// let mut percpu = Aarch64PerCpu::new(0);
+    /// percpu.hardware_enable()?; // at EL2, on core 0
+    /// let mut vcpu = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default())?;
+    /// vcpu.setup(Aarch64VCpuSetupConfig::default())?;
+    /// vcpu.set_entry(0x4008_0000)?;
+    /// vcpu.set_stage2_root(Stage2Config::new(0x8000_0000, 1, 39, 1))?;
+    /// vcpu.bind(&mut percpu)?;
+    /// assert!(vcpu.is_bound());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn bind(&mut self, percpu: &mut Aarch64PerCpu) -> VCpuResult {
         if self.state != State::Ready {
             return Err(VCpuError::InvalidState {
@@ -335,11 +399,29 @@ impl Aarch64VCpu {
         self.stage2_dirty = false;
         percpu.bound = true;
         self.state = State::Bound;
+        self.runnable = self.power == PowerState::On;
         Ok(())
     }
 
     /// Saves the vCPU's state out of the calling core and restores the host's
     /// `HCR_EL2`. `percpu` must be the state passed to [`bind`](Self::bind).
+    ///
+    /// ```no_run
+    /// # use arm_vcpu::*;
+    /// # fn main() -> Result<(), VCpuError> {
+    /// # let mut percpu = Aarch64PerCpu::new(0);
+    /// # percpu.hardware_enable()?;
+    /// # let mut vcpu = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default())?;
+    /// # vcpu.setup(Aarch64VCpuSetupConfig::default())?;
+    /// # vcpu.set_entry(0x4008_0000)?;
+    /// # vcpu.set_stage2_root(Stage2Config::new(0x8000_0000, 1, 39, 1))?;
+    /// # vcpu.bind(&mut percpu)?;
+    /// // Time slice over: take the vCPU off this core (it may be bound on another).
+    /// vcpu.unbind(&mut percpu)?;
+    /// assert!(!vcpu.is_bound());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn unbind(&mut self, percpu: &mut Aarch64PerCpu) -> VCpuResult {
         if self.state != State::Bound {
             return Err(VCpuError::InvalidState {
@@ -365,6 +447,7 @@ impl Aarch64VCpu {
         self.fp_loaded = false;
         percpu.bound = false;
         self.ready = false;
+        self.runnable = false;
         self.state = State::Ready;
         Ok(())
     }
@@ -381,6 +464,37 @@ impl Aarch64VCpu {
     /// [`VCpuError::PendingCompletion`] if the previous exit was a read that has not
     /// been completed, with [`VCpuError::NotBound`] if not bound. Must be called on
     /// the core the vCPU is bound to.
+    ///
+    /// ```no_run
+    /// use arm_vcpu::smccc::ret;
+    /// # use arm_vcpu::*;
+    /// # fn main() -> Result<(), VCpuError> {
+    /// # let mut percpu = Aarch64PerCpu::new(0);
+    /// # percpu.hardware_enable()?;
+    /// # let mut vcpu = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default())?;
+    /// # vcpu.setup(Aarch64VCpuSetupConfig::default())?;
+    /// # vcpu.set_entry(0x4008_0000)?;
+    /// # vcpu.set_stage2_root(Stage2Config::new(0x8000_0000, 1, 39, 1))?;
+    /// # vcpu.bind(&mut percpu)?;
+    /// # fn device_read(addr: u64, width: AccessWidth) -> u64 { 0 }
+    /// # fn device_write(addr: u64, width: AccessWidth, data: u64) {}
+    /// loop {
+    ///     match vcpu.run()? {
+    ///         VmExit::MmioRead { addr, width, .. } => {
+    ///             vcpu.complete_mmio_read(device_read(addr, width))?
+    ///         }
+    ///         VmExit::MmioWrite { addr, width, data } => device_write(addr, width, data),
+    ///         // A hypercall this host does not offer (SMCCC: NOT_SUPPORTED in x0).
+    ///         VmExit::Hypercall { .. } => vcpu.set_return_value(ret::NOT_SUPPORTED as u64),
+    ///         VmExit::Psci { request: PsciRequest::SystemOff, .. } => break,
+    ///         // A physical interrupt: the host takes it once it unmasks IRQs.
+    ///         VmExit::ExternalInterrupt { .. } => {}
+    ///         other => panic!("not handled by this example: {other:?}"),
+    ///     }
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     #[inline]
     pub fn run(&mut self) -> VCpuResult<VmExit> {
         // One check on the hot path: an unbound vCPU always has `ready == false`.
@@ -598,10 +712,7 @@ impl Aarch64VCpu {
             Outcome::Answer(r) => r,
             Outcome::Forward => self.forward_smc(&args),
             Outcome::Workaround(w) => self.forward_workaround(w),
-            Outcome::Request(request) => {
-                self.set_pending(Pending::Psci { request, advance });
-                return Some(VmExit::Psci { request, conduit });
-            }
+            Outcome::Request(request) => return Some(self.psci_exit(request, conduit, advance)),
             Outcome::Host => {
                 self.set_pending(if advance != 0 {
                     Pending::Advance(advance)
@@ -617,6 +728,17 @@ impl Aarch64VCpu {
         self.ws.frame.gpr[..4].copy_from_slice(&answer);
         self.ws.frame.elr = self.ws.frame.elr.wrapping_add(advance as u64);
         None
+    }
+
+    /// A PSCI request for the host: it waits for `complete_psci`, and CPU_OFF,
+    /// SYSTEM_OFF and SYSTEM_RESET power the caller off. Kept out of `smccc_call` so
+    /// that the calls answered there do not pay for it.
+    #[cold]
+    #[inline(never)]
+    fn psci_exit(&mut self, request: smccc::PsciRequest, conduit: Conduit, advance: u8) -> VmExit {
+        self.set_power(self.power.after_request(&request));
+        self.set_pending(Pending::Psci { request, advance });
+        VmExit::Psci { request, conduit }
     }
 
     fn forward_smc(&self, args: &[u64; 7]) -> [u64; 4] {
@@ -666,7 +788,7 @@ impl Aarch64VCpu {
     }
 
     fn set_pending(&mut self, pending: Pending) {
-        self.ready = matches!(pending, Pending::None) && self.state == State::Bound;
+        self.ready = matches!(pending, Pending::None) && self.runnable;
         self.pending = pending;
     }
 
@@ -674,10 +796,17 @@ impl Aarch64VCpu {
     /// exit left pending.
     #[cold]
     fn prepare_entry(&mut self) -> VCpuResult {
+        if self.power == PowerState::Off {
+            return Err(VCpuError::PoweredOff);
+        }
         if self.state != State::Bound {
             return Err(VCpuError::NotBound);
         }
         self.resolve_pending()?;
+        // Entering (not off, checked above): an ON_PENDING vCPU is now on, and a bound
+        // vCPU that is on is runnable.
+        self.power = PowerState::On;
+        self.runnable = true;
         self.ready = true;
         Ok(())
     }
@@ -705,6 +834,24 @@ impl Aarch64VCpu {
     /// truncated to the access width and sign- or zero-extended as the load
     /// instruction specifies (a W destination clears bits \[63:32\]; XZR discards), and
     /// advances the PC past the load.
+    ///
+    /// ```no_run
+    /// # use arm_vcpu::*;
+    /// # fn main() -> Result<(), VCpuError> {
+    /// # let mut percpu = Aarch64PerCpu::new(0);
+    /// # percpu.hardware_enable()?;
+    /// # let mut vcpu = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default())?;
+    /// # vcpu.setup(Aarch64VCpuSetupConfig::default())?;
+    /// # vcpu.set_entry(0x4008_0000)?;
+    /// # vcpu.set_stage2_root(Stage2Config::new(0x8000_0000, 1, 39, 1))?;
+    /// # vcpu.bind(&mut percpu)?;
+    /// if let VmExit::MmioRead { addr: 0x0900_0018, .. } = vcpu.run()? {
+    ///     // A PL011 flag register: "transmit FIFO empty" (TXFE, bit 7).
+    ///     vcpu.complete_mmio_read(1 << 7)?;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn complete_mmio_read(&mut self, value: u64) -> VCpuResult {
         match self.pending {
             Pending::MmioRead {
@@ -720,7 +867,7 @@ impl Aarch64VCpu {
                 }
                 self.ws.frame.elr = self.ws.frame.elr.wrapping_add(len as u64);
                 self.pending = Pending::None;
-                self.ready = self.state == State::Bound;
+                self.ready = self.runnable;
                 Ok(())
             }
             _ => Err(VCpuError::NothingToComplete),
@@ -729,6 +876,30 @@ impl Aarch64VCpu {
 
     /// Completes a [`VmExit::SysRegRead`]: writes `value` to Rt (XZR discards) and
     /// advances the PC past the MRS.
+    ///
+    /// ```no_run
+    /// # use arm_vcpu::*;
+    /// # fn main() -> Result<(), VCpuError> {
+    /// # let mut percpu = Aarch64PerCpu::new(0);
+    /// # percpu.hardware_enable()?;
+    /// # let mut vcpu = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default())?;
+    /// # vcpu.setup(Aarch64VCpuSetupConfig::default())?;
+    /// # vcpu.set_entry(0x4008_0000)?;
+    /// # vcpu.set_stage2_root(Stage2Config::new(0x8000_0000, 1, 39, 1))?;
+    /// # vcpu.bind(&mut percpu)?;
+    /// match vcpu.run()? {
+    ///     // An ID register, with `IdRegisterPolicy::ExitToHost`: EL0 and EL1 in
+    ///     // AArch64 only, no EL2 or EL3, FP and Advanced SIMD.
+    ///     VmExit::SysRegRead { reg: SysRegAddr::ID_AA64PFR0_EL1, .. } => {
+    ///         vcpu.complete_sysreg_read(0x0000_0000_0000_0011)?
+    ///     }
+    ///     // Anything else: UNDEFINED, as on a CPU without the register.
+    ///     VmExit::SysRegRead { .. } => vcpu.inject_undef()?,
+    ///     _ => {}
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn complete_sysreg_read(&mut self, value: u64) -> VCpuResult {
         match self.pending {
             Pending::SysRegRead { rt, len } => {
@@ -737,7 +908,7 @@ impl Aarch64VCpu {
                 }
                 self.ws.frame.elr = self.ws.frame.elr.wrapping_add(len as u64);
                 self.pending = Pending::None;
-                self.ready = self.state == State::Bound;
+                self.ready = self.runnable;
                 Ok(())
             }
             _ => Err(VCpuError::NothingToComplete),
@@ -790,6 +961,20 @@ impl Aarch64VCpu {
     /// list registers); never loses an interrupt silently. Before its first bind a vCPU
     /// keeps what it is given for that bind (which fails with
     /// [`VCpuError::NoVirtualInterface`] on a core that cannot deliver it).
+    ///
+    /// ```
+    /// use arm_vcpu::{Aarch64VCpu, Aarch64VCpuCreateConfig, VirtualInterrupt};
+    ///
+    /// let mut vcpu = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default())?;
+    /// // SPI 33 (a UART's) for a vCPU that is not bound: kept and delivered at the
+    /// // next bind.
+    /// vcpu.inject_interrupt(VirtualInterrupt::new(33))?;
+    /// vcpu.inject_interrupt(VirtualInterrupt::new(33))?; // already pending: not twice
+    /// assert_eq!(vcpu.queued_interrupts(), 1);
+    /// // INTID 1023 (spurious) is no interrupt.
+    /// assert!(vcpu.inject_interrupt(VirtualInterrupt::new(1023)).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn inject_interrupt(&mut self, vi: VirtualInterrupt) -> Result<(), InjectIrqError> {
         if self.setup.passthrough_interrupt || (self.vtr_known && self.vtr.list_regs == 0) {
             return Err(InjectIrqError::NoVirtualInterface);
@@ -883,6 +1068,31 @@ impl Aarch64VCpu {
     /// Completes a [`VmExit::Psci`] with the PSCI return value `result` (e.g.
     /// [`smccc::ret::SUCCESS`], [`smccc::ret::ALREADY_ON`], or for AFFINITY_INFO 0/1/2).
     /// Fails with `InvalidConfig` if PSCI does not allow that result for the call.
+    ///
+    /// ```no_run
+    /// use arm_vcpu::smccc::ret;
+    /// # use arm_vcpu::*;
+    /// # fn main() -> Result<(), VCpuError> {
+    /// # let mut percpu = Aarch64PerCpu::new(0);
+    /// # percpu.hardware_enable()?;
+    /// # let mut vcpu = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default())?;
+    /// # vcpu.setup(Aarch64VCpuSetupConfig::default())?;
+    /// # vcpu.set_entry(0x4008_0000)?;
+    /// # vcpu.set_stage2_root(Stage2Config::new(0x8000_0000, 1, 39, 1))?;
+    /// # vcpu.bind(&mut percpu)?;
+    /// // A VM of one vCPU (MPIDR 0).
+    /// if let VmExit::Psci { request, .. } = vcpu.run()? {
+    ///     let result = match request {
+    ///         PsciRequest::AffinityInfo { target_mpidr: 0 } => vcpu.power_state().affinity_info(),
+    ///         PsciRequest::CpuOn { target_mpidr: 0, .. } => ret::ALREADY_ON,
+    ///         PsciRequest::CpuSuspend { .. } => ret::SUCCESS,
+    ///         _ => ret::INVALID_PARAMETERS,
+    ///     };
+    ///     vcpu.complete_psci(result)?;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn complete_psci(&mut self, result: i32) -> VCpuResult {
         match self.pending {
             Pending::Psci { request, advance } => {
@@ -893,6 +1103,7 @@ impl Aarch64VCpu {
                 }
                 self.ws.frame.gpr[0] = result as i64 as u64;
                 self.ws.frame.elr = self.ws.frame.elr.wrapping_add(advance as u64);
+                self.set_power(self.power.after_completion(&request));
                 self.set_pending(Pending::None);
                 Ok(())
             }
@@ -906,6 +1117,8 @@ impl Aarch64VCpu {
     /// off), no pending virtual SError, the virtual CPU interface reset (no list
     /// register, active priority, VMCR or queued interrupt survives) and the emulated
     /// physical timer disabled. The EL2 controls (stage 2, MPIDR, timer offset) are kept.
+    /// The power state becomes [`PowerState::OnPending`], and [`PowerState::On`] at the
+    /// next entry.
     ///
     /// Returns the physical interrupts whose hardware links the reset dropped: the host
     /// must deactivate them ([`ReleasedHwInterrupts`]).
@@ -942,7 +1155,36 @@ impl Aarch64VCpu {
         self.pending = Pending::None;
         self.ready = false;
         self.entry_set = true;
+        self.set_power(PowerState::OnPending);
         Ok(released)
+    }
+
+    /// The vCPU's PSCI power state (as KVM's `KVM_GET_MP_STATE`): what a host answers
+    /// a guest's AFFINITY_INFO ([`PowerState::affinity_info`]) or CPU_ON (ALREADY_ON,
+    /// ON_PENDING) about this vCPU with. See [`crate::power`] for how it changes.
+    #[must_use]
+    pub fn power_state(&self) -> PowerState {
+        self.power
+    }
+
+    /// Sets the power state (as KVM's `KVM_SET_MP_STATE`), e.g. to stop a vCPU the
+    /// host takes away from the guest, or when rebuilding a saved vCPU. A vCPU that is
+    /// [`PowerState::Off`] is refused by `run()`; [`Aarch64VCpu::power_on`] also
+    /// resets its registers, this does not.
+    pub fn set_power_state(&mut self, state: PowerState) {
+        self.set_power(state);
+        // The next `run()` takes the checked path, which looks at the power state.
+        self.ready = false;
+    }
+
+    /// Changes the power state; only an `On` vCPU can become `ready` without passing
+    /// through `prepare_entry` (which turns `OnPending` into `On` and refuses `Off`).
+    fn set_power(&mut self, state: PowerState) {
+        self.power = state;
+        self.runnable = self.state == State::Bound && state == PowerState::On;
+        if !self.runnable {
+            self.ready = false;
+        }
     }
 
     /// Injects an UNDEFINED instruction exception: the guest takes it at its EL1
@@ -1028,6 +1270,24 @@ impl Aarch64VCpu {
     }
 
     /// Sets x0, the result register of a hypercall (SMCCC: first return value).
+    ///
+    /// ```no_run
+    /// # use arm_vcpu::*;
+    /// # fn main() -> Result<(), VCpuError> {
+    /// # let mut percpu = Aarch64PerCpu::new(0);
+    /// # percpu.hardware_enable()?;
+    /// # let mut vcpu = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default())?;
+    /// # vcpu.setup(Aarch64VCpuSetupConfig::default())?;
+    /// # vcpu.set_entry(0x4008_0000)?;
+    /// # vcpu.set_stage2_root(Stage2Config::new(0x8000_0000, 1, 39, 1))?;
+    /// # vcpu.bind(&mut percpu)?;
+    /// if let VmExit::Hypercall { args, .. } = vcpu.run()? {
+    ///     // A host-defined call: x1 + x2 back in x0; the PC is already past the HVC.
+    ///     vcpu.set_return_value(args[1].wrapping_add(args[2]));
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     #[inline]
     pub fn set_return_value(&mut self, value: u64) {
         self.ws.frame.gpr[0] = value;

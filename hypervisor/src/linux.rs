@@ -99,12 +99,10 @@ fn build_uboot(image_size: u64, bootcmd: &str) -> Result<TwoCoreVm, &'static str
         entry: UBOOT_IPA,
         x0: UBOOT_DTB_IPA,
         x1: 0,
-        setup: Aarch64VCpuSetupConfig {
-            passthrough_interrupt: true,
-            passthrough_timer: true,
-            trap_wfi: true,
-            ..Default::default()
-        },
+        setup: Aarch64VCpuSetupConfig::default()
+            .with_passthrough_interrupt(true)
+            .with_passthrough_timer(true)
+            .with_trap_wfi(true),
         kind: GuestKind::Os,
         vcpus: MAX_VCPUS,
     })
@@ -156,14 +154,12 @@ fn build(args: &LinuxArgs) -> Result<TwoCoreVm, &'static str> {
         entry,
         x0: DTB_IPA,
         x1: 0,
-        setup: Aarch64VCpuSetupConfig {
-            passthrough_interrupt: true,
-            passthrough_timer: true,
+        setup: Aarch64VCpuSetupConfig::default()
+            .with_passthrough_interrupt(true)
+            .with_passthrough_timer(true)
             // Idle vCPUs sleep in WFI: console input wakes them through the real UART's
             // interrupt (see `smp::uart_poll`), so nothing needs to poll.
-            trap_wfi: false,
-            ..Default::default()
-        },
+            .with_trap_wfi(false),
         kind: GuestKind::Os,
         vcpus: args.vcpus,
     })

@@ -45,33 +45,27 @@ fn build(role: usize, iters: u64) -> Result<Guest, &'static str> {
     let mem = GuestMemory::at(VM_RAM[role], VM_RAM_SIZE).map_err(|_| "stage-2 mapping failed")?;
     let entry =
         loader::load_elf(loader::staging(), &mem).map_err(|_| "cannot load the guest image")?;
-    let mut vcpu = Aarch64VCpu::new(Aarch64VCpuCreateConfig {
+    let mut vcpu = Aarch64VCpu::new(
         // Each VM's virtual count starts near 0 when it is created.
-        cntvoff_el2: arm_vcpu::physical_count(),
-        ..Default::default()
-    })
+        Aarch64VCpuCreateConfig::default().with_cntvoff_el2(arm_vcpu::physical_count()),
+    )
     .map_err(|_| "vcpu create")?;
     vcpu.setup(Aarch64VCpuSetupConfig::default())
         .map_err(|_| "vcpu setup")?;
-    vcpu.set_stage2_root(Stage2Config {
-        root_pa: mem.root_pa(),
-        vmid: role as u16 + 1,
-        ipa_bits: memory::IPA_BITS,
-        root_level: memory::ROOT_LEVEL,
-    })
+    vcpu.set_stage2_root(Stage2Config::new(
+        mem.root_pa(),
+        role as u16 + 1,
+        memory::IPA_BITS,
+        memory::ROOT_LEVEL,
+    ))
     .map_err(|_| "stage-2 root")?;
     vcpu.set_entry(entry).map_err(|_| "vcpu entry")?;
     vcpu.set_gpr(1, iters).map_err(|_| "x1")?;
     vcpu.set_gpr(2, role as u64).map_err(|_| "x2")?;
     for &(intid, priority) in &INITIAL_IRQS[role] {
         // Not bound yet: queued, placed in the list registers at the first bind.
-        vcpu.inject_interrupt(VirtualInterrupt {
-            intid,
-            priority,
-            group1: true,
-            hw_intid: None,
-        })
-        .map_err(|_| "inject_interrupt")?;
+        vcpu.inject_interrupt(VirtualInterrupt::new(intid).with_priority(priority))
+            .map_err(|_| "inject_interrupt")?;
     }
     info!(
         "VM {}: RAM {:#x}, VMID {}, entry {:#x}",

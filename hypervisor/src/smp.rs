@@ -126,21 +126,16 @@ fn run(vm: TwoCoreVm, stats: &mut ExitStats) -> Verdict {
     percpu
         .hardware_enable()
         .map_err(|_| "hardware_enable failed")?;
-    let stage2 = Stage2Config {
-        root_pa: vm.mem.root_pa(),
-        vmid: 1,
-        ipa_bits: memory::IPA_BITS,
-        root_level: memory::ROOT_LEVEL,
-    };
+    let stage2 = Stage2Config::new(vm.mem.root_pa(), 1, memory::IPA_BITS, memory::ROOT_LEVEL);
     // The VM's virtual count starts near 0; both vCPUs share the offset.
     let cntvoff_el2 = arm_vcpu::physical_count();
     let make = |i: u64| -> Result<Aarch64VCpu, arm_vcpu::VCpuError> {
-        let mut v = Aarch64VCpu::new(Aarch64VCpuCreateConfig {
-            mpidr_el1: i,
-            cntvoff_el2,
-            dtb_addr: vm.x0,
-            ..Default::default()
-        })?;
+        let mut v = Aarch64VCpu::new(
+            Aarch64VCpuCreateConfig::default()
+                .with_mpidr_el1(i)
+                .with_cntvoff_el2(cntvoff_el2)
+                .with_dtb_addr(vm.x0),
+        )?;
         v.setup(vm.setup)?;
         v.set_stage2_root(stage2)?;
         v.set_entry(vm.entry)?;
@@ -389,6 +384,7 @@ fn step(me: usize, kind: GuestKind, vcpu: &mut Aarch64VCpu, stats: &mut ExitStat
                 PsciRequest::SystemOff | PsciRequest::SystemReset => {
                     return Step::Fail("unexpected SYSTEM_OFF/RESET")
                 }
+                _ => return Step::Fail("PSCI request this runner does not know"),
             };
             match vcpu.complete_psci(result) {
                 Ok(()) => Step::Continue,

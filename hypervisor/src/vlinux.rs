@@ -149,6 +149,7 @@ fn run_inner(
                         );
                         break Ok(());
                     }
+                    _ => break Err("PSCI request this runner does not know"),
                 };
                 if slots[cur].power != Power::Off && slots[cur].vcpu.complete_psci(result).is_err()
                 {

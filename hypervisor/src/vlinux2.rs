@@ -214,6 +214,7 @@ fn step(me: usize, vcpu: &mut Aarch64VCpu, stats: &mut ExitStats) -> Result<(), 
                     gic::send_sgi(gic::KICK_SGI, 1 - me as u64);
                     return Ok(());
                 }
+                _ => return Err("PSCI request this runner does not know"),
             });
         }
         rest => vplatform::answer_rest(vcpu, me, rest, stats)?,

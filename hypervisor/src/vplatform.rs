@@ -84,12 +84,7 @@ pub struct VCpuMaker {
 impl VCpuMaker {
     pub fn new(mem: &GuestMemory, entry: u64, dtb: u64) -> Self {
         Self {
-            stage2: Stage2Config {
-                root_pa: mem.root_pa(),
-                vmid: 1,
-                ipa_bits: memory::IPA_BITS,
-                root_level: memory::ROOT_LEVEL,
-            },
+            stage2: Stage2Config::new(mem.root_pa(), 1, memory::IPA_BITS, memory::ROOT_LEVEL),
             cntvoff_el2: arm_vcpu::physical_count(),
             entry,
             dtb,
@@ -98,18 +93,18 @@ impl VCpuMaker {
 
     /// vCPU `i` (MPIDR `i`), ready to bind.
     pub fn make(&self, i: u64) -> Result<Aarch64VCpu, &'static str> {
-        let mut v = Aarch64VCpu::new(Aarch64VCpuCreateConfig {
-            mpidr_el1: i,
-            cntvoff_el2: self.cntvoff_el2,
-            dtb_addr: self.dtb,
-            ..Default::default()
-        })
+        let mut v = Aarch64VCpu::new(
+            Aarch64VCpuCreateConfig::default()
+                .with_mpidr_el1(i)
+                .with_cntvoff_el2(self.cntvoff_el2)
+                .with_dtb_addr(self.dtb),
+        )
         .map_err(|_| "vcpu create")?;
-        v.setup(Aarch64VCpuSetupConfig {
-            passthrough_timer: true,
-            trap_wfi: true,
-            ..Default::default()
-        })
+        v.setup(
+            Aarch64VCpuSetupConfig::default()
+                .with_passthrough_timer(true)
+                .with_trap_wfi(true),
+        )
         .map_err(|_| "vcpu setup")?;
         v.set_stage2_root(self.stage2).map_err(|_| "stage-2 root")?;
         v.set_entry(self.entry).map_err(|_| "entry")?;

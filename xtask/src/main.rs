@@ -10,6 +10,7 @@ mod deps;
 mod elf;
 mod libtest;
 mod linux;
+mod package;
 mod pool;
 mod profile;
 mod qemu;
@@ -47,10 +48,14 @@ commands:
         `--guest uboot`: Debian's U-Boot. --cpu: QEMU's CPU model (default max;
         {models}). Ctrl-A x quits QEMU
   test [--jobs N] [--seed S] [--mode M] [--cpu MODEL] [ITEM...]
-        host unit tests, every QEMU scenario (debug hypervisor) and the mutation
-        check, each scenario once per CPU model of its row (default {default_models});
-        ends with `N passed, M failed`. ITEMs (unit, a scenario name,
-        mutation) select a subset; scenarios marked `(named only)` below run
+        host unit tests, the package checks, the exit-cost budgets, every QEMU
+        scenario (debug hypervisor) and the mutation checks, each scenario once per
+        CPU model of its row (default {default_models}); ends with `N passed, M failed`.
+        ITEMs (unit; package: cargo package + publish --dry-run without
+        warnings; doc: cargo doc for the aarch64 targets, warnings denied; msrv:
+        build with the rust-version toolchain, installed by rustup; budgets: the
+        bench rows against bench/budgets.toml; a scenario name; mutation) select a
+        subset; scenarios marked `(named only)` below run
         only when named. --jobs: QEMU runs at once (default 2). --seed: appends
         `seed=S` to every scenario's bootargs (decimal or 0x hex). --mode:
         Linux's `mode=` (passthrough or virtual). --cpu: run on MODEL only (rows

@@ -7,10 +7,18 @@ use std::process::{ExitCode, Stdio};
 use crate::qemu::{self, End};
 use crate::scenarios::{self, Guest, Scenario, MUTATIONS, SCENARIOS};
 use crate::ws::{self, HvBuild, Profile, Workspace};
-use crate::{budget, deps, libtest, linux, pool};
+use crate::{budget, deps, libtest, linux, package, pool};
 
 /// Host crates whose tests run under `cargo xtask test`.
-const HOST_CRATES: &[&str] = &["arm_vcpu", "xtask"];
+const HOST_CRATES: &[&str] = &[package::LIB_PACKAGE, package::ADAPTER_PACKAGE, "xtask"];
+/// One package check: its item name and what runs it.
+type PackageCheck = (&'static str, fn(&Workspace) -> package::Check);
+/// The package checks (`package.rs`), each one test item, run after the unit tests.
+const PACKAGE_CHECKS: &[PackageCheck] = &[
+    ("package", package::package),
+    ("doc", package::doc),
+    ("msrv", package::msrv),
+];
 /// Target dir of the mutant hypervisor (relative to the workspace root).
 /// Mutant builds go to `target/mutant-<cfg>`.
 const MUTANT_TARGET_DIR: &str = "target/mutant";
@@ -84,9 +92,15 @@ pub fn run(ws: &Workspace, opts: &Options) -> Result<ExitCode, String> {
         cpu,
     } = *opts;
     for o in only {
-        if o != "unit" && o != "mutation" && o != "budgets" && scenarios::find(o).is_none() {
+        let check = PACKAGE_CHECKS.iter().any(|(name, _)| name == o);
+        if o != "unit"
+            && o != "mutation"
+            && o != "budgets"
+            && !check
+            && scenarios::find(o).is_none()
+        {
             return Err(format!(
-                "unknown test item {o:?} (unit, budgets, mutation, or a scenario name)"
+                "unknown test item {o:?} (unit, package, doc, msrv, budgets, mutation, or a scenario name)"
             ));
         }
     }
@@ -112,6 +126,15 @@ pub fn run(ws: &Workspace, opts: &Options) -> Result<ExitCode, String> {
 
     if selected(only, "unit") {
         unit_tests(ws, &mut tally);
+    }
+    for (name, check) in PACKAGE_CHECKS {
+        if selected(only, name) {
+            let c = check(ws);
+            tally.item(c.ok, &c.line);
+            for d in &c.details {
+                println!("    {d}");
+            }
+        }
     }
     if selected(only, "budgets") {
         budget_gate(ws, &mut tally);

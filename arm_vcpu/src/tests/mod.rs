@@ -3,5 +3,6 @@
 mod calls;
 mod exits;
 mod injection;
+mod power;
 mod vgic_timer;
 mod workaround;

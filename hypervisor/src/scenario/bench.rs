@@ -57,12 +57,7 @@ impl Scenario for Virq {
 
     fn irq_after_test_call(&mut self, _cpu: usize) -> Option<arm_vcpu::VirtualInterrupt> {
         self.injected += 1;
-        Some(arm_vcpu::VirtualInterrupt {
-            intid: 40,
-            priority: 0xa0,
-            group1: true,
-            hw_intid: None,
-        })
+        Some(arm_vcpu::VirtualInterrupt::new(40).with_priority(0xa0))
     }
 }
 
