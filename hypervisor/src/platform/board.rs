@@ -40,6 +40,7 @@ impl Range {
     }
 
     /// Whether `other` lies entirely inside this range.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn covers(&self, other: &Range) -> bool {
         other.base >= self.base && other.end() <= self.end()
     }
@@ -80,10 +81,6 @@ impl<T: Copy + Default, const N: usize> List<T, N> {
 
     pub fn as_slice(&self) -> &[T] {
         self.items.get(..self.len).unwrap_or(&[])
-    }
-
-    pub fn as_mut_slice(&mut self) -> &mut [T] {
-        self.items.get_mut(..self.len).unwrap_or(&mut [])
     }
 
     pub fn len(&self) -> usize {
