@@ -148,7 +148,12 @@ fn virtual_gic(vcpus: u64) -> GicDesc {
     GicDesc {
         gicd: Range::new(GICD_BASE, GICD_SIZE),
         gicr,
-        timer: [29, crate::gic::PTIMER_INTID, crate::gic::VTIMER_INTID, crate::gic::HYP_TIMER_INTID],
+        timer: [
+            29,
+            crate::gic::PTIMER_INTID,
+            crate::gic::VTIMER_INTID,
+            crate::gic::HYP_TIMER_INTID,
+        ],
         uart_intid: crate::vplatform::uart_intid(),
     }
 }

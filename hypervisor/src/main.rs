@@ -88,7 +88,10 @@ extern "C" fn rust_main() -> ! {
     let heap = platform::discover();
     // SAFETY: `discover` carved [heap.base, heap.end()) out of the board's RAM for the
     // heap alone; nothing else uses it, and this runs once before any allocation.
-    unsafe { HEAP.lock().init(heap.base as usize as *mut u8, heap.size as usize) };
+    unsafe {
+        HEAP.lock()
+            .init(heap.base as usize as *mut u8, heap.size as usize)
+    };
     console::init_logging();
     Aarch64PerCpu::set_host_trap_handler(host_trap);
     let args = bootargs::BootArgs::parse(bootargs::from_dtb(platform::DTB_PA as usize));
@@ -114,7 +117,10 @@ extern "C" fn rust_main() -> ! {
         vcpus: args.vcpus,
         mem: args.vm_mem,
         bootargs_line: args.line,
-        phys_timer_only: args.line.split_ascii_whitespace().any(|w| w == "guest_timer=phys"),
+        phys_timer_only: args
+            .line
+            .split_ascii_whitespace()
+            .any(|w| w == "guest_timer=phys"),
     };
     // Linux's runner follows from `guest=linux mode= cores=`, whatever the row's name.
     let (verdict, stats) = if args.guest == "linux" {
@@ -132,7 +138,7 @@ extern "C" fn rust_main() -> ! {
         multivm::run_isolation(args.iters)
     } else if name == "smp" {
         smp::run_smp(args.iters)
-    } else if name == "uboot" {
+    } else if args.guest == "uboot" {
         linux::run_uboot(
             args.image_size,
             "echo UBOOT_GUEST: PASS bootcmd ran; poweroff",

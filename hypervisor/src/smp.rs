@@ -94,9 +94,8 @@ type Verdict = Result<(), &'static str>;
 /// The `smp` test scenario: the test guest in the staging area, on two cores.
 pub fn run_smp(iters: u64) -> (Verdict, ExitStats) {
     let built = (|| {
-        let mem: &'static GuestMemory = alloc::boxed::Box::leak(alloc::boxed::Box::new(
-            GuestMemory::new()?,
-        ));
+        let mem: &'static GuestMemory =
+            alloc::boxed::Box::leak(alloc::boxed::Box::new(GuestMemory::new()?));
         let entry =
             loader::load_elf(loader::staging(), mem).map_err(|_| "cannot load the guest image")?;
         Ok(TwoCoreVm {
@@ -255,7 +254,10 @@ pub fn secondary(index: u64) -> ! {
     let mut percpu = Aarch64PerCpu::new(me);
     if percpu.hardware_enable().is_err() {
         error!("core {}: hardware_enable failed", index);
-        crate::end_run(Err("hardware_enable failed on a secondary core"), &total_stats(None));
+        crate::end_run(
+            Err("hardware_enable failed on a secondary core"),
+            &total_stats(None),
+        );
     }
     info!("core {} online (MPIDR {:#x})", index, current_mpidr());
     loop {
@@ -338,7 +340,8 @@ fn step(me: usize, kind: GuestKind, vcpu: &mut Aarch64VCpu, stats: &mut ExitStat
     }
     match exit {
         Ok(VmExit::MmioRead { addr, width, .. })
-            if kind == GuestKind::Os && with_shared(|s| s.rd_pages.contains(addr)) == Some(true) =>
+            if kind == GuestKind::Os
+                && with_shared(|s| s.rd_pages.contains(addr)) == Some(true) =>
         {
             stats.mmio_read += 1;
             let v = with_shared(|s| s.rd_pages.read(addr, width.bytes())).unwrap_or(0);
@@ -348,7 +351,8 @@ fn step(me: usize, kind: GuestKind, vcpu: &mut Aarch64VCpu, stats: &mut ExitStat
             }
         }
         Ok(VmExit::MmioWrite { addr, width, data })
-            if kind == GuestKind::Os && with_shared(|s| s.rd_pages.contains(addr)) == Some(true) =>
+            if kind == GuestKind::Os
+                && with_shared(|s| s.rd_pages.contains(addr)) == Some(true) =>
         {
             stats.mmio_write += 1;
             with_shared(|s| s.rd_pages.write(addr, width.bytes(), data));
@@ -558,13 +562,17 @@ pub fn start_core(index: u64) -> u64 {
     let top = (stack.as_ptr() as u64 + stack.len() as u64) & !15;
     // { stack top, core index }: boot.S reads it with the MMU (and caches) off, so it
     // is cleaned to the point of coherency first.
-    let block: &'static mut [u64; 2] = alloc::boxed::Box::leak(alloc::boxed::Box::new([top, index]));
+    let block: &'static mut [u64; 2] =
+        alloc::boxed::Box::leak(alloc::boxed::Box::new([top, index]));
     memory::sync_for_guest(block.as_ptr() as *const u8, 16);
     let entry = secondary_start as *const () as usize as u64;
     match crate::platform::firmware::cpu_on(mpidr, entry, block.as_ptr() as u64) {
         Ok(()) => 0,
         Err(e) => {
-            error!("firmware CPU_ON of core {} (MPIDR {:#x}): {:?}", index, mpidr, e);
+            error!(
+                "firmware CPU_ON of core {} (MPIDR {:#x}): {:?}",
+                index, mpidr, e
+            );
             u64::MAX
         }
     }

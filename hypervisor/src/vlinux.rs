@@ -189,7 +189,10 @@ fn run_inner(
             } else if inj.resample && !s.vcpu.is_bound() {
                 // Its timer stopped asserting while descheduled: the physical PPI it
                 // held active is not restored at its next bind.
-                if let Some(t) = vplatform::TIMER_INTIDS.iter().position(|&t| t == inj.vi.intid) {
+                if let Some(t) = vplatform::TIMER_INTIDS
+                    .iter()
+                    .position(|&t| t == inj.vi.intid)
+                {
                     s.timer_active[t] = false;
                 }
             }

@@ -61,7 +61,11 @@ pub fn timer_line(vcpu: &Aarch64VCpu, intid: u32) -> bool {
         ctl & 0b111 == 0b101
     } else {
         let d = vcpu.timer_deadlines();
-        let deadline = if intid == gic::VTIMER_INTID { d.virt } else { d.phys };
+        let deadline = if intid == gic::VTIMER_INTID {
+            d.virt
+        } else {
+            d.phys
+        };
         deadline.is_some_and(|t| t <= arm_vcpu::physical_count())
     }
 }
@@ -81,7 +85,10 @@ pub fn inject(vcpu: &mut Aarch64VCpu, inj: Injection) -> bool {
         return false;
     }
     if vcpu.inject_interrupt(inj.vi).is_err() {
-        error!("cannot inject INTID {} into vCPU {}", inj.vi.intid, inj.vcpu);
+        error!(
+            "cannot inject INTID {} into vCPU {}",
+            inj.vi.intid, inj.vcpu
+        );
         return false;
     }
     true

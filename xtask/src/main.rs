@@ -287,7 +287,7 @@ fn cmd_run(ws: &Workspace, b: &HvBuild, o: &RunOptions) -> Result<ExitCode, Stri
             let vcpus = o.vcpus.unwrap_or(u64::from(s.vcpus));
             scenarios::linux_bootargs(s, mode, assets.initramfs_len, false, vcpus)
         };
-        let bootargs = scenarios::with_seed(bootargs, o.seed);
+        let bootargs = scenarios::with_seed(scenarios::row_bootargs(s, bootargs), o.seed);
         println!("(QEMU's console: Ctrl-A x quits, Ctrl-A h lists its other keys)");
         linux::qemu_run(&hv, &assets, s, bootargs)
     } else {
@@ -299,10 +299,16 @@ fn cmd_run(ws: &Workspace, b: &HvBuild, o: &RunOptions) -> Result<ExitCode, Stri
         if !guest_elf.is_file() {
             return Err(format!("no guest binary {}", guest_elf.display()));
         }
-        let bootargs = scenarios::with_seed(scenarios::bootargs(guest, o.iters), o.seed);
-        let run = qemu::Run::new(&hv, &guest_elf, bootargs);
+        let mut bootargs = scenarios::bootargs(guest, o.iters);
+        if let Some(s) = scenario {
+            bootargs = scenarios::row_bootargs(s, bootargs);
+        }
+        let run = qemu::Run::new(&hv, &guest_elf, scenarios::with_seed(bootargs, o.seed));
         match scenario {
-            Some(s) => run.with_cpus(s.cpus).with_mem(s.mem),
+            Some(s) => run
+                .with_cpus(s.cpus)
+                .with_mem(s.mem)
+                .with_machine(s.machine),
             None => run,
         }
     };

@@ -54,6 +54,25 @@ pub struct Scenario {
     /// The guest's own verdict marker (`<marker>: PASS` / `<marker>: FAIL <reason>`,
     /// printed on the console), also required for a pass under `cargo xtask test`.
     pub guest_marker: Option<&'static str>,
+    /// QEMU's machine (`-M`): the board the hypervisor discovers.
+    pub machine: &'static str,
+    /// RAM of the Linux/U-Boot VM (`vm_mem=` in the bootargs; `None`: the
+    /// hypervisor's default, 1 GiB).
+    pub vm_mem: Option<&'static str>,
+    /// More bootargs words for the hypervisor (`kernel_arg=...`, `guest_timer=phys`,
+    /// `selftest=...`, `guest=elf mode=...`).
+    pub extra_bootargs: &'static str,
+    /// The run must fail this way (a refusal the row checks); `None`: it must pass.
+    pub expect_failure: Option<ExpectFailure>,
+}
+
+/// How a row that checks a refusal must end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpectFailure {
+    /// QEMU's exit status.
+    pub status: i32,
+    /// Text the output must contain (the one clear line).
+    pub text: &'static str,
 }
 
 const fn scenario(name: &'static str, test_iters: u64) -> Scenario {
@@ -73,6 +92,10 @@ const fn scenario(name: &'static str, test_iters: u64) -> Scenario {
         typing: None,
         linux_mode: None,
         guest_marker: None,
+        machine: crate::qemu::DEFAULT_MACHINE,
+        vm_mem: None,
+        extra_bootargs: "",
+        expect_failure: None,
     }
 }
 
@@ -108,7 +131,20 @@ impl Scenario {
             ..self
         }
     }
+
+    /// The same row on another board: QEMU machine `machine`, `cpus` cores, `mem` RAM.
+    const fn on_board(self, machine: &'static str, cpus: u8, mem: &'static str) -> Scenario {
+        Scenario {
+            machine,
+            cpus,
+            mem,
+            ..self
+        }
+    }
 }
+
+/// QEMU `virt` with a GICv4 (redistributors 0x40000 apart).
+const GICV4: &str = "virt,virtualization=on,gic-version=4";
 
 /// A benchmark with its own iteration counts and `round_trips` per guest iteration.
 const fn slow_bench(
@@ -211,6 +247,68 @@ pub const SCENARIOS: &[Scenario] = &[
         ..linux("linux-1vcpu", 2, 180, true)
     },
     uboot("uboot"),
+    // Board variants (issue 9): the hypervisor discovers each board from its device
+    // tree. GICv4: redistributors 0x40000 apart, in both interrupt modes.
+    linux("linux-gicv4", 2, 180, true).on_board(GICV4, 2, "2G"),
+    Scenario {
+        linux_mode: Some("virtual"),
+        ..linux("linux-virtual-smp-gicv4", 2, 180, true).on_board(GICV4, 2, "2G")
+    },
+    // Four cores: Linux with 4 vCPUs in passthrough (all of the board's
+    // redistributors), and with 2 (the guest's last frame gets an emulated
+    // GICR_TYPER.Last).
+    Scenario {
+        vcpus: 4,
+        ..linux("linux-smp4", 4, 180, true)
+    },
+    Scenario {
+        vcpus: 2,
+        ..linux("linux-smp4-2vcpu", 4, 180, true).on_board(GICV4, 4, "2G")
+    },
+    // 512 MiB boards with VMs sized to fit, and a 4 GiB board (the VM's RAM is carved
+    // above 4 GiB there).
+    Scenario {
+        vm_mem: Some("256M"),
+        ..linux("linux-512m", 2, 180, true).on_board(crate::qemu::DEFAULT_MACHINE, 2, "512M")
+    },
+    Scenario {
+        vm_mem: Some("256M"),
+        ..uboot("uboot-512m").on_board(crate::qemu::DEFAULT_MACHINE, 2, "512M")
+    },
+    linux("linux-4g", 2, 180, true).on_board(crate::qemu::DEFAULT_MACHINE, 2, "4G"),
+    // A VM that does not fit is refused with one line and status 1, at once.
+    Scenario {
+        expect_failure: Some(ExpectFailure {
+            status: 1,
+            text: "needs 1024 MiB of RAM, but the largest free block",
+        }),
+        guest_marker: None,
+        ..linux("linux-too-big", 2, 30, true).on_board(crate::qemu::DEFAULT_MACHINE, 2, "512M")
+    },
+    // PSCI SYSTEM_OFF from vCPU 1 (`reboot=s1`: Linux powers off on CPU 1) ends the
+    // VM in passthrough mode.
+    Scenario {
+        extra_bootargs: "kernel_arg=reboot=s1",
+        ..linux("linux-off-vcpu1", 2, 180, true)
+    },
+    // Virtual mode with Linux on the EL1 physical timer (PPI 30): the device tree
+    // lists only the physical timers.
+    Scenario {
+        linux_mode: Some("virtual"),
+        extra_bootargs: "guest_timer=phys",
+        ..linux("linux-virtual-smp-ptimer", 2, 180, true)
+    },
+    // A fault of the hypervisor before arm_vcpu's vectors are installed is reported
+    // (ESR/ELR/FAR) by boot.S's vector, status 102.
+    Scenario {
+        expect_failure: Some(ExpectFailure {
+            status: 102,
+            text: "ARM_VCPU_PANIC early exception at EL2 (before the arm_vcpu vectors): ESR_EL2 0x",
+        }),
+        extra_bootargs: "selftest=early-fault",
+        guest_marker: None,
+        ..linux("early-fault", 2, 30, true)
+    },
 ];
 
 /// The scenario `cargo xtask run` boots when no `--guest` is given.
@@ -277,6 +375,41 @@ pub fn caught_by_own_check(m: &Mutation, output: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// `bootargs` with the row's own words: `vm_mem=` and [`Scenario::extra_bootargs`].
+pub fn row_bootargs(s: &Scenario, bootargs: String) -> String {
+    let mut a = bootargs;
+    if let Some(m) = s.vm_mem {
+        a.push_str(&format!(" vm_mem={m}"));
+    }
+    if !s.extra_bootargs.is_empty() {
+        a.push(' ');
+        a.push_str(s.extra_bootargs);
+    }
+    a
+}
+
+/// Whether a refusal row's run ended as `e` says: that exit status, the text in the
+/// output, and no timeout (a hang is not a refusal).
+pub fn failed_as_expected(
+    e: &ExpectFailure,
+    end: crate::qemu::End,
+    output: &str,
+) -> Result<(), String> {
+    match end {
+        crate::qemu::End::Exited(Some(c)) if c == e.status => {}
+        other => {
+            return Err(format!(
+                "expected exit status {} (a refusal), got {other:?}",
+                e.status
+            ))
+        }
+    }
+    if !output.contains(e.text) {
+        return Err(format!("the output lacks {:?}", e.text));
+    }
+    Ok(())
+}
+
 /// Looks a scenario up by name.
 pub fn find(name: &str) -> Option<&'static Scenario> {
     SCENARIOS.iter().find(|s| s.name == name)
@@ -289,7 +422,7 @@ pub fn bootargs(scenario: &str, iters: u64) -> String {
 
 /// The bootargs of a U-Boot run: the size of the staged `u-boot.bin`.
 pub fn uboot_bootargs(scenario: &str, image_size: u64) -> String {
-    format!("scenario={scenario} image_size={image_size}")
+    format!("scenario={scenario} guest=uboot image_size={image_size}")
 }
 
 /// The bootargs of a Linux guest run of row `s`: `guest=linux`, the interrupt mode

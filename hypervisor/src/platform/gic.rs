@@ -56,7 +56,9 @@ static GICD_LOCK: Mutex<()> = Mutex::new(());
 pub fn check() -> Result<(), &'static str> {
     let b = super::board();
     if b.gic.version != GicVersion::V3 {
-        return Err("the board's GIC is a GICv2: the reference hypervisor drives GICv3/v4 only so far");
+        return Err(
+            "the board's GIC is a GICv2: the reference hypervisor drives GICv3/v4 only so far",
+        );
     }
     for i in 0..b.cpus.len() {
         if super::redistributor(i).is_none() {
@@ -67,7 +69,10 @@ pub fn check() -> Result<(), &'static str> {
     if (t.virt, t.phys, t.hyp_phys) != (VTIMER_INTID, PTIMER_INTID, HYP_TIMER_INTID) {
         return Err("the board's timer PPIs are not 27/30/26 (virtual/physical/hypervisor)");
     }
-    if b.gic.maintenance_intid.is_some_and(|m| m != MAINTENANCE_INTID) {
+    if b.gic
+        .maintenance_intid
+        .is_some_and(|m| m != MAINTENANCE_INTID)
+    {
         return Err("the board's GIC maintenance interrupt is not PPI 9");
     }
     Ok(())
