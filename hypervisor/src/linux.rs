@@ -262,6 +262,24 @@ pub fn run_virtual_smp(args: &LinuxArgs) -> (Verdict, ExitStats) {
     }
 }
 
+/// Runs a test guest ELF from the staging area (one vCPU, no device tree) in the
+/// virtual-interrupt mode: the emulated GIC and console of a virtual-mode Linux VM,
+/// on core 0 alone (`cores` 1) or with core 1 started too (`cores` 2). The guest ends
+/// the run with PSCI SYSTEM_OFF.
+pub fn run_elf_virtual(mem_size: u64, cores: u64) -> (Verdict, ExitStats) {
+    let loaded = vm_memory(mem_size, "test VM").and_then(|mem| {
+        let mem: &'static GuestMemory = alloc::boxed::Box::leak(alloc::boxed::Box::new(mem));
+        loader::load_elf(loader::staging(), mem)
+            .map(|entry| (mem, entry))
+            .map_err(|_| "cannot load the guest image")
+    });
+    match (loaded, cores) {
+        (Ok((mem, entry)), 1) => crate::vlinux::run(mem, entry, 0, 1),
+        (Ok((mem, entry)), _) => crate::vlinux2::run(mem, entry, 0, 1),
+        (Err(e), _) => (Err(e), ExitStats::default()),
+    }
+}
+
 fn build(args: &LinuxArgs) -> Result<TwoCoreVm, &'static str> {
     let (mem, entry, rd_pages) = load(args, true)?;
     Ok(TwoCoreVm {

@@ -33,6 +33,9 @@ core::arch::global_asm!(include_str!("boot.S"));
 #[global_allocator]
 static HEAP: LockedHeap = LockedHeap::empty();
 
+/// RAM of a test guest run in the virtual-interrupt mode (`guest=elf`).
+const RAM_FOR_ELF: u64 = 256 << 20;
+
 /// The scenario (row) name of this run, for a verdict printed on any core.
 static RUN_NAME: spin::Once<&'static str> = spin::Once::new();
 
@@ -134,6 +137,8 @@ extern "C" fn rust_main() -> ! {
                 vm::ExitStats::default(),
             ),
         }
+    } else if args.guest == "elf" && args.mode == "virtual" {
+        linux::run_elf_virtual(args.vm_mem.min(RAM_FOR_ELF), args.cores)
     } else if name == "isolation" {
         multivm::run_isolation(args.iters)
     } else if name == "smp" {

@@ -295,7 +295,7 @@ fn cmd_run(ws: &Workspace, b: &HvBuild, o: &RunOptions) -> Result<ExitCode, Stri
         if scenario.is_none() {
             println!("note: {guest:?} is not one of the protocol's scenarios");
         }
-        let guest_elf = ws.guest_elf(guest);
+        let guest_elf = ws.guest_elf(scenario.map_or(guest, |s| s.guest_bin()));
         if !guest_elf.is_file() {
             return Err(format!("no guest binary {}", guest_elf.display()));
         }

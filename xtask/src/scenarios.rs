@@ -64,6 +64,8 @@ pub struct Scenario {
     pub extra_bootargs: &'static str,
     /// The run must fail this way (a refusal the row checks); `None`: it must pass.
     pub expect_failure: Option<ExpectFailure>,
+    /// The test guest binary, when it is not the one named after the scenario.
+    pub guest_bin: Option<&'static str>,
 }
 
 /// How a row that checks a refusal must end.
@@ -96,6 +98,7 @@ const fn scenario(name: &'static str, test_iters: u64) -> Scenario {
         vm_mem: None,
         extra_bootargs: "",
         expect_failure: None,
+        guest_bin: None,
     }
 }
 
@@ -125,6 +128,11 @@ const fn uboot(name: &'static str) -> Scenario {
 }
 
 impl Scenario {
+    /// The test guest binary this row runs.
+    pub fn guest_bin(&self) -> &'static str {
+        self.guest_bin.unwrap_or(self.name)
+    }
+
     const fn with_timeout(self, secs: u64) -> Scenario {
         Scenario {
             timeout: Duration::from_secs(secs),
@@ -297,6 +305,24 @@ pub const SCENARIOS: &[Scenario] = &[
         linux_mode: Some("virtual"),
         extra_bootargs: "guest_timer=phys",
         ..linux("linux-virtual-smp-ptimer", 2, 180, true)
+    },
+    Scenario {
+        linux_mode: Some("virtual"),
+        extra_bootargs: "guest_timer=phys",
+        ..linux("linux-virtual-ptimer", 1, 180, true)
+    },
+    // The EL1 timers' PPIs through the emulated GIC (a test guest in the
+    // virtual-interrupt mode): PPI 30 delivered, a held PPI 27 re-sampled on enable.
+    Scenario {
+        extra_bootargs: "guest=elf mode=virtual cores=1",
+        guest_marker: Some("VGIC_TIMERS"),
+        ..timed("vgic-timers", 1, 30)
+    },
+    Scenario {
+        extra_bootargs: "guest=elf mode=virtual cores=2",
+        guest_marker: Some("VGIC_TIMERS"),
+        guest_bin: Some("vgic-timers"),
+        ..smp("vgic-timers-smp", 1, 2)
     },
     // A fault of the hypervisor before arm_vcpu's vectors are installed is reported
     // (ESR/ELR/FAR) by boot.S's vector, status 102.

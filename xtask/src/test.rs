@@ -165,7 +165,7 @@ pub fn run(ws: &Workspace, opts: &Options) -> Result<ExitCode, String> {
                 return Ok(linux::qemu_run(&hv, &assets, s, bootargs));
             }
             guests.clone()?;
-            let guest = ws.guest_elf(s.name);
+            let guest = ws.guest_elf(s.guest_bin());
             if !guest.is_file() {
                 return Err(format!("no guest binary {}", guest.display()));
             }
