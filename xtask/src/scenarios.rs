@@ -257,33 +257,33 @@ pub const SCENARIOS: &[Scenario] = &[
     uboot("uboot"),
     // Board variants (issue 9): the hypervisor discovers each board from its device
     // tree. GICv4: redistributors 0x40000 apart, in both interrupt modes.
-    linux("linux-gicv4", 2, 180, true).on_board(GICV4, 2, "2G"),
+    linux("linux-gicv4", 2, 60, true).on_board(GICV4, 2, "2G"),
     Scenario {
         linux_mode: Some("virtual"),
-        ..linux("linux-virtual-smp-gicv4", 2, 180, true).on_board(GICV4, 2, "2G")
+        ..linux("linux-virtual-smp-gicv4", 2, 60, true).on_board(GICV4, 2, "2G")
     },
     // Four cores: Linux with 4 vCPUs in passthrough (all of the board's
     // redistributors), and with 2 (the guest's last frame gets an emulated
     // GICR_TYPER.Last).
     Scenario {
         vcpus: 4,
-        ..linux("linux-smp4", 4, 180, true)
+        ..linux("linux-smp4", 4, 60, true)
     },
     Scenario {
         vcpus: 2,
-        ..linux("linux-smp4-2vcpu", 4, 180, true).on_board(GICV4, 4, "2G")
+        ..linux("linux-smp4-2vcpu", 4, 60, true).on_board(GICV4, 4, "2G")
     },
     // 512 MiB boards with VMs sized to fit, and a 4 GiB board (the VM's RAM is carved
     // above 4 GiB there).
     Scenario {
         vm_mem: Some("256M"),
-        ..linux("linux-512m", 2, 180, true).on_board(crate::qemu::DEFAULT_MACHINE, 2, "512M")
+        ..linux("linux-512m", 2, 60, true).on_board(crate::qemu::DEFAULT_MACHINE, 2, "512M")
     },
     Scenario {
         vm_mem: Some("256M"),
         ..uboot("uboot-512m").on_board(crate::qemu::DEFAULT_MACHINE, 2, "512M")
     },
-    linux("linux-4g", 2, 180, true).on_board(crate::qemu::DEFAULT_MACHINE, 2, "4G"),
+    linux("linux-4g", 2, 60, true).on_board(crate::qemu::DEFAULT_MACHINE, 2, "4G"),
     // A VM that does not fit is refused with one line and status 1, at once.
     Scenario {
         expect_failure: Some(ExpectFailure {
@@ -297,19 +297,19 @@ pub const SCENARIOS: &[Scenario] = &[
     // VM in passthrough mode.
     Scenario {
         extra_bootargs: "kernel_arg=reboot=s1",
-        ..linux("linux-off-vcpu1", 2, 180, true)
+        ..linux("linux-off-vcpu1", 2, 60, true)
     },
     // Virtual mode with Linux on the EL1 physical timer (PPI 30): the device tree
     // lists only the physical timers.
     Scenario {
         linux_mode: Some("virtual"),
         extra_bootargs: "guest_timer=phys",
-        ..linux("linux-virtual-smp-ptimer", 2, 180, true)
+        ..linux("linux-virtual-smp-ptimer", 2, 60, true)
     },
     Scenario {
         linux_mode: Some("virtual"),
         extra_bootargs: "guest_timer=phys",
-        ..linux("linux-virtual-ptimer", 1, 180, true)
+        ..linux("linux-virtual-ptimer", 1, 60, true)
     },
     // The EL1 timers' PPIs through the emulated GIC (a test guest in the
     // virtual-interrupt mode): PPI 30 delivered, a held PPI 27 re-sampled on enable.
@@ -543,6 +543,37 @@ mod tests {
     }
 
     #[test]
+    fn board_variant_rows() {
+        let g4 = find("linux-gicv4").unwrap();
+        assert_eq!(g4.machine, "virt,virtualization=on,gic-version=4");
+        assert_eq!(find("linux").unwrap().machine, crate::qemu::DEFAULT_MACHINE);
+        let small = find("linux-512m").unwrap();
+        assert_eq!((small.mem, small.vm_mem), ("512M", Some("256M")));
+        assert_eq!(
+            row_bootargs(small, "scenario=linux-512m".into()),
+            "scenario=linux-512m vm_mem=256M"
+        );
+        let off = find("linux-off-vcpu1").unwrap();
+        assert_eq!(row_bootargs(off, "a=1".into()), "a=1 kernel_arg=reboot=s1");
+        assert_eq!(find("linux-smp4").unwrap().cpus, 4);
+        assert_eq!(find("vgic-timers-smp").unwrap().guest_bin(), "vgic-timers");
+        assert_eq!(find("demo").unwrap().guest_bin(), "demo");
+    }
+
+    #[test]
+    fn refusal_rows_need_their_status_and_line() {
+        use crate::qemu::End;
+        let e = find("linux-too-big").unwrap().expect_failure.unwrap();
+        let out = format!("refhv: Linux VM {}", e.text);
+        assert!(failed_as_expected(&e, End::Exited(Some(1)), &out).is_ok());
+        assert!(failed_as_expected(&e, End::Exited(Some(0)), &out).is_err());
+        assert!(failed_as_expected(&e, End::TimedOut, &out).is_err());
+        assert!(failed_as_expected(&e, End::Exited(Some(1)), "other failure").is_err());
+        let f = find("early-fault").unwrap().expect_failure.unwrap();
+        assert_eq!(f.status, 102);
+    }
+
+    #[test]
     fn mutation_needs_its_own_reason() {
         let m = &MUTATIONS[0];
         let own = format!(
@@ -566,11 +597,13 @@ mod tests {
             assert!(find(m.scenario).is_some(), "{}", m.scenario);
             assert!(!m.reason.is_empty() && !m.cfg.contains(char::is_whitespace));
         }
-        // Every scenario of the earlier issues stays in the default set, unchanged.
+        // Every scenario of the earlier issues stays in the default set, unchanged
+        // (test guests in the virtual-interrupt mode give their own marker).
         for s in SCENARIOS.iter().filter(|s| s.guest == Guest::TestElf) {
             assert!(s.in_default_tests, "{}", s.name);
             assert_eq!(s.mem, "1G", "{}", s.name);
-            assert_eq!(s.guest_marker, None, "{}", s.name);
+            let virtual_mode = s.extra_bootargs.contains("mode=virtual");
+            assert_eq!(s.guest_marker.is_some(), virtual_mode, "{}", s.name);
         }
         let rows: Vec<_> = SCENARIOS.iter().filter_map(|s| s.bench_row).collect();
         assert_eq!(

@@ -349,8 +349,10 @@ impl TrappedRdPages {
         // Device access would have faulted in the guest).
         let v = unsafe {
             match width {
-                8 if addr % 8 == 0 => core::ptr::read_volatile(addr as usize as *const u64),
-                4 if addr % 4 == 0 => {
+                8 if addr.is_multiple_of(8) => {
+                    core::ptr::read_volatile(addr as usize as *const u64)
+                }
+                4 if addr.is_multiple_of(4) => {
                     u64::from(core::ptr::read_volatile(addr as usize as *const u32))
                 }
                 _ => return 0,
@@ -371,8 +373,10 @@ impl TrappedRdPages {
         // SAFETY: as in `read`; the guest owns this redistributor (passthrough).
         unsafe {
             match width {
-                8 if addr % 8 == 0 => core::ptr::write_volatile(addr as usize as *mut u64, data),
-                4 if addr % 4 == 0 => {
+                8 if addr.is_multiple_of(8) => {
+                    core::ptr::write_volatile(addr as usize as *mut u64, data)
+                }
+                4 if addr.is_multiple_of(4) => {
                     core::ptr::write_volatile(addr as usize as *mut u32, data as u32)
                 }
                 _ => {}
