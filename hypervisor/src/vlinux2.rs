@@ -81,7 +81,7 @@ fn run0(
     });
     SECONDARY_MODE.store(1, Ordering::Release);
     if crate::smp::start_core(1) != 0 {
-        return Err("cannot start the second physical core (run QEMU with -smp 2)");
+        return Err("cannot start the second physical core (the board needs 2 cores: QEMU -smp 2)");
     }
     info!("Linux (virtual GIC): vCPU i on physical core i");
     vcpu0.bind(&mut percpu).map_err(|_| "bind")?;

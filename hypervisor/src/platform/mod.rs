@@ -19,7 +19,7 @@ use spin::{Mutex, Once};
 pub const DTB_PA: u64 = 0x4000_0000;
 /// The guest-image staging area QEMU's loader fills (docs/test-protocol.md); never
 /// given out.
-pub const STAGING: Range = Range::new(0x4800_0000, 0x0800_0000);
+pub const STAGING: Range = Range::new(crate::loader::STAGING_PA, crate::loader::STAGING_SIZE);
 /// The hypervisor's heap, carved from RAM at boot.
 const HEAP_SIZE: u64 = 16 << 20;
 /// Each secondary core's stack, carved from the heap when it starts.
