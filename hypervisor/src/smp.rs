@@ -339,25 +339,6 @@ fn step(me: usize, kind: GuestKind, vcpu: &mut Aarch64VCpu, stats: &mut ExitStat
         uart_poll(me, stats);
     }
     match exit {
-        Ok(VmExit::MmioRead { addr, width, .. })
-            if kind == GuestKind::Os
-                && with_shared(|s| s.rd_pages.contains(addr)) == Some(true) =>
-        {
-            stats.mmio_read += 1;
-            let v = with_shared(|s| s.rd_pages.read(addr, width.bytes())).unwrap_or(0);
-            match vcpu.complete_mmio_read(v) {
-                Ok(()) => Step::Continue,
-                Err(_) => Step::Fail("complete_mmio_read"),
-            }
-        }
-        Ok(VmExit::MmioWrite { addr, width, data })
-            if kind == GuestKind::Os
-                && with_shared(|s| s.rd_pages.contains(addr)) == Some(true) =>
-        {
-            stats.mmio_write += 1;
-            with_shared(|s| s.rd_pages.write(addr, width.bytes(), data));
-            Step::Continue
-        }
         Ok(VmExit::MmioRead { addr, .. }) if kind == GuestKind::Os && console.contains(&addr) => {
             stats.mmio_read += 1;
             stats.console += 1;
@@ -377,6 +358,27 @@ fn step(me: usize, kind: GuestKind, vcpu: &mut Aarch64VCpu, stats: &mut ExitStat
                 crate::console::putc(b);
             }
             uart_update_irq();
+            Step::Continue
+        }
+        // After the console's arms: the trapped redistributor pages are rare (boot,
+        // CPU bring-up); the console is most of the exits.
+        Ok(VmExit::MmioRead { addr, width, .. })
+            if kind == GuestKind::Os
+                && with_shared(|s| s.rd_pages.contains(addr)) == Some(true) =>
+        {
+            stats.mmio_read += 1;
+            let v = with_shared(|s| s.rd_pages.read(addr, width.bytes())).unwrap_or(0);
+            match vcpu.complete_mmio_read(v) {
+                Ok(()) => Step::Continue,
+                Err(_) => Step::Fail("complete_mmio_read"),
+            }
+        }
+        Ok(VmExit::MmioWrite { addr, width, data })
+            if kind == GuestKind::Os
+                && with_shared(|s| s.rd_pages.contains(addr)) == Some(true) =>
+        {
+            stats.mmio_write += 1;
+            with_shared(|s| s.rd_pages.write(addr, width.bytes(), data));
             Step::Continue
         }
         Ok(VmExit::Hypercall { imm: 0, ref args }) if kind == GuestKind::TestGuest => {
