@@ -22,6 +22,13 @@ mod test;
 mod trace;
 mod ws;
 
+/// The reference hypervisor's device-tree parser and memory carver (pure code), tested
+/// here on the host against device trees written with vm-fdt.
+#[cfg(test)]
+#[path = "../../hypervisor/src/platform/board.rs"]
+#[allow(dead_code)]
+mod board;
+
 use std::process::ExitCode;
 
 use ws::{HvBuild, Profile, Workspace};
@@ -302,7 +309,7 @@ fn cmd_run(ws: &Workspace, b: &HvBuild, o: &RunOptions) -> Result<ExitCode, Stri
             let vcpus = o.vcpus.unwrap_or(u64::from(s.vcpus));
             scenarios::linux_bootargs(s, mode, assets.initramfs_len, false, vcpus)
         };
-        let bootargs = scenarios::with_seed(bootargs, o.seed);
+        let bootargs = scenarios::with_seed(scenarios::row_bootargs(s, bootargs), o.seed);
         println!("(QEMU's console: Ctrl-A x quits, Ctrl-A h lists its other keys)");
         linux::qemu_run(&hv, &assets, s, bootargs)
     } else {
@@ -310,14 +317,20 @@ fn cmd_run(ws: &Workspace, b: &HvBuild, o: &RunOptions) -> Result<ExitCode, Stri
         if scenario.is_none() {
             println!("note: {guest:?} is not one of the protocol's scenarios");
         }
-        let guest_elf = ws.guest_elf(guest);
+        let guest_elf = ws.guest_elf(scenario.map_or(guest, |s| s.guest_bin()));
         if !guest_elf.is_file() {
             return Err(format!("no guest binary {}", guest_elf.display()));
         }
-        let bootargs = scenarios::with_seed(scenarios::bootargs(guest, o.iters), o.seed);
-        let run = qemu::Run::new(&hv, &guest_elf, bootargs);
+        let mut bootargs = scenarios::bootargs(guest, o.iters);
+        if let Some(s) = scenario {
+            bootargs = scenarios::row_bootargs(s, bootargs);
+        }
+        let run = qemu::Run::new(&hv, &guest_elf, scenarios::with_seed(bootargs, o.seed));
         match scenario {
-            Some(s) => run.with_cpus(s.cpus).with_mem(s.mem),
+            Some(s) => run
+                .with_cpus(s.cpus)
+                .with_mem(s.mem)
+                .with_machine(s.machine),
             None => run,
         }
     };

@@ -196,19 +196,23 @@ pub fn run(ws: &Workspace, opts: &Options) -> Result<ExitCode, String> {
                         u64::from(s.vcpus),
                     )
                 };
-                let bootargs = scenarios::with_seed(bootargs, seed);
+                let bootargs = scenarios::with_seed(scenarios::row_bootargs(s, bootargs), seed);
                 return Ok(linux::qemu_run(&hv, &assets, s, bootargs).with_cpu(model));
             }
             guests.clone()?;
-            let guest = ws.guest_elf(s.name);
+            let guest = ws.guest_elf(s.guest_bin());
             if !guest.is_file() {
                 return Err(format!("no guest binary {}", guest.display()));
             }
-            let bootargs = scenarios::with_seed(scenarios::bootargs(s.name, s.test_iters), seed);
+            let bootargs = scenarios::with_seed(
+                scenarios::row_bootargs(s, scenarios::bootargs(s.name, s.test_iters)),
+                seed,
+            );
             Ok(qemu::Run::new(&hv, &guest, bootargs)
                 .with_cpu(model)
                 .with_cpus(s.cpus)
-                .with_mem(s.mem))
+                .with_mem(s.mem)
+                .with_machine(s.machine))
         };
         for &(s, model) in &matrix {
             let what = format!("scenario {}", s.name);
@@ -429,7 +433,13 @@ fn run_item(item: Item, logs: &Path) -> Outcome {
             }
         }
     };
-    let captured = match qemu::run_captured_typing(run.command(), s.timeout, s.typing) {
+    // A guest kernel's panic ends a Linux run at once (a failure).
+    let stop: &'static [&'static str] = if s.guest == Guest::Linux {
+        &[qemu::GUEST_PANIC]
+    } else {
+        &[]
+    };
+    let captured = match qemu::run_captured_full(run.command(), s.timeout, s.typing, stop) {
         Ok(c) => c,
         Err(e) => {
             return Outcome {
@@ -449,18 +459,21 @@ fn run_item(item: Item, logs: &Path) -> Outcome {
             captured.end
         ),
     );
-    let verdict = qemu::judge_with_guest(s.name, s.guest_marker, captured.end, &captured.output)
-        .map_err(|why| {
-            if captured.end == End::TimedOut {
-                why.replacen(
-                    "TIMEOUT",
-                    &format!("TIMEOUT (killed after {} s)", s.timeout.as_secs()),
-                    1,
-                )
-            } else {
-                why
-            }
-        });
+    let verdict = match &s.expect_failure {
+        Some(e) => scenarios::failed_as_expected(e, captured.end, &captured.output),
+        None => qemu::judge_with_guest(s.name, s.guest_marker, captured.end, &captured.output),
+    }
+    .map_err(|why| {
+        if captured.end == End::TimedOut {
+            why.replacen(
+                "TIMEOUT",
+                &format!("TIMEOUT (killed after {} s)", s.timeout.as_secs()),
+                1,
+            )
+        } else {
+            why
+        }
+    });
     let secs = captured.elapsed.as_secs_f64();
     let (ok, line, show_tail) = match (item.expect, verdict) {
         (Expect::Pass, Ok(())) => (true, format!("{} ({secs:.1} s)", item.label), false),
