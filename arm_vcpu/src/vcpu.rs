@@ -278,6 +278,9 @@ impl Aarch64VCpu {
             self.sysregs.vpidr_el2 = self.create.midr_el1.unwrap_or(feat.midr);
             // Pointer authentication stays visible only where its keys are switched.
             self.ids = IdRegisters::sanitized(percpu.id_space(), feat.pauth, stage2.ipa_bits);
+            if self.setup.hide_aarch32_el0 {
+                self.ids = self.ids.without_aarch32_el0();
+            }
             self.view_stale = false;
         }
         self.sysregs.hcr_el2 = guest_hcr_el2(&self.setup, feat.pauth);
@@ -458,6 +461,12 @@ impl Aarch64VCpu {
     pub(crate) fn handle_sync_exit(&mut self, syn: &crate::esr::Syndrome) -> Option<VmExit> {
         let (exit, pending) = crate::exit::decode_sync(syn, &self.ws.frame);
         let len = crate::esr::instruction_length(syn.esr);
+        // --- AArch32 EL0 (aarch32.rs): condition checks, coprocessor traps. ---
+        if crate::aarch32::is_aarch32(self.ws.frame.spsr) {
+            if let Some(answered) = self.aarch32_trap(syn.esr, exit, pending) {
+                return answered;
+            }
+        }
         match exit {
             VmExit::Unhandled {
                 class: Some(ExceptionClass::FpAccess),
@@ -550,10 +559,62 @@ impl Aarch64VCpu {
                     ),
                 ..
             } => return self.unhandled(exit, pending),
+            // Nothing from AArch32 EL0 is left to the host by default (aarch32.rs).
+            VmExit::Unhandled { .. } if crate::aarch32::is_aarch32(self.ws.frame.spsr) => {
+                return self.unhandled(exit, pending)
+            }
             _ => {}
         }
         self.set_pending(pending);
         Some(exit)
+    }
+
+    /// The AArch32 EL0 part of [`Self::handle_sync_exit`]: `Some(answer)` when
+    /// `aarch32::handle` dealt with the exit, `None` for the generic path.
+    fn aarch32_trap(&mut self, esr: u64, exit: VmExit, pending: Pending) -> Option<Option<VmExit>> {
+        if self.setup.hide_aarch32_el0 {
+            // The guest left the ID view's promise (EL0 is AArch64-only).
+            return Some(self.caught_in_hidden_aarch32());
+        }
+        let cx = crate::aarch32::Context {
+            emulated_timer: !self.setup.passthrough_timer,
+            ids: &self.ids,
+            debug: crate::aarch32::DebugView::of(&self.debug),
+        };
+        match crate::aarch32::handle(
+            esr,
+            &mut self.ws.frame,
+            &mut self.ptimer,
+            &cx,
+            crate::physical_count,
+        ) {
+            crate::aarch32::Handled::Resume => Some(None),
+            crate::aarch32::Handled::Inject(what) => match self.inject(what) {
+                Ok(()) => Some(None),
+                Err(_) => Some(self.unhandled(exit, pending)),
+            },
+            crate::aarch32::Handled::Undef => Some(self.unhandled(exit, pending)),
+            crate::aarch32::Handled::Pass => None,
+        }
+    }
+
+    /// A vCPU with `hide_aarch32_el0` found in AArch32 EL0: on a CPU without AArch32
+    /// the guest's exception return to it would have been illegal (PSTATE.IL set, still
+    /// at EL1) and the next instruction would have taken an Illegal Execution state
+    /// exception at EL1. The crate sees it only now, so the guest gets that exception
+    /// here: EC 0x0E at `VBAR_EL1 + 0x200`, ELR_EL1 = the current PC, SPSR_EL1 = EL1h
+    /// with IL set and the flags and A/I/F masks of the AArch32 state (its E bit in D).
+    #[cold]
+    fn caught_in_hidden_aarch32(&mut self) -> Option<VmExit> {
+        let f = &mut self.ws.frame;
+        f.spsr = (f.spsr & (crate::aarch32::psr::NZCV | 0x3c0)) | (1 << 20) | 0b0101;
+        match self.inject(Injection::IllegalState) {
+            Ok(()) => None,
+            Err(_) => Some(VmExit::Unhandled {
+                esr: 0x0e << 26 | 1 << 25,
+                class: Some(ExceptionClass::IllegalState),
+            }),
+        }
     }
 
     /// Applies the trap policy to an exit nobody handles.
@@ -630,7 +691,7 @@ impl Aarch64VCpu {
     pub(crate) fn resolve_pending(&mut self) -> VCpuResult {
         match self.pending {
             Pending::None => {}
-            Pending::Advance(n) => self.ws.frame.elr = self.ws.frame.elr.wrapping_add(n as u64),
+            Pending::Advance(n) => crate::aarch32::step(&mut self.ws.frame, n as u64),
             Pending::MmioRead { .. } | Pending::SysRegRead { .. } | Pending::Psci { .. } => {
                 return Err(VCpuError::PendingCompletion)
             }
@@ -640,6 +701,15 @@ impl Aarch64VCpu {
             return Err(VCpuError::InvalidConfig(
                 "SPSR does not describe an EL0/EL1 guest state",
             ));
+        }
+        // An exception return to AArch32 that the CPU (or the VM's view) does not
+        // allow would be an illegal return at EL2.
+        if !crate::aarch32::entry_allowed(
+            self.ws.frame.spsr,
+            self.features.aarch32_el0,
+            self.setup.hide_aarch32_el0,
+        ) {
+            return Err(VCpuError::Aarch32NotSupported);
         }
         self.pending = Pending::None;
         Ok(())
@@ -662,7 +732,7 @@ impl Aarch64VCpu {
                     self.ws.frame.gpr[reg as usize] =
                         extend_load(value, width, sign_extend, reg_64bit);
                 }
-                self.ws.frame.elr = self.ws.frame.elr.wrapping_add(len as u64);
+                crate::aarch32::step(&mut self.ws.frame, len as u64);
                 self.pending = Pending::None;
                 self.ready = self.state == State::Bound;
                 Ok(())
@@ -896,9 +966,7 @@ impl Aarch64VCpu {
         if self.state != State::Bound {
             return Err(VCpuError::NotBound);
         }
-        if self.ws.frame.spsr & (1 << 4) != 0 {
-            return Err(VCpuError::Aarch32NotSupported);
-        }
+        // From AArch32 EL0 too: the hardware takes it at VBAR_EL1 + 0x780.
         #[cfg(target_arch = "aarch64")]
         crate::hw::raise_virtual_serror(esr & 0x1ff_ffff, self.features.ras);
         #[cfg(not(target_arch = "aarch64"))]
@@ -922,7 +990,6 @@ impl Aarch64VCpu {
             sctlr_el1,
         };
         let e = inject::enter(&state, &what).map_err(|e| match e {
-            inject::InjectError::Aarch32 => VCpuError::Aarch32NotSupported,
             inject::InjectError::NotAGuestState => {
                 VCpuError::InvalidConfig("SPSR is not an EL0/EL1 state")
             }
