@@ -192,8 +192,9 @@ pub struct CpRtIss {
     pub opc1: u8,
     /// CRn, bits \[13:10\].
     pub crn: u8,
-    /// Rt, bits \[9:5\], in the AArch64 view (0..=14 from User mode; 15 for an MRC
-    /// to APSR_nzcv).
+    /// Rt, bits \[9:5\], in the AArch64 view: 0..=14 from User mode; R15 (an MRC to
+    /// APSR_nzcv, which writes bits \[31:28\] of the value to the condition flags) is
+    /// reported as 15 or 0b11111 (QEMU 7.2 reports 0b11111).
     pub rt: u8,
     /// CRm, bits \[4:1\].
     pub crm: u8,
@@ -954,10 +955,9 @@ pub fn handle(
         match access {
             Access::Cp32 { iss, .. } => match iss.rt {
                 0..=14 => frame.gpr[iss.rt as usize] = value & 0xffff_ffff,
-                // MRC to APSR_nzcv (only DBGDSCRint allows it): NZCV = value[31:28].
-                15 if emulation == E::DbgDscrInt => {
-                    frame.spsr = (frame.spsr & !psr::NZCV) | (value & psr::NZCV);
-                }
+                // MRC to APSR_nzcv: NZCV = value[31:28]. The syndrome names R15 as 15
+                // or, in the AArch64 view QEMU reports, 31.
+                15 | 31 => frame.spsr = (frame.spsr & !psr::NZCV) | (value & psr::NZCV),
                 _ => return Handled::Undef,
             },
             Access::Cp64 { iss, .. } => {

@@ -165,6 +165,7 @@ pub const SCENARIOS: &[Scenario] = &[
     timed("inject", 1, 30),
     // One exit of every class; iters unused (200 PRNG function IDs are fixed).
     timed("classes", 1, 30),
+    timed("aarch32", 1, 30),
     // iters = PRNG instruction words executed at EL1 (seed: bootargs `seed=`).
     timed("hostile", 100_000, 60),
     bench("bench-sysreg", 100, "sysreg_trap", 0),

@@ -455,8 +455,34 @@ fn dbgdscrint_and_the_dcc() {
         (r.result, r.frame.spsr),
         (Handled::Resume, USR | (0b0100 << 28))
     );
-    // APSR_nzcv is only a destination for DBGDSCRint.
+    // Any MRC may target APSR_nzcv: DBGDIDR[31:28] = WRPs = 0b0011 (C, V).
     let esr = build::mcr(14, 0, 0, 0, 0, 15, true, true, Some(0xe));
+    let r = run(
+        esr,
+        frame(USR | (0b1100 << 28)),
+        EmulatedTimer::default(),
+        dbg,
+        true,
+    );
+    assert_eq!(
+        (r.result, r.frame.spsr),
+        (Handled::Resume, USR | (0b0011 << 28))
+    );
+    // R15 in the AArch64 view (0b11111, as QEMU reports it): the same.
+    let esr = build::mcr(14, 0, 0, 0, 0, 31, true, true, Some(0xe));
+    let r = run(
+        esr,
+        frame(USR | (0b1100 << 28)),
+        EmulatedTimer::default(),
+        dbg,
+        true,
+    );
+    assert_eq!(
+        (r.result, r.frame.spsr),
+        (Handled::Resume, USR | (0b0011 << 28))
+    );
+    // MCR from R15 is UNPREDICTABLE: UNDEFINED here.
+    let esr = build::mcr(14, 0, 0, 5, 0, 15, false, true, Some(0xe));
     assert_eq!(
         run(esr, frame(USR), EmulatedTimer::default(), dbg, true).result,
         Handled::Undef
