@@ -139,6 +139,15 @@ a32_timer:
 a32_undef_cp14:
     .word   0xee700e15      // +0  mrc  p14, 3, r0, c0, c5, 0      (not an AArch32 register)
     .word   0xef000000      // +4  svc  #0
+    .global a32_undef_mcr_pc
+a32_undef_mcr_pc:
+    .word   0xee0eff32      // +0  mcr  p15, 0, pc, c14, c2, 1     (CNTP_CTL from PC: CONSTRAINED
+                            //     UNPREDICTABLE; the trap reaches EL2, which makes it UNDEFINED)
+    .word   0xef000000      // +4  svc  #0
+    .global a32_undef_mrrc_same
+a32_undef_mrrc_same:
+    .word   0xec544f2e      // +0  mrrc p15, 2, r4, r4, c14        (Rt = Rt2: CONSTRAINED UNPREDICTABLE)
+    .word   0xef000000      // +4  svc  #0
     .global a32_undef_dtrext
 a32_undef_dtrext:
     .word   0xee100e52      // +0  mrc  p14, 0, r0, c0, c2, 2      (DBGDTRRXext: EL1 only)

@@ -256,6 +256,12 @@ pub const MUTATIONS: &[Mutation] = &[
         reason: "TPIDR_EL1: expected",
     },
     Mutation {
+        scenario: "aarch32",
+        cfg: "aarch32-it",
+        breaks: "an emulated AArch32 instruction does not advance the T32 IT state",
+        reason: "T32 mrceq DBGDIDR in an IT block: r0: got",
+    },
+    Mutation {
         scenario: "hostile",
         cfg: "gpr-restore",
         breaks: "the exit vector does not save guest x28 (a register no word names changes)",

@@ -31,6 +31,8 @@ extern "C" {
     static a32_timer: u8;
     static a32_undef_cp14: u8;
     static a32_undef_dtrext: u8;
+    static a32_undef_mcr_pc: u8;
+    static a32_undef_mrrc_same: u8;
     static a32_undef_pmcr: u8;
     static a32_stc: u8;
     static a32_cond_fail: u8;
@@ -445,6 +447,16 @@ fn main(c: &mut Checks, _entry: Entry) {
 
     // --- What must be UNDEFINED at EL0 ---
     for (what, s, spsr) in [
+        (
+            "A32 mcr p15 CNTP_CTL from pc",
+            addr_of!(a32_undef_mcr_pc) as u64,
+            USR | Z | V,
+        ),
+        (
+            "A32 mrrc p15 CNTP_CVAL into r4, r4",
+            addr_of!(a32_undef_mrrc_same) as u64,
+            USR | N,
+        ),
         (
             "A32 mrc p14, 3, r0, c0, c5, 0",
             addr_of!(a32_undef_cp14) as u64,
