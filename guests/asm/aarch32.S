@@ -252,6 +252,12 @@ t32_undef_in_it:
     .hword  0xee70, 0x0e15  // +2  mrceq p14, 3, r0, c0, c5, 0     (UNDEF inside an IT block)
     .hword  0xdf00          // +6  svc  #0
     .balign 4
+    .global t32_undef_in_it_trapped
+t32_undef_in_it_trapped:
+    .hword  0xbf08          // +0  it   eq
+    .hword  0xec54, 0x4f2e  // +2  mrrceq p15, 2, r4, r4, c14      (Rt = Rt2: reaches EL2, UNDEF there)
+    .hword  0xdf00          // +6  svc  #0
+    .balign 4
     .global t32_vfp
 t32_vfp:
     .hword  0xee00, 0x0a10  // +0  vmov s0, r0

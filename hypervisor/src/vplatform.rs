@@ -147,14 +147,24 @@ pub fn answer_rest(
         Ok(VmExit::DataAbort { va, write, .. }) => {
             stats.abort += 1;
             if let Err(e) = vcpu.inject_data_abort(va, write) {
-                error!("vCPU {}: inject_data_abort: {} at pc {:#x}", me, e, vcpu.pc());
+                error!(
+                    "vCPU {}: inject_data_abort: {} at pc {:#x}",
+                    me,
+                    e,
+                    vcpu.pc()
+                );
                 return Err("inject_data_abort");
             }
         }
         Ok(VmExit::InstructionAbort { va, .. }) => {
             stats.abort += 1;
             if let Err(e) = vcpu.inject_instruction_abort(va) {
-                error!("vCPU {}: inject_instruction_abort: {} at pc {:#x}", me, e, vcpu.pc());
+                error!(
+                    "vCPU {}: inject_instruction_abort: {} at pc {:#x}",
+                    me,
+                    e,
+                    vcpu.pc()
+                );
                 return Err("inject_instruction_abort");
             }
         }

@@ -944,6 +944,18 @@ fn mmio_from_aarch32_advances_like_the_instruction() {
     ));
     v.complete_mmio_read(0x8001).unwrap();
     assert_eq!((v.gpr(3), v.pc()), (Some(0xffff_8001), 0x0001_0008));
+    // T32 16-bit `ldrsh r3, [r1, r2]` (IL = 0) as the first slot of `ITE EQ` (0x0c):
+    // the completed load moves the IT state to the second slot (0x18).
+    let mut v = aarch32_vcpu(Aarch64VCpuSetupConfig::default());
+    v.regs_mut().spsr = aarch32::with_itstate(USR_T | (0b0100 << 28), 0x0c);
+    let ldrsh16 = ldrsh & !(1 << 25);
+    assert!(matches!(
+        exit(&mut v, ldrsh16),
+        Some(VmExit::MmioRead { reg: 3, .. })
+    ));
+    v.complete_mmio_read(0x7f01).unwrap();
+    assert_eq!((v.gpr(3), v.pc()), (Some(0x7f01), 0x0001_0006));
+    assert_eq!(aarch32::itstate(v.regs().spsr), 0x18);
 }
 
 #[test]

@@ -53,6 +53,7 @@ extern "C" {
     static t32_udf32: u8;
     static t32_undef_cp14: u8;
     static t32_undef_in_it: u8;
+    static t32_undef_in_it_trapped: u8;
     static t32_vfp: u8;
     static t32_cond_fail: u8;
     static t32_str16: u8;
@@ -544,6 +545,19 @@ fn main(c: &mut Checks, _entry: Entry) {
     arrived(
         c,
         format_args!("T32 it eq; mrceq p14, 3 (UNDEF in an IT block)"),
+        &p,
+        LOWER_A32_SYNC,
+        ESR_UNDEF,
+        base + 2,
+        spsr_it,
+    );
+    // The same for an access that reaches EL2 (QEMU traps it): the crate's UNDEF keeps
+    // the IT state in SPSR_EL1 too.
+    let base = addr_of!(t32_undef_in_it_trapped) as u64;
+    let p = run(base, USR | T | Z, &[]);
+    arrived(
+        c,
+        format_args!("T32 it eq; mrrceq p15, 2, r4, r4, c14 (UNDEF in an IT block)"),
         &p,
         LOWER_A32_SYNC,
         ESR_UNDEF,
