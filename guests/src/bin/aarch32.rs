@@ -137,13 +137,12 @@ fn arrived(
     elr: u64,
     spsr: u64,
 ) -> bool {
-    if !c.check(
+    let once = c.check(
         p.taken == 1,
         format_args!("{what}: {} exceptions taken, expected 1", p.taken),
-    ) {
-        if p.taken == 0 {
-            return false;
-        }
+    );
+    if !once && p.taken == 0 {
+        return false;
     }
     c.check_eq(format_args!("{what}: vector offset"), p.vector, vector);
     c.check_eq(format_args!("{what}: ESR_EL1"), p.esr, esr);
