@@ -689,14 +689,14 @@ impl Aarch64VCpu {
 
     #[cold]
     pub(crate) fn resolve_pending(&mut self) -> VCpuResult {
-        match self.pending {
-            Pending::None => {}
-            Pending::Advance(n) => crate::aarch32::step(&mut self.ws.frame, n as u64),
-            Pending::MmioRead { .. } | Pending::SysRegRead { .. } | Pending::Psci { .. } => {
-                return Err(VCpuError::PendingCompletion)
-            }
-            Pending::CheckFrame => {}
+        if matches!(
+            self.pending,
+            Pending::MmioRead { .. } | Pending::SysRegRead { .. } | Pending::Psci { .. }
+        ) {
+            return Err(VCpuError::PendingCompletion);
         }
+        // The frame is checked before anything is applied, so that a refused entry
+        // leaves the pending advance for the next attempt (applied exactly once).
         if !is_valid_guest_spsr(self.ws.frame.spsr) {
             return Err(VCpuError::InvalidConfig(
                 "SPSR does not describe an EL0/EL1 guest state",
@@ -711,8 +711,18 @@ impl Aarch64VCpu {
         ) {
             return Err(VCpuError::Aarch32NotSupported);
         }
+        if let Pending::Advance(n) = self.pending {
+            // Either Execution state (AArch32: 32-bit PC, T32 IT state).
+            crate::aarch32::step(&mut self.ws.frame, n as u64);
+        }
         self.pending = Pending::None;
         Ok(())
+    }
+
+    /// Host tests: the features of the core the vCPU was last bound to.
+    #[cfg(test)]
+    pub(crate) fn set_features_for_test(&mut self, f: CpuFeatures) {
+        self.features = f;
     }
 
     /// Completes an [`VmExit::MmioRead`]: writes `value` to the destination register,

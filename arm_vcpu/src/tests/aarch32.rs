@@ -246,6 +246,23 @@ fn entry_into_aarch32_needs_the_cpu_and_the_view() {
     v.set_entry(0x4008_0000).unwrap();
     v.regs_mut().spsr = USR;
     assert_eq!(v.resolve_pending(), Err(VCpuError::Aarch32NotSupported));
+    // A refused entry keeps what the last exit left pending, applied once later: an
+    // A32 store to MMIO (advance 4), refused, then allowed.
+    v.regs_mut().elr = 0x8000;
+    let str_w = (0x24 << 26) | (1 << 25) | (1 << 24) | (2 << 22) | (1 << 6) | 0x07;
+    assert!(matches!(
+        exit(&mut v, str_w),
+        Some(VmExit::MmioWrite { .. })
+    ));
+    assert_eq!(v.resolve_pending(), Err(VCpuError::Aarch32NotSupported));
+    assert_eq!(v.pc(), 0x8000, "nothing applied");
+    v.set_features_for_test(CpuFeatures {
+        aarch32_el0: true,
+        ..Default::default()
+    });
+    v.resolve_pending().unwrap();
+    v.resolve_pending().unwrap();
+    assert_eq!(v.pc(), 0x8004, "applied exactly once");
 }
 
 // ---------------------------------------------------------------------------------
@@ -829,6 +846,11 @@ fn undef_and_aborts_into_aarch32_el0() {
 fn aarch32_vcpu(setup: Aarch64VCpuSetupConfig) -> Aarch64VCpu {
     let mut v = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default()).unwrap();
     v.setup(setup).unwrap();
+    // As if last bound to a core with AArch32 at EL0.
+    v.set_features_for_test(CpuFeatures {
+        aarch32_el0: true,
+        ..Default::default()
+    });
     v.set_entry(0x4008_0000).unwrap();
     let f = v.regs_mut();
     f.spsr = USR_T | (0b0110 << 28);
@@ -925,7 +947,7 @@ fn mmio_from_aarch32_advances_like_the_instruction() {
             data: 0xabcd
         })
     );
-    v.resolve_pending().ok();
+    v.resolve_pending().unwrap();
     assert_eq!(
         (v.pc(), aarch32::itstate(v.regs().spsr)),
         (0x0001_0006, 0x08)
@@ -1057,4 +1079,22 @@ fn injected_timer_syndromes_use_the_same_registers_as_aarch64() {
         }
     }
     let _ = Encoding::LdcStc;
+}
+
+#[test]
+fn trapped_wfi_from_t32_advances_the_it_state() {
+    // T32 16-bit `wfieq` (IL = 0, EC 0x01, TI = 0) as the first slot of `ITT EQ`.
+    let mut v = aarch32_vcpu(Aarch64VCpuSetupConfig {
+        trap_wfi: true,
+        ..Default::default()
+    });
+    v.regs_mut().spsr = aarch32::with_itstate(USR_T | (0b0100 << 28), 0x04);
+    v.resolve_pending().unwrap();
+    let wfi = (0x01 << 26) | (1 << 24) | (0xe << 20);
+    assert_eq!(exit(&mut v, wfi), Some(VmExit::WaitForInterrupt));
+    v.resolve_pending().unwrap();
+    assert_eq!(
+        (v.pc(), aarch32::itstate(v.regs().spsr)),
+        (0x0001_0006, 0x08)
+    );
 }
