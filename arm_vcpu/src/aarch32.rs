@@ -173,14 +173,20 @@ pub const fn entry_allowed(spsr: u64, cpu_aa32el0: bool, hidden: bool) -> bool {
 
 /// Steps the frame's PC past the instruction it points at (`len` bytes), in either
 /// Execution state: AArch64 adds `len`; AArch32 also wraps at 32 bits and advances
-/// the IT state.
-#[inline]
+/// the IT state (out of line: the AArch64 exit paths pay one test).
+#[inline(always)]
 pub fn step(frame: &mut Aarch64ContextFrame, len: u64) {
     if is_aarch32(frame.spsr) {
-        (frame.elr, frame.spsr) = advance(frame.elr, frame.spsr, len);
+        step_aarch32(frame, len);
     } else {
         frame.elr = frame.elr.wrapping_add(len);
     }
+}
+
+#[cold]
+#[inline(never)]
+fn step_aarch32(frame: &mut Aarch64ContextFrame, len: u64) {
+    (frame.elr, frame.spsr) = advance(frame.elr, frame.spsr, len);
 }
 
 /// The ISS of a trapped MCR or MRC (EC 0x03 for CP15, 0x05 for CP14).

@@ -459,14 +459,14 @@ impl Aarch64VCpu {
     /// pending. Touches hardware only through `inject` while bound, so the host tests
     /// drive it directly on an unbound vCPU.
     pub(crate) fn handle_sync_exit(&mut self, syn: &crate::esr::Syndrome) -> Option<VmExit> {
-        let (exit, pending) = crate::exit::decode_sync(syn, &self.ws.frame);
-        let len = crate::esr::instruction_length(syn.esr);
         // --- AArch32 EL0 (aarch32.rs): condition checks, coprocessor traps. ---
         if crate::aarch32::is_aarch32(self.ws.frame.spsr) {
-            if let Some(answered) = self.aarch32_trap(syn.esr, exit, pending) {
+            if let Some(answered) = self.aarch32_trap(syn) {
                 return answered;
             }
         }
+        let (exit, pending) = crate::exit::decode_sync(syn, &self.ws.frame);
+        let len = crate::esr::instruction_length(syn.esr);
         match exit {
             VmExit::Unhandled {
                 class: Some(ExceptionClass::FpAccess),
@@ -559,10 +559,6 @@ impl Aarch64VCpu {
                     ),
                 ..
             } => return self.unhandled(exit, pending),
-            // Nothing from AArch32 EL0 is left to the host by default (aarch32.rs).
-            VmExit::Unhandled { .. } if crate::aarch32::is_aarch32(self.ws.frame.spsr) => {
-                return self.unhandled(exit, pending)
-            }
             _ => {}
         }
         self.set_pending(pending);
@@ -570,8 +566,11 @@ impl Aarch64VCpu {
     }
 
     /// The AArch32 EL0 part of [`Self::handle_sync_exit`]: `Some(answer)` when
-    /// `aarch32::handle` dealt with the exit, `None` for the generic path.
-    fn aarch32_trap(&mut self, esr: u64, exit: VmExit, pending: Pending) -> Option<Option<VmExit>> {
+    /// `aarch32::handle` dealt with the exit, `None` for the generic path. Out of line:
+    /// the AArch64 exit path pays one test for it.
+    #[inline(never)]
+    fn aarch32_trap(&mut self, syn: &crate::esr::Syndrome) -> Option<Option<VmExit>> {
+        let esr = syn.esr;
         if self.setup.hide_aarch32_el0 {
             // The guest left the ID view's promise (EL0 is AArch64-only).
             return Some(self.caught_in_hidden_aarch32());
@@ -589,12 +588,29 @@ impl Aarch64VCpu {
             crate::physical_count,
         ) {
             crate::aarch32::Handled::Resume => Some(None),
-            crate::aarch32::Handled::Inject(what) => match self.inject(what) {
-                Ok(()) => Some(None),
-                Err(_) => Some(self.unhandled(exit, pending)),
-            },
-            crate::aarch32::Handled::Undef => Some(self.unhandled(exit, pending)),
-            crate::aarch32::Handled::Pass => None,
+            crate::aarch32::Handled::Inject(what) if self.inject(what).is_ok() => Some(None),
+            // The generic path takes what it has a meaning for from AArch32 EL0: WFx,
+            // stage-2 aborts (MMIO or abort exits) and the lazy FP/SIMD load.
+            crate::aarch32::Handled::Pass
+                if matches!(crate::esr::ec(esr), 0x01 | 0x20 | 0x24)
+                    || (crate::esr::ec(esr) == 0x07
+                        && !self.fp_loaded
+                        && self.setup.fp_switch == FpSwitch::Lazy) =>
+            {
+                None
+            }
+            // Anything else is never left to the host by default: the trap policy.
+            // (These classes are all ones `decode_sync` makes `Unhandled` with nothing
+            // pending; built here so that it keeps a single, inlined caller.)
+            crate::aarch32::Handled::Inject(_)
+            | crate::aarch32::Handled::Undef
+            | crate::aarch32::Handled::Pass => {
+                let exit = VmExit::Unhandled {
+                    esr,
+                    class: ExceptionClass::from_bits(crate::esr::ec(esr)),
+                };
+                Some(self.unhandled(exit, Pending::None))
+            }
         }
     }
 
@@ -729,6 +745,7 @@ impl Aarch64VCpu {
     /// truncated to the access width and sign- or zero-extended as the load
     /// instruction specifies (a W destination clears bits \[63:32\]; XZR discards), and
     /// advances the PC past the load.
+    #[inline]
     pub fn complete_mmio_read(&mut self, value: u64) -> VCpuResult {
         match self.pending {
             Pending::MmioRead {
