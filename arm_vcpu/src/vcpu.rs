@@ -634,6 +634,7 @@ impl Aarch64VCpu {
     }
 
     /// Applies the trap policy to an exit nobody handles.
+    #[inline(always)]
     fn unhandled(&mut self, exit: VmExit, pending: Pending) -> Option<VmExit> {
         if self.setup.unhandled_traps == TrapPolicy::InjectUndef
             && self.inject(Injection::Undef).is_ok()
@@ -703,7 +704,7 @@ impl Aarch64VCpu {
         Ok(())
     }
 
-    #[cold]
+    #[inline(always)]
     pub(crate) fn resolve_pending(&mut self) -> VCpuResult {
         if matches!(
             self.pending,
