@@ -746,7 +746,6 @@ impl Aarch64VCpu {
     /// truncated to the access width and sign- or zero-extended as the load
     /// instruction specifies (a W destination clears bits \[63:32\]; XZR discards), and
     /// advances the PC past the load.
-    #[inline]
     pub fn complete_mmio_read(&mut self, value: u64) -> VCpuResult {
         match self.pending {
             Pending::MmioRead {
