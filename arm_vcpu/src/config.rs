@@ -152,6 +152,12 @@ pub struct Aarch64VCpuSetupConfig {
     pub smc_forward: SmcForwardList,
     /// When FP/SIMD state is switched.
     pub fp_switch: FpSwitch,
+    /// Hide AArch32 at EL0 from the guest: `ID_AA64PFR0_EL1.EL0` = 0b0001 and the
+    /// AArch32 ID registers (`ID_PFR0_EL1` .. `MVFR2_EL1`, op0 3 op1 0 CRn 0 CRm 1..3)
+    /// read as zero, as on a CPU without AArch32 (the default follows the CPU). The
+    /// hardware cannot stop a guest's exception return to AArch32 EL0; a vCPU found
+    /// there anyway takes the Illegal Execution state exception such a CPU would give.
+    pub hide_aarch32_el0: bool,
 }
 
 impl Aarch64VCpuSetupConfig {

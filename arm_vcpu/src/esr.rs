@@ -23,8 +23,12 @@ pub enum ExceptionClass {
     Ldc14 = 0x06,
     /// 0x07: access to SME, SVE, Advanced SIMD or floating point trapped by CPTR_EL2/CPACR.
     FpAccess = 0x07,
+    /// 0x08: trapped VMRS of an ID register, from AArch32 (`HCR_EL2.TID0/TID3`).
+    VmrsId = 0x08,
     /// 0x09: pointer authentication instruction trapped by HCR_EL2.API.
     PointerAuth = 0x09,
+    /// 0x0C: trapped AArch32 MRRC to CP14.
+    Mrrc14 = 0x0C,
     /// 0x0E: illegal execution state.
     IllegalState = 0x0E,
     /// 0x11: SVC from AArch32.
@@ -83,7 +87,9 @@ impl ExceptionClass {
             0x05 => Self::Mcr14,
             0x06 => Self::Ldc14,
             0x07 => Self::FpAccess,
+            0x08 => Self::VmrsId,
             0x09 => Self::PointerAuth,
+            0x0C => Self::Mrrc14,
             0x0E => Self::IllegalState,
             0x11 => Self::Svc32,
             0x12 => Self::Hvc32,

@@ -252,8 +252,10 @@ pub enum VmExit {
         /// `ESR_EL2`.
         esr: u64,
     },
-    /// Any other exception class (e.g. a trapped SVE or pointer-authentication use, an
-    /// AArch32 trap). The PC still points at the instruction.
+    /// Any other exception class (e.g. a trapped SVE or pointer-authentication use, or
+    /// an AArch32 EL0 coprocessor access the crate does not emulate — only with
+    /// `TrapPolicy::ExitToHost`; [`crate::aarch32`] decodes it). The PC still points at
+    /// the instruction.
     Unhandled {
         /// The raw `ESR_EL2`.
         esr: u64,

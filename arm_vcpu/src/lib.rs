@@ -85,6 +85,7 @@
 // on the host they are exercised by the unit tests.
 #![cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
 
+pub mod aarch32;
 mod config;
 pub mod context;
 pub mod emulate;

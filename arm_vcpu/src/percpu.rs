@@ -51,6 +51,8 @@ pub struct CpuFeatures {
     pub mpidr: u64,
     /// FEAT_RAS (`ID_AA64PFR0_EL1.RAS != 0`): `VSESR_EL2` exists.
     pub ras: bool,
+    /// FEAT_AA32EL0 (`ID_AA64PFR0_EL1.EL0 == 0b0010`): EL0 can run AArch32.
+    pub aarch32_el0: bool,
 }
 
 /// A 4-bit ID register field at `lsb`.
@@ -81,6 +83,7 @@ impl CpuFeatures {
             pauth,
             gicv3: field(pfr0, 24) != 0,
             ras: field(pfr0, 28) != 0,
+            aarch32_el0: field(pfr0, 0) == 2,
             midr,
             mpidr: mpidr & MPIDR_AFFINITY_MASK,
         }
@@ -195,6 +198,7 @@ impl Aarch64PerCpu {
                 midr: 0,
                 mpidr: 0,
                 ras: false,
+                aarch32_el0: false,
             },
             id_space: [0; crate::idregs::ID_SPACE_LEN],
             vtr: crate::vgic::VtrInfo::NONE,

@@ -352,6 +352,9 @@ impl Aarch64VCpu {
             self.sysregs.vpidr_el2 = self.create.midr_el1.unwrap_or(feat.midr);
             // Pointer authentication stays visible only where its keys are switched.
             self.ids = IdRegisters::sanitized(percpu.id_space(), feat.pauth, stage2.ipa_bits);
+            if self.setup.hide_aarch32_el0 {
+                self.ids = self.ids.without_aarch32_el0();
+            }
             self.view_stale = false;
         }
         self.sysregs.hcr_el2 = guest_hcr_el2(&self.setup, feat.pauth);
@@ -584,6 +587,12 @@ impl Aarch64VCpu {
     /// pending. Touches hardware only through `inject` while bound, so the host tests
     /// drive it directly on an unbound vCPU.
     pub(crate) fn handle_sync_exit(&mut self, syn: &crate::esr::Syndrome) -> Option<VmExit> {
+        // --- AArch32 EL0 (aarch32.rs): condition checks, coprocessor traps. ---
+        if crate::aarch32::is_aarch32(self.ws.frame.spsr) {
+            if let Some(answered) = self.aarch32_trap(syn) {
+                return answered;
+            }
+        }
         let (exit, pending) = crate::exit::decode_sync(syn, &self.ws.frame);
         let len = crate::esr::instruction_length(syn.esr);
         match exit {
@@ -686,7 +695,76 @@ impl Aarch64VCpu {
         Some(exit)
     }
 
+    /// The AArch32 EL0 part of [`Self::handle_sync_exit`]: `Some(answer)` when
+    /// `aarch32::handle` dealt with the exit, `None` for the generic path. Out of line:
+    /// the AArch64 exit path pays one test for it.
+    #[inline(never)]
+    fn aarch32_trap(&mut self, syn: &crate::esr::Syndrome) -> Option<Option<VmExit>> {
+        let esr = syn.esr;
+        if self.setup.hide_aarch32_el0 {
+            // The guest left the ID view's promise (EL0 is AArch64-only).
+            return Some(self.caught_in_hidden_aarch32());
+        }
+        let cx = crate::aarch32::Context {
+            emulated_timer: !self.setup.passthrough_timer,
+            ids: &self.ids,
+            debug: crate::aarch32::DebugView::of(&self.debug),
+        };
+        match crate::aarch32::handle(
+            esr,
+            &mut self.ws.frame,
+            &mut self.ptimer,
+            &cx,
+            crate::physical_count,
+        ) {
+            crate::aarch32::Handled::Resume => Some(None),
+            crate::aarch32::Handled::Inject(what) if self.inject(what).is_ok() => Some(None),
+            // The generic path takes what it has a meaning for from AArch32 EL0: WFx,
+            // stage-2 aborts (MMIO or abort exits) and the lazy FP/SIMD load.
+            crate::aarch32::Handled::Pass
+                if matches!(crate::esr::ec(esr), 0x01 | 0x20 | 0x24)
+                    || (crate::esr::ec(esr) == 0x07
+                        && !self.fp_loaded
+                        && self.setup.fp_switch == FpSwitch::Lazy) =>
+            {
+                None
+            }
+            // Anything else is never left to the host by default: the trap policy.
+            // (These classes are all ones `decode_sync` makes `Unhandled` with nothing
+            // pending; built here so that it keeps a single, inlined caller.)
+            crate::aarch32::Handled::Inject(_)
+            | crate::aarch32::Handled::Undef
+            | crate::aarch32::Handled::Pass => {
+                let exit = VmExit::Unhandled {
+                    esr,
+                    class: ExceptionClass::from_bits(crate::esr::ec(esr)),
+                };
+                Some(self.unhandled(exit, Pending::None))
+            }
+        }
+    }
+
+    /// A vCPU with `hide_aarch32_el0` found in AArch32 EL0: on a CPU without AArch32
+    /// the guest's exception return to it would have been illegal (PSTATE.IL set, still
+    /// at EL1) and the next instruction would have taken an Illegal Execution state
+    /// exception at EL1. The crate sees it only now, so the guest gets that exception
+    /// here: EC 0x0E at `VBAR_EL1 + 0x200`, ELR_EL1 = the current PC, SPSR_EL1 = EL1h
+    /// with IL set and the flags and A/I/F masks of the AArch32 state (its E bit in D).
+    #[cold]
+    fn caught_in_hidden_aarch32(&mut self) -> Option<VmExit> {
+        let f = &mut self.ws.frame;
+        f.spsr = (f.spsr & (crate::aarch32::psr::NZCV | 0x3c0)) | (1 << 20) | 0b0101;
+        match self.inject(Injection::IllegalState) {
+            Ok(()) => None,
+            Err(_) => Some(VmExit::Unhandled {
+                esr: 0x0e << 26 | 1 << 25,
+                class: Some(ExceptionClass::IllegalState),
+            }),
+        }
+    }
+
     /// Applies the trap policy to an exit nobody handles.
+    #[inline(always)]
     fn unhandled(&mut self, exit: VmExit, pending: Pending) -> Option<VmExit> {
         if self.setup.unhandled_traps == TrapPolicy::InjectUndef
             && self.inject(Injection::Undef).is_ok()
@@ -811,23 +889,42 @@ impl Aarch64VCpu {
         Ok(())
     }
 
-    #[cold]
+    #[inline(always)]
     pub(crate) fn resolve_pending(&mut self) -> VCpuResult {
-        match self.pending {
-            Pending::None => {}
-            Pending::Advance(n) => self.ws.frame.elr = self.ws.frame.elr.wrapping_add(n as u64),
-            Pending::MmioRead { .. } | Pending::SysRegRead { .. } | Pending::Psci { .. } => {
-                return Err(VCpuError::PendingCompletion)
-            }
-            Pending::CheckFrame => {}
+        if matches!(
+            self.pending,
+            Pending::MmioRead { .. } | Pending::SysRegRead { .. } | Pending::Psci { .. }
+        ) {
+            return Err(VCpuError::PendingCompletion);
         }
+        // The frame is checked before anything is applied, so that a refused entry
+        // leaves the pending advance for the next attempt (applied exactly once).
         if !is_valid_guest_spsr(self.ws.frame.spsr) {
             return Err(VCpuError::InvalidConfig(
                 "SPSR does not describe an EL0/EL1 guest state",
             ));
         }
+        // An exception return to AArch32 that the CPU (or the VM's view) does not
+        // allow would be an illegal return at EL2.
+        if !crate::aarch32::entry_allowed(
+            self.ws.frame.spsr,
+            self.features.aarch32_el0,
+            self.setup.hide_aarch32_el0,
+        ) {
+            return Err(VCpuError::Aarch32NotSupported);
+        }
+        if let Pending::Advance(n) = self.pending {
+            // Either Execution state (AArch32: 32-bit PC, T32 IT state).
+            crate::aarch32::step(&mut self.ws.frame, n as u64);
+        }
         self.pending = Pending::None;
         Ok(())
+    }
+
+    /// Host tests: the features of the core the vCPU was last bound to.
+    #[cfg(test)]
+    pub(crate) fn set_features_for_test(&mut self, f: CpuFeatures) {
+        self.features = f;
     }
 
     /// Completes an [`VmExit::MmioRead`]: writes `value` to the destination register,
@@ -865,7 +962,7 @@ impl Aarch64VCpu {
                     self.ws.frame.gpr[reg as usize] =
                         extend_load(value, width, sign_extend, reg_64bit);
                 }
-                self.ws.frame.elr = self.ws.frame.elr.wrapping_add(len as u64);
+                crate::aarch32::step(&mut self.ws.frame, len as u64);
                 self.pending = Pending::None;
                 self.ready = self.runnable;
                 Ok(())
@@ -1220,9 +1317,7 @@ impl Aarch64VCpu {
         if self.state != State::Bound {
             return Err(VCpuError::NotBound);
         }
-        if self.ws.frame.spsr & (1 << 4) != 0 {
-            return Err(VCpuError::Aarch32NotSupported);
-        }
+        // From AArch32 EL0 too: the hardware takes it at VBAR_EL1 + 0x780.
         #[cfg(target_arch = "aarch64")]
         crate::hw::raise_virtual_serror(esr & 0x1ff_ffff, self.features.ras);
         #[cfg(not(target_arch = "aarch64"))]
@@ -1246,7 +1341,6 @@ impl Aarch64VCpu {
             sctlr_el1,
         };
         let e = inject::enter(&state, &what).map_err(|e| match e {
-            inject::InjectError::Aarch32 => VCpuError::Aarch32NotSupported,
             inject::InjectError::NotAGuestState => {
                 VCpuError::InvalidConfig("SPSR is not an EL0/EL1 state")
             }

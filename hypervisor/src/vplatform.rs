@@ -211,13 +211,31 @@ pub fn answer_rest(
             stats.hypercall += 1;
             vcpu.set_return_value(u64::MAX);
         }
+        // An injection that fails would leave the guest at the faulting instruction,
+        // to fault again forever: end the VM instead. (AArch32 EL0 is injectable too.)
         Ok(VmExit::DataAbort { va, write, .. }) => {
             stats.abort += 1;
-            let _ = vcpu.inject_data_abort(va, write);
+            if let Err(e) = vcpu.inject_data_abort(va, write) {
+                error!(
+                    "vCPU {}: inject_data_abort: {} at pc {:#x}",
+                    me,
+                    e,
+                    vcpu.pc()
+                );
+                return Err("inject_data_abort");
+            }
         }
         Ok(VmExit::InstructionAbort { va, .. }) => {
             stats.abort += 1;
-            let _ = vcpu.inject_instruction_abort(va);
+            if let Err(e) = vcpu.inject_instruction_abort(va) {
+                error!(
+                    "vCPU {}: inject_instruction_abort: {} at pc {:#x}",
+                    me,
+                    e,
+                    vcpu.pc()
+                );
+                return Err("inject_instruction_abort");
+            }
         }
         Ok(other) => {
             stats.other += 1;

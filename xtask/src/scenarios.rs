@@ -266,6 +266,7 @@ pub const SCENARIOS: &[Scenario] = &[
         "cortex-a72",
         "cortex-a76",
     ]),
+    timed("aarch32", 1, 30),
     // iters = PRNG instruction words executed at EL1 (seed: bootargs `seed=`).
     timed("hostile", 100_000, 60),
     bench("bench-sysreg", 100, "sysreg_trap", 0),
@@ -452,6 +453,13 @@ pub const MUTATIONS: &[Mutation] = &[
         // Where a workaround is needed (cortex-a57: all three; max: WORKAROUND_3), not
         // on a core that needs none (cortex-a53).
         models: Some(&["max", "cortex-a57"]),
+    },
+    Mutation {
+        scenario: "aarch32",
+        cfg: "aarch32-it",
+        breaks: "an emulated AArch32 instruction does not advance the T32 IT state",
+        reason: "T32 mrceq DBGDIDR in an IT block: r0: got",
+        models: None,
     },
     Mutation {
         scenario: "hostile",

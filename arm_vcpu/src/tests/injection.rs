@@ -88,10 +88,10 @@ fn injected_exceptions_match_the_architecture() {
         ..state(0x3c5)
     };
     assert_eq!(enter(&s, &Injection::Undef).unwrap().pc, VBAR + 0x200);
-    // AArch32 state: refused.
+    // AArch32 modes other than User (EL1 is AArch64) are not guest states.
     assert_eq!(
-        enter(&state(0x10), &Injection::Undef),
-        Err(InjectError::Aarch32)
+        enter(&state(0x13), &Injection::Undef),
+        Err(InjectError::NotAGuestState)
     );
 }
 
@@ -108,8 +108,15 @@ fn injection_through_an_unbound_vcpu() {
     );
     assert_eq!(v.pc(), 0x200, "VBAR_EL1 is 0 at reset");
     assert_eq!(v.inject_serror(0), Err(VCpuError::NotBound));
-    v.regs_mut().spsr = 0x10;
-    assert_eq!(v.inject_undef(), Err(VCpuError::Aarch32NotSupported));
+    // AArch32 EL0 (User mode, T32) is injectable: vector 0x600, ELR/SPSR as saved.
+    v.regs_mut().spsr = 0x6000_0030;
+    v.regs_mut().elr = 0x8000_1002;
+    v.inject_undef().unwrap();
+    let r = v.system_registers();
+    assert_eq!(
+        (r.esr_el1, r.elr_el1, r.spsr_el1, v.pc(), v.regs().spsr),
+        (0x0200_0000, 0x8000_1002, 0x6000_0030, 0x600, 0x6000_03c5)
+    );
 }
 
 #[test]

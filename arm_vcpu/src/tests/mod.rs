@@ -1,5 +1,6 @@
 //! Host unit tests of the crate's pure logic.
 
+mod aarch32;
 mod calls;
 mod exits;
 mod injection;

@@ -9,6 +9,7 @@ use arm_vcpu::{Aarch64VCpuSetupConfig, Conduit, PsciRequest, SysRegAddr, VmExit}
 
 use crate::devices::WidthCounts;
 
+mod aarch32;
 mod basic;
 mod bench;
 mod classes;
@@ -133,4 +134,5 @@ pub fn by_name(name: &str, iters: u64, seed: u64) -> Option<alloc::boxed::Box<dy
         .or_else(|| inject::by_name(name))
         .or_else(|| bench::by_name(name))
         .or_else(|| spectre::by_name(name))
+        .or_else(|| aarch32::by_name(name))
 }
