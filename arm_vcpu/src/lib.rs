@@ -34,6 +34,7 @@
 
 mod config;
 pub mod context;
+pub mod debug;
 pub mod emulate;
 mod error;
 pub mod esr;

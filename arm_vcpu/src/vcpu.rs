@@ -4,6 +4,7 @@ use crate::context::{
     Aarch64ContextFrame, FpSimdState, GuestSystemRegisters, WorldSwitch, SCTLR_EL1_RESET,
     SPSR_EL1H_DAIF_MASKED,
 };
+use crate::debug::{self, complete_instruction};
 use crate::emulate::{self, SysRegAction};
 #[cfg(target_arch = "aarch64")]
 use crate::esr;
@@ -154,8 +155,8 @@ pub struct Aarch64VCpu {
     vtr: VtrInfo,
     /// The EL1 physical timer, when emulated.
     ptimer: EmulatedTimer,
-    /// Emulated debug registers (MDSCR_EL1, the OS lock).
-    debug: emulate::DebugState,
+    /// Self-hosted debug state, switched lazily (`crate::debug`).
+    dbg: debug::DebugSwitch,
 }
 
 impl Aarch64VCpu {
@@ -197,7 +198,7 @@ impl Aarch64VCpu {
             irq_queue: PendingQueue::default(),
             vtr: VtrInfo::default(),
             ptimer: EmulatedTimer::default(),
-            debug: emulate::DebugState::default(),
+            dbg: debug::DebugSwitch::default(),
         })
     }
 
@@ -303,6 +304,12 @@ impl Aarch64VCpu {
                 };
         }
         let flush = percpu.claim_tlb(stage2.vmid, self.id) || self.stage2_dirty;
+        // [debug] Records the host's MDSCR_EL1/MDCR_EL2 before they are replaced.
+        self.dbg.bind(
+            debug::DebugView::from_dfr0(self.ids.values()[crate::idregs::ID_AA64DFR0]),
+            percpu.debug_caps(),
+            self.sysregs.mdcr_el2,
+        );
         #[cfg(target_arch = "aarch64")]
         {
             crate::hw::load_guest_state(&self.sysregs, &feat);
@@ -315,6 +322,10 @@ impl Aarch64VCpu {
             if flush {
                 crate::hw::flush_current_vmid_local();
             }
+        }
+        // [debug] Breakpoints, watchpoints or step enabled: load now, they must fire.
+        if self.dbg.load_at_bind() {
+            self.dbg.load();
         }
         let _ = flush;
         self.fp_loaded = eager;
@@ -337,6 +348,8 @@ impl Aarch64VCpu {
         if !percpu.bound || percpu.features().mpidr != self.features.mpidr {
             return Err(VCpuError::WrongCpu);
         }
+        // [debug] Saves the guest's debug registers if loaded; the host's come back.
+        self.dbg.unbind();
         #[cfg(target_arch = "aarch64")]
         {
             crate::hw::save_guest_state(&mut self.sysregs, &self.features);
@@ -403,7 +416,7 @@ impl Aarch64VCpu {
                     if rt < 31 {
                         self.ws.frame.gpr[rt as usize] = v;
                     }
-                    self.ws.frame.elr = self.ws.frame.elr.wrapping_add(4);
+                    complete_instruction(&mut self.ws.frame, 4);
                     continue;
                 }
             }
@@ -495,7 +508,7 @@ impl Aarch64VCpu {
                 } else {
                     self.ptimer.write(reg, operand(&self.ws.frame, iss.rt), now);
                 }
-                self.ws.frame.elr = self.ws.frame.elr.wrapping_add(len);
+                complete_instruction(&mut self.ws.frame, len);
                 return None;
             }
             VmExit::Hypercall { imm, args } => return self.smccc_call(Conduit::Hvc, imm, args),
@@ -509,22 +522,16 @@ impl Aarch64VCpu {
                     IdRegisterPolicy::ExitToHost => None,
                 };
                 let value = operand(&self.ws.frame, iss.rt);
-                match emulate::sysreg(
-                    reg,
-                    iss.read,
-                    value,
-                    ids,
-                    &self.debug,
-                    self.sysregs.actlr_el1,
-                ) {
-                    SysRegAction::Read(v) => {
-                        if iss.rt < 31 {
-                            self.ws.frame.gpr[iss.rt as usize] = v;
-                        }
-                    }
-                    SysRegAction::Write => {}
-                    SysRegAction::WriteMdscr(v) => self.debug.mdscr = v,
-                    SysRegAction::WriteOsLock(l) => self.debug.os_lock = l,
+                let read = match emulate::sysreg(reg, iss.read, ids, self.sysregs.actlr_el1) {
+                    SysRegAction::Read(v) => Some(v),
+                    SysRegAction::Write => None,
+                    // [debug] op0 = 2: loaded on first use (the access runs again), or
+                    // emulated (OS lock, MDRAR, anything while the OS lock is held).
+                    SysRegAction::Debug => match self.dbg.handle(reg, iss.read, value) {
+                        debug::Outcome::Done(v) => iss.read.then_some(v),
+                        debug::Outcome::Load | debug::Outcome::Unload => return None,
+                        debug::Outcome::Undef => return self.unhandled(exit, pending),
+                    },
                     // The host asked to answer the ID registers itself.
                     SysRegAction::Unhandled
                         if ids.is_none() && crate::idregs::index(reg).is_some() =>
@@ -533,8 +540,11 @@ impl Aarch64VCpu {
                         return Some(exit);
                     }
                     SysRegAction::Unhandled => return self.unhandled(exit, pending),
+                };
+                if let (Some(v), true) = (read, iss.rt < 31) {
+                    self.ws.frame.gpr[iss.rt as usize] = v;
                 }
-                self.ws.frame.elr = self.ws.frame.elr.wrapping_add(len);
+                complete_instruction(&mut self.ws.frame, len);
                 return None;
             }
             // Features the guest may not use (their state is not switched) and traps
@@ -592,7 +602,7 @@ impl Aarch64VCpu {
             }
         };
         self.ws.frame.gpr[..4].copy_from_slice(&answer);
-        self.ws.frame.elr = self.ws.frame.elr.wrapping_add(advance as u64);
+        complete_instruction(&mut self.ws.frame, advance as u64);
         None
     }
 
@@ -630,7 +640,7 @@ impl Aarch64VCpu {
     pub(crate) fn resolve_pending(&mut self) -> VCpuResult {
         match self.pending {
             Pending::None => {}
-            Pending::Advance(n) => self.ws.frame.elr = self.ws.frame.elr.wrapping_add(n as u64),
+            Pending::Advance(n) => complete_instruction(&mut self.ws.frame, n as u64),
             Pending::MmioRead { .. } | Pending::SysRegRead { .. } | Pending::Psci { .. } => {
                 return Err(VCpuError::PendingCompletion)
             }
@@ -662,7 +672,7 @@ impl Aarch64VCpu {
                     self.ws.frame.gpr[reg as usize] =
                         extend_load(value, width, sign_extend, reg_64bit);
                 }
-                self.ws.frame.elr = self.ws.frame.elr.wrapping_add(len as u64);
+                complete_instruction(&mut self.ws.frame, len as u64);
                 self.pending = Pending::None;
                 self.ready = self.state == State::Bound;
                 Ok(())
@@ -679,7 +689,7 @@ impl Aarch64VCpu {
                 if rt < 31 {
                     self.ws.frame.gpr[rt as usize] = value;
                 }
-                self.ws.frame.elr = self.ws.frame.elr.wrapping_add(len as u64);
+                complete_instruction(&mut self.ws.frame, len as u64);
                 self.pending = Pending::None;
                 self.ready = self.state == State::Bound;
                 Ok(())
@@ -808,6 +818,13 @@ impl Aarch64VCpu {
         self.fp_loaded
     }
 
+    /// Whether the guest's debug registers (breakpoints, watchpoints, `MDSCR_EL1`, ...)
+    /// are currently loaded in the hardware (`crate::debug`: on first use after bind,
+    /// or at bind when `MDSCR_EL1` enables debug exceptions).
+    pub fn debug_loaded(&self) -> bool {
+        self.dbg.loaded
+    }
+
     /// Completes a [`VmExit::Psci`] with the PSCI return value `result` (e.g.
     /// [`smccc::ret::SUCCESS`], [`smccc::ret::ALREADY_ON`], or for AFFINITY_INFO 0/1/2).
     /// Fails with `InvalidConfig` if PSCI does not allow that result for the call.
@@ -820,7 +837,7 @@ impl Aarch64VCpu {
                     ));
                 }
                 self.ws.frame.gpr[0] = result as i64 as u64;
-                self.ws.frame.elr = self.ws.frame.elr.wrapping_add(advance as u64);
+                complete_instruction(&mut self.ws.frame, advance as u64);
                 self.set_pending(Pending::None);
                 Ok(())
             }
@@ -842,7 +859,7 @@ impl Aarch64VCpu {
         self.ws.frame = Aarch64ContextFrame::new_el1h(entry);
         self.ws.frame.gpr[0] = context_id;
         self.fp = FpSimdState::default();
-        self.debug = emulate::DebugState::default();
+        self.dbg.reset();
         let r = self.sysregs;
         self.sysregs = GuestSystemRegisters {
             sctlr_el1: SCTLR_EL1_RESET,
