@@ -113,6 +113,8 @@ extern "C" fn rust_main() -> ! {
         }
     } else if name == "isolation" {
         multivm::run_isolation(args.iters)
+    } else if name == "debug-isolation" {
+        scenario::debug::run_two_vms(args.iters)
     } else if name == "smp" {
         smp::run_smp(args.iters)
     } else if name == "uboot" {

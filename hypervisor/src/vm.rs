@@ -215,6 +215,7 @@ fn schedule(slots: &mut [Slot], host: &mut Host, percpu: &mut Aarch64PerCpu) -> 
         slot.vcpu.bind(percpu).map_err(|_| "vcpu bind")?;
         let next = run_vcpu(cur, slots, host);
         slots[cur].vcpu.unbind(percpu).map_err(|_| "vcpu unbind")?;
+        host.scenario.after_unbind()?;
         match next {
             Next::End(v) => return v,
             Next::Reset => {

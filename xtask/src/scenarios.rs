@@ -173,6 +173,12 @@ pub const SCENARIOS: &[Scenario] = &[
     smp("smp", 1, 2),
     // Two VMs time-sliced on one core; iters = VM switches to survive.
     timed("isolation", 8, 60),
+    // Issue 8: guest self-hosted debug (breakpoints, watchpoints, software step over
+    // emulated instructions, the OS lock), one VM; iters unused.
+    timed("debug", 1, 30),
+    // Two VMs time-sliced on one core with different breakpoints and watchpoints armed;
+    // iters = VM switches to survive.
+    timed("debug-isolation", 40, 60),
     // Issue 4 benchmarks: switching a core between vCPUs, virtual interrupts, lazy FP.
     slow_bench("bench-switch", "vcpu_switch", 1, (2_000, 10_000), 2),
     slow_bench("bench-yield", "vcpu_rebind", 1, (2_000, 10_000), 1),
@@ -253,6 +259,12 @@ pub const MUTATIONS: &[Mutation] = &[
         cfg: "skip-tpidr",
         breaks: "TPIDR_EL1 is left out of the bind/unbind switch",
         reason: "TPIDR_EL1: expected",
+    },
+    Mutation {
+        scenario: "debug-isolation",
+        cfg: "skip-dbgbvr",
+        breaks: "a vCPU's DBGBVR0_EL1 is left out of the lazy debug switch",
+        reason: "own breakpoint did not fire",
     },
     Mutation {
         scenario: "hostile",

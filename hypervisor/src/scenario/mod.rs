@@ -12,6 +12,7 @@ use crate::devices::WidthCounts;
 mod basic;
 mod bench;
 mod classes;
+pub mod debug;
 mod hostile;
 mod inject;
 mod psci;
@@ -101,6 +102,12 @@ pub trait Scenario {
         None
     }
 
+    /// After every unbind of one of the VM's vCPUs (the host's own state is back): an
+    /// error ends the run with it.
+    fn after_unbind(&mut self) -> Result<(), &'static str> {
+        Ok(())
+    }
+
     /// EXIT(status) from the guest: the run ends with this verdict.
     fn finish(&mut self, guest_failures: u64, _vm: &VmInfo) -> Result<(), &'static str> {
         if guest_failures != 0 {
@@ -128,4 +135,5 @@ pub fn by_name(name: &str, iters: u64, seed: u64) -> Option<alloc::boxed::Box<dy
         .or_else(|| psci::by_name(name))
         .or_else(|| inject::by_name(name))
         .or_else(|| bench::by_name(name))
+        .or_else(|| debug::by_name(name))
 }
