@@ -47,9 +47,10 @@ pub const SPSR_SS: u64 = 1 << 21;
 /// `len` bytes and `PSTATE.SS` is cleared, so that with software step active the guest
 /// takes the Software Step exception straight after it (the instruction counts as
 /// stepped, DDI 0487 D2.12). `len` 0 (an HVC, whose return address is already past
-/// it) only clears SS, which the hardware did already.
+/// it) only clears SS, which the hardware did already. A host that completes an
+/// instruction itself through [`crate::Aarch64VCpu::regs_mut`] should use it too.
 #[inline(always)]
-pub(crate) fn complete_instruction(frame: &mut Aarch64ContextFrame, len: u64) {
+pub fn complete_instruction(frame: &mut Aarch64ContextFrame, len: u64) {
     frame.elr = frame.elr.wrapping_add(len);
     frame.spsr &= !SPSR_SS;
 }

@@ -156,7 +156,10 @@ fn expect(
 /// Runs `words` with `s`; checks nothing is taken.
 fn expect_none(c: &mut Checks, what: fmt::Arguments, words: &[u32], mut s: SlotState) {
     let got = slot::run(words, &mut s);
-    c.check(got.is_none(), format_args!("{what}: got {}", describe(&got)));
+    c.check(
+        got.is_none(),
+        format_args!("{what}: got {}", describe(&got)),
+    );
 }
 
 /// Executes a trapped WFI (the host unbinds and binds the vCPU) and checks that it
@@ -198,7 +201,11 @@ fn breakpoints(c: &mut Checks, n: &Counts) {
         dbg::set_bcr(i, dbg::BCR_EL1_EL0);
         dbg::set_mdscr(dbg::MDSCR_MDE | dbg::MDSCR_KDE);
         dbg::isb();
-        c.check_eq(format_args!("DBGBVR{i}_EL1 read back"), dbg::bvr(i), base + 4);
+        c.check_eq(
+            format_args!("DBGBVR{i}_EL1 read back"),
+            dbg::bvr(i),
+            base + 4,
+        );
         expect(
             c,
             format_args!("breakpoint {i} on the second NOP"),
@@ -265,12 +272,7 @@ fn watchpoints(c: &mut Checks, n: &Counts) {
             slot,
             Some(a),
         );
-        expect_none(
-            c,
-            format_args!("load watchpoint {i}, a store"),
-            &store,
-            s,
-        );
+        expect_none(c, format_args!("load watchpoint {i}, a store"), &store, s);
         // SAFETY: plain read of this guest's own static (no reference is kept).
         let stored = unsafe { core::ptr::read_volatile(addr_of!(WATCHED.0[w])) };
         c.check_eq(format_args!("the store went through"), stored, s.regs[1]);
@@ -293,12 +295,7 @@ fn watchpoints(c: &mut Checks, n: &Counts) {
             kept,
             0xaaaa_bbbb_cccc_dddd,
         );
-        expect_none(
-            c,
-            format_args!("store watchpoint {i}, a load"),
-            &load,
-            s,
-        );
+        expect_none(c, format_args!("store watchpoint {i}, a load"), &load, s);
         dbg::set_wcr(i, 0);
     }
     dbg::disarm(n);
@@ -446,12 +443,18 @@ fn kept_when_not_loaded(c: &mut Checks, n: &Counts) {
     dbg::disarm(n);
     vcpu_switch(c);
     c.check_eq(
-        format_args!("DBGBVR{}_EL1 after a switch with nothing enabled", n.brps - 1),
+        format_args!(
+            "DBGBVR{}_EL1 after a switch with nothing enabled",
+            n.brps - 1
+        ),
         dbg::bvr(n.brps - 1),
         v,
     );
     c.check_eq(
-        format_args!("DBGWVR{}_EL1 after a switch with nothing enabled", n.wrps - 1),
+        format_args!(
+            "DBGWVR{}_EL1 after a switch with nothing enabled",
+            n.wrps - 1
+        ),
         dbg::wvr(n.wrps - 1),
         watched(2),
     );

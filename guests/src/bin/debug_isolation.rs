@@ -162,8 +162,7 @@ impl Vm {
         let mut s = state();
         s.regs[0] = watched(WATCH[r]);
         let got = slot::run(&load, &mut s);
-        if !matches!(got, Some(e) if e.esr == dbg::ESR_WATCHPOINT && e.far == watched(WATCH[r]))
-        {
+        if !matches!(got, Some(e) if e.esr == dbg::ESR_WATCHPOINT && e.far == watched(WATCH[r])) {
             c.fail(format_args!(
                 "VM {who} round {round}: own watchpoint did not fire: {}",
                 describe(&got)
