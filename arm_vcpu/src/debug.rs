@@ -681,6 +681,23 @@ impl DebugSwitch {
         }
     }
 
+    /// A debug register access the caller decoded itself as one `MDCR_EL2.TDA` traps —
+    /// from AArch32 EL0: MRC/MCR (EC 0x05), LDC/STC (EC 0x06) or MRRC (EC 0x0C) to
+    /// coprocessor 14 other than the OS lock registers. Loads the state if nothing
+    /// keeps it unloaded and returns `true`: execute the instruction again, the
+    /// hardware then answers it from the vCPU's registers. `false`: the OS lock holds
+    /// it unloaded (or it is loaded already); the caller emulates or UNDEFs.
+    // For the AArch32 EL0 trap handler (`self.dbg.first_use()` in vcpu.rs), which
+    // decodes those classes; host-tested meanwhile.
+    #[cfg_attr(target_arch = "aarch64", allow(dead_code))]
+    pub(crate) fn first_use(&mut self) -> bool {
+        if self.loaded || self.os.exceptions_disabled() {
+            return false;
+        }
+        self.load();
+        true
+    }
+
     /// A trapped MSR/MRS of op0 = 2: decides it ([`trap`](Self::trap)) and carries it
     /// out. Returns `Done(value read)` when the instruction completed, `Load` when it
     /// must run again (the state is loaded now), or `Undef`.

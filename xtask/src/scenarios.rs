@@ -184,6 +184,8 @@ pub const SCENARIOS: &[Scenario] = &[
     slow_bench("bench-yield", "vcpu_rebind", 1, (2_000, 10_000), 1),
     slow_bench("bench-fp", "fp_first_use", 1, (2_000, 10_000), 1),
     slow_bench("bench-virq", "virq", 1, (2_000, 10_000), 1),
+    // Issue 8: the first debug register access after a bind (lazy debug switching).
+    slow_bench("bench-debug", "debug_first_use", 1, (2_000, 10_000), 1),
     // Debian's arm64 Linux kernel with a busybox initramfs on 2 vCPUs (Debian's
     // packages fetched into target/linux-cache/ on first use). Runs when named
     // (`cargo xtask test linux`); the last argument `true` puts it in the default set.
@@ -436,7 +438,8 @@ mod tests {
                 "vcpu_switch",
                 "vcpu_rebind",
                 "fp_first_use",
-                "virq"
+                "virq",
+                "debug_first_use"
             ]
         );
         for s in SCENARIOS.iter().filter(|s| s.bench_iters.0 != 0) {

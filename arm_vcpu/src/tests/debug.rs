@@ -646,3 +646,15 @@ fn complete_instruction_is_the_one_rule() {
     assert_eq!(f.elr, 2, "wraps, never overflows");
     assert!(matches!(Pending::default(), Pending::None));
 }
+
+#[test]
+fn first_use_from_aarch32_loads_unless_locked() {
+    let mut d = switch(DFR0_A53);
+    assert!(d.first_use());
+    assert!(d.loaded);
+    assert!(!d.first_use(), "already loaded");
+    d.unload(false);
+    d.os.locked = true;
+    assert!(!d.first_use(), "the OS lock keeps it unloaded");
+    assert!(!d.loaded);
+}
