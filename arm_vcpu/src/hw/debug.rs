@@ -238,7 +238,7 @@ macro_rules! probe {
                 out("x0") v,
                 out("x1") ok,
                 out("x30") _,
-                options(nostack, nomem),
+                options(nomem),
             );
         }
         (ok == 1).then_some(v)
