@@ -599,14 +599,18 @@ impl DebugSwitch {
 /// hardware (aarch64 builds); on the host these keep the bookkeeping alone, so the
 /// decisions above are tested as they run.
 impl DebugSwitch {
-    /// At bind, before the EL2 controls are written: takes the VM's view and the
-    /// core's capabilities, records the host's `MDCR_EL2` and `MDSCR_EL1`, and makes the
-    /// physical `MDSCR_EL1` inert for the guest (the host's breakpoint registers stay in
-    /// the hardware until the guest's are loaded). `mdcr` is the guest's `MDCR_EL2`
-    /// with TDA set.
-    pub(crate) fn bind(&mut self, view: DebugView, caps: DebugCaps, mdcr: u64) {
+    /// Takes the VM's view and the core's capabilities (whenever the vCPU's view of
+    /// its core is computed: first bind, another core, new stage-2 tables).
+    pub(crate) fn set_view(&mut self, view: DebugView, caps: DebugCaps) {
         self.view = view;
         self.caps = caps;
+    }
+
+    /// At bind, before the EL2 controls are written: records the host's `MDCR_EL2`
+    /// and `MDSCR_EL1`, and makes the physical `MDSCR_EL1` inert for the guest (the
+    /// host's breakpoint registers stay in the hardware until the guest's are loaded).
+    /// `mdcr` is the guest's `MDCR_EL2` with TDA set.
+    pub(crate) fn bind(&mut self, mdcr: u64) {
         self.mdcr_trapping = mdcr | mdcr::TDA | mdcr::TDOSA | mdcr::TDRA;
         self.loaded = false;
         #[cfg(target_arch = "aarch64")]

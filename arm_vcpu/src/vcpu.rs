@@ -121,7 +121,12 @@ impl State {
 /// [`complete_mmio_read`](Self::complete_mmio_read) /
 /// [`complete_sysreg_read`](Self::complete_sysreg_read)) → [`unbind`](Self::unbind).
 /// A vCPU may be bound again, on any enabled core, after an unbind.
+// `repr(C)`: the fields stay in this order, so what `run()`'s fast paths touch (the
+// world switch at offset 0, `ready`, `pending`, `setup`, `ids`) keeps small offsets
+// (single-instruction loads) and the large, rarely used state (the debug registers)
+// goes last.
 #[derive(Debug)]
+#[repr(C)]
 pub struct Aarch64VCpu {
     ws: WorldSwitch,
     fp: FpSimdState,
@@ -279,6 +284,11 @@ impl Aarch64VCpu {
             self.sysregs.vpidr_el2 = self.create.midr_el1.unwrap_or(feat.midr);
             // Pointer authentication stays visible only where its keys are switched.
             self.ids = IdRegisters::sanitized(percpu.id_space(), feat.pauth, stage2.ipa_bits);
+            // [debug] As many breakpoints/watchpoints are switched as the view shows.
+            self.dbg.set_view(
+                debug::DebugView::from_dfr0(self.ids.values()[crate::idregs::ID_AA64DFR0]),
+                percpu.debug_caps(),
+            );
             self.view_stale = false;
         }
         self.sysregs.hcr_el2 = guest_hcr_el2(&self.setup, feat.pauth);
@@ -305,11 +315,7 @@ impl Aarch64VCpu {
         }
         let flush = percpu.claim_tlb(stage2.vmid, self.id) || self.stage2_dirty;
         // [debug] Records the host's MDSCR_EL1/MDCR_EL2 before they are replaced.
-        self.dbg.bind(
-            debug::DebugView::from_dfr0(self.ids.values()[crate::idregs::ID_AA64DFR0]),
-            percpu.debug_caps(),
-            self.sysregs.mdcr_el2,
-        );
+        self.dbg.bind(self.sysregs.mdcr_el2);
         #[cfg(target_arch = "aarch64")]
         {
             crate::hw::load_guest_state(&self.sysregs, &feat);
@@ -521,28 +527,27 @@ impl Aarch64VCpu {
                     IdRegisterPolicy::Sanitized => Some(&self.ids),
                     IdRegisterPolicy::ExitToHost => None,
                 };
-                let value = operand(&self.ws.frame, iss.rt);
-                let read = match emulate::sysreg(reg, iss.read, ids, self.sysregs.actlr_el1) {
-                    SysRegAction::Read(v) => Some(v),
-                    SysRegAction::Write => None,
-                    // [debug] op0 = 2: loaded on first use (the access runs again), or
-                    // emulated (OS lock, MDRAR, anything while the OS lock is held).
-                    SysRegAction::Debug => match self.dbg.handle(reg, iss.read, value) {
-                        debug::Outcome::Done(v) => iss.read.then_some(v),
-                        debug::Outcome::Load | debug::Outcome::Unload => return None,
-                        debug::Outcome::Undef => return self.unhandled(exit, pending),
-                    },
+                let host_ids = ids.is_none();
+                let action = match emulate::sysreg(reg, iss.read, ids, self.sysregs.actlr_el1) {
+                    // [debug] op0 = 2 (kept out of line: rare, and big).
+                    SysRegAction::Debug => self.debug_trap(syn.esr),
+                    action => action,
+                };
+                match action {
+                    SysRegAction::Read(v) => {
+                        if iss.rt < 31 {
+                            self.ws.frame.gpr[iss.rt as usize] = v;
+                        }
+                    }
+                    SysRegAction::Write => {}
+                    // The debug state was loaded: the instruction runs again.
+                    SysRegAction::Debug => return None,
                     // The host asked to answer the ID registers itself.
-                    SysRegAction::Unhandled
-                        if ids.is_none() && crate::idregs::index(reg).is_some() =>
-                    {
+                    SysRegAction::Unhandled if host_ids && crate::idregs::index(reg).is_some() => {
                         self.set_pending(pending);
                         return Some(exit);
                     }
                     SysRegAction::Unhandled => return self.unhandled(exit, pending),
-                };
-                if let (Some(v), true) = (read, iss.rt < 31) {
-                    self.ws.frame.gpr[iss.rt as usize] = v;
                 }
                 complete_instruction(&mut self.ws.frame, len);
                 return None;
@@ -564,6 +569,26 @@ impl Aarch64VCpu {
         }
         self.set_pending(pending);
         Some(exit)
+    }
+
+    /// [debug] A trapped MSR/MRS of op0 = 2 (`crate::debug`): `Read`/`Write` when
+    /// emulated (the OS lock, MDRAR_EL1, anything while the OS lock is held: the caller
+    /// completes the instruction), `Debug` when the state was loaded on first use (the
+    /// access runs again), `Unhandled` when UNDEFINED.
+    #[cold]
+    #[inline(never)]
+    fn debug_trap(&mut self, esr: u64) -> SysRegAction {
+        let iss = crate::esr::SysRegIss::decode(esr);
+        let reg = crate::SysRegAddr::from_iss(crate::esr::iss(esr));
+        match self
+            .dbg
+            .handle(reg, iss.read, operand(&self.ws.frame, iss.rt))
+        {
+            debug::Outcome::Done(v) if iss.read => SysRegAction::Read(v),
+            debug::Outcome::Done(_) => SysRegAction::Write,
+            debug::Outcome::Load | debug::Outcome::Unload => SysRegAction::Debug,
+            debug::Outcome::Undef => SysRegAction::Unhandled,
+        }
     }
 
     /// Applies the trap policy to an exit nobody handles.
@@ -636,7 +661,9 @@ impl Aarch64VCpu {
         Ok(())
     }
 
-    #[cold]
+    // Part of the cold `prepare_entry` (inlined there, as it was before the PC advance
+    // also cleared SPSR_EL2.SS).
+    #[inline(always)]
     pub(crate) fn resolve_pending(&mut self) -> VCpuResult {
         match self.pending {
             Pending::None => {}

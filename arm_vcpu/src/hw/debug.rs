@@ -9,75 +9,77 @@ use aarch64_cpu::asm::barrier;
 use crate::debug::{mdscr as m, Counts, DebugCaps, DebugRegs, MDSCR_DCC_FLAGS};
 use crate::percpu::HostTrapFrame;
 
-/// Generates `fn $read(n) -> u64` / `fn $write(n, v)` over the 16 encodings of one
-/// kind of breakpoint/watchpoint register, `S2_0_C0_C<n>_<op2>` (`n` >= 16 reads 0 and
-/// ignores writes; callers only pass n below the implemented count).
-macro_rules! indexed {
-    ($read:ident, $write:ident, $op2:literal) => {
-        indexed!(@ $read, $write, $op2, [0 "0", 1 "1", 2 "2", 3 "3", 4 "4", 5 "5", 6 "6",
-            7 "7", 8 "8", 9 "9", 10 "10", 11 "11", 12 "12", 13 "13", 14 "14", 15 "15"]);
-    };
-    (@ $read:ident, $write:ident, $op2:literal, [$($n:literal $crm:literal),*]) => {
-        fn $read(n: usize) -> u64 {
-            let v: u64;
-            match n {
-                $($n => {
-                    // SAFETY: reading an implemented debug register at EL2 has no
-                    // memory effect (n is below the implemented count).
-                    unsafe {
-                        asm!(concat!("mrs {0}, S2_0_C0_C", $crm, "_", $op2), out(reg) v,
-                            options(nomem, nostack, preserves_flags))
-                    }
-                })*
-                _ => v = 0,
-            }
-            v
-        }
-
-        fn $write(n: usize, v: u64) {
-            match n {
-                $($n => {
-                    // SAFETY: the crate owns the debug registers while it switches
-                    // them (bind..unbind); no memory effect.
-                    unsafe {
-                        asm!(concat!("msr S2_0_C0_C", $crm, "_", $op2, ", {0}"), in(reg) v,
-                            options(nomem, nostack, preserves_flags))
-                    }
-                })*
-                _ => {}
-            }
-        }
-    };
-}
-
-// DBGBVR<n>_EL1 (op2 4), DBGBCR<n>_EL1 (5), DBGWVR<n>_EL1 (6), DBGWCR<n>_EL1 (7).
-indexed!(bvr, set_bvr, "4");
-indexed!(bcr, set_bcr, "5");
-indexed!(wvr, set_wvr, "6");
-indexed!(wcr, set_wcr, "7");
-
 /// Whether `DBGBVR0_EL1` of a vCPU is switched: not in the mutation-test build
 /// `skip-dbgbvr`, where the two-VM debug scenario must catch it.
 const SWITCH_GUEST_BVR0: bool = !cfg!(arm_vcpu_mutate = "skip-dbgbvr");
 
-/// Saves the implemented breakpoint/watchpoint registers, `MDCCINT_EL1`, the claim
-/// tags and `OSDTRRX/OSDTRTX_EL1` (those the core has) into `r`; not `MDSCR_EL1`.
-/// `guest`: these are a vCPU's (only the mutation build treats them differently).
-pub(crate) fn save(r: &mut DebugRegs, c: Counts, caps: &DebugCaps, guest: bool) {
-    for n in 0..c.brps as usize {
-        if let (Some(b), Some(v)) = (r.bcr.get_mut(n), r.bvr.get_mut(n)) {
-            *b = bcr(n);
-            if n != 0 || SWITCH_GUEST_BVR0 || !guest {
-                *v = bvr(n);
+/// Expands `$body!(index, "CRm")` for the 16 breakpoint/watchpoint numbers in order,
+/// stopping before number `$n` (straight-line code: one compare per pair of registers).
+macro_rules! upto {
+    ($n:expr, $body:ident) => {
+        'done: {
+            upto!(@ $n, 'done, $body, [0 "0", 1 "1", 2 "2", 3 "3", 4 "4", 5 "5", 6 "6",
+                7 "7", 8 "8", 9 "9", 10 "10", 11 "11", 12 "12", 13 "13", 14 "14", 15 "15"]);
+        }
+    };
+    (@ $n:expr, $done:lifetime, $body:ident, [$($i:literal $crm:literal),*]) => {
+        $(
+            if $n <= $i {
+                break $done;
             }
-        }
+            $body!($i, $crm);
+        )*
+    };
+}
+
+/// `mrs` of `S2_0_C0_C<crm>_<op2>` (a breakpoint/watchpoint register).
+macro_rules! mrs_point {
+    ($crm:literal, $op2:literal) => {{
+        let v: u64;
+        // SAFETY: reading an implemented debug register at EL2 has no memory effect
+        // (callers stay below the implemented count).
+        unsafe {
+            asm!(concat!("mrs {0}, S2_0_C0_C", $crm, "_", $op2), out(reg) v,
+                options(nomem, nostack, preserves_flags))
+        };
+        v
+    }};
+}
+
+/// `msr` of `S2_0_C0_C<crm>_<op2>`.
+macro_rules! msr_point {
+    ($crm:literal, $op2:literal, $v:expr) => {{
+        let v: u64 = $v;
+        // SAFETY: the crate owns the debug registers while it switches them
+        // (bind..unbind); no memory effect.
+        unsafe {
+            asm!(concat!("msr S2_0_C0_C", $crm, "_", $op2, ", {0}"), in(reg) v,
+                options(nomem, nostack, preserves_flags))
+        };
+    }};
+}
+
+/// Saves the implemented breakpoint/watchpoint registers (`DBGBCR<n>` op2 5,
+/// `DBGBVR<n>` 4, `DBGWCR<n>` 7, `DBGWVR<n>` 6), `MDCCINT_EL1`, the claim tags and
+/// `OSDTRRX/OSDTRTX_EL1` (those the core has) into `r`; not `MDSCR_EL1`. `guest`:
+/// these are a vCPU's (only the mutation build treats them differently).
+pub(crate) fn save(r: &mut DebugRegs, c: Counts, caps: &DebugCaps, guest: bool) {
+    macro_rules! bp {
+        ($i:literal, $crm:literal) => {
+            r.bcr[$i] = mrs_point!($crm, "5");
+            if $i != 0 || SWITCH_GUEST_BVR0 || !guest {
+                r.bvr[$i] = mrs_point!($crm, "4");
+            }
+        };
     }
-    for n in 0..c.wrps as usize {
-        if let (Some(cr), Some(v)) = (r.wcr.get_mut(n), r.wvr.get_mut(n)) {
-            *cr = wcr(n);
-            *v = wvr(n);
-        }
+    macro_rules! wp {
+        ($i:literal, $crm:literal) => {
+            r.wcr[$i] = mrs_point!($crm, "7");
+            r.wvr[$i] = mrs_point!($crm, "6");
+        };
     }
+    upto!(c.brps, bp);
+    upto!(c.wrps, wp);
     if caps.mdccint {
         r.mdccint = read_sysreg!("S2_0_C0_C2_0");
     }
@@ -93,20 +95,22 @@ pub(crate) fn save(r: &mut DebugRegs, c: Counts, caps: &DebugCaps, guest: bool) 
 
 /// Writes what [`save`] saves (not `MDSCR_EL1`: [`write_mdscr`]).
 pub(crate) fn restore(r: &DebugRegs, c: Counts, caps: &DebugCaps, guest: bool) {
-    for n in 0..c.brps as usize {
-        if let (Some(&b), Some(&v)) = (r.bcr.get(n), r.bvr.get(n)) {
-            set_bcr(n, b);
-            if n != 0 || SWITCH_GUEST_BVR0 || !guest {
-                set_bvr(n, v);
+    macro_rules! bp {
+        ($i:literal, $crm:literal) => {
+            msr_point!($crm, "5", r.bcr[$i]);
+            if $i != 0 || SWITCH_GUEST_BVR0 || !guest {
+                msr_point!($crm, "4", r.bvr[$i]);
             }
-        }
+        };
     }
-    for n in 0..c.wrps as usize {
-        if let (Some(&cr), Some(&v)) = (r.wcr.get(n), r.wvr.get(n)) {
-            set_wcr(n, cr);
-            set_wvr(n, v);
-        }
+    macro_rules! wp {
+        ($i:literal, $crm:literal) => {
+            msr_point!($crm, "7", r.wcr[$i]);
+            msr_point!($crm, "6", r.wvr[$i]);
+        };
     }
+    upto!(c.brps, bp);
+    upto!(c.wrps, wp);
     if caps.mdccint {
         write_sysreg!("S2_0_C0_C2_0", r.mdccint);
     }

@@ -31,15 +31,15 @@ fn sys(reg: SysRegAddr, rt: u8, read: bool) -> Syndrome {
 /// register.
 fn switch(dfr0: u64) -> DebugSwitch {
     let mut d = DebugSwitch::default();
-    d.bind(
+    d.set_view(
         DebugView::from_dfr0(dfr0),
         DebugCaps {
             claim_bits: 0xff,
             dtr: true,
             mdccint: true,
         },
-        0x13, // HPMN
     );
+    d.bind(0x13); // HPMN
     d
 }
 

@@ -126,6 +126,10 @@ impl Scenario for Debug {
         }
     }
 
+    fn checks_after_unbind(&self) -> bool {
+        true
+    }
+
     fn after_unbind(&mut self) -> Result<(), &'static str> {
         self.unbinds += 1;
         self.host.check()
