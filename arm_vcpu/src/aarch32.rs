@@ -36,7 +36,6 @@
 //! hardware would have executed it as a NOP.
 
 use crate::context::Aarch64ContextFrame;
-use crate::emulate::DebugState;
 use crate::esr;
 use crate::exit::SysRegAddr;
 use crate::idregs::{self, IdRegisters};
@@ -806,7 +805,7 @@ mod mdscr {
 }
 
 /// What the AArch32 debug views read of the vCPU's debug state. The one place that
-/// knows where it lives ([`DebugState`]).
+/// knows where it lives (`crate::debug::DebugSwitch::guest_mdscr`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DebugView {
     /// `MDSCR_EL1` as the guest sees it.
@@ -817,11 +816,8 @@ pub struct DebugView {
 
 impl DebugView {
     /// The view of a vCPU's debug state.
-    pub const fn of(d: &DebugState) -> Self {
-        Self {
-            mdscr: d.mdscr,
-            mdccsr: 0,
-        }
+    pub const fn of(mdscr: u64) -> Self {
+        Self { mdscr, mdccsr: 0 }
     }
 }
 
@@ -902,7 +898,7 @@ pub fn handle(
 ) -> Handled {
     let len = esr::instruction_length(esr);
     if !condition_passed(esr, frame.spsr) {
-        step(frame, len);
+        crate::debug::complete_instruction(frame, len);
         return Handled::Resume;
     }
     let Some(access) = Access::decode(esr) else {
@@ -985,6 +981,6 @@ pub fn handle(
             return Handled::Undef;
         }
     }
-    step(frame, len);
+    crate::debug::complete_instruction(frame, len);
     Handled::Resume
 }

@@ -70,6 +70,8 @@ pub const ID_AA64ZFR0: usize = idx(4, 4);
 pub const ID_AA64SMFR0: usize = idx(4, 5);
 /// `ID_AA64DFR0_EL1`.
 pub const ID_AA64DFR0: usize = idx(5, 0);
+/// `ID_AA64DFR1_EL1`.
+pub const ID_AA64DFR1: usize = idx(5, 1);
 /// `ID_AA64ISAR1_EL1`.
 pub const ID_AA64ISAR1: usize = idx(6, 1);
 /// `ID_AA64ISAR2_EL1`.
@@ -168,6 +170,10 @@ impl IdRegisters {
             regs[HIDDEN[i].0] &= !HIDDEN[i].1;
             i += 1;
         }
+        // Self-hosted debug: only what `crate::debug` switches is shown.
+        let (dfr0, dfr1) = crate::debug::id_view(regs[ID_AA64DFR0], regs[ID_AA64DFR1]);
+        regs[ID_AA64DFR0] = dfr0;
+        regs[ID_AA64DFR1] = dfr1;
         if !pauth_switched {
             let mut i = 0;
             while i < PAUTH.len() {

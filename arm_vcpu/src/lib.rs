@@ -63,7 +63,9 @@
 //!   `SP_EL0`, `SP_EL1`, the timers, the GICv3 virtual CPU interface (list registers,
 //!   VMCR, active priorities), the pointer-authentication keys and the per-VM EL2
 //!   controls; FP/SIMD on first use after bind (or at bind, `FpSwitch::Eager`) and at
-//!   unbind (`HCR_EL2`, `VTTBR_EL2`, `VTCR_EL2`, `VMPIDR_EL2`,
+//!   unbind; the self-hosted debug registers on first use after bind (or at bind when
+//!   `MDSCR_EL1` enables debug exceptions) and at unbind, the host's restored
+//!   ([`debug`]) (`HCR_EL2`, `VTTBR_EL2`, `VTCR_EL2`, `VMPIDR_EL2`,
 //!   `VPIDR_EL2`, `CPTR_EL2`, `MDCR_EL2`, `CNTHCTL_EL2`, `CNTVOFF_EL2`).
 //!
 //! While a vCPU is bound, the host must not touch EL1 system registers, `SP_EL0`,
@@ -88,6 +90,7 @@
 pub mod aarch32;
 mod config;
 pub mod context;
+pub mod debug;
 pub mod emulate;
 mod error;
 pub mod esr;

@@ -143,6 +143,10 @@ extern "C" fn __arm_vcpu_host_trap(kind: u64, frame: &mut HostTrapFrame) {
         2 => HostTrapKind::Fiq,
         _ => HostTrapKind::SError,
     };
+    // An UNDEFINED read in the crate's own register probe is not the host's.
+    if kind == HostTrapKind::Sync && crate::hw::debug::probe_fixup(frame) {
+        return;
+    }
     let ptr = HOST_TRAP_HANDLER.load(Ordering::Acquire);
     if ptr.is_null() {
         // No handler: nothing sensible can be done with a host fault; stop this core.
@@ -172,6 +176,8 @@ pub struct Aarch64PerCpu {
     /// VMID bits): a bind by another vCPU of the VM, or of another VM using the slot,
     /// invalidates the VMID's TLB entries on this core first.
     tlb_owner: [(u16, u64); TLB_OWNER_SLOTS],
+    /// Debug registers the core implements beyond what the ID registers say (probed).
+    debug_caps: crate::debug::DebugCaps,
     pub(crate) bound: bool,
     /// [smccc] How the host's firmware is reached, what it answered, what this core
     /// reports, and the SMCCC_ARCH_WORKAROUND_* decision guests get here.
@@ -206,6 +212,11 @@ impl Aarch64PerCpu {
             saved_vbar: 0,
             saved_hcr: 0,
             host_mdcr: 0,
+            debug_caps: crate::debug::DebugCaps {
+                claim_bits: 0,
+                dtr: false,
+                mdccint: false,
+            },
             bound: false,
             firmware: crate::workaround::FirmwareConduit::None,
             firmware_info: crate::workaround::FirmwareInfo::NONE,
@@ -342,6 +353,8 @@ impl Aarch64PerCpu {
             }
             self.tlb_owner = [(0, 0); TLB_OWNER_SLOTS];
             crate::hw::install_vectors(crate::hw::vectors_address(), HOST_HCR_EL2);
+            // With the crate's vectors in place (they skip an UNDEFINED probe).
+            self.debug_caps = crate::hw::debug::probe();
         }
         self.enabled = true;
         Ok(())
@@ -386,6 +399,11 @@ impl Aarch64PerCpu {
     /// `MDCR_EL2` as the host had it (its HPMN field is kept for guests).
     pub(crate) fn host_mdcr(&self) -> u64 {
         self.host_mdcr
+    }
+
+    /// The probed debug registers (see `crate::debug::DebugCaps`).
+    pub(crate) fn debug_caps(&self) -> crate::debug::DebugCaps {
+        self.debug_caps
     }
 
     /// Fails unless this state is enabled and belongs to the calling core.

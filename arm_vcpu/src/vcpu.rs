@@ -4,6 +4,7 @@ use crate::context::{
     Aarch64ContextFrame, FpSimdState, GuestSystemRegisters, WorldSwitch, SCTLR_EL1_RESET,
     SPSR_EL1H_DAIF_MASKED,
 };
+use crate::debug::{self, complete_instruction};
 use crate::emulate::{self, SysRegAction};
 #[cfg(target_arch = "aarch64")]
 use crate::esr;
@@ -124,6 +125,10 @@ impl State {
 /// [`complete_mmio_read`](Self::complete_mmio_read) /
 /// [`complete_sysreg_read`](Self::complete_sysreg_read)) → [`unbind`](Self::unbind).
 /// A vCPU may be bound again, on any enabled core, after an unbind.
+// `repr(C)`: the fields stay in this order, so what `run()`'s fast paths touch (the
+// world switch at offset 0, `ready`, `pending`, `setup`, `ids`) keeps small offsets
+// (single-instruction loads) and the large, rarely used state (the debug registers)
+// goes last.
 #[derive(Debug)]
 // Declaration order, so `ws` stays at offset 0 whatever fields are added: the run loop
 // then reaches the frame through the vCPU pointer itself (one register fewer on the
@@ -164,8 +169,6 @@ pub struct Aarch64VCpu {
     vtr_known: bool,
     /// The EL1 physical timer, when emulated.
     ptimer: EmulatedTimer,
-    /// Emulated debug registers (MDSCR_EL1, the OS lock).
-    debug: emulate::DebugState,
     /// SMCCC_ARCH_WORKAROUND_1/2/3 as decided for the core last bound to.
     workarounds: crate::workaround::Workarounds,
     /// Guest workaround calls made to the firmware.
@@ -175,6 +178,8 @@ pub struct Aarch64VCpu {
     /// Bound and powered on (`state == Bound && power == On`): what a completion
     /// needs to mark the vCPU `ready` without looking at both.
     runnable: bool,
+    /// Self-hosted debug state, switched lazily (`crate::debug`).
+    dbg: debug::DebugSwitch,
 }
 
 impl Aarch64VCpu {
@@ -232,7 +237,6 @@ impl Aarch64VCpu {
             vtr: VtrInfo::default(),
             vtr_known: false,
             ptimer: EmulatedTimer::default(),
-            debug: emulate::DebugState::default(),
             workarounds: crate::workaround::Workarounds::UNKNOWN,
             workaround_calls: 0,
             power: if config.powered_off {
@@ -241,6 +245,7 @@ impl Aarch64VCpu {
                 PowerState::On
             },
             runnable: false,
+            dbg: debug::DebugSwitch::default(),
         })
     }
 
@@ -355,6 +360,11 @@ impl Aarch64VCpu {
             if self.setup.hide_aarch32_el0 {
                 self.ids = self.ids.without_aarch32_el0();
             }
+            // [debug] As many breakpoints/watchpoints are switched as the view shows.
+            self.dbg.set_view(
+                debug::DebugView::from_dfr0(self.ids.values()[crate::idregs::ID_AA64DFR0]),
+                percpu.debug_caps(),
+            );
             self.view_stale = false;
         }
         self.sysregs.hcr_el2 = guest_hcr_el2(&self.setup, feat.pauth);
@@ -384,6 +394,8 @@ impl Aarch64VCpu {
                 };
         }
         let flush = percpu.claim_tlb(stage2.vmid, self.id) || self.stage2_dirty;
+        // [debug] Records the host's MDSCR_EL1/MDCR_EL2 before they are replaced.
+        self.dbg.bind(self.sysregs.mdcr_el2);
         #[cfg(target_arch = "aarch64")]
         {
             crate::hw::load_guest_state(&self.sysregs, &feat);
@@ -396,6 +408,10 @@ impl Aarch64VCpu {
             if flush {
                 crate::hw::flush_current_vmid_local();
             }
+        }
+        // [debug] Breakpoints, watchpoints or step enabled: load now, they must fire.
+        if self.dbg.load_at_bind() {
+            self.dbg.load();
         }
         let _ = flush;
         self.fp_loaded = eager;
@@ -436,6 +452,8 @@ impl Aarch64VCpu {
         if !percpu.bound || percpu.features().mpidr != self.features.mpidr {
             return Err(VCpuError::WrongCpu);
         }
+        // [debug] Saves the guest's debug registers if loaded; the host's come back.
+        self.dbg.unbind();
         #[cfg(target_arch = "aarch64")]
         {
             crate::hw::save_guest_state(&mut self.sysregs, &self.features);
@@ -534,7 +552,8 @@ impl Aarch64VCpu {
                     if rt < 31 {
                         self.ws.frame.gpr[rt as usize] = v;
                     }
-                    self.ws.frame.elr = self.ws.frame.elr.wrapping_add(4);
+                    // EC 0x18 comes from AArch64 only.
+                    debug::complete_aarch64_instruction(&mut self.ws.frame, 4);
                     continue;
                 }
             }
@@ -634,7 +653,8 @@ impl Aarch64VCpu {
                 } else {
                     self.ptimer.write(reg, operand(&self.ws.frame, iss.rt), now);
                 }
-                self.ws.frame.elr = self.ws.frame.elr.wrapping_add(len);
+                // EC 0x18: AArch64 only (the AArch32 timer views go through `aarch32`).
+                debug::complete_aarch64_instruction(&mut self.ws.frame, len);
                 return None;
             }
             VmExit::Hypercall { imm, args } => return self.smccc_call(Conduit::Hvc, imm, args),
@@ -647,33 +667,30 @@ impl Aarch64VCpu {
                     IdRegisterPolicy::Sanitized => Some(&self.ids),
                     IdRegisterPolicy::ExitToHost => None,
                 };
-                let value = operand(&self.ws.frame, iss.rt);
-                match emulate::sysreg(
-                    reg,
-                    iss.read,
-                    value,
-                    ids,
-                    &self.debug,
-                    self.sysregs.actlr_el1,
-                ) {
+                let host_ids = ids.is_none();
+                let action = match emulate::sysreg(reg, iss.read, ids, self.sysregs.actlr_el1) {
+                    // [debug] op0 = 2 (kept out of line: rare, and big).
+                    SysRegAction::Debug => self.debug_trap(syn.esr),
+                    action => action,
+                };
+                match action {
                     SysRegAction::Read(v) => {
                         if iss.rt < 31 {
                             self.ws.frame.gpr[iss.rt as usize] = v;
                         }
                     }
                     SysRegAction::Write => {}
-                    SysRegAction::WriteMdscr(v) => self.debug.mdscr = v,
-                    SysRegAction::WriteOsLock(l) => self.debug.os_lock = l,
+                    // The debug state was loaded: the instruction runs again.
+                    SysRegAction::Debug => return None,
                     // The host asked to answer the ID registers itself.
-                    SysRegAction::Unhandled
-                        if ids.is_none() && crate::idregs::index(reg).is_some() =>
-                    {
+                    SysRegAction::Unhandled if host_ids && crate::idregs::index(reg).is_some() => {
                         self.set_pending(pending);
                         return Some(exit);
                     }
                     SysRegAction::Unhandled => return self.unhandled(exit, pending),
                 }
-                self.ws.frame.elr = self.ws.frame.elr.wrapping_add(len);
+                // EC 0x18: AArch64 only.
+                debug::complete_aarch64_instruction(&mut self.ws.frame, len);
                 return None;
             }
             // Features the guest may not use (their state is not switched) and traps
@@ -708,7 +725,7 @@ impl Aarch64VCpu {
         let cx = crate::aarch32::Context {
             emulated_timer: !self.setup.passthrough_timer,
             ids: &self.ids,
-            debug: crate::aarch32::DebugView::of(&self.debug),
+            debug: crate::aarch32::DebugView::of(self.dbg.guest_mdscr()),
         };
         match crate::aarch32::handle(
             esr,
@@ -763,6 +780,26 @@ impl Aarch64VCpu {
         }
     }
 
+    /// [debug] A trapped MSR/MRS of op0 = 2 (`crate::debug`): `Read`/`Write` when
+    /// emulated (the OS lock, MDRAR_EL1, anything while the OS lock is held: the caller
+    /// completes the instruction), `Debug` when the state was loaded on first use (the
+    /// access runs again), `Unhandled` when UNDEFINED.
+    #[cold]
+    #[inline(never)]
+    fn debug_trap(&mut self, esr: u64) -> SysRegAction {
+        let iss = crate::esr::SysRegIss::decode(esr);
+        let reg = crate::SysRegAddr::from_iss(crate::esr::iss(esr));
+        match self
+            .dbg
+            .handle(reg, iss.read, operand(&self.ws.frame, iss.rt))
+        {
+            debug::Outcome::Done(v) if iss.read => SysRegAction::Read(v),
+            debug::Outcome::Done(_) => SysRegAction::Write,
+            debug::Outcome::Load | debug::Outcome::Unload => SysRegAction::Debug,
+            debug::Outcome::Undef => SysRegAction::Unhandled,
+        }
+    }
+
     /// Applies the trap policy to an exit nobody handles.
     #[inline(always)]
     fn unhandled(&mut self, exit: VmExit, pending: Pending) -> Option<VmExit> {
@@ -804,7 +841,8 @@ impl Aarch64VCpu {
             }
         };
         self.ws.frame.gpr[..4].copy_from_slice(&answer);
-        self.ws.frame.elr = self.ws.frame.elr.wrapping_add(advance as u64);
+        // HVC/SMC: AArch64 only (both UNDEFINED at AArch32 EL0).
+        debug::complete_aarch64_instruction(&mut self.ws.frame, advance as u64);
         None
     }
 
@@ -915,7 +953,7 @@ impl Aarch64VCpu {
         }
         if let Pending::Advance(n) = self.pending {
             // Either Execution state (AArch32: 32-bit PC, T32 IT state).
-            crate::aarch32::step(&mut self.ws.frame, n as u64);
+            complete_instruction(&mut self.ws.frame, n as u64);
         }
         self.pending = Pending::None;
         Ok(())
@@ -962,7 +1000,7 @@ impl Aarch64VCpu {
                     self.ws.frame.gpr[reg as usize] =
                         extend_load(value, width, sign_extend, reg_64bit);
                 }
-                crate::aarch32::step(&mut self.ws.frame, len as u64);
+                complete_instruction(&mut self.ws.frame, len as u64);
                 self.pending = Pending::None;
                 self.ready = self.runnable;
                 Ok(())
@@ -1003,7 +1041,8 @@ impl Aarch64VCpu {
                 if rt < 31 {
                     self.ws.frame.gpr[rt as usize] = value;
                 }
-                self.ws.frame.elr = self.ws.frame.elr.wrapping_add(len as u64);
+                // EC 0x18: AArch64 only.
+                debug::complete_aarch64_instruction(&mut self.ws.frame, len as u64);
                 self.pending = Pending::None;
                 self.ready = self.runnable;
                 Ok(())
@@ -1162,6 +1201,13 @@ impl Aarch64VCpu {
         self.fp_loaded
     }
 
+    /// Whether the guest's debug registers (breakpoints, watchpoints, `MDSCR_EL1`, ...)
+    /// are currently loaded in the hardware (`crate::debug`: on first use after bind,
+    /// or at bind when `MDSCR_EL1` enables debug exceptions).
+    pub fn debug_loaded(&self) -> bool {
+        self.dbg.loaded
+    }
+
     /// Completes a [`VmExit::Psci`] with the PSCI return value `result` (e.g.
     /// [`smccc::ret::SUCCESS`], [`smccc::ret::ALREADY_ON`], or for AFFINITY_INFO 0/1/2).
     /// Fails with `InvalidConfig` if PSCI does not allow that result for the call.
@@ -1199,7 +1245,8 @@ impl Aarch64VCpu {
                     ));
                 }
                 self.ws.frame.gpr[0] = result as i64 as u64;
-                self.ws.frame.elr = self.ws.frame.elr.wrapping_add(advance as u64);
+                // HVC/SMC: AArch64 only.
+                debug::complete_aarch64_instruction(&mut self.ws.frame, advance as u64);
                 self.set_power(self.power.after_completion(&request));
                 self.set_pending(Pending::None);
                 Ok(())
@@ -1229,7 +1276,7 @@ impl Aarch64VCpu {
         self.ws.frame = Aarch64ContextFrame::new_el1h(entry);
         self.ws.frame.gpr[0] = context_id;
         self.fp = FpSimdState::default();
-        self.debug = emulate::DebugState::default();
+        self.dbg.reset();
         // The virtual CPU interface and the emulated timer as after a CPU reset.
         let released = ReleasedHwInterrupts::collect(&self.vgic.lr, &self.irq_queue);
         self.vgic = VgicState::default();
@@ -1451,6 +1498,12 @@ impl Aarch64VCpu {
     /// The bind-time register state as of the last unbind (stale while bound).
     pub fn system_registers(&self) -> &GuestSystemRegisters {
         &self.sysregs
+    }
+
+    /// Test hook: the guest's `MDSCR_EL1` as an MSR on the hardware would leave it.
+    #[cfg(test)]
+    pub(crate) fn test_set_guest_mdscr(&mut self, v: u64) {
+        self.dbg.guest.mdscr = v;
     }
 
     /// Test hook: the virtual interface shape a bind would have recorded.

@@ -20,6 +20,7 @@ compile_error!(
 );
 
 pub mod console;
+pub mod debug;
 pub mod hvc;
 pub mod mmio;
 pub mod rng;

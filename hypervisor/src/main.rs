@@ -147,6 +147,8 @@ extern "C" fn rust_main() -> ! {
         multivm::run_isolation(args.iters)
     } else if name == "stage2" {
         geometry::run_stage2()
+    } else if name == "debug-isolation" {
+        scenario::debug::run_two_vms(args.iters)
     } else if name == "smp" {
         smp::run_smp(args.iters)
     } else if args.guest == "uboot" {

@@ -35,8 +35,14 @@ type Verdict = Result<(), &'static str>;
 
 /// Runs the isolation scenario; `iters` is the number of VM switches to survive.
 pub fn run_isolation(iters: u64) -> (Verdict, ExitStats) {
+    run_two_vms(iters, &mut || Ok(()))
+}
+
+/// Runs two VMs of the staged image time-sliced on this core until both EXIT;
+/// `after_unbind` runs after every unbind (its error ends the run).
+pub fn run_two_vms(iters: u64, after_unbind: &mut dyn FnMut() -> Verdict) -> (Verdict, ExitStats) {
     let mut stats = ExitStats::default();
-    let verdict = run(iters, &mut stats);
+    let verdict = run(iters, &mut stats, after_unbind);
     gic::stop_hyp_timer();
     (verdict, stats)
 }
@@ -81,7 +87,7 @@ fn build(role: usize, iters: u64) -> Result<Guest, &'static str> {
     })
 }
 
-fn run(iters: u64, stats: &mut ExitStats) -> Verdict {
+fn run(iters: u64, stats: &mut ExitStats, after_unbind: &mut dyn FnMut() -> Verdict) -> Verdict {
     if !arm_vcpu::has_hardware_support() {
         return Err("no EL2 virtualization support");
     }
@@ -164,12 +170,14 @@ fn run(iters: u64, stats: &mut ExitStats) -> Verdict {
         let next = 1 - cur;
         if guests[next].done.is_none() {
             guests[cur].vcpu.unbind(&mut percpu).map_err(|_| "unbind")?;
+            after_unbind()?;
             guests[next].vcpu.bind(&mut percpu).map_err(|_| "bind")?;
             cur = next;
             switches += 1;
         } else if guests[cur].done.is_some() {
             // Both have ended.
             guests[cur].vcpu.unbind(&mut percpu).map_err(|_| "unbind")?;
+            after_unbind()?;
             break;
         }
     }

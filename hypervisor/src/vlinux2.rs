@@ -9,7 +9,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU8, Ordering};
 
 use arm_vcpu::smccc::ret;
-use arm_vcpu::{Aarch64VCpu, PsciRequest, VirtualInterrupt, VmExit};
+use arm_vcpu::{Aarch64VCpu, PsciRequest, VmExit};
 use log::{error, info};
 use spin::Mutex;
 

@@ -104,6 +104,8 @@ struct Host {
     dev: TestDevice,
     stats: ExitStats,
     irqs: u64,
+    /// `scenario.checks_after_unbind()` (asked once: the switch path stays lean).
+    after_unbind: bool,
 }
 
 /// What the loop does after an exit.
@@ -173,7 +175,9 @@ fn build_and_run(
     boot_regs(&mut slots[0].vcpu, iters, scenario.entry_regs()).map_err(|_| "vcpu registers")?;
 
     let wants_irqs = scenario.wants_timer_irqs();
+    let after_unbind = scenario.checks_after_unbind();
     let mut host = Host {
+        after_unbind,
         scenario,
         mem,
         entry,
@@ -207,6 +211,9 @@ fn schedule(slots: &mut [Slot], host: &mut Host, percpu: &mut Aarch64PerCpu) -> 
         slots[cur].vcpu.bind(percpu).map_err(|_| "vcpu bind")?;
         let next = run_vcpu(cur, slots, host);
         slots[cur].vcpu.unbind(percpu).map_err(|_| "vcpu unbind")?;
+        if host.after_unbind {
+            host.scenario.after_unbind()?;
+        }
         match next {
             Next::End(v) => return v,
             Next::Reset => {

@@ -279,11 +279,19 @@ pub const SCENARIOS: &[Scenario] = &[
     timed("stage2", 1, 30),
     // Two VMs time-sliced on one core; iters = VM switches to survive.
     timed("isolation", 8, 60),
+    // Issue 8: guest self-hosted debug (breakpoints, watchpoints, software step over
+    // emulated instructions, the OS lock), one VM; iters unused.
+    timed("debug", 1, 30),
+    // Two VMs time-sliced on one core with different breakpoints and watchpoints armed;
+    // iters = VM switches to survive.
+    timed("debug-isolation", 40, 60),
     // Issue 4 benchmarks: switching a core between vCPUs, virtual interrupts, lazy FP.
     slow_bench("bench-switch", "vcpu_switch", 1, (2_000, 10_000), 2),
     slow_bench("bench-yield", "vcpu_rebind", 1, (2_000, 10_000), 1),
     slow_bench("bench-fp", "fp_first_use", 1, (2_000, 10_000), 1),
     slow_bench("bench-virq", "virq", 1, (2_000, 10_000), 1),
+    // Issue 8: the first debug register access after a bind (lazy debug switching).
+    slow_bench("bench-debug", "debug_first_use", 1, (2_000, 10_000), 1),
     // Debian's arm64 Linux kernel with a busybox initramfs on 2 vCPUs (Debian's
     // packages fetched into target/linux-cache/ on first use). Runs when named
     // (`cargo xtask test linux`); the last argument `true` puts it in the default set.
@@ -459,6 +467,13 @@ pub const MUTATIONS: &[Mutation] = &[
         cfg: "aarch32-it",
         breaks: "an emulated AArch32 instruction does not advance the T32 IT state",
         reason: "T32 mrceq DBGDIDR in an IT block: r0: got",
+        models: None,
+    },
+    Mutation {
+        scenario: "debug-isolation",
+        cfg: "skip-dbgbvr",
+        breaks: "a vCPU's DBGBVR0_EL1 is left out of the lazy debug switch",
+        reason: "own breakpoint did not fire",
         models: None,
     },
     Mutation {
@@ -828,7 +843,8 @@ mod tests {
                 "vcpu_switch",
                 "vcpu_rebind",
                 "fp_first_use",
-                "virq"
+                "virq",
+                "debug_first_use"
             ]
         );
         for s in SCENARIOS.iter().filter(|s| s.bench_iters.0 != 0) {

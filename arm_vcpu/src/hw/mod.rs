@@ -50,6 +50,9 @@ macro_rules! write_sysreg {
     }};
 }
 
+// Self-hosted debug registers and the probe (after the macros above, which it uses).
+pub(crate) mod debug;
+
 /// Reads the whole feature ID space (op0 = 3, op1 = 0, CRn = 0, CRm = 1..7; unallocated
 /// encodings there read as zero), in `idregs::index` order.
 pub(crate) fn read_id_space() -> [u64; crate::idregs::ID_SPACE_LEN] {
@@ -240,9 +243,7 @@ pub(crate) fn load_guest_state(r: &GuestSystemRegisters, feat: &CpuFeatures) {
     AFSR1_EL1.set(r.afsr1_el1);
     CSSELR_EL1.set(r.csselr_el1);
     CNTKCTL_EL1.set(r.cntkctl_el1);
-    // Debug registers trap (MDCR_EL2.TDA) and MDSCR_EL1 is emulated; keep the real
-    // one inert while the guest runs.
-    MDSCR_EL1.set(0);
+    // MDSCR_EL1 and the other debug registers: crate::debug (lazily switched).
     CNTV_CVAL_EL0.set(r.cntv_cval_el0);
     CNTV_CTL_EL0.set(r.cntv_ctl_el0);
     CNTP_CVAL_EL0.set(r.cntp_cval_el0);

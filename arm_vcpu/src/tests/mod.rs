@@ -2,6 +2,7 @@
 
 mod aarch32;
 mod calls;
+mod debug;
 mod exits;
 mod injection;
 mod power;

@@ -355,23 +355,43 @@ fn main(c: &mut Checks, _entry: Entry) {
         }
     }
     // MDSCR_EL1.TDCC = 1: EL0 DCC accesses trap to EL1 with EC 0x05 and the MRC's ISS.
+    // The MSR of MDSCR_EL1 loads the guest's debug state (lazy debug): from here the
+    // CPU itself answers EL0's CP14 accesses (MDCR_EL2.TDA clear), so what follows is
+    // the CPU's behaviour — the crate's TDCC emulation for the unloaded state is
+    // host-tested (`tests::aarch32`). QEMU 7.2 implements no TDCC for DBGDIDR: it then
+    // completes the MRC with the CPU's DBGDIDR, which is checked instead, with a note.
     msr_mdscr(1 << 12);
     let base = addr_of!(a32_dbgdidr) as u64;
     let p = run(base, USR | Z, &[]);
-    // EC 0x05, IL 1, (CV/COND as the CPU reports them), Opc2/Opc1/CRn/Rt/CRm 0, read.
+    // CV/COND as the CPU reports them are not compared.
     let iss_mask = !(0x1f << 20) & 0xffff_ffff;
-    c.check_eq(
-        format_args!("MDSCR_EL1.TDCC: vector"),
-        p.vector,
-        LOWER_A32_SYNC,
-    );
-    c.check_eq(
-        format_args!("MDSCR_EL1.TDCC: ESR_EL1 (without CV/COND)"),
-        p.esr & iss_mask,
-        (0x05 << 26) | IL | 1,
-    );
-    c.check_eq(format_args!("MDSCR_EL1.TDCC: ELR_EL1"), p.elr, base);
-    c.check_eq(format_args!("MDSCR_EL1.TDCC: SPSR_EL1"), p.spsr, USR | Z);
+    if p.taken == 1 && p.esr == ESR_SVC_A32 {
+        println!(
+            "guest aarch32: note: this CPU does not trap DBGDIDR at EL0 with MDSCR_EL1.TDCC set \
+             (QEMU 7.2 implements no TDCC); checked that the MRC completed"
+        );
+        completes(
+            c,
+            format_args!("MDSCR_EL1.TDCC (not implemented by the CPU): DBGDIDR"),
+            &p,
+            base + 4,
+            USR | Z,
+        );
+    } else {
+        // EC 0x05, IL 1, Opc2/Opc1/CRn/Rt/CRm 0, read.
+        c.check_eq(
+            format_args!("MDSCR_EL1.TDCC: vector"),
+            p.vector,
+            LOWER_A32_SYNC,
+        );
+        c.check_eq(
+            format_args!("MDSCR_EL1.TDCC: ESR_EL1 (without CV/COND)"),
+            p.esr & iss_mask,
+            (0x05 << 26) | IL | 1,
+        );
+        c.check_eq(format_args!("MDSCR_EL1.TDCC: ELR_EL1"), p.elr, base);
+        c.check_eq(format_args!("MDSCR_EL1.TDCC: SPSR_EL1"), p.spsr, USR | Z);
+    }
     msr_mdscr(0);
 
     // --- CP15 EL1 physical timer (CNTHCTL_EL2.EL1PCEN = 0: emulated) ---
