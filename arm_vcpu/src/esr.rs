@@ -7,6 +7,7 @@
 /// The exception class, `ESR_EL2.EC` (bits \[31:26\]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
+#[non_exhaustive]
 pub enum ExceptionClass {
     /// 0x00: unknown reason (e.g. an UNDEFINED instruction routed to EL2).
     Unknown = 0x00,
@@ -22,8 +23,14 @@ pub enum ExceptionClass {
     Ldc14 = 0x06,
     /// 0x07: access to SME, SVE, Advanced SIMD or floating point trapped by CPTR_EL2/CPACR.
     FpAccess = 0x07,
+    /// 0x08: trapped VMRS of an ID register, from AArch32 (`HCR_EL2.TID0/TID3`).
+    VmrsId = 0x08,
     /// 0x09: pointer authentication instruction trapped by HCR_EL2.API.
     PointerAuth = 0x09,
+    /// 0x0A: LD64B/ST64B* trapped (FEAT_LS64, `HCRX_EL2.EnALS/EnAS0/EnASR` = 0).
+    Ls64 = 0x0A,
+    /// 0x0C: trapped AArch32 MRRC to CP14.
+    Mrrc14 = 0x0C,
     /// 0x0E: illegal execution state.
     IllegalState = 0x0E,
     /// 0x11: SVC from AArch32.
@@ -32,6 +39,8 @@ pub enum ExceptionClass {
     Hvc32 = 0x12,
     /// 0x13: SMC from AArch32.
     Smc32 = 0x13,
+    /// 0x14: MRRS/MSRR/SYSP trapped (FEAT_SYSREG128, not offered to guests).
+    SysReg128 = 0x14,
     /// 0x15: SVC from AArch64.
     Svc64 = 0x15,
     /// 0x16: HVC from AArch64.
@@ -58,6 +67,8 @@ pub enum ExceptionClass {
     SpAlignment = 0x26,
     /// 0x2C: trapped floating-point exception from AArch64.
     Fp64 = 0x2C,
+    /// 0x2D: GCS instruction trapped (FEAT_GCS, `HFGITR_EL2.nGCS*` = 0).
+    Gcs = 0x2D,
     /// 0x2F: SError interrupt.
     SError = 0x2F,
     /// 0x30: breakpoint from a lower EL.
@@ -82,11 +93,15 @@ impl ExceptionClass {
             0x05 => Self::Mcr14,
             0x06 => Self::Ldc14,
             0x07 => Self::FpAccess,
+            0x08 => Self::VmrsId,
             0x09 => Self::PointerAuth,
+            0x0A => Self::Ls64,
+            0x0C => Self::Mrrc14,
             0x0E => Self::IllegalState,
             0x11 => Self::Svc32,
             0x12 => Self::Hvc32,
             0x13 => Self::Smc32,
+            0x14 => Self::SysReg128,
             0x15 => Self::Svc64,
             0x16 => Self::Hvc64,
             0x17 => Self::Smc64,
@@ -100,6 +115,7 @@ impl ExceptionClass {
             0x25 => Self::DataAbortSame,
             0x26 => Self::SpAlignment,
             0x2C => Self::Fp64,
+            0x2D => Self::Gcs,
             0x2F => Self::SError,
             0x30 => Self::BreakpointLower,
             0x32 => Self::SoftwareStepLower,
@@ -172,6 +188,7 @@ impl Syndrome {
 
 /// Kind of a stage-1/stage-2 fault, from the DFSC/IFSC field (ISS bits \[5:0\]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FaultStatus {
     /// Address size fault at the given level (0b0000LL).
     AddressSize(u8),

@@ -2,31 +2,19 @@
 
 use core::sync::atomic::{AtomicPtr, Ordering};
 
+use crate::sysreg::FeatureSet;
 use crate::{VCpuError, VCpuResult};
 
 /// Affinity fields of `MPIDR_EL1`: Aff3 \[39:32\], Aff2 \[23:16\], Aff1 \[15:8\], Aff0 \[7:0\].
 pub const MPIDR_AFFINITY_MASK: u64 = 0xff_00ff_ffff;
 
-/// `HCR_EL2` bits (DDI 0487 D23.2.53), as used by this crate.
+/// `HCR_EL2` bits of the host's value (DDI 0487 D23.2.53). The guest's value is
+/// composed in `traps`.
 pub(crate) mod hcr {
-    pub const VM: u64 = 1 << 0;
-    pub const SWIO: u64 = 1 << 1;
     pub const FMO: u64 = 1 << 3;
     pub const IMO: u64 = 1 << 4;
     pub const AMO: u64 = 1 << 5;
-    pub const FB: u64 = 1 << 9;
-    pub const BSU_IS: u64 = 1 << 10;
-    pub const TWI: u64 = 1 << 13;
-    pub const TWE: u64 = 1 << 14;
-    pub const TID3: u64 = 1 << 18;
-    pub const TSC: u64 = 1 << 19;
-    pub const TIDCP: u64 = 1 << 20;
-    pub const TACR: u64 = 1 << 21;
-    pub const TSW: u64 = 1 << 22;
     pub const RW: u64 = 1 << 31;
-    pub const TLOR: u64 = 1 << 35;
-    pub const APK: u64 = 1 << 40;
-    pub const API: u64 = 1 << 41;
 }
 
 /// `HCR_EL2` while no vCPU is bound: EL1 is AArch64, and physical IRQ/FIQ/SError are
@@ -51,6 +39,16 @@ pub struct CpuFeatures {
     pub mpidr: u64,
     /// FEAT_RAS (`ID_AA64PFR0_EL1.RAS != 0`): `VSESR_EL2` exists.
     pub ras: bool,
+    /// FEAT_AA32EL0 (`ID_AA64PFR0_EL1.EL0 == 0b0010`): EL0 can run AArch32.
+    pub aarch32_el0: bool,
+    /// Every feature of the inventory's [`crate::sysreg::Feature`] this core has (from
+    /// its whole ID space and `ICH_VTR_EL2`): what the trap composition, the switch
+    /// list and the emulation follow.
+    pub has: FeatureSet,
+    /// `REVIDR_EL1` (answered to guests under `HCR_EL2.TID1`).
+    pub revidr: u64,
+    /// `AIDR_EL1` (answered to guests under `HCR_EL2.TID1`).
+    pub aidr: u64,
 }
 
 /// A 4-bit ID register field at `lsb`.
@@ -81,9 +79,24 @@ impl CpuFeatures {
             pauth,
             gicv3: field(pfr0, 24) != 0,
             ras: field(pfr0, 28) != 0,
+            aarch32_el0: field(pfr0, 0) == 2,
             midr,
             mpidr: mpidr & MPIDR_AFFINITY_MASK,
+            has: FeatureSet::EMPTY,
+            revidr: 0,
+            aidr: 0,
         }
+    }
+
+    /// The same with [`Self::has`] decided from the core's whole ID space (`idregs::index`
+    /// order) and its `ICH_VTR_EL2` (0 without GICv3).
+    pub const fn with_id_space(
+        mut self,
+        id: &[u64; crate::idregs::ID_SPACE_LEN],
+        vtr: u64,
+    ) -> Self {
+        self.has = FeatureSet::from_id_space(id).with_vtr(vtr);
+        self
     }
 }
 
@@ -140,6 +153,10 @@ extern "C" fn __arm_vcpu_host_trap(kind: u64, frame: &mut HostTrapFrame) {
         2 => HostTrapKind::Fiq,
         _ => HostTrapKind::SError,
     };
+    // An UNDEFINED read in the crate's own register probe is not the host's.
+    if kind == HostTrapKind::Sync && crate::hw::debug::probe_fixup(frame) {
+        return;
+    }
     let ptr = HOST_TRAP_HANDLER.load(Ordering::Acquire);
     if ptr.is_null() {
         // No handler: nothing sensible can be done with a host fault; stop this core.
@@ -172,6 +189,8 @@ pub struct Aarch64PerCpu {
     /// VMID bits): a bind by another vCPU of the VM, or of another VM using the slot,
     /// invalidates the VMID's TLB entries on this core first.
     tlb_owner: [(u16, u64); TLB_OWNER_SLOTS],
+    /// Debug registers the core implements beyond what the ID registers say (probed).
+    debug_caps: crate::debug::DebugCaps,
     pub(crate) bound: bool,
     /// [smccc] How the host's firmware is reached, what it answered, what this core
     /// reports, and the SMCCC_ARCH_WORKAROUND_* decision guests get here.
@@ -198,6 +217,10 @@ impl Aarch64PerCpu {
                 midr: 0,
                 mpidr: 0,
                 ras: false,
+                aarch32_el0: false,
+                has: FeatureSet::EMPTY,
+                revidr: 0,
+                aidr: 0,
             },
             id_space: [0; crate::idregs::ID_SPACE_LEN],
             iface: crate::vgic::VirtualInterface::NONE,
@@ -207,6 +230,11 @@ impl Aarch64PerCpu {
             saved_vbar: 0,
             saved_hcr: 0,
             host_mdcr: 0,
+            debug_caps: crate::debug::DebugCaps {
+                claim_bits: 0,
+                dtr: false,
+                mdccint: false,
+            },
             bound: false,
             firmware: crate::workaround::FirmwareConduit::None,
             firmware_info: crate::workaround::FirmwareInfo::NONE,
@@ -350,6 +378,30 @@ impl Aarch64PerCpu {
     /// Turns on virtualization on the calling core: probes the features, saves the
     /// current `VBAR_EL2`/`HCR_EL2`, installs the crate's vectors and the host
     /// `HCR_EL2` (`HOST_HCR_EL2`). Must run on the core this state belongs to.
+    ///
+    /// Fails with [`VCpuError::NoHardwareSupport`] when not at EL2 (or not built for
+    /// aarch64), and with [`VCpuError::InvalidState`] if already enabled.
+    ///
+    /// ```no_run
+    /// use arm_vcpu::{Aarch64PerCpu, VCpuError};
+    ///
+    /// // Once on every physical core that will run vCPUs, at EL2, on that core.
+    /// let mut percpu = Aarch64PerCpu::new(0);
+    /// percpu.hardware_enable()?;
+    /// assert!(percpu.is_enabled());
+    /// let list_registers = percpu.vtr().list_regs; // GICv3 virtual interface
+    /// # let _ = list_registers;
+    /// # Ok::<(), VCpuError>(())
+    /// ```
+    ///
+    /// Where there is no EL2 (as on the build host), it says so:
+    ///
+    /// ```
+    /// # use arm_vcpu::{Aarch64PerCpu, VCpuError};
+    /// # if !arm_vcpu::has_hardware_support() {
+    /// assert_eq!(Aarch64PerCpu::new(0).hardware_enable(), Err(VCpuError::NoHardwareSupport));
+    /// # }
+    /// ```
     pub fn hardware_enable(&mut self) -> VCpuResult {
         if self.enabled {
             return Err(VCpuError::InvalidState {
@@ -368,20 +420,34 @@ impl Aarch64PerCpu {
             self.host_mdcr = crate::hw::mdcr_el2();
             self.id_space = crate::hw::read_id_space();
             self.probe_workarounds();
-            self.probe_virtual_interface();
+            let vtr = self.probe_virtual_interface();
+            if self.iface.kind != crate::vgic::InterfaceKind::V3 {
+                // [gicv2] No GICv3 virtual interface on this core (a GICv2 GICH frame,
+                // or a GICv3 whose system registers cannot be enabled): as far as the
+                // crate and its VMs go the core has no GIC system registers
+                // (`ID_AA64PFR0_EL1.GIC` [27:24] = 0, as KVM shows a GICv2 VM), so the
+                // inventory's FEAT_GICv3 rows (ICC_*) and the guest's view agree.
+                self.id_space[crate::idregs::ID_AA64PFR0] &= !(0xf << 24);
+            }
+            self.features = self.features.with_id_space(&self.id_space, vtr);
+            (self.features.revidr, self.features.aidr) = crate::hw::revidr_aidr();
             self.tlb_owner = [(0, 0); TLB_OWNER_SLOTS];
             crate::hw::install_vectors(crate::hw::vectors_address(), HOST_HCR_EL2);
+            // With the crate's vectors in place (they skip an UNDEFINED probe).
+            self.debug_caps = crate::hw::debug::probe();
         }
         self.enabled = true;
         Ok(())
     }
 
     /// [gicv2] Finds the virtual CPU interface (`VirtualInterface::choose`), reads its
-    /// shape and puts it in a known state (disabled, list registers empty).
+    /// shape and puts it in a known state (disabled, list registers empty). Returns the
+    /// raw `ICH_VTR_EL2` when the GICv3 interface is chosen (0 otherwise).
     #[cfg(target_arch = "aarch64")]
-    fn probe_virtual_interface(&mut self) {
+    fn probe_virtual_interface(&mut self) -> u64 {
         use crate::vgic::{v2, InterfaceKind, VirtualInterface, VtrInfo};
         let mi = self.maintenance_intid;
+        let mut raw_vtr = 0;
         self.iface = match VirtualInterface::choose(
             self.gich,
             self.features.gicv3,
@@ -393,13 +459,17 @@ impl Aarch64PerCpu {
                 let vtr = v2::Mmio32::read32(&mut frame, v2::gich::VTR);
                 VirtualInterface::v2(base, v2::decode_vtr(vtr), mi)
             }
-            InterfaceKind::V3 => VirtualInterface::v3(VtrInfo::decode(crate::hw::ich::vtr()), mi),
+            InterfaceKind::V3 => {
+                raw_vtr = crate::hw::ich::vtr();
+                VirtualInterface::v3(VtrInfo::decode(raw_vtr), mi)
+            }
             InterfaceKind::None => VirtualInterface {
                 maintenance_intid: mi,
                 ..VirtualInterface::NONE
             },
         };
         crate::vgic::with_interface!(self.iface, r => crate::vgic::list_registers::reset(&mut r), none => ());
+        raw_vtr
     }
 
     /// Turns virtualization off on the calling core: restores `VBAR_EL2`/`HCR_EL2`.
@@ -441,6 +511,11 @@ impl Aarch64PerCpu {
     /// `MDCR_EL2` as the host had it (its HPMN field is kept for guests).
     pub(crate) fn host_mdcr(&self) -> u64 {
         self.host_mdcr
+    }
+
+    /// The probed debug registers (see `crate::debug::DebugCaps`).
+    pub(crate) fn debug_caps(&self) -> crate::debug::DebugCaps {
+        self.debug_caps
     }
 
     /// Fails unless this state is enabled and belongs to the calling core.

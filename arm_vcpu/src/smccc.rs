@@ -145,6 +145,7 @@ pub enum Conduit {
 /// the crate can (affinity fields, alignment, power state); the host checks what only
 /// it knows (which vCPUs exist, which addresses are guest memory).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PsciRequest {
     /// CPU_ON: start the vCPU whose MPIDR is `target_mpidr` at `entry` (EL1, MMU off)
     /// with x0 = `context_id`. Results: SUCCESS, INVALID_PARAMETERS (no such vCPU),
@@ -180,6 +181,7 @@ pub enum PsciRequest {
 
 impl PsciRequest {
     /// Whether `result` is a value PSCI allows this call to return.
+    #[must_use]
     pub const fn allows(&self, result: i32) -> bool {
         use ret::*;
         match self {
@@ -220,6 +222,7 @@ impl SmcForwardList {
 
     /// Adds the range `first..=last`; `None` if the list is full (4 ranges) or the
     /// range is backwards.
+    #[must_use]
     pub const fn with(mut self, first: u32, last: u32) -> Option<Self> {
         if self.len == self.ranges.len() || first > last {
             return None;
@@ -244,6 +247,7 @@ impl SmcForwardList {
 
 /// What happens to one SMCCC call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Outcome {
     /// The crate answers: these go to x0..x3, the guest resumes.
     Answer([u64; 4]),

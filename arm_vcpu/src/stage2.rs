@@ -11,7 +11,16 @@ use crate::VCpuError;
 /// "Concatenated translation tables for the initial stage 2 lookup"), e.g. two level-1
 /// tables for a 40-bit IPA space, which level 0 cannot give on a core with a physical
 /// address size below 44 bits (Cortex-A53 and -A35: 40 bits; -A57 and -A72 have 44).
+///
+/// ```
+/// use arm_vcpu::Stage2Config;
+///
+/// // A 39-bit IPA space from a level-1 root table, tagged with VMID 1.
+/// let s2 = Stage2Config::new(0x8000_0000, 1, 39, 1);
+/// assert_eq!(s2.ipa_bits, 39);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Stage2Config {
     /// Physical address of the root table (4 KiB aligned).
     pub root_pa: u64,
@@ -87,6 +96,21 @@ impl Stage2Config {
     /// allocates `4096 * n` contiguous bytes, aligned to their size, at `root_pa`.
     pub fn root_tables(&self) -> Result<u64, VCpuError> {
         self.root_shape().map(|(_, n)| n)
+    }
+
+    /// A description of the tables at `root_pa` (4 KiB aligned) for VMID `vmid`,
+    /// resolving `ipa_bits` of guest-physical address from a root table at
+    /// `root_level` (0, 1 or 2). Validated by
+    /// [`Aarch64VCpu::set_stage2_root`](crate::Aarch64VCpu::set_stage2_root) and,
+    /// against the CPU, at bind.
+    #[must_use]
+    pub const fn new(root_pa: u64, vmid: u16, ipa_bits: u8, root_level: u8) -> Self {
+        Self {
+            root_pa,
+            vmid,
+            ipa_bits,
+            root_level,
+        }
     }
 
     /// Checks the description against the architecture and this CPU: `parange` is

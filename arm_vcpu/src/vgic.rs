@@ -48,7 +48,17 @@ pub mod hcr {
 pub const MISR_U: u64 = 1 << 1;
 
 /// One virtual interrupt to deliver.
+///
+/// ```
+/// use arm_vcpu::VirtualInterrupt;
+///
+/// // The virtual timer's PPI, linked to the physical one so the guest's EOI
+/// // deactivates it.
+/// let vi = VirtualInterrupt::new(27).with_priority(0x80).with_hw_intid(27);
+/// assert_eq!((vi.intid, vi.priority, vi.group1, vi.hw_intid), (27, 0x80, true, Some(27)));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct VirtualInterrupt {
     /// The INTID the guest sees (SGI 0–15, PPI 16–31, SPI 32–1019, extended PPI/SPI,
     /// LPI ≥ 8192), not truncated.
@@ -62,8 +72,48 @@ pub struct VirtualInterrupt {
     pub hw_intid: Option<u32>,
 }
 
+impl VirtualInterrupt {
+    /// Priority [`VirtualInterrupt::new`] gives: 0xa0, the default priority Linux's
+    /// GICv3 driver programs for its interrupts.
+    pub const DEFAULT_PRIORITY: u8 = 0xa0;
+
+    /// INTID `intid`, group 1, priority [`Self::DEFAULT_PRIORITY`], not linked to a
+    /// physical interrupt.
+    #[must_use]
+    pub const fn new(intid: u32) -> Self {
+        Self {
+            intid,
+            priority: Self::DEFAULT_PRIORITY,
+            group1: true,
+            hw_intid: None,
+        }
+    }
+
+    /// Sets [`Self::priority`].
+    #[must_use]
+    pub const fn with_priority(mut self, priority: u8) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// Sets [`Self::group1`] (`false`: group 0, an FIQ for the guest).
+    #[must_use]
+    pub const fn with_group1(mut self, group1: bool) -> Self {
+        self.group1 = group1;
+        self
+    }
+
+    /// Links the interrupt to physical INTID `hw_intid` ([`Self::hw_intid`]).
+    #[must_use]
+    pub const fn with_hw_intid(mut self, hw_intid: u32) -> Self {
+        self.hw_intid = Some(hw_intid);
+        self
+    }
+}
+
 /// Why an interrupt cannot be injected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum InjectIrqError {
     /// A special or reserved INTID (1020–1055, 1120–4095, 5120–8191), or above the
     /// implemented INTID size.
@@ -81,6 +131,20 @@ pub enum InjectIrqError {
     /// interrupt that is not an SGI (or a GICv3 list register asked to carry one).
     InvalidSourceCpu,
 }
+
+impl core::fmt::Display for InjectIrqError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Self::InvalidIntid => "not an INTID a virtual interrupt can have",
+            Self::InvalidHwIntid => "a hardware link must name a physical PPI or SPI",
+            Self::QueueFull => "the list registers and the overflow queue are full",
+            Self::NoVirtualInterface => "the vCPU has no usable virtual CPU interface",
+            Self::InvalidSourceCpu => "not an SGI source CPU this interface can carry",
+        })
+    }
+}
+
+impl core::error::Error for InjectIrqError {}
 
 /// What `ICH_VTR_EL2` says about the virtual CPU interface.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

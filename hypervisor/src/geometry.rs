@@ -159,12 +159,7 @@ fn run(stats: &mut ExitStats) -> Verdict {
     for c in &CASES {
         let expect_run = must_run(c, &f);
         let root_pa = build_root(c, &mem)?;
-        let stage2 = Stage2Config {
-            root_pa,
-            vmid: c.vmid,
-            ipa_bits: c.ipa_bits,
-            root_level: c.root_level,
-        };
+        let stage2 = Stage2Config::new(root_pa, c.vmid, c.ipa_bits, c.root_level);
         // A fresh copy of the guest for every case.
         let entry =
             loader::load_elf(loader::staging(), &mem).map_err(|_| "cannot load the guest image")?;

@@ -120,15 +120,9 @@ impl VGic {
             return None;
         }
         irq.held = false;
-        Some(Delivery {
-            vcpu,
-            vi: VirtualInterrupt {
-                intid,
-                priority: irq.priority,
-                group1: true,
-                hw_intid,
-            },
-        })
+        let mut vi = VirtualInterrupt::new(intid).with_priority(irq.priority);
+        vi.hw_intid = hw_intid;
+        Some(Delivery { vcpu, vi })
     }
 
     /// Held interrupts that became deliverable (after an enable).
@@ -143,12 +137,7 @@ impl VGic {
                     irq.held = false;
                     out(Delivery {
                         vcpu: v,
-                        vi: VirtualInterrupt {
-                            intid: i,
-                            priority: irq.priority,
-                            group1: true,
-                            hw_intid: None,
-                        },
+                        vi: VirtualInterrupt::new(i).with_priority(irq.priority),
                     });
                 }
             }
@@ -161,12 +150,7 @@ impl VGic {
                 let vcpu = ((self.route[s] & 0xff) as usize).min(self.vcpus - 1);
                 out(Delivery {
                     vcpu,
-                    vi: VirtualInterrupt {
-                        intid,
-                        priority: irq.priority,
-                        group1: true,
-                        hw_intid: None,
-                    },
+                    vi: VirtualInterrupt::new(intid).with_priority(irq.priority),
                 });
             }
         }

@@ -147,13 +147,14 @@ impl VGicV2 {
         hw: Option<u32>,
         src: Option<u8>,
     ) -> Delivery {
+        let vi = VirtualInterrupt::new(intid)
+            .with_priority(irq.priority)
+            .with_group1(irq.group1);
         Delivery {
             vcpu,
-            vi: VirtualInterrupt {
-                intid,
-                priority: irq.priority,
-                group1: irq.group1,
-                hw_intid: hw,
+            vi: match hw {
+                Some(p) => vi.with_hw_intid(p),
+                None => vi,
             },
             source_cpu: src,
         }

@@ -10,6 +10,7 @@ mod deps;
 mod elf;
 mod libtest;
 mod linux;
+mod package;
 mod pool;
 mod profile;
 mod qemu;
@@ -20,6 +21,13 @@ mod test;
 #[allow(dead_code)]
 mod trace;
 mod ws;
+
+/// The reference hypervisor's device-tree parser and memory carver (pure code), tested
+/// here on the host against device trees written with vm-fdt.
+#[cfg(test)]
+#[path = "../../hypervisor/src/platform/board.rs"]
+#[allow(dead_code)]
+mod board;
 
 // [gicv2] The reference hypervisor's emulated GICv2 distributor and its guest
 // device-tree node (pure code), tested here on the host.
@@ -58,10 +66,14 @@ commands:
         `--guest uboot`: Debian's U-Boot. --cpu: QEMU's CPU model (default max;
         {models}). Ctrl-A x quits QEMU
   test [--jobs N] [--seed S] [--mode M] [--cpu MODEL] [ITEM...]
-        host unit tests, every QEMU scenario (debug hypervisor) and the mutation
-        check, each scenario once per CPU model of its row (default {default_models});
-        ends with `N passed, M failed`. ITEMs (unit, a scenario name,
-        mutation) select a subset; scenarios marked `(named only)` below run
+        host unit tests, the package checks, the exit-cost budgets, every QEMU
+        scenario (debug hypervisor) and the mutation checks, each scenario once per
+        CPU model of its row (default {default_models}); ends with `N passed, M failed`.
+        ITEMs (unit; package: cargo package + publish --dry-run without
+        warnings; doc: cargo doc for the aarch64 targets, warnings denied; msrv:
+        build with the rust-version toolchain, installed by rustup; budgets: the
+        bench rows against bench/budgets.toml; a scenario name; mutation) select a
+        subset; scenarios marked `(named only)` below run
         only when named. --jobs: QEMU runs at once (default 2). --seed: appends
         `seed=S` to every scenario's bootargs (decimal or 0x hex). --mode:
         Linux's `mode=` (passthrough or virtual). --cpu: run on MODEL only (rows
@@ -308,7 +320,7 @@ fn cmd_run(ws: &Workspace, b: &HvBuild, o: &RunOptions) -> Result<ExitCode, Stri
             let vcpus = o.vcpus.unwrap_or(u64::from(s.vcpus));
             scenarios::linux_bootargs(s, mode, assets.initramfs_len, false, vcpus)
         };
-        let bootargs = scenarios::with_seed(bootargs, o.seed);
+        let bootargs = scenarios::with_seed(scenarios::row_bootargs(s, bootargs), o.seed);
         println!("(QEMU's console: Ctrl-A x quits, Ctrl-A h lists its other keys)");
         linux::qemu_run(&hv, &assets, s, bootargs)
     } else {
@@ -316,14 +328,20 @@ fn cmd_run(ws: &Workspace, b: &HvBuild, o: &RunOptions) -> Result<ExitCode, Stri
         if scenario.is_none() {
             println!("note: {guest:?} is not one of the protocol's scenarios");
         }
-        let guest_elf = ws.guest_elf(guest);
+        let guest_elf = ws.guest_elf(scenario.map_or(guest, |s| s.guest_bin()));
         if !guest_elf.is_file() {
             return Err(format!("no guest binary {}", guest_elf.display()));
         }
-        let bootargs = scenarios::with_seed(scenarios::bootargs(guest, o.iters), o.seed);
-        let run = qemu::Run::new(&hv, &guest_elf, bootargs);
+        let mut bootargs = scenarios::bootargs(guest, o.iters);
+        if let Some(s) = scenario {
+            bootargs = scenarios::row_bootargs(s, bootargs);
+        }
+        let run = qemu::Run::new(&hv, &guest_elf, scenarios::with_seed(bootargs, o.seed));
         match scenario {
-            Some(s) => run.with_cpus(s.cpus).with_mem(s.mem),
+            Some(s) => run
+                .with_cpus(s.cpus)
+                .with_mem(s.mem)
+                .with_machine(s.machine),
             None => run,
         }
     };

@@ -61,6 +61,27 @@ pub struct Scenario {
     /// workaround): `test --cpu M` leaves it out for another M unless it is named.
     /// `false`: any model will do, `models` is only what the default matrix runs.
     pub model_bound: bool,
+    /// QEMU's machine (`-M`): the board the hypervisor discovers.
+    pub machine: &'static str,
+    /// RAM of the Linux/U-Boot VM (`vm_mem=` in the bootargs; `None`: the
+    /// hypervisor's default, 1 GiB).
+    pub vm_mem: Option<&'static str>,
+    /// More bootargs words for the hypervisor (`kernel_arg=...`, `guest_timer=phys`,
+    /// `selftest=...`, `guest=elf mode=...`).
+    pub extra_bootargs: &'static str,
+    /// The run must fail this way (a refusal the row checks); `None`: it must pass.
+    pub expect_failure: Option<ExpectFailure>,
+    /// The test guest binary, when it is not the one named after the scenario.
+    pub guest_bin: Option<&'static str>,
+}
+
+/// How a row that checks a refusal must end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpectFailure {
+    /// QEMU's exit status.
+    pub status: i32,
+    /// Text the output must contain (the one clear line).
+    pub text: &'static str,
 }
 
 /// The CPU models every row runs on unless it says otherwise: QEMU's `max` (VHE,
@@ -93,6 +114,11 @@ const fn scenario(name: &'static str, test_iters: u64) -> Scenario {
         guest_marker: None,
         models: DEFAULT_MODELS,
         model_bound: false,
+        machine: crate::qemu::DEFAULT_MACHINE,
+        vm_mem: None,
+        extra_bootargs: "",
+        expect_failure: None,
+        guest_bin: None,
     }
 }
 
@@ -122,6 +148,11 @@ const fn uboot(name: &'static str) -> Scenario {
 }
 
 impl Scenario {
+    /// The test guest binary this row runs.
+    pub fn guest_bin(&self) -> &'static str {
+        self.guest_bin.unwrap_or(self.name)
+    }
+
     const fn with_timeout(self, secs: u64) -> Scenario {
         Scenario {
             timeout: Duration::from_secs(secs),
@@ -154,7 +185,20 @@ impl Scenario {
     pub fn runs_on(&self, model: &str) -> bool {
         !self.model_bound || self.models.contains(&model)
     }
+
+    /// The same row on another board: QEMU machine `machine`, `cpus` cores, `mem` RAM.
+    const fn on_board(self, machine: &'static str, cpus: u8, mem: &'static str) -> Scenario {
+        Scenario {
+            machine,
+            cpus,
+            mem,
+            ..self
+        }
+    }
 }
+
+/// QEMU `virt` with a GICv4 (redistributors 0x40000 apart).
+const GICV4: &str = "virt,virtualization=on,gic-version=4";
 
 /// A benchmark with its own iteration counts and `round_trips` per guest iteration.
 const fn slow_bench(
@@ -222,10 +266,16 @@ pub const SCENARIOS: &[Scenario] = &[
         "cortex-a72",
         "cortex-a76",
     ]),
+    timed("aarch32", 1, 30),
     // iters = PRNG instruction words executed at EL1 (seed: bootargs `seed=`).
     timed("hostile", 100_000, 60),
     bench("bench-sysreg", 100, "sysreg_trap", 0),
     bench("bench-psci", 100, "psci_version", 1),
+    // A CPACR_EL1 write trapped (CPTR_EL2.TCPAC) and emulated in the crate. Only on
+    // `max`: the crate sets TCPAC on cores with SVE, SME, trace or S1POE, and
+    // cortex-a53 has none (its CPACR_EL1 is the guest's own, and QEMU keeps the RES0
+    // ZEN bits the guest writes there).
+    bench("bench-cpacr", 100, "cpacr_trap", 0).only_on(&["max"]),
     // Two physical cores: vCPU 1 starts on core 1 through the guest's PSCI CPU_ON.
     smp("smp", 1, 2),
     // Stage-2 geometry and VMID size follow the CPU: a level-0 root and VMID 0x1ff run
@@ -234,11 +284,24 @@ pub const SCENARIOS: &[Scenario] = &[
     timed("stage2", 1, 30),
     // Two VMs time-sliced on one core; iters = VM switches to survive.
     timed("isolation", 8, 60),
+    // Every MRS/MSR encoding (op0 2, 3) against the register inventory; iters unused.
+    timed("sweep", 1, 60),
+    // The sweep in two time-sliced VMs, then VM-specific patterns held across
+    // iters = VM switches, then a virtual SError each.
+    timed("sweep-isolation", 6, 90),
+    // Issue 8: guest self-hosted debug (breakpoints, watchpoints, software step over
+    // emulated instructions, the OS lock), one VM; iters unused.
+    timed("debug", 1, 30),
+    // Two VMs time-sliced on one core with different breakpoints and watchpoints armed;
+    // iters = VM switches to survive.
+    timed("debug-isolation", 40, 60),
     // Issue 4 benchmarks: switching a core between vCPUs, virtual interrupts, lazy FP.
     slow_bench("bench-switch", "vcpu_switch", 1, (2_000, 10_000), 2),
     slow_bench("bench-yield", "vcpu_rebind", 1, (2_000, 10_000), 1),
     slow_bench("bench-fp", "fp_first_use", 1, (2_000, 10_000), 1),
     slow_bench("bench-virq", "virq", 1, (2_000, 10_000), 1),
+    // Issue 8: the first debug register access after a bind (lazy debug switching).
+    slow_bench("bench-debug", "debug_first_use", 1, (2_000, 10_000), 1),
     // Debian's arm64 Linux kernel with a busybox initramfs on 2 vCPUs (Debian's
     // packages fetched into target/linux-cache/ on first use). Runs when named
     // (`cargo xtask test linux`); the last argument `true` puts it in the default set.
@@ -272,6 +335,86 @@ pub const SCENARIOS: &[Scenario] = &[
         ..linux("linux-1vcpu", 2, 180, true)
     },
     uboot("uboot"),
+    // Board variants (issue 9): the hypervisor discovers each board from its device
+    // tree. GICv4: redistributors 0x40000 apart, in both interrupt modes.
+    linux("linux-gicv4", 2, 60, true).on_board(GICV4, 2, "2G"),
+    Scenario {
+        linux_mode: Some("virtual"),
+        ..linux("linux-virtual-smp-gicv4", 2, 60, true).on_board(GICV4, 2, "2G")
+    },
+    // Four cores: Linux with 4 vCPUs in passthrough (all of the board's
+    // redistributors), and with 2 (the guest's last frame gets an emulated
+    // GICR_TYPER.Last).
+    Scenario {
+        vcpus: 4,
+        ..linux("linux-smp4", 4, 60, true)
+    },
+    Scenario {
+        vcpus: 2,
+        ..linux("linux-smp4-2vcpu", 4, 60, true).on_board(GICV4, 4, "2G")
+    },
+    // 512 MiB boards with VMs sized to fit, and a 4 GiB board (the VM's RAM is carved
+    // above 4 GiB there).
+    Scenario {
+        vm_mem: Some("256M"),
+        ..linux("linux-512m", 2, 60, true).on_board(crate::qemu::DEFAULT_MACHINE, 2, "512M")
+    },
+    Scenario {
+        vm_mem: Some("256M"),
+        ..uboot("uboot-512m").on_board(crate::qemu::DEFAULT_MACHINE, 2, "512M")
+    },
+    linux("linux-4g", 2, 60, true).on_board(crate::qemu::DEFAULT_MACHINE, 2, "4G"),
+    // A VM that does not fit is refused with one line and status 1, at once.
+    Scenario {
+        expect_failure: Some(ExpectFailure {
+            status: 1,
+            text: "needs 1024 MiB of RAM, but the largest free block",
+        }),
+        guest_marker: None,
+        ..linux("linux-too-big", 2, 30, true).on_board(crate::qemu::DEFAULT_MACHINE, 2, "512M")
+    },
+    // PSCI SYSTEM_OFF from vCPU 1 (`reboot=s1`: Linux powers off on CPU 1) ends the
+    // VM in passthrough mode.
+    Scenario {
+        extra_bootargs: "kernel_arg=reboot=s1",
+        ..linux("linux-off-vcpu1", 2, 60, true)
+    },
+    // Virtual mode with Linux on the EL1 physical timer (PPI 30): the device tree
+    // lists only the physical timers.
+    Scenario {
+        linux_mode: Some("virtual"),
+        extra_bootargs: "guest_timer=phys",
+        ..linux("linux-virtual-smp-ptimer", 2, 60, true)
+    },
+    Scenario {
+        linux_mode: Some("virtual"),
+        extra_bootargs: "guest_timer=phys",
+        ..linux("linux-virtual-ptimer", 1, 60, true)
+    },
+    // The EL1 timers' PPIs through the emulated GIC (a test guest in the
+    // virtual-interrupt mode): PPI 30 delivered, a held PPI 27 re-sampled on enable.
+    Scenario {
+        extra_bootargs: "guest=elf mode=virtual cores=1",
+        guest_marker: Some("VGIC_TIMERS"),
+        ..timed("vgic-timers", 1, 30)
+    },
+    Scenario {
+        extra_bootargs: "guest=elf mode=virtual cores=2",
+        guest_marker: Some("VGIC_TIMERS"),
+        guest_bin: Some("vgic-timers"),
+        ..smp("vgic-timers-smp", 1, 2)
+    },
+    // A fault of the hypervisor before arm_vcpu's vectors are installed is reported
+    // (ESR/ELR/FAR) by boot.S's vector, status 102.
+    Scenario {
+        expect_failure: Some(ExpectFailure {
+            status: 102,
+            text: "ARM_VCPU_PANIC early exception at EL2 (before the arm_vcpu vectors): ESR_EL2 0x",
+        }),
+        extra_bootargs: "selftest=early-fault",
+        guest_marker: None,
+        ..linux("early-fault", 2, 30, true)
+    },
 ];
 
 /// The scenario `cargo xtask run` boots when no `--guest` is given.
@@ -330,6 +473,35 @@ pub const MUTATIONS: &[Mutation] = &[
         models: Some(&["max", "cortex-a57"]),
     },
     Mutation {
+        scenario: "aarch32",
+        cfg: "aarch32-it",
+        breaks: "an emulated AArch32 instruction does not advance the T32 IT state",
+        reason: "T32 mrceq DBGDIDR in an IT block: r0: got",
+        models: None,
+    },
+    Mutation {
+        scenario: "debug-isolation",
+        cfg: "skip-dbgbvr",
+        breaks: "a vCPU's DBGBVR0_EL1 is left out of the lazy debug switch",
+        reason: "own breakpoint did not fire",
+        models: None,
+    },
+    Mutation {
+        scenario: "sweep-isolation",
+        cfg: "skip-tpidr2",
+        breaks: "TPIDR2_EL0 (FEAT_SME, not trapped by CPTR_EL2.TSM) is left out of the bind/unbind switch",
+        reason: "TPIDR2_EL0: expected",
+        // TPIDR2_EL0 exists with FEAT_SME only (max; not cortex-a53).
+        models: Some(&["max"]),
+    },
+    Mutation {
+        scenario: "sweep-isolation",
+        cfg: "skip-dbgbvr",
+        breaks: "a vCPU's DBGBVR0_EL1 is left out of the lazy debug switch (the two-VM sweep patterns it)",
+        reason: "DBGBVR0_EL1: expected",
+        models: None,
+    },
+    Mutation {
         scenario: "hostile",
         cfg: "gpr-restore",
         breaks: "the exit vector does not save guest x28 (a register no word names changes)",
@@ -361,6 +533,41 @@ pub fn caught_by_own_check(m: &Mutation, output: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// `bootargs` with the row's own words: `vm_mem=` and [`Scenario::extra_bootargs`].
+pub fn row_bootargs(s: &Scenario, bootargs: String) -> String {
+    let mut a = bootargs;
+    if let Some(m) = s.vm_mem {
+        a.push_str(&format!(" vm_mem={m}"));
+    }
+    if !s.extra_bootargs.is_empty() {
+        a.push(' ');
+        a.push_str(s.extra_bootargs);
+    }
+    a
+}
+
+/// Whether a refusal row's run ended as `e` says: that exit status, the text in the
+/// output, and no timeout (a hang is not a refusal).
+pub fn failed_as_expected(
+    e: &ExpectFailure,
+    end: crate::qemu::End,
+    output: &str,
+) -> Result<(), String> {
+    match end {
+        crate::qemu::End::Exited(Some(c)) if c == e.status => {}
+        other => {
+            return Err(format!(
+                "expected exit status {} (a refusal), got {other:?}",
+                e.status
+            ))
+        }
+    }
+    if !output.contains(e.text) {
+        return Err(format!("the output lacks {:?}", e.text));
+    }
+    Ok(())
+}
+
 /// Looks a scenario up by name.
 pub fn find(name: &str) -> Option<&'static Scenario> {
     SCENARIOS.iter().find(|s| s.name == name)
@@ -373,7 +580,7 @@ pub fn bootargs(scenario: &str, iters: u64) -> String {
 
 /// The bootargs of a U-Boot run: the size of the staged `u-boot.bin`.
 pub fn uboot_bootargs(scenario: &str, image_size: u64) -> String {
-    format!("scenario={scenario} image_size={image_size}")
+    format!("scenario={scenario} guest=uboot image_size={image_size}")
 }
 
 /// The bootargs of a Linux guest run of row `s`: `guest=linux`, the interrupt mode
@@ -499,6 +706,37 @@ mod tests {
     }
 
     #[test]
+    fn board_variant_rows() {
+        let g4 = find("linux-gicv4").unwrap();
+        assert_eq!(g4.machine, "virt,virtualization=on,gic-version=4");
+        assert_eq!(find("linux").unwrap().machine, crate::qemu::DEFAULT_MACHINE);
+        let small = find("linux-512m").unwrap();
+        assert_eq!((small.mem, small.vm_mem), ("512M", Some("256M")));
+        assert_eq!(
+            row_bootargs(small, "scenario=linux-512m".into()),
+            "scenario=linux-512m vm_mem=256M"
+        );
+        let off = find("linux-off-vcpu1").unwrap();
+        assert_eq!(row_bootargs(off, "a=1".into()), "a=1 kernel_arg=reboot=s1");
+        assert_eq!(find("linux-smp4").unwrap().cpus, 4);
+        assert_eq!(find("vgic-timers-smp").unwrap().guest_bin(), "vgic-timers");
+        assert_eq!(find("demo").unwrap().guest_bin(), "demo");
+    }
+
+    #[test]
+    fn refusal_rows_need_their_status_and_line() {
+        use crate::qemu::End;
+        let e = find("linux-too-big").unwrap().expect_failure.unwrap();
+        let out = format!("refhv: Linux VM {}", e.text);
+        assert!(failed_as_expected(&e, End::Exited(Some(1)), &out).is_ok());
+        assert!(failed_as_expected(&e, End::Exited(Some(0)), &out).is_err());
+        assert!(failed_as_expected(&e, End::TimedOut, &out).is_err());
+        assert!(failed_as_expected(&e, End::Exited(Some(1)), "other failure").is_err());
+        let f = find("early-fault").unwrap().expect_failure.unwrap();
+        assert_eq!(f.status, 102);
+    }
+
+    #[test]
     fn mutation_needs_its_own_reason() {
         let m = &MUTATIONS[0];
         let own = format!(
@@ -611,11 +849,13 @@ mod tests {
                 m.cfg
             );
         }
-        // Every scenario of the earlier issues stays in the default set, unchanged.
+        // Every scenario of the earlier issues stays in the default set, unchanged
+        // (test guests in the virtual-interrupt mode give their own marker).
         for s in SCENARIOS.iter().filter(|s| s.guest == Guest::TestElf) {
             assert!(s.in_default_tests, "{}", s.name);
             assert_eq!(s.mem, "1G", "{}", s.name);
-            assert_eq!(s.guest_marker, None, "{}", s.name);
+            let virtual_mode = s.extra_bootargs.contains("mode=virtual");
+            assert_eq!(s.guest_marker.is_some(), virtual_mode, "{}", s.name);
         }
         let rows: Vec<_> = SCENARIOS.iter().filter_map(|s| s.bench_row).collect();
         assert_eq!(
@@ -625,10 +865,12 @@ mod tests {
                 "mmio_read",
                 "sysreg_trap",
                 "psci_version",
+                "cpacr_trap",
                 "vcpu_switch",
                 "vcpu_rebind",
                 "fp_first_use",
-                "virq"
+                "virq",
+                "debug_first_use"
             ]
         );
         for s in SCENARIOS.iter().filter(|s| s.bench_iters.0 != 0) {

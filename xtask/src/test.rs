@@ -7,10 +7,18 @@ use std::process::{ExitCode, Stdio};
 use crate::qemu::{self, End};
 use crate::scenarios::{self, Guest, Scenario, MUTATIONS, SCENARIOS};
 use crate::ws::{self, HvBuild, Profile, Workspace};
-use crate::{budget, deps, libtest, linux, pool};
+use crate::{budget, deps, libtest, linux, package, pool};
 
 /// Host crates whose tests run under `cargo xtask test`.
-const HOST_CRATES: &[&str] = &["arm_vcpu", "xtask"];
+const HOST_CRATES: &[&str] = &[package::LIB_PACKAGE, package::ADAPTER_PACKAGE, "xtask"];
+/// One package check: its item name and what runs it.
+type PackageCheck = (&'static str, fn(&Workspace) -> package::Check);
+/// The package checks (`package.rs`), each one test item, run after the unit tests.
+const PACKAGE_CHECKS: &[PackageCheck] = &[
+    ("package", package::package),
+    ("doc", package::doc),
+    ("msrv", package::msrv),
+];
 /// Target dir of the mutant hypervisor (relative to the workspace root).
 /// Mutant builds go to `target/mutant-<cfg>`.
 const MUTANT_TARGET_DIR: &str = "target/mutant";
@@ -84,9 +92,15 @@ pub fn run(ws: &Workspace, opts: &Options) -> Result<ExitCode, String> {
         cpu,
     } = *opts;
     for o in only {
-        if o != "unit" && o != "mutation" && o != "budgets" && scenarios::find(o).is_none() {
+        let check = PACKAGE_CHECKS.iter().any(|(name, _)| name == o);
+        if o != "unit"
+            && o != "mutation"
+            && o != "budgets"
+            && !check
+            && scenarios::find(o).is_none()
+        {
             return Err(format!(
-                "unknown test item {o:?} (unit, budgets, mutation, or a scenario name)"
+                "unknown test item {o:?} (unit, package, doc, msrv, budgets, mutation, or a scenario name)"
             ));
         }
     }
@@ -112,6 +126,15 @@ pub fn run(ws: &Workspace, opts: &Options) -> Result<ExitCode, String> {
 
     if selected(only, "unit") {
         unit_tests(ws, &mut tally);
+    }
+    for (name, check) in PACKAGE_CHECKS {
+        if selected(only, name) {
+            let c = check(ws);
+            tally.item(c.ok, &c.line);
+            for d in &c.details {
+                println!("    {d}");
+            }
+        }
     }
     if selected(only, "budgets") {
         budget_gate(ws, &mut tally);
@@ -173,19 +196,23 @@ pub fn run(ws: &Workspace, opts: &Options) -> Result<ExitCode, String> {
                         u64::from(s.vcpus),
                     )
                 };
-                let bootargs = scenarios::with_seed(bootargs, seed);
+                let bootargs = scenarios::with_seed(scenarios::row_bootargs(s, bootargs), seed);
                 return Ok(linux::qemu_run(&hv, &assets, s, bootargs).with_cpu(model));
             }
             guests.clone()?;
-            let guest = ws.guest_elf(s.name);
+            let guest = ws.guest_elf(s.guest_bin());
             if !guest.is_file() {
                 return Err(format!("no guest binary {}", guest.display()));
             }
-            let bootargs = scenarios::with_seed(scenarios::bootargs(s.name, s.test_iters), seed);
+            let bootargs = scenarios::with_seed(
+                scenarios::row_bootargs(s, scenarios::bootargs(s.name, s.test_iters)),
+                seed,
+            );
             Ok(qemu::Run::new(&hv, &guest, bootargs)
                 .with_cpu(model)
                 .with_cpus(s.cpus)
-                .with_mem(s.mem))
+                .with_mem(s.mem)
+                .with_machine(s.machine))
         };
         for &(s, model) in &matrix {
             let what = format!("scenario {}", s.name);
@@ -406,7 +433,13 @@ fn run_item(item: Item, logs: &Path) -> Outcome {
             }
         }
     };
-    let captured = match qemu::run_captured_typing(run.command(), s.timeout, s.typing) {
+    // A guest kernel's panic ends a Linux run at once (a failure).
+    let stop: &'static [&'static str] = if s.guest == Guest::Linux {
+        &[qemu::GUEST_PANIC]
+    } else {
+        &[]
+    };
+    let captured = match qemu::run_captured_full(run.command(), s.timeout, s.typing, stop) {
         Ok(c) => c,
         Err(e) => {
             return Outcome {
@@ -426,18 +459,21 @@ fn run_item(item: Item, logs: &Path) -> Outcome {
             captured.end
         ),
     );
-    let verdict = qemu::judge_with_guest(s.name, s.guest_marker, captured.end, &captured.output)
-        .map_err(|why| {
-            if captured.end == End::TimedOut {
-                why.replacen(
-                    "TIMEOUT",
-                    &format!("TIMEOUT (killed after {} s)", s.timeout.as_secs()),
-                    1,
-                )
-            } else {
-                why
-            }
-        });
+    let verdict = match &s.expect_failure {
+        Some(e) => scenarios::failed_as_expected(e, captured.end, &captured.output),
+        None => qemu::judge_with_guest(s.name, s.guest_marker, captured.end, &captured.output),
+    }
+    .map_err(|why| {
+        if captured.end == End::TimedOut {
+            why.replacen(
+                "TIMEOUT",
+                &format!("TIMEOUT (killed after {} s)", s.timeout.as_secs()),
+                1,
+            )
+        } else {
+            why
+        }
+    });
     let secs = captured.elapsed.as_secs_f64();
     let (ok, line, show_tail) = match (item.expect, verdict) {
         (Expect::Pass, Ok(())) => (true, format!("{} ({secs:.1} s)", item.label), false),

@@ -222,6 +222,7 @@ pub trait VgicRegisters: ListRegisters {
 }
 
 /// The list registers an unbound vCPU keeps (`VgicState::lr`), in `format`.
+#[derive(Debug)]
 pub struct SavedLrs<'a> {
     /// The encoding.
     pub format: LrFormat,
@@ -257,6 +258,7 @@ impl ListRegisters for SavedLrs<'_> {
 
 /// Where [`place`] put an interrupt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Placement {
     /// Written to list register `n`.
     Lr(usize),

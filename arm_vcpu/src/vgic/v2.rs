@@ -192,6 +192,7 @@ pub trait Mmio32 {
 
 /// The GICv2 virtual interface control of the calling core (its GICH frame), shaped
 /// as `GICH_VTR` said.
+#[derive(Debug)]
 pub struct Gich<M> {
     /// The frame.
     pub frame: M,

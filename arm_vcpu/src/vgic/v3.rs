@@ -102,6 +102,7 @@ pub trait IchAccess {
 }
 
 /// The GICv3 virtual CPU interface of the calling core, shaped as `ICH_VTR_EL2` said.
+#[derive(Debug)]
 pub struct Ich<S> {
     /// The register access.
     pub regs: S,

@@ -515,17 +515,23 @@ fn emulated(c: &mut Checks, exits: &mut Exits) {
     ) {
         c.check_eq(format_args!("OSLSR_EL1 after unlocking"), s.regs[2], 0x8);
     }
-    // Breakpoint/watchpoint registers: RAZ/WI.
-    for (name, op2) in [("DBGBVR0_EL1", 4), ("DBGBCR0_EL1", 5), ("DBGWVR0_EL1", 6)] {
+    // Breakpoint/watchpoint registers: the vCPU's own (switched lazily), so they read
+    // back what was written (valid values: an aligned address, a disabled breakpoint
+    // with PMC = 0b11, BAS = 0xf).
+    for (name, op2, v) in [
+        ("DBGBVR0_EL1", 4, 0x4008_0000),
+        ("DBGBCR0_EL1", 5, 0x1e6),
+        ("DBGWVR0_EL1", 6, 0x4008_0000),
+    ] {
         let words = [enc::msr(1, 2, 0, 0, 0, op2), enc::mrs(2, 2, 0, 0, 0, op2)];
         if let Some(s) = pass(
             c,
             format_args!("MSR/MRS {name}"),
             &words,
-            &with(&[(1, 0x4008_0000)]),
+            &with(&[(1, v)]),
             x(2),
         ) {
-            c.check_eq(format_args!("{name} after a write"), s.regs[2], 0);
+            c.check_eq(format_args!("{name} after a write"), s.regs[2], v);
         }
     }
     pass(
