@@ -180,7 +180,7 @@ pub struct Aarch64PerCpu {
     host_mdcr: u64,
     /// The host's feature ID space (see `idregs`).
     id_space: [u64; crate::idregs::ID_SPACE_LEN],
-    /// [gicv2] The virtual CPU interface found at `hardware_enable` (GICv3 system
+    /// The virtual CPU interface found at `hardware_enable` (GICv3 system
     /// registers, a GICv2 GICH frame, or none), and what the host said about it.
     iface: crate::vgic::VirtualInterface,
     gich: Option<usize>,
@@ -259,7 +259,7 @@ impl Aarch64PerCpu {
         Ok(())
     }
 
-    /// [gicv2] Says that this core's GIC is a GICv2 with virtualization (GIC-400
+    /// Says that this core's GIC is a GICv2 with virtualization (GIC-400
     /// class), whose virtual interface control frame (GICH, found in the host's device
     /// tree) the host has mapped as Device memory at EL2 address `gich`: the crate then
     /// delivers virtual interrupts through `GICH_LR<n>` and switches the frame's state
@@ -283,7 +283,7 @@ impl Aarch64PerCpu {
         Ok(())
     }
 
-    /// [gicv2] The INTID of the virtual interface's maintenance interrupt on this core
+    /// The INTID of the virtual interface's maintenance interrupt on this core
     /// (a PPI, 16–31; from the host's device tree; default 25, the Server Base System
     /// Architecture's, which QEMU `virt` uses). The host enables it at its GIC and
     /// routes it to EL2; the crate handles it inside `run()` (reading `*_MISR`, never
@@ -299,7 +299,7 @@ impl Aarch64PerCpu {
         Ok(())
     }
 
-    /// [gicv2] The virtual CPU interface this core uses (valid once enabled).
+    /// The virtual CPU interface this core uses (valid once enabled).
     pub fn virtual_interface(&self) -> &crate::vgic::VirtualInterface {
         &self.iface
     }
@@ -440,7 +440,7 @@ impl Aarch64PerCpu {
         Ok(())
     }
 
-    /// [gicv2] Finds the virtual CPU interface (`VirtualInterface::choose`), reads its
+    /// Finds the virtual CPU interface (`VirtualInterface::choose`), reads its
     /// shape and puts it in a known state (disabled, list registers empty). Returns the
     /// raw `ICH_VTR_EL2` when the GICv3 interface is chosen (0 otherwise).
     #[cfg(target_arch = "aarch64")]

@@ -127,7 +127,7 @@ pub struct Aarch64VCpu {
     fp_loaded: bool,
     /// The host changed the stage-2 tables: invalidate the VMID at the next bind.
     stage2_dirty: bool,
-    /// [gicv2] The virtual CPU interface: state while unbound, queued interrupts, the
+    /// The virtual CPU interface: state while unbound, queued interrupts, the
     /// interface (GICv3 or GICv2) of the core last bound to.
     vgic: VcpuInterface,
     /// The EL1 physical timer, when emulated.
@@ -1098,7 +1098,7 @@ impl Aarch64VCpu {
         self.inject_queued(QueuedInterrupt::new(vi))
     }
 
-    /// [gicv2] Makes SGI `vi.intid` (0–15) pending as sent by CPU interface
+    /// Makes SGI `vi.intid` (0–15) pending as sent by CPU interface
     /// `source_cpu` (0–7): on GICv2 the source is part of the interrupt (the guest
     /// reads it from `GICC_IAR.CPUID` and writes it back to `GICC_EOIR`), and the same
     /// SGI from two sources is two interrupts. A GICv3 list register has no source:
@@ -1143,13 +1143,13 @@ impl Aarch64VCpu {
         &self.vgic.state
     }
 
-    /// [gicv2] The virtual CPU interface of the core this vCPU was last bound to
+    /// The virtual CPU interface of the core this vCPU was last bound to
     /// ([`vgic::VirtualInterface::NONE`] before its first bind).
     pub fn virtual_interface(&self) -> &vgic::VirtualInterface {
         &self.vgic.iface
     }
 
-    /// [gicv2] The guest's virtual CPU interface controls (`ICH_VMCR_EL2` or
+    /// The guest's virtual CPU interface controls (`ICH_VMCR_EL2` or
     /// `GICH_VMCR`, decoded) as of the last unbind.
     pub fn virtual_machine_control(&self) -> vgic::VirtualMachineControl {
         self.vgic.vmcr()

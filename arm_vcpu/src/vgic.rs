@@ -127,7 +127,7 @@ pub enum InjectIrqError {
     /// (neither GICv3 system registers nor a GICv2 GICH frame). The interrupt could
     /// never be delivered, so it is not queued.
     NoVirtualInterface,
-    /// [gicv2] A GICv2 SGI source CPU of 8 or more, or a source given for an
+    /// A GICv2 SGI source CPU of 8 or more, or a source given for an
     /// interrupt that is not an SGI (or a GICv3 list register asked to carry one).
     InvalidSourceCpu,
 }
@@ -667,7 +667,7 @@ pub const fn decode_sgi(value: u64, register: SgiRegister) -> SgiRequest {
     }
 }
 
-/// [gicv2] The virtual CPU interface side of one vCPU: its saved state, its queue, and
+/// The virtual CPU interface side of one vCPU: its saved state, its queue, and
 /// the interface of the core it last ran on. The hardware is passed in (generic over
 /// [`list_registers::VgicRegisters`]), so the host tests run the same code on fakes.
 #[derive(Clone, Copy, Debug, Default)]

@@ -1,4 +1,4 @@
-//! [gicv2] The GICv2 virtual interface control frame (GICH, IHI 0048B 5.3), by MMIO,
+//! The GICv2 virtual interface control frame (GICH, IHI 0048B 5.3), by MMIO,
 //! for [`crate::vgic::v2::Gich`].
 
 use crate::vgic::v2::{gich, Mmio32};

@@ -1,4 +1,4 @@
-//! [gicv2] The GICv3 virtual CPU interface system registers (`ICH_*_EL2`, IHI 0069)
+//! The GICv3 virtual CPU interface system registers (`ICH_*_EL2`, IHI 0069)
 //! and `ICC_SRE_EL2`, for [`crate::vgic::v3::Ich`].
 
 use core::arch::asm;

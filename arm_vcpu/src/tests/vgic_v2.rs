@@ -1,4 +1,4 @@
-//! [gicv2] The list-register abstraction against both backends — the GICv3 `ICH_*_EL2`
+//! The list-register abstraction against both backends — the GICv3 `ICH_*_EL2`
 //! registers and the GICv2 GICH frame — through fake register files that behave as
 //! the architecture says (the empty-register bitmap and the maintenance status follow
 //! the list registers; read-only registers ignore writes); both list-register

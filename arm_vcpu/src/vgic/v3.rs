@@ -5,7 +5,7 @@
 use super::list_registers::{lr_mask, ListEntry, ListRegisters, LrFormat, LrState, VgicRegisters};
 use super::{InjectIrqError, VgicState, VirtualMachineControl, VtrInfo};
 
-/// `ICH_LR<n>_EL2` (IHI 0069 "ICH_LR<n>_EL2"): vINTID \[31:0\], pINTID \[44:32\]
+/// `ICH_LR<n>_EL2` (IHI 0069 "`ICH_LR<n>_EL2`"): vINTID \[31:0\], pINTID \[44:32\]
 /// when HW is set or EOI \[41\] when it is not, Priority \[55:48\], Group \[60\],
 /// HW \[61\], State \[63:62\]. Encodes `e`; fails for a physical INTID wider than
 /// 13 bits, a source CPU (GICv3 list registers have none), or EOI together with HW.
