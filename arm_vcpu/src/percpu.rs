@@ -52,6 +52,21 @@ pub struct CpuFeatures {
 }
 
 /// A 4-bit ID register field at `lsb`.
+/// The core's ID space as the crate and its VMs see it with virtual interface `kind`:
+/// without a GICv3 virtual interface (a GICv2 GICH frame, or a GICv3 whose system
+/// registers cannot be enabled) `ID_AA64PFR0_EL1.GIC` \[27:24\] is 0 — no GIC system
+/// registers, as KVM shows a GICv2 VM — so the inventory's FEAT_GICv3 rows (`ICC_*`)
+/// and the guest's ID view agree with the backend.
+pub(crate) const fn id_space_for_interface(
+    mut id: [u64; crate::idregs::ID_SPACE_LEN],
+    kind: crate::vgic::InterfaceKind,
+) -> [u64; crate::idregs::ID_SPACE_LEN] {
+    if !matches!(kind, crate::vgic::InterfaceKind::V3) {
+        id[crate::idregs::ID_AA64PFR0] &= !(0xf << 24);
+    }
+    id
+}
+
 const fn field(v: u64, lsb: u32) -> u8 {
     ((v >> lsb) & 0xf) as u8
 }
@@ -421,14 +436,7 @@ impl Aarch64PerCpu {
             self.id_space = crate::hw::read_id_space();
             self.probe_workarounds();
             let vtr = self.probe_virtual_interface();
-            if self.iface.kind != crate::vgic::InterfaceKind::V3 {
-                // [gicv2] No GICv3 virtual interface on this core (a GICv2 GICH frame,
-                // or a GICv3 whose system registers cannot be enabled): as far as the
-                // crate and its VMs go the core has no GIC system registers
-                // (`ID_AA64PFR0_EL1.GIC` [27:24] = 0, as KVM shows a GICv2 VM), so the
-                // inventory's FEAT_GICv3 rows (ICC_*) and the guest's view agree.
-                self.id_space[crate::idregs::ID_AA64PFR0] &= !(0xf << 24);
-            }
+            self.id_space = id_space_for_interface(self.id_space, self.iface.kind);
             self.features = self.features.with_id_space(&self.id_space, vtr);
             (self.features.revidr, self.features.aidr) = crate::hw::revidr_aidr();
             self.tlb_owner = [(0, 0); TLB_OWNER_SLOTS];

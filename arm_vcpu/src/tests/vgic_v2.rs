@@ -1102,3 +1102,39 @@ fn maintenance_decides_from_what_it_wrote() {
         "the queued remainder keeps a maintenance interrupt armed"
     );
 }
+
+/// A core whose virtual interface is not the GICv3 one shows no GIC system registers
+/// (`ID_AA64PFR0_EL1.GIC` = 0): not in the crate's feature set (the inventory's
+/// FEAT_GICv3 rows, `ICC_*`) nor in the VM's ID view. A GICv3 core keeps the field.
+#[test]
+fn gic_sysregs_follow_the_interface_backend() {
+    use crate::idregs::{IdRegisters, ID_AA64PFR0, ID_SPACE_LEN};
+    use crate::percpu::id_space_for_interface;
+    use crate::sysreg::{Feature, FeatureSet};
+    let mut host = [0u64; ID_SPACE_LEN];
+    // EL0/EL1 AArch64, FP/AdvSIMD, GIC = 1 (GICv3 system registers).
+    host[ID_AA64PFR0] = 0x0100_0011;
+    for (kind, gicv3) in [
+        (InterfaceKind::V3, true),
+        (InterfaceKind::V2, false),
+        (InterfaceKind::None, false),
+    ] {
+        let id = id_space_for_interface(host, kind);
+        assert_eq!(
+            FeatureSet::from_id_space(&id).has(Feature::Gicv3),
+            gicv3,
+            "{kind:?}"
+        );
+        let view = IdRegisters::sanitized(&id, false, 40);
+        assert_eq!(
+            (view.values()[ID_AA64PFR0] >> 24) & 0xf,
+            u64::from(gicv3),
+            "{kind:?}"
+        );
+        // Nothing else changes.
+        assert_eq!(
+            id[ID_AA64PFR0] & !(0xf << 24),
+            host[ID_AA64PFR0] & !(0xf << 24)
+        );
+    }
+}
