@@ -15,8 +15,8 @@ use crate::memory::{self, GuestMemory};
 use crate::vm::{hvc, ExitStats};
 use crate::{gic, loader};
 
-/// Host-physical RAM of each VM (128 MiB each, both at IPA 0x4000_0000).
-const VM_RAM: [u64; 2] = [0x5000_0000, 0x5800_0000];
+/// RAM of each VM (128 MiB each, carved from the board's memory, both at IPA
+/// 0x4000_0000).
 const VM_RAM_SIZE: u64 = 0x0800_0000;
 /// Time slice: about 1 ms at QEMU's 62.5 MHz counter.
 const SLICE_TICKS: u64 = 62_500;
@@ -42,7 +42,7 @@ pub fn run_isolation(iters: u64) -> (Verdict, ExitStats) {
 }
 
 fn build(role: usize, iters: u64) -> Result<Guest, &'static str> {
-    let mem = GuestMemory::at(VM_RAM[role], VM_RAM_SIZE).map_err(|_| "stage-2 mapping failed")?;
+    let mem = GuestMemory::alloc(VM_RAM_SIZE, "isolation VM")?;
     let entry =
         loader::load_elf(loader::staging(), &mem).map_err(|_| "cannot load the guest image")?;
     let mut vcpu = Aarch64VCpu::new(Aarch64VCpuCreateConfig {
@@ -76,7 +76,7 @@ fn build(role: usize, iters: u64) -> Result<Guest, &'static str> {
     info!(
         "VM {}: RAM {:#x}, VMID {}, entry {:#x}",
         role,
-        VM_RAM[role],
+        mem.pa(),
         role + 1,
         entry
     );

@@ -139,7 +139,7 @@ fn build_and_run(
     percpu
         .hardware_enable()
         .map_err(|_| "hardware_enable failed")?;
-    let mem = GuestMemory::new().map_err(|_| "stage-2 mapping failed")?;
+    let mem = GuestMemory::new()?;
     let entry = loader::load_elf(loader::staging(), &mem).map_err(|e| {
         error!("guest image: {:?}", e);
         "cannot load the guest image"

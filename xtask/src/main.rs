@@ -21,6 +21,13 @@ mod test;
 mod trace;
 mod ws;
 
+/// The reference hypervisor's device-tree parser and memory carver (pure code), tested
+/// here on the host against device trees written with vm-fdt.
+#[cfg(test)]
+#[path = "../../hypervisor/src/platform/board.rs"]
+#[allow(dead_code)]
+mod board;
+
 use std::process::ExitCode;
 
 use ws::{HvBuild, Profile, Workspace};
