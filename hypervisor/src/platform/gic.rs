@@ -296,6 +296,59 @@ pub fn arm_hyp_timer(ticks: u64) {
     };
 }
 
+/// Arms the EL2 physical timer (CNTHP) to fire when the physical count reaches
+/// `cval` (CNTHP_CVAL_EL2, absolute).
+pub fn arm_hyp_timer_at(cval: u64) {
+    // SAFETY: CNTHP_CVAL_EL2 / CNTHP_CTL_EL2 belong to the host; ENABLE = 1, IMASK = 0.
+    unsafe {
+        core::arch::asm!(
+            "msr cnthp_cval_el2, {t}",
+            "mov {c}, #1",
+            "msr cnthp_ctl_el2, {c}",
+            "isb",
+            t = in(reg) cval,
+            c = out(reg) _,
+            options(nostack),
+        )
+    };
+}
+
+/// One core's redistributor SGI/PPI frame, for the scheduler's per-vCPU switches of
+/// the EL1 timer PPIs (looked up once per core, not per switch).
+#[derive(Clone, Copy, Debug)]
+pub struct LocalRedist {
+    sgi: u64,
+}
+
+impl LocalRedist {
+    /// Core `cpu`'s.
+    pub fn of(cpu: usize) -> Option<Self> {
+        super::redistributor(cpu).map(|f| Self {
+            sgi: f.base + SGI_PAGE,
+        })
+    }
+
+    /// Whether PPI `intid` is active (GICR_ISACTIVER0).
+    pub fn active(&self, intid: u32) -> bool {
+        r32(self.sgi + 0x300) & (1 << (intid & 31)) != 0
+    }
+
+    /// Sets or clears the active state of PPI `intid` (GICR_ISACTIVER0 /
+    /// GICR_ICACTIVER0): a descheduled vCPU's hardware-linked timer interrupt must not
+    /// block the next vCPU's.
+    pub fn set_active(&self, intid: u32, active: bool) {
+        w32(
+            self.sgi + if active { 0x300 } else { 0x380 },
+            1 << (intid & 31),
+        );
+    }
+
+    /// Enables or disables PPI `intid` (GICR_ISENABLER0 / GICR_ICENABLER0).
+    pub fn set_enabled(&self, intid: u32, on: bool) {
+        w32(self.sgi + if on { 0x100 } else { 0x180 }, 1 << (intid & 31));
+    }
+}
+
 /// Disables the EL2 physical timer.
 pub fn stop_hyp_timer() {
     // SAFETY: as above; ENABLE = 0.

@@ -223,6 +223,11 @@ pub fn alloc_ram(size: u64, what: &str) -> Result<u64, &'static str> {
     }
 }
 
+/// Bytes of the board's RAM not yet given out (all free blocks together).
+pub fn free_ram() -> u64 {
+    CARVER.lock().as_ref().map_or(0, |c| c.free_bytes())
+}
+
 /// A one-line description of the board, for the log.
 pub fn describe() {
     let b = board();

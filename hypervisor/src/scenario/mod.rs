@@ -5,7 +5,12 @@
 //! To add one: write a type implementing [`Scenario`] in its own file here and add
 //! it to [`by_name`].
 
-use arm_vcpu::{Aarch64VCpuSetupConfig, Conduit, PsciRequest, SysRegAddr, VmExit};
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use arm_vcpu::{
+    Aarch64VCpuSetupConfig, Conduit, PsciRequest, SysRegAddr, VirtualInterrupt, VmExit,
+};
 
 use crate::devices::WidthCounts;
 
@@ -14,17 +19,30 @@ mod bench;
 mod classes;
 mod hostile;
 mod inject;
+mod isolation;
 mod psci;
+mod smp;
 
 /// What the VM tells a scenario about itself when it asks.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct VmInfo {
+#[derive(Clone, Copy, Debug)]
+pub struct VmInfo<'a> {
     /// Test-device reads and writes by width.
     pub dev_reads: WidthCounts,
     /// Test-device writes by width.
     pub dev_writes: WidthCounts,
-    /// External-interrupt exits so far.
+    /// External-interrupt exits of the VM's vCPUs so far.
     pub irqs: u64,
+    /// Switches between vCPUs of different VMs on the cores so far.
+    pub vm_switches: u64,
+    /// Per vCPU: the physical cores (a bit each) it has run on.
+    pub ran_on: &'a [AtomicU64],
+}
+
+impl VmInfo<'_> {
+    /// The cores (a bit each) vCPU `i` has run on.
+    pub fn ran_on(&self, i: usize) -> u64 {
+        self.ran_on.get(i).map_or(0, |a| a.load(Ordering::Relaxed))
+    }
 }
 
 /// What to do with a stage-2 abort the VM has nothing mapped for.
@@ -54,9 +72,32 @@ pub trait Scenario {
         &[]
     }
 
-    /// Whether the host arms its EL2 timer (external-interrupt exits).
-    fn wants_timer_irqs(&self) -> bool {
-        false
+    /// Period (microseconds) of a host tick the VM's core takes while the VM runs
+    /// (its EL2 timer, as external-interrupt exits); `None`: none.
+    fn host_tick_us(&self) -> Option<u64> {
+        None
+    }
+
+    /// Physical cores the vCPUs run on, vCPU i pinned to the i-th (default: core 0,
+    /// all of them time-sharing it).
+    fn cores(&self) -> Vec<usize> {
+        alloc::vec![0]
+    }
+
+    /// Time slice in microseconds when several vCPUs share a core (0: they switch
+    /// only when one yields, blocks or powers off).
+    fn slice_us(&self) -> u64 {
+        0
+    }
+
+    /// RAM of the VM.
+    fn ram(&self) -> u64 {
+        256 << 20
+    }
+
+    /// Virtual interrupts pending in vCPU 0 before its first entry.
+    fn initial_irqs(&self) -> &[VirtualInterrupt] {
+        &[]
     }
 
     /// TEST_CALL(x1..x6) from vCPU `cpu`; the result goes to x0.
@@ -120,12 +161,26 @@ pub trait Scenario {
     }
 }
 
-/// The scenario called `name`, for `iters` iterations and PRNG `seed`.
-pub fn by_name(name: &str, iters: u64, seed: u64) -> Option<alloc::boxed::Box<dyn Scenario>> {
+/// The scenario called `name`, for `iters` iterations and PRNG `seed`; `instance`:
+/// which of the scenario's VMs ([`vm_count`]).
+pub fn by_name(
+    name: &str,
+    iters: u64,
+    seed: u64,
+    instance: usize,
+) -> Option<alloc::boxed::Box<dyn Scenario>> {
     basic::by_name(name, iters)
         .or_else(|| classes::by_name(name))
         .or_else(|| hostile::by_name(name, iters, seed))
         .or_else(|| psci::by_name(name))
         .or_else(|| inject::by_name(name))
         .or_else(|| bench::by_name(name))
+        .or_else(|| smp::by_name(name))
+        .or_else(|| isolation::by_name(name, iters, instance))
+}
+
+/// How many VMs scenario `name` runs at once (each built with its own instance
+/// number).
+pub fn vm_count(name: &str) -> usize {
+    isolation::vm_count(name).unwrap_or(1)
 }
