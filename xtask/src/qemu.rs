@@ -313,7 +313,7 @@ pub fn judge_with_guest(
         why.push("no PASS marker".to_string());
     }
     if let Some(m) = guest_marker {
-        why.extend(guest_verdict(m, output));
+        why.extend(guest_verdict(m, "", output));
     }
     if why.is_empty() {
         Ok(())
@@ -322,10 +322,63 @@ pub fn judge_with_guest(
     }
 }
 
-/// What is wrong with the guest's own verdict (marker `m`) in `output`, if anything.
-fn guest_verdict(m: &str, output: &str) -> Vec<String> {
-    let pass = format!("{m}: PASS");
-    let fail = format!("{m}: FAIL");
+/// [`judge_with_guest`] for a run of several VMs: each VM's own verdict is on its
+/// console lines, which start with `prefix` (`[linux0] `).
+pub fn judge_vms(
+    scenario: &str,
+    guest_marker: &str,
+    prefixes: &[String],
+    end: End,
+    output: &str,
+) -> Result<(), String> {
+    let mut why: Vec<String> = match judge(scenario, end, output) {
+        Ok(()) => Vec::new(),
+        Err(w) => vec![w],
+    };
+    for p in prefixes {
+        why.extend(guest_verdict(guest_marker, p, output));
+    }
+    if why.is_empty() {
+        Ok(())
+    } else {
+        Err(why.join(", "))
+    }
+}
+
+/// Judges a run the hypervisor must refuse: it ended by itself (no timeout) with a
+/// non-zero status, its FAIL line says `reason`, and nothing panicked.
+pub fn judge_refusal(scenario: &str, reason: &str, end: End, output: &str) -> Result<(), String> {
+    let fail_prefix = format!("ARM_VCPU_SCENARIO {scenario}: FAIL");
+    let mut why = Vec::new();
+    match end {
+        End::TimedOut => why.push("TIMEOUT (a refusal must not hang)".to_string()),
+        End::Exited(Some(0)) => why.push("exit status 0 (a refusal must fail)".to_string()),
+        End::Exited(_) => {}
+    }
+    if output.contains("ARM_VCPU_PANIC") {
+        why.push("hypervisor panic".into());
+    }
+    let line = output
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with(&fail_prefix));
+    match line {
+        None => why.push("no FAIL marker".into()),
+        Some(l) if !l.contains(reason) => why.push(format!("FAIL marker without {reason:?}: {l}")),
+        Some(_) => {}
+    }
+    if why.is_empty() {
+        Ok(())
+    } else {
+        Err(why.join(", "))
+    }
+}
+
+/// What is wrong with the guest's own verdict (marker `m`, on lines starting with
+/// `prefix`) in `output`, if anything.
+fn guest_verdict(m: &str, prefix: &str, output: &str) -> Vec<String> {
+    let pass = format!("{prefix}{m}: PASS");
+    let fail = format!("{prefix}{m}: FAIL");
     let mut saw_pass = false;
     let mut why = Vec::new();
     for line in output.lines().map(str::trim) {
@@ -334,7 +387,9 @@ fn guest_verdict(m: &str, output: &str) -> Vec<String> {
         } else if let Some(r) = line.strip_prefix(&fail) {
             why.push(format!("guest FAIL marker ({})", r.trim()));
         } else if let Some(i) = line.find("Kernel panic - not syncing") {
-            why.push(format!("guest kernel panic ({})", line[i..].trim()));
+            if line.starts_with(prefix) {
+                why.push(format!("guest kernel panic ({})", line[i..].trim()));
+            }
         }
     }
     if !saw_pass {

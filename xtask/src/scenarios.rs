@@ -8,15 +8,53 @@ use std::time::Duration;
 /// What QEMU's loader stages for the hypervisor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Guest {
-    /// The test guest ELF named after the scenario (`guests/`), at the staging base.
+    /// The test guest ELF named after the scenario (`guests/`), at the staging base:
+    /// the hypervisor runs the scenario's own VMs (bootargs `scenario=NAME`).
     TestElf,
-    /// Debian's arm64 Linux kernel `Image` at the staging base and the busybox
-    /// initramfs at [`crate::linux::INITRD_ADDR`] (files from [`crate::linux::prepare`],
-    /// fetched on first use).
-    Linux,
-    /// Debian's `u-boot.bin` (u-boot-qemu) at the staging base.
+    /// Debian's arm64 Linux kernel `Image` and the busybox initramfs (files from
+    /// [`crate::linux::prepare`], fetched on first use), one VM per entry, staged with
+    /// a VM manifest ([`crate::vms::stage`]).
+    Linux(&'static [LinuxVm]),
+    /// Debian's `u-boot.bin` (u-boot-qemu), staged with a VM manifest.
     UBoot,
+    /// Debian's `Image` given by path through `cargo xtask run --kernel`'s own code
+    /// path ([`crate::vms::from_kernel_args`]), not through the Linux rows'.
+    KernelArg,
+    /// A VM description the hypervisor must refuse with one line and a non-zero
+    /// status (the row's `refusal` text), never hang.
+    Refused(Refusal),
 }
+
+/// A description the hypervisor must refuse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// More vCPUs than a VM may have.
+    TooManyVcpus,
+    /// A kernel that is no kernel (this README, told to be a Linux Image).
+    BadKernel,
+    /// More RAM than the board has.
+    TooBig,
+}
+
+/// One Linux VM of a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinuxVm {
+    pub vcpus: u8,
+    /// Physical cores its vCPUs may run on (`&[]`: every core of the machine).
+    pub cores: &'static [usize],
+    /// Its interrupt mode (`None`: the one `--mode` gives).
+    pub mode: Option<&'static str>,
+    /// RAM in MiB.
+    pub mem_mib: u64,
+}
+
+/// Two vCPUs in the `--mode` mode on every core, 1 GiB.
+pub const LINUX_2: LinuxVm = LinuxVm {
+    vcpus: 2,
+    cores: &[],
+    mode: None,
+    mem_mib: 1024,
+};
 
 /// One scenario of the test protocol. The guest binary has the scenario's name.
 #[derive(Debug, Clone, Copy)]
@@ -44,16 +82,15 @@ pub struct Scenario {
     pub mem: &'static str,
     /// Part of `cargo xtask test` without ITEMs (any scenario runs when named).
     pub in_default_tests: bool,
-    /// vCPUs of a Linux guest (`vcpus=`; 2 unless the row says otherwise).
-    pub vcpus: u8,
     /// Text typed on the console under `cargo xtask test` (a Linux row with it boots
     /// to the interactive shell instead of the autotest).
     pub typing: Option<crate::qemu::Typing>,
-    /// A Linux row's own interrupt mode (`None`: the one `--mode` gives).
-    pub linux_mode: Option<&'static str>,
     /// The guest's own verdict marker (`<marker>: PASS` / `<marker>: FAIL <reason>`,
-    /// printed on the console), also required for a pass under `cargo xtask test`.
+    /// printed on the console), also required for a pass under `cargo xtask test`;
+    /// with several VMs, each VM's, on its console lines (`[name] <marker>: PASS`).
     pub guest_marker: Option<&'static str>,
+    /// A row that must fail: the text its FAIL line carries.
+    pub refusal: Option<&'static str>,
 }
 
 const fn scenario(name: &'static str, test_iters: u64) -> Scenario {
@@ -69,18 +106,23 @@ const fn scenario(name: &'static str, test_iters: u64) -> Scenario {
         guest: Guest::TestElf,
         mem: crate::qemu::DEFAULT_MEM,
         in_default_tests: true,
-        vcpus: 2,
         typing: None,
-        linux_mode: None,
         guest_marker: None,
+        refusal: None,
     }
 }
 
-/// A Linux guest on `cpus` cores with 2 GiB, its own time limit and the guest's
-/// `LINUX_AUTOTEST` verdict; `in_default_tests`: part of plain `cargo xtask test`.
-const fn linux(name: &'static str, cpus: u8, secs: u64, in_default_tests: bool) -> Scenario {
+/// Linux VMs `vms` on `cpus` cores with 2 GiB, its own time limit and the guests'
+/// `LINUX_AUTOTEST` verdicts; `in_default_tests`: part of plain `cargo xtask test`.
+const fn linux(
+    name: &'static str,
+    cpus: u8,
+    secs: u64,
+    in_default_tests: bool,
+    vms: &'static [LinuxVm],
+) -> Scenario {
     Scenario {
-        guest: Guest::Linux,
+        guest: Guest::Linux(vms),
         mem: "2G",
         in_default_tests,
         guest_marker: Some("LINUX_AUTOTEST"),
@@ -181,17 +223,57 @@ pub const SCENARIOS: &[Scenario] = &[
     // Debian's arm64 Linux kernel with a busybox initramfs on 2 vCPUs (Debian's
     // packages fetched into target/linux-cache/ on first use). Runs when named
     // (`cargo xtask test linux`); the last argument `true` puts it in the default set.
-    linux("linux", 2, 180, true),
+    linux("linux", 2, 180, true, &[LINUX_2]),
     // Virtual-interrupt mode: emulated GIC, both vCPUs time-sliced on one core ...
-    Scenario {
-        linux_mode: Some("virtual"),
-        ..linux("linux-virtual", 1, 180, true)
-    },
+    linux("linux-virtual", 1, 180, true, &[LinuxVm { mode: Some("virtual"), ..LINUX_2 }]),
     // ... and with vCPU i on physical core i.
-    Scenario {
-        linux_mode: Some("virtual"),
-        ..linux("linux-virtual-smp", 2, 180, true)
-    },
+    linux("linux-virtual-smp", 2, 180, true, &[LinuxVm { mode: Some("virtual"), ..LINUX_2 }]),
+    // Overcommitted: 4 vCPUs on 2 cores (placed on the less loaded core at CPU_ON,
+    // time-sliced there, sleeping in WFI).
+    linux(
+        "linux-4v2c",
+        2,
+        240,
+        true,
+        &[LinuxVm {
+            vcpus: 4,
+            mode: Some("virtual"),
+            ..LINUX_2
+        }],
+    ),
+    // 4 vCPUs on the 4 cores of `-smp 4`, in both modes.
+    linux("linux-smp4", 4, 240, true, &[LinuxVm { vcpus: 4, mode: Some("passthrough"), ..LINUX_2 }]),
+    linux(
+        "linux-smp4-virtual",
+        4,
+        240,
+        true,
+        &[LinuxVm {
+            vcpus: 4,
+            mode: Some("virtual"),
+            ..LINUX_2
+        }],
+    ),
+    // Two Linux VMs at once on the same 2 cores, each its own autotest and power-off,
+    // each console line prefixed with its VM's name.
+    linux(
+        "linux-2vm",
+        2,
+        300,
+        true,
+        &[
+            LinuxVm {
+                mode: Some("virtual"),
+                mem_mib: 512,
+                ..LINUX_2
+            },
+            LinuxVm {
+                mode: Some("virtual"),
+                mem_mib: 512,
+                ..LINUX_2
+            },
+        ],
+    ),
     // The interactive shell: typed commands answered, `poweroff` typed at the prompt
     // ends the run with status 0 (the quoting keeps the echoed command line from
     // looking like the verdict).
@@ -203,15 +285,44 @@ pub const SCENARIOS: &[Scenario] = &[
             text: "echo LINUX_SHELL: PA''SS $(grep -c ^processor /proc/cpuinfo) cpus\npoweroff\n",
         }),
         guest_marker: Some("LINUX_SHELL"),
-        ..linux("linux-shell", 2, 180, true)
+        ..linux("linux-shell", 2, 180, true, &[LINUX_2])
     },
     // One vCPU (the device tree lists one CPU; PSCI refuses MPIDR 1), passthrough mode.
-    Scenario {
-        vcpus: 1,
-        ..linux("linux-1vcpu", 2, 180, true)
-    },
+    linux("linux-1vcpu", 2, 180, true, &[LinuxVm { vcpus: 1, ..LINUX_2 }]),
     uboot("uboot"),
+    // `cargo xtask run --kernel target/linux/Image --initrd ... --append ...`: a kernel
+    // given by path, through the option parser's own VM description.
+    Scenario {
+        guest: Guest::KernelArg,
+        ..linux("kernel-arg", 2, 180, true, &[])
+    },
+    // Vm descriptions the hypervisor refuses with one line, a FAIL marker, status 1.
+    refused(
+        "refuse-vcpus",
+        Refusal::TooManyVcpus,
+        "VM refuse-vcpus: 9 vCPUs (a VM has 1 to 8)",
+    ),
+    refused(
+        "refuse-kernel",
+        Refusal::BadKernel,
+        "VM refuse-kernel: kernel: not a Linux arm64 Image",
+    ),
+    refused(
+        "refuse-memory",
+        Refusal::TooBig,
+        "MiB of RAM together, the board has",
+    ),
 ];
+
+/// A row whose VM description the hypervisor must refuse with `reason`.
+const fn refused(name: &'static str, r: Refusal, reason: &'static str) -> Scenario {
+    Scenario {
+        guest: Guest::Refused(r),
+        refusal: Some(reason),
+        ..scenario(name, 1)
+    }
+    .with_timeout(30)
+}
 
 /// The scenario `cargo xtask run` boots when no `--guest` is given.
 pub const DEFAULT_GUEST: &str = "linux";
@@ -287,33 +398,6 @@ pub fn bootargs(scenario: &str, iters: u64) -> String {
     format!("scenario={scenario} iters={iters}")
 }
 
-/// The bootargs of a U-Boot run: the size of the staged `u-boot.bin`.
-pub fn uboot_bootargs(scenario: &str, image_size: u64) -> String {
-    format!("scenario={scenario} image_size={image_size}")
-}
-
-/// The bootargs of a Linux guest run of row `s`: `guest=linux`, the interrupt mode
-/// (the row's own, else `mode`), the physical cores (the row's QEMU `-smp`), the
-/// initramfs's size in bytes, the vCPU count, and `autotest=1` (the guest checks itself
-/// and powers off) under `test`. The hypervisor chooses its runner from these alone.
-pub fn linux_bootargs(
-    s: &Scenario,
-    mode: &str,
-    initrd_size: u64,
-    autotest: bool,
-    vcpus: u64,
-) -> String {
-    let mode = s.linux_mode.unwrap_or(mode);
-    let mut a = format!(
-        "scenario={} guest=linux mode={mode} cores={} initrd_size={initrd_size} vcpus={vcpus}",
-        s.name, s.cpus
-    );
-    if autotest {
-        a.push_str(" autotest=1");
-    }
-    a
-}
-
 /// Whether `cargo xtask test` runs scenario `s` given the ITEMs `only`.
 pub fn selected(s: &Scenario, only: &[String]) -> bool {
     if only.is_empty() {
@@ -351,28 +435,29 @@ mod tests {
     }
 
     #[test]
-    fn linux_bootargs_format() {
-        assert_eq!(
-            linux_bootargs(find("linux").unwrap(), "passthrough", 1_234_567, true, 2),
-            "scenario=linux guest=linux mode=passthrough cores=2 initrd_size=1234567 vcpus=2 \
-             autotest=1"
-        );
-        assert_eq!(
-            linux_bootargs(find("linux").unwrap(), "virtual", 8, false, 1),
-            "scenario=linux guest=linux mode=virtual cores=2 initrd_size=8 vcpus=1"
-        );
-        // A row with its own mode keeps it.
-        assert_eq!(
-            linux_bootargs(find("linux-virtual").unwrap(), "passthrough", 8, false, 2),
-            "scenario=linux-virtual guest=linux mode=virtual cores=1 initrd_size=8 vcpus=2"
-        );
+    fn real_guest_rows() {
         assert!(LINUX_MODES.contains(&DEFAULT_LINUX_MODE));
+        // The scale rows: what they ask of the scheduler and the board.
+        let vms = |n: &str| match find(n).unwrap().guest {
+            Guest::Linux(v) => v,
+            g => panic!("{n}: {g:?}"),
+        };
+        assert_eq!(vms("linux-4v2c")[0].vcpus, 4);
+        assert_eq!(find("linux-4v2c").unwrap().cpus, 2);
+        assert_eq!(find("linux-smp4").unwrap().cpus, 4);
+        assert_eq!(vms("linux-smp4")[0].mode, Some("passthrough"));
+        assert_eq!(vms("linux-smp4-virtual")[0].mode, Some("virtual"));
+        assert_eq!(vms("linux-2vm").len(), 2);
+        assert_eq!(vms("linux-virtual")[0].mode, Some("virtual"));
+        for r in SCENARIOS.iter().filter(|s| matches!(s.guest, Guest::Refused(_))) {
+            assert!(r.refusal.is_some() && r.timeout <= Duration::from_secs(30));
+        }
     }
 
     #[test]
     fn linux_row() {
         let l = find("linux").unwrap();
-        assert_eq!(l.guest, Guest::Linux);
+        assert_eq!(l.guest, Guest::Linux(&[LINUX_2]));
         assert_eq!((l.cpus, l.mem), (2, "2G"));
         assert_eq!(l.timeout, Duration::from_secs(180));
         assert_eq!(l.guest_marker, Some("LINUX_AUTOTEST"));

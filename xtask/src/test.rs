@@ -115,7 +115,7 @@ pub fn run(ws: &Workspace, opts: &Options) -> Result<ExitCode, String> {
     // downloads them).
     let linux_assets = scenarios
         .iter()
-        .any(|s| s.guest != Guest::TestElf)
+        .any(|s| !matches!(s.guest, Guest::TestElf | Guest::Refused(_)))
         .then(|| linux::prepare(ws));
     if let Some(Err(e)) = &linux_assets {
         println!("error: {e}");
@@ -147,25 +147,16 @@ pub fn run(ws: &Workspace, opts: &Options) -> Result<ExitCode, String> {
             deps.clone()?;
             let hv = hv.clone()?;
             if s.guest != Guest::TestElf {
-                let assets = linux_assets
-                    .clone()
-                    .unwrap_or_else(|| Err("Linux guest files not prepared".into()))?;
-                let bootargs = if s.guest == Guest::UBoot {
-                    let len = std::fs::metadata(&assets.u_boot)
-                        .map_err(|e| e.to_string())?
-                        .len();
-                    scenarios::uboot_bootargs(s.name, len)
-                } else {
-                    scenarios::linux_bootargs(
-                        s,
-                        mode,
-                        assets.initramfs_len,
-                        s.typing.is_none(),
-                        u64::from(s.vcpus),
-                    )
+                if matches!(s.guest, Guest::Refused(_)) {
+                    guests.clone()?;
+                }
+                let o = crate::vms::RowOptions {
+                    mode: mode.to_string(),
+                    autotest: true,
+                    ..Default::default()
                 };
-                let bootargs = scenarios::with_seed(bootargs, seed);
-                return Ok(linux::qemu_run(&hv, &assets, s, bootargs));
+                let extra = seed.map(|s| format!("seed={s}")).unwrap_or_default();
+                return crate::vms::row_run(ws, &hv, s, &o, &extra);
             }
             guests.clone()?;
             let guest = ws.guest_elf(s.name);
@@ -340,6 +331,21 @@ fn budget_gate(ws: &Workspace, tally: &mut Tally) {
     println!("    (exit-cost budgets measured in {secs:.1} s)");
 }
 
+/// Judges a run of row `s`: the hypervisor's verdict, each guest's own, or the
+/// refusal the row expects.
+pub fn judge_row(s: &Scenario, end: End, output: &str) -> Result<(), String> {
+    if let Some(reason) = s.refusal {
+        return qemu::judge_refusal(s.name, reason, end, output);
+    }
+    match (s.guest, s.guest_marker) {
+        (Guest::Linux(vms), Some(m)) if vms.len() > 1 => {
+            let prefixes: Vec<String> = (0..vms.len()).map(|i| format!("[linux{i}] ")).collect();
+            qemu::judge_vms(s.name, m, &prefixes, end, output)
+        }
+        _ => qemu::judge_with_guest(s.name, s.guest_marker, end, output),
+    }
+}
+
 fn file_name(label: &str) -> String {
     label
         .chars()
@@ -385,7 +391,7 @@ fn run_item(item: Item, logs: &Path) -> Outcome {
             captured.end
         ),
     );
-    let verdict = qemu::judge_with_guest(s.name, s.guest_marker, captured.end, &captured.output)
+    let verdict = judge_row(s, captured.end, &captured.output)
         .map_err(|why| {
             if captured.end == End::TimedOut {
                 why.replacen(

@@ -219,9 +219,14 @@ impl Devices {
         self.out.put(b);
     }
 
-    /// Prints the console's partial line (the guest went idle or ended).
+    /// Prints the console's partial line (the guest went quiet or ended).
     pub fn flush_console(&mut self) {
         self.out.flush();
+    }
+
+    /// When the console's partial line got its last byte, if there is one.
+    pub fn console_quiet_since(&self) -> Option<u64> {
+        self.out.quiet_since()
     }
 
     /// Moves bytes waiting on the real UART into the console's receive FIFO, when

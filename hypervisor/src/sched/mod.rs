@@ -40,6 +40,8 @@ use stats::VcpuStats;
 
 /// "On no core": parked, or not started.
 const NOWHERE: usize = usize::MAX;
+/// A VM's partial console line is printed after this long without output.
+const CONSOLE_QUIET_US: u64 = 30_000;
 
 /// A core's flags: something for it to look at.
 mod flag {
@@ -441,6 +443,11 @@ struct Core {
     /// Timing: when the current vCPU last exited, and the exit to record.
     t_exit: u64,
     rec: Option<(u8, u64)>,
+    /// A VM whose console holds a partial line, and when to print it (its guest went
+    /// idle right after writing it: a prompt).
+    console_flush: Option<(u64, &'static VmSched)>,
+    /// How long a partial line waits for the rest (counter ticks).
+    console_quiet: u64,
 }
 
 impl Core {
@@ -485,6 +492,8 @@ impl Core {
             last_vm: NOWHERE,
             t_exit: 0,
             rec: None,
+            console_flush: None,
+            console_quiet: crate::vm::us_to_ticks(CONSOLE_QUIET_US),
         }
     }
 
@@ -632,6 +641,10 @@ impl Core {
             self.sleepers.iter().filter_map(|b| b.deadline),
             self.host_tick_next,
         );
+        let next = match (next, self.console_flush) {
+            (Some(a), Some((b, _))) => Some(a.min(b)),
+            (a, c) => a.or(c.map(|c| c.0)),
+        };
         if next != self.timer_at {
             match next {
                 Some(t) => gic::arm_hyp_timer_at(t),
@@ -663,6 +676,12 @@ impl Core {
         }
         if policy::due(self.host_tick_next, t) {
             self.host_tick_next = self.cur_host_tick.map(|p| t.wrapping_add(p));
+        }
+        if let Some((at, vs)) = self.console_flush {
+            if at <= t {
+                self.console_flush = None;
+                self.console_idle(vs);
+            }
         }
         let mut i = 0;
         while i < self.sleepers.len() {
@@ -1414,7 +1433,7 @@ impl Core {
         if drain_mail(v) {
             return None;
         }
-        vm.state.lock().dev.flush_console();
+        self.console_idle(v.vm);
         if !self.queue.is_empty() {
             return Some(Stop::Blocked { deadline: None });
         }
@@ -1460,6 +1479,28 @@ impl Core {
                 None
             }
             _ => None,
+        }
+    }
+
+    /// `vs`'s guest went idle: a partial console line that has waited long enough is
+    /// printed, a younger one when it has (the EL2 timer comes back for it).
+    fn console_idle(&mut self, vs: &'static VmSched) {
+        let since = {
+            let mut s = vs.vm.state.lock();
+            match s.dev.console_quiet_since() {
+                Some(t) if now().wrapping_sub(t) >= self.console_quiet => {
+                    s.dev.flush_console();
+                    None
+                }
+                other => other,
+            }
+        };
+        if let Some(t) = since {
+            let at = t.wrapping_add(self.console_quiet);
+            if self.console_flush.is_none_or(|(a, _)| at < a) {
+                self.console_flush = Some((at, vs));
+                self.program_timer();
+            }
         }
     }
 
