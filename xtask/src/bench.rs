@@ -154,7 +154,10 @@ pub fn measure(
         let (a, b) = bench_iters(s, n1, n2);
         for iters in [a, b] {
             let log = out_dir.join(format!("{}-{iters}.log", s.name));
-            let mut run = qemu::Run::new(&hv, &guest, scenarios::bootargs(s.name, iters));
+            // The exit path itself, without the per-exit guest/host timing (two counter
+            // reads and their ISBs per round trip, `timing=1` by default; README).
+            let bootargs = format!("{} timing=0", scenarios::bootargs(s.name, iters));
+            let mut run = qemu::Run::new(&hv, &guest, bootargs);
             run.extra = vec![
                 "-icount".into(),
                 "shift=0,align=off,sleep=off".into(),

@@ -67,7 +67,7 @@ impl Scenario for Isolation {
 
     fn test_call(&mut self, _cpu: usize, a: &[u64; 7], vm: &VmInfo) -> Result<u64, &'static str> {
         match a[1] {
-            0x81 => Ok(vm.vm_switches),
+            0x81 => Ok(vm.vm_switches()),
             _ => Err("isolation: unknown TEST_CALL"),
         }
     }
@@ -76,12 +76,12 @@ impl Scenario for Isolation {
         crate::println!(
             "isolation: {} failed checks after {} VM switches",
             guest_failures,
-            vm.vm_switches
+            vm.vm_switches()
         );
         if guest_failures != 0 {
             return Err("a VM found state that is not its own");
         }
-        if vm.vm_switches < self.iters {
+        if vm.vm_switches() < self.iters {
             return Err("fewer VM switches than requested");
         }
         Ok(())

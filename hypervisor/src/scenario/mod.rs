@@ -6,7 +6,6 @@
 //! it to [`by_name`].
 
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering};
 
 use arm_vcpu::{
     Aarch64VCpuSetupConfig, Conduit, PsciRequest, SysRegAddr, VirtualInterrupt, VmExit,
@@ -23,25 +22,38 @@ mod isolation;
 mod psci;
 mod smp;
 
-/// What the VM tells a scenario about itself when it asks.
-#[derive(Clone, Copy, Debug)]
+/// What the VM tells a scenario about itself when it asks (read when asked: a
+/// TEST_CALL answered on the exit path pays only for what its scenario reads).
+#[derive(Clone, Copy)]
 pub struct VmInfo<'a> {
-    /// Test-device reads and writes by width.
-    pub dev_reads: WidthCounts,
-    /// Test-device writes by width.
-    pub dev_writes: WidthCounts,
-    /// External-interrupt exits of the VM's vCPUs so far.
-    pub irqs: u64,
-    /// Switches between vCPUs of different VMs on the cores so far.
-    pub vm_switches: u64,
-    /// Per vCPU: the physical cores (a bit each) it has run on.
-    pub ran_on: &'a [AtomicU64],
+    pub(crate) dev: &'a crate::devices::Devices,
+    pub(crate) sched: &'a crate::sched::VmSched,
 }
 
 impl VmInfo<'_> {
+    /// Test-device reads by width.
+    pub fn dev_reads(&self) -> WidthCounts {
+        self.dev.testdev.reads
+    }
+
+    /// Test-device writes by width.
+    pub fn dev_writes(&self) -> WidthCounts {
+        self.dev.testdev.writes
+    }
+
+    /// External-interrupt exits of the VM's vCPUs so far.
+    pub fn irqs(&self) -> u64 {
+        self.sched.irq_exits()
+    }
+
+    /// Switches between vCPUs of different VMs on the cores so far.
+    pub fn vm_switches(&self) -> u64 {
+        crate::sched::vm_switches()
+    }
+
     /// The cores (a bit each) vCPU `i` has run on.
     pub fn ran_on(&self, i: usize) -> u64 {
-        self.ran_on.get(i).map_or(0, |a| a.load(Ordering::Relaxed))
+        self.sched.ran_on(i)
     }
 }
 
@@ -122,9 +134,15 @@ pub trait Scenario {
         AbortPolicy::Fail
     }
 
-    /// Called for every exit the VM loop sees (after it handled it), for scenarios that
-    /// count exits by class.
+    /// Called for every exit the host handles (after it handled it; not the null
+    /// hypercall the exit loop answers inline), for scenarios that count exits by
+    /// class. Only if [`Scenario::observes`].
     fn observe(&mut self, _exit: &VmExit) {}
+
+    /// Whether the scenario wants [`Scenario::observe`] (it costs a lock per exit).
+    fn observes(&self) -> bool {
+        false
+    }
 
     /// A PSCI request from vCPU `cpu` the crate handed to the host, before the host
     /// carries it out (and before `system_off`/`system_reset`).

@@ -107,6 +107,13 @@ pub struct VCpu {
     pub vcpu: Aarch64VCpu,
     pub vm: &'static VmSched,
     pub index: usize,
+    /// `vm.vcpus[index]`.
+    sh: &'static VcpuShared,
+    /// Its VM links timers, has a host tick or time slices: more to do at bind and
+    /// unbind than the plain switch.
+    special: bool,
+    /// Its VM's scenario observes exits (so YIELD takes the full exit path).
+    observed: bool,
     /// The physical timer PPIs ([`TIMER_INTIDS`]) were active (linked to this vCPU's
     /// virtual ones) when it was unbound.
     timer_active: [bool; 2],
@@ -260,6 +267,9 @@ pub fn start(vms: Vec<Vm>, name: &'static str, timing: bool, tracing: bool) -> !
                         vcpu,
                         vm: v,
                         index: i,
+                        sh: &v.vcpus[i],
+                        special: v.vm.links_timers || v.vm.host_tick.is_some() || v.vm.slice != 0,
+                        observed: v.vm.observes,
                         timer_active: [false; 2],
                         deadline: None,
                         last_core: NOWHERE,
@@ -398,7 +408,7 @@ fn inject_into(v: &mut VCpu, inj: Injection) -> bool {
 
 /// Injects what the other cores posted to `v`; whether anything was.
 fn drain_mail(v: &mut VCpu) -> bool {
-    let sh = &v.vm.vcpus[v.index];
+    let sh = v.sh;
     if !sh.has_mail.load(Ordering::Acquire) {
         return false;
     }
@@ -701,7 +711,7 @@ impl Core {
     /// A sleeper becomes runnable.
     fn wake(&mut self, mut b: Box<VCpu>) {
         b.deadline = None;
-        b.vm.vcpus[b.index].stats.wakeups.bump();
+        b.sh.stats.wakeups.bump();
         self.queue.push_back(b);
         self.start_slicing();
     }
@@ -738,7 +748,7 @@ impl Core {
             return;
         };
         c.load.fetch_add(1, Ordering::Relaxed);
-        b.vm.vcpus[b.index].core.store(core, Ordering::Release);
+        b.sh.core.store(core, Ordering::Release);
         if core == self.id {
             self.queue.push_back(b);
             self.start_slicing();
@@ -913,12 +923,14 @@ impl Core {
     }
 
     /// Binds `v`, runs it until it stops, unbinds it and does what the policy says.
+    /// A plain switch (a vCPU of a VM without linked timers, slices or host ticks)
+    /// does only what every switch needs; the rest is behind `special`.
     fn run(&mut self, mut v: Box<VCpu>) {
         let vs = v.vm;
         let vm = vs.vm;
-        if self.stale(&v) {
-            return self.put_away(v);
-        }
+        let sh = v.sh;
+        // A stale vCPU (its VM ended or was reset) left the queue when the CHECK flag
+        // was served; one that went stale since is kicked out at its first exit.
         if vm.links_timers != self.timers_enabled && !self.passthrough {
             self.set_timer_ppis(vm.links_timers);
         }
@@ -926,23 +938,12 @@ impl Core {
             self.end_vm(vs, Err("bind failed"));
             return self.retire(v);
         }
-        let sh = &vs.vcpus[v.index];
-        if vm.links_timers {
-            if let Some(rd) = self.rd {
-                for (t, &intid) in TIMER_INTIDS.iter().enumerate() {
-                    if v.timer_active[t] {
-                        rd.set_active(intid, true);
-                    }
-                }
-            }
-        }
         if v.last_core != self.id {
             if v.last_core != NOWHERE {
                 sh.stats.migrations.bump();
             }
             v.last_core = self.id;
             vs.ran_on[v.index].fetch_or(1 << (self.id & 63), Ordering::Relaxed);
-            sh.ran_on.fetch_or(1 << (self.id & 63), Ordering::Relaxed);
         }
         if sh.power.load(Ordering::Relaxed) != Power::On as u8 {
             sh.power.store(Power::On as u8, Ordering::Release);
@@ -954,15 +955,8 @@ impl Core {
             }
             self.last_vm = vm.id;
         }
-        v.bound_at = self.ticks;
-        self.cur_slice = vm.slice;
-        self.cur_host_tick = vm.host_tick;
-        if !self.queue.is_empty() {
-            self.start_slicing();
-        }
-        if let Some(p) = vm.host_tick {
-            self.host_tick_next = Some(now().wrapping_add(p));
-            self.program_timer();
+        if v.special {
+            self.bind_special(&mut v);
         }
         drain_mail(&mut v);
         let stop = if self.s.timing {
@@ -970,15 +964,8 @@ impl Core {
         } else {
             self.run_loop::<false>(&mut v)
         };
-        if vm.links_timers {
-            if let Some(rd) = self.rd {
-                for (t, &intid) in TIMER_INTIDS.iter().enumerate() {
-                    v.timer_active[t] = rd.active(intid);
-                    if v.timer_active[t] {
-                        rd.set_active(intid, false);
-                    }
-                }
-            }
+        if v.special {
+            self.unbind_special(&mut v);
         }
         let unbound = v.vcpu.unbind(&mut self.percpu);
         if self.s.timing {
@@ -987,11 +974,6 @@ impl Core {
             if let Some((kind, at)) = self.rec.take() {
                 self.sh.trace.lock().push(vm.id, v.index, kind, at, t.wrapping_sub(at));
             }
-        }
-        self.cur_slice = 0;
-        self.cur_host_tick = None;
-        if self.host_tick_next.take().is_some() {
-            self.program_timer();
         }
         if unbound.is_err() {
             self.end_vm(vs, Err("unbind failed"));
@@ -1027,6 +1009,53 @@ impl Core {
         }
     }
 
+    /// Bind-time work of a VM with linked timers, slices or a host tick: the linked
+    /// PPIs' active state back, the slice and host tick running.
+    #[inline(never)]
+    fn bind_special(&mut self, v: &mut VCpu) {
+        let vm = v.vm.vm;
+        if vm.links_timers {
+            if let Some(rd) = self.rd {
+                for (t, &intid) in TIMER_INTIDS.iter().enumerate() {
+                    if v.timer_active[t] {
+                        rd.set_active(intid, true);
+                    }
+                }
+            }
+        }
+        v.bound_at = self.ticks;
+        self.cur_slice = vm.slice;
+        self.cur_host_tick = vm.host_tick;
+        if !self.queue.is_empty() {
+            self.start_slicing();
+        }
+        if let Some(p) = vm.host_tick {
+            self.host_tick_next = Some(now().wrapping_add(p));
+            self.program_timer();
+        }
+    }
+
+    /// Unbind-time work of such a VM: the linked PPIs' active state saved (and
+    /// cleared for the next vCPU), the slice and host tick stopped.
+    #[inline(never)]
+    fn unbind_special(&mut self, v: &mut VCpu) {
+        if v.vm.vm.links_timers {
+            if let Some(rd) = self.rd {
+                for (t, &intid) in TIMER_INTIDS.iter().enumerate() {
+                    v.timer_active[t] = rd.active(intid);
+                    if v.timer_active[t] {
+                        rd.set_active(intid, false);
+                    }
+                }
+            }
+        }
+        self.cur_slice = 0;
+        self.cur_host_tick = None;
+        if self.host_tick_next.take().is_some() {
+            self.program_timer();
+        }
+    }
+
     /// SYSTEM_RESET: every vCPU of the VM parks (those here now, those elsewhere when
     /// their core sees the new epoch); the last one to park restarts vCPU 0.
     fn reset_vm(&mut self, vs: &'static VmSched) {
@@ -1042,10 +1071,11 @@ impl Core {
 
     /// Runs `v` until it stops. The null hypercall is answered here, inline; every
     /// other exit goes to [`Core::exit`]. `TIMED`: guest and host time per exit (two
-    /// counter reads per round trip), and the exit records with `trace=1`.
-    #[inline(always)]
+    /// counter reads per round trip), and the exit records with `trace=1`. Not
+    /// inlined: the exit path's registers are its own, not the core loop's.
+    #[inline(never)]
     fn run_loop<const TIMED: bool>(&mut self, v: &mut VCpu) -> Stop {
-        let st: &'static VcpuStats = &v.vm.vcpus[v.index].stats;
+        let st: &'static VcpuStats = &v.sh.stats;
         if TIMED {
             self.t_exit = now();
         }
@@ -1081,7 +1111,17 @@ impl Core {
                     v.vcpu.set_return_value(0);
                     continue;
                 }
+
                 Ok(exit) => {
+                    // The scheduler's own call goes straight to the switch (YIELD
+                    // returns 0 when this vCPU runs again).
+                    if let VmExit::Hypercall { imm: 0, args } = &exit {
+                        if args[0] == hvc::YIELD && !v.observed {
+                            st.hypercall.bump();
+                            v.vcpu.set_return_value(0);
+                            return Stop::Yielded;
+                        }
+                    }
                     if let Some(stop) = self.exit(v, &exit) {
                         return stop;
                     }
@@ -1125,9 +1165,7 @@ impl Core {
     }
 
     fn handle(&mut self, v: &mut VCpu, e: &VmExit) -> Result<Option<Stop>, &'static str> {
-        let vs = v.vm;
-        let vm = vs.vm;
-        let st = &vs.vcpus[v.index].stats;
+        let st = &v.sh.stats;
         match *e {
             VmExit::MmioRead { addr, width, .. } => {
                 st.mmio_read.bump();
@@ -1145,6 +1183,24 @@ impl Core {
                 st.psci.bump();
                 self.psci(v, request, conduit)
             }
+            VmExit::ExternalInterrupt { .. } => {
+                st.irq.bump();
+                Ok(self.host_irq(v))
+            }
+            VmExit::WaitForInterrupt => {
+                st.wfi.bump();
+                Ok(self.wfi(v))
+            }
+            _ => self.handle_rest(v, e),
+        }
+    }
+
+    /// The exits that are neither MMIO, hypercalls, PSCI, interrupts nor WFI.
+    #[inline(never)]
+    fn handle_rest(&mut self, v: &mut VCpu, e: &VmExit) -> Result<Option<Stop>, &'static str> {
+        let vm = v.vm.vm;
+        let st = &v.sh.stats;
+        match *e {
             VmExit::SendSgi { request } => {
                 st.sgi.bump();
                 let mpidrs = &vm.mpidrs;
@@ -1157,14 +1213,6 @@ impl Core {
                 }
                 self.deliver_out(v);
                 Ok(None)
-            }
-            VmExit::ExternalInterrupt { .. } => {
-                st.irq.bump();
-                Ok(self.host_irq(v))
-            }
-            VmExit::WaitForInterrupt => {
-                st.wfi.bump();
-                Ok(self.wfi(v))
             }
             VmExit::WaitForEvent => {
                 // Its wake-up event (SEV) is not an interrupt: let others run first.
@@ -1335,10 +1383,11 @@ impl Core {
     }
 
     /// The host side of PSCI for `v`'s VM.
+    #[inline(never)]
     fn psci(&mut self, v: &mut VCpu, request: PsciRequest, conduit: Conduit) -> Result<Option<Stop>, &'static str> {
         let vs = v.vm;
         let vm = vs.vm;
-        if vm.observes {
+        if vm.kind == devices::Kind::Test {
             if let Some(sc) = vm.state.lock().scenario.as_mut() {
                 sc.psci_request(v.index, &request, conduit);
             }
@@ -1425,6 +1474,7 @@ impl Core {
     /// A trapped WFI. A VM whose WFI yields gives the core up; otherwise the vCPU
     /// blocks — unbound, if another vCPU waits for the core; bound, with the core
     /// asleep, if none does (its own timers stay live in the hardware and wake it).
+    #[inline(never)]
     fn wfi(&mut self, v: &mut VCpu) -> Option<Stop> {
         let vm = v.vm.vm;
         if vm.wfi_yields {
@@ -1437,7 +1487,7 @@ impl Core {
         if !self.queue.is_empty() {
             return Some(Stop::Blocked { deadline: None });
         }
-        let st = &v.vm.vcpus[v.index].stats;
+        let st = &v.sh.stats;
         st.blocks.bump();
         self.program_timer();
         if self.sh.flags.load(Ordering::Acquire) == 0 {
@@ -1454,6 +1504,7 @@ impl Core {
     /// A physical interrupt taken while `v` ran: acknowledged here. The EL1 timers'
     /// PPIs get only a priority drop and are delivered linked to the physical ones;
     /// the host's own are ended.
+    #[inline(never)]
     fn host_irq(&mut self, v: &mut VCpu) -> Option<Stop> {
         let intid = gic::ack();
         if intid >= 1020 {
@@ -1573,13 +1624,24 @@ impl Core {
 }
 
 /// What a scenario learns about its VM.
-fn vm_info<'a>(vs: &'a VmSched, dev: &devices::Devices) -> VmInfo<'a> {
-    VmInfo {
-        dev_reads: dev.testdev.reads,
-        dev_writes: dev.testdev.writes,
-        irqs: vs.vcpus.iter().map(|v| v.stats.irq.get()).sum(),
-        vm_switches: sched().vm_switches.load(Ordering::Relaxed),
-        ran_on: &vs.ran_on,
+fn vm_info<'a>(vs: &'a VmSched, dev: &'a devices::Devices) -> VmInfo<'a> {
+    VmInfo { dev, sched: vs }
+}
+
+/// Switches between vCPUs of different VMs so far, over all cores.
+pub fn vm_switches() -> u64 {
+    sched().vm_switches.load(Ordering::Relaxed)
+}
+
+impl VmSched {
+    /// External-interrupt exits of its vCPUs so far.
+    pub fn irq_exits(&self) -> u64 {
+        self.vcpus.iter().map(|v| v.stats.irq.get()).sum()
+    }
+
+    /// The cores (a bit each) vCPU `i` has run on.
+    pub fn ran_on(&self, i: usize) -> u64 {
+        self.ran_on.get(i).map_or(0, |a| a.load(Ordering::Relaxed))
     }
 }
 

@@ -374,7 +374,7 @@ pub fn build(cfg: VmConfig, id: usize, count: usize) -> Result<Vm, String> {
             initial_irqs.extend_from_slice(sc.initial_irqs());
             (
                 Some(sc.abort_policy()),
-                true,
+                sc.observes(),
                 sc.host_tick_us().map(us_to_ticks),
             )
         }
