@@ -379,7 +379,7 @@ fn make_run(
     }
     if let Some(s) = os {
         let hv = ws.build_hv(b)?;
-        if matches!(s.guest, scenarios::Guest::Refused(_)) {
+        if matches!(s.guest, scenarios::Guest::Refused(_) | scenarios::Guest::ElfVm(_)) {
             ws.build_guests()?;
         }
         let ro = vms::RowOptions {
@@ -407,7 +407,7 @@ fn make_run(
     if scenario.is_none() {
         println!("note: {guest:?} is not one of the protocol's scenarios");
     }
-    let guest_elf = ws.guest_elf(guest);
+    let guest_elf = ws.guest_elf(scenario.map_or(guest, |s| s.guest_bin()));
     if !guest_elf.is_file() {
         return Err(format!("no guest binary {}", guest_elf.display()));
     }
@@ -417,7 +417,10 @@ fn make_run(
     }
     let run = qemu::Run::new(&hv, &guest_elf, bootargs);
     let run = match scenario {
-        Some(s) => run.with_cpus(o.smp.unwrap_or(s.cpus)).with_mem(s.mem),
+        Some(s) => run
+            .with_cpus(o.smp.unwrap_or(s.cpus))
+            .with_mem(s.mem)
+            .with_machine(s.machine),
         None => run,
     };
     Ok((run, guest.to_string()))

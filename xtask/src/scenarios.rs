@@ -21,8 +21,12 @@ pub enum Guest {
     /// path ([`crate::vms::from_kernel_args`]), not through the Linux rows'.
     KernelArg,
     /// A VM description the hypervisor must refuse with one line and a non-zero
-    /// status (the row's `refusal` text), never hang.
+    /// status (the row's `expect_failure`), never hang.
     Refused(Refusal),
+    /// The row's test guest ELF ([`Scenario::guest_bin`]) as a VM of its own, without
+    /// a scenario's host checks: the emulated GIC and console of the virtual mode, no
+    /// device tree (x0 = 0, as the test protocol says); it ends with PSCI SYSTEM_OFF.
+    ElfVm(LinuxVm),
 }
 
 /// A description the hypervisor must refuse.
@@ -46,6 +50,10 @@ pub struct LinuxVm {
     pub mode: Option<&'static str>,
     /// RAM in MiB.
     pub mem_mib: u64,
+    /// Words added to its kernel command line (e.g. `reboot=s1`).
+    pub cmdline: &'static str,
+    /// Its device tree lists only the physical timers (Linux then uses PPI 30).
+    pub phys_timer: bool,
 }
 
 /// Two vCPUs in the `--mode` mode on every core, 1 GiB.
@@ -54,6 +62,14 @@ pub const LINUX_2: LinuxVm = LinuxVm {
     cores: &[],
     mode: None,
     mem_mib: 1024,
+    cmdline: "",
+    phys_timer: false,
+};
+
+/// The same in the virtual mode.
+pub const LINUX_2V: LinuxVm = LinuxVm {
+    mode: Some("virtual"),
+    ..LINUX_2
 };
 
 /// One scenario of the test protocol. The guest binary has the scenario's name.
@@ -89,8 +105,23 @@ pub struct Scenario {
     /// printed on the console), also required for a pass under `cargo xtask test`;
     /// with several VMs, each VM's, on its console lines (`[name] <marker>: PASS`).
     pub guest_marker: Option<&'static str>,
-    /// A row that must fail: the text its FAIL line carries.
-    pub refusal: Option<&'static str>,
+    /// The run must fail this way (a refusal the row checks); `None`: it must pass.
+    pub expect_failure: Option<ExpectFailure>,
+    /// QEMU's machine (`-M`): the board the hypervisor discovers.
+    pub machine: &'static str,
+    /// More bootargs words for the hypervisor (`selftest=...`).
+    pub hv_bootargs: &'static str,
+    /// The test guest binary, when it is not the one named after the scenario.
+    pub guest_bin: Option<&'static str>,
+}
+
+/// How a row that checks a refusal must end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpectFailure {
+    /// QEMU's exit status.
+    pub status: i32,
+    /// Text the output must contain (the one clear line).
+    pub text: &'static str,
 }
 
 const fn scenario(name: &'static str, test_iters: u64) -> Scenario {
@@ -108,7 +139,10 @@ const fn scenario(name: &'static str, test_iters: u64) -> Scenario {
         in_default_tests: true,
         typing: None,
         guest_marker: None,
-        refusal: None,
+        expect_failure: None,
+        machine: crate::qemu::DEFAULT_MACHINE,
+        hv_bootargs: "",
+        guest_bin: None,
     }
 }
 
@@ -144,13 +178,33 @@ const fn uboot(name: &'static str) -> Scenario {
 }
 
 impl Scenario {
+    /// The test guest binary this row runs.
+    pub fn guest_bin(&self) -> &'static str {
+        self.guest_bin.unwrap_or(self.name)
+    }
+
     const fn with_timeout(self, secs: u64) -> Scenario {
         Scenario {
             timeout: Duration::from_secs(secs),
             ..self
         }
     }
+
+    /// The same row on another board: QEMU machine `machine`, `cpus` cores, `mem` RAM.
+    const fn on_board(self, machine: &'static str, cpus: u8, mem: &'static str) -> Scenario {
+        Scenario {
+            machine,
+            cpus,
+            mem,
+            ..self
+        }
+    }
 }
+
+/// QEMU `virt` with a GICv4 (redistributors 0x40000 apart).
+const GICV4: &str = "virt,virtualization=on,gic-version=4";
+/// QEMU `virt` with a GICv3 (the default).
+const GICV3: &str = crate::qemu::DEFAULT_MACHINE;
 
 /// A benchmark with its own iteration counts and `round_trips` per guest iteration.
 const fn slow_bench(
@@ -225,9 +279,9 @@ pub const SCENARIOS: &[Scenario] = &[
     // (`cargo xtask test linux`); the last argument `true` puts it in the default set.
     linux("linux", 2, 180, true, &[LINUX_2]),
     // Virtual-interrupt mode: emulated GIC, both vCPUs time-sliced on one core ...
-    linux("linux-virtual", 1, 180, true, &[LinuxVm { mode: Some("virtual"), ..LINUX_2 }]),
+    linux("linux-virtual", 1, 180, true, &[LINUX_2V]),
     // ... and with vCPU i on physical core i.
-    linux("linux-virtual-smp", 2, 180, true, &[LinuxVm { mode: Some("virtual"), ..LINUX_2 }]),
+    linux("linux-virtual-smp", 2, 180, true, &[LINUX_2V]),
     // Overcommitted: 4 vCPUs on 2 cores (placed on the less loaded core at CPU_ON,
     // time-sliced there, sleeping in WFI).
     linux(
@@ -296,32 +350,163 @@ pub const SCENARIOS: &[Scenario] = &[
         guest: Guest::KernelArg,
         ..linux("kernel-arg", 2, 180, true, &[])
     },
-    // Vm descriptions the hypervisor refuses with one line, a FAIL marker, status 1.
+    // VM descriptions the hypervisor refuses with one line, a FAIL marker, status 1.
     refused(
         "refuse-vcpus",
         Refusal::TooManyVcpus,
-        "VM refuse-vcpus: 9 vCPUs (a VM has 1 to 8)",
+        "FAIL VM refuse-vcpus: 9 vCPUs (a VM has 1 to 8)",
     ),
     refused(
         "refuse-kernel",
         Refusal::BadKernel,
-        "VM refuse-kernel: kernel: not a Linux arm64 Image",
+        "FAIL VM refuse-kernel: kernel: not a Linux arm64 Image",
     ),
     refused(
         "refuse-memory",
         Refusal::TooBig,
         "MiB of RAM together, the board has",
     ),
+    // Board variants: the hypervisor discovers each board from its device tree.
+    // GICv4: redistributors 0x40000 apart, in both interrupt modes.
+    linux("linux-gicv4", 2, 60, true, &[LINUX_2]).on_board(GICV4, 2, "2G"),
+    linux("linux-virtual-smp-gicv4", 2, 60, true, &[LINUX_2V]).on_board(GICV4, 2, "2G"),
+    // Four cores of a GICv4 with a 2-vCPU passthrough VM: the guest's last frame gets
+    // an emulated GICR_TYPER.Last.
+    linux("linux-smp4-2vcpu", 4, 60, true, &[LINUX_2]).on_board(GICV4, 4, "2G"),
+    // 512 MiB boards with VMs sized to fit, and a 4 GiB board (the VM's RAM is carved
+    // above 4 GiB there).
+    linux(
+        "linux-512m",
+        2,
+        60,
+        true,
+        &[LinuxVm {
+            mem_mib: 256,
+            ..LINUX_2
+        }],
+    )
+    .on_board(GICV3, 2, "512M"),
+    Scenario {
+        guest: Guest::UBoot,
+        ..uboot("uboot-512m").on_board(GICV3, 2, "512M")
+    },
+    linux("linux-4g", 2, 60, true, &[LINUX_2]).on_board(GICV3, 2, "4G"),
+    // A VM that does not fit the board is refused with one line and status 1, at once.
+    Scenario {
+        expect_failure: Some(ExpectFailure {
+            status: 1,
+            text: "MiB of RAM together, the board has",
+        }),
+        guest_marker: None,
+        ..linux("linux-too-big", 2, 30, true, &[LINUX_2]).on_board(GICV3, 2, "512M")
+    },
+    // PSCI SYSTEM_OFF from vCPU 1 (`reboot=s1`: Linux powers off on CPU 1) ends the
+    // VM in passthrough mode.
+    linux(
+        "linux-off-vcpu1",
+        2,
+        60,
+        true,
+        &[LinuxVm {
+            cmdline: "reboot=s1",
+            ..LINUX_2
+        }],
+    ),
+    // Virtual mode with Linux on the EL1 physical timer (PPI 30): the device tree
+    // lists only the physical timers.
+    linux(
+        "linux-virtual-smp-ptimer",
+        2,
+        60,
+        true,
+        &[LinuxVm {
+            phys_timer: true,
+            ..LINUX_2V
+        }],
+    ),
+    linux(
+        "linux-virtual-ptimer",
+        1,
+        60,
+        true,
+        &[LinuxVm {
+            phys_timer: true,
+            ..LINUX_2V
+        }],
+    ),
+    // The EL1 timers' PPIs through the emulated GIC (a test guest in the
+    // virtual-interrupt mode): PPI 30 delivered, a held PPI 27 re-sampled on enable.
+    Scenario {
+        guest: Guest::ElfVm(ELF_VM),
+        guest_marker: Some("VGIC_TIMERS"),
+        ..timed("vgic-timers", 1, 30)
+    },
+    Scenario {
+        guest: Guest::ElfVm(LinuxVm {
+            cores: &[0, 1],
+            ..ELF_VM
+        }),
+        guest_marker: Some("VGIC_TIMERS"),
+        guest_bin: Some("vgic-timers"),
+        ..smp("vgic-timers-smp", 1, 2)
+    },
+    // A fault of the hypervisor before arm_vcpu's vectors are installed is reported
+    // (ESR/ELR/FAR) by boot.S's vector, status 102.
+    Scenario {
+        expect_failure: Some(ExpectFailure {
+            status: 102,
+            text: "ARM_VCPU_PANIC early exception at EL2 (before the arm_vcpu vectors): ESR_EL2 0x",
+        }),
+        hv_bootargs: "selftest=early-fault",
+        guest_marker: None,
+        ..linux("early-fault", 2, 30, true, &[LINUX_2])
+    },
 ];
 
-/// A row whose VM description the hypervisor must refuse with `reason`.
-const fn refused(name: &'static str, r: Refusal, reason: &'static str) -> Scenario {
+/// A test guest as a VM of its own: one vCPU on core 0, the virtual mode, 256 MiB.
+const ELF_VM: LinuxVm = LinuxVm {
+    vcpus: 1,
+    cores: &[0],
+    mode: Some("virtual"),
+    mem_mib: 256,
+    cmdline: "",
+    phys_timer: false,
+};
+
+/// A row whose VM description the hypervisor must refuse, status 1, with `text`.
+const fn refused(name: &'static str, r: Refusal, text: &'static str) -> Scenario {
     Scenario {
         guest: Guest::Refused(r),
-        refusal: Some(reason),
+        expect_failure: Some(ExpectFailure { status: 1, text }),
         ..scenario(name, 1)
     }
     .with_timeout(30)
+}
+
+/// Whether a refusal row's run ended as `e` says: that exit status, the text in the
+/// output, no timeout (a hang is not a refusal) and, for a refusal (status 1), no
+/// hypervisor panic.
+pub fn failed_as_expected(
+    e: &ExpectFailure,
+    end: crate::qemu::End,
+    output: &str,
+) -> Result<(), String> {
+    match end {
+        crate::qemu::End::Exited(Some(c)) if c == e.status => {}
+        other => {
+            return Err(format!(
+                "expected exit status {} (a refusal), got {other:?}",
+                e.status
+            ))
+        }
+    }
+    if e.status == 1 && output.contains("ARM_VCPU_PANIC") {
+        return Err("the hypervisor panicked (a refusal is one clear line)".into());
+    }
+    if !output.contains(e.text) {
+        return Err(format!("the output lacks {:?}", e.text));
+    }
+    Ok(())
 }
 
 /// The scenario `cargo xtask run` boots when no `--guest` is given.
@@ -450,7 +635,7 @@ mod tests {
         assert_eq!(vms("linux-2vm").len(), 2);
         assert_eq!(vms("linux-virtual")[0].mode, Some("virtual"));
         for r in SCENARIOS.iter().filter(|s| matches!(s.guest, Guest::Refused(_))) {
-            assert!(r.refusal.is_some() && r.timeout <= Duration::from_secs(30));
+            assert!(r.expect_failure.is_some() && r.timeout <= Duration::from_secs(30));
         }
     }
 
@@ -466,6 +651,38 @@ mod tests {
         assert!(selected(l, &["linux".into()]));
         assert!(!selected(l, &["demo".into()]));
         assert_eq!(selected(l, &[]), l.in_default_tests);
+    }
+
+    #[test]
+    fn board_variant_rows() {
+        let g4 = find("linux-gicv4").unwrap();
+        assert_eq!(g4.machine, "virt,virtualization=on,gic-version=4");
+        assert_eq!(find("linux").unwrap().machine, crate::qemu::DEFAULT_MACHINE);
+        let small = find("linux-512m").unwrap();
+        assert_eq!(small.mem, "512M");
+        assert!(matches!(small.guest, Guest::Linux([LinuxVm { mem_mib: 256, .. }])));
+        assert!(matches!(
+            find("linux-off-vcpu1").unwrap().guest,
+            Guest::Linux([LinuxVm { cmdline: "reboot=s1", .. }])
+        ));
+        assert_eq!(find("linux-smp4").unwrap().cpus, 4);
+        assert_eq!(find("vgic-timers-smp").unwrap().guest_bin(), "vgic-timers");
+        assert_eq!(find("demo").unwrap().guest_bin(), "demo");
+    }
+
+    #[test]
+    fn refusal_rows_need_their_status_and_line() {
+        use crate::qemu::End;
+        let e = find("linux-too-big").unwrap().expect_failure.unwrap();
+        let out = format!("refhv: the VMs need 1024 {}", e.text);
+        assert!(failed_as_expected(&e, End::Exited(Some(1)), &out).is_ok());
+        assert!(failed_as_expected(&e, End::Exited(Some(0)), &out).is_err());
+        assert!(failed_as_expected(&e, End::TimedOut, &out).is_err());
+        assert!(failed_as_expected(&e, End::Exited(Some(1)), "other failure").is_err());
+        let panicked = format!("{out}\nARM_VCPU_PANIC at x.rs");
+        assert!(failed_as_expected(&e, End::Exited(Some(1)), &panicked).is_err());
+        let f = find("early-fault").unwrap().expect_failure.unwrap();
+        assert_eq!(f.status, 102);
     }
 
     #[test]

@@ -115,7 +115,7 @@ pub fn run(ws: &Workspace, opts: &Options) -> Result<ExitCode, String> {
     // downloads them).
     let linux_assets = scenarios
         .iter()
-        .any(|s| !matches!(s.guest, Guest::TestElf | Guest::Refused(_)))
+        .any(|s| !matches!(s.guest, Guest::TestElf | Guest::Refused(_) | Guest::ElfVm(_)))
         .then(|| linux::prepare(ws));
     if let Some(Err(e)) = &linux_assets {
         println!("error: {e}");
@@ -147,7 +147,7 @@ pub fn run(ws: &Workspace, opts: &Options) -> Result<ExitCode, String> {
             deps.clone()?;
             let hv = hv.clone()?;
             if s.guest != Guest::TestElf {
-                if matches!(s.guest, Guest::Refused(_)) {
+                if matches!(s.guest, Guest::Refused(_) | Guest::ElfVm(_)) {
                     guests.clone()?;
                 }
                 let o = crate::vms::RowOptions {
@@ -159,14 +159,15 @@ pub fn run(ws: &Workspace, opts: &Options) -> Result<ExitCode, String> {
                 return crate::vms::row_run(ws, &hv, s, &o, &extra);
             }
             guests.clone()?;
-            let guest = ws.guest_elf(s.name);
+            let guest = ws.guest_elf(s.guest_bin());
             if !guest.is_file() {
                 return Err(format!("no guest binary {}", guest.display()));
             }
             let bootargs = scenarios::with_seed(scenarios::bootargs(s.name, s.test_iters), seed);
             Ok(qemu::Run::new(&hv, &guest, bootargs)
                 .with_cpus(s.cpus)
-                .with_mem(s.mem))
+                .with_mem(s.mem)
+                .with_machine(s.machine))
         };
         for &s in &scenarios {
             items.push(Item {
@@ -334,8 +335,8 @@ fn budget_gate(ws: &Workspace, tally: &mut Tally) {
 /// Judges a run of row `s`: the hypervisor's verdict, each guest's own, or the
 /// refusal the row expects.
 pub fn judge_row(s: &Scenario, end: End, output: &str) -> Result<(), String> {
-    if let Some(reason) = s.refusal {
-        return qemu::judge_refusal(s.name, reason, end, output);
+    if let Some(e) = &s.expect_failure {
+        return scenarios::failed_as_expected(e, end, output);
     }
     match (s.guest, s.guest_marker) {
         (Guest::Linux(vms), Some(m)) if vms.len() > 1 => {
@@ -371,7 +372,13 @@ fn run_item(item: Item, logs: &Path) -> Outcome {
             }
         }
     };
-    let captured = match qemu::run_captured_typing(run.command(), s.timeout, s.typing) {
+    // A guest kernel's panic ends a Linux run at once (a failure).
+    let stop: &'static [&'static str] = if matches!(s.guest, Guest::Linux(_) | Guest::KernelArg) {
+        &[qemu::GUEST_PANIC]
+    } else {
+        &[]
+    };
+    let captured = match qemu::run_captured_full(run.command(), s.timeout, s.typing, stop) {
         Ok(c) => c,
         Err(e) => {
             return Outcome {

@@ -471,7 +471,7 @@ pub fn row_vms(
                 } else {
                     s.name.to_string()
                 };
-                out.push(linux_vm(
+                let mut v = linux_vm(
                     &assets,
                     &name,
                     vcpus,
@@ -479,7 +479,14 @@ pub fn row_vms(
                     mode,
                     l.mem_mib << 20,
                     o.autotest && s.typing.is_none(),
-                ));
+                );
+                if !l.cmdline.is_empty() {
+                    v.cmdline = format!("{} {}", v.cmdline, l.cmdline);
+                }
+                if l.phys_timer {
+                    v.timer = config::GuestTimer::Physical;
+                }
+                out.push(v);
             }
             out
         }
@@ -509,6 +516,19 @@ pub fn row_vms(
                 ..Default::default()
             })?]
         }
+        Guest::ElfVm(l) => vec![VmConfig {
+            name: s.name.into(),
+            kernel: Some(Source::Path(
+                ws.guest_elf(s.guest_bin()).to_string_lossy().into_owned(),
+            )),
+            format: KernelFormat::Elf,
+            no_dtb: true,
+            mem: l.mem_mib << 20,
+            vcpus: l.vcpus as usize,
+            cores: Some(l.cores.to_vec()),
+            mode: mode_of(l.mode.unwrap_or(&o.mode))?,
+            ..Default::default()
+        }],
         Guest::Refused(r) => {
             let mut v = VmConfig {
                 name: s.name.into(),
@@ -541,17 +561,21 @@ pub fn row_run(
 ) -> Result<qemu::Run, String> {
     let vms = row_vms(ws, s, o)?;
     let manifest = ws.target().join("xtask").join("vms").join(format!("{}.toml", s.name));
-    let staged = if s.refusal.is_some() {
+    let staged = if matches!(s.guest, crate::scenarios::Guest::Refused(_)) {
         stage_unchecked(&vms, &manifest)?
     } else {
         stage(&vms, &manifest)?
     };
     let mut bootargs = format!("scenario={} {}", s.name, staged.bootarg);
+    if !s.hv_bootargs.is_empty() {
+        bootargs.push(' ');
+        bootargs.push_str(s.hv_bootargs);
+    }
     if !bootargs_extra.is_empty() {
         bootargs.push(' ');
         bootargs.push_str(bootargs_extra);
     }
-    Ok(qemu_run(hv, &staged, bootargs, s.cpus, s.mem))
+    Ok(qemu_run(hv, &staged, bootargs, s.cpus, s.mem).with_machine(s.machine))
 }
 
 /// [`stage`] without the kernel checks (for the rows that test the hypervisor's).

@@ -56,7 +56,9 @@ static GICD_LOCK: Mutex<()> = Mutex::new(());
 pub fn check() -> Result<(), &'static str> {
     let b = super::board();
     if b.gic.version != GicVersion::V3 {
-        return Err("the board's GIC is a GICv2: the reference hypervisor drives GICv3/v4 only so far");
+        return Err(
+            "the board's GIC is a GICv2: the reference hypervisor drives GICv3/v4 only so far",
+        );
     }
     for i in 0..b.cpus.len() {
         if super::redistributor(i).is_none() {
@@ -67,7 +69,10 @@ pub fn check() -> Result<(), &'static str> {
     if (t.virt, t.phys, t.hyp_phys) != (VTIMER_INTID, PTIMER_INTID, HYP_TIMER_INTID) {
         return Err("the board's timer PPIs are not 27/30/26 (virtual/physical/hypervisor)");
     }
-    if b.gic.maintenance_intid.is_some_and(|m| m != MAINTENANCE_INTID) {
+    if b.gic
+        .maintenance_intid
+        .is_some_and(|m| m != MAINTENANCE_INTID)
+    {
         return Err("the board's GIC maintenance interrupt is not PPI 9");
     }
     Ok(())
@@ -397,8 +402,10 @@ impl TrappedRdPages {
         // Device access would have faulted in the guest).
         let v = unsafe {
             match width {
-                8 if addr % 8 == 0 => core::ptr::read_volatile(addr as usize as *const u64),
-                4 if addr % 4 == 0 => {
+                8 if addr.is_multiple_of(8) => {
+                    core::ptr::read_volatile(addr as usize as *const u64)
+                }
+                4 if addr.is_multiple_of(4) => {
                     u64::from(core::ptr::read_volatile(addr as usize as *const u32))
                 }
                 _ => return 0,
@@ -419,8 +426,10 @@ impl TrappedRdPages {
         // SAFETY: as in `read`; the guest owns this redistributor (passthrough).
         unsafe {
             match width {
-                8 if addr % 8 == 0 => core::ptr::write_volatile(addr as usize as *mut u64, data),
-                4 if addr % 4 == 0 => {
+                8 if addr.is_multiple_of(8) => {
+                    core::ptr::write_volatile(addr as usize as *mut u64, data)
+                }
+                4 if addr.is_multiple_of(4) => {
                     core::ptr::write_volatile(addr as usize as *mut u32, data as u32)
                 }
                 _ => {}

@@ -196,7 +196,13 @@ fn map_high_ram(r: &Range) {
         unsafe {
             let t = core::ptr::addr_of_mut!(el2_l1_table) as *mut u64;
             core::ptr::write_volatile(t.add(i as usize), desc);
-            core::arch::asm!("dsb ishst", "tlbi alle2", "dsb ish", "isb", options(nostack));
+            core::arch::asm!(
+                "dsb ishst",
+                "tlbi alle2",
+                "dsb ish",
+                "isb",
+                options(nostack)
+            );
         }
     }
 }

@@ -335,6 +335,9 @@ pub struct VmConfig {
     pub initrd: Option<Source>,
     /// A device tree of the user's (otherwise one is generated).
     pub dtb: Option<Source>,
+    /// No device tree at all (`dtb = false`): x0 = 0 at entry, as the test guests
+    /// expect.
+    pub no_dtb: bool,
     /// `/chosen/bootargs` of the generated device tree.
     pub cmdline: String,
     /// `/config/bootcmd` of the generated device tree (U-Boot).
@@ -371,6 +374,7 @@ impl Default for VmConfig {
             load_offset: None,
             initrd: None,
             dtb: None,
+            no_dtb: false,
             cmdline: String::new(),
             bootcmd: None,
             mem: 256 << 20,
@@ -479,7 +483,10 @@ impl VmConfig {
                 }
                 "kernel" => c.kernel = Some(want_source(e)?),
                 "initrd" => c.initrd = Some(want_source(e)?),
-                "dtb" => c.dtb = Some(want_source(e)?),
+                "dtb" => match e.value {
+                    Value::Bool(false) => c.no_dtb = true,
+                    _ => c.dtb = Some(want_source(e)?),
+                },
                 "format" => {
                     c.format = want_choice(
                         e,
@@ -604,6 +611,9 @@ impl VmConfig {
         }
         if let Some(d) = &self.dtb {
             s += &format!("dtb = {}\n", src(d));
+        }
+        if self.no_dtb {
+            s += "dtb = false\n";
         }
         if !self.cmdline.is_empty() {
             s += &format!("cmdline = {}\n", q(&self.cmdline));
@@ -804,6 +814,7 @@ mode = "virtual"
             size: 27_302_400,
         });
         v.bootcmd = Some("echo \"hi\"; poweroff".into());
+        v.no_dtb = true;
         let text = format!("{}{}", v.to_toml(), v.to_toml().replace("linux0", "linux1"));
         let back = parse_vms(&text).unwrap();
         assert_eq!(back.len(), 2);

@@ -312,8 +312,8 @@ pub fn build(cfg: VmConfig, id: usize, count: usize) -> Result<Vm, String> {
     if let (Some(bytes), Some((start, _))) = (initrd, layout.initrd) {
         loader::copy_to_guest(&mem, start, bytes).map_err(|e| fail(e))?;
     }
-    let x0 = if kind == devices::Kind::Test {
-        // The test protocol: no device tree, x0 = 0.
+    let x0 = if kind == devices::Kind::Test || cfg.no_dtb {
+        // The test protocol (or `dtb = false`): no device tree, x0 = 0.
         0
     } else {
         let dtb = match user_dtb {
