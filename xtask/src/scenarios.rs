@@ -267,6 +267,9 @@ pub const SCENARIOS: &[Scenario] = &[
     bench("bench-psci", 100, "psci_version", 1),
     // Two physical cores: vCPU 1 starts on core 1 through the guest's PSCI CPU_ON.
     smp("smp", 1, 2),
+    // Four vCPUs on two cores (time-sliced): the last one started calls SYSTEM_OFF
+    // while the others spin; the VM and the run end there.
+    smp("sysoff", 1, 2).with_timeout(30),
     // Two VMs time-sliced on one core; iters = VM switches to survive.
     timed("isolation", 8, 60),
     // Issue 4 benchmarks: switching a core between vCPUs, virtual interrupts, lazy FP.

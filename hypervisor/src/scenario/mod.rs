@@ -21,6 +21,7 @@ mod inject;
 mod isolation;
 mod psci;
 mod smp;
+mod sysoff;
 
 /// What the VM tells a scenario about itself when it asks (read when asked: a
 /// TEST_CALL answered on the exit path pays only for what its scenario reads).
@@ -169,7 +170,7 @@ pub trait Scenario {
     }
 
     /// PSCI SYSTEM_OFF: by default a failure (test guests end with EXIT).
-    fn system_off(&mut self) -> Result<(), &'static str> {
+    fn system_off(&mut self, _vm: &VmInfo) -> Result<(), &'static str> {
         Err("unexpected PSCI SYSTEM_OFF")
     }
 
@@ -194,6 +195,7 @@ pub fn by_name(
         .or_else(|| inject::by_name(name))
         .or_else(|| bench::by_name(name))
         .or_else(|| smp::by_name(name))
+        .or_else(|| sysoff::by_name(name))
         .or_else(|| isolation::by_name(name, iters, instance))
 }
 

@@ -1416,9 +1416,13 @@ impl Core {
             }
             PsciRequest::SystemOff => {
                 info!("VM {}: vCPU {}: PSCI SYSTEM_OFF", vm.name(), v.index);
-                let verdict = match vm.state.lock().scenario.as_mut() {
-                    Some(sc) => sc.system_off(),
-                    None => Ok(()),
+                let verdict = {
+                    let mut s = vm.state.lock();
+                    let st = &mut *s;
+                    match st.scenario.as_mut() {
+                        Some(sc) => sc.system_off(&vm_info(vs, &st.dev)),
+                        None => Ok(()),
+                    }
                 };
                 self.end_vm(vs, verdict);
                 return Ok(Some(Stop::VmEnded));
