@@ -70,7 +70,10 @@ extern "C" fn rust_main() -> ! {
     let heap = platform::discover();
     // SAFETY: `discover` carved [heap.base, heap.end()) out of the board's RAM for the
     // heap alone; nothing else uses it, and this runs once before any allocation.
-    unsafe { HEAP.lock().init(heap.base as usize as *mut u8, heap.size as usize) };
+    unsafe {
+        HEAP.lock()
+            .init(heap.base as usize as *mut u8, heap.size as usize)
+    };
     console::init_logging();
     Aarch64PerCpu::set_host_trap_handler(host_trap);
     let args = bootargs::BootArgs::parse(bootargs::from_dtb(platform::DTB_PA as usize));
@@ -86,7 +89,10 @@ extern "C" fn rust_main() -> ! {
         name, args.iters, args.seed
     );
     if let Some(w) = args.unknown {
-        end_run_early(name, &alloc::format!("unknown or malformed bootargs word {w:?}"));
+        end_run_early(
+            name,
+            &alloc::format!("unknown or malformed bootargs word {w:?}"),
+        );
     }
     platform::describe();
     if let Err(why) = platform::gic::check() {
@@ -99,11 +105,8 @@ extern "C" fn rust_main() -> ! {
         Ok(c) => c,
         Err(e) => end_run_early(name, &e),
     };
-    if let Err(e) = vm::config::check_set(
-        &mut configs,
-        platform::cpu_count(),
-        platform::free_ram(),
-    ) {
+    if let Err(e) = vm::config::check_set(&mut configs, platform::cpu_count(), platform::free_ram())
+    {
         end_run_early(name, &e.0);
     }
     let n = configs.len();

@@ -265,7 +265,8 @@ fn parse_args(args: &[&str]) -> Result<Cmd, String> {
         if kinds > 1 {
             return Err("give one of --guest, --kernel and --vm".into());
         }
-        if !r.vm_files.is_empty() && (r.vcpus.is_some() || r.cores.is_some() || mode_arg.is_some()) {
+        if !r.vm_files.is_empty() && (r.vcpus.is_some() || r.cores.is_some() || mode_arg.is_some())
+        {
             return Err("--vcpus, --cores and --mode describe --kernel or --guest VMs; a --vm file says its own".into());
         }
         if let Some(c) = &r.cores {
@@ -358,9 +359,14 @@ fn make_run(
         let cpus = o.smp.unwrap_or_else(|| vms::cores_needed(&list, 2));
         let mem = vms::mem_needed(&list);
         // What the hypervisor would refuse, refused here first (same checks).
-        vms::config::check_set(&mut list, cpus as usize, u64::MAX)
-            .map_err(|e| e.0)?;
-        let staged = vms::stage(&list, &ws.target().join("xtask").join("vms").join(format!("{name}.toml")))?;
+        vms::config::check_set(&mut list, cpus as usize, u64::MAX).map_err(|e| e.0)?;
+        let staged = vms::stage(
+            &list,
+            &ws.target()
+                .join("xtask")
+                .join("vms")
+                .join(format!("{name}.toml")),
+        )?;
         let mut bootargs = format!("scenario={name} {}", staged.bootarg);
         if !extra.is_empty() {
             bootargs = format!("{bootargs} {extra}");
@@ -379,7 +385,12 @@ fn make_run(
     }
     if let Some(s) = os {
         let hv = ws.build_hv(b)?;
-        if matches!(s.guest, scenarios::Guest::Refused(_) | scenarios::Guest::ElfVm(_)) {
+        if matches!(
+            s.guest,
+            scenarios::Guest::Refused(_)
+                | scenarios::Guest::ElfVm(_)
+                | scenarios::Guest::FaultyPair
+        ) {
             ws.build_guests()?;
         }
         let ro = vms::RowOptions {
@@ -608,7 +619,9 @@ mod tests {
             parse("bench --iters 10,30"),
             Ok(Cmd::Bench { n1: 10, n2: 30 })
         );
-        assert!(matches!(parse("trace --guest linux-2vm"), Ok(Cmd::Trace(RunArgs { ref guest, .. })) if guest == "linux-2vm"));
+        assert!(
+            matches!(parse("trace --guest linux-2vm"), Ok(Cmd::Trace(RunArgs { ref guest, .. })) if guest == "linux-2vm")
+        );
     }
 
     #[test]

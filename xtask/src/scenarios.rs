@@ -23,6 +23,10 @@ pub enum Guest {
     /// A VM description the hypervisor must refuse with one line and a non-zero
     /// status (the row's `expect_failure`), never hang.
     Refused(Refusal),
+    /// Two test VMs on one core: the first (the `inject` guest under `demo`'s host
+    /// checks, which serve no unbacked address) faults; the second (`demo`) must still
+    /// run and pass: one VM's fault ends that VM only.
+    FaultyPair,
     /// The row's test guest ELF ([`Scenario::guest_bin`]) as a VM of its own, without
     /// a scenario's host checks: the emulated GIC and console of the virtual mode, no
     /// device tree (x0 = 0, as the test protocol says); it ends with PSCI SYSTEM_OFF.
@@ -270,6 +274,16 @@ pub const SCENARIOS: &[Scenario] = &[
     // Four vCPUs on two cores (time-sliced): the last one started calls SYSTEM_OFF
     // while the others spin; the VM and the run end there.
     smp("sysoff", 1, 2).with_timeout(30),
+    // One VM's fault ends that VM with its reason, never another: the run fails (status
+    // bit 0: VM 0) with the good VM's PASS.
+    Scenario {
+        guest: Guest::FaultyPair,
+        expect_failure: Some(ExpectFailure {
+            status: 1,
+            text: "ARM_VCPU_VM good: PASS",
+        }),
+        ..timed("vm-fault", 1, 30)
+    },
     // Two VMs time-sliced on one core; iters = VM switches to survive.
     timed("isolation", 8, 60),
     // Issue 4 benchmarks: switching a core between vCPUs, virtual interrupts, lazy FP.
@@ -299,7 +313,17 @@ pub const SCENARIOS: &[Scenario] = &[
         }],
     ),
     // 4 vCPUs on the 4 cores of `-smp 4`, in both modes.
-    linux("linux-smp4", 4, 240, true, &[LinuxVm { vcpus: 4, mode: Some("passthrough"), ..LINUX_2 }]),
+    linux(
+        "linux-smp4",
+        4,
+        240,
+        true,
+        &[LinuxVm {
+            vcpus: 4,
+            mode: Some("passthrough"),
+            ..LINUX_2
+        }],
+    ),
     linux(
         "linux-smp4-virtual",
         4,
@@ -345,7 +369,16 @@ pub const SCENARIOS: &[Scenario] = &[
         ..linux("linux-shell", 2, 180, true, &[LINUX_2])
     },
     // One vCPU (the device tree lists one CPU; PSCI refuses MPIDR 1), passthrough mode.
-    linux("linux-1vcpu", 2, 180, true, &[LinuxVm { vcpus: 1, ..LINUX_2 }]),
+    linux(
+        "linux-1vcpu",
+        2,
+        180,
+        true,
+        &[LinuxVm {
+            vcpus: 1,
+            ..LINUX_2
+        }],
+    ),
     uboot("uboot"),
     // `cargo xtask run --kernel target/linux/Image --initrd ... --append ...`: a kernel
     // given by path, through the option parser's own VM description.
@@ -637,7 +670,10 @@ mod tests {
         assert_eq!(vms("linux-smp4-virtual")[0].mode, Some("virtual"));
         assert_eq!(vms("linux-2vm").len(), 2);
         assert_eq!(vms("linux-virtual")[0].mode, Some("virtual"));
-        for r in SCENARIOS.iter().filter(|s| matches!(s.guest, Guest::Refused(_))) {
+        for r in SCENARIOS
+            .iter()
+            .filter(|s| matches!(s.guest, Guest::Refused(_)))
+        {
             assert!(r.expect_failure.is_some() && r.timeout <= Duration::from_secs(30));
         }
     }
@@ -663,10 +699,16 @@ mod tests {
         assert_eq!(find("linux").unwrap().machine, crate::qemu::DEFAULT_MACHINE);
         let small = find("linux-512m").unwrap();
         assert_eq!(small.mem, "512M");
-        assert!(matches!(small.guest, Guest::Linux([LinuxVm { mem_mib: 256, .. }])));
+        assert!(matches!(
+            small.guest,
+            Guest::Linux([LinuxVm { mem_mib: 256, .. }])
+        ));
         assert!(matches!(
             find("linux-off-vcpu1").unwrap().guest,
-            Guest::Linux([LinuxVm { cmdline: "reboot=s1", .. }])
+            Guest::Linux([LinuxVm {
+                cmdline: "reboot=s1",
+                ..
+            }])
         ));
         assert_eq!(find("linux-smp4").unwrap().cpus, 4);
         assert_eq!(find("vgic-timers-smp").unwrap().guest_bin(), "vgic-timers");

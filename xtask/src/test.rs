@@ -115,7 +115,12 @@ pub fn run(ws: &Workspace, opts: &Options) -> Result<ExitCode, String> {
     // downloads them).
     let linux_assets = scenarios
         .iter()
-        .any(|s| !matches!(s.guest, Guest::TestElf | Guest::Refused(_) | Guest::ElfVm(_)))
+        .any(|s| {
+            !matches!(
+                s.guest,
+                Guest::TestElf | Guest::Refused(_) | Guest::ElfVm(_) | Guest::FaultyPair
+            )
+        })
         .then(|| linux::prepare(ws));
     if let Some(Err(e)) = &linux_assets {
         println!("error: {e}");
@@ -147,7 +152,10 @@ pub fn run(ws: &Workspace, opts: &Options) -> Result<ExitCode, String> {
             deps.clone()?;
             let hv = hv.clone()?;
             if s.guest != Guest::TestElf {
-                if matches!(s.guest, Guest::Refused(_) | Guest::ElfVm(_)) {
+                if matches!(
+                    s.guest,
+                    Guest::Refused(_) | Guest::ElfVm(_) | Guest::FaultyPair
+                ) {
                     guests.clone()?;
                 }
                 let o = crate::vms::RowOptions {
@@ -398,18 +406,17 @@ fn run_item(item: Item, logs: &Path) -> Outcome {
             captured.end
         ),
     );
-    let verdict = judge_row(s, captured.end, &captured.output)
-        .map_err(|why| {
-            if captured.end == End::TimedOut {
-                why.replacen(
-                    "TIMEOUT",
-                    &format!("TIMEOUT (killed after {} s)", s.timeout.as_secs()),
-                    1,
-                )
-            } else {
-                why
-            }
-        });
+    let verdict = judge_row(s, captured.end, &captured.output).map_err(|why| {
+        if captured.end == End::TimedOut {
+            why.replacen(
+                "TIMEOUT",
+                &format!("TIMEOUT (killed after {} s)", s.timeout.as_secs()),
+                1,
+            )
+        } else {
+            why
+        }
+    });
     let secs = captured.elapsed.as_secs_f64();
     let (ok, line, show_tail) = match (item.expect, verdict) {
         (Expect::Pass, Ok(())) => (true, format!("{} ({secs:.1} s)", item.label), false),

@@ -46,8 +46,8 @@ fn stage_with(vms: &[VmConfig], manifest: &Path, check: bool) -> Result<Staged, 
     let mut next = GUEST_STAGING_ADDR + MANIFEST_MAX;
     let mut place = |path: &str, what: &str, vm: &str| -> Result<Source, String> {
         let p = PathBuf::from(path);
-        let meta = std::fs::metadata(&p)
-            .map_err(|e| format!("VM {vm}: {what} {}: {e}", p.display()))?;
+        let meta =
+            std::fs::metadata(&p).map_err(|e| format!("VM {vm}: {what} {}: {e}", p.display()))?;
         if !meta.is_file() {
             return Err(format!("VM {vm}: {what} {} is not a file", p.display()));
         }
@@ -139,8 +139,7 @@ pub fn qemu_run(hv: &Path, s: &Staged, bootargs: String, cpus: u8, mem: &str) ->
 /// The VMs of a user's file; relative paths are taken from the file's directory.
 pub fn load_file(path: &Path) -> Result<Vec<VmConfig>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut vms =
-        config::parse_vms(&text).map_err(|e| format!("{}: {}", path.display(), e.0))?;
+    let mut vms = config::parse_vms(&text).map_err(|e| format!("{}: {}", path.display(), e.0))?;
     let dir = path.parent().unwrap_or(Path::new("."));
     let rel = |s: &mut Option<Source>| {
         if let Some(Source::Path(p)) = s {
@@ -167,8 +166,7 @@ pub fn load_file(path: &Path) -> Result<Vec<VmConfig>, String> {
 
 fn vms_name_ok(n: &str) -> bool {
     !n.is_empty()
-        && n
-            .chars()
+        && n.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
@@ -213,7 +211,9 @@ pub fn from_kernel_args(a: &KernelArgs) -> Result<VmConfig, String> {
         Some(m) => return Err(format!("--mode: virtual or passthrough, not {m:?}")),
     };
     let mem = match &a.mem {
-        Some(m) => config::parse_size(m).ok_or_else(|| format!("--mem: a size such as 512M, not {m:?}"))?,
+        Some(m) => {
+            config::parse_size(m).ok_or_else(|| format!("--mem: a size such as 512M, not {m:?}"))?
+        }
         None => 512 << 20,
     };
     let cores = a.cores.as_deref().map(parse_cores).transpose()?;
@@ -262,7 +262,9 @@ pub fn linux_vm(
         name: name.into(),
         kernel: Some(Source::Path(assets.image.to_string_lossy().into_owned())),
         format: KernelFormat::Image,
-        initrd: Some(Source::Path(assets.initramfs.to_string_lossy().into_owned())),
+        initrd: Some(Source::Path(
+            assets.initramfs.to_string_lossy().into_owned(),
+        )),
         cmdline,
         mem,
         vcpus,
@@ -345,7 +347,11 @@ mod tests {
             ..Default::default()
         };
         let s = stage(&[vm("a"), vm("b")], &d.join("vms.toml")).unwrap();
-        assert_eq!(s.images.len(), 2, "the shared kernel and initrd are staged once");
+        assert_eq!(
+            s.images.len(),
+            2,
+            "the shared kernel and initrd are staged once"
+        );
         assert_eq!(s.images[0].addr, 0x4820_0000);
         assert_eq!(s.images[1].addr, 0x4840_0000);
         assert_eq!(
@@ -370,7 +376,10 @@ mod tests {
             ..Default::default()
         };
         let e = stage(&[vm(&d.join("missing"))], &d.join("m")).unwrap_err();
-        assert!(e.starts_with("VM x: kernel ") && e.contains("missing"), "{e}");
+        assert!(
+            e.starts_with("VM x: kernel ") && e.contains("missing"),
+            "{e}"
+        );
         let junk = d.join("junk");
         std::fs::write(&junk, b"#!/bin/sh\necho not a kernel\n").unwrap();
         let e = stage(&[vm(&junk)], &d.join("m")).unwrap_err();
@@ -386,7 +395,9 @@ mod tests {
         dt.kernel = None;
         dt.scenario = Some("demo".into());
         dt.dtb = Some(Source::Path(junk.to_string_lossy().into()));
-        assert!(stage(&[dt], &d.join("m")).unwrap_err().contains("no 0xd00dfeed magic"));
+        assert!(stage(&[dt], &d.join("m"))
+            .unwrap_err()
+            .contains("no 0xd00dfeed magic"));
     }
 
     #[test]
@@ -399,7 +410,10 @@ mod tests {
         .unwrap();
         let v = load_file(&d.join("guest1.toml")).unwrap();
         assert_eq!(v[0].name, "guest1");
-        assert_eq!(v[0].kernel, Some(Source::Path(d.join("Image").to_string_lossy().into())));
+        assert_eq!(
+            v[0].kernel,
+            Some(Source::Path(d.join("Image").to_string_lossy().into()))
+        );
         assert!(load_file(&d.join("none.toml")).is_err());
         let k = from_kernel_args(&KernelArgs {
             kernel: "k".into(),
@@ -409,9 +423,12 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        assert_eq!((k.mem, k.vcpus, k.cores.clone()), (1 << 30, 3, Some(vec![0, 2])));
+        assert_eq!(
+            (k.mem, k.vcpus, k.cores.clone()),
+            (1 << 30, 3, Some(vec![0, 2]))
+        );
         assert_eq!(k.cmdline, LINUX_CONSOLE);
-        assert_eq!(cores_needed(&[k.clone()], 1), 3);
+        assert_eq!(cores_needed(std::slice::from_ref(&k), 1), 3);
         assert_eq!(mem_needed(&[k.clone(), k]), "3G");
         assert!(from_kernel_args(&KernelArgs {
             kernel: "k".into(),
@@ -516,6 +533,22 @@ pub fn row_vms(
                 ..Default::default()
             })?]
         }
+        Guest::FaultyPair => {
+            let test_vm = |name: &str, bin: &str| VmConfig {
+                name: name.into(),
+                kernel: Some(Source::Path(
+                    ws.guest_elf(bin).to_string_lossy().into_owned(),
+                )),
+                format: KernelFormat::Elf,
+                scenario: Some("demo".into()),
+                mem: 64 << 20,
+                cores: Some(vec![0]),
+                slice_us: 0,
+                wfi: config::Wfi::Yield,
+                ..Default::default()
+            };
+            vec![test_vm("faulty", "inject"), test_vm("good", "demo")]
+        }
         Guest::ElfVm(l) => vec![VmConfig {
             name: s.name.into(),
             kernel: Some(Source::Path(
@@ -539,7 +572,9 @@ pub fn row_vms(
             match r {
                 Refusal::TooManyVcpus => v.vcpus = 9,
                 Refusal::BadKernel => {
-                    v.kernel = Some(Source::Path(ws.root.join("README.md").to_string_lossy().into()));
+                    v.kernel = Some(Source::Path(
+                        ws.root.join("README.md").to_string_lossy().into(),
+                    ));
                     v.format = KernelFormat::Image;
                 }
                 Refusal::TooBig => v.mem = 4 << 30,
@@ -560,7 +595,11 @@ pub fn row_run(
     bootargs_extra: &str,
 ) -> Result<qemu::Run, String> {
     let vms = row_vms(ws, s, o)?;
-    let manifest = ws.target().join("xtask").join("vms").join(format!("{}.toml", s.name));
+    let manifest = ws
+        .target()
+        .join("xtask")
+        .join("vms")
+        .join(format!("{}.toml", s.name));
     let staged = if matches!(s.guest, crate::scenarios::Guest::Refused(_)) {
         stage_unchecked(&vms, &manifest)?
     } else {

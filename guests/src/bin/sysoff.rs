@@ -94,7 +94,11 @@ extern "C" fn sysoff_secondary_rust(me: u64) -> ! {
         while (0..VCPUS).any(|i| load(started(i)) == 0) || load(spins(0)) == 0 {
             core::hint::spin_loop();
         }
-        guests::println!("guest sysoff: vCPU {} sees all {} running: SYSTEM_OFF", me, VCPUS);
+        guests::println!(
+            "guest sysoff: vCPU {} sees all {} running: SYSTEM_OFF",
+            me,
+            VCPUS
+        );
         hvc::call(SYSTEM_OFF, [0; 6]);
         // SYSTEM_OFF returned: the host did not end the VM.
         guests::println!("SYSOFF_GUEST: FAIL SYSTEM_OFF returned");

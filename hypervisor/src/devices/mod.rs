@@ -261,7 +261,13 @@ impl Devices {
     /// vCPU `me` wrote an SGI register: the SGI becomes pending on every vCPU it
     /// targets (`mpidr(v)`: vCPU v's MPIDR affinity). Without an emulated GIC (test
     /// VMs) it is injected as it is, priority 0xa0.
-    pub fn send_sgi(&mut self, me: usize, request: &SgiRequest, vcpus: usize, mpidr: impl Fn(usize) -> u64) {
+    pub fn send_sgi(
+        &mut self,
+        me: usize,
+        request: &SgiRequest,
+        vcpus: usize,
+        mpidr: impl Fn(usize) -> u64,
+    ) {
         let sender = mpidr(me);
         for v in 0..vcpus {
             if !request.targets.includes(mpidr(v), sender) {
@@ -304,13 +310,6 @@ impl Devices {
                 }
             },
             None => gic::deactivate(intid),
-        }
-    }
-
-    /// Forgets that vCPU `v`'s timer `intid` was held (its line was found low).
-    pub fn timer_dropped(&mut self, v: usize, intid: u32) {
-        if let (Some(t), Some(h)) = (timer_index(intid), self.timer_held.get_mut(v)) {
-            h[t] = false;
         }
     }
 

@@ -75,12 +75,6 @@ pub fn current_mpidr() -> u64 {
     v & 0xff_00ff_ffff
 }
 
-/// This core's index in the board's CPU list.
-pub fn current_cpu() -> Option<usize> {
-    let me = current_mpidr();
-    board().cpus.iter().position(|&m| m == me)
-}
-
 /// The redistributor of core `index`.
 pub fn redistributor(index: usize) -> Option<RedistFrame> {
     let mpidr = cpu_mpidr(index)?;

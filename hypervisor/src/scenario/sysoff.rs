@@ -55,7 +55,7 @@ impl Scenario for SysOff {
         if self.from != Some(VCPUS - 1) {
             return Err("SYSTEM_OFF did not come from the last-started vCPU");
         }
-        if ran.iter().any(|&m| m == 0) {
+        if ran.contains(&0) {
             return Err("a vCPU never ran before SYSTEM_OFF");
         }
         if ran.iter().fold(0, |a, m| a | m) != 0b11 {

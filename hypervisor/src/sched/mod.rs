@@ -81,8 +81,6 @@ pub struct VcpuShared {
     mail: Mutex<Vec<Injection>>,
     has_mail: AtomicBool,
     pub stats: VcpuStats,
-    /// The cores it ran on (a bit each).
-    ran_on: AtomicU64,
 }
 
 /// A VM as the scheduler keeps it.
@@ -130,7 +128,9 @@ pub struct VCpu {
 // Box through locked inboxes and parking.
 unsafe impl Send for VCpu {}
 
-/// What a core's siblings may post to it.
+/// What a core's siblings may post to it. (vCPUs stay boxed everywhere: a `VCpu` is
+/// kilobytes, moved between cores as a pointer.)
+#[allow(clippy::vec_box)]
 pub struct CoreShared {
     inbox: Mutex<Vec<Box<VCpu>>>,
     flags: AtomicU32,
@@ -197,7 +197,6 @@ pub fn start(vms: Vec<Vm>, name: &'static str, timing: bool, tracing: bool) -> !
                     mail: Mutex::new(Vec::new()),
                     has_mail: AtomicBool::new(false),
                     stats: VcpuStats::default(),
-                    ran_on: AtomicU64::new(0),
                 })
                 .collect(),
             parked: Mutex::new((0..n).map(|_| None).collect()),
@@ -319,9 +318,8 @@ extern "C" {
 /// from the heap (through the firmware's PSCI CPU_ON).
 fn start_core(index: usize) -> Result<(), &'static str> {
     let mpidr = crate::platform::cpu_mpidr(index).ok_or("no such core")?;
-    let stack: &'static mut [u8] = Box::leak(
-        alloc::vec![0u8; crate::platform::SECONDARY_STACK].into_boxed_slice(),
-    );
+    let stack: &'static mut [u8] =
+        Box::leak(alloc::vec![0u8; crate::platform::SECONDARY_STACK].into_boxed_slice());
     let top = (stack.as_ptr() as u64 + stack.len() as u64) & !15;
     // { stack top, core index }: boot.S reads it with the MMU (and caches) off, so it
     // is cleaned to the point of coherency first.
@@ -422,6 +420,7 @@ fn drain_mail(v: &mut VCpu) -> bool {
 }
 
 /// One physical core's scheduler state (on its own stack).
+#[allow(clippy::vec_box)]
 struct Core {
     id: usize,
     s: &'static Sched,
@@ -718,8 +717,18 @@ impl Core {
 
     /// Places vCPU `i` of `vs` (taken from its parking) on a core by the policy;
     /// `on`: the CPU_ON's entry and context (`None`: vCPU 0 at boot or reset).
-    fn start_vcpu(&mut self, vs: &'static VmSched, i: usize, on: Option<(u64, u64)>) -> Result<(), &'static str> {
-        let mut b = vs.parked.lock().get_mut(i).and_then(Option::take).ok_or("the vCPU is not parked")?;
+    fn start_vcpu(
+        &mut self,
+        vs: &'static VmSched,
+        i: usize,
+        on: Option<(u64, u64)>,
+    ) -> Result<(), &'static str> {
+        let mut b = vs
+            .parked
+            .lock()
+            .get_mut(i)
+            .and_then(Option::take)
+            .ok_or("the vCPU is not parked")?;
         if let Some((entry, ctx)) = on {
             if b.vcpu.power_on(entry, ctx).is_err() {
                 vs.parked.lock()[i] = Some(b);
@@ -727,7 +736,9 @@ impl Core {
             }
         }
         b.epoch = vs.epoch.load(Ordering::Acquire);
-        vs.vcpus[i].power.store(Power::OnPending as u8, Ordering::Release);
+        vs.vcpus[i]
+            .power
+            .store(Power::OnPending as u8, Ordering::Release);
         vs.live.fetch_add(1, Ordering::AcqRel);
         let loads: Vec<usize> = self
             .s
@@ -972,7 +983,10 @@ impl Core {
             let t = now();
             sh.stats.host_ticks.add(t.wrapping_sub(self.t_exit));
             if let Some((kind, at)) = self.rec.take() {
-                self.sh.trace.lock().push(vm.id, v.index, kind, at, t.wrapping_sub(at));
+                self.sh
+                    .trace
+                    .lock()
+                    .push(vm.id, v.index, kind, at, t.wrapping_sub(at));
             }
         }
         if unbound.is_err() {
@@ -1063,7 +1077,10 @@ impl Core {
         vs.epoch.fetch_add(1, Ordering::AcqRel);
         for (c, core) in self.s.cores.iter().enumerate() {
             core.flags.fetch_or(flag::CHECK, Ordering::AcqRel);
-            if c != self.id && core.started.load(Ordering::Acquire) && !core.passthrough.load(Ordering::Relaxed) {
+            if c != self.id
+                && core.started.load(Ordering::Acquire)
+                && !core.passthrough.load(Ordering::Relaxed)
+            {
                 gic::send_sgi(KICK_SGI, c as u64);
             }
         }
@@ -1228,7 +1245,10 @@ impl Core {
                     .as_mut()
                     .and_then(|sc| sc.sysreg_read(reg));
                 match answer {
-                    Some(val) => v.vcpu.complete_sysreg_read(val).map_err(|_| "complete_sysreg_read")?,
+                    Some(val) => v
+                        .vcpu
+                        .complete_sysreg_read(val)
+                        .map_err(|_| "complete_sysreg_read")?,
                     None => v.vcpu.inject_undef().map_err(|_| "inject_undef")?,
                 }
                 Ok(None)
@@ -1243,7 +1263,9 @@ impl Core {
                 if vm.abort_policy == Some(AbortPolicy::Fail) {
                     return Err("unexpected data abort");
                 }
-                v.vcpu.inject_data_abort(va, write).map_err(|_| "inject_data_abort")?;
+                v.vcpu
+                    .inject_data_abort(va, write)
+                    .map_err(|_| "inject_data_abort")?;
                 Ok(None)
             }
             VmExit::InstructionAbort { va, .. } => {
@@ -1307,7 +1329,9 @@ impl Core {
             }
         }
         if data.is_none() {
-            v.vcpu.complete_mmio_read(val).map_err(|_| "complete_mmio_read")?;
+            v.vcpu
+                .complete_mmio_read(val)
+                .map_err(|_| "complete_mmio_read")?;
         }
         if deliver {
             self.deliver_out(v);
@@ -1316,7 +1340,12 @@ impl Core {
     }
 
     /// The refhv hypercalls (docs/test-protocol.md); anything else NOT_SUPPORTED.
-    fn hypercall(&mut self, v: &mut VCpu, imm: u16, args: &[u64; 7]) -> Result<Option<Stop>, &'static str> {
+    fn hypercall(
+        &mut self,
+        v: &mut VCpu,
+        imm: u16,
+        args: &[u64; 7],
+    ) -> Result<Option<Stop>, &'static str> {
         let vs = v.vm;
         let vm = vs.vm;
         if imm != 0 {
@@ -1348,7 +1377,9 @@ impl Core {
                     v.vcpu.inject_serror(esr).map_err(|_| "inject_serror")?;
                 }
                 if let Some(vi) = irq {
-                    v.vcpu.inject_interrupt(vi).map_err(|_| "inject_interrupt")?;
+                    v.vcpu
+                        .inject_interrupt(vi)
+                        .map_err(|_| "inject_interrupt")?;
                 }
             }
             hvc::PUTC => vm.state.lock().dev.putc(args[1] as u8),
@@ -1359,7 +1390,11 @@ impl Core {
             }
             hvc::EXIT => {
                 if args[1] != 0 {
-                    error!("VM {}: the guest reports {} failed checks", vm.name(), args[1]);
+                    error!(
+                        "VM {}: the guest reports {} failed checks",
+                        vm.name(),
+                        args[1]
+                    );
                 }
                 let verdict = {
                     let mut s = vm.state.lock();
@@ -1384,7 +1419,12 @@ impl Core {
 
     /// The host side of PSCI for `v`'s VM.
     #[inline(never)]
-    fn psci(&mut self, v: &mut VCpu, request: PsciRequest, conduit: Conduit) -> Result<Option<Stop>, &'static str> {
+    fn psci(
+        &mut self,
+        v: &mut VCpu,
+        request: PsciRequest,
+        conduit: Conduit,
+    ) -> Result<Option<Stop>, &'static str> {
         let vs = v.vm;
         let vm = vs.vm;
         if vm.kind == devices::Kind::Test {
@@ -1407,7 +1447,9 @@ impl Core {
             PsciRequest::CpuOff => return Ok(Some(Stop::Off)),
             PsciRequest::CpuSuspend { .. } => {
                 // Standby: like WFI.
-                v.vcpu.complete_psci(ret::SUCCESS).map_err(|_| "complete_psci")?;
+                v.vcpu
+                    .complete_psci(ret::SUCCESS)
+                    .map_err(|_| "complete_psci")?;
                 return Ok(Some(if vm.wfi_yields {
                     Stop::Yielded
                 } else {

@@ -10,7 +10,12 @@ use super::super::vm::config::Placement;
 /// `Pinned`: vCPU i on allowed core i mod n; `Balanced`: the allowed core with the
 /// fewest vCPUs on it (`load[c]`), the lowest-numbered on a tie. `None` only when
 /// `allowed` is empty (refused when the VM is checked).
-pub fn place(placement: Placement, allowed: &[usize], vcpu: usize, load: &[usize]) -> Option<usize> {
+pub fn place(
+    placement: Placement,
+    allowed: &[usize],
+    vcpu: usize,
+    load: &[usize],
+) -> Option<usize> {
     if allowed.is_empty() {
         return None;
     }
@@ -77,7 +82,11 @@ pub fn preempt(ticks: u64, bound_at: u64, sliced: bool, others_waiting: bool) ->
 /// When the core's EL2 timer must fire next (physical count): the next slice tick
 /// (`tick`, when slicing is due), the earliest sleeper's deadline, a scenario's host
 /// tick; `None` if nothing needs it.
-pub fn next_timer(tick: Option<u64>, sleepers: impl Iterator<Item = u64>, host_tick: Option<u64>) -> Option<u64> {
+pub fn next_timer(
+    tick: Option<u64>,
+    sleepers: impl Iterator<Item = u64>,
+    host_tick: Option<u64>,
+) -> Option<u64> {
     let s = sleepers.min();
     [tick, s, host_tick].into_iter().flatten().min()
 }
@@ -99,7 +108,10 @@ mod tests {
         assert_eq!(place(Placement::Pinned, &[2, 3], 2, &[]), Some(2));
         assert_eq!(place(Placement::Balanced, &allowed, 5, &[2, 1]), Some(1));
         assert_eq!(place(Placement::Balanced, &allowed, 5, &[1, 1]), Some(0));
-        assert_eq!(place(Placement::Balanced, &[1, 3], 0, &[0, 4, 9, 2]), Some(3));
+        assert_eq!(
+            place(Placement::Balanced, &[1, 3], 0, &[0, 4, 9, 2]),
+            Some(3)
+        );
         assert_eq!(place(Placement::Balanced, &[], 0, &[0]), None);
         // A core missing from the load table counts as full.
         assert_eq!(place(Placement::Balanced, &[0, 7], 0, &[3]), Some(0));

@@ -22,8 +22,18 @@ pub const CAPACITY: usize = 48 * 1024;
 
 /// Exit kinds, as the records name them.
 pub const KINDS: [&str; 12] = [
-    "hvc", "psci", "mmio_read", "mmio_write", "sysreg", "abort", "wfi", "wfe", "irq", "sgi",
-    "other", "error",
+    "hvc",
+    "psci",
+    "mmio_read",
+    "mmio_write",
+    "sysreg",
+    "abort",
+    "wfi",
+    "wfe",
+    "irq",
+    "sgi",
+    "other",
+    "error",
 ];
 
 /// The kind of an exit (an index into [`KINDS`]).

@@ -456,7 +456,10 @@ fn want_source(e: &Entry) -> Result<Source, ConfigError> {
         }),
         _ => err(
             e.line,
-            format!("`{}` must be a file path (or [address, size] when staged)", e.key),
+            format!(
+                "`{}` must be a file path (or [address, size] when staged)",
+                e.key
+            ),
         ),
     }
 }
@@ -527,7 +530,10 @@ impl VmConfig {
                 "placement" => {
                     c.placement = want_choice(
                         e,
-                        &[("pinned", Placement::Pinned), ("balanced", Placement::Balanced)],
+                        &[
+                            ("pinned", Placement::Pinned),
+                            ("balanced", Placement::Balanced),
+                        ],
                     )?
                 }
                 "mode" => {
@@ -542,7 +548,11 @@ impl VmConfig {
                 "console" => {
                     c.console = want_choice(
                         e,
-                        &[("auto", Console::Auto), ("io", Console::Io), ("out", Console::Out)],
+                        &[
+                            ("auto", Console::Auto),
+                            ("io", Console::Io),
+                            ("out", Console::Out),
+                        ],
                     )?
                 }
                 "slice_us" => c.slice_us = want_int(e)?,
@@ -571,7 +581,9 @@ impl VmConfig {
         Ok(c)
     }
 
-    /// Writes the VM back in the language (files as they are: paths or staged).
+    /// Writes the VM back in the language (files as they are: paths or staged); the
+    /// runner writes manifests with it.
+    #[allow(dead_code)]
     pub fn to_toml(&self) -> String {
         let mut s = String::from("[[vm]]\n");
         let q = |v: &str| {
@@ -852,12 +864,18 @@ mode = "virtual"
         let e = parse_vms("kernel = \"k\"\nvcpus = \"two\"\n").unwrap_err();
         assert_eq!(e.0, "line 2: `vcpus` must be a number");
         let e = parse_vms("kernel = \"k\"\nmode = \"fast\"\n").unwrap_err();
-        assert_eq!(e.0, "line 2: `mode` is one of virtual, passthrough, not \"fast\"");
+        assert_eq!(
+            e.0,
+            "line 2: `mode` is one of virtual, passthrough, not \"fast\""
+        );
         let e = parse_vms("[vm]\nkernel = \"k\"\n").unwrap_err();
         assert!(e.0.starts_with("line 1: unknown section"), "{e}");
         let e = parse_vms("kernel = \"k\"\nkernel = \"j\"\n").unwrap_err();
         assert_eq!(e.0, "line 2: `kernel` given twice");
-        assert_eq!(parse_vms("name = \"x\"\n").unwrap_err().0, "VM x: no `kernel`");
+        assert_eq!(
+            parse_vms("name = \"x\"\n").unwrap_err().0,
+            "VM x: no `kernel`"
+        );
         assert_eq!(parse_vms("# nothing\n").unwrap_err().0, "no VM described");
         assert!(parse_vms("kernel = \"k\"\n[[vm]]\nkernel = \"j\"\n").is_err());
         assert!(parse_vms("kernel = [1]\n").is_err());
@@ -878,7 +896,10 @@ mode = "virtual"
     fn sets_against_the_board() {
         let mut two = vec![vm("a", 2, 256 << 20), vm("b", 2, 256 << 20)];
         check_set(&mut two, 2, 1 << 30).unwrap();
-        assert_eq!((two[0].console, two[1].console), (Console::Io, Console::Out));
+        assert_eq!(
+            (two[0].console, two[1].console),
+            (Console::Io, Console::Out)
+        );
         let msg = |mut v: Vec<VmConfig>, cores, mem| check_set(&mut v, cores, mem).unwrap_err().0;
         assert_eq!(
             msg(vec![vm("a", 9, 256 << 20)], 4, 1 << 30),
@@ -889,10 +910,12 @@ mode = "virtual"
             "VM a: 0 vCPUs (a VM has 1 to 8)"
         );
         assert!(msg(vec![vm("a", 1, 3 << 20)], 4, 1 << 30).contains("multiple of 2 MiB"));
-        assert!(
-            msg(vec![vm("a", 1, 512 << 20), vm("b", 1, 512 << 20)], 4, 768 << 20)
-                .starts_with("the VMs need 1024 MiB of RAM together")
-        );
+        assert!(msg(
+            vec![vm("a", 1, 512 << 20), vm("b", 1, 512 << 20)],
+            4,
+            768 << 20
+        )
+        .starts_with("the VMs need 1024 MiB of RAM together"));
         assert_eq!(
             msg(vec![vm("a", 1, 64 << 20), vm("a", 1, 64 << 20)], 4, 1 << 30),
             "two VMs are called \"a\""
@@ -905,12 +928,16 @@ mode = "virtual"
         );
         let mut p = vm("p", 4, 64 << 20);
         p.mode = IrqMode::Passthrough;
-        assert!(msg(vec![p.clone()], 2, 1 << 30).starts_with("VM p: passthrough runs one vCPU per core"));
+        assert!(msg(vec![p.clone()], 2, 1 << 30)
+            .starts_with("VM p: passthrough runs one vCPU per core"));
         check_set(&mut [p.clone()], 4, 1 << 30).unwrap();
         assert!(msg(vec![p, vm("b", 1, 64 << 20)], 4, 1 << 30).contains("runs alone"));
         let mut r = vm("r", 1, 64 << 20);
         r.format = KernelFormat::Raw;
-        assert_eq!(msg(vec![r], 1, 1 << 30), "VM r: a raw kernel needs `load_offset`");
+        assert_eq!(
+            msg(vec![r], 1, 1 << 30),
+            "VM r: a raw kernel needs `load_offset`"
+        );
         let mut io = vec![vm("a", 1, 64 << 20), vm("b", 1, 64 << 20)];
         io[1].console = Console::Io;
         check_set(&mut io, 1, 1 << 30).unwrap();

@@ -95,7 +95,10 @@ pub fn is_linux_image(b: &[u8]) -> bool {
 /// Reads a Linux arm64 Image header.
 pub fn linux_header(b: &[u8]) -> Result<LinuxHeader, ImageError> {
     if b.len() < 64 {
-        return fail(format!("a {}-byte file is no Linux Image (its header is 64 bytes)", b.len()));
+        return fail(format!(
+            "a {}-byte file is no Linux Image (its header is 64 bytes)",
+            b.len()
+        ));
     }
     if !is_linux_image(b) {
         return fail("not a Linux arm64 Image (no ARM\\x64 magic at 0x38)");
@@ -178,11 +181,13 @@ pub fn recognise(
     if b.is_empty() {
         return fail("the kernel file is empty");
     }
-    let raw = || match load_offset {
+    let raw = || {
+        match load_offset {
         Some(o) => Ok(Kernel::Raw { load_offset: o }),
         None => fail(
             "neither an ELF nor a Linux arm64 Image: a raw binary needs `load_offset` (--load-offset)",
         ),
+    }
     };
     match format {
         KernelFormat::Image => linux_header(b).map(Kernel::Linux),
@@ -265,7 +270,10 @@ pub fn plan(
                 }
             }
             if !(ram..ram_end).contains(&e.entry) {
-                return fail(format!("the ELF's entry {:#x} lies outside the VM's RAM", e.entry));
+                return fail(format!(
+                    "the ELF's entry {:#x} lies outside the VM's RAM",
+                    e.entry
+                ));
             }
             (ram, e.entry, end, None)
         }
@@ -363,7 +371,10 @@ mod tests {
         let e = elf_file(0x4008_0000, &[(0x4008_0000, 0x100, 0x2000)]);
         assert!(matches!(
             recognise(&e, KernelFormat::Auto, None),
-            Ok(Kernel::Elf(Elf { entry: 0x4008_0000, .. }))
+            Ok(Kernel::Elf(Elf {
+                entry: 0x4008_0000,
+                ..
+            }))
         ));
         let raw = vec![0x14u8; 1000];
         assert_eq!(
@@ -395,16 +406,34 @@ mod tests {
     fn malformed_images() {
         let mut big_endian = image(0, 0x100_0000, 4096);
         big_endian[0x18] = 1;
-        assert_eq!(linux_header(&big_endian).unwrap_err().0, "a big-endian kernel");
-        assert!(linux_header(&[0u8; 30]).unwrap_err().0.contains("no Linux Image"));
-        assert!(linux_header(&image(2 << 20, 0x100_0000, 4096)).is_err(), "text_offset");
+        assert_eq!(
+            linux_header(&big_endian).unwrap_err().0,
+            "a big-endian kernel"
+        );
+        assert!(linux_header(&[0u8; 30])
+            .unwrap_err()
+            .0
+            .contains("no Linux Image"));
+        assert!(
+            linux_header(&image(2 << 20, 0x100_0000, 4096)).is_err(),
+            "text_offset"
+        );
         // Pre-3.17 kernels: image_size 0 means 16 MiB.
-        assert_eq!(linux_header(&image(0x8_0000, 0, 4096)).unwrap().image_size, 16 << 20);
+        assert_eq!(
+            linux_header(&image(0x8_0000, 0, 4096)).unwrap().image_size,
+            16 << 20
+        );
         let mut e = elf_file(0x4008_0000, &[(0x4008_0000, 0x100, 0x2000)]);
         e[18] = 62; // x86-64
-        assert_eq!(elf(&e).unwrap_err().0, "an ELF for another machine than AArch64");
+        assert_eq!(
+            elf(&e).unwrap_err().0,
+            "an ELF for another machine than AArch64"
+        );
         let past = elf_file(0x4008_0000, &[(0x4008_0000, 0x10_0000, 0x10_0000)]);
-        assert_eq!(elf(&past).unwrap_err().0, "an ELF segment lies beyond the end of the file");
+        assert_eq!(
+            elf(&past).unwrap_err().0,
+            "an ELF segment lies beyond the end of the file"
+        );
         let fsz = elf_file(0x4008_0000, &[(0x4008_0000, 0x20, 0x10)]);
         assert!(elf(&fsz).is_err());
         assert!(elf(&elf_file(0x4008_0000, &[])).is_err());
@@ -423,7 +452,10 @@ mod tests {
         assert_eq!(l.kernel, RAM + 0x20_0000);
         assert_eq!(l.entry, l.kernel);
         // Above the kernel's image_size, 2 MiB-aligned; then the device tree.
-        assert_eq!(l.initrd, Some((RAM + 0x200_0000, RAM + 0x200_0000 + 1_850_860)));
+        assert_eq!(
+            l.initrd,
+            Some((RAM + 0x200_0000, RAM + 0x200_0000 + 1_850_860))
+        );
         assert_eq!(l.dtb, RAM + 0x220_0000);
         // Too little RAM says how much is needed.
         let e = plan(&k, 27_000_000, Some(1 << 20), 64 << 10, RAM, 16 << 20).unwrap_err();
@@ -448,7 +480,10 @@ mod tests {
             Err(e) => panic!("{e:?}"),
         };
         let l = plan(&e, 0x400, None, 64 << 10, RAM, 256 << 20).unwrap();
-        assert_eq!((l.entry, l.initrd, l.dtb), (0x4008_0000, None, RAM + 0x40_0000));
+        assert_eq!(
+            (l.entry, l.initrd, l.dtb),
+            (0x4008_0000, None, RAM + 0x40_0000)
+        );
         let outside = elf(&elf_file(0x4008_0000, &[(0x2000_0000, 0x10, 0x10)])).unwrap();
         assert!(plan(&Kernel::Elf(outside), 0, None, 4096, RAM, 256 << 20)
             .unwrap_err()
@@ -459,10 +494,29 @@ mod tests {
             load_offset: 0x20_0000,
         };
         let l = plan(&u, 971_304, None, 64 << 10, RAM, 256 << 20).unwrap();
-        assert_eq!((l.kernel, l.entry, l.dtb), (RAM + 0x20_0000, RAM + 0x20_0000, RAM));
+        assert_eq!(
+            (l.kernel, l.entry, l.dtb),
+            (RAM + 0x20_0000, RAM + 0x20_0000, RAM)
+        );
         // A raw image at the start of RAM: the device tree above it.
-        let l = plan(&Kernel::Raw { load_offset: 0 }, 0x1000, None, 4096, RAM, 256 << 20).unwrap();
+        let l = plan(
+            &Kernel::Raw { load_offset: 0 },
+            0x1000,
+            None,
+            4096,
+            RAM,
+            256 << 20,
+        )
+        .unwrap();
         assert_eq!(l.dtb, RAM + 0x20_0000);
-        assert!(plan(&Kernel::Raw { load_offset: 2 }, 4, None, 4096, RAM, 256 << 20).is_err());
+        assert!(plan(
+            &Kernel::Raw { load_offset: 2 },
+            4,
+            None,
+            4096,
+            RAM,
+            256 << 20
+        )
+        .is_err());
     }
 }

@@ -271,7 +271,9 @@ pub fn build(cfg: VmConfig, id: usize, count: usize) -> Result<Vm, String> {
         Some(s) => {
             let d = file(s, "dtb").map_err(|e| fail(&e))?;
             if d.get(0..4) != Some(&[0xd0, 0x0d, 0xfe, 0xed][..]) {
-                return Err(fail("dtb: not a flattened device tree (no 0xd00dfeed magic)"));
+                return Err(fail(
+                    "dtb: not a flattened device tree (no 0xd00dfeed magic)",
+                ));
             }
             if d.len() as u64 > USER_DTB_MAX {
                 return Err(fail("dtb: larger than the 2 MiB the boot protocol allows"));
@@ -291,7 +293,7 @@ pub fn build(cfg: VmConfig, id: usize, count: usize) -> Result<Vm, String> {
     )
     .map_err(|e| fail(&e.0))?;
 
-    let mut mem = GuestMemory::alloc(cfg.mem, &format!("VM {name}")).map_err(|e| fail(e))?;
+    let mut mem = GuestMemory::alloc(cfg.mem, &format!("VM {name}")).map_err(&fail)?;
     // vCPU i's MPIDR: a passthrough guest finds its redistributor by it, so vCPU i has
     // its core's; others (and the test protocol) 0, 1, ...
     let mpidrs: Vec<u64> = (0..cfg.vcpus)
@@ -308,9 +310,9 @@ pub fn build(cfg: VmConfig, id: usize, count: usize) -> Result<Vm, String> {
         _ => (virtual_gic(cfg.vcpus), TrappedRdPages::default()),
     };
 
-    loader::load_kernel(&mem, &kernel, kbytes, &layout).map_err(|e| fail(e))?;
+    loader::load_kernel(&mem, &kernel, kbytes, &layout).map_err(&fail)?;
     if let (Some(bytes), Some((start, _))) = (initrd, layout.initrd) {
-        loader::copy_to_guest(&mem, start, bytes).map_err(|e| fail(e))?;
+        loader::copy_to_guest(&mem, start, bytes).map_err(&fail)?;
     }
     let x0 = if kind == devices::Kind::Test || cfg.no_dtb {
         // The test protocol (or `dtb = false`): no device tree, x0 = 0.
@@ -329,7 +331,7 @@ pub fn build(cfg: VmConfig, id: usize, count: usize) -> Result<Vm, String> {
             })
             .map_err(|_| fail("cannot write its device tree"))?,
         };
-        loader::copy_to_guest(&mem, layout.dtb, &dtb).map_err(|e| fail(e))?;
+        loader::copy_to_guest(&mem, layout.dtb, &dtb).map_err(&fail)?;
         layout.dtb
     };
     info!(
