@@ -401,6 +401,25 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_examples_parse() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("vms");
+        let mut names = Vec::new();
+        for f in ["linux0.toml", "linux1.toml"] {
+            let mut v = load_file(&root.join(f)).unwrap();
+            assert_eq!(v.len(), 1, "{f}");
+            let v = v.remove(0);
+            assert!(
+                matches!(&v.kernel, Some(Source::Path(p)) if p.ends_with("target/linux/Image")),
+                "{f}: {:?}",
+                v.kernel
+            );
+            assert_eq!((v.vcpus, v.mode), (2, IrqMode::Virtual), "{f}");
+            names.push(v);
+        }
+        config::check_set(&mut names, 2, 2 << 30).unwrap();
+    }
+
+    #[test]
     fn user_files_and_options() {
         let d = tmp("user");
         std::fs::write(
