@@ -56,6 +56,8 @@ pub const ID_DFR0: usize = idx(1, 2);
 pub const ID_PFR2: usize = idx(3, 4);
 /// `ID_DFR1_EL1` (CRm 3, op2 5).
 pub const ID_DFR1: usize = idx(3, 5);
+/// End of the AArch32 ID registers (CRm 1..3) in [`index`] order.
+pub const AARCH32_ID_END: usize = idx(4, 0);
 /// `ID_AA64MMFR0_EL1` (CRm 7, op2 0).
 pub const ID_AA64MMFR0: usize = idx(7, 0);
 /// `ID_AA64PFR0_EL1` (CRm 4, op2 0).
@@ -68,6 +70,8 @@ pub const ID_AA64ZFR0: usize = idx(4, 4);
 pub const ID_AA64SMFR0: usize = idx(4, 5);
 /// `ID_AA64DFR0_EL1`.
 pub const ID_AA64DFR0: usize = idx(5, 0);
+/// `ID_AA64DFR1_EL1`.
+pub const ID_AA64DFR1: usize = idx(5, 1);
 /// `ID_AA64ISAR1_EL1`.
 pub const ID_AA64ISAR1: usize = idx(6, 1);
 /// `ID_AA64ISAR2_EL1`.
@@ -166,6 +170,10 @@ impl IdRegisters {
             regs[HIDDEN[i].0] &= !HIDDEN[i].1;
             i += 1;
         }
+        // Self-hosted debug: only what `crate::debug` switches is shown.
+        let (dfr0, dfr1) = crate::debug::id_view(regs[ID_AA64DFR0], regs[ID_AA64DFR1]);
+        regs[ID_AA64DFR0] = dfr0;
+        regs[ID_AA64DFR1] = dfr1;
         if !pauth_switched {
             let mut i = 0;
             while i < PAUTH.len() {
@@ -174,6 +182,23 @@ impl IdRegisters {
             }
         }
         Self { regs }
+    }
+
+    /// This view with AArch32 EL0 hidden (`Aarch64VCpuSetupConfig::hide_aarch32_el0`):
+    /// `ID_AA64PFR0_EL1.EL0` \[3:0\] = 0b0001 (AArch64 only) where it was 0b0010, and the
+    /// AArch32 ID registers (CRm 1..3: ID_PFR0 .. ID_MMFR5, MVFR0..2) zero, as KVM shows
+    /// them to a VM without AArch32 (the architecture makes them UNKNOWN when no EL
+    /// implements AArch32; EL1 is already AArch64-only here).
+    pub const fn without_aarch32_el0(mut self) -> Self {
+        if self.regs[ID_AA64PFR0] & 0xf == 0b0010 {
+            self.regs[ID_AA64PFR0] = (self.regs[ID_AA64PFR0] & !0xf) | 0b0001;
+        }
+        let mut i = 0;
+        while i < AARCH32_ID_END {
+            self.regs[i] = 0;
+            i += 1;
+        }
+        self
     }
 
     /// The value a guest reads from `reg`, if `reg` is in the ID space.

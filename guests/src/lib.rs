@@ -20,12 +20,14 @@ compile_error!(
 );
 
 pub mod console;
+pub mod debug;
 pub mod hvc;
 pub mod mmio;
 pub mod rng;
 pub mod rt;
 pub mod slot;
 pub mod sysreg;
+pub mod workaround;
 
 core::arch::global_asm!(include_str!("../asm/entry.S"));
 

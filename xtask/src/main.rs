@@ -11,6 +11,7 @@ mod elf;
 mod hv;
 mod libtest;
 mod linux;
+mod package;
 mod pool;
 mod profile;
 mod qemu;
@@ -52,7 +53,7 @@ commands:
         guest owns the physical GIC, one vCPU per core) or virtual (emulated GIC, list
         registers; any number of vCPUs on any cores, time-sliced when fewer).
         `--guest uboot`: Debian's U-Boot. --trace: record exits (`trace=1`).
-        Ctrl-A x quits QEMU
+        --cpu: QEMU's CPU model (default max; {models}). Ctrl-A x quits QEMU
   run --kernel PATH [--initrd PATH] [--dtb PATH] [--append \"...\"] [--mem SIZE]
       [--vcpus N] [--cores C] [--mode M] [--load-offset OFF] [--name NAME] [--smp N]
         boot your own kernel: a Linux arm64 Image (recognised by its header), an ELF,
@@ -68,13 +69,19 @@ commands:
   trace [--guest NAME | --kernel ... | --vm FILE ...] [--release]
         run once with exit recording (Linux with its autotest) and render
         target/trace/<name>.svg: exits per vCPU over time, by kind
-  test [--jobs N] [--seed S] [--mode M] [ITEM...]
-        host unit tests, every QEMU scenario (debug hypervisor) and the mutation
-        check; ends with `N passed, M failed`. ITEMs (unit, a scenario name,
-        mutation) select a subset; scenarios marked `(named only)` below run
-        only when named. --jobs: QEMU runs at once (default 2). --seed: appends
-        `seed=S` to every scenario's bootargs (decimal or 0x hex). --mode:
-        Linux's mode (passthrough or virtual) for rows without their own
+  test [--jobs N] [--seed S] [--mode M] [--cpu MODEL] [ITEM...]
+        host unit tests, the package checks, the exit-cost budgets, every QEMU
+        scenario (debug hypervisor) and the mutation checks, each scenario once per
+        CPU model of its row (default {default_models}); ends with `N passed, M failed`.
+        ITEMs (unit; package: cargo package + publish --dry-run without
+        warnings; doc: cargo doc for the aarch64 targets, warnings denied; msrv:
+        build with the rust-version toolchain, installed by rustup; budgets: the
+        bench rows against bench/budgets.toml; a scenario name; mutation) select a
+        subset; scenarios marked `(named only)` below run only when named. --jobs:
+        QEMU runs at once (default 2). --seed: appends `seed=S` to every scenario's
+        bootargs (decimal or 0x hex). --mode: Linux's mode (passthrough or virtual)
+        for rows without their own. --cpu: run on MODEL only (rows bound to other
+        models are left out unless named)
   bench [--iters N1,N2]
         exit-cost benchmark (release hypervisor, instruction-counting plugin);
         writes target/bench/exit-cost.json (default iters 100000,900000)
@@ -101,6 +108,8 @@ struct RunArgs {
     /// QEMU's core count, when the VMs' own would not do.
     smp: Option<u8>,
     trace: bool,
+    /// `--cpu`: QEMU's CPU model (default [`qemu::DEFAULT_CPU`]).
+    cpu: Option<&'static str>,
 }
 
 /// A parsed command line.
@@ -117,6 +126,8 @@ enum Cmd {
         only: Vec<String>,
         seed: Option<u64>,
         mode: Option<String>,
+        /// `--cpu`: the one CPU model to test on.
+        cpu: Option<&'static str>,
     },
     Bench {
         n1: u64,
@@ -190,6 +201,7 @@ fn parse_args(args: &[&str]) -> Result<Cmd, String> {
     let mut only = Vec::new();
     let mut seed_arg = None;
     let mut mode_arg = None;
+    let mut cpu_arg = None;
     let (mut n1, mut n2) = bench::DEFAULT_ITERS;
     let run_like = sub == "run" || sub == "trace";
     while let Some(a) = it.next() {
@@ -214,6 +226,7 @@ fn parse_args(args: &[&str]) -> Result<Cmd, String> {
             ("run", "--iters") => r.iters = number(get()?, flag)?,
             ("run" | "test", "--seed") => seed_arg = Some(seed(get()?)?),
             ("run" | "test" | "trace", "--mode") => mode_arg = Some(mode(get()?)?),
+            ("run" | "test" | "trace", "--cpu") => cpu_arg = Some(qemu::cpu_model(get()?)?),
             (_, "--cores") if run_like => r.cores = Some(get()?.to_string()),
             (_, "--vcpus") if run_like => r.vcpus = Some(vcpus(get()?)?),
             (_, "--kernel") if run_like => k.kernel = get()?.to_string(),
@@ -283,6 +296,7 @@ fn parse_args(args: &[&str]) -> Result<Cmd, String> {
     r.mutation = mutation;
     r.seed = seed_arg;
     r.mode = mode_arg.clone();
+    r.cpu = cpu_arg;
     Ok(match sub {
         "build" => Cmd::Build {
             release,
@@ -295,6 +309,7 @@ fn parse_args(args: &[&str]) -> Result<Cmd, String> {
             only,
             seed: seed_arg,
             mode: mode_arg,
+            cpu: cpu_arg,
         },
         "bench" => Cmd::Bench { n1, n2 },
         "help" | "-h" | "--help" => Cmd::Help,
@@ -440,6 +455,7 @@ fn make_run(
 fn cmd_run(ws: &Workspace, b: &HvBuild, o: &RunArgs) -> Result<ExitCode, String> {
     let extra = if o.trace { "trace=1" } else { "" };
     let (run, _) = make_run(ws, b, o, false, extra)?;
+    let run = run.with_cpu(o.cpu.unwrap_or(qemu::DEFAULT_CPU));
     println!("(QEMU's console: Ctrl-A x quits, Ctrl-A h lists its other keys)");
     println!("$ {}", run.display());
     let status = run
@@ -453,6 +469,7 @@ fn cmd_run(ws: &Workspace, b: &HvBuild, o: &RunArgs) -> Result<ExitCode, String>
 /// `cargo xtask trace`: one run with `trace=1`, its records rendered as an SVG.
 fn cmd_trace(ws: &Workspace, b: &HvBuild, o: &RunArgs) -> Result<ExitCode, String> {
     let (run, name) = make_run(ws, b, o, true, "trace=1")?;
+    let run = run.with_cpu(o.cpu.unwrap_or(qemu::DEFAULT_CPU));
     println!("$ {}", run.display());
     let c = qemu::run_captured(run.command(), std::time::Duration::from_secs(600))
         .map_err(|e| format!("{}: {e}", qemu::QEMU))?;
@@ -505,6 +522,7 @@ fn main() -> ExitCode {
             only,
             seed,
             mode,
+            cpu,
         } => test::run(
             &ws,
             &test::Options {
@@ -512,6 +530,7 @@ fn main() -> ExitCode {
                 only: &only,
                 seed,
                 mode: mode.as_deref().unwrap_or(scenarios::DEFAULT_LINUX_MODE),
+                cpu,
             },
         ),
         Cmd::Bench { n1, n2 } => bench::run(&ws, n1, n2),
@@ -530,17 +549,24 @@ fn usage() -> String {
     let names = scenarios::SCENARIOS
         .iter()
         .map(|s| {
-            if s.in_default_tests {
-                s.name.to_string()
-            } else {
-                format!("{} (named only)", s.name)
+            let mut n = s.name.to_string();
+            if s.models != scenarios::DEFAULT_MODELS {
+                let only = if s.model_bound { " only" } else { "" };
+                n.push_str(&format!(" [{}{only}]", s.models.join(", ")));
             }
+            if !s.in_default_tests {
+                n.push_str(" (named only)");
+            }
+            n
         })
         .collect::<Vec<_>>()
         .join(", ");
     format!(
         "{}{names}",
-        USAGE.replace("{default_guest}", scenarios::DEFAULT_GUEST)
+        USAGE
+            .replace("{default_guest}", scenarios::DEFAULT_GUEST)
+            .replace("{models}", &qemu::CPU_MODELS.join(", "))
+            .replace("{default_models}", &scenarios::DEFAULT_MODELS.join(" and "))
     )
 }
 
@@ -594,7 +620,8 @@ mod tests {
                 jobs: 2,
                 only: vec!["hostile".into()],
                 seed: Some(7),
-                mode: None
+                mode: None,
+                cpu: None
             })
         );
         assert_eq!(
@@ -603,7 +630,8 @@ mod tests {
                 jobs: 1,
                 only: vec!["irq".into(), "mutation".into()],
                 seed: None,
-                mode: None
+                mode: None,
+                cpu: None
             })
         );
         assert_eq!(
@@ -654,6 +682,32 @@ mod tests {
             panic!()
         };
         assert_eq!(r.vm_files, ["a.toml", "b.toml"]);
+    }
+
+    #[test]
+    fn parses_cpu_models() {
+        assert!(matches!(
+            parse("run --guest irq --cpu cortex-a53"),
+            Ok(Cmd::Run(RunArgs { ref guest, cpu: Some("cortex-a53"), .. })) if guest == "irq"
+        ));
+        assert_eq!(
+            parse("test --cpu=cortex-a57 irq"),
+            Ok(Cmd::Test {
+                jobs: 2,
+                only: vec!["irq".into()],
+                seed: None,
+                mode: None,
+                cpu: Some("cortex-a57")
+            })
+        );
+        assert!(parse("test --cpu cortex-a15").is_err(), "no AArch64 EL2");
+        assert!(parse("test --cpu").is_err());
+        assert!(
+            parse("bench --cpu cortex-a53").is_err(),
+            "bench measures on max"
+        );
+        assert!(parse("build --cpu max").is_err());
+        assert!(usage().contains("cortex-a53"));
     }
 
     #[test]

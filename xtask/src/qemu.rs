@@ -22,6 +22,43 @@ pub const DEFAULT_MACHINE: &str = "virt,virtualization=on,gic-version=3";
 /// A line of the guest kernel's that ends a run at once (a failure): Linux's panic.
 pub const GUEST_PANIC: &str = "Kernel panic - not syncing";
 
+/// The CPU model of a run unless it names another (`cargo xtask run`, `bench`).
+pub const DEFAULT_CPU: &str = "max";
+
+/// QEMU 7.2's 64-bit CPU models that implement EL2 (the hypervisor starts there with
+/// `virtualization=on`): what `--cpu` accepts.
+pub const CPU_MODELS: &[&str] = &[
+    "max",
+    "cortex-a35",
+    "cortex-a53",
+    "cortex-a57",
+    "cortex-a72",
+    "cortex-a76",
+    "neoverse-n1",
+    "a64fx",
+];
+
+/// Checks a `--cpu` model name against [`CPU_MODELS`].
+pub fn cpu_model(s: &str) -> Result<&'static str, String> {
+    CPU_MODELS.iter().copied().find(|m| *m == s).ok_or_else(|| {
+        format!(
+            "--cpu: expected one of {} (QEMU's 64-bit models with EL2), got {s:?}",
+            CPU_MODELS.join(", ")
+        )
+    })
+}
+
+/// QEMU's `-cpu` value for `model`: `max` gets the IMPLEMENTATION DEFINED pointer
+/// authentication algorithm (QARMA, QEMU's default, runs guests ~3x slower); a named
+/// core is given as is (it has what that core has: cortex-a53 has no PAuth).
+pub fn cpu_option(model: &str) -> String {
+    if model == "max" {
+        "max,pauth-impdef=on".to_string()
+    } else {
+        model.to_string()
+    }
+}
+
 /// A file QEMU's loader copies, raw, to a physical address before the hypervisor starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Image {
@@ -36,6 +73,8 @@ pub struct Run {
     /// Staged at [`GUEST_STAGING`].
     pub guest: PathBuf,
     pub bootargs: String,
+    /// The CPU model (`-cpu`, through [`cpu_option`]).
+    pub cpu: String,
     /// Physical cores (`-smp`); 1 leaves QEMU's default.
     pub cpus: u8,
     /// Machine RAM (`-m`).
@@ -60,12 +99,19 @@ impl Run {
             kernel: kernel.to_path_buf(),
             guest: guest.to_path_buf(),
             bootargs,
+            cpu: DEFAULT_CPU.to_string(),
             cpus: 1,
             mem: DEFAULT_MEM.to_string(),
             machine: DEFAULT_MACHINE.to_string(),
             images: Vec::new(),
             extra: Vec::new(),
         }
+    }
+
+    /// The same run on CPU model `model` (a [`CPU_MODELS`] name).
+    pub fn with_cpu(mut self, model: &str) -> Run {
+        self.cpu = model.to_string();
+        self
     }
 
     /// The same run with `cpus` physical cores.
@@ -97,11 +143,12 @@ impl Run {
 
     /// QEMU's arguments, as the protocol gives them.
     pub fn args(&self) -> Vec<OsString> {
+        let cpu = cpu_option(&self.cpu);
         let mut a: Vec<OsString> = [
             "-M",
             &self.machine,
             "-cpu",
-            "max,pauth-impdef=on",
+            &cpu,
             "-m",
             &self.mem,
             "-nographic",
@@ -442,6 +489,50 @@ mod tests {
              -m 1G -nographic -semihosting-config enable=on,target=native -kernel /t/refhv \
              -device loader,file=/t/demo,addr=0x48000000,force-raw=on -append 'scenario=demo iters=100'"
         );
+    }
+
+    #[test]
+    fn command_line_follows_the_cpu_model() {
+        let r = |model: &str| {
+            Run::new(
+                Path::new("/t/refhv"),
+                Path::new("/t/irq"),
+                "scenario=irq iters=1".into(),
+            )
+            .with_cpu(model)
+            .display()
+        };
+        let line = |cpu: &str| {
+            format!(
+                "qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 -cpu {cpu} \
+                 -m 1G -nographic -semihosting-config enable=on,target=native -kernel /t/refhv \
+                 -device loader,file=/t/irq,addr=0x48000000,force-raw=on -append 'scenario=irq iters=1'"
+            )
+        };
+        assert_eq!(r("max"), line("max,pauth-impdef=on"));
+        assert_eq!(r("cortex-a53"), line("cortex-a53"));
+        assert_eq!(r("cortex-a57"), line("cortex-a57"));
+        // Without a model: max.
+        assert_eq!(
+            Run::new(
+                Path::new("/t/refhv"),
+                Path::new("/t/irq"),
+                "scenario=irq iters=1".into()
+            )
+            .display(),
+            line("max,pauth-impdef=on")
+        );
+    }
+
+    #[test]
+    fn cpu_models() {
+        assert_eq!(cpu_model("cortex-a53"), Ok("cortex-a53"));
+        assert_eq!(cpu_model("max"), Ok("max"));
+        assert!(CPU_MODELS.contains(&DEFAULT_CPU));
+        // 32-bit and M-profile cores have no AArch64 EL2; options are not a model.
+        for bad in ["cortex-a15", "cortex-m4", "max,pauth-impdef=on", "", "host"] {
+            assert!(cpu_model(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -109,6 +109,13 @@ pub struct Scenario {
     /// printed on the console), also required for a pass under `cargo xtask test`;
     /// with several VMs, each VM's, on its console lines (`[name] <marker>: PASS`).
     pub guest_marker: Option<&'static str>,
+    /// QEMU CPU models (`-cpu`, [`crate::qemu::CPU_MODELS`]) `cargo xtask test` runs
+    /// the row on, once each ([`DEFAULT_MODELS`] unless the row names others).
+    pub models: &'static [&'static str],
+    /// The row's checks only make sense on [`Scenario::models`] (e.g. a CPU erratum's
+    /// workaround): `test --cpu M` leaves it out for another M unless it is named.
+    /// `false`: any model will do, `models` is only what the default matrix runs.
+    pub model_bound: bool,
     /// The run must fail this way (a refusal the row checks); `None`: it must pass.
     pub expect_failure: Option<ExpectFailure>,
     /// QEMU's machine (`-M`): the board the hypervisor discovers.
@@ -128,6 +135,17 @@ pub struct ExpectFailure {
     pub text: &'static str,
 }
 
+/// The CPU models every row runs on unless it says otherwise: QEMU's `max` (VHE,
+/// 16-bit VMIDs, PAuth, SVE/SME, PMUv3, GICv3 with 4 list registers) and a real
+/// core without most of that: Cortex-A53 (ARMv8.0: 8-bit VMIDs, 40-bit PA, no
+/// PAuth, VHE, SVE or SME).
+///
+/// A row names other models with [`Scenario::with_models`] (any model will do; these
+/// are the ones `cargo xtask test` runs) or [`Scenario::only_on`] (its checks need
+/// them, e.g. a Spectre-v2 check: `timed("spectre", 1, 30).only_on(&["cortex-a57"])`,
+/// with a comment saying why).
+pub const DEFAULT_MODELS: &[&str] = &["max", "cortex-a53"];
+
 const fn scenario(name: &'static str, test_iters: u64) -> Scenario {
     Scenario {
         name,
@@ -143,6 +161,8 @@ const fn scenario(name: &'static str, test_iters: u64) -> Scenario {
         in_default_tests: true,
         typing: None,
         guest_marker: None,
+        models: DEFAULT_MODELS,
+        model_bound: false,
         expect_failure: None,
         machine: crate::qemu::DEFAULT_MACHINE,
         hv_bootargs: "",
@@ -192,6 +212,31 @@ impl Scenario {
             timeout: Duration::from_secs(secs),
             ..self
         }
+    }
+
+    /// The row on `models` instead of [`DEFAULT_MODELS`]; it still runs on any model
+    /// `--cpu` names.
+    pub const fn with_models(self, models: &'static [&'static str]) -> Scenario {
+        Scenario {
+            models,
+            model_bound: false,
+            ..self
+        }
+    }
+
+    /// The row only on `models`: its checks need one of them (say why beside the row).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub const fn only_on(self, models: &'static [&'static str]) -> Scenario {
+        Scenario {
+            models,
+            model_bound: true,
+            ..self
+        }
+    }
+
+    /// Whether `test --cpu model` (no ITEMs) runs the row.
+    pub fn runs_on(&self, model: &str) -> bool {
+        !self.model_bound || self.models.contains(&model)
     }
 
     /// The same row on another board: QEMU machine `machine`, `cpus` cores, `mem` RAM.
@@ -265,12 +310,29 @@ pub const SCENARIOS: &[Scenario] = &[
     timed("inject", 1, 30),
     // One exit of every class; iters unused (200 PRNG function IDs are fixed).
     timed("classes", 1, 30),
+    // SMCCC_ARCH_WORKAROUND_1/2/3 answers and calls as this CPU needs them: max (CSV2_2,
+    // SSBS2), cortex-a53 (in order: none needed), cortex-a57/a72 (Spectre v2, SSB and
+    // BHB: QEMU's firmware lacks the workarounds, so NOT_SUPPORTED and nothing
+    // forwarded), cortex-a76 (CSV2 and SSBS, but BHB-affected).
+    timed("spectre", 1, 30).with_models(&[
+        "max",
+        "cortex-a53",
+        "cortex-a57",
+        "cortex-a72",
+        "cortex-a76",
+    ]),
+    timed("aarch32", 1, 30),
     // iters = PRNG instruction words executed at EL1 (seed: bootargs `seed=`).
     timed("hostile", 100_000, 60),
     bench("bench-sysreg", 100, "sysreg_trap", 0),
     bench("bench-psci", 100, "psci_version", 1),
     // Two physical cores: vCPU 1 starts on core 1 through the guest's PSCI CPU_ON.
     smp("smp", 1, 2),
+    // Stage-2 geometry and VMID size follow the CPU: a level-0 root and VMID 0x1ff run
+    // or are refused by bind() as the CPU's PA size and VMIDBits say (refused on
+    // cortex-a53); two concatenated level-1 tables give a 40-bit IPA space everywhere.
+    // One VM per configuration, one after the other.
+    timed("stage2", 1, 30),
     // Four vCPUs on two cores (time-sliced): the last one started calls SYSTEM_OFF
     // while the others spin; the VM and the run end there.
     smp("sysoff", 1, 2).with_timeout(30),
@@ -286,11 +348,19 @@ pub const SCENARIOS: &[Scenario] = &[
     },
     // Two VMs time-sliced on one core; iters = VM switches to survive.
     timed("isolation", 8, 60),
+    // Issue 8: guest self-hosted debug (breakpoints, watchpoints, software step over
+    // emulated instructions, the OS lock), one VM; iters unused.
+    timed("debug", 1, 30),
+    // Two VMs time-sliced on one core with different breakpoints and watchpoints armed;
+    // iters = VM switches to survive.
+    timed("debug-isolation", 40, 60),
     // Issue 4 benchmarks: switching a core between vCPUs, virtual interrupts, lazy FP.
     slow_bench("bench-switch", "vcpu_switch", 1, (2_000, 10_000), 2),
     slow_bench("bench-yield", "vcpu_rebind", 1, (2_000, 10_000), 1),
     slow_bench("bench-fp", "fp_first_use", 1, (2_000, 10_000), 1),
     slow_bench("bench-virq", "virq", 1, (2_000, 10_000), 1),
+    // Issue 8: the first debug register access after a bind (lazy debug switching).
+    slow_bench("bench-debug", "debug_first_use", 1, (2_000, 10_000), 1),
     // Debian's arm64 Linux kernel with a busybox initramfs on 2 vCPUs (Debian's
     // packages fetched into target/linux-cache/ on first use). Runs when named
     // (`cargo xtask test linux`); the last argument `true` puts it in the default set.
@@ -570,6 +640,9 @@ pub struct Mutation {
     pub breaks: &'static str,
     /// Text the guarding check prints when it catches the mutation.
     pub reason: &'static str,
+    /// CPU models the check runs on (`None`: the scenario's): where what the mutation
+    /// breaks shows at all.
+    pub models: Option<&'static [&'static str]>,
 }
 
 /// Every mutation check `cargo xtask test` runs.
@@ -579,18 +652,52 @@ pub const MUTATIONS: &[Mutation] = &[
         cfg: "gpr-restore",
         breaks: "the exit vector does not save guest x28",
         reason: "x28: got",
+        models: None,
     },
     Mutation {
         scenario: "isolation",
         cfg: "skip-tpidr",
         breaks: "TPIDR_EL1 is left out of the bind/unbind switch",
         reason: "TPIDR_EL1: expected",
+        models: None,
+    },
+    Mutation {
+        scenario: "spectre",
+        cfg: "workaround-forward",
+        breaks: "SMCCC workarounds are offered and forwarded whatever the firmware implements",
+        reason: "workaround call(s) reached the firmware",
+        // Where a workaround is needed (cortex-a57: all three; max: WORKAROUND_3), not
+        // on a core that needs none (cortex-a53).
+        models: Some(&["max", "cortex-a57"]),
+    },
+    Mutation {
+        scenario: "aarch32",
+        cfg: "aarch32-it",
+        breaks: "an emulated AArch32 instruction does not advance the T32 IT state",
+        reason: "T32 mrceq DBGDIDR in an IT block: r0: got",
+        models: None,
+    },
+    Mutation {
+        scenario: "debug-isolation",
+        cfg: "skip-dbgbvr",
+        breaks: "a vCPU's DBGBVR0_EL1 is left out of the lazy debug switch",
+        reason: "own breakpoint did not fire",
+        models: None,
     },
     Mutation {
         scenario: "hostile",
         cfg: "gpr-restore",
         breaks: "the exit vector does not save guest x28 (a register no word names changes)",
         reason: "x28 changed from",
+        models: None,
+    },
+    Mutation {
+        scenario: "stage2",
+        cfg: "stage2-level0",
+        breaks: "bind() accepts a level-0 stage-2 root on a core with a PA size below 44 bits",
+        reason: "bind() accepted what this CPU cannot walk",
+        // Only a core with a 40-bit PA shows it: on max (52 bits) level 0 is valid.
+        models: Some(&["cortex-a53"]),
     },
 ];
 
@@ -626,6 +733,37 @@ pub fn selected(s: &Scenario, only: &[String]) -> bool {
     } else {
         only.iter().any(|o| o == s.name)
     }
+}
+
+/// The CPU models `cargo xtask test` runs row `s` on, given the ITEMs `only` and
+/// `--cpu` (`cpu`): without `--cpu`, the row's [`Scenario::models`]; with it, that one
+/// model, for a named row always, otherwise if the row [`Scenario::runs_on`] it.
+/// Empty when the row does not run at all.
+pub fn models_for(
+    s: &'static Scenario,
+    only: &[String],
+    cpu: Option<&'static str>,
+) -> Vec<&'static str> {
+    if !selected(s, only) {
+        return Vec::new();
+    }
+    match cpu {
+        None => s.models.to_vec(),
+        Some(m) if !only.is_empty() || s.runs_on(m) => vec![m],
+        Some(_) => Vec::new(),
+    }
+}
+
+/// The QEMU scenario runs of `cargo xtask test`: every selected row once per model,
+/// in table order, a row's models together.
+pub fn matrix(
+    only: &[String],
+    cpu: Option<&'static str>,
+) -> Vec<(&'static Scenario, &'static str)> {
+    SCENARIOS
+        .iter()
+        .flat_map(|s| models_for(s, only, cpu).into_iter().map(move |m| (s, m)))
+        .collect()
 }
 
 /// `bootargs` with `seed=S` appended when a seed is given (`--seed`): the PRNG seed
@@ -744,6 +882,83 @@ mod tests {
     }
 
     #[test]
+    fn every_row_runs_on_max_and_a53() {
+        for s in SCENARIOS {
+            if !s.model_bound {
+                for m in DEFAULT_MODELS {
+                    assert!(s.models.contains(m), "{} is not run on {m}", s.name);
+                }
+            }
+            assert!(!s.models.is_empty(), "{}", s.name);
+            for m in s.models {
+                assert!(crate::qemu::cpu_model(m).is_ok(), "{}: {m}", s.name);
+            }
+        }
+    }
+
+    #[test]
+    fn matrix_runs_each_row_once_per_model() {
+        let all = matrix(&[], None);
+        let default_rows = SCENARIOS.iter().filter(|s| s.in_default_tests);
+        assert_eq!(
+            all.len(),
+            default_rows.map(|s| s.models.len()).sum::<usize>()
+        );
+        let irq: Vec<_> = all
+            .iter()
+            .filter(|(s, _)| s.name == "irq")
+            .map(|c| c.1)
+            .collect();
+        assert_eq!(irq, ["max", "cortex-a53"]);
+        // A row's models are next to each other, in table order.
+        let names: Vec<_> = all.iter().map(|(s, _)| s.name).collect();
+        let mut dedup = names.clone();
+        dedup.dedup();
+        assert_eq!(
+            dedup.len(),
+            SCENARIOS.iter().filter(|s| s.in_default_tests).count()
+        );
+        // Named rows only.
+        let named = matrix(&["irq".into(), "demo".into()], None);
+        let got: Vec<_> = named.iter().map(|(s, m)| (s.name, *m)).collect();
+        assert_eq!(
+            got,
+            [
+                ("demo", "max"),
+                ("demo", "cortex-a53"),
+                ("irq", "max"),
+                ("irq", "cortex-a53")
+            ]
+        );
+        // --cpu picks one model.
+        let one = matrix(&["irq".into()], Some("cortex-a72"));
+        let got: Vec<_> = one.iter().map(|(s, m)| (s.name, *m)).collect();
+        assert_eq!(got, [("irq", "cortex-a72")]);
+        let every = matrix(&[], Some("cortex-a53"));
+        assert!(every.iter().all(|(_, m)| *m == "cortex-a53"));
+        assert!(every.iter().any(|(s, _)| s.name == "irq"));
+    }
+
+    #[test]
+    fn model_bound_rows() {
+        static BOUND: Scenario = scenario("x", 1).only_on(&["cortex-a57"]);
+        static WIDE: Scenario = scenario("y", 1).with_models(&["max", "cortex-a53", "cortex-a57"]);
+        assert_eq!(models_for(&BOUND, &[], None), ["cortex-a57"]);
+        // --cpu of another model leaves a bound row out unless it is named ...
+        assert!(models_for(&BOUND, &[], Some("max")).is_empty());
+        assert_eq!(models_for(&BOUND, &["x".into()], Some("max")), ["max"]);
+        assert_eq!(models_for(&BOUND, &[], Some("cortex-a57")), ["cortex-a57"]);
+        // ... and an unbound row runs on whatever --cpu says.
+        assert_eq!(
+            models_for(&WIDE, &[], None),
+            ["max", "cortex-a53", "cortex-a57"]
+        );
+        assert_eq!(models_for(&WIDE, &[], Some("cortex-a76")), ["cortex-a76"]);
+        // Not selected: nowhere.
+        assert!(models_for(&WIDE, &["x".into()], None).is_empty());
+    }
+
+    #[test]
     fn table_is_consistent() {
         let mut names: Vec<_> = SCENARIOS.iter().map(|s| s.name).collect();
         names.sort_unstable();
@@ -753,6 +968,18 @@ mod tests {
         for m in MUTATIONS {
             assert!(find(m.scenario).is_some(), "{}", m.scenario);
             assert!(!m.reason.is_empty() && !m.cfg.contains(char::is_whitespace));
+            for model in m.models.unwrap_or(&[]) {
+                assert!(crate::qemu::cpu_model(model).is_ok(), "{}: {model}", m.cfg);
+            }
+        }
+        // Every mutation name is declared in arm_vcpu's check-cfg list.
+        let toml = include_str!("../../arm_vcpu/Cargo.toml");
+        for m in MUTATIONS {
+            assert!(
+                toml.contains(&format!("\"{}\"", m.cfg)),
+                "{} not declared",
+                m.cfg
+            );
         }
         // Every scenario of the earlier issues stays in the default set, unchanged.
         for s in SCENARIOS.iter().filter(|s| s.guest == Guest::TestElf) {
@@ -771,7 +998,8 @@ mod tests {
                 "vcpu_switch",
                 "vcpu_rebind",
                 "fp_first_use",
-                "virq"
+                "virq",
+                "debug_first_use"
             ]
         );
         for s in SCENARIOS.iter().filter(|s| s.bench_iters.0 != 0) {

@@ -7,10 +7,18 @@ use std::process::{ExitCode, Stdio};
 use crate::qemu::{self, End};
 use crate::scenarios::{self, Guest, Scenario, MUTATIONS, SCENARIOS};
 use crate::ws::{self, HvBuild, Profile, Workspace};
-use crate::{budget, deps, libtest, linux, pool};
+use crate::{budget, deps, libtest, linux, package, pool};
 
 /// Host crates whose tests run under `cargo xtask test`.
-const HOST_CRATES: &[&str] = &["arm_vcpu", "xtask"];
+const HOST_CRATES: &[&str] = &[package::LIB_PACKAGE, package::ADAPTER_PACKAGE, "xtask"];
+/// One package check: its item name and what runs it.
+type PackageCheck = (&'static str, fn(&Workspace) -> package::Check);
+/// The package checks (`package.rs`), each one test item, run after the unit tests.
+const PACKAGE_CHECKS: &[PackageCheck] = &[
+    ("package", package::package),
+    ("doc", package::doc),
+    ("msrv", package::msrv),
+];
 /// Target dir of the mutant hypervisor (relative to the workspace root).
 /// Mutant builds go to `target/mutant-<cfg>`.
 const MUTANT_TARGET_DIR: &str = "target/mutant";
@@ -46,6 +54,8 @@ enum Expect {
 /// One QEMU test item, ready to run (or already failed before running).
 struct Item {
     label: String,
+    /// Log file name (without `.log`): one per item and CPU model.
+    log: String,
     scenario: &'static Scenario,
     expect: Expect,
     run: Result<qemu::Run, String>,
@@ -69,6 +79,8 @@ pub struct Options<'a> {
     pub seed: Option<u64>,
     /// `mode=` of Linux guests.
     pub mode: &'a str,
+    /// `--cpu`: the one CPU model to run on (`None`: each row's models).
+    pub cpu: Option<&'static str>,
 }
 
 pub fn run(ws: &Workspace, opts: &Options) -> Result<ExitCode, String> {
@@ -77,18 +89,26 @@ pub fn run(ws: &Workspace, opts: &Options) -> Result<ExitCode, String> {
         only,
         seed,
         mode,
+        cpu,
     } = *opts;
     for o in only {
-        if o != "unit" && o != "mutation" && o != "budgets" && scenarios::find(o).is_none() {
+        let check = PACKAGE_CHECKS.iter().any(|(name, _)| name == o);
+        if o != "unit"
+            && o != "mutation"
+            && o != "budgets"
+            && !check
+            && scenarios::find(o).is_none()
+        {
             return Err(format!(
-                "unknown test item {o:?} (unit, budgets, mutation, or a scenario name)"
+                "unknown test item {o:?} (unit, package, doc, msrv, budgets, mutation, or a scenario name)"
             ));
         }
     }
     let mut tally = Tally::default();
+    let matrix = scenarios::matrix(only, cpu);
     let scenarios: Vec<&'static Scenario> = SCENARIOS
         .iter()
-        .filter(|s| scenarios::selected(s, only))
+        .filter(|s| matrix.iter().any(|(m, _)| m.name == s.name))
         .collect();
     let mutation = selected(only, "mutation");
     let need_qemu = !scenarios.is_empty() || mutation;
@@ -106,6 +126,15 @@ pub fn run(ws: &Workspace, opts: &Options) -> Result<ExitCode, String> {
 
     if selected(only, "unit") {
         unit_tests(ws, &mut tally);
+    }
+    for (name, check) in PACKAGE_CHECKS {
+        if selected(only, name) {
+            let c = check(ws);
+            tally.item(c.ok, &c.line);
+            for d in &c.details {
+                println!("    {d}");
+            }
+        }
     }
     if selected(only, "budgets") {
         budget_gate(ws, &mut tally);
@@ -148,7 +177,10 @@ pub fn run(ws: &Workspace, opts: &Options) -> Result<ExitCode, String> {
                 })
             })
             .collect();
-        let prepare = |hv: &Result<PathBuf, String>, s: &Scenario| -> Result<qemu::Run, String> {
+        let prepare = |hv: &Result<PathBuf, String>,
+                       s: &Scenario,
+                       model: &str|
+         -> Result<qemu::Run, String> {
             deps.clone()?;
             let hv = hv.clone()?;
             if s.guest != Guest::TestElf {
@@ -164,7 +196,7 @@ pub fn run(ws: &Workspace, opts: &Options) -> Result<ExitCode, String> {
                     ..Default::default()
                 };
                 let extra = seed.map(|s| format!("seed={s}")).unwrap_or_default();
-                return crate::vms::row_run(ws, &hv, s, &o, &extra);
+                return crate::vms::row_run(ws, &hv, s, &o, &extra).map(|r| r.with_cpu(model));
             }
             guests.clone()?;
             let guest = ws.guest_elf(s.guest_bin());
@@ -173,16 +205,19 @@ pub fn run(ws: &Workspace, opts: &Options) -> Result<ExitCode, String> {
             }
             let bootargs = scenarios::with_seed(scenarios::bootargs(s.name, s.test_iters), seed);
             Ok(qemu::Run::new(&hv, &guest, bootargs)
+                .with_cpu(model)
                 .with_cpus(s.cpus)
                 .with_mem(s.mem)
                 .with_machine(s.machine))
         };
-        for &s in &scenarios {
+        for &(s, model) in &matrix {
+            let what = format!("scenario {}", s.name);
             items.push(Item {
-                label: format!("scenario {}", s.name),
+                label: item_label(&what, model),
+                log: log_name(&what, model),
                 scenario: s,
                 expect: Expect::Pass,
-                run: prepare(&hv, s),
+                run: prepare(&hv, s, model),
             });
         }
         if mutation {
@@ -190,15 +225,19 @@ pub fn run(ws: &Workspace, opts: &Options) -> Result<ExitCode, String> {
                 let Some(s) = scenarios::find(m.scenario) else {
                     continue;
                 };
-                items.push(Item {
-                    label: format!(
+                for model in mutation_models(m, s, cpu) {
+                    let what = format!(
                         "mutation check ({} with arm_vcpu_mutate={}: {})",
                         s.name, m.cfg, m.breaks
-                    ),
-                    scenario: s,
-                    expect: Expect::Fail(m),
-                    run: prepare(hv, s),
-                });
+                    );
+                    items.push(Item {
+                        label: item_label(&what, model),
+                        log: log_name(&what, model),
+                        scenario: s,
+                        expect: Expect::Fail(m),
+                        run: prepare(hv, s, model),
+                    });
+                }
             }
         }
     }
@@ -355,6 +394,31 @@ pub fn judge_row(s: &Scenario, end: End, output: &str) -> Result<(), String> {
     }
 }
 
+/// An item's label: what runs and, in brackets, the CPU model (`scenario irq [cortex-a53]`).
+fn item_label(what: &str, model: &str) -> String {
+    format!("{what} [{model}]")
+}
+
+/// An item's log file name (without `.log`): [`file_name`] of what runs, `@` the model.
+fn log_name(what: &str, model: &str) -> String {
+    format!("{}@{}", file_name(what), file_name(model))
+}
+
+/// The models mutation check `m` of row `s` runs on: `--cpu`'s if the check runs
+/// there, else the check's own or the row's.
+fn mutation_models(
+    m: &scenarios::Mutation,
+    s: &'static Scenario,
+    cpu: Option<&'static str>,
+) -> Vec<&'static str> {
+    let own = m.models.unwrap_or(s.models);
+    match cpu {
+        Some(c) if m.models.is_none() || own.contains(&c) => vec![c],
+        Some(_) => Vec::new(),
+        None => own.to_vec(),
+    }
+}
+
 fn file_name(label: &str) -> String {
     label
         .chars()
@@ -396,7 +460,7 @@ fn run_item(item: Item, logs: &Path) -> Outcome {
             }
         }
     };
-    let log = logs.join(format!("{}.log", file_name(&item.label)));
+    let log = logs.join(format!("{}.log", item.log));
     let _ = std::fs::write(
         &log,
         format!(
@@ -471,6 +535,35 @@ mod tests {
             file_name("mutation check (preserve with arm_vcpu_mutate=x)"),
             "mutation_check__preserve_with_arm_vcpu_mutate_x_"
         );
+    }
+
+    #[test]
+    fn labels_and_logs_per_model() {
+        assert_eq!(
+            item_label("scenario irq", "cortex-a53"),
+            "scenario irq [cortex-a53]"
+        );
+        assert_eq!(
+            log_name("scenario irq", "cortex-a53"),
+            "scenario_irq@cortex-a53"
+        );
+        assert_ne!(
+            log_name("scenario irq", "max"),
+            log_name("scenario irq", "cortex-a53")
+        );
+        let s = scenarios::find("isolation").unwrap();
+        let m = MUTATIONS
+            .iter()
+            .find(|m| m.scenario == "isolation")
+            .unwrap();
+        assert_eq!(mutation_models(m, s, None), s.models);
+        assert_eq!(mutation_models(m, s, Some("cortex-a72")), ["cortex-a72"]);
+        // A check bound to models runs only there.
+        let m = MUTATIONS.iter().find(|m| m.cfg == "stage2-level0").unwrap();
+        let s = scenarios::find("stage2").unwrap();
+        assert_eq!(mutation_models(m, s, None), ["cortex-a53"]);
+        assert!(mutation_models(m, s, Some("max")).is_empty());
+        assert_eq!(mutation_models(m, s, Some("cortex-a53")), ["cortex-a53"]);
     }
 
     #[test]

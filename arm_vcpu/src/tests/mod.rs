@@ -1,6 +1,10 @@
 //! Host unit tests of the crate's pure logic.
 
+mod aarch32;
 mod calls;
+mod debug;
 mod exits;
 mod injection;
+mod power;
 mod vgic_timer;
+mod workaround;

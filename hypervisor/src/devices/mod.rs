@@ -275,6 +275,10 @@ impl Devices {
             }
             let intid = u32::from(request.intid);
             match self.vgic.as_mut() {
+                // An SGI reaches a target only where it is configured in the group the
+                // register generates (ICC_SGI0R/ASGI1R: Group 0 in a one-Security-state
+                // VM).
+                Some(g) if g.is_group1(v, intid) != request.group1 => {}
                 Some(g) => {
                     if let Some(d) = g.raise(v, intid, None) {
                         self.pending.push(d);
@@ -282,12 +286,9 @@ impl Devices {
                 }
                 None => self.pending.push(Delivery {
                     vcpu: v,
-                    vi: VirtualInterrupt {
-                        intid,
-                        priority: 0xa0,
-                        group1: request.group1,
-                        hw_intid: None,
-                    },
+                    vi: VirtualInterrupt::new(intid)
+                        .with_priority(0xa0)
+                        .with_group1(request.group1),
                 }),
             }
         }

@@ -4,23 +4,33 @@
 //! role (x2 = instance) and checks it after every switch; TEST_CALL(0x81) answers how
 //! many VM switches the cores have made. Each VM passes when its guest found nothing
 //! changed and at least `iters` switches happened while it ran.
+//!
+//! `debug-isolation` is the same pair of VMs with the `debug-isolation` guest (each
+//! VM's own breakpoints and watchpoints) and the host's own debug registers checked
+//! after every unbind (`debug::HostDebug`).
 
 use alloc::boxed::Box;
 
 use arm_vcpu::VirtualInterrupt;
 
+use super::debug::HostDebug;
 use super::{Scenario, VmInfo};
 
 pub fn by_name(name: &str, iters: u64, instance: usize) -> Option<Box<dyn Scenario>> {
     match name {
-        "isolation" => Some(Box::new(Isolation::new(iters, instance.min(1)))),
+        "isolation" => Some(Box::new(Isolation::new(iters, instance.min(1), None))),
+        "debug-isolation" => Some(Box::new(Isolation::new(
+            iters,
+            instance.min(1),
+            Some(HostDebug::plant()),
+        ))),
         _ => None,
     }
 }
 
 /// Both roles.
 pub fn vm_count(name: &str) -> Option<usize> {
-    (name == "isolation").then_some(2)
+    matches!(name, "isolation" | "debug-isolation").then_some(2)
 }
 
 /// The interrupts each VM finds pending at its first entry: (INTID, priority).
@@ -30,20 +40,21 @@ struct Isolation {
     iters: u64,
     entry: [(usize, u64); 1],
     irqs: [VirtualInterrupt; 2],
+    /// `debug-isolation`: the host's debug state, checked after every unbind.
+    host: Option<HostDebug>,
+    unbinds: u64,
 }
 
 impl Isolation {
-    fn new(iters: u64, role: usize) -> Self {
-        let vi = |(intid, priority): (u32, u8)| VirtualInterrupt {
-            intid,
-            priority,
-            group1: true,
-            hw_intid: None,
-        };
+    fn new(iters: u64, role: usize, host: Option<HostDebug>) -> Self {
+        let vi =
+            |(intid, priority): (u32, u8)| VirtualInterrupt::new(intid).with_priority(priority);
         Self {
             iters,
             entry: [(2, role as u64)],
             irqs: [vi(INITIAL_IRQS[role][0]), vi(INITIAL_IRQS[role][1])],
+            host,
+            unbinds: 0,
         }
     }
 }
@@ -72,7 +83,22 @@ impl Scenario for Isolation {
         }
     }
 
+    fn checks_after_unbind(&self) -> bool {
+        self.host.is_some()
+    }
+
+    fn after_unbind(&mut self) -> Result<(), &'static str> {
+        self.unbinds += 1;
+        self.host.as_ref().map_or(Ok(()), |h| h.check())
+    }
+
     fn finish(&mut self, guest_failures: u64, vm: &VmInfo) -> Result<(), &'static str> {
+        if self.host.is_some() {
+            crate::println!(
+                "debug-isolation: host debug state checked after {} unbinds",
+                self.unbinds
+            );
+        }
         crate::println!(
             "isolation: {} failed checks after {} VM switches",
             guest_failures,

@@ -13,14 +13,18 @@ use arm_vcpu::{
 
 use crate::devices::WidthCounts;
 
+mod aarch32;
 mod basic;
 mod bench;
 mod classes;
+pub mod debug;
 mod hostile;
 mod inject;
 mod isolation;
 mod psci;
 mod smp;
+mod spectre;
+mod stage2;
 mod sysoff;
 
 /// What the VM tells a scenario about itself when it asks (read when asked: a
@@ -29,6 +33,8 @@ mod sysoff;
 pub struct VmInfo<'a> {
     pub(crate) dev: &'a crate::devices::Devices,
     pub(crate) sched: &'a crate::sched::VmSched,
+    /// The calling vCPU (e.g. `spectre` reads its SMCCC_ARCH_WORKAROUND_* decision).
+    pub vcpu: &'a arm_vcpu::Aarch64VCpu,
 }
 
 impl VmInfo<'_> {
@@ -161,6 +167,36 @@ pub trait Scenario {
         None
     }
 
+    /// The VM's stage-2 configuration when it is not the usual one (one level-1 root
+    /// table, 39-bit IPA, VMID = the VM's index + 1): given the root table of its RAM,
+    /// the configuration to give its vCPUs (it may build another root around it).
+    fn stage2(&self, _ram_root: u64) -> Option<Result<arm_vcpu::Stage2Config, &'static str>> {
+        None
+    }
+
+    /// `bind()` refused the VM's vCPU with `e`: the VM ends with the verdict
+    /// returned (by default a failure).
+    fn bind_refused(&mut self, e: &arm_vcpu::VCpuError) -> Result<(), &'static str> {
+        crate::println!("bind() refused a vCPU: {}", e);
+        Err("bind failed")
+    }
+
+    /// After the first bind of vCPU 0 succeeded: an error ends the VM with it.
+    fn first_bind(&mut self) -> Result<(), &'static str> {
+        Ok(())
+    }
+
+    /// Whether [`after_unbind`](Self::after_unbind) is to be called.
+    fn checks_after_unbind(&self) -> bool {
+        false
+    }
+
+    /// After every unbind of one of the VM's vCPUs (the host's own state is back), if
+    /// [`checks_after_unbind`](Self::checks_after_unbind): an error ends the run with it.
+    fn after_unbind(&mut self) -> Result<(), &'static str> {
+        Ok(())
+    }
+
     /// EXIT(status) from the guest: the run ends with this verdict.
     fn finish(&mut self, guest_failures: u64, _vm: &VmInfo) -> Result<(), &'static str> {
         if guest_failures != 0 {
@@ -194,13 +230,19 @@ pub fn by_name(
         .or_else(|| psci::by_name(name))
         .or_else(|| inject::by_name(name))
         .or_else(|| bench::by_name(name))
+        .or_else(|| spectre::by_name(name))
+        .or_else(|| aarch32::by_name(name))
+        .or_else(|| debug::by_name(name, instance))
         .or_else(|| smp::by_name(name))
         .or_else(|| sysoff::by_name(name))
+        .or_else(|| stage2::by_name(name, instance))
         .or_else(|| isolation::by_name(name, iters, instance))
 }
 
 /// How many VMs scenario `name` runs at once (each built with its own instance
 /// number).
 pub fn vm_count(name: &str) -> usize {
-    isolation::vm_count(name).unwrap_or(1)
+    isolation::vm_count(name)
+        .or_else(|| stage2::vm_count(name))
+        .unwrap_or(1)
 }

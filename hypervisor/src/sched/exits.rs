@@ -237,7 +237,7 @@ impl Core {
                         v.vcpu.set_return_value(u64::MAX);
                         return Ok(None);
                     };
-                    let info = vm_info(vs, &st.dev);
+                    let info = vm_info(vs, &st.dev, &v.vcpu);
                     let r = sc.test_call(v.index, args, &info)?;
                     (
                         r,
@@ -274,7 +274,7 @@ impl Core {
                     let st = &mut *s;
                     match st.scenario.as_mut() {
                         Some(sc) => {
-                            let info = vm_info(vs, &st.dev);
+                            let info = vm_info(vs, &st.dev, &v.vcpu);
                             sc.finish(args[1], &info)
                         }
                         None if args[1] == 0 => Ok(()),
@@ -335,7 +335,7 @@ impl Core {
                     let mut s = vm.state.lock();
                     let st = &mut *s;
                     match st.scenario.as_mut() {
-                        Some(sc) => sc.system_off(&vm_info(vs, &st.dev)),
+                        Some(sc) => sc.system_off(&vm_info(vs, &st.dev, &v.vcpu)),
                         None => Ok(()),
                     }
                 };
@@ -357,6 +357,8 @@ impl Core {
                 }
                 return Ok(Some(Stop::VmEnded));
             }
+            // A request this host does not know (the enum may grow): refuse it.
+            _ => ret::NOT_SUPPORTED,
         };
         v.vcpu.complete_psci(result).map_err(|_| "complete_psci")?;
         Ok(None)

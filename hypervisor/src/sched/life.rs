@@ -30,10 +30,14 @@ impl Core {
             .and_then(Option::take)
             .ok_or("the vCPU is not parked")?;
         if let Some((entry, ctx)) = on {
+            // The reset drops the vCPU's hardware-linked list registers; their
+            // physical PPIs were deactivated when it was unbound (`timer_active`),
+            // which no longer applies.
             if b.vcpu.power_on(entry, ctx).is_err() {
                 vs.parked.lock()[i] = Some(b);
                 return Err("power_on failed");
             }
+            b.timer_active = [false; 2];
         }
         b.epoch = vs.epoch.load(Ordering::Acquire);
         vs.vcpus[i]
@@ -104,11 +108,13 @@ impl Core {
         let r = {
             let mut p = vs.parked.lock();
             match p.get_mut(0).and_then(Option::as_mut) {
-                Some(b) => b
-                    .vcpu
-                    .power_on(vm.entry, vm.x0)
-                    .map_err(|_| "power_on failed")
-                    .and_then(|_| vm.boot_regs_into(&mut b.vcpu)),
+                Some(b) => {
+                    b.timer_active = [false; 2];
+                    b.vcpu
+                        .power_on(vm.entry, vm.x0)
+                        .map_err(|_| "power_on failed")
+                        .and_then(|_| vm.boot_regs_into(&mut b.vcpu))
+                }
                 None => Err("vCPU 0 is not parked"),
             }
         };

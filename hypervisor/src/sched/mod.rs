@@ -277,7 +277,10 @@ pub fn start(vms: Vec<Vm>, name: &'static str, timing: bool, tracing: bool) -> !
                         vm: v,
                         index: i,
                         sh: &v.vcpus[i],
-                        special: v.vm.links_timers || v.vm.host_tick.is_some() || v.vm.slice != 0,
+                        special: v.vm.links_timers
+                            || v.vm.host_tick.is_some()
+                            || v.vm.slice != 0
+                            || v.vm.checks_after_unbind,
                         observed: v.vm.observes,
                         timer_active: [false; 2],
                         deadline: None,
@@ -387,10 +390,13 @@ impl Core {
     fn new(id: usize, s: &'static Sched) -> Self {
         let sh = &s.cores[id];
         let passthrough = sh.passthrough.load(Ordering::Relaxed);
-        let mut percpu = Aarch64PerCpu::new(id);
+        let mut percpu = crate::platform::firmware::percpu(id);
         if percpu.hardware_enable().is_err() {
             error!("core {}: hardware_enable failed", id);
             crate::end_run_early(s.name, "cannot enable EL2 virtualization on a core");
+        }
+        if id == 0 {
+            crate::platform::firmware::report(&percpu);
         }
         let rd = LocalRedist::of(id);
         if !passthrough {
@@ -585,13 +591,29 @@ impl Core {
         if vm.links_timers != self.timers_enabled && !self.passthrough {
             self.set_timer_ppis(vm.links_timers);
         }
-        if v.vcpu.bind(&mut self.percpu).is_err() {
-            self.end_vm(vs, Err("bind failed"));
+        if let Err(e) = v.vcpu.bind(&mut self.percpu) {
+            // A scenario may expect the refusal (`stage2`); anything else is a failure.
+            let verdict = match vm.state.lock().scenario.as_mut() {
+                Some(sc) => sc.bind_refused(&e),
+                None => {
+                    error!("VM {}: vCPU {}: bind: {}", vm.name(), v.index, e);
+                    Err("bind failed")
+                }
+            };
+            self.end_vm(vs, verdict);
             return self.retire(v);
         }
         if v.last_core != self.id {
             if v.last_core != NOWHERE {
                 sh.stats.migrations.bump();
+            } else if v.index == 0 {
+                // The VM's first bind.
+                if let Some(Err(why)) = vm.state.lock().scenario.as_mut().map(|sc| sc.first_bind())
+                {
+                    let _ = v.vcpu.unbind(&mut self.percpu);
+                    self.end_vm(vs, Err(why));
+                    return self.retire(v);
+                }
             }
             v.last_core = self.id;
             vs.ran_on[v.index].fetch_or(1 << (self.id & 63), Ordering::Relaxed);
@@ -632,6 +654,19 @@ impl Core {
         if unbound.is_err() {
             self.end_vm(vs, Err("unbind failed"));
             return self.retire(v);
+        }
+        if v.special && vm.checks_after_unbind {
+            // The host's own state is back: a scenario checks it survived the vCPU.
+            let r = vm
+                .state
+                .lock()
+                .scenario
+                .as_mut()
+                .map(|sc| sc.after_unbind());
+            if let Some(Err(why)) = r {
+                self.end_vm(vs, Err(why));
+                return self.retire(v);
+            }
         }
         match policy::after(stop) {
             After::Requeue => {
@@ -778,8 +813,12 @@ impl Core {
 }
 
 /// What a scenario learns about its VM.
-fn vm_info<'a>(vs: &'a VmSched, dev: &'a devices::Devices) -> VmInfo<'a> {
-    VmInfo { dev, sched: vs }
+fn vm_info<'a>(vs: &'a VmSched, dev: &'a devices::Devices, vcpu: &'a Aarch64VCpu) -> VmInfo<'a> {
+    VmInfo {
+        dev,
+        sched: vs,
+        vcpu,
+    }
 }
 
 /// Switches between vCPUs of different VMs so far, over all cores.

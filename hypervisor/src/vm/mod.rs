@@ -80,12 +80,16 @@ pub struct Vm {
     /// Physical cores its vCPUs may run on.
     pub allowed: Vec<usize>,
     setup: Aarch64VCpuSetupConfig,
+    /// Its vCPUs' stage 2 (a scenario may give another shape, `Scenario::stage2`).
+    stage2: Stage2Config,
     cntvoff_el2: u64,
     initial_irqs: Vec<VirtualInterrupt>,
     /// An access no device serves: abort (test scenarios that say so) or RAZ/WI.
     pub abort_policy: Option<AbortPolicy>,
     /// The scenario wants to see every exit (`Scenario::observe`).
     pub observes: bool,
+    /// The scenario checks the host after every unbind (`Scenario::after_unbind`).
+    pub checks_after_unbind: bool,
     /// A trapped WFI yields instead of blocking.
     pub wfi_yields: bool,
     /// The guest's EL1 timer PPIs are linked to the physical ones (virtual mode).
@@ -130,21 +134,17 @@ impl Vm {
     /// Makes vCPU `i`, ready to bind (vCPU 0 with its boot registers).
     pub fn make_vcpu(&self, i: usize) -> Result<Aarch64VCpu, &'static str> {
         let mpidr = *self.mpidrs.get(i).ok_or("no such vCPU")?;
-        let mut v = Aarch64VCpu::new(Aarch64VCpuCreateConfig {
-            mpidr_el1: mpidr,
-            cntvoff_el2: self.cntvoff_el2,
-            dtb_addr: self.x0,
-            ..Default::default()
-        })
+        let mut v = Aarch64VCpu::new(
+            Aarch64VCpuCreateConfig::default()
+                .with_mpidr_el1(mpidr)
+                .with_cntvoff_el2(self.cntvoff_el2)
+                .with_dtb_addr(self.x0)
+                // vCPU 0 boots; the others wait for the guest's PSCI CPU_ON.
+                .with_powered_off(i != 0),
+        )
         .map_err(|_| "vcpu create")?;
         v.setup(self.setup).map_err(|_| "vcpu setup")?;
-        v.set_stage2_root(Stage2Config {
-            root_pa: self.mem.root_pa(),
-            vmid: self.id as u16 + 1,
-            ipa_bits: memory::IPA_BITS,
-            root_level: memory::ROOT_LEVEL,
-        })
-        .map_err(|_| "stage-2 root")?;
+        v.set_stage2_root(self.stage2).map_err(|_| "stage-2 root")?;
         v.set_entry(self.entry).map_err(|_| "vcpu entry")?;
         if i == 0 {
             self.boot_regs_into(&mut v)?;
@@ -351,24 +351,21 @@ pub fn build(cfg: VmConfig, id: usize, count: usize) -> Result<Vm, String> {
 
     let setup = match (&scenario, kind) {
         (Some(sc), _) => sc.setup_config(),
-        (None, devices::Kind::Passthrough) => Aarch64VCpuSetupConfig {
-            passthrough_interrupt: true,
-            passthrough_timer: true,
-            // A passthrough guest idles in WFI on its own core: nothing to switch to,
-            // and its interrupts wake it directly.
-            trap_wfi: false,
-            ..Default::default()
-        },
-        (None, _) => Aarch64VCpuSetupConfig {
-            // The EL1 physical timer is the guest's; its PPI 30 is linked to the
-            // physical one, like the virtual timer's PPI 27.
-            passthrough_timer: true,
-            trap_wfi: true,
-            ..Default::default()
-        },
+        // A passthrough guest idles in WFI on its own core: nothing to switch to, and
+        // its interrupts wake it directly.
+        (None, devices::Kind::Passthrough) => Aarch64VCpuSetupConfig::default()
+            .with_passthrough_interrupt(true)
+            .with_passthrough_timer(true)
+            .with_trap_wfi(false),
+        // The EL1 physical timer is the guest's; its PPI 30 is linked to the physical
+        // one, like the virtual timer's PPI 27.
+        (None, _) => Aarch64VCpuSetupConfig::default()
+            .with_passthrough_timer(true)
+            .with_trap_wfi(true),
     };
     let mut boot_regs = Vec::new();
     let mut initial_irqs = Vec::new();
+    let checks_after_unbind = scenario.as_ref().is_some_and(|sc| sc.checks_after_unbind());
     let (abort_policy, observes, host_tick) = match &scenario {
         Some(sc) => {
             boot_regs.push((1, cfg.iters));
@@ -381,6 +378,16 @@ pub fn build(cfg: VmConfig, id: usize, count: usize) -> Result<Vm, String> {
             )
         }
         None => (None, false, None),
+    };
+    let default_stage2 = Stage2Config::new(
+        mem.root_pa(),
+        id as u16 + 1,
+        memory::IPA_BITS,
+        memory::ROOT_LEVEL,
+    );
+    let stage2 = match scenario.as_ref().and_then(|sc| sc.stage2(mem.root_pa())) {
+        Some(s) => s.map_err(&fail)?,
+        None => default_stage2,
     };
     let prefixed = count > 1;
     let dev = Devices::new(
@@ -401,11 +408,13 @@ pub fn build(cfg: VmConfig, id: usize, count: usize) -> Result<Vm, String> {
         mpidrs,
         allowed,
         setup,
+        stage2,
         // The VM's virtual count starts near 0 now; every vCPU shares the offset.
         cntvoff_el2: arm_vcpu::physical_count(),
         initial_irqs,
         abort_policy,
         observes,
+        checks_after_unbind,
         wfi_yields: cfg.wfi == Wfi::Yield,
         links_timers: kind == devices::Kind::Virtual,
         host_tick,
