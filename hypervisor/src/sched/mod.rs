@@ -111,6 +111,9 @@ pub struct VmSched {
 }
 
 /// A vCPU and what the scheduler keeps with it. Travels between cores by value.
+/// `repr(C)` with the vCPU first: the exit loop addresses the vCPU's world-switch
+/// state at the same offsets as the vCPU itself (no extra base register).
+#[repr(C)]
 pub struct VCpu {
     pub vcpu: Aarch64VCpu,
     pub vm: &'static VmSched,
@@ -608,8 +611,9 @@ impl Core {
                 sh.stats.migrations.bump();
             } else if v.index == 0 {
                 // The VM's first bind.
-                if let Some(Err(why)) = vm.state.lock().scenario.as_mut().map(|sc| sc.first_bind())
-                {
+                // (The lock is released before the VM can end: `end_vm` takes it.)
+                let first = vm.state.lock().scenario.as_mut().map(|sc| sc.first_bind());
+                if let Some(Err(why)) = first {
                     let _ = v.vcpu.unbind(&mut self.percpu);
                     self.end_vm(vs, Err(why));
                     return self.retire(v);
@@ -802,13 +806,18 @@ impl Core {
                         return stop;
                     }
                 }
-                Err(e) => {
-                    error!("VM {}: vCPU {}: run: {}", v.vm.vm.name(), v.index, e);
-                    self.end_vm(v.vm, Err("run() returned an error"));
-                    return Stop::VmEnded;
-                }
+                Err(e) => return self.run_error(v, e),
             }
         }
+    }
+
+    /// `run()` refused to enter: the VM ends (out of the exit loop's way).
+    #[cold]
+    #[inline(never)]
+    fn run_error(&mut self, v: &mut VCpu, e: arm_vcpu::VCpuError) -> Stop {
+        error!("VM {}: vCPU {}: run: {}", v.vm.vm.name(), v.index, e);
+        self.end_vm(v.vm, Err("run() returned an error"));
+        Stop::VmEnded
     }
 }
 
