@@ -430,8 +430,18 @@ fn find_vmlinuz(root: &Path) -> Result<PathBuf, String> {
     }
 }
 
-/// Fetches (first use only) and prepares the Linux guest's files.
+/// Fetches (first use only) and prepares the Linux guest's files; once per run of
+/// xtask (every row that boots Linux asks).
 pub fn prepare(ws: &Workspace) -> Result<Assets, String> {
+    static READY: std::sync::OnceLock<Assets> = std::sync::OnceLock::new();
+    if let Some(a) = READY.get() {
+        return Ok(a.clone());
+    }
+    let a = prepare_once(ws)?;
+    Ok(READY.get_or_init(|| a).clone())
+}
+
+fn prepare_once(ws: &Workspace) -> Result<Assets, String> {
     let apt = Apt {
         cache: ws.target().join("linux-cache"),
     };
