@@ -120,6 +120,9 @@ pub struct VCpu {
     pub index: usize,
     /// `vm.vcpus[index]`.
     sh: &'static VcpuShared,
+    /// Null hypercalls answered by the exit loop since the bind: counted here (one
+    /// add, no shared line) and folded into `sh.stats` when the loop returns.
+    null_calls: u64,
     /// Its VM links timers, has a host tick or time slices: more to do at bind and
     /// unbind than the plain switch.
     special: bool,
@@ -280,6 +283,7 @@ pub fn start(vms: Vec<Vm>, name: &'static str, timing: bool, tracing: bool) -> !
                         vm: v,
                         index: i,
                         sh: &v.vcpus[i],
+                        null_calls: 0,
                         special: v.vm.links_timers
                             || v.vm.host_tick.is_some()
                             || v.vm.slice != 0
@@ -641,6 +645,9 @@ impl Core {
         } else {
             self.run_loop::<false>(&mut v)
         };
+        if v.null_calls != 0 {
+            sh.stats.hypercall.add(core::mem::take(&mut v.null_calls));
+        }
         if v.special {
             self.unbind_special(&mut v);
         }
@@ -787,7 +794,7 @@ impl Core {
                     imm: 0,
                     args: [hvc::NULL, ..],
                 }) => {
-                    st.hypercall.bump();
+                    v.null_calls += 1;
                     v.vcpu.set_return_value(0);
                     continue;
                 }
