@@ -589,6 +589,60 @@ const fn refused(name: &'static str, r: Refusal, text: &'static str) -> Scenario
     .with_timeout(30)
 }
 
+/// The VM names of Linux row `s` (one VM: the row's name; several: `linux<i>`).
+pub fn linux_vm_names(s: &Scenario) -> Vec<String> {
+    match s.guest {
+        Guest::Linux(v) if v.len() > 1 => (0..v.len()).map(|i| format!("linux{i}")).collect(),
+        Guest::Linux(_) => vec![s.name.to_string()],
+        _ => Vec::new(),
+    }
+}
+
+/// Whether each Linux VM of row `s` ran on as many physical cores as it could: its
+/// vCPUs on `min(vCPUs, allowed cores)` different cores (the placement spreads them;
+/// the hypervisor prints `VM <name> vCPUs ran on cores: 0, 1, 0+1` at the VM's end).
+pub fn spread_as_placed(s: &Scenario, output: &str) -> Result<(), String> {
+    let Guest::Linux(vms) = s.guest else {
+        return Ok(());
+    };
+    let mut why = Vec::new();
+    for (vm, name) in vms.iter().zip(linux_vm_names(s)) {
+        let allowed = if vm.cores.is_empty() {
+            usize::from(s.cpus)
+        } else {
+            vm.cores.len()
+        };
+        let want = usize::from(vm.vcpus).min(allowed);
+        let tag = format!("VM {name} vCPUs ran on cores: ");
+        let Some(list) = output
+            .lines()
+            .find_map(|l| l.split_once(tag.as_str()).map(|(_, r)| r.trim()))
+        else {
+            why.push(format!("no `{tag}` line"));
+            continue;
+        };
+        let mut used: Vec<&str> = list
+            .split([',', '+'])
+            .map(str::trim)
+            .filter(|c| !c.is_empty() && *c != "-")
+            .collect();
+        used.sort_unstable();
+        used.dedup();
+        if used.len() < want {
+            why.push(format!(
+                "VM {name}: {} vCPUs ran on {} core(s) ({list}), expected {want}",
+                vm.vcpus,
+                used.len()
+            ));
+        }
+    }
+    if why.is_empty() {
+        Ok(())
+    } else {
+        Err(why.join(", "))
+    }
+}
+
 /// Whether a refusal row's run ended as `e` says: that exit status, the text in the
 /// output, no timeout (a hang is not a refusal) and, for a refusal (status 1), no
 /// hypervisor panic.
@@ -777,6 +831,32 @@ pub fn with_seed(bootargs: String, seed: Option<u64>) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn linux_vcpus_spread_over_the_cores() {
+        let row = |n: &str| SCENARIOS.iter().find(|s| s.name == n).unwrap();
+        let s = row("linux-4v2c");
+        let spread = "[refhv INFO ] VM linux-4v2c vCPUs ran on cores: 0, 1, 0, 1\n";
+        assert_eq!(spread_as_placed(s, spread), Ok(()));
+        let one = "[refhv INFO ] VM linux-4v2c vCPUs ran on cores: 0, 0, 0, 0\n";
+        assert!(spread_as_placed(s, one)
+            .unwrap_err()
+            .contains("ran on 1 core(s)"));
+        assert!(spread_as_placed(s, "")
+            .unwrap_err()
+            .contains("no `VM linux-4v2c"));
+        let s = row("linux-2vm");
+        let both = "VM linux0 vCPUs ran on cores: 0, 1\nVM linux1 vCPUs ran on cores: 0+1, 1\n";
+        assert_eq!(spread_as_placed(s, both), Ok(()));
+        let half = "VM linux0 vCPUs ran on cores: 0, 1\nVM linux1 vCPUs ran on cores: 1, 1\n";
+        assert!(spread_as_placed(s, half).unwrap_err().contains("VM linux1"));
+        // One vCPU needs one core; not a Linux row: nothing to check.
+        assert_eq!(
+            spread_as_placed(row("linux-1vcpu"), "VM linux-1vcpu vCPUs ran on cores: 0\n"),
+            Ok(())
+        );
+        assert_eq!(spread_as_placed(row("uboot"), ""), Ok(()));
+    }
+
     use super::*;
 
     #[test]

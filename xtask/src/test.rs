@@ -385,13 +385,18 @@ pub fn judge_row(s: &Scenario, end: End, output: &str) -> Result<(), String> {
     if let Some(e) = &s.expect_failure {
         return scenarios::failed_as_expected(e, end, output);
     }
-    match (s.guest, s.guest_marker) {
+    let verdict = match (s.guest, s.guest_marker) {
         (Guest::Linux(vms), Some(m)) if vms.len() > 1 => {
-            let prefixes: Vec<String> = (0..vms.len()).map(|i| format!("[linux{i}] ")).collect();
+            let prefixes: Vec<String> = scenarios::linux_vm_names(s)
+                .iter()
+                .map(|n| format!("[{n}] "))
+                .collect();
             qemu::judge_vms(s.name, m, &prefixes, end, output)
         }
         _ => qemu::judge_with_guest(s.name, s.guest_marker, end, output),
-    }
+    };
+    // A passing Linux row also spread its vCPUs over the cores they may use.
+    verdict.and_then(|()| scenarios::spread_as_placed(s, output))
 }
 
 /// An item's label: what runs and, in brackets, the CPU model (`scenario irq [cortex-a53]`).

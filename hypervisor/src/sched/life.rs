@@ -50,7 +50,15 @@ impl Core {
             .iter()
             .map(|c| c.load.load(Ordering::Relaxed))
             .collect();
-        let core = policy::place(vs.vm.cfg.placement, &vs.vm.allowed, i, &loads)
+        let own: Vec<usize> = (0..loads.len())
+            .map(|c| {
+                vs.vcpus
+                    .iter()
+                    .filter(|v| v.core.load(Ordering::Relaxed) == c)
+                    .count()
+            })
+            .collect();
+        let core = policy::place(vs.vm.cfg.placement, &vs.vm.allowed, i, &loads, &own)
             .ok_or("no core to run on")?;
         self.send_to(core, b);
         Ok(())
@@ -182,7 +190,8 @@ impl Core {
             st.dev.accesses
         };
         let stats: Vec<&VcpuStats> = vs.vcpus.iter().map(|v| &v.stats).collect();
-        stats::print_vm(vm.name(), &stats, &dev, self.s.timing);
+        let cores: Vec<u64> = (0..vs.vcpus.len()).map(|i| vs.ran_on(i)).collect();
+        stats::print_vm(vm.name(), &stats, &cores, &dev, self.s.timing);
         match verdict {
             Ok(()) => crate::println!("ARM_VCPU_VM {}: PASS", vm.name()),
             Err(why) => crate::println!("ARM_VCPU_VM {}: FAIL {}", vm.name(), why),

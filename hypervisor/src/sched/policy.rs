@@ -8,23 +8,27 @@ use super::super::vm::config::Placement;
 
 /// Where a vCPU that starts (vCPU 0 at boot, any other at its PSCI CPU_ON) runs:
 /// `Pinned`: vCPU i on allowed core i mod n; `Balanced`: the allowed core with the
-/// fewest vCPUs on it (`load[c]`), the lowest-numbered on a tie. `None` only when
-/// `allowed` is empty (refused when the VM is checked).
+/// fewest vCPUs on it (`load[c]`), on a tie the one with fewest of this VM's (`own[c]`:
+/// a VM's vCPUs spread over its cores, so two VMs sharing two cores do not end up one
+/// per core), then the lowest-numbered. `None` only when `allowed` is empty (refused
+/// when the VM is checked).
 pub fn place(
     placement: Placement,
     allowed: &[usize],
     vcpu: usize,
     load: &[usize],
+    own: &[usize],
 ) -> Option<usize> {
     if allowed.is_empty() {
         return None;
     }
+    let count = |t: &[usize], c: usize| t.get(c).copied().unwrap_or(usize::MAX);
     match placement {
         Placement::Pinned => allowed.get(vcpu % allowed.len()).copied(),
         Placement::Balanced => allowed
             .iter()
             .copied()
-            .min_by_key(|&c| (load.get(c).copied().unwrap_or(usize::MAX), c)),
+            .min_by_key(|&c| (count(load, c), count(own, c), c)),
     }
 }
 
@@ -103,18 +107,50 @@ mod tests {
     #[test]
     fn placement() {
         let allowed = [0, 1];
-        assert_eq!(place(Placement::Pinned, &allowed, 0, &[]), Some(0));
-        assert_eq!(place(Placement::Pinned, &allowed, 3, &[]), Some(1));
-        assert_eq!(place(Placement::Pinned, &[2, 3], 2, &[]), Some(2));
-        assert_eq!(place(Placement::Balanced, &allowed, 5, &[2, 1]), Some(1));
-        assert_eq!(place(Placement::Balanced, &allowed, 5, &[1, 1]), Some(0));
+        assert_eq!(place(Placement::Pinned, &allowed, 0, &[], &[]), Some(0));
+        assert_eq!(place(Placement::Pinned, &allowed, 3, &[], &[]), Some(1));
+        assert_eq!(place(Placement::Pinned, &[2, 3], 2, &[], &[]), Some(2));
         assert_eq!(
-            place(Placement::Balanced, &[1, 3], 0, &[0, 4, 9, 2]),
+            place(Placement::Balanced, &allowed, 5, &[2, 1], &[0, 0]),
+            Some(1)
+        );
+        assert_eq!(
+            place(Placement::Balanced, &allowed, 5, &[1, 1], &[0, 0]),
+            Some(0)
+        );
+        assert_eq!(
+            place(Placement::Balanced, &[1, 3], 0, &[0, 4, 9, 2], &[0; 4]),
             Some(3)
         );
-        assert_eq!(place(Placement::Balanced, &[], 0, &[0]), None);
+        assert_eq!(place(Placement::Balanced, &[], 0, &[0], &[0]), None);
         // A core missing from the load table counts as full.
-        assert_eq!(place(Placement::Balanced, &[0, 7], 0, &[3]), Some(0));
+        assert_eq!(place(Placement::Balanced, &[0, 7], 0, &[3], &[0]), Some(0));
+        // Equal loads: the core with fewer of the VM's own vCPUs.
+        assert_eq!(
+            place(Placement::Balanced, &allowed, 1, &[1, 1], &[1, 0]),
+            Some(1)
+        );
+        // The load decides first.
+        assert_eq!(
+            place(Placement::Balanced, &allowed, 1, &[1, 2], &[1, 0]),
+            Some(0)
+        );
+    }
+
+    /// Two VMs of two vCPUs on two cores, vCPU 0s first, then each CPU_ON: each VM
+    /// gets both cores.
+    #[test]
+    fn two_vms_spread() {
+        let mut load = [0usize; 2];
+        let mut own = [[0usize; 2]; 2];
+        let mut placed = [[9usize; 2]; 2];
+        for (vm, vcpu) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+            let c = place(Placement::Balanced, &[0, 1], vcpu, &load, &own[vm]).unwrap();
+            load[c] += 1;
+            own[vm][c] += 1;
+            placed[vm][vcpu] = c;
+        }
+        assert_eq!(placed, [[0, 1], [1, 0]]);
     }
 
     #[test]

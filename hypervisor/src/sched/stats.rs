@@ -101,8 +101,9 @@ pub fn ticks_to_us(t: u64) -> u64 {
 
 /// Prints a VM's statistics: one line for tools (`exits: ExitStats { .. }`, which
 /// `cargo xtask bench` reads; totals over the vCPUs), then a table for people with
-/// a column per vCPU.
-pub fn print_vm(name: &str, vcpus: &[&VcpuStats], dev: &Accesses, timed: bool) {
+/// a column per vCPU. Before the table, the physical cores each vCPU ran on (`cores`:
+/// a bit per core; printed `0+1` for both), which `cargo xtask test` checks.
+pub fn print_vm(name: &str, vcpus: &[&VcpuStats], cores: &[u64], dev: &Accesses, timed: bool) {
     let total = |f: fn(&VcpuStats) -> u64| vcpus.iter().map(|s| f(s)).sum::<u64>();
     println!(
         "[refhv INFO ] VM {name} exits: ExitStats {{ hypercall: {}, psci: {}, mmio_read: {}, mmio_write: {}, sysreg: {}, abort: {}, wfx: {}, irq: {}, sgi: {}, other: {}, console: {}, testdev: {}, gic: {} }}",
@@ -119,6 +120,11 @@ pub fn print_vm(name: &str, vcpus: &[&VcpuStats], dev: &Accesses, timed: bool) {
         dev.console,
         dev.testdev,
         dev.gic
+    );
+    let ran: alloc::vec::Vec<_> = cores.iter().map(|&m| core_list(m)).collect();
+    println!(
+        "[refhv INFO ] VM {name} vCPUs ran on cores: {}",
+        ran.join(", ")
     );
     println!(
         "exit statistics of VM {name} (exits the host handled; traps the crate answers are not counted{})",
@@ -152,4 +158,19 @@ pub fn print_vm(name: &str, vcpus: &[&VcpuStats], dev: &Accesses, timed: bool) {
         "  device accesses: console {}, test device {}, GIC {}",
         dev.console, dev.testdev, dev.gic
     );
+}
+
+/// `0b101` as `0+2`; `-` for none.
+fn core_list(mask: u64) -> alloc::string::String {
+    let mut s = alloc::string::String::new();
+    for c in (0..64).filter(|c| mask & (1 << c) != 0) {
+        if !s.is_empty() {
+            s.push('+');
+        }
+        s += &alloc::format!("{c}");
+    }
+    if s.is_empty() {
+        s.push('-');
+    }
+    s
 }

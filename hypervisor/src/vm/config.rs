@@ -285,7 +285,7 @@ pub enum Placement {
     /// vCPU i on allowed core i mod n.
     #[default]
     Pinned,
-    /// The allowed core with the fewest vCPUs on it.
+    /// The allowed core with the fewest vCPUs on it (on a tie, the fewest of this VM's).
     Balanced,
 }
 
