@@ -334,8 +334,12 @@ pub const SCENARIOS: &[Scenario] = &[
     // One VM per configuration, one after the other.
     timed("stage2", 1, 30),
     // Four vCPUs on two cores (time-sliced): the last one started calls SYSTEM_OFF
-    // while the others spin; the VM and the run end there.
-    smp("sysoff", 1, 2).with_timeout(30),
+    // while the others spin; the VM and the run end there. Its exits are recorded
+    // (`trace=1`) and the record checked: every vCPU's exits, on both cores.
+    Scenario {
+        hv_bootargs: "trace=1",
+        ..smp("sysoff", 1, 2).with_timeout(30)
+    },
     // One VM's fault ends that VM with its reason, never another: the run fails (status
     // bit 0: VM 0) with the good VM's PASS.
     Scenario {
@@ -780,6 +784,70 @@ pub fn bootargs(scenario: &str, iters: u64) -> String {
     format!("scenario={scenario} iters={iters}")
 }
 
+/// The bootargs of test-guest row `s` under `cargo xtask test`: the scenario, its
+/// iterations and the row's own words.
+pub fn test_bootargs(s: &Scenario) -> String {
+    let mut b = bootargs(s.name, s.test_iters);
+    if !s.hv_bootargs.is_empty() {
+        b.push(' ');
+        b.push_str(s.hv_bootargs);
+    }
+    b
+}
+
+/// The vCPU counts of a run's VMs, in the hypervisor's order (its VM ids), from its
+/// `VM <name> (<mode>): ... , <n> vCPU(s) on cores [..]` lines.
+pub fn vm_vcpus(output: &str) -> Vec<u32> {
+    output
+        .lines()
+        .filter(|l| l.contains("[refhv INFO ] VM "))
+        .filter_map(|l| {
+            let (head, _) = l.split_once(" vCPU(s) on cores")?;
+            head.rsplit(' ').next()?.parse().ok()
+        })
+        .collect()
+}
+
+/// Whether a run of row `s` with `trace=1` printed a whole exit record
+/// ([`crate::trace`]'s format) in which every vCPU of its VMs (`vcpus`: per VM) left
+/// exits, on `cores` different cores, none dropped.
+pub fn trace_complete(
+    s: &Scenario,
+    vcpus: &[u32],
+    cores: usize,
+    output: &str,
+) -> Result<(), String> {
+    if !s.hv_bootargs.split_whitespace().any(|w| w == "trace=1") {
+        return Ok(());
+    }
+    let t = crate::trace::parse(output)?;
+    if t.dropped != 0 {
+        return Err(format!("the trace dropped {} exits", t.dropped));
+    }
+    let mut why = Vec::new();
+    for (vm, &n) in vcpus.iter().enumerate() {
+        for vcpu in 0..n {
+            if !t.exits.iter().any(|e| e.vm == vm as u32 && e.vcpu == vcpu) {
+                why.push(format!("no exit of VM {vm} vCPU {vcpu} in the trace"));
+            }
+        }
+    }
+    let mut seen: Vec<u32> = t.exits.iter().map(|e| e.core).collect();
+    seen.sort_unstable();
+    seen.dedup();
+    if seen.len() < cores {
+        why.push(format!(
+            "the trace has exits on {} core(s), expected {cores}",
+            seen.len()
+        ));
+    }
+    if why.is_empty() {
+        Ok(())
+    } else {
+        Err(why.join(", "))
+    }
+}
+
 /// Whether `cargo xtask test` runs scenario `s` given the ITEMs `only`.
 pub fn selected(s: &Scenario, only: &[String]) -> bool {
     if only.is_empty() {
@@ -831,6 +899,33 @@ pub fn with_seed(bootargs: String, seed: Option<u64>) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn traced_rows_record_every_vcpu_on_every_core() {
+        let s = SCENARIOS.iter().find(|s| s.name == "sysoff").unwrap();
+        assert_eq!(test_bootargs(s), "scenario=sysoff iters=1 trace=1");
+        let out = "[refhv INFO ] VM sysoff (Test): 256 MiB RAM at 0x70000000, 2 vCPU(s) on cores [0, 1], kernel\n\
+                   ARM_VCPU_TRACE begin freq=62500000\nX 0 0 0 hvc 10 5\nX 1 0 1 wfi 20 5\n";
+        assert_eq!(vm_vcpus(out), vec![2]);
+        let whole = format!("{out}ARM_VCPU_TRACE end dropped=0\n");
+        assert_eq!(trace_complete(s, &[2], 2, &whole), Ok(()));
+        assert!(trace_complete(s, &[3], 2, &whole)
+            .unwrap_err()
+            .contains("no exit of VM 0 vCPU 2"));
+        assert!(trace_complete(s, &[2], 3, &whole)
+            .unwrap_err()
+            .contains("exits on 2 core(s), expected 3"));
+        assert!(trace_complete(s, &[2], 2, out)
+            .unwrap_err()
+            .contains("no end line"));
+        let lost = format!("{out}ARM_VCPU_TRACE end dropped=4\n");
+        assert!(trace_complete(s, &[2], 2, &lost)
+            .unwrap_err()
+            .contains("dropped 4"));
+        // A row without trace=1 is not checked.
+        let demo = SCENARIOS.iter().find(|s| s.name == "demo").unwrap();
+        assert_eq!(trace_complete(demo, &[2], 2, ""), Ok(()));
+    }
+
     #[test]
     fn linux_vcpus_spread_over_the_cores() {
         let row = |n: &str| SCENARIOS.iter().find(|s| s.name == n).unwrap();

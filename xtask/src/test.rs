@@ -203,7 +203,7 @@ pub fn run(ws: &Workspace, opts: &Options) -> Result<ExitCode, String> {
             if !guest.is_file() {
                 return Err(format!("no guest binary {}", guest.display()));
             }
-            let bootargs = scenarios::with_seed(scenarios::bootargs(s.name, s.test_iters), seed);
+            let bootargs = scenarios::with_seed(scenarios::test_bootargs(s), seed);
             Ok(qemu::Run::new(&hv, &guest, bootargs)
                 .with_cpu(model)
                 .with_cpus(s.cpus)
@@ -395,8 +395,14 @@ pub fn judge_row(s: &Scenario, end: End, output: &str) -> Result<(), String> {
         }
         _ => qemu::judge_with_guest(s.name, s.guest_marker, end, output),
     };
-    // A passing Linux row also spread its vCPUs over the cores they may use.
-    verdict.and_then(|()| scenarios::spread_as_placed(s, output))
+    // A passing Linux row also spread its vCPUs over the cores they may use; a traced
+    // one recorded them all.
+    verdict
+        .and_then(|()| scenarios::spread_as_placed(s, output))
+        .and_then(|()| {
+            let vcpus = scenarios::vm_vcpus(output);
+            scenarios::trace_complete(s, &vcpus, usize::from(s.cpus), output)
+        })
 }
 
 /// An item's label: what runs and, in brackets, the CPU model (`scenario irq [cortex-a53]`).
