@@ -541,6 +541,21 @@ pub enum TrapControl {
     HcrTidcp,
 }
 
+impl TrapControl {
+    /// The same control as the trap composition table names it ([`crate::traps::BITS`],
+    /// which the inventory's rows refer to).
+    pub const fn trap_id(self) -> crate::traps::TrapId {
+        use crate::traps::TrapId;
+        match self {
+            Self::CnthctlEl1pcen => TrapId::El1pcen,
+            Self::MdcrTda => TrapId::Tda,
+            Self::MdcrTdra => TrapId::Tdra,
+            Self::MdcrTpm => TrapId::Tpm,
+            Self::HcrTidcp => TrapId::Tidcp,
+        }
+    }
+}
+
 /// An EL1 trap the crate emulates because the controlling register is emulated, not
 /// loaded into the hardware.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

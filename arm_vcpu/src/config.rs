@@ -81,9 +81,10 @@ impl Aarch64VCpuCreateConfig {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum IdRegisterPolicy {
-    /// The crate, from the VM's sanitized view (features it does not switch per vCPU
-    /// are hidden: SVE, SME, MTE, SPE, TRBE, AMU, MPAM, RAS, PMU, nested
-    /// virtualization; pointer authentication unless its keys are switched).
+    /// The crate, from the VM's sanitized view (`idregs::VIEW`: features it does not
+    /// switch per vCPU are hidden — SVE, SME, MTE, SPE, TRBE, BRBE, AMU, MPAM, RAS, PMU,
+    /// trace, GCS, nested virtualization and more; pointer authentication unless its keys
+    /// are switched).
     #[default]
     Sanitized,
     /// The host, through [`crate::VmExit::SysRegRead`] exits.

@@ -3,10 +3,15 @@
 //! * [`Aarch64ContextFrame`]: the general-purpose registers and the exception return
 //!   state, saved and restored by the assembly world switch on every exit and entry.
 //! * [`GuestSystemRegisters`]: EL1 system registers, timer, pointer-authentication
-//!   keys and the per-VM EL2 controls, switched only at bind/unbind.
-//! * [`FpSimdState`]: V0–V31, FPCR, FPSR, switched at bind/unbind.
+//!   keys, the registers of hidden features nothing traps, and the per-VM EL2
+//!   controls, switched only at bind/unbind — all generated from one list
+//!   ([`SWITCHED`]).
+//! * [`FpSimdState`]: V0–V31, FPCR, FPSR, switched lazily (first use after bind).
 
 use core::mem::{offset_of, size_of};
+
+use crate::exit::SysRegAddr;
+use crate::sysreg::{Feature, FeatureSet};
 
 /// General-purpose register state of a vCPU (the "trap frame").
 ///
@@ -100,58 +105,337 @@ pub(crate) mod offsets {
     const _: () = assert!(HOST_X19.is_multiple_of(8) && HOST_X30.is_multiple_of(8));
 }
 
-/// The EL1 system registers and per-VM EL2 controls of one vCPU, switched at
-/// bind/unbind (never on an exit). Field names are the registers they hold.
-#[allow(missing_docs)]
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct GuestSystemRegisters {
-    // EL1/EL0 system registers.
-    pub sctlr_el1: u64,
-    pub actlr_el1: u64,
-    pub cpacr_el1: u64,
-    pub ttbr0_el1: u64,
-    pub ttbr1_el1: u64,
-    pub tcr_el1: u64,
-    pub mair_el1: u64,
-    pub amair_el1: u64,
-    pub vbar_el1: u64,
-    pub contextidr_el1: u64,
-    pub tpidr_el0: u64,
-    pub tpidr_el1: u64,
-    pub tpidrro_el0: u64,
-    pub sp_el0: u64,
-    pub sp_el1: u64,
-    pub elr_el1: u64,
-    pub spsr_el1: u64,
-    pub esr_el1: u64,
-    pub far_el1: u64,
-    pub par_el1: u64,
-    pub afsr0_el1: u64,
-    pub afsr1_el1: u64,
-    pub csselr_el1: u64,
-    pub cntkctl_el1: u64,
-    // Virtual timer, and the EL1 physical timer when it is passed through.
-    pub cntv_ctl_el0: u64,
-    pub cntv_cval_el0: u64,
-    pub cntp_ctl_el0: u64,
-    pub cntp_cval_el0: u64,
-    // Pointer-authentication keys (only switched when FEAT_PAuth is implemented).
-    pub apia_key: [u64; 2],
-    pub apib_key: [u64; 2],
-    pub apda_key: [u64; 2],
-    pub apdb_key: [u64; 2],
-    pub apga_key: [u64; 2],
-    // Per-VM EL2 controls.
-    pub hcr_el2: u64,
-    pub vttbr_el2: u64,
-    pub vtcr_el2: u64,
-    pub vmpidr_el2: u64,
-    pub vpidr_el2: u64,
-    pub cptr_el2: u64,
-    pub mdcr_el2: u64,
-    pub cnthctl_el2: u64,
-    pub cntvoff_el2: u64,
+/// How one entry of the switch list moves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Guest state: loaded at bind, saved at unbind.
+    Rw,
+    /// A per-VM EL2 control the crate computes: loaded at bind, never saved (the guest
+    /// cannot change it; `HCR_EL2.VSE` is the exception, saved apart).
+    Ctl,
+    /// A timer control: loaded at bind (after its compare value), saved at unbind and
+    /// then cleared, so the guest's timer cannot fire into the next vCPU or the host.
+    TimerCtl,
+}
+
+impl Kind {
+    /// Written at bind.
+    pub const fn loads(self) -> bool {
+        true
+    }
+    /// Read at unbind.
+    pub const fn saves(self) -> bool {
+        !matches!(self, Self::Ctl)
+    }
+    /// Cleared after the save.
+    pub const fn stops(self) -> bool {
+        matches!(self, Self::TimerCtl)
+    }
+}
+
+/// When an entry of the switch list is switched: always, or on hosts with a feature.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gate {
+    /// On every host.
+    Always,
+    /// On hosts with the feature.
+    Feat(Feature),
+}
+
+impl Gate {
+    /// The feature's bit in a [`FeatureSet`] (0 for [`Gate::Always`]).
+    pub const fn bits(self) -> u64 {
+        match self {
+            Self::Always => 0,
+            Self::Feat(f) => 1 << f as u8,
+        }
+    }
+
+    /// Whether the entry is switched on a host with `has`.
+    #[inline(always)]
+    pub const fn on(self, has: FeatureSet) -> bool {
+        match self {
+            Self::Always => true,
+            Self::Feat(f) => has.has(f),
+        }
+    }
+}
+
+/// One entry of the switch list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Switched {
+    /// The register.
+    pub addr: SysRegAddr,
+    /// Its name.
+    pub name: &'static str,
+    /// How it moves.
+    pub kind: Kind,
+    /// On which hosts.
+    pub gate: Gate,
+}
+
+/// Access to the system registers of the core, by encoding. `hw::Cpu` implements it
+/// with one `mrs`/`msr` each (the encoding is a const generic, formatted into the
+/// instruction as `S<op0>_<op1>_C<n>_C<m>_<op2>`); the host tests implement it with a
+/// recording fake, so the load and save sequences generated from the switch list run
+/// on the host too.
+pub(crate) trait RegFile {
+    /// `mrs` of the register encoded `E` (`SysRegAddr::0`).
+    fn read<const E: u32>(&mut self) -> u64;
+    /// `msr` of the register encoded `E`.
+    fn write<const E: u32>(&mut self, v: u64);
+}
+
+/// Generates [`GuestSystemRegisters`] (one `u64` per entry), [`SWITCHED`] and the load
+/// and save sequences from one list, so that the two sequences and the list cannot
+/// disagree. Entries are `kind field "NAME" (op0, op1, CRn, CRm, op2);` in blocks that
+/// share a [`Gate`]; attributes on an entry (the mutation builds' `cfg`) apply to its
+/// load and its save. Load and save follow the list's order. The blocks after `rare:`
+/// belong to features few cores have ([`RARE`]): the sequences test once whether the
+/// host has any of them, so a core without pays one branch for all of them.
+macro_rules! switch_list {
+    ($( [$gate:expr] {
+        $( $(#[$attr:meta])* $kind:ident $field:ident $name:literal
+           ($o0:literal, $o1:literal, $crn:literal, $crm:literal, $o2:literal); )*
+    } )*
+    rare:
+    $( [$rgate:expr] {
+        $( $(#[$rattr:meta])* $rkind:ident $rfield:ident $rname:literal
+           ($ro0:literal, $ro1:literal, $rcrn:literal, $rcrm:literal, $ro2:literal); )*
+    } )*) => {
+        /// The EL1 system registers and per-VM EL2 controls of one vCPU, switched at
+        /// bind/unbind (never on an exit). Each field holds the register it is named
+        /// after; see [`SWITCHED`] for which hosts switch it.
+        #[repr(C)]
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct GuestSystemRegisters {
+            $( $(
+                #[doc = concat!("`", $name, "`")]
+                pub $field: u64,
+            )* )*
+            $( $(
+                #[doc = concat!("`", $rname, "`")]
+                pub $rfield: u64,
+            )* )*
+        }
+
+        /// Every register the bind/unbind switch moves, in the order it moves them.
+        pub const SWITCHED: &[Switched] = &[
+            $( $( Switched {
+                addr: SysRegAddr::new($o0, $o1, $crn, $crm, $o2),
+                name: $name,
+                kind: Kind::$kind,
+                gate: $gate,
+            }, )* )*
+            $( $( Switched {
+                addr: SysRegAddr::new($ro0, $ro1, $rcrn, $rcrm, $ro2),
+                name: $rname,
+                kind: Kind::$rkind,
+                gate: $rgate,
+            }, )* )*
+        ];
+
+        /// The features of the blocks after `rare:` in the switch list.
+        pub const RARE: FeatureSet = FeatureSet(0 $( | $rgate.bits() )*);
+
+        impl GuestSystemRegisters {
+            /// Writes the bind-time state into `f` (the core's registers), for a host
+            /// with features `has`.
+            #[inline(always)]
+            pub(crate) fn load<F: RegFile>(&self, has: FeatureSet, f: &mut F) {
+                $( if Gate::on($gate, has) {
+                    $( $(#[$attr])* {
+                        if Kind::$kind.loads() {
+                            f.write::<{ SysRegAddr::new($o0, $o1, $crn, $crm, $o2).0 }>(self.$field);
+                        }
+                    } )*
+                } )*
+                if has.0 & RARE.0 != 0 {
+                    $( if Gate::on($rgate, has) {
+                        $( $(#[$rattr])* {
+                            if Kind::$rkind.loads() {
+                                f.write::<{ SysRegAddr::new($ro0, $ro1, $rcrn, $rcrm, $ro2).0 }>(self.$rfield);
+                            }
+                        } )*
+                    } )*
+                }
+            }
+
+            /// Reads the guest state back from `f` (EL2 controls are not read), and
+            /// stops the timers.
+            #[inline(always)]
+            pub(crate) fn save<F: RegFile>(&mut self, has: FeatureSet, f: &mut F) {
+                $( if Gate::on($gate, has) {
+                    $( $(#[$attr])* {
+                        if Kind::$kind.saves() {
+                            self.$field = f.read::<{ SysRegAddr::new($o0, $o1, $crn, $crm, $o2).0 }>();
+                            if Kind::$kind.stops() {
+                                f.write::<{ SysRegAddr::new($o0, $o1, $crn, $crm, $o2).0 }>(0);
+                            }
+                        }
+                    } )*
+                } )*
+                if has.0 & RARE.0 != 0 {
+                    $( if Gate::on($rgate, has) {
+                        $( $(#[$rattr])* {
+                            if Kind::$rkind.saves() {
+                                self.$rfield = f.read::<{ SysRegAddr::new($ro0, $ro1, $rcrn, $rcrm, $ro2).0 }>();
+                                if Kind::$rkind.stops() {
+                                    f.write::<{ SysRegAddr::new($ro0, $ro1, $rcrn, $rcrm, $ro2).0 }>(0);
+                                }
+                            }
+                        } )*
+                    } )*
+                }
+            }
+
+            /// A copy with only the EL2 controls ([`Kind::Ctl`]) kept, everything else 0.
+            pub const fn el2_controls(&self) -> Self {
+                Self {
+                    $( $( $field: if matches!(Kind::$kind, Kind::Ctl) { self.$field } else { 0 }, )* )*
+                    $( $( $rfield: if matches!(Kind::$rkind, Kind::Ctl) { self.$rfield } else { 0 }, )* )*
+                }
+            }
+        }
+    };
+}
+
+// The switch list. Order matters where noted:
+// * EL2 controls first: HCR_EL2 (stage 2 on, traps) and VTTBR/VTCR select the VM for
+//   the TLB maintenance that may follow the load; CPTR/MDCR/HCRX and (after `rare:`)
+//   the fine-grained traps and MPAM2_EL2 must be in place before the guest runs (they
+//   are, since ERET comes after it all).
+// * A timer's compare value before its control, so that enabling it never compares
+//   against the previous vCPU's value; at unbind the control is cleared after saving.
+// * SCTLR_EL1 before TTBRx/TCR_EL1 would matter on cores with speculative-AT errata
+//   (KVM orders them); none of the supported cores has them, and the MMU state is only
+//   used once the guest runs.
+// The debug registers (`MDSCR_EL1` among them) are not here: `crate::debug` switches
+// them lazily. `ACTLR_EL1` is not here either: it is emulated (`HCR_EL2.TACR`), and
+// the core's own IMPLEMENTATION DEFINED value is left alone.
+switch_list! {
+    [Gate::Always] {
+        Ctl hcr_el2 "HCR_EL2" (3, 4, 1, 1, 0);
+        Ctl vtcr_el2 "VTCR_EL2" (3, 4, 2, 1, 2);
+        Ctl vttbr_el2 "VTTBR_EL2" (3, 4, 2, 1, 0);
+        Ctl vmpidr_el2 "VMPIDR_EL2" (3, 4, 0, 0, 5);
+        Ctl vpidr_el2 "VPIDR_EL2" (3, 4, 0, 0, 0);
+        Ctl cptr_el2 "CPTR_EL2" (3, 4, 1, 1, 2);
+        Ctl mdcr_el2 "MDCR_EL2" (3, 4, 1, 1, 1);
+        Ctl cnthctl_el2 "CNTHCTL_EL2" (3, 4, 14, 1, 0);
+        Ctl cntvoff_el2 "CNTVOFF_EL2" (3, 4, 14, 0, 3);
+    }
+    [Gate::Feat(Feature::Hcx)] {
+        Ctl hcrx_el2 "HCRX_EL2" (3, 4, 1, 2, 2);
+    }
+    [Gate::Always] {
+        Rw sctlr_el1 "SCTLR_EL1" (3, 0, 1, 0, 0);
+        Rw cpacr_el1 "CPACR_EL1" (3, 0, 1, 0, 2);
+        Rw ttbr0_el1 "TTBR0_EL1" (3, 0, 2, 0, 0);
+        Rw ttbr1_el1 "TTBR1_EL1" (3, 0, 2, 0, 1);
+        Rw tcr_el1 "TCR_EL1" (3, 0, 2, 0, 2);
+        Rw mair_el1 "MAIR_EL1" (3, 0, 10, 2, 0);
+        Rw amair_el1 "AMAIR_EL1" (3, 0, 10, 3, 0);
+        Rw vbar_el1 "VBAR_EL1" (3, 0, 12, 0, 0);
+        Rw contextidr_el1 "CONTEXTIDR_EL1" (3, 0, 13, 0, 1);
+        Rw tpidr_el0 "TPIDR_EL0" (3, 3, 13, 0, 2);
+        // The mutation-test build leaves TPIDR_EL1 out of the switch (isolation fails).
+        #[cfg(not(arm_vcpu_mutate = "skip-tpidr"))]
+        Rw tpidr_el1 "TPIDR_EL1" (3, 0, 13, 0, 4);
+        Rw tpidrro_el0 "TPIDRRO_EL0" (3, 3, 13, 0, 3);
+        Rw sp_el0 "SP_EL0" (3, 0, 4, 1, 0);
+        Rw sp_el1 "SP_EL1" (3, 4, 4, 1, 0);
+        Rw elr_el1 "ELR_EL1" (3, 0, 4, 0, 1);
+        Rw spsr_el1 "SPSR_EL1" (3, 0, 4, 0, 0);
+        Rw esr_el1 "ESR_EL1" (3, 0, 5, 2, 0);
+        Rw far_el1 "FAR_EL1" (3, 0, 6, 0, 0);
+        Rw par_el1 "PAR_EL1" (3, 0, 7, 4, 0);
+        Rw afsr0_el1 "AFSR0_EL1" (3, 0, 5, 1, 0);
+        Rw afsr1_el1 "AFSR1_EL1" (3, 0, 5, 1, 1);
+        Rw csselr_el1 "CSSELR_EL1" (3, 2, 0, 0, 0);
+        Rw cntkctl_el1 "CNTKCTL_EL1" (3, 0, 14, 1, 0);
+        Rw cntv_cval_el0 "CNTV_CVAL_EL0" (3, 3, 14, 3, 2);
+        TimerCtl cntv_ctl_el0 "CNTV_CTL_EL0" (3, 3, 14, 3, 1);
+        // The EL1 physical timer: live only with `passthrough_timer` (trapped and
+        // emulated otherwise, when these hold whatever the last passthrough left).
+        Rw cntp_cval_el0 "CNTP_CVAL_EL0" (3, 3, 14, 2, 2);
+        TimerCtl cntp_ctl_el0 "CNTP_CTL_EL0" (3, 3, 14, 2, 1);
+    }
+    [Gate::Feat(Feature::Pauth)] {
+        Rw apia_lo "APIAKeyLo_EL1" (3, 0, 2, 1, 0);
+        Rw apia_hi "APIAKeyHi_EL1" (3, 0, 2, 1, 1);
+        Rw apib_lo "APIBKeyLo_EL1" (3, 0, 2, 1, 2);
+        Rw apib_hi "APIBKeyHi_EL1" (3, 0, 2, 1, 3);
+        Rw apda_lo "APDAKeyLo_EL1" (3, 0, 2, 2, 0);
+        Rw apda_hi "APDAKeyHi_EL1" (3, 0, 2, 2, 1);
+        Rw apdb_lo "APDBKeyLo_EL1" (3, 0, 2, 2, 2);
+        Rw apdb_hi "APDBKeyHi_EL1" (3, 0, 2, 2, 3);
+        Rw apga_lo "APGAKeyLo_EL1" (3, 0, 2, 3, 0);
+        Rw apga_hi "APGAKeyHi_EL1" (3, 0, 2, 3, 1);
+    }
+    // SME is hidden and trapped (CPTR_EL2.TSM), but CPTR_EL2.TSM traps neither of
+    // these two: without FEAT_FGT (QEMU's -cpu max) the guest reaches them.
+    [Gate::Feat(Feature::Sme)] {
+        // The mutation-test build leaves TPIDR2_EL0 out (the two-VM sweep fails).
+        #[cfg(not(arm_vcpu_mutate = "skip-tpidr2"))]
+        Rw tpidr2_el0 "TPIDR2_EL0" (3, 3, 13, 0, 5);
+        Rw smpri_el1 "SMPRI_EL1" (3, 0, 1, 2, 4);
+    }
+    // RAS: with HCR_EL2.AMO an EL1 access to DISR_EL1 reaches VDISR_EL2; VSESR_EL2 is
+    // the syndrome of a pending virtual SError (HCR_EL2.VSE, saved with HCR_EL2).
+    [Gate::Feat(Feature::Ras)] {
+        Rw vdisr_el2 "VDISR_EL2" (3, 4, 12, 1, 1);
+        Rw vsesr_el2 "VSESR_EL2" (3, 4, 5, 2, 3);
+    }
+    rare:
+    // The fine-grained traps and MPAM2_EL2: EL2 controls, in place before the ERET.
+    [Gate::Feat(Feature::Fgt)] {
+        Ctl hfgrtr_el2 "HFGRTR_EL2" (3, 4, 1, 1, 4);
+        Ctl hfgwtr_el2 "HFGWTR_EL2" (3, 4, 1, 1, 5);
+        Ctl hfgitr_el2 "HFGITR_EL2" (3, 4, 1, 1, 6);
+        Ctl hdfgrtr_el2 "HDFGRTR_EL2" (3, 4, 3, 1, 4);
+        Ctl hdfgwtr_el2 "HDFGWTR_EL2" (3, 4, 3, 1, 5);
+    }
+    [Gate::Feat(Feature::Fgt2)] {
+        Ctl hfgrtr2_el2 "HFGRTR2_EL2" (3, 4, 3, 1, 2);
+        Ctl hfgwtr2_el2 "HFGWTR2_EL2" (3, 4, 3, 1, 3);
+        Ctl hfgitr2_el2 "HFGITR2_EL2" (3, 4, 3, 1, 7);
+        Ctl hdfgrtr2_el2 "HDFGRTR2_EL2" (3, 4, 3, 1, 0);
+        Ctl hdfgwtr2_el2 "HDFGWTR2_EL2" (3, 4, 3, 1, 1);
+    }
+    [Gate::Feat(Feature::Mpam)] {
+        Ctl mpam2_el2 "MPAM2_EL2" (3, 4, 10, 5, 0);
+    }
+    // Registers of hidden features that only FEAT_FGT traps (trapped too where the
+    // host has it): switched so that no value crosses VMs on hosts without it.
+    [Gate::Feat(Feature::Ls64Accdata)] {
+        Rw accdata_el1 "ACCDATA_EL1" (3, 0, 13, 0, 5);
+    }
+    [Gate::Feat(Feature::Gcs)] {
+        Rw gcscr_el1 "GCSCR_EL1" (3, 0, 2, 5, 0);
+        Rw gcspr_el1 "GCSPR_EL1" (3, 0, 2, 5, 1);
+        Rw gcscre0_el1 "GCSCRE0_EL1" (3, 0, 2, 5, 2);
+        Rw gcspr_el0 "GCSPR_EL0" (3, 3, 2, 5, 1);
+    }
+    [Gate::Feat(Feature::S1pie)] {
+        Rw pire0_el1 "PIRE0_EL1" (3, 0, 10, 2, 2);
+        Rw pir_el1 "PIR_EL1" (3, 0, 10, 2, 3);
+    }
+    [Gate::Feat(Feature::S1poe)] {
+        Rw por_el1 "POR_EL1" (3, 0, 10, 2, 4);
+        Rw por_el0 "POR_EL0" (3, 3, 10, 2, 4);
+    }
+    [Gate::Feat(Feature::Aie)] {
+        Rw mair2_el1 "MAIR2_EL1" (3, 0, 10, 2, 1);
+        Rw amair2_el1 "AMAIR2_EL1" (3, 0, 10, 3, 1);
+    }
+    [Gate::Feat(Feature::The)] {
+        Rw rcwsmask_el1 "RCWSMASK_EL1" (3, 0, 13, 0, 3);
+        Rw rcwmask_el1 "RCWMASK_EL1" (3, 0, 13, 0, 6);
+    }
+    [Gate::Feat(Feature::Pfar)] {
+        Rw pfar_el1 "PFAR_EL1" (3, 0, 6, 0, 5);
+    }
 }
 
 /// `SCTLR_EL1` at reset as a guest expects it: MMU and caches off, RES1 bits

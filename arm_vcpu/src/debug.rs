@@ -145,20 +145,14 @@ impl Counts {
 /// switches (Armv8.9 adds breakpoint banks through `MDSELR_EL1`).
 pub const DEBUGVER_V8P8: u64 = 0b1010;
 
-/// The VM's view of `ID_AA64DFR0_EL1` and `ID_AA64DFR1_EL1` (pure): DebugVer is capped
-/// at Armv8.8 (0b1111, "not implemented", and lower values are kept), and
-/// `ID_AA64DFR1_EL1`'s extended counts BRPs \[15:8\], WRPs \[23:16\], CTX_CMPs \[31:24\],
-/// ABLE \[43:40\] and ABL_CMPs \[63:56\] read 0, so the counts in `ID_AA64DFR0_EL1`
-/// (all of them switched) are the whole truth.
+/// The VM's view of `ID_AA64DFR0_EL1` and `ID_AA64DFR1_EL1` (pure), as the ID view's
+/// table [`crate::idregs::VIEW`] makes it: DebugVer \[3:0\] is capped at Armv8.8
+/// ([`DEBUGVER_V8P8`]), and `ID_AA64DFR1_EL1` reads 0 — with its extended counts BRPs
+/// \[15:8\], WRPs \[23:16\], CTX_CMPs \[31:24\], ABLE \[43:40\] and ABL_CMPs \[63:56\] —
+/// so the counts in `ID_AA64DFR0_EL1` (all of them switched) are the whole truth.
 pub const fn id_view(dfr0: u64, dfr1: u64) -> (u64, u64) {
-    let ver = dfr0 & 0xf;
-    let dfr0 = if ver > DEBUGVER_V8P8 && ver != 0xf {
-        (dfr0 & !0xf) | DEBUGVER_V8P8
-    } else {
-        dfr0
-    };
-    let hidden = (0xff << 8) | (0xff << 16) | (0xff << 24) | (0xf << 40) | (0xff << 56);
-    (dfr0, dfr1 & !hidden)
+    use crate::idregs::{view_of, ID_AA64DFR0, ID_AA64DFR1};
+    (view_of(ID_AA64DFR0, dfr0), view_of(ID_AA64DFR1, dfr1))
 }
 
 /// What the VM is shown, as far as debug is concerned.

@@ -27,6 +27,8 @@ pub enum ExceptionClass {
     VmrsId = 0x08,
     /// 0x09: pointer authentication instruction trapped by HCR_EL2.API.
     PointerAuth = 0x09,
+    /// 0x0A: LD64B/ST64B* trapped (FEAT_LS64, `HCRX_EL2.EnALS/EnAS0/EnASR` = 0).
+    Ls64 = 0x0A,
     /// 0x0C: trapped AArch32 MRRC to CP14.
     Mrrc14 = 0x0C,
     /// 0x0E: illegal execution state.
@@ -37,6 +39,8 @@ pub enum ExceptionClass {
     Hvc32 = 0x12,
     /// 0x13: SMC from AArch32.
     Smc32 = 0x13,
+    /// 0x14: MRRS/MSRR/SYSP trapped (FEAT_SYSREG128, not offered to guests).
+    SysReg128 = 0x14,
     /// 0x15: SVC from AArch64.
     Svc64 = 0x15,
     /// 0x16: HVC from AArch64.
@@ -63,6 +67,8 @@ pub enum ExceptionClass {
     SpAlignment = 0x26,
     /// 0x2C: trapped floating-point exception from AArch64.
     Fp64 = 0x2C,
+    /// 0x2D: GCS instruction trapped (FEAT_GCS, `HFGITR_EL2.nGCS*` = 0).
+    Gcs = 0x2D,
     /// 0x2F: SError interrupt.
     SError = 0x2F,
     /// 0x30: breakpoint from a lower EL.
@@ -89,11 +95,13 @@ impl ExceptionClass {
             0x07 => Self::FpAccess,
             0x08 => Self::VmrsId,
             0x09 => Self::PointerAuth,
+            0x0A => Self::Ls64,
             0x0C => Self::Mrrc14,
             0x0E => Self::IllegalState,
             0x11 => Self::Svc32,
             0x12 => Self::Hvc32,
             0x13 => Self::Smc32,
+            0x14 => Self::SysReg128,
             0x15 => Self::Svc64,
             0x16 => Self::Hvc64,
             0x17 => Self::Smc64,
@@ -107,6 +115,7 @@ impl ExceptionClass {
             0x25 => Self::DataAbortSame,
             0x26 => Self::SpAlignment,
             0x2C => Self::Fp64,
+            0x2D => Self::Gcs,
             0x2F => Self::SError,
             0x30 => Self::BreakpointLower,
             0x32 => Self::SoftwareStepLower,

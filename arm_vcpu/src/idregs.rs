@@ -52,83 +52,310 @@ pub const ID_PFR0: usize = idx(1, 0);
 pub const ID_PFR1: usize = idx(1, 1);
 /// `ID_DFR0_EL1`.
 pub const ID_DFR0: usize = idx(1, 2);
+/// `ID_AFR0_EL1` (IMPLEMENTATION DEFINED).
+pub const ID_AFR0: usize = idx(1, 3);
 /// `ID_PFR2_EL1` (CRm 3, op2 4).
 pub const ID_PFR2: usize = idx(3, 4);
 /// `ID_DFR1_EL1` (CRm 3, op2 5).
 pub const ID_DFR1: usize = idx(3, 5);
 /// End of the AArch32 ID registers (CRm 1..3) in [`index`] order.
 pub const AARCH32_ID_END: usize = idx(4, 0);
-/// `ID_AA64MMFR0_EL1` (CRm 7, op2 0).
-pub const ID_AA64MMFR0: usize = idx(7, 0);
 /// `ID_AA64PFR0_EL1` (CRm 4, op2 0).
 pub const ID_AA64PFR0: usize = idx(4, 0);
 /// `ID_AA64PFR1_EL1`.
 pub const ID_AA64PFR1: usize = idx(4, 1);
+/// `ID_AA64PFR2_EL1`.
+pub const ID_AA64PFR2: usize = idx(4, 2);
 /// `ID_AA64ZFR0_EL1` (SVE).
 pub const ID_AA64ZFR0: usize = idx(4, 4);
 /// `ID_AA64SMFR0_EL1` (SME).
 pub const ID_AA64SMFR0: usize = idx(4, 5);
+/// `ID_AA64FPFR0_EL1` (FP8).
+pub const ID_AA64FPFR0: usize = idx(4, 7);
 /// `ID_AA64DFR0_EL1`.
 pub const ID_AA64DFR0: usize = idx(5, 0);
 /// `ID_AA64DFR1_EL1`.
 pub const ID_AA64DFR1: usize = idx(5, 1);
+/// `ID_AA64DFR2_EL1`.
+pub const ID_AA64DFR2: usize = idx(5, 2);
+/// `ID_AA64AFR0_EL1` (IMPLEMENTATION DEFINED).
+pub const ID_AA64AFR0: usize = idx(5, 4);
+/// `ID_AA64AFR1_EL1` (IMPLEMENTATION DEFINED).
+pub const ID_AA64AFR1: usize = idx(5, 5);
+/// `ID_AA64ISAR0_EL1`.
+pub const ID_AA64ISAR0: usize = idx(6, 0);
 /// `ID_AA64ISAR1_EL1`.
 pub const ID_AA64ISAR1: usize = idx(6, 1);
 /// `ID_AA64ISAR2_EL1`.
 pub const ID_AA64ISAR2: usize = idx(6, 2);
+/// `ID_AA64ISAR3_EL1`.
+pub const ID_AA64ISAR3: usize = idx(6, 3);
+/// `ID_AA64MMFR0_EL1` (CRm 7, op2 0).
+pub const ID_AA64MMFR0: usize = idx(7, 0);
 /// `ID_AA64MMFR1_EL1`.
 pub const ID_AA64MMFR1: usize = idx(7, 1);
 /// `ID_AA64MMFR2_EL1`.
 pub const ID_AA64MMFR2: usize = idx(7, 2);
+/// `ID_AA64MMFR3_EL1`.
+pub const ID_AA64MMFR3: usize = idx(7, 3);
+/// `ID_AA64MMFR4_EL1`.
+pub const ID_AA64MMFR4: usize = idx(7, 4);
 
-/// A 4-bit field at `lsb`.
-const fn f(lsb: u32) -> u64 {
-    0xf << lsb
+/// What the VM's view does with one field of the host's value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rule {
+    /// Reads as 0: the feature is not offered (its registers trap, see the inventory).
+    Hide,
+    /// At most this value (an unsigned field): the higher levels are not offered.
+    Cap(u8),
+    /// Reads as 0 unless the pointer-authentication keys are switched (they are on
+    /// every CPU with FEAT_PAuth).
+    HideUnlessPauth,
+    /// Reads as 0 when the setup hides AArch32 EL0
+    /// (`Aarch64VCpuSetupConfig::hide_aarch32_el0`): the AArch32 ID registers, as KVM
+    /// shows them to a VM without AArch32 (the architecture makes them UNKNOWN when no
+    /// Exception level implements AArch32; EL1 is AArch64-only here).
+    HideWithoutAarch32El0,
+    /// At most this value when the setup hides AArch32 EL0 (`ID_AA64PFR0_EL1.EL0`
+    /// 0b0010 becomes 0b0001, AArch64 only).
+    CapWithoutAarch32El0(u8),
 }
 
-/// Fields cleared from the host's value, per register: (index, mask of fields).
-///
-/// * PFR0: EL2 \[11:8\] (no nested virtualization), RAS \[31:28\] (error records are not
-///   virtualized), SVE \[35:32\], SEL2 \[39:36\], MPAM \[43:40\], AMU \[47:44\], RME \[55:52\].
-/// * PFR1: MTE \[11:8\], RAS_frac \[15:12\], MPAM_frac \[19:16\], SME \[27:24\],
-///   RNDR_trap \[31:28\], NMI \[39:36\], MTE_frac \[43:40\], GCS \[47:44\], THE \[51:48\].
-/// * ZFR0, SMFR0: all (SVE and SME are trapped: CPTR_EL2.TZ/TSM).
-/// * DFR0: TraceVer \[7:4\], PMUVer \[11:8\] (PMU accesses trap), PMSVer \[35:32\] (SPE),
-///   TraceFilt \[43:40\], TraceBuffer \[47:44\] (TRBE), BRBE \[55:52\].
-/// * MMFR1: VH \[11:8\] (no EL2 in the guest), LO \[19:16\] (LORegions trap: TLOR),
-///   HCX \[43:40\] (HCRX_EL2 is an EL2 register).
-/// * MMFR2: NV \[27:24\].
-/// * The AArch32 views of the same features: ID_PFR0 AMU \[23:20\], RAS \[31:28\];
-///   ID_PFR1 Virtualization \[15:12\], Virt_frac \[27:24\]; ID_DFR0 CopTrc \[15:12\],
-///   MMapTrc \[19:16\], PerfMon \[27:24\], TraceFilt \[31:28\]; ID_DFR1 (MTPMU, HPMN0: PMU);
-///   ID_PFR2 RAS_frac \[11:8\].
-const HIDDEN: [(usize, u64); 12] = [
-    (
-        ID_AA64PFR0,
-        f(8) | f(28) | f(32) | f(36) | f(40) | f(44) | f(52),
-    ),
-    (
-        ID_AA64PFR1,
-        f(8) | f(12) | f(16) | f(24) | f(28) | f(36) | f(40) | f(44) | f(48),
-    ),
-    (ID_AA64ZFR0, u64::MAX),
-    (ID_AA64SMFR0, u64::MAX),
-    (ID_AA64DFR0, f(4) | f(8) | f(32) | f(40) | f(44) | f(52)),
-    (ID_AA64MMFR1, f(8) | f(16) | f(40)),
-    (ID_AA64MMFR2, f(24)),
-    (ID_PFR0, f(20) | f(28)),
-    (ID_PFR1, f(12) | f(24)),
-    (ID_DFR0, f(12) | f(16) | f(24) | f(28)),
-    (ID_DFR1, u64::MAX),
-    (ID_PFR2, f(8)),
+/// One field of the ID view: register index, lowest bit, width, rule, name, reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ViewField {
+    /// Index in the ID space ([`index`]).
+    pub reg: usize,
+    /// Lowest bit.
+    pub lsb: u32,
+    /// Width in bits (64: the whole register).
+    pub width: u32,
+    /// What the view does.
+    pub rule: Rule,
+    /// `REGISTER.FIELD`.
+    pub name: &'static str,
+    /// Why.
+    pub why: &'static str,
+}
+
+const fn h(reg: usize, lsb: u32, name: &'static str, why: &'static str) -> ViewField {
+    ViewField {
+        reg,
+        lsb,
+        width: 4,
+        rule: Rule::Hide,
+        name,
+        why,
+    }
+}
+
+const fn whole(reg: usize, name: &'static str, why: &'static str) -> ViewField {
+    ViewField {
+        reg,
+        lsb: 0,
+        width: 64,
+        rule: Rule::Hide,
+        name,
+        why,
+    }
+}
+
+const fn cap(reg: usize, lsb: u32, max: u8, name: &'static str, why: &'static str) -> ViewField {
+    ViewField {
+        reg,
+        lsb,
+        width: 4,
+        rule: Rule::Cap(max),
+        name,
+        why,
+    }
+}
+
+const fn a32(reg: usize, name: &'static str) -> ViewField {
+    ViewField {
+        reg,
+        lsb: 0,
+        width: 64,
+        rule: Rule::HideWithoutAarch32El0,
+        name,
+        why: "AArch32 ID register: 0 where the setup hides AArch32 EL0",
+    }
+}
+
+const fn pauth(reg: usize, lsb: u32, name: &'static str) -> ViewField {
+    ViewField {
+        reg,
+        lsb,
+        width: 4,
+        rule: Rule::HideUnlessPauth,
+        name,
+        why: "pointer authentication: visible only where its keys are switched",
+    }
+}
+
+/// The ID view: every field of the host's values the VM does not see as the host has
+/// it. Everything else passes through (instruction-set features with no state of their
+/// own, and the fields of the registers the crate switches). Registers introduced for
+/// features the crate does not virtualize (ID_AA64PFR2, ZFR0, SMFR0, FPFR0, DFR1, DFR2,
+/// ISAR3, MMFR3, MMFR4, the IMPLEMENTATION DEFINED AFRs) are hidden whole, so a field
+/// added to them later cannot offer a feature whose state nobody switches.
+#[rustfmt::skip]
+pub const VIEW: &[ViewField] = &[
+    h(ID_PFR0, 20, "ID_PFR0_EL1.AMU", "activity monitors trap (CPTR_EL2.TAM)"),
+    h(ID_PFR0, 28, "ID_PFR0_EL1.RAS", "error records trap (HCR_EL2.TERR)"),
+    cap(ID_PFR0, 16, 1, "ID_PFR0_EL1.CSV2", "SCXTNUM trap (HCR_EL2.EnSCXT = 0)"),
+    h(ID_PFR1, 12, "ID_PFR1_EL1.Virtualization", "no EL2 in the VM"),
+    h(ID_PFR1, 24, "ID_PFR1_EL1.Virt_frac", "no EL2 in the VM"),
+    h(ID_DFR0, 12, "ID_DFR0_EL1.CopTrc", "trace traps (CPTR_EL2.TTA)"),
+    h(ID_DFR0, 16, "ID_DFR0_EL1.MMapTrc", "trace traps"),
+    h(ID_DFR0, 24, "ID_DFR0_EL1.PerfMon", "PMU traps (MDCR_EL2.TPM)"),
+    h(ID_DFR0, 28, "ID_DFR0_EL1.TraceFilt", "TRFCR traps (MDCR_EL2.TTRF)"),
+    whole(ID_AFR0, "ID_AFR0_EL1", "IMPLEMENTATION DEFINED"),
+    h(ID_PFR2, 8, "ID_PFR2_EL1.RAS_frac", "error records trap"),
+    whole(ID_DFR1, "ID_DFR1_EL1", "PMU (MTPMU, HPMN0) traps"),
+    ViewField { reg: ID_AA64PFR0, lsb: 0, width: 4, rule: Rule::CapWithoutAarch32El0(1), name: "ID_AA64PFR0_EL1.EL0", why: "AArch64 only where the setup hides AArch32 EL0 (its traps are then UNDEFINED)" },
+    cap(ID_AA64PFR0, 4, 1, "ID_AA64PFR0_EL1.EL1", "HCR_EL2.RW = 1: EL1 is AArch64-only"),
+    h(ID_AA64PFR0, 8, "ID_AA64PFR0_EL1.EL2", "no EL2 in the VM"),
+    h(ID_AA64PFR0, 28, "ID_AA64PFR0_EL1.RAS", "error records trap (TERR); DISR_EL1 is switched as VDISR_EL2"),
+    h(ID_AA64PFR0, 32, "ID_AA64PFR0_EL1.SVE", "SVE traps (CPTR_EL2.TZ)"),
+    h(ID_AA64PFR0, 36, "ID_AA64PFR0_EL1.SEL2", "no Secure EL2"),
+    h(ID_AA64PFR0, 40, "ID_AA64PFR0_EL1.MPAM", "MPAM0/1_EL1 trap (MPAM2_EL2)"),
+    h(ID_AA64PFR0, 44, "ID_AA64PFR0_EL1.AMU", "activity monitors trap (CPTR_EL2.TAM)"),
+    h(ID_AA64PFR0, 52, "ID_AA64PFR0_EL1.RME", "no Realm management"),
+    cap(ID_AA64PFR0, 56, 1, "ID_AA64PFR0_EL1.CSV2", "SCXTNUM_ELx trap (HCR_EL2.EnSCXT = 0): CSV2_2 not offered"),
+    h(ID_AA64PFR1, 8, "ID_AA64PFR1_EL1.MTE", "tag registers trap (HCR_EL2.ATA = 0, TID5)"),
+    h(ID_AA64PFR1, 12, "ID_AA64PFR1_EL1.RAS_frac", "error records trap"),
+    h(ID_AA64PFR1, 16, "ID_AA64PFR1_EL1.MPAM_frac", "MPAM traps"),
+    h(ID_AA64PFR1, 24, "ID_AA64PFR1_EL1.SME", "SME traps (CPTR_EL2.TSM); TPIDR2_EL0/SMPRI_EL1 switched"),
+    h(ID_AA64PFR1, 28, "ID_AA64PFR1_EL1.RNDR_trap", "EL3 control"),
+    cap(ID_AA64PFR1, 32, 1, "ID_AA64PFR1_EL1.CSV2_frac", "CSV2_1p2 (SCXTNUM) not offered"),
+    h(ID_AA64PFR1, 36, "ID_AA64PFR1_EL1.NMI", "no virtual NMI"),
+    h(ID_AA64PFR1, 40, "ID_AA64PFR1_EL1.MTE_frac", "MTE hidden"),
+    h(ID_AA64PFR1, 44, "ID_AA64PFR1_EL1.GCS", "GCS hidden (registers switched, trapped with FEAT_FGT)"),
+    h(ID_AA64PFR1, 48, "ID_AA64PFR1_EL1.THE", "RCW masks hidden (switched, trapped with FEAT_FGT)"),
+    h(ID_AA64PFR1, 52, "ID_AA64PFR1_EL1.MTEX", "MTE hidden"),
+    h(ID_AA64PFR1, 56, "ID_AA64PFR1_EL1.DF2", "SCTLR2 hidden"),
+    h(ID_AA64PFR1, 60, "ID_AA64PFR1_EL1.PFAR", "PFAR_EL1 hidden (switched, trapped with FEAT_FGT2)"),
+    whole(ID_AA64PFR2, "ID_AA64PFR2_EL1", "FPMR (HCRX_EL2.EnFPM = 0) and MTE extensions not offered"),
+    whole(ID_AA64ZFR0, "ID_AA64ZFR0_EL1", "SVE traps"),
+    whole(ID_AA64SMFR0, "ID_AA64SMFR0_EL1", "SME traps"),
+    whole(ID_AA64FPFR0, "ID_AA64FPFR0_EL1", "FP8 not offered (FPMR)"),
+    cap(ID_AA64DFR0, 0, crate::debug::DEBUGVER_V8P8 as u8, "ID_AA64DFR0_EL1.DebugVer", "debug switched up to Armv8.8 (no FEAT_Debugv8p9 breakpoint banks, MDSELR_EL1)"),
+    h(ID_AA64DFR0, 4, "ID_AA64DFR0_EL1.TraceVer", "trace unit traps (CPTR_EL2.TTA)"),
+    h(ID_AA64DFR0, 8, "ID_AA64DFR0_EL1.PMUVer", "PMU traps (MDCR_EL2.TPM)"),
+    h(ID_AA64DFR0, 32, "ID_AA64DFR0_EL1.PMSVer", "SPE traps (MDCR_EL2.TPMS, E2PB)"),
+    h(ID_AA64DFR0, 40, "ID_AA64DFR0_EL1.TraceFilt", "TRFCR_EL1 traps (MDCR_EL2.TTRF)"),
+    h(ID_AA64DFR0, 44, "ID_AA64DFR0_EL1.TraceBuffer", "TRBE traps (MDCR_EL2.E2TB)"),
+    h(ID_AA64DFR0, 48, "ID_AA64DFR0_EL1.MTPMU", "PMU traps"),
+    h(ID_AA64DFR0, 52, "ID_AA64DFR0_EL1.BRBE", "BRBE traps (fine-grained traps)"),
+    h(ID_AA64DFR0, 60, "ID_AA64DFR0_EL1.HPMN0", "PMU traps"),
+    whole(ID_AA64DFR1, "ID_AA64DFR1_EL1", "debug/PMU extensions not offered: the extended breakpoint/watchpoint counts (BRPs, WRPs, CTX_CMPs, ABL_CMPs) too, so ID_AA64DFR0_EL1's counts, all switched, are the whole truth"),
+    whole(ID_AA64DFR2, "ID_AA64DFR2_EL1", "debug extensions not offered"),
+    whole(ID_AA64AFR0, "ID_AA64AFR0_EL1", "IMPLEMENTATION DEFINED"),
+    whole(ID_AA64AFR1, "ID_AA64AFR1_EL1", "IMPLEMENTATION DEFINED"),
+    pauth(ID_AA64ISAR1, 4, "ID_AA64ISAR1_EL1.APA"),
+    pauth(ID_AA64ISAR1, 8, "ID_AA64ISAR1_EL1.API"),
+    pauth(ID_AA64ISAR1, 24, "ID_AA64ISAR1_EL1.GPA"),
+    pauth(ID_AA64ISAR1, 28, "ID_AA64ISAR1_EL1.GPI"),
+    h(ID_AA64ISAR1, 60, "ID_AA64ISAR1_EL1.LS64", "LS64 traps (HCRX_EL2); ACCDATA_EL1 switched, trapped with FEAT_FGT"),
+    pauth(ID_AA64ISAR2, 8, "ID_AA64ISAR2_EL1.GPA3"),
+    pauth(ID_AA64ISAR2, 12, "ID_AA64ISAR2_EL1.APA3"),
+    pauth(ID_AA64ISAR2, 24, "ID_AA64ISAR2_EL1.PAC_frac"),
+    h(ID_AA64ISAR2, 32, "ID_AA64ISAR2_EL1.SYSREG_128", "128-bit System registers (HCRX_EL2.D128En) not offered"),
+    h(ID_AA64ISAR2, 36, "ID_AA64ISAR2_EL1.SYSINSTR_128", "128-bit System instructions not offered"),
+    whole(ID_AA64ISAR3, "ID_AA64ISAR3_EL1", "extensions not offered"),
+    h(ID_AA64MMFR0, 56, "ID_AA64MMFR0_EL1.FGT", "no EL2 in the VM"),
+    h(ID_AA64MMFR1, 8, "ID_AA64MMFR1_EL1.VH", "no EL2 in the VM"),
+    h(ID_AA64MMFR1, 16, "ID_AA64MMFR1_EL1.LO", "LORegions trap (HCR_EL2.TLOR)"),
+    h(ID_AA64MMFR1, 40, "ID_AA64MMFR1_EL1.HCX", "HCRX_EL2 is an EL2 register"),
+    h(ID_AA64MMFR2, 24, "ID_AA64MMFR2_EL1.NV", "no nested virtualization"),
+    whole(ID_AA64MMFR3, "ID_AA64MMFR3_EL1", "TCR2, SCTLR2, S1PIE, S1POE, AIE, D128 ... not offered (trapped by HCRX_EL2 or the fine-grained traps)"),
+    whole(ID_AA64MMFR4, "ID_AA64MMFR4_EL1", "EL2 features"),
+    a32(idx(1, 0), "ID_PFR0_EL1"),
+    a32(idx(1, 1), "ID_PFR1_EL1"),
+    a32(idx(1, 2), "ID_DFR0_EL1"),
+    a32(idx(1, 3), "ID_AFR0_EL1"),
+    a32(idx(1, 4), "ID_MMFR0_EL1"),
+    a32(idx(1, 5), "ID_MMFR1_EL1"),
+    a32(idx(1, 6), "ID_MMFR2_EL1"),
+    a32(idx(1, 7), "ID_MMFR3_EL1"),
+    a32(idx(2, 0), "ID_ISAR0_EL1"),
+    a32(idx(2, 1), "ID_ISAR1_EL1"),
+    a32(idx(2, 2), "ID_ISAR2_EL1"),
+    a32(idx(2, 3), "ID_ISAR3_EL1"),
+    a32(idx(2, 4), "ID_ISAR4_EL1"),
+    a32(idx(2, 5), "ID_ISAR5_EL1"),
+    a32(idx(2, 6), "ID_MMFR4_EL1"),
+    a32(idx(2, 7), "ID_ISAR6_EL1"),
+    a32(idx(3, 0), "MVFR0_EL1"),
+    a32(idx(3, 1), "MVFR1_EL1"),
+    a32(idx(3, 2), "MVFR2_EL1"),
+    a32(idx(3, 3), "S3_0_C0_C3_3 (reserved)"),
+    a32(idx(3, 4), "ID_PFR2_EL1"),
+    a32(idx(3, 5), "ID_DFR1_EL1"),
+    a32(idx(3, 6), "ID_MMFR5_EL1"),
+    a32(idx(3, 7), "S3_0_C0_C3_7 (reserved)"),
 ];
 
-/// Pointer-authentication fields: ISAR1 APA \[7:4\], API \[11:8\], GPA \[27:24\], GPI
-/// \[31:28\]; ISAR2 GPA3 \[11:8\], APA3 \[15:12\]. Hidden unless the keys are switched.
-const PAUTH: [(usize, u64); 2] = [
-    (ID_AA64ISAR1, f(4) | f(8) | f(24) | f(28)),
-    (ID_AA64ISAR2, f(8) | f(12)),
-];
+// The AArch32 ID registers are the first `AARCH32_ID_END` of the ID space.
+const _: () = assert!(AARCH32_ID_END == 24);
+
+/// One field rule applied to `v`, the value of register `f.reg` (`pauth_switched`:
+/// the pointer-authentication keys are switched; `no_aarch32_el0`: the setup hides
+/// AArch32 EL0).
+pub const fn apply(f: &ViewField, v: u64, pauth_switched: bool, no_aarch32_el0: bool) -> u64 {
+    const fn cap(v: u64, m: u64, lsb: u32, max: u8) -> u64 {
+        if (v & m) >> lsb > max as u64 {
+            (v & !m) | ((max as u64) << lsb)
+        } else {
+            v
+        }
+    }
+    let m = field_mask(f);
+    match f.rule {
+        Rule::Hide => v & !m,
+        Rule::HideUnlessPauth if !pauth_switched => v & !m,
+        Rule::HideWithoutAarch32El0 if no_aarch32_el0 => v & !m,
+        Rule::Cap(max) => cap(v, m, f.lsb, max),
+        Rule::CapWithoutAarch32El0(max) if no_aarch32_el0 => cap(v, m, f.lsb, max),
+        Rule::HideUnlessPauth | Rule::HideWithoutAarch32El0 | Rule::CapWithoutAarch32El0(_) => v,
+    }
+}
+
+/// The unconditional rules of [`VIEW`] ([`Rule::Hide`], [`Rule::Cap`]) applied to `v`,
+/// a host value of ID-space register `i` (what `crate::debug::id_view` shows).
+pub const fn view_of(i: usize, v: u64) -> u64 {
+    let mut v = v;
+    let mut k = 0;
+    while k < VIEW.len() {
+        if VIEW[k].reg == i && matches!(VIEW[k].rule, Rule::Hide | Rule::Cap(_)) {
+            v = apply(&VIEW[k], v, true, false);
+        }
+        k += 1;
+    }
+    v
+}
+
+const fn field_mask(f: &ViewField) -> u64 {
+    if f.width >= 64 {
+        u64::MAX
+    } else {
+        ((1u64 << f.width) - 1) << f.lsb
+    }
+}
+
+/// The bits of ID-space register `i` that always read as 0 in a VM's view ([`Rule::Hide`]).
+pub const fn hidden_mask(i: usize) -> u64 {
+    let mut m = 0;
+    let mut k = 0;
+    while k < VIEW.len() {
+        if VIEW[k].reg == i && matches!(VIEW[k].rule, Rule::Hide) {
+            m |= field_mask(&VIEW[k]);
+        }
+        k += 1;
+    }
+    m
+}
 
 /// The ID registers of one VM.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -160,26 +387,11 @@ impl IdRegisters {
             }
         }
         regs[ID_AA64MMFR0] = (regs[ID_AA64MMFR0] & !0xf) | pa as u64;
-        // ID_AA64PFR0_EL1.EL1 [7:4]: HCR_EL2.RW = 1 makes EL1 AArch64-only (0b0001),
-        // whatever the CPU could do.
-        if (regs[ID_AA64PFR0] >> 4) & 0xf > 1 {
-            regs[ID_AA64PFR0] = (regs[ID_AA64PFR0] & !0xf0) | 0x10;
-        }
-        let mut i = 0;
-        while i < HIDDEN.len() {
-            regs[HIDDEN[i].0] &= !HIDDEN[i].1;
-            i += 1;
-        }
-        // Self-hosted debug: only what `crate::debug` switches is shown.
-        let (dfr0, dfr1) = crate::debug::id_view(regs[ID_AA64DFR0], regs[ID_AA64DFR1]);
-        regs[ID_AA64DFR0] = dfr0;
-        regs[ID_AA64DFR1] = dfr1;
-        if !pauth_switched {
-            let mut i = 0;
-            while i < PAUTH.len() {
-                regs[PAUTH[i].0] &= !PAUTH[i].1;
-                i += 1;
-            }
+        let mut k = 0;
+        while k < VIEW.len() {
+            let f = &VIEW[k];
+            regs[f.reg] = apply(f, regs[f.reg], pauth_switched, false);
+            k += 1;
         }
         Self { regs }
     }
@@ -189,14 +401,19 @@ impl IdRegisters {
     /// AArch32 ID registers (CRm 1..3: ID_PFR0 .. ID_MMFR5, MVFR0..2) zero, as KVM shows
     /// them to a VM without AArch32 (the architecture makes them UNKNOWN when no EL
     /// implements AArch32; EL1 is already AArch64-only here).
+    /// (The rows of [`VIEW`] with [`Rule::HideWithoutAarch32El0`] and
+    /// [`Rule::CapWithoutAarch32El0`].)
     pub const fn without_aarch32_el0(mut self) -> Self {
-        if self.regs[ID_AA64PFR0] & 0xf == 0b0010 {
-            self.regs[ID_AA64PFR0] = (self.regs[ID_AA64PFR0] & !0xf) | 0b0001;
-        }
-        let mut i = 0;
-        while i < AARCH32_ID_END {
-            self.regs[i] = 0;
-            i += 1;
+        let mut k = 0;
+        while k < VIEW.len() {
+            let f = &VIEW[k];
+            if matches!(
+                f.rule,
+                Rule::HideWithoutAarch32El0 | Rule::CapWithoutAarch32El0(_)
+            ) {
+                self.regs[f.reg] = apply(f, self.regs[f.reg], true, true);
+            }
+            k += 1;
         }
         self
     }

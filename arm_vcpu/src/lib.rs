@@ -59,14 +59,18 @@
 //! Guest state is grouped by when it moves (see the README's architecture section):
 //!
 //! * every entry/exit (assembly in `hw/exception.S`): x0–x30, `ELR_EL2`, `SPSR_EL2`;
-//! * at [`Aarch64VCpu::bind`] / [`Aarch64VCpu::unbind`]: the EL1 system registers,
-//!   `SP_EL0`, `SP_EL1`, the timers, the GICv3 virtual CPU interface (list registers,
-//!   VMCR, active priorities), the pointer-authentication keys and the per-VM EL2
-//!   controls; FP/SIMD on first use after bind (or at bind, `FpSwitch::Eager`) and at
-//!   unbind; the self-hosted debug registers on first use after bind (or at bind when
-//!   `MDSCR_EL1` enables debug exceptions) and at unbind, the host's restored
-//!   ([`debug`]) (`HCR_EL2`, `VTTBR_EL2`, `VTCR_EL2`, `VMPIDR_EL2`,
-//!   `VPIDR_EL2`, `CPTR_EL2`, `MDCR_EL2`, `CNTHCTL_EL2`, `CNTVOFF_EL2`).
+//! * at [`Aarch64VCpu::bind`] / [`Aarch64VCpu::unbind`]: the registers of
+//!   [`context::SWITCHED`] (EL1 system registers, `SP_EL0`, `SP_EL1`, the timers, the
+//!   pointer-authentication keys, the registers of hidden features nothing but FEAT_FGT
+//!   traps such as `TPIDR2_EL0`, `VDISR_EL2`/`VSESR_EL2` and the per-VM EL2 controls
+//!   composed by [`traps`]) and the GICv3 virtual CPU interface (list registers, VMCR,
+//!   active priorities); FP/SIMD on first use after bind (or at bind,
+//!   `FpSwitch::Eager`) and at unbind; the self-hosted debug registers on first use
+//!   after bind (or at bind when `MDSCR_EL1` enables debug exceptions) and at unbind,
+//!   the host's restored ([`debug`]).
+//!
+//! Which registers are switched, trapped, emulated or hidden is one table,
+//! [`sysreg::INVENTORY`], rendered as `docs/registers.md`.
 //!
 //! While a vCPU is bound, the host must not touch EL1 system registers, `SP_EL0`,
 //! FP/SIMD registers (build the host for a soft-float target), the virtual timer, or
@@ -103,7 +107,9 @@ mod percpu;
 pub mod power;
 pub mod smccc;
 pub mod stage2;
+pub mod sysreg;
 pub mod timer;
+pub mod traps;
 mod vcpu;
 pub mod vgic;
 pub mod workaround;

@@ -2,31 +2,19 @@
 
 use core::sync::atomic::{AtomicPtr, Ordering};
 
+use crate::sysreg::FeatureSet;
 use crate::{VCpuError, VCpuResult};
 
 /// Affinity fields of `MPIDR_EL1`: Aff3 \[39:32\], Aff2 \[23:16\], Aff1 \[15:8\], Aff0 \[7:0\].
 pub const MPIDR_AFFINITY_MASK: u64 = 0xff_00ff_ffff;
 
-/// `HCR_EL2` bits (DDI 0487 D23.2.53), as used by this crate.
+/// `HCR_EL2` bits of the host's value (DDI 0487 D23.2.53). The guest's value is
+/// composed in `traps`.
 pub(crate) mod hcr {
-    pub const VM: u64 = 1 << 0;
-    pub const SWIO: u64 = 1 << 1;
     pub const FMO: u64 = 1 << 3;
     pub const IMO: u64 = 1 << 4;
     pub const AMO: u64 = 1 << 5;
-    pub const FB: u64 = 1 << 9;
-    pub const BSU_IS: u64 = 1 << 10;
-    pub const TWI: u64 = 1 << 13;
-    pub const TWE: u64 = 1 << 14;
-    pub const TID3: u64 = 1 << 18;
-    pub const TSC: u64 = 1 << 19;
-    pub const TIDCP: u64 = 1 << 20;
-    pub const TACR: u64 = 1 << 21;
-    pub const TSW: u64 = 1 << 22;
     pub const RW: u64 = 1 << 31;
-    pub const TLOR: u64 = 1 << 35;
-    pub const APK: u64 = 1 << 40;
-    pub const API: u64 = 1 << 41;
 }
 
 /// `HCR_EL2` while no vCPU is bound: EL1 is AArch64, and physical IRQ/FIQ/SError are
@@ -53,6 +41,14 @@ pub struct CpuFeatures {
     pub ras: bool,
     /// FEAT_AA32EL0 (`ID_AA64PFR0_EL1.EL0 == 0b0010`): EL0 can run AArch32.
     pub aarch32_el0: bool,
+    /// Every feature of the inventory's [`crate::sysreg::Feature`] this core has (from
+    /// its whole ID space and `ICH_VTR_EL2`): what the trap composition, the switch
+    /// list and the emulation follow.
+    pub has: FeatureSet,
+    /// `REVIDR_EL1` (answered to guests under `HCR_EL2.TID1`).
+    pub revidr: u64,
+    /// `AIDR_EL1` (answered to guests under `HCR_EL2.TID1`).
+    pub aidr: u64,
 }
 
 /// A 4-bit ID register field at `lsb`.
@@ -86,7 +82,21 @@ impl CpuFeatures {
             aarch32_el0: field(pfr0, 0) == 2,
             midr,
             mpidr: mpidr & MPIDR_AFFINITY_MASK,
+            has: FeatureSet::EMPTY,
+            revidr: 0,
+            aidr: 0,
         }
+    }
+
+    /// The same with [`Self::has`] decided from the core's whole ID space (`idregs::index`
+    /// order) and its `ICH_VTR_EL2` (0 without GICv3).
+    pub const fn with_id_space(
+        mut self,
+        id: &[u64; crate::idregs::ID_SPACE_LEN],
+        vtr: u64,
+    ) -> Self {
+        self.has = FeatureSet::from_id_space(id).with_vtr(vtr);
+        self
     }
 }
 
@@ -205,6 +215,9 @@ impl Aarch64PerCpu {
                 mpidr: 0,
                 ras: false,
                 aarch32_el0: false,
+                has: FeatureSet::EMPTY,
+                revidr: 0,
+                aidr: 0,
             },
             id_space: [0; crate::idregs::ID_SPACE_LEN],
             vtr: crate::vgic::VtrInfo::NONE,
@@ -347,10 +360,14 @@ impl Aarch64PerCpu {
             self.host_mdcr = crate::hw::mdcr_el2();
             self.id_space = crate::hw::read_id_space();
             self.probe_workarounds();
+            let mut vtr = 0;
             if self.features.gicv3 {
                 crate::hw::enable_icc_sre_el2();
-                self.vtr = crate::vgic::VtrInfo::decode(crate::hw::ich_vtr());
+                vtr = crate::hw::ich_vtr();
+                self.vtr = crate::vgic::VtrInfo::decode(vtr);
             }
+            self.features = self.features.with_id_space(&self.id_space, vtr);
+            (self.features.revidr, self.features.aidr) = crate::hw::revidr_aidr();
             self.tlb_owner = [(0, 0); TLB_OWNER_SLOTS];
             crate::hw::install_vectors(crate::hw::vectors_address(), HOST_HCR_EL2);
             // With the crate's vectors in place (they skip an UNDEFINED probe).

@@ -12,10 +12,13 @@ use crate::esr::ExceptionClass;
 use crate::exit::{extend_load, operand, Pending, VmExit};
 use crate::idregs::IdRegisters;
 use crate::inject::{self, Injection};
-use crate::percpu::{hcr, Aarch64PerCpu, CpuFeatures, MPIDR_AFFINITY_MASK};
+use crate::percpu::{Aarch64PerCpu, CpuFeatures, MPIDR_AFFINITY_MASK};
 use crate::power::PowerState;
 use crate::smccc::{self, Conduit, Outcome};
+#[cfg(test)]
+use crate::sysreg::FeatureSet;
 use crate::timer::{EmulatedTimer, TimerDeadlines};
+use crate::traps::{self, Ctl};
 use crate::vgic::{
     self, InjectIrqError, PendingQueue, Placement, ReleasedHwInterrupts, VgicState,
     VirtualInterrupt, VtrInfo,
@@ -30,63 +33,26 @@ use core::sync::atomic::{AtomicU64, Ordering};
 /// TLB-owner table).
 static NEXT_VCPU_ID: AtomicU64 = AtomicU64::new(1);
 
-/// `CPTR_EL2.TFP`, bit 10: trap FP/SIMD accesses.
-const CPTR_TFP: u64 = 1 << 10;
-
 /// `ICC_SGI1R_EL1` (3, 0, 12, 11, 5), `ICC_ASGI1R_EL1` (op2 6), `ICC_SGI0R_EL1` (op2 7).
 const SGI1R: crate::SysRegAddr = crate::SysRegAddr::new(3, 0, 12, 11, 5);
 const ASGI1R: crate::SysRegAddr = crate::SysRegAddr::new(3, 0, 12, 11, 6);
 const SGI0R: crate::SysRegAddr = crate::SysRegAddr::new(3, 0, 12, 11, 7);
 
-/// `CPTR_EL2` for guests (E2H = 0 layout): RES1 bits \[9:0\] except TZ, RES1 \[13:12\];
-/// TZ (bit 8) = 1 traps SVE, TSM (bit 12) = 1 traps SME (or is RES1). TFP (bit 10) is
-/// set on top of this until the guest's first FP/SIMD use with lazy switching.
-pub const GUEST_CPTR_EL2: u64 = 0x33ff;
+/// `HCR_EL2.VSE`, bit 8: a virtual SError is pending (guest state, kept across
+/// unbind/bind).
+const HCR_VSE: u64 = 1 << 8;
 
-/// `MDCR_EL2` trap bits for guests: TPMCR (5), TPM (6), TDA (9), TDOSA (10), TDRA (11).
-/// Debug and PMU state is not switched per vCPU, so the guest may not touch it.
-pub const GUEST_MDCR_TRAPS: u64 = (1 << 5) | (1 << 6) | (1 << 9) | (1 << 10) | (1 << 11);
-
-/// `CNTHCTL_EL2` (E2H = 0): EL1PCTEN (bit 0) lets EL1/EL0 read the physical counter;
-/// EL1PCEN (bit 1) lets them use the EL1 physical timer.
-const CNTHCTL_EL1PCTEN: u64 = 1 << 0;
-const CNTHCTL_EL1PCEN: u64 = 1 << 1;
-
-/// The guest's `HCR_EL2` for a setup configuration (pure; tested on the host).
-///
-/// Always: VM (stage 2 on), SWIO, AMO, FB + BSU = inner shareable (broadcast the
-/// guest's TLB/cache maintenance, so a vCPU may move between cores), TSC (guest SMCs
-/// trap), TID3 (feature ID registers), TIDCP, TACR, TSW (set/way maintenance traps),
-/// TLOR (LORegions hidden), RW (EL1 is AArch64). IMO/FMO unless interrupts are passed
-/// through; TWI/TWE on request; API/APK (pointer authentication not trapped) only when the keys are
-/// switched, i.e. when the CPU has FEAT_PAuth.
-#[must_use]
-pub const fn guest_hcr_el2(setup: &Aarch64VCpuSetupConfig, pauth: bool) -> u64 {
-    let mut v = hcr::VM
-        | hcr::SWIO
-        | hcr::AMO
-        | hcr::FB
-        | hcr::BSU_IS
-        | hcr::TSC
-        | hcr::TID3
-        | hcr::TIDCP
-        | hcr::TACR
-        | hcr::TSW
-        | hcr::TLOR
-        | hcr::RW;
-    if !setup.passthrough_interrupt {
-        v |= hcr::IMO | hcr::FMO;
-    }
-    if setup.trap_wfi {
-        v |= hcr::TWI;
-    }
-    if setup.trap_wfe {
-        v |= hcr::TWE;
-    }
-    if pauth {
-        v |= hcr::API | hcr::APK;
-    }
-    v
+/// The guest's `HCR_EL2` for a setup configuration on a host with `features` (pure;
+/// the rows of `traps::BITS` for `HCR_EL2`).
+#[cfg(test)]
+pub const fn guest_hcr_el2(setup: &Aarch64VCpuSetupConfig, features: FeatureSet) -> u64 {
+    traps::compose(&traps::Inputs {
+        features,
+        setup: *setup,
+        fp_trapped: false,
+        hpmn: 0,
+    })
+    .get(Ctl::Hcr)
 }
 
 /// Whether a `SPSR_EL2` value is one a guest may be resumed with: AArch64 EL0t, EL1t
@@ -212,7 +178,6 @@ impl Aarch64VCpu {
             sctlr_el1: SCTLR_EL1_RESET,
             vmpidr_el2: config.mpidr_el1 | (1 << 31),
             cntvoff_el2: config.cntvoff_el2,
-            cptr_el2: GUEST_CPTR_EL2,
             ..Default::default()
         };
         Ok(Self {
@@ -264,12 +229,8 @@ impl Aarch64VCpu {
     pub fn setup(&mut self, config: Aarch64VCpuSetupConfig) -> VCpuResult {
         self.require_unbound("setup")?;
         self.setup = config;
-        self.sysregs.cnthctl_el2 = CNTHCTL_EL1PCTEN
-            | if config.passthrough_timer {
-                CNTHCTL_EL1PCEN
-            } else {
-                0
-            };
+        // The EL2 controls follow the setup: compose them again at the next bind.
+        self.view_stale = true;
         self.state = State::Ready;
         Ok(())
     }
@@ -350,6 +311,7 @@ impl Aarch64VCpu {
         // The VM's view of this core (stage-2 registers, ID registers) only changes
         // when the vCPU moves to another core or gets new tables. `CpuFeatures` holds
         // the core's MPIDR, so comparing it also covers `id_space()`.
+        let eager = self.setup.fp_switch == FpSwitch::Eager;
         if self.view_stale || self.features != feat {
             let (vttbr, vtcr) = stage2.registers(feat.pa_range, feat.vmid16)?;
             self.sysregs.vttbr_el2 = vttbr;
@@ -365,19 +327,12 @@ impl Aarch64VCpu {
                 debug::DebugView::from_dfr0(self.ids.values()[crate::idregs::ID_AA64DFR0]),
                 percpu.debug_caps(),
             );
+            self.compose_controls(&feat, percpu.host_mdcr(), eager);
             self.view_stale = false;
         }
-        self.sysregs.hcr_el2 = guest_hcr_el2(&self.setup, feat.pauth);
         self.features = feat;
         // [smccc] the guest's SMCCC_ARCH_WORKAROUND_* answers follow this core.
         self.workarounds = *percpu.workarounds();
-        self.sysregs.mdcr_el2 = (percpu.host_mdcr() & 0x1f) | GUEST_MDCR_TRAPS;
-        let eager = self.setup.fp_switch == FpSwitch::Eager;
-        self.sysregs.cptr_el2 = if eager {
-            GUEST_CPTR_EL2
-        } else {
-            GUEST_CPTR_EL2 | CPTR_TFP
-        };
         self.check_interface_for_bind(percpu.vtr())?;
         let vgic_on = self.vgic_in_use(percpu.vtr());
         self.vtr = *percpu.vtr();
@@ -420,6 +375,39 @@ impl Aarch64VCpu {
         self.state = State::Bound;
         self.runnable = self.power == PowerState::On;
         Ok(())
+    }
+
+    /// The EL2 controls for a core with `feat` (`traps::BITS`), kept in the switch list
+    /// until the vCPU moves to another core or is set up again (the composition walks
+    /// the whole table: not per bind). A pending virtual SError (HCR_EL2.VSE) is kept;
+    /// `CPTR_EL2.TFP` is set for lazy FP switching (cleared in the hardware only, on the
+    /// first use, so every bind traps again).
+    fn compose_controls(&mut self, feat: &CpuFeatures, host_mdcr: u64, eager: bool) {
+        let t = traps::compose(&traps::Inputs {
+            features: feat.has,
+            setup: self.setup,
+            fp_trapped: !eager,
+            hpmn: host_mdcr,
+        });
+        let r = &mut self.sysregs;
+        r.hcr_el2 = t.get(Ctl::Hcr) | (r.hcr_el2 & HCR_VSE);
+        r.cptr_el2 = t.get(Ctl::Cptr);
+        r.mdcr_el2 = t.get(Ctl::Mdcr);
+        r.cnthctl_el2 = t.get(Ctl::Cnthctl);
+        r.hcrx_el2 = t.get(Ctl::Hcrx);
+        r.hfgrtr_el2 = t.get(Ctl::Hfgrtr);
+        r.hfgwtr_el2 = t.get(Ctl::Hfgwtr);
+        r.hfgitr_el2 = t.get(Ctl::Hfgitr);
+        r.hdfgrtr_el2 = t.get(Ctl::Hdfgrtr);
+        r.hdfgwtr_el2 = t.get(Ctl::Hdfgwtr);
+        r.hfgrtr2_el2 = t.get(Ctl::Hfgrtr2);
+        r.hfgwtr2_el2 = t.get(Ctl::Hfgwtr2);
+        r.hfgitr2_el2 = t.get(Ctl::Hfgitr2);
+        r.hdfgrtr2_el2 = t.get(Ctl::Hdfgrtr2);
+        r.hdfgwtr2_el2 = t.get(Ctl::Hdfgwtr2);
+        r.mpam2_el2 = t.get(Ctl::Mpam2);
+        // The hidden features' CPACR_EL1 fields as `emulate::cpacr_hw` wants them.
+        r.cpacr_el1 = emulate::cpacr_hw(r.cpacr_el1, feat.has);
     }
 
     /// Saves the vCPU's state out of the calling core and restores the host's
@@ -625,7 +613,7 @@ impl Aarch64VCpu {
                 // trap at EL2.
                 #[cfg(target_arch = "aarch64")]
                 {
-                    crate::hw::set_cptr_el2(GUEST_CPTR_EL2);
+                    crate::hw::set_cptr_el2(self.sysregs.cptr_el2 & !traps::CPTR_TFP);
                     crate::hw::fpsimd_restore(&self.fp);
                 }
                 self.fp_loaded = true;
@@ -668,7 +656,16 @@ impl Aarch64VCpu {
                     IdRegisterPolicy::ExitToHost => None,
                 };
                 let host_ids = ids.is_none();
-                let action = match emulate::sysreg(reg, iss.read, ids, self.sysregs.actlr_el1) {
+                let value = operand(&self.ws.frame, iss.rt);
+                let cx = emulate::Context {
+                    ids,
+                    actlr: emulate::ACTLR_EL1_VALUE,
+                    cpacr: self.sysregs.cpacr_el1,
+                    revidr: self.features.revidr,
+                    aidr: self.features.aidr,
+                    has: self.features.has,
+                };
+                let action = match emulate::sysreg(reg, iss.read, value, &cx) {
                     // [debug] op0 = 2 (kept out of line: rare, and big).
                     SysRegAction::Debug => self.debug_trap(syn.esr),
                     action => action,
@@ -680,6 +677,14 @@ impl Aarch64VCpu {
                         }
                     }
                     SysRegAction::Write => {}
+                    SysRegAction::WriteCpacr(v) => {
+                        self.sysregs.cpacr_el1 = v;
+                        #[cfg(target_arch = "aarch64")]
+                        if self.state == State::Bound {
+                            // No ISB: the ERET back into the guest synchronises it.
+                            crate::hw::set_cpacr_el1(v);
+                        }
+                    }
                     // The debug state was loaded: the instruction runs again.
                     SysRegAction::Debug => return None,
                     // The host asked to answer the ID registers itself.
@@ -701,6 +706,9 @@ impl Aarch64VCpu {
                         ExceptionClass::Sve
                         | ExceptionClass::Sme
                         | ExceptionClass::PointerAuth
+                        | ExceptionClass::Ls64
+                        | ExceptionClass::SysReg128
+                        | ExceptionClass::Gcs
                         | ExceptionClass::Unknown
                         | ExceptionClass::IllegalState,
                     ),
@@ -1282,20 +1290,14 @@ impl Aarch64VCpu {
         self.vgic = VgicState::default();
         self.irq_queue = PendingQueue::default();
         self.ptimer = EmulatedTimer::default();
-        let r = self.sysregs;
+        let r = self.sysregs.el2_controls();
         self.sysregs = GuestSystemRegisters {
             sctlr_el1: SCTLR_EL1_RESET,
-            hcr_el2: r.hcr_el2 & !(1 << 8),
-            vttbr_el2: r.vttbr_el2,
-            vtcr_el2: r.vtcr_el2,
-            vmpidr_el2: r.vmpidr_el2,
-            vpidr_el2: r.vpidr_el2,
-            cptr_el2: r.cptr_el2,
-            mdcr_el2: r.mdcr_el2,
-            cnthctl_el2: r.cnthctl_el2,
-            cntvoff_el2: r.cntvoff_el2,
-            ..Default::default()
+            hcr_el2: r.hcr_el2 & !HCR_VSE,
+            ..r
         };
+        // CPACR_EL1 is back at 0: the next bind composes its hidden fields again.
+        self.view_stale = true;
         self.pending = Pending::None;
         self.ready = false;
         self.entry_set = true;

@@ -52,6 +52,7 @@ guest_vectors:
     b       guest_vector_common
     .endr
 
+    .global guest_vector_common
 guest_vector_common:
     mrs     x1, esr_el1
     mrs     x2, elr_el1

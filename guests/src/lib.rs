@@ -22,10 +22,13 @@ compile_error!(
 pub mod console;
 pub mod debug;
 pub mod hvc;
+#[rustfmt::skip]
+pub mod inventory;
 pub mod mmio;
 pub mod rng;
 pub mod rt;
 pub mod slot;
+pub mod sweep;
 pub mod sysreg;
 pub mod workaround;
 

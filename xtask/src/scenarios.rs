@@ -326,6 +326,11 @@ pub const SCENARIOS: &[Scenario] = &[
     timed("hostile", 100_000, 60),
     bench("bench-sysreg", 100, "sysreg_trap", 0),
     bench("bench-psci", 100, "psci_version", 1),
+    // A CPACR_EL1 write trapped (CPTR_EL2.TCPAC) and emulated in the crate. Only on
+    // `max`: the crate sets TCPAC on cores with SVE, SME, trace or S1POE, and
+    // cortex-a53 has none (its CPACR_EL1 is the guest's own, and QEMU keeps the RES0
+    // ZEN bits the guest writes there).
+    bench("bench-cpacr", 100, "cpacr_trap", 0).only_on(&["max"]),
     // Two physical cores: vCPU 1 starts on core 1 through the guest's PSCI CPU_ON.
     smp("smp", 1, 2),
     // Stage-2 geometry and VMID size follow the CPU: a level-0 root and VMID 0x1ff run
@@ -352,6 +357,11 @@ pub const SCENARIOS: &[Scenario] = &[
     },
     // Two VMs time-sliced on one core; iters = VM switches to survive.
     timed("isolation", 8, 60),
+    // Every MRS/MSR encoding (op0 2, 3) against the register inventory; iters unused.
+    timed("sweep", 1, 60),
+    // The sweep in two time-sliced VMs, then VM-specific patterns held across
+    // iters = VM switches, then a virtual SError each.
+    timed("sweep-isolation", 6, 90),
     // Issue 8: guest self-hosted debug (breakpoints, watchpoints, software step over
     // emulated instructions, the OS lock), one VM; iters unused.
     timed("debug", 1, 30),
@@ -740,6 +750,21 @@ pub const MUTATIONS: &[Mutation] = &[
         cfg: "skip-dbgbvr",
         breaks: "a vCPU's DBGBVR0_EL1 is left out of the lazy debug switch",
         reason: "own breakpoint did not fire",
+        models: None,
+    },
+    Mutation {
+        scenario: "sweep-isolation",
+        cfg: "skip-tpidr2",
+        breaks: "TPIDR2_EL0 (FEAT_SME, not trapped by CPTR_EL2.TSM) is left out of the bind/unbind switch",
+        reason: "TPIDR2_EL0: expected",
+        // TPIDR2_EL0 exists with FEAT_SME only (max; not cortex-a53).
+        models: Some(&["max"]),
+    },
+    Mutation {
+        scenario: "sweep-isolation",
+        cfg: "skip-dbgbvr",
+        breaks: "a vCPU's DBGBVR0_EL1 is left out of the lazy debug switch (the two-VM sweep patterns it)",
+        reason: "DBGBVR0_EL1: expected",
         models: None,
     },
     Mutation {
@@ -1170,6 +1195,7 @@ mod tests {
                 "mmio_read",
                 "sysreg_trap",
                 "psci_version",
+                "cpacr_trap",
                 "vcpu_switch",
                 "vcpu_rebind",
                 "fp_first_use",

@@ -6,7 +6,9 @@ use core::arch::{asm, global_asm};
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::*;
 
-use crate::context::{fp_offsets, offsets, FpSimdState, GuestSystemRegisters, WorldSwitch};
+use crate::context::{
+    fp_offsets, offsets, FpSimdState, GuestSystemRegisters, RegFile, WorldSwitch,
+};
 use crate::percpu::CpuFeatures;
 
 global_asm!(
@@ -204,110 +206,74 @@ pub(crate) fn read_fault_address() -> (u64, u64) {
     (FAR_EL2.get(), HPFAR_EL2.get())
 }
 
-/// Loads a vCPU's bind-time state into the hardware.
-pub(crate) fn load_guest_state(r: &GuestSystemRegisters, feat: &CpuFeatures) {
-    // EL2 controls first: VTTBR/VTCR select the VM for the TLB maintenance below.
-    HCR_EL2.set(r.hcr_el2);
-    VTCR_EL2.set(r.vtcr_el2);
-    VTTBR_EL2.set(r.vttbr_el2);
-    VMPIDR_EL2.set(r.vmpidr_el2);
-    write_sysreg!("vpidr_el2", r.vpidr_el2);
-    CPTR_EL2.set(r.cptr_el2);
-    MDCR_EL2.set(r.mdcr_el2);
-    CNTHCTL_EL2.set(r.cnthctl_el2);
-    CNTVOFF_EL2.set(r.cntvoff_el2);
+/// The core's system registers, one `mrs`/`msr` per access (the encoding is a const
+/// generic formatted into the instruction as `S<op0>_<op1>_C<n>_C<m>_<op2>`).
+pub(crate) struct Cpu;
 
-    SCTLR_EL1.set(r.sctlr_el1);
-    ACTLR_EL1.set(r.actlr_el1);
-    CPACR_EL1.set(r.cpacr_el1);
-    TTBR0_EL1.set(r.ttbr0_el1);
-    TTBR1_EL1.set(r.ttbr1_el1);
-    TCR_EL1.set(r.tcr_el1);
-    MAIR_EL1.set(r.mair_el1);
-    AMAIR_EL1.set(r.amair_el1);
-    VBAR_EL1.set(r.vbar_el1);
-    CONTEXTIDR_EL1.set(r.contextidr_el1);
-    TPIDR_EL0.set(r.tpidr_el0);
-    // The mutation-test build leaves TPIDR_EL1 out of the switch (isolation must fail).
-    #[cfg(not(arm_vcpu_mutate = "skip-tpidr"))]
-    TPIDR_EL1.set(r.tpidr_el1);
-    TPIDRRO_EL0.set(r.tpidrro_el0);
-    SP_EL0.set(r.sp_el0);
-    SP_EL1.set(r.sp_el1);
-    ELR_EL1.set(r.elr_el1);
-    SPSR_EL1.set(r.spsr_el1);
-    ESR_EL1.set(r.esr_el1);
-    FAR_EL1.set(r.far_el1);
-    PAR_EL1.set(r.par_el1);
-    AFSR0_EL1.set(r.afsr0_el1);
-    AFSR1_EL1.set(r.afsr1_el1);
-    CSSELR_EL1.set(r.csselr_el1);
-    CNTKCTL_EL1.set(r.cntkctl_el1);
-    // MDSCR_EL1 and the other debug registers: crate::debug (lazily switched).
-    CNTV_CVAL_EL0.set(r.cntv_cval_el0);
-    CNTV_CTL_EL0.set(r.cntv_ctl_el0);
-    CNTP_CVAL_EL0.set(r.cntp_cval_el0);
-    CNTP_CTL_EL0.set(r.cntp_ctl_el0);
-    if feat.pauth {
-        write_sysreg!("S3_0_C2_C1_0", r.apia_key[0]);
-        write_sysreg!("S3_0_C2_C1_1", r.apia_key[1]);
-        write_sysreg!("S3_0_C2_C1_2", r.apib_key[0]);
-        write_sysreg!("S3_0_C2_C1_3", r.apib_key[1]);
-        write_sysreg!("S3_0_C2_C2_0", r.apda_key[0]);
-        write_sysreg!("S3_0_C2_C2_1", r.apda_key[1]);
-        write_sysreg!("S3_0_C2_C2_2", r.apdb_key[0]);
-        write_sysreg!("S3_0_C2_C2_3", r.apdb_key[1]);
-        write_sysreg!("S3_0_C2_C3_0", r.apga_key[0]);
-        write_sysreg!("S3_0_C2_C3_1", r.apga_key[1]);
+impl RegFile for Cpu {
+    #[inline(always)]
+    fn read<const E: u32>(&mut self) -> u64 {
+        let v: u64;
+        // SAFETY: reading a system register has no memory effects; the switch list
+        // names only registers that exist on the host (feature-gated entries are
+        // skipped elsewhere) and that EL2 may read.
+        unsafe {
+            asm!(
+                "mrs {v}, S{o0}_{o1}_C{n}_C{m}_{o2}",
+                v = out(reg) v,
+                o0 = const (E >> 20) & 3,
+                o1 = const (E >> 14) & 7,
+                n = const (E >> 10) & 0xf,
+                m = const (E >> 1) & 0xf,
+                o2 = const (E >> 17) & 7,
+                options(nomem, nostack, preserves_flags),
+            )
+        };
+        v
+    }
+
+    #[inline(always)]
+    fn write<const E: u32>(&mut self, v: u64) {
+        // SAFETY: the switch list writes guest-owned EL1 registers and the per-VM EL2
+        // controls at bind, when the contract in lib.rs says the crate owns them.
+        unsafe {
+            asm!(
+                "msr S{o0}_{o1}_C{n}_C{m}_{o2}, {v}",
+                v = in(reg) v,
+                o0 = const (E >> 20) & 3,
+                o1 = const (E >> 14) & 7,
+                n = const (E >> 10) & 0xf,
+                m = const (E >> 1) & 0xf,
+                o2 = const (E >> 17) & 7,
+                options(nomem, nostack, preserves_flags),
+            )
+        };
     }
 }
 
+/// Loads a vCPU's bind-time state into the hardware (the switch list, in its order).
+pub(crate) fn load_guest_state(r: &GuestSystemRegisters, feat: &CpuFeatures) {
+    r.load(feat.has, &mut Cpu);
+    // MDSCR_EL1 and the other debug registers: crate::debug (lazily switched).
+}
+
 /// Saves a vCPU's bind-time state from the hardware (the inverse of
-/// [`load_guest_state`]; the EL2 controls are not saved: the guest cannot change them).
+/// [`load_guest_state`]; the EL2 controls are not saved: the guest cannot change them)
+/// and stops its timers.
 pub(crate) fn save_guest_state(r: &mut GuestSystemRegisters, feat: &CpuFeatures) {
-    r.sctlr_el1 = SCTLR_EL1.get();
-    r.actlr_el1 = ACTLR_EL1.get();
-    r.cpacr_el1 = CPACR_EL1.get();
-    r.ttbr0_el1 = TTBR0_EL1.get();
-    r.ttbr1_el1 = TTBR1_EL1.get();
-    r.tcr_el1 = TCR_EL1.get();
-    r.mair_el1 = MAIR_EL1.get();
-    r.amair_el1 = AMAIR_EL1.get();
-    r.vbar_el1 = VBAR_EL1.get();
-    r.contextidr_el1 = CONTEXTIDR_EL1.get();
-    r.tpidr_el0 = TPIDR_EL0.get();
-    #[cfg(not(arm_vcpu_mutate = "skip-tpidr"))]
-    {
-        r.tpidr_el1 = TPIDR_EL1.get();
-    }
-    r.tpidrro_el0 = TPIDRRO_EL0.get();
-    r.sp_el0 = SP_EL0.get();
-    r.sp_el1 = SP_EL1.get();
-    r.elr_el1 = ELR_EL1.get();
-    r.spsr_el1 = SPSR_EL1.get();
-    r.esr_el1 = ESR_EL1.get();
-    r.far_el1 = FAR_EL1.get();
-    r.par_el1 = PAR_EL1.get();
-    r.afsr0_el1 = AFSR0_EL1.get();
-    r.afsr1_el1 = AFSR1_EL1.get();
-    r.csselr_el1 = CSSELR_EL1.get();
-    r.cntkctl_el1 = CNTKCTL_EL1.get();
+    r.save(feat.has, &mut Cpu);
     // A pending virtual SError (HCR_EL2.VSE) is guest state.
     r.hcr_el2 = (r.hcr_el2 & !HCR_VSE) | (HCR_EL2.get() & HCR_VSE);
-    // Stop the guest's timers so they cannot fire into the next vCPU or the host.
-    r.cntv_ctl_el0 = CNTV_CTL_EL0.get();
-    r.cntv_cval_el0 = CNTV_CVAL_EL0.get();
-    CNTV_CTL_EL0.set(0);
-    r.cntp_ctl_el0 = CNTP_CTL_EL0.get();
-    r.cntp_cval_el0 = CNTP_CVAL_EL0.get();
-    CNTP_CTL_EL0.set(0);
-    if feat.pauth {
-        r.apia_key = [read_sysreg!("S3_0_C2_C1_0"), read_sysreg!("S3_0_C2_C1_1")];
-        r.apib_key = [read_sysreg!("S3_0_C2_C1_2"), read_sysreg!("S3_0_C2_C1_3")];
-        r.apda_key = [read_sysreg!("S3_0_C2_C2_0"), read_sysreg!("S3_0_C2_C2_1")];
-        r.apdb_key = [read_sysreg!("S3_0_C2_C2_2"), read_sysreg!("S3_0_C2_C2_3")];
-        r.apga_key = [read_sysreg!("S3_0_C2_C3_0"), read_sysreg!("S3_0_C2_C3_1")];
-    }
+}
+
+/// Writes `CPACR_EL1` of the bound vCPU (its emulated write under `CPTR_EL2.TCPAC`).
+pub(crate) fn set_cpacr_el1(v: u64) {
+    CPACR_EL1.set(v);
+}
+
+/// `REVIDR_EL1` and `AIDR_EL1` of this core (answered to guests under `HCR_EL2.TID1`).
+pub(crate) fn revidr_aidr() -> (u64, u64) {
+    (read_sysreg!("revidr_el1"), read_sysreg!("aidr_el1"))
 }
 
 /// `SP_EL0` of the bound vCPU (live in the register while bound).

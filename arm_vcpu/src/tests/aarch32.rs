@@ -13,7 +13,6 @@ use crate::esr::Syndrome;
 use crate::idregs::{self, IdRegisters, ID_SPACE_LEN};
 use crate::inject::{enter, GuestState, Injection};
 use crate::timer::{self, ctl, EmulatedTimer};
-use crate::vcpu::{guest_hcr_el2, GUEST_MDCR_TRAPS};
 use crate::*;
 
 const VBAR: u64 = 0x4009_0000;
@@ -269,38 +268,31 @@ fn entry_into_aarch32_needs_the_cpu_and_the_view() {
 // The table and its trap controls.
 // ---------------------------------------------------------------------------------
 
-const HCR_TIDCP: u64 = 1 << 20;
-const MDCR_TPM: u64 = 1 << 6;
-const MDCR_TDA: u64 = 1 << 9;
-const MDCR_TDRA: u64 = 1 << 11;
-
 #[test]
 fn every_row_is_trapped_by_what_the_crate_sets() {
-    let hcr = guest_hcr_el2(&Aarch64VCpuSetupConfig::default(), false);
+    use crate::sysreg::FeatureSet;
+    use crate::traps::{compose, trapping, Inputs};
     for r in REGISTERS.iter() {
-        let set = match r.trap {
-            TrapControl::MdcrTda => GUEST_MDCR_TRAPS & MDCR_TDA != 0,
-            TrapControl::MdcrTdra => GUEST_MDCR_TRAPS & MDCR_TDRA != 0,
-            TrapControl::MdcrTpm => GUEST_MDCR_TRAPS & MDCR_TPM != 0,
-            TrapControl::HcrTidcp => hcr & HCR_TIDCP != 0,
-            TrapControl::CnthctlEl1pcen => {
-                // EL1PCEN (bit 1) is 0 exactly when the timer is emulated.
-                let mut v = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default()).unwrap();
-                v.setup(Aarch64VCpuSetupConfig::default()).unwrap();
-                let emulated = v.system_registers().cnthctl_el2 & 2 == 0;
-                v.setup(Aarch64VCpuSetupConfig {
-                    passthrough_timer: true,
-                    ..Default::default()
-                })
-                .unwrap();
-                emulated && v.system_registers().cnthctl_el2 & 2 != 0
+        for features in [FeatureSet::EMPTY, FeatureSet::ALL] {
+            for passthrough_timer in [false, true] {
+                let setup =
+                    Aarch64VCpuSetupConfig::default().with_passthrough_timer(passthrough_timer);
+                let v = compose(&Inputs {
+                    features,
+                    setup,
+                    fp_trapped: true,
+                    hpmn: 0,
+                });
+                let set = trapping(&v, features, r.trap.trap_id());
+                // The EL1 physical timer traps exactly when it is emulated.
+                let want = !(passthrough_timer && r.trap == TrapControl::CnthctlEl1pcen);
+                assert_eq!(
+                    set, want,
+                    "{}: {:?} in the guest's controls (passthrough_timer {passthrough_timer})",
+                    r.name, r.trap
+                );
             }
-        };
-        assert!(
-            set,
-            "{}: {:?} is not set in the guest's controls",
-            r.name, r.trap
-        );
+        }
         // The DCC registers are the ones MDSCR_EL1.TDCC traps to EL1.
         if r.el1_trap == Some(El1Trap::MdscrTdcc) {
             assert!(

@@ -12,7 +12,8 @@ use crate::context::offsets;
 use crate::context::*;
 use crate::esr::{self, build, DataAbortIss, ExceptionClass, FaultStatus, Syndrome, SysRegIss};
 use crate::exit::{decode_sync, extend_load, Pending};
-use crate::percpu::{hcr, CpuFeatures};
+use crate::percpu::CpuFeatures;
+use crate::sysreg::{Feature, FeatureSet};
 use crate::vcpu::{guest_hcr_el2, is_valid_guest_spsr};
 use crate::*;
 
@@ -713,8 +714,30 @@ fn stage2_root_level_follows_the_pa_size() {
 
 #[test]
 fn guest_hcr_composition() {
+    /// `HCR_EL2` bits from DDI 0487 D23.2.53, written out independently of the table.
+    mod hcr {
+        pub const VM: u64 = 1 << 0;
+        pub const SWIO: u64 = 1 << 1;
+        pub const FMO: u64 = 1 << 3;
+        pub const IMO: u64 = 1 << 4;
+        pub const AMO: u64 = 1 << 5;
+        pub const FB: u64 = 1 << 9;
+        pub const TWI: u64 = 1 << 13;
+        pub const TWE: u64 = 1 << 14;
+        pub const TID1: u64 = 1 << 16;
+        pub const TID3: u64 = 1 << 18;
+        pub const TSC: u64 = 1 << 19;
+        pub const TSW: u64 = 1 << 22;
+        pub const RW: u64 = 1 << 31;
+        pub const TLOR: u64 = 1 << 35;
+        pub const TERR: u64 = 1 << 36;
+        pub const TEA: u64 = 1 << 37;
+        pub const APK: u64 = 1 << 40;
+        pub const API: u64 = 1 << 41;
+        pub const TID5: u64 = 1 << 58;
+    }
     let base = Aarch64VCpuSetupConfig::default();
-    let v = guest_hcr_el2(&base, false);
+    let v = guest_hcr_el2(&base, FeatureSet::EMPTY);
     for bit in [
         hcr::VM,
         hcr::SWIO,
@@ -726,10 +749,22 @@ fn guest_hcr_composition() {
         hcr::FB,
         hcr::TSW,
         hcr::TID3,
+        hcr::TID1,
     ] {
         assert_ne!(v & bit, 0, "{bit:#x}");
     }
     assert_eq!(v & (hcr::TWI | hcr::TWE | hcr::API | hcr::APK), 0);
+    // Bits of features the host lacks are RES0: not set.
+    assert_eq!(v & (hcr::TLOR | hcr::TERR | hcr::TEA | hcr::TID5), 0);
+    let rich = FeatureSet::EMPTY
+        .with(Feature::Lor)
+        .with(Feature::Ras)
+        .with(Feature::Mte2);
+    let v = guest_hcr_el2(&base, rich);
+    assert_eq!(
+        v & (hcr::TLOR | hcr::TERR | hcr::TEA | hcr::TID5),
+        hcr::TLOR | hcr::TERR | hcr::TEA | hcr::TID5
+    );
     let all = Aarch64VCpuSetupConfig {
         passthrough_interrupt: true,
         passthrough_timer: true,
@@ -737,7 +772,7 @@ fn guest_hcr_composition() {
         trap_wfe: true,
         ..Default::default()
     };
-    let v = guest_hcr_el2(&all, true);
+    let v = guest_hcr_el2(&all, FeatureSet::EMPTY.with(Feature::Pauth));
     assert_eq!(
         v & (hcr::IMO | hcr::FMO),
         0,

@@ -286,7 +286,15 @@ fn emulated_system_registers() {
         ("IMPDEF", SysRegAddr::new(3, 1, 15, 0, 0), true, Some(&ids), SysRegAction::Unhandled),
     ];
     for &(what, reg, read, ids, expect) in cases {
-        assert_eq!(emulate::sysreg(reg, read, ids, 0x66), expect, "{what}");
+        let cx = emulate::Context {
+            ids,
+            actlr: 0x66,
+            cpacr: 0,
+            revidr: 0,
+            aidr: 0,
+            has: crate::sysreg::FeatureSet::EMPTY,
+        };
+        assert_eq!(emulate::sysreg(reg, read, 0x99, &cx), expect, "{what}");
     }
 }
 

@@ -5,6 +5,7 @@ mod calls;
 mod debug;
 mod exits;
 mod injection;
+mod inventory;
 mod power;
 mod vgic_timer;
 mod workaround;

@@ -107,7 +107,7 @@ fn cpu_off_then_cpu_on_then_entry() {
     // Off: run() refuses it before anything else (even on an unbound vCPU).
     assert_eq!(v.run(), Err(VCpuError::PoweredOff));
     // Another vCPU's CPU_ON, carried out by the host: on-pending until entered.
-    v.power_on(0x4010_0000, 9).unwrap();
+    let _ = v.power_on(0x4010_0000, 9).unwrap();
     assert_eq!(v.power_state(), PowerState::OnPending);
     // Not bound here, so no entry happens and it stays on-pending.
     assert_eq!(v.run(), Err(VCpuError::NotBound));
@@ -122,7 +122,7 @@ fn created_powered_off() {
     // Setting the entry is not powering on.
     v.set_entry(0x4020_0000).unwrap();
     assert_eq!(v.power_state(), PowerState::Off);
-    v.power_on(0x4020_0000, 0).unwrap();
+    let _ = v.power_on(0x4020_0000, 0).unwrap();
     assert_eq!(v.power_state(), PowerState::OnPending);
 }
 

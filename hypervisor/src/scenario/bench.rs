@@ -1,5 +1,6 @@
-//! `bench-sysreg` and `bench-psci`: round trips the crate answers without returning
-//! to the host (an ID register read, PSCI_VERSION). The guest checks every answer;
+//! `bench-sysreg`, `bench-psci` and `bench-cpacr`: round trips the crate answers
+//! without returning to the host (an ID register read, PSCI_VERSION, a CPACR_EL1
+//! write under CPTR_EL2.TCPAC). The guest checks every answer;
 //! the host only checks that none of those exits reached it.
 
 use alloc::boxed::Box;
@@ -9,7 +10,7 @@ use super::{Scenario, VmInfo};
 
 pub fn by_name(name: &str) -> Option<Box<dyn Scenario>> {
     match name {
-        "bench-sysreg" | "bench-psci" => Some(Box::new(InCrate::default())),
+        "bench-sysreg" | "bench-psci" | "bench-cpacr" => Some(Box::new(InCrate::default())),
         "bench-switch" => Some(Box::new(Switching { vcpus: 2 })),
         "bench-yield" | "bench-fp" | "bench-debug" => Some(Box::new(Switching { vcpus: 1 })),
         "bench-virq" => Some(Box::new(Virq::default())),

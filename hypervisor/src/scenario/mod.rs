@@ -25,6 +25,7 @@ mod psci;
 mod smp;
 mod spectre;
 mod stage2;
+mod sweep;
 mod sysoff;
 
 /// What the VM tells a scenario about itself when it asks (read when asked: a
@@ -62,6 +63,18 @@ impl VmInfo<'_> {
     pub fn ran_on(&self, i: usize) -> u64 {
         self.sched.ran_on(i)
     }
+}
+
+/// The boot core's features (its per-CPU state enabled for a moment, before the
+/// scheduler enables it for good), for scenarios whose checks depend on them.
+pub fn boot_core_features() -> arm_vcpu::CpuFeatures {
+    let mut p = arm_vcpu::Aarch64PerCpu::new(0);
+    let enabled = p.hardware_enable().is_ok();
+    let f = *p.features();
+    if enabled {
+        let _ = p.hardware_disable();
+    }
+    f
 }
 
 /// What to do with a stage-2 abort the VM has nothing mapped for.
@@ -237,6 +250,7 @@ pub fn by_name(
         .or_else(|| sysoff::by_name(name))
         .or_else(|| stage2::by_name(name, instance))
         .or_else(|| isolation::by_name(name, iters, instance))
+        .or_else(|| sweep::by_name(name, iters, instance))
 }
 
 /// How many VMs scenario `name` runs at once (each built with its own instance
@@ -244,5 +258,6 @@ pub fn by_name(
 pub fn vm_count(name: &str) -> usize {
     isolation::vm_count(name)
         .or_else(|| stage2::vm_count(name))
+        .or_else(|| sweep::vm_count(name))
         .unwrap_or(1)
 }

@@ -21,7 +21,7 @@ use alloc::alloc::{alloc_zeroed, Layout};
 use alloc::boxed::Box;
 
 use arm_vcpu::stage2::pa_range_bits;
-use arm_vcpu::{Aarch64PerCpu, CpuFeatures, Stage2Config, VCpuError};
+use arm_vcpu::{CpuFeatures, Stage2Config, VCpuError};
 
 use super::Scenario;
 
@@ -99,18 +99,6 @@ fn view_parange(ipa_bits: u8, f: &CpuFeatures) -> u64 {
         .unwrap_or(0) as u64
 }
 
-/// The boot core's features (its per-CPU state enabled for a moment: the scheduler
-/// enables it for good afterwards).
-fn features() -> CpuFeatures {
-    let mut p = Aarch64PerCpu::new(0);
-    let enabled = p.hardware_enable().is_ok();
-    let f = *p.features();
-    if enabled {
-        let _ = p.hardware_disable();
-    }
-    f
-}
-
 struct Stage2 {
     case: &'static Case,
     must_run: bool,
@@ -120,7 +108,7 @@ struct Stage2 {
 
 impl Stage2 {
     fn new(case: &'static Case) -> Self {
-        let f = features();
+        let f = super::boot_core_features();
         if case.vmid == 1 {
             crate::println!(
                 "stage2: CPU PARange {} ({} bits), {}-bit VMIDs",
