@@ -34,6 +34,9 @@ pub enum VCpuError {
     Aarch32NotSupported,
     /// Not running at EL2 on a CPU with EL2, or not built for aarch64.
     NoHardwareSupport,
+    /// A snapshot cannot be restored, or the restored vCPU cannot run on this core
+    /// (`bind` after [`crate::Aarch64VCpu::restore`]).
+    Snapshot(crate::snapshot::SnapshotError),
 }
 
 impl fmt::Display for VCpuError {
@@ -50,6 +53,13 @@ impl fmt::Display for VCpuError {
             Self::InvalidRegister(n) => write!(f, "x{n} is not a general-purpose register"),
             Self::Aarch32NotSupported => write!(f, "AArch32 guests are not supported"),
             Self::NoHardwareSupport => write!(f, "no EL2 virtualization support"),
+            Self::Snapshot(e) => write!(f, "{e}"),
         }
+    }
+}
+
+impl From<crate::snapshot::SnapshotError> for VCpuError {
+    fn from(e: crate::snapshot::SnapshotError) -> Self {
+        Self::Snapshot(e)
     }
 }

@@ -13,6 +13,7 @@ use crate::idregs::IdRegisters;
 use crate::inject::{self, Injection};
 use crate::percpu::{Aarch64PerCpu, CpuFeatures, MPIDR_AFFINITY_MASK};
 use crate::smccc::{self, Conduit, Outcome};
+use crate::snapshot::{Requirements, SnapshotError};
 #[cfg(test)]
 use crate::sysreg::FeatureSet;
 use crate::timer::{EmulatedTimer, TimerDeadlines};
@@ -25,6 +26,8 @@ use crate::{
     TrapPolicy, VCpuError, VCpuResult,
 };
 use core::sync::atomic::{AtomicU64, Ordering};
+
+mod regs;
 
 /// Source of vCPU identities (0 is never used: it means "nobody" in the per-CPU
 /// TLB-owner table).
@@ -123,6 +126,9 @@ pub struct Aarch64VCpu {
     ptimer: EmulatedTimer,
     /// Emulated debug registers (MDSCR_EL1, the OS lock).
     debug: emulate::DebugState,
+    /// Restored from a snapshot and not bound since: what the snapshot needs of the
+    /// core (checked at the next bind), and its shape for register access until then.
+    restored: Option<Requirements>,
 }
 
 impl Aarch64VCpu {
@@ -164,6 +170,7 @@ impl Aarch64VCpu {
             vtr: VtrInfo::default(),
             ptimer: EmulatedTimer::default(),
             debug: emulate::DebugState::default(),
+            restored: None,
         })
     }
 
@@ -242,6 +249,17 @@ impl Aarch64VCpu {
             // Pointer authentication stays visible only where its keys are switched.
             self.ids = IdRegisters::sanitized(percpu.id_space(), feat.pauth, stage2.ipa_bits);
             self.compose_controls(&feat, percpu.host_mdcr(), eager);
+            // A restored snapshot runs only where it means the same (`snapshot`).
+            if let Some(req) = &self.restored {
+                let vtr = if self.vgic_in_use(percpu.vtr()) {
+                    *percpu.vtr()
+                } else {
+                    VtrInfo::default()
+                };
+                if let Err(e) = req.check(feat.has, &self.ids, &vtr) {
+                    return Err(VCpuError::Snapshot(SnapshotError::Incompatible(e)));
+                }
+            }
             self.view_stale = false;
         }
         self.features = feat;
@@ -275,6 +293,7 @@ impl Aarch64VCpu {
         let _ = flush;
         self.fp_loaded = eager;
         self.stage2_dirty = false;
+        self.restored = None;
         percpu.bound = true;
         self.state = State::Bound;
         Ok(())
