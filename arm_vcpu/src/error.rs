@@ -58,6 +58,8 @@ impl fmt::Display for VCpuError {
     }
 }
 
+impl core::error::Error for VCpuError {}
+
 impl From<crate::snapshot::SnapshotError> for VCpuError {
     fn from(e: crate::snapshot::SnapshotError) -> Self {
         Self::Snapshot(e)

@@ -38,7 +38,7 @@
 //!     assert_eq!(Reg::from_id(r.id()), Ok(r));
 //!     vcpu.get_reg(r)?;
 //! }
-//! # Ok::<(), RegError>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use core::fmt;
@@ -688,7 +688,19 @@ fn vgic_index_ok(g: VgicReg, vtr: &VtrInfo) -> bool {
         VgicReg::Lr(n) => (n as usize) < vtr.list_regs,
         VgicReg::Ap0r(n) | VgicReg::Ap1r(n) => vtr.list_regs != 0 && (n as usize) < vtr.ap_regs(),
         VgicReg::Vmcr => vtr.list_regs != 0,
-        VgicReg::Queued(n) => vtr.list_regs != 0 && (n as usize) < vgic::QUEUE_LEN,
+        // The queue exists before the interface is known (interrupts injected before
+        // the first bind wait there).
+        VgicReg::Queued(n) => (n as usize) < vgic::QUEUE_LEN,
+    }
+}
+
+/// The INTID size interrupts are checked against: the interface's, or 24 bits
+/// (the most) before it is known, as `inject_interrupt` does.
+const fn id_bits(vtr: &VtrInfo) -> u32 {
+    if vtr.list_regs == 0 {
+        24
+    } else {
+        vtr.id_bits
     }
 }
 
@@ -783,7 +795,12 @@ pub(crate) fn set(p: &mut PartsMut<'_>, r: Reg, value: u128) -> Result<(), RegEr
             }
             Some(SysKind::PhysTimer) => {
                 // ISTATUS is computed: a value read back is accepted as it is.
-                p.ptimer.write(a, v & !timer::ctl::ISTATUS, p.now)
+                let v = if a == timer::CNTP_CTL_EL0 {
+                    v & !timer::ctl::ISTATUS
+                } else {
+                    v
+                };
+                p.ptimer.write(a, v, p.now)
             }
             Some(SysKind::Mdscr) => p.debug.mdscr = v,
             Some(SysKind::OsLock) => {
@@ -802,7 +819,7 @@ pub(crate) fn set(p: &mut PartsMut<'_>, r: Reg, value: u128) -> Result<(), RegEr
         },
         Reg::Vgic(g) if vgic_index_ok(g, &p.shape.vtr) => match g {
             VgicReg::Lr(n) => {
-                if !valid_lr(v, p.shape.vtr.id_bits) {
+                if !valid_lr(v, id_bits(&p.shape.vtr)) {
                     return Err(RegError::InvalidValue(r));
                 }
                 p.vgic.lr[n as usize] = v;
@@ -815,7 +832,7 @@ pub(crate) fn set(p: &mut PartsMut<'_>, r: Reg, value: u128) -> Result<(), RegEr
                 if v == 0 {
                     p.queue.truncate(n);
                 } else {
-                    let vi = vgic::decode_queued(v, p.shape.vtr.id_bits)
+                    let vi = vgic::decode_queued(v, id_bits(&p.shape.vtr))
                         .ok_or(RegError::InvalidValue(r))?;
                     p.queue.set(n, vi).map_err(|_| RegError::InvalidValue(r))?;
                 }

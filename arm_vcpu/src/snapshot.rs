@@ -149,8 +149,8 @@ pub enum Incompatibility {
     },
     /// The core's virtual INTIDs are narrower than an interrupt the snapshot holds.
     IntidBits,
-    /// The snapshot uses the virtual CPU interface and the core has none usable (or
-    /// the other way round).
+    /// The snapshot holds interrupts (in list registers or queued) and the vCPU has no
+    /// usable virtual CPU interface on the core.
     VirtualInterface,
 }
 
@@ -227,6 +227,8 @@ pub(crate) struct Requirements {
     pub lrs_used: u8,
     /// Some interrupt (list register or queue) needs 24-bit INTIDs.
     pub wide_intids: bool,
+    /// Interrupts are queued.
+    pub queued: bool,
 }
 
 impl Requirements {
@@ -255,14 +257,18 @@ impl Requirements {
             }
         }
         let (a, b) = (&self.vtr, vtr);
-        if (a.list_regs == 0) != (b.list_regs == 0) {
-            // A vCPU that never used the interface has nothing to carry over.
-            if a.list_regs != 0 || self.lrs_used != 0 {
+        if b.list_regs == 0 {
+            // Interrupts in flight need an interface to be delivered through.
+            if self.lrs_used != 0 || self.queued {
                 return Err(Incompatibility::VirtualInterface);
             }
             return Ok(());
         }
+        if self.wide_intids && b.id_bits < 24 {
+            return Err(Incompatibility::IntidBits);
+        }
         if a.list_regs == 0 {
+            // Taken before the interface was known: only the queue, checked above.
             return Ok(());
         }
         if self.lrs_used as usize > b.list_regs {
@@ -276,9 +282,6 @@ impl Requirements {
                 snapshot: a.pri_bits as u8,
                 core: b.pri_bits as u8,
             });
-        }
-        if self.wide_intids && b.id_bits < 24 {
-            return Err(Incompatibility::IntidBits);
         }
         Ok(())
     }
@@ -360,6 +363,9 @@ impl Snapshot {
     /// Changes the value of `r` in the snapshot, with the checks of
     /// [`set_reg`](crate::Aarch64VCpu::set_reg).
     pub fn set_reg(&mut self, r: Reg, value: u128) -> Result<(), RegError> {
+        if reg::access(r.canonical(), &self.shape) == reg::Access::ReadOnly {
+            return Err(RegError::ReadOnly(r));
+        }
         if !reg::in_snapshot(r.canonical(), &self.shape) {
             return Err(RegError::Unknown(r));
         }
@@ -421,6 +427,7 @@ impl Snapshot {
             in_use,
             lrs_used,
             wide_intids: wide,
+            queued: !self.queue.is_empty(),
         }
     }
 

@@ -4,4 +4,5 @@ mod calls;
 mod exits;
 mod injection;
 mod inventory;
+mod regs;
 mod vgic_timer;
