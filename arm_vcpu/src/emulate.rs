@@ -1,10 +1,9 @@
 //! System registers the crate emulates itself when their accesses trap (pure).
 //!
 //! * the feature ID space (`HCR_EL2.TID3`), from the VM's [`IdRegisters`] view;
-//! * the debug registers (op0 = 2), trapped by `MDCR_EL2.TDA/TDOSA/TDRA` because their
-//!   state is not switched per vCPU: `MDSCR_EL1` keeps the guest's value, the OS lock
-//!   (`OSLAR_EL1` / `OSLSR_EL1.OSLK`) is kept per vCPU, everything else reads as zero
-//!   and ignores writes (breakpoints and watchpoints do nothing);
+//! * the debug registers (op0 = 2), trapped by `MDCR_EL2.TDA/TDOSA/TDRA`: handed to
+//!   [`crate::debug`] ([`SysRegAction::Debug`]), which loads them on first use, emulates
+//!   the OS lock and `MDRAR_EL1`, and UNDEFs what does not exist;
 //! * `ACTLR_EL1` (`HCR_EL2.TACR`): reads the vCPU's value, writes are ignored (its
 //!   bits are IMPLEMENTATION DEFINED and may change the physical core's behaviour);
 //! * data cache maintenance by set/way (`HCR_EL2.TSW`): DC ISW, CSW, CISW complete as
@@ -23,15 +22,14 @@ use crate::sysreg::{Feature, FeatureSet};
 
 /// What the crate does with one trapped access.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SysRegAction {
     /// A read answered with this value.
     Read(u64),
     /// A write the crate absorbs.
     Write,
-    /// A write of `MDSCR_EL1`, kept as the vCPU's value.
-    WriteMdscr(u64),
-    /// A write of `OSLAR_EL1`: the OS lock is now locked (`true`) or unlocked.
-    WriteOsLock(bool),
+    /// A debug register (op0 = 2): [`crate::debug::DebugSwitch`] decides.
+    Debug,
     /// A write of `CPACR_EL1`: the new real value (see [`cpacr_hw`]).
     WriteCpacr(u64),
     /// Not emulated: apply the trap policy.
@@ -92,28 +90,11 @@ pub const fn cpacr_hw(guest: u64, has: FeatureSet) -> u64 {
 /// `ACTLR_EL1` as every vCPU reads it: its bits are IMPLEMENTATION DEFINED.
 pub const ACTLR_EL1_VALUE: u64 = 0;
 
-/// `OSLSR_EL1` value: OSLM = 0b10 (OS lock implemented, bit 3), OSLK (bit 1) = the
-/// last value written to `OSLAR_EL1.OSLK`.
-pub const fn oslsr(locked: bool) -> u64 {
-    0b1000 | ((locked as u64) << 1)
-}
-
-/// The emulated debug state of a vCPU.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DebugState {
-    /// `MDSCR_EL1` as the guest wrote it.
-    pub mdscr: u64,
-    /// The OS lock (`OSLSR_EL1.OSLK`).
-    pub os_lock: bool,
-}
-
 /// What the emulation of one access needs besides the access.
 #[derive(Clone, Copy, Debug)]
 pub struct Context<'a> {
     /// The VM's ID view; `None` when the host answers ID registers.
     pub ids: Option<&'a IdRegisters>,
-    /// The emulated debug state.
-    pub debug: &'a DebugState,
     /// The vCPU's `ACTLR_EL1`.
     pub actlr: u64,
     /// The real `CPACR_EL1` (what a guest read returns is its visible part).
@@ -128,7 +109,7 @@ pub struct Context<'a> {
 
 /// Decides a trapped access.
 pub fn sysreg(reg: SysRegAddr, read: bool, value: u64, cx: &Context) -> SysRegAction {
-    let (ids, debug, actlr) = (cx.ids, cx.debug, cx.actlr);
+    let (ids, actlr) = (cx.ids, cx.actlr);
     if let Some(ids) = ids {
         if let Some(v) = ids.read(reg) {
             // The ID registers are read-only: an MSR to one is UNDEFINED.
@@ -139,15 +120,8 @@ pub fn sysreg(reg: SysRegAddr, read: bool, value: u64, cx: &Context) -> SysRegAc
             };
         }
     }
-    if reg.op0() == 2 && (reg.op1() == 0 || reg.op1() == 3) {
-        return match (reg, read) {
-            (MDSCR_EL1, true) => SysRegAction::Read(debug.mdscr),
-            (MDSCR_EL1, false) => SysRegAction::WriteMdscr(value),
-            (OSLSR_EL1, true) => SysRegAction::Read(oslsr(debug.os_lock)),
-            (OSLAR_EL1, false) => SysRegAction::WriteOsLock(value & 1 != 0),
-            (_, true) => SysRegAction::Read(0),
-            (_, false) => SysRegAction::Write,
-        };
+    if reg.op0() == 2 {
+        return SysRegAction::Debug;
     }
     if reg == ACTLR_EL1 {
         return if read {

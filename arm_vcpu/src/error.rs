@@ -4,7 +4,10 @@
 use core::fmt;
 
 /// An error returned to the host.
+///
+/// `#[non_exhaustive]`: later versions may add variants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum VCpuError {
     /// A configuration value is out of range; the string names it.
     InvalidConfig(&'static str),
@@ -30,13 +33,22 @@ pub enum VCpuError {
     NothingToComplete,
     /// A general-purpose register index above 30 (x31 is not a storable register).
     InvalidRegister(usize),
-    /// Only 64-bit (AArch64) EL1 guests are supported.
+    /// The frame asks for AArch32 state (SPSR.M\[4\] = 1) on a CPU that does not
+    /// implement AArch32 at EL0, or for a vCPU set up with `hide_aarch32_el0`. (EL1 is
+    /// always AArch64; AArch32 EL0 under it is supported.)
     Aarch32NotSupported,
     /// Not running at EL2 on a CPU with EL2, or not built for aarch64.
     NoHardwareSupport,
     /// A snapshot cannot be restored, or the restored vCPU cannot run on this core
     /// (`bind` after [`crate::Aarch64VCpu::restore`]).
     Snapshot(crate::snapshot::SnapshotError),
+    /// Interrupts were injected into the vCPU, but the core it is being bound to has no
+    /// usable GICv3 virtual CPU interface to deliver them through.
+    NoVirtualInterface,
+    /// `run()` on a vCPU that is powered off ([`crate::PowerState::Off`]: after its
+    /// PSCI CPU_OFF, SYSTEM_OFF or SYSTEM_RESET, or created powered off); call
+    /// [`crate::Aarch64VCpu::power_on`] first.
+    PoweredOff,
 }
 
 impl fmt::Display for VCpuError {
@@ -51,9 +63,14 @@ impl fmt::Display for VCpuError {
             Self::PendingCompletion => write!(f, "the last read exit has not been completed"),
             Self::NothingToComplete => write!(f, "no exit is waiting for completion"),
             Self::InvalidRegister(n) => write!(f, "x{n} is not a general-purpose register"),
-            Self::Aarch32NotSupported => write!(f, "AArch32 guests are not supported"),
+            Self::Aarch32NotSupported => write!(f, "AArch32 EL0 is not available to this vCPU"),
             Self::NoHardwareSupport => write!(f, "no EL2 virtualization support"),
             Self::Snapshot(e) => write!(f, "{e}"),
+            Self::NoVirtualInterface => write!(
+                f,
+                "interrupts are waiting but this core has no GICv3 virtual CPU interface"
+            ),
+            Self::PoweredOff => write!(f, "the vCPU is powered off"),
         }
     }
 }

@@ -7,6 +7,7 @@
 /// The exception class, `ESR_EL2.EC` (bits \[31:26\]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
+#[non_exhaustive]
 pub enum ExceptionClass {
     /// 0x00: unknown reason (e.g. an UNDEFINED instruction routed to EL2).
     Unknown = 0x00,
@@ -22,10 +23,14 @@ pub enum ExceptionClass {
     Ldc14 = 0x06,
     /// 0x07: access to SME, SVE, Advanced SIMD or floating point trapped by CPTR_EL2/CPACR.
     FpAccess = 0x07,
+    /// 0x08: trapped VMRS of an ID register, from AArch32 (`HCR_EL2.TID0/TID3`).
+    VmrsId = 0x08,
     /// 0x09: pointer authentication instruction trapped by HCR_EL2.API.
     PointerAuth = 0x09,
     /// 0x0A: LD64B/ST64B* trapped (FEAT_LS64, `HCRX_EL2.EnALS/EnAS0/EnASR` = 0).
     Ls64 = 0x0A,
+    /// 0x0C: trapped AArch32 MRRC to CP14.
+    Mrrc14 = 0x0C,
     /// 0x0E: illegal execution state.
     IllegalState = 0x0E,
     /// 0x11: SVC from AArch32.
@@ -88,8 +93,10 @@ impl ExceptionClass {
             0x05 => Self::Mcr14,
             0x06 => Self::Ldc14,
             0x07 => Self::FpAccess,
+            0x08 => Self::VmrsId,
             0x09 => Self::PointerAuth,
             0x0A => Self::Ls64,
+            0x0C => Self::Mrrc14,
             0x0E => Self::IllegalState,
             0x11 => Self::Svc32,
             0x12 => Self::Hvc32,
@@ -181,6 +188,7 @@ impl Syndrome {
 
 /// Kind of a stage-1/stage-2 fault, from the DFSC/IFSC field (ISS bits \[5:0\]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FaultStatus {
     /// Address size fault at the given level (0b0000LL).
     AddressSize(u8),

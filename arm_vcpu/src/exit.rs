@@ -100,6 +100,7 @@ impl SysRegAddr {
 
 /// What kind of stage-2 fault stopped the guest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Stage2Fault {
     /// No stage-2 mapping (translation fault) at the given level.
     Translation(u8),
@@ -123,7 +124,12 @@ impl Stage2Fault {
 }
 
 /// Why [`crate::Aarch64VCpu::run`] returned.
+///
+/// `#[non_exhaustive]`: a later version may report more kinds of exit, so a host's
+/// `match` ends with a catch-all arm (for instance one that stops the VM).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+#[must_use = "an exit says what the guest waits for: a read to complete, a PSCI call to answer"]
 pub enum VmExit {
     /// `HVC #imm` from AArch64 (EC 0x16). `args` are x0..x6; the PC already points
     /// after the HVC. Set results with `set_gpr`/`set_return_value` and call `run()`.
@@ -246,8 +252,10 @@ pub enum VmExit {
         /// `ESR_EL2`.
         esr: u64,
     },
-    /// Any other exception class (e.g. a trapped SVE or pointer-authentication use, an
-    /// AArch32 trap). The PC still points at the instruction.
+    /// Any other exception class (e.g. a trapped SVE or pointer-authentication use, or
+    /// an AArch32 EL0 coprocessor access the crate does not emulate — only with
+    /// `TrapPolicy::ExitToHost`; [`crate::aarch32`] decodes it). The PC still points at
+    /// the instruction.
     Unhandled {
         /// The raw `ESR_EL2`.
         esr: u64,
@@ -284,6 +292,7 @@ pub(crate) enum Pending {
 /// Extends a value loaded by an emulated MMIO read the way the load instruction
 /// would: truncate to the access width, sign-extend if SSE, and for a W destination
 /// clear bits \[63:32\] (writes to a W register zero-extend into the X register).
+#[must_use]
 pub const fn extend_load(
     value: u64,
     width: AccessWidth,

@@ -58,6 +58,8 @@ pub const ID_AFR0: usize = idx(1, 3);
 pub const ID_PFR2: usize = idx(3, 4);
 /// `ID_DFR1_EL1` (CRm 3, op2 5).
 pub const ID_DFR1: usize = idx(3, 5);
+/// End of the AArch32 ID registers (CRm 1..3) in [`index`] order.
+pub const AARCH32_ID_END: usize = idx(4, 0);
 /// `ID_AA64PFR0_EL1` (CRm 4, op2 0).
 pub const ID_AA64PFR0: usize = idx(4, 0);
 /// `ID_AA64PFR1_EL1`.
@@ -109,6 +111,14 @@ pub enum Rule {
     /// Reads as 0 unless the pointer-authentication keys are switched (they are on
     /// every CPU with FEAT_PAuth).
     HideUnlessPauth,
+    /// Reads as 0 when the setup hides AArch32 EL0
+    /// (`Aarch64VCpuSetupConfig::hide_aarch32_el0`): the AArch32 ID registers, as KVM
+    /// shows them to a VM without AArch32 (the architecture makes them UNKNOWN when no
+    /// Exception level implements AArch32; EL1 is AArch64-only here).
+    HideWithoutAarch32El0,
+    /// At most this value when the setup hides AArch32 EL0 (`ID_AA64PFR0_EL1.EL0`
+    /// 0b0010 becomes 0b0001, AArch64 only).
+    CapWithoutAarch32El0(u8),
 }
 
 /// One field of the ID view: register index, lowest bit, width, rule, name, reason.
@@ -161,6 +171,17 @@ const fn cap(reg: usize, lsb: u32, max: u8, name: &'static str, why: &'static st
     }
 }
 
+const fn a32(reg: usize, name: &'static str) -> ViewField {
+    ViewField {
+        reg,
+        lsb: 0,
+        width: 64,
+        rule: Rule::HideWithoutAarch32El0,
+        name,
+        why: "AArch32 ID register: 0 where the setup hides AArch32 EL0",
+    }
+}
+
 const fn pauth(reg: usize, lsb: u32, name: &'static str) -> ViewField {
     ViewField {
         reg,
@@ -192,6 +213,7 @@ pub const VIEW: &[ViewField] = &[
     whole(ID_AFR0, "ID_AFR0_EL1", "IMPLEMENTATION DEFINED"),
     h(ID_PFR2, 8, "ID_PFR2_EL1.RAS_frac", "error records trap"),
     whole(ID_DFR1, "ID_DFR1_EL1", "PMU (MTPMU, HPMN0) traps"),
+    ViewField { reg: ID_AA64PFR0, lsb: 0, width: 4, rule: Rule::CapWithoutAarch32El0(1), name: "ID_AA64PFR0_EL1.EL0", why: "AArch64 only where the setup hides AArch32 EL0 (its traps are then UNDEFINED)" },
     cap(ID_AA64PFR0, 4, 1, "ID_AA64PFR0_EL1.EL1", "HCR_EL2.RW = 1: EL1 is AArch64-only"),
     h(ID_AA64PFR0, 8, "ID_AA64PFR0_EL1.EL2", "no EL2 in the VM"),
     h(ID_AA64PFR0, 28, "ID_AA64PFR0_EL1.RAS", "error records trap (TERR); DISR_EL1 is switched as VDISR_EL2"),
@@ -218,6 +240,7 @@ pub const VIEW: &[ViewField] = &[
     whole(ID_AA64ZFR0, "ID_AA64ZFR0_EL1", "SVE traps"),
     whole(ID_AA64SMFR0, "ID_AA64SMFR0_EL1", "SME traps"),
     whole(ID_AA64FPFR0, "ID_AA64FPFR0_EL1", "FP8 not offered (FPMR)"),
+    cap(ID_AA64DFR0, 0, crate::debug::DEBUGVER_V8P8 as u8, "ID_AA64DFR0_EL1.DebugVer", "debug switched up to Armv8.8 (no FEAT_Debugv8p9 breakpoint banks, MDSELR_EL1)"),
     h(ID_AA64DFR0, 4, "ID_AA64DFR0_EL1.TraceVer", "trace unit traps (CPTR_EL2.TTA)"),
     h(ID_AA64DFR0, 8, "ID_AA64DFR0_EL1.PMUVer", "PMU traps (MDCR_EL2.TPM)"),
     h(ID_AA64DFR0, 32, "ID_AA64DFR0_EL1.PMSVer", "SPE traps (MDCR_EL2.TPMS, E2PB)"),
@@ -226,7 +249,7 @@ pub const VIEW: &[ViewField] = &[
     h(ID_AA64DFR0, 48, "ID_AA64DFR0_EL1.MTPMU", "PMU traps"),
     h(ID_AA64DFR0, 52, "ID_AA64DFR0_EL1.BRBE", "BRBE traps (fine-grained traps)"),
     h(ID_AA64DFR0, 60, "ID_AA64DFR0_EL1.HPMN0", "PMU traps"),
-    whole(ID_AA64DFR1, "ID_AA64DFR1_EL1", "debug/PMU extensions not offered"),
+    whole(ID_AA64DFR1, "ID_AA64DFR1_EL1", "debug/PMU extensions not offered: the extended breakpoint/watchpoint counts (BRPs, WRPs, CTX_CMPs, ABL_CMPs) too, so ID_AA64DFR0_EL1's counts, all switched, are the whole truth"),
     whole(ID_AA64DFR2, "ID_AA64DFR2_EL1", "debug extensions not offered"),
     whole(ID_AA64AFR0, "ID_AA64AFR0_EL1", "IMPLEMENTATION DEFINED"),
     whole(ID_AA64AFR1, "ID_AA64AFR1_EL1", "IMPLEMENTATION DEFINED"),
@@ -248,7 +271,70 @@ pub const VIEW: &[ViewField] = &[
     h(ID_AA64MMFR2, 24, "ID_AA64MMFR2_EL1.NV", "no nested virtualization"),
     whole(ID_AA64MMFR3, "ID_AA64MMFR3_EL1", "TCR2, SCTLR2, S1PIE, S1POE, AIE, D128 ... not offered (trapped by HCRX_EL2 or the fine-grained traps)"),
     whole(ID_AA64MMFR4, "ID_AA64MMFR4_EL1", "EL2 features"),
+    a32(idx(1, 0), "ID_PFR0_EL1"),
+    a32(idx(1, 1), "ID_PFR1_EL1"),
+    a32(idx(1, 2), "ID_DFR0_EL1"),
+    a32(idx(1, 3), "ID_AFR0_EL1"),
+    a32(idx(1, 4), "ID_MMFR0_EL1"),
+    a32(idx(1, 5), "ID_MMFR1_EL1"),
+    a32(idx(1, 6), "ID_MMFR2_EL1"),
+    a32(idx(1, 7), "ID_MMFR3_EL1"),
+    a32(idx(2, 0), "ID_ISAR0_EL1"),
+    a32(idx(2, 1), "ID_ISAR1_EL1"),
+    a32(idx(2, 2), "ID_ISAR2_EL1"),
+    a32(idx(2, 3), "ID_ISAR3_EL1"),
+    a32(idx(2, 4), "ID_ISAR4_EL1"),
+    a32(idx(2, 5), "ID_ISAR5_EL1"),
+    a32(idx(2, 6), "ID_MMFR4_EL1"),
+    a32(idx(2, 7), "ID_ISAR6_EL1"),
+    a32(idx(3, 0), "MVFR0_EL1"),
+    a32(idx(3, 1), "MVFR1_EL1"),
+    a32(idx(3, 2), "MVFR2_EL1"),
+    a32(idx(3, 3), "S3_0_C0_C3_3 (reserved)"),
+    a32(idx(3, 4), "ID_PFR2_EL1"),
+    a32(idx(3, 5), "ID_DFR1_EL1"),
+    a32(idx(3, 6), "ID_MMFR5_EL1"),
+    a32(idx(3, 7), "S3_0_C0_C3_7 (reserved)"),
 ];
+
+// The AArch32 ID registers are the first `AARCH32_ID_END` of the ID space.
+const _: () = assert!(AARCH32_ID_END == 24);
+
+/// One field rule applied to `v`, the value of register `f.reg` (`pauth_switched`:
+/// the pointer-authentication keys are switched; `no_aarch32_el0`: the setup hides
+/// AArch32 EL0).
+pub const fn apply(f: &ViewField, v: u64, pauth_switched: bool, no_aarch32_el0: bool) -> u64 {
+    const fn cap(v: u64, m: u64, lsb: u32, max: u8) -> u64 {
+        if (v & m) >> lsb > max as u64 {
+            (v & !m) | ((max as u64) << lsb)
+        } else {
+            v
+        }
+    }
+    let m = field_mask(f);
+    match f.rule {
+        Rule::Hide => v & !m,
+        Rule::HideUnlessPauth if !pauth_switched => v & !m,
+        Rule::HideWithoutAarch32El0 if no_aarch32_el0 => v & !m,
+        Rule::Cap(max) => cap(v, m, f.lsb, max),
+        Rule::CapWithoutAarch32El0(max) if no_aarch32_el0 => cap(v, m, f.lsb, max),
+        Rule::HideUnlessPauth | Rule::HideWithoutAarch32El0 | Rule::CapWithoutAarch32El0(_) => v,
+    }
+}
+
+/// The unconditional rules of [`VIEW`] ([`Rule::Hide`], [`Rule::Cap`]) applied to `v`,
+/// a host value of ID-space register `i` (what `crate::debug::id_view` shows).
+pub const fn view_of(i: usize, v: u64) -> u64 {
+    let mut v = v;
+    let mut k = 0;
+    while k < VIEW.len() {
+        if VIEW[k].reg == i && matches!(VIEW[k].rule, Rule::Hide | Rule::Cap(_)) {
+            v = apply(&VIEW[k], v, true, false);
+        }
+        k += 1;
+    }
+    v
+}
 
 const fn field_mask(f: &ViewField) -> u64 {
     if f.width >= 64 {
@@ -304,21 +390,32 @@ impl IdRegisters {
         let mut k = 0;
         while k < VIEW.len() {
             let f = &VIEW[k];
-            let m = field_mask(f);
-            let v = &mut regs[f.reg];
-            match f.rule {
-                Rule::Hide => *v &= !m,
-                Rule::HideUnlessPauth if !pauth_switched => *v &= !m,
-                Rule::HideUnlessPauth => {}
-                Rule::Cap(max) => {
-                    if (*v & m) >> f.lsb > max as u64 {
-                        *v = (*v & !m) | ((max as u64) << f.lsb);
-                    }
-                }
-            }
+            regs[f.reg] = apply(f, regs[f.reg], pauth_switched, false);
             k += 1;
         }
         Self { regs }
+    }
+
+    /// This view with AArch32 EL0 hidden (`Aarch64VCpuSetupConfig::hide_aarch32_el0`):
+    /// `ID_AA64PFR0_EL1.EL0` \[3:0\] = 0b0001 (AArch64 only) where it was 0b0010, and the
+    /// AArch32 ID registers (CRm 1..3: ID_PFR0 .. ID_MMFR5, MVFR0..2) zero, as KVM shows
+    /// them to a VM without AArch32 (the architecture makes them UNKNOWN when no EL
+    /// implements AArch32; EL1 is already AArch64-only here).
+    /// (The rows of [`VIEW`] with [`Rule::HideWithoutAarch32El0`] and
+    /// [`Rule::CapWithoutAarch32El0`].)
+    pub const fn without_aarch32_el0(mut self) -> Self {
+        let mut k = 0;
+        while k < VIEW.len() {
+            let f = &VIEW[k];
+            if matches!(
+                f.rule,
+                Rule::HideWithoutAarch32El0 | Rule::CapWithoutAarch32El0(_)
+            ) {
+                self.regs[f.reg] = apply(f, self.regs[f.reg], true, true);
+            }
+            k += 1;
+        }
+        self
     }
 
     /// The value a guest reads from `reg`, if `reg` is in the ID space.

@@ -39,6 +39,8 @@ pub struct CpuFeatures {
     pub mpidr: u64,
     /// FEAT_RAS (`ID_AA64PFR0_EL1.RAS != 0`): `VSESR_EL2` exists.
     pub ras: bool,
+    /// FEAT_AA32EL0 (`ID_AA64PFR0_EL1.EL0 == 0b0010`): EL0 can run AArch32.
+    pub aarch32_el0: bool,
     /// Every feature of the inventory's [`crate::sysreg::Feature`] this core has (from
     /// its whole ID space and `ICH_VTR_EL2`): what the trap composition, the switch
     /// list and the emulation follow.
@@ -77,6 +79,7 @@ impl CpuFeatures {
             pauth,
             gicv3: field(pfr0, 24) != 0,
             ras: field(pfr0, 28) != 0,
+            aarch32_el0: field(pfr0, 0) == 2,
             midr,
             mpidr: mpidr & MPIDR_AFFINITY_MASK,
             has: FeatureSet::EMPTY,
@@ -150,6 +153,10 @@ extern "C" fn __arm_vcpu_host_trap(kind: u64, frame: &mut HostTrapFrame) {
         2 => HostTrapKind::Fiq,
         _ => HostTrapKind::SError,
     };
+    // An UNDEFINED read in the crate's own register probe is not the host's.
+    if kind == HostTrapKind::Sync && crate::hw::debug::probe_fixup(frame) {
+        return;
+    }
     let ptr = HOST_TRAP_HANDLER.load(Ordering::Acquire);
     if ptr.is_null() {
         // No handler: nothing sensible can be done with a host fault; stop this core.
@@ -179,7 +186,15 @@ pub struct Aarch64PerCpu {
     /// VMID bits): a bind by another vCPU of the VM, or of another VM using the slot,
     /// invalidates the VMID's TLB entries on this core first.
     tlb_owner: [(u16, u64); TLB_OWNER_SLOTS],
+    /// Debug registers the core implements beyond what the ID registers say (probed).
+    debug_caps: crate::debug::DebugCaps,
     pub(crate) bound: bool,
+    /// [smccc] How the host's firmware is reached, what it answered, what this core
+    /// reports, and the SMCCC_ARCH_WORKAROUND_* decision guests get here.
+    firmware: crate::workaround::FirmwareConduit,
+    firmware_info: crate::workaround::FirmwareInfo,
+    speculation: crate::workaround::CpuSpeculation,
+    workarounds: crate::workaround::Workarounds,
 }
 
 /// Entries of [`Aarch64PerCpu`]'s VMID → last vCPU table.
@@ -199,21 +214,83 @@ impl Aarch64PerCpu {
                 midr: 0,
                 mpidr: 0,
                 ras: false,
+                aarch32_el0: false,
                 has: FeatureSet::EMPTY,
                 revidr: 0,
                 aidr: 0,
             },
             id_space: [0; crate::idregs::ID_SPACE_LEN],
-            vtr: crate::vgic::VtrInfo {
-                list_regs: 0,
-                pri_bits: 0,
-                id_bits: 0,
-            },
+            vtr: crate::vgic::VtrInfo::NONE,
             tlb_owner: [(0, 0); TLB_OWNER_SLOTS],
             saved_vbar: 0,
             saved_hcr: 0,
             host_mdcr: 0,
+            debug_caps: crate::debug::DebugCaps {
+                claim_bits: 0,
+                dtr: false,
+                mdccint: false,
+            },
             bound: false,
+            firmware: crate::workaround::FirmwareConduit::None,
+            firmware_info: crate::workaround::FirmwareInfo::NONE,
+            speculation: crate::workaround::CpuSpeculation::NONE,
+            workarounds: crate::workaround::Workarounds::UNKNOWN,
+        }
+    }
+
+    /// Says how this core reaches the host's firmware (PSCI / SMCCC services), which
+    /// [`Self::hardware_enable`] asks about the Spectre workarounds
+    /// ([`crate::workaround`]). Default [`FirmwareConduit::None`](crate::FirmwareConduit):
+    /// no call is made, and guests are offered no firmware workaround. Only before
+    /// `hardware_enable`.
+    pub fn set_firmware(&mut self, conduit: crate::workaround::FirmwareConduit) -> VCpuResult {
+        if self.enabled {
+            return Err(VCpuError::InvalidState {
+                op: "set_firmware",
+                state: "enabled",
+            });
+        }
+        self.firmware = conduit;
+        Ok(())
+    }
+
+    /// What the firmware answered at `hardware_enable` (raw values).
+    pub fn firmware_info(&self) -> &crate::workaround::FirmwareInfo {
+        &self.firmware_info
+    }
+
+    /// This core's speculation ID fields and `MIDR_EL1` (valid once enabled).
+    pub fn speculation(&self) -> &crate::workaround::CpuSpeculation {
+        &self.speculation
+    }
+
+    /// The SMCCC_ARCH_WORKAROUND_1/2/3 decision for guests on this core.
+    pub fn workarounds(&self) -> &crate::workaround::Workarounds {
+        &self.workarounds
+    }
+
+    /// Learns what the firmware implements and what this core needs, and decides what
+    /// guests get (`workaround`); turns a dynamic WORKAROUND_2 mitigation on for good.
+    #[cfg(target_arch = "aarch64")]
+    fn probe_workarounds(&mut self) {
+        use crate::idregs::{ID_AA64MMFR1, ID_AA64PFR0, ID_AA64PFR1};
+        use crate::workaround::{CpuSpeculation, FirmwareInfo, Workarounds, WORKAROUND_2};
+        let id = &self.id_space;
+        self.speculation = CpuSpeculation::from_id_registers(
+            id[ID_AA64PFR0],
+            id[ID_AA64PFR1],
+            id[ID_AA64MMFR1],
+            self.features.midr,
+        );
+        let conduit = self.firmware;
+        // The hypervisor's own calls use client ID 0.
+        let call = |f: u32, x1: u64| {
+            crate::hw::firmware_call(conduit, &[f as u64, x1, 0, 0, 0, 0, 0], 0)[0]
+        };
+        self.firmware_info = FirmwareInfo::discover(conduit, call);
+        self.workarounds = Workarounds::decide(&self.speculation, &self.firmware_info);
+        if self.workarounds.enable_wa2 {
+            call(WORKAROUND_2, 1);
         }
     }
 
@@ -241,6 +318,30 @@ impl Aarch64PerCpu {
     /// Turns on virtualization on the calling core: probes the features, saves the
     /// current `VBAR_EL2`/`HCR_EL2`, installs the crate's vectors and the host
     /// `HCR_EL2` (`HOST_HCR_EL2`). Must run on the core this state belongs to.
+    ///
+    /// Fails with [`VCpuError::NoHardwareSupport`] when not at EL2 (or not built for
+    /// aarch64), and with [`VCpuError::InvalidState`] if already enabled.
+    ///
+    /// ```no_run
+    /// use arm_vcpu::{Aarch64PerCpu, VCpuError};
+    ///
+    /// // Once on every physical core that will run vCPUs, at EL2, on that core.
+    /// let mut percpu = Aarch64PerCpu::new(0);
+    /// percpu.hardware_enable()?;
+    /// assert!(percpu.is_enabled());
+    /// let list_registers = percpu.vtr().list_regs; // GICv3 virtual interface
+    /// # let _ = list_registers;
+    /// # Ok::<(), VCpuError>(())
+    /// ```
+    ///
+    /// Where there is no EL2 (as on the build host), it says so:
+    ///
+    /// ```
+    /// # use arm_vcpu::{Aarch64PerCpu, VCpuError};
+    /// # if !arm_vcpu::has_hardware_support() {
+    /// assert_eq!(Aarch64PerCpu::new(0).hardware_enable(), Err(VCpuError::NoHardwareSupport));
+    /// # }
+    /// ```
     pub fn hardware_enable(&mut self) -> VCpuResult {
         if self.enabled {
             return Err(VCpuError::InvalidState {
@@ -258,6 +359,7 @@ impl Aarch64PerCpu {
             self.saved_hcr = crate::hw::hcr_el2();
             self.host_mdcr = crate::hw::mdcr_el2();
             self.id_space = crate::hw::read_id_space();
+            self.probe_workarounds();
             let mut vtr = 0;
             if self.features.gicv3 {
                 crate::hw::enable_icc_sre_el2();
@@ -268,6 +370,8 @@ impl Aarch64PerCpu {
             (self.features.revidr, self.features.aidr) = crate::hw::revidr_aidr();
             self.tlb_owner = [(0, 0); TLB_OWNER_SLOTS];
             crate::hw::install_vectors(crate::hw::vectors_address(), HOST_HCR_EL2);
+            // With the crate's vectors in place (they skip an UNDEFINED probe).
+            self.debug_caps = crate::hw::debug::probe();
         }
         self.enabled = true;
         Ok(())
@@ -312,6 +416,11 @@ impl Aarch64PerCpu {
     /// `MDCR_EL2` as the host had it (its HPMN field is kept for guests).
     pub(crate) fn host_mdcr(&self) -> u64 {
         self.host_mdcr
+    }
+
+    /// The probed debug registers (see `crate::debug::DebugCaps`).
+    pub(crate) fn debug_caps(&self) -> crate::debug::DebugCaps {
+        self.debug_caps
     }
 
     /// Fails unless this state is enabled and belongs to the calling core.

@@ -6,15 +6,16 @@
 //! |---|---|---|---|
 //! | general-purpose | [`Reg::X`]`(0..=30)`, [`Reg::SpEl0`], [`Reg::SpEl1`], [`Reg::Pc`], [`Reg::Pstate`] | 64 | `Pstate` is `SPSR_EL2` as the guest resumes with it; a value that is not an EL0/EL1 state is refused |
 //! | FP/SIMD | [`Reg::V`]`(0..=31)`, [`Reg::Fpcr`], [`Reg::Fpsr`] | 128 / 64 | the live registers while the guest's FP state is loaded |
-//! | system | [`Reg::Sys`]`(encoding)` | 64 | every register of the switch list ([`crate::context::SWITCHED`]) the host has, the emulated `MDSCR_EL1`/`OSLSR_EL1`, and the VM's ID registers (read-only) once it has been bound; EL2 controls the crate composes are read-only, `CNTVOFF_EL2` is the host's |
+//! | system | [`Reg::Sys`]`(encoding)` | 64 | every register of the switch list ([`crate::context::SWITCHED`]) the host has; the self-hosted debug state ([`crate::debug`]: `DBGBCR<n>`/`DBGBVR<n>`/`DBGWCR<n>`/`DBGWVR<n>_EL1` for as many as the VM's view has, `MDSCR_EL1`, `MDCCINT_EL1`, `OSDTRRX/TX_EL1`, the claim tags as `DBGCLAIMCLR_EL1`, `OSECCR_EL1`, the OS lock as `OSLSR_EL1`, `OSDLR_EL1`, `DBGPRCR_EL1`); the VM's ID registers (read-only) once it has been bound. EL2 controls the crate composes are read-only, `CNTVOFF_EL2` is the host's |
 //! | timer | [`Reg::VirtualCount`] | 64 | the guest's virtual count (`CNTVCT_EL0` as it reads it); writing it moves `CNTVOFF_EL2` |
 //! | virtual GIC | [`Reg::Vgic`]: [`VgicReg::Lr`], [`VgicReg::Ap0r`], [`VgicReg::Ap1r`], [`VgicReg::Vmcr`], [`VgicReg::Queued`] | 64 | as many as the core's `ICH_VTR_EL2` gives, when the vCPU uses the virtual CPU interface |
-//! | vCPU | [`Reg::Vcpu`]: [`VcpuReg::SErrorPending`], [`VcpuReg::Completion`] | 64 | a pending virtual SError; what the last exit left to complete |
+//! | vCPU | [`Reg::Vcpu`]: [`VcpuReg::SErrorPending`], [`VcpuReg::Completion`], [`VcpuReg::PowerState`] | 64 | a pending virtual SError; what the last exit left to complete; on / off / on-pending |
 //!
 //! Which system registers exist is not written here: the list is the switch list (one
 //! `macro_rules!` in `context.rs` generates it, the register fields and the load/save
-//! sequences), filtered by the host's features, plus the inventory's rows whose state
-//! the crate emulates ([`crate::sysreg::INVENTORY`]). A host test fails if the two and
+//! sequences), filtered by the host's features, plus the inventory's debug rows
+//! ([`crate::sysreg::INVENTORY`], treatment `LazyDebug` and the emulated OS lock) that
+//! hold state and exist in the VM's view. A host test fails if the two and
 //! [`reg_list`](crate::Aarch64VCpu::reg_list) disagree.
 //!
 //! Each register has a stable 64-bit ID ([`Reg::id`], [`Reg::from_id`]); the snapshot
@@ -44,13 +45,16 @@
 use core::fmt;
 
 use crate::context::{Aarch64ContextFrame, FpSimdState, GuestSystemRegisters, Kind, SWITCHED};
-use crate::emulate::{self, DebugState};
+use crate::debug::{self, DebugCaps, DebugReg, DebugSwitch, DebugView};
+use crate::emulate;
 use crate::exit::{AccessWidth, Pending, SysRegAddr};
 use crate::idregs::{self, IdRegisters};
+use crate::power::PowerState;
 use crate::smccc::{self, Conduit, Outcome, SmcForwardList};
 use crate::sysreg::{self, Emulation, FeatureSet, Treatment, INVENTORY};
 use crate::timer::{self, EmulatedTimer};
 use crate::vgic::{self, PendingQueue, VgicState, VtrInfo};
+use crate::workaround::Workarounds;
 
 /// One register (or piece of vCPU state) by identity. See the [module](self) table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -113,6 +117,9 @@ pub enum VcpuReg {
     /// What the last exit left for the host or the next entry to complete (see
     /// [`Completion`]), as [`Completion::encode`] packs it.
     Completion,
+    /// The PSCI power state as AFFINITY_INFO gives it: 0 on, 1 off, 2 on-pending
+    /// ([`PowerState`]).
+    PowerState,
 }
 
 /// Whether a register can be written.
@@ -206,7 +213,8 @@ impl Reg {
     /// PC 33, PSTATE 34), 2 FP/SIMD (V0..V31 = 0..31, FPCR 32, FPSR 33), 3 system
     /// (index = op0 << 14 | op1 << 11 | CRn << 7 | CRm << 3 | op2), 4 timer (0: the
     /// virtual count), 5 virtual GIC (LR n = n, AP0R n = 0x10 + n, AP1R n = 0x20 + n,
-    /// VMCR 0x30, queue entry n = 0x100 + n), 6 vCPU (0 SError pending, 1 completion).
+    /// VMCR 0x30, queue entry n = 0x100 + n), 6 vCPU (0 SError pending, 1 completion,
+    /// 2 power state).
     pub const fn id(self) -> u64 {
         let (size, class, index) = match self {
             Self::X(n) => (SIZE_64, class::CORE, n as u64),
@@ -236,6 +244,7 @@ impl Reg {
                 match v {
                     VcpuReg::SErrorPending => 0,
                     VcpuReg::Completion => 1,
+                    VcpuReg::PowerState => 2,
                 },
             ),
         };
@@ -280,6 +289,7 @@ impl Reg {
             }
             (class::VCPU, 0) => Self::Vcpu(VcpuReg::SErrorPending),
             (class::VCPU, 1) => Self::Vcpu(VcpuReg::Completion),
+            (class::VCPU, 2) => Self::Vcpu(VcpuReg::PowerState),
             _ => return Err(RegError::UnknownId(id)),
         };
         if r.id() & (0xf << SIZE_SHIFT) != size {
@@ -335,6 +345,7 @@ impl fmt::Display for Reg {
             Self::Vgic(VgicReg::Queued(n)) => write!(f, "queued interrupt {n}"),
             Self::Vcpu(VcpuReg::SErrorPending) => f.write_str("pending virtual SError"),
             Self::Vcpu(VcpuReg::Completion) => f.write_str("pending completion"),
+            Self::Vcpu(VcpuReg::PowerState) => f.write_str("power state"),
         }
     }
 }
@@ -368,20 +379,65 @@ pub(crate) enum SysKind {
     /// `CNTP_CTL_EL0` / `CNTP_CVAL_EL0`: switched with `passthrough_timer`, emulated
     /// otherwise.
     PhysTimer,
-    /// `MDSCR_EL1`: emulated, kept per vCPU.
-    Mdscr,
-    /// `OSLSR_EL1`: the emulated OS lock (OSLK, bit 1, writable).
-    OsLock,
+    /// Self-hosted debug state ([`crate::debug`]): switched lazily, or emulated (the
+    /// OS lock).
+    Debug(DebugReg),
     /// The VM's ID view: read-only.
     IdView,
 }
 
-/// How the crate treats `a` for register access, if it is state of a vCPU on a host
-/// with `has`. Derived from the switch list ([`Kind`], [`crate::context::Gate`]) and
-/// the inventory's treatment: no register is named here except `CNTVOFF_EL2`.
-pub(crate) fn sys_kind(a: SysRegAddr, has: FeatureSet, ids_known: bool) -> Option<SysKind> {
+/// Whether debug register `r` holds state of its own (not a constant, a view of
+/// another register, a write-only or side-effect register).
+pub(crate) const fn debug_state(r: DebugReg) -> bool {
+    matches!(
+        r,
+        DebugReg::Bvr(_)
+            | DebugReg::Bcr(_)
+            | DebugReg::Wvr(_)
+            | DebugReg::Wcr(_)
+            | DebugReg::Mdscr
+            | DebugReg::Mdccint
+            | DebugReg::OsDtrRx
+            | DebugReg::OsDtrTx
+            | DebugReg::OsEccr
+            | DebugReg::ClaimClr
+            | DebugReg::OsLsr
+            | DebugReg::OsDlr
+            | DebugReg::DbgPrcr
+    )
+}
+
+/// Whether inventory row `row` is a debug register with state (treatment `LazyDebug`,
+/// or the emulated OS lock).
+fn debug_row(row: &sysreg::SysReg) -> Option<DebugReg> {
+    if row.first != row.last
+        || !matches!(
+            row.treat,
+            Treatment::LazyDebug | Treatment::Emulated(Emulation::OsLock)
+        )
+    {
+        return None;
+    }
+    DebugReg::decode(row.first).filter(|r| debug_state(*r))
+}
+
+/// Whether the VM has debug register `r` (as [`DebugSwitch::exists`]; `OSDLR_EL1`
+/// holds state only with FEAT_DoubleLock).
+fn debug_exists(r: DebugReg, shape: &Shape) -> bool {
+    let sw = DebugSwitch {
+        view: shape.debug,
+        caps: shape.caps,
+        ..DebugSwitch::default()
+    };
+    sw.exists(r) && (r != DebugReg::OsDlr || shape.debug.double_lock)
+}
+
+/// How the crate treats `a` for register access, if it is state of a vCPU of `shape`.
+/// Derived from the switch list ([`Kind`], [`crate::context::Gate`]) and the
+/// inventory's treatment: no register is named here except `CNTVOFF_EL2`.
+pub(crate) fn sys_kind(a: SysRegAddr, shape: &Shape, ids_known: bool) -> Option<SysKind> {
     if let Some(s) = SWITCHED.iter().find(|s| s.addr == a) {
-        if !s.gate.on(has) {
+        if !s.gate.on(shape.has) {
             return None;
         }
         let treat = sysreg::lookup(a).map(|r| r.treat);
@@ -396,31 +452,14 @@ pub(crate) fn sys_kind(a: SysRegAddr, has: FeatureSet, ids_known: bool) -> Optio
     if idregs::index(a).is_some() {
         return ids_known.then_some(SysKind::IdView);
     }
-    let row = sysreg::lookup(a)?;
-    if row.first != row.last || !row.access.readable() {
-        return None;
-    }
-    match row.treat {
-        Treatment::Emulated(Emulation::Mdscr) => Some(SysKind::Mdscr),
-        Treatment::Emulated(Emulation::OsLock) => Some(SysKind::OsLock),
-        _ => None,
-    }
-}
-
-/// The inventory rows whose state [`SysKind::Mdscr`] / [`SysKind::OsLock`] keep.
-fn emulated_state(row: &sysreg::SysReg) -> bool {
-    row.first == row.last
-        && row.access.readable()
-        && matches!(
-            row.treat,
-            Treatment::Emulated(Emulation::Mdscr | Emulation::OsLock)
-        )
+    let r = debug_row(sysreg::lookup(a)?)?;
+    debug_exists(r, shape).then_some(SysKind::Debug(r))
 }
 
 /// Whether `r`'s access (in a vCPU of `shape`).
 pub(crate) fn access(r: Reg, shape: &Shape) -> Access {
     match r {
-        Reg::Sys(a) => match sys_kind(a, shape.has, true) {
+        Reg::Sys(a) => match sys_kind(a, shape, true) {
             Some(SysKind::Control | SysKind::IdView) => Access::ReadOnly,
             _ => Access::ReadWrite,
         },
@@ -432,14 +471,8 @@ pub(crate) fn access(r: Reg, shape: &Shape) -> Access {
 pub(crate) fn in_snapshot(r: Reg, shape: &Shape) -> bool {
     match r {
         Reg::Sys(a) => matches!(
-            sys_kind(a, shape.has, false),
-            Some(
-                SysKind::Switched
-                    | SysKind::Cpacr
-                    | SysKind::PhysTimer
-                    | SysKind::Mdscr
-                    | SysKind::OsLock
-            )
+            sys_kind(a, shape, false),
+            Some(SysKind::Switched | SysKind::Cpacr | SysKind::PhysTimer | SysKind::Debug(_))
         ),
         _ => true,
     }
@@ -616,7 +649,8 @@ impl Completion {
             Self::Psci { conduit } => {
                 let g = &f.gpr;
                 let args = [g[0], g[1], g[2], g[3], g[4], g[5], g[6]];
-                match smccc::dispatch(conduit, 0, &args, &SmcForwardList::default()) {
+                let none = SmcForwardList::default();
+                match smccc::dispatch(conduit, 0, &args, &none, &Workarounds::UNKNOWN) {
                     Outcome::Request(request) => Pending::Psci {
                         request,
                         advance: if conduit == Conduit::Smc { 4 } else { 0 },
@@ -639,6 +673,10 @@ pub(crate) struct Shape {
     pub vtr: VtrInfo,
     /// The EL1 physical timer is passed through (switched) rather than emulated.
     pub passthrough_timer: bool,
+    /// The VM's debug view (breakpoint and watchpoint counts, double lock).
+    pub debug: DebugView,
+    /// The debug registers the core implements beyond what ID registers say.
+    pub caps: DebugCaps,
 }
 
 /// Where the virtual count comes from.
@@ -655,7 +693,8 @@ pub(crate) struct Parts<'a> {
     pub frame: &'a Aarch64ContextFrame,
     pub fp: &'a FpSimdState,
     pub sys: &'a GuestSystemRegisters,
-    pub debug: &'a DebugState,
+    pub dbg: &'a DebugSwitch,
+    pub power: &'a PowerState,
     pub vgic: &'a VgicState,
     pub queue: &'a PendingQueue,
     pub ptimer: &'a EmulatedTimer,
@@ -672,7 +711,8 @@ pub(crate) struct PartsMut<'a> {
     pub frame: &'a mut Aarch64ContextFrame,
     pub fp: &'a mut FpSimdState,
     pub sys: &'a mut GuestSystemRegisters,
-    pub debug: &'a mut DebugState,
+    pub dbg: &'a mut DebugSwitch,
+    pub power: &'a mut PowerState,
     pub vgic: &'a mut VgicState,
     pub queue: &'a mut PendingQueue,
     pub ptimer: &'a mut EmulatedTimer,
@@ -716,7 +756,7 @@ pub(crate) fn get(p: &Parts<'_>, r: Reg) -> Result<u128, RegError> {
         Reg::V(n @ 0..=31) => return Ok(p.fp.v[n as usize]),
         Reg::Fpcr => p.fp.fpcr,
         Reg::Fpsr => p.fp.fpsr,
-        Reg::Sys(a) => match sys_kind(a, p.shape.has, p.ids.is_some()) {
+        Reg::Sys(a) => match sys_kind(a, &p.shape, p.ids.is_some()) {
             Some(SysKind::Switched | SysKind::Control | SysKind::HostOffset) => {
                 p.sys.by_addr(a).ok_or(RegError::Unknown(r))?
             }
@@ -725,8 +765,7 @@ pub(crate) fn get(p: &Parts<'_>, r: Reg) -> Result<u128, RegError> {
                 p.sys.by_addr(a).ok_or(RegError::Unknown(r))?
             }
             Some(SysKind::PhysTimer) => p.ptimer.read(a, p.now),
-            Some(SysKind::Mdscr) => p.debug.mdscr,
-            Some(SysKind::OsLock) => emulate::oslsr(p.debug.os_lock),
+            Some(SysKind::Debug(d)) => debug_get(p.dbg, d),
             Some(SysKind::IdView) => match p.ids.and_then(|i| i.read(a)) {
                 Some(v) => v,
                 None => return Err(RegError::Unknown(r)),
@@ -746,9 +785,90 @@ pub(crate) fn get(p: &Parts<'_>, r: Reg) -> Result<u128, RegError> {
         },
         Reg::Vcpu(VcpuReg::SErrorPending) => (p.sys.hcr_el2 & HCR_VSE != 0) as u64,
         Reg::Vcpu(VcpuReg::Completion) => Completion::of(p.pending).encode(),
+        Reg::Vcpu(VcpuReg::PowerState) => p.power.affinity_info() as u64,
         _ => return Err(RegError::Unknown(r)),
     };
     Ok(v as u128)
+}
+
+/// A debug register's value in `d` (the vCPU's copy).
+pub(crate) fn debug_get(d: &DebugSwitch, r: DebugReg) -> u64 {
+    let (g, os) = (&d.guest, &d.os);
+    let at = |a: &[u64; debug::MAX_POINTS], n: u8| a.get(n as usize).copied().unwrap_or(0);
+    match r {
+        DebugReg::Bvr(n) => at(&g.bvr, n),
+        DebugReg::Bcr(n) => at(&g.bcr, n),
+        DebugReg::Wvr(n) => at(&g.wvr, n),
+        DebugReg::Wcr(n) => at(&g.wcr, n),
+        DebugReg::Mdscr => g.mdscr,
+        DebugReg::Mdccint => g.mdccint,
+        DebugReg::OsDtrRx => g.dtrrx,
+        DebugReg::OsDtrTx => g.dtrtx,
+        DebugReg::ClaimClr => g.claim,
+        DebugReg::OsEccr => os.oseccr,
+        DebugReg::OsLsr => debug::oslsr(os.locked),
+        DebugReg::OsDlr => os.double_lock as u64,
+        DebugReg::DbgPrcr => os.core_npdrq as u64,
+        _ => 0,
+    }
+}
+
+/// Writes a debug register of `d` (the vCPU's copy); `false` for a value it cannot
+/// hold (32-bit registers, claim tags the core lacks, OS lock bits other than OSLK).
+pub(crate) fn debug_set(d: &mut DebugSwitch, r: DebugReg, v: u64) -> bool {
+    let caps = d.caps;
+    let (g, os) = (&mut d.guest, &mut d.os);
+    let at = |a: &mut [u64; debug::MAX_POINTS], n: u8, v: u64| match a.get_mut(n as usize) {
+        Some(slot) => {
+            *slot = v;
+            true
+        }
+        None => false,
+    };
+    let u32_only = v <= u32::MAX as u64;
+    match r {
+        DebugReg::Bvr(n) => at(&mut g.bvr, n, v),
+        DebugReg::Bcr(n) => at(&mut g.bcr, n, v),
+        DebugReg::Wvr(n) => at(&mut g.wvr, n, v),
+        DebugReg::Wcr(n) => at(&mut g.wcr, n, v),
+        DebugReg::Mdscr => {
+            g.mdscr = v;
+            true
+        }
+        DebugReg::Mdccint => {
+            g.mdccint = v;
+            true
+        }
+        DebugReg::OsDtrRx if u32_only => {
+            g.dtrrx = v;
+            true
+        }
+        DebugReg::OsDtrTx if u32_only => {
+            g.dtrtx = v;
+            true
+        }
+        DebugReg::ClaimClr if v & !caps.claim_bits == 0 => {
+            g.claim = v;
+            true
+        }
+        DebugReg::OsEccr if u32_only => {
+            os.oseccr = v;
+            true
+        }
+        DebugReg::OsLsr if v == debug::oslsr(v & OSLSR_OSLK != 0) => {
+            os.locked = v & OSLSR_OSLK != 0;
+            true
+        }
+        DebugReg::OsDlr if v <= 1 => {
+            os.double_lock = v == 1;
+            true
+        }
+        DebugReg::DbgPrcr if v <= 1 => {
+            os.core_npdrq = v == 1;
+            true
+        }
+        _ => false,
+    }
 }
 
 /// Whether a list register value is one the crate may load: an invalid (free) entry,
@@ -785,7 +905,7 @@ pub(crate) fn set(p: &mut PartsMut<'_>, r: Reg, value: u128) -> Result<(), RegEr
         Reg::V(n @ 0..=31) => p.fp.v[n as usize] = value,
         Reg::Fpcr => p.fp.fpcr = v,
         Reg::Fpsr => p.fp.fpsr = v,
-        Reg::Sys(a) => match sys_kind(a, p.shape.has, p.ids_known) {
+        Reg::Sys(a) => match sys_kind(a, &p.shape, p.ids_known) {
             Some(SysKind::Switched | SysKind::HostOffset) => {
                 *p.sys.by_addr_mut(a).ok_or(RegError::Unknown(r))? = v
             }
@@ -802,13 +922,10 @@ pub(crate) fn set(p: &mut PartsMut<'_>, r: Reg, value: u128) -> Result<(), RegEr
                 };
                 p.ptimer.write(a, v, p.now)
             }
-            Some(SysKind::Mdscr) => p.debug.mdscr = v,
-            Some(SysKind::OsLock) => {
-                let lock = v & OSLSR_OSLK != 0;
-                if v != emulate::oslsr(lock) {
+            Some(SysKind::Debug(d)) => {
+                if !debug_set(p.dbg, d, v) {
                     return Err(RegError::InvalidValue(r));
                 }
-                p.debug.os_lock = lock;
             }
             Some(SysKind::Control | SysKind::IdView) => return Err(RegError::ReadOnly(r)),
             None => return Err(RegError::Unknown(r)),
@@ -848,6 +965,14 @@ pub(crate) fn set(p: &mut PartsMut<'_>, r: Reg, value: u128) -> Result<(), RegEr
                 .and_then(|c| c.pending(p.frame))
                 .ok_or(RegError::InvalidValue(r))?;
         }
+        Reg::Vcpu(VcpuReg::PowerState) => {
+            *p.power = match v {
+                0 => PowerState::On,
+                1 => PowerState::Off,
+                2 => PowerState::OnPending,
+                _ => return Err(RegError::InvalidValue(r)),
+            }
+        }
         _ => return Err(RegError::Unknown(r)),
     }
     Ok(())
@@ -877,7 +1002,7 @@ const VGIC_START: usize = TIMER_START + 1;
 /// LRs, AP0Rs, AP1Rs, VMCR, queue.
 const VGIC_N: usize = vgic::MAX_LRS + 4 + 4 + 1 + vgic::QUEUE_LEN;
 const VCPU_START: usize = VGIC_START + VGIC_N;
-const VCPU_N: usize = 2;
+const VCPU_N: usize = 3;
 const LIST_END: usize = VCPU_START + VCPU_N;
 
 /// The most registers a vCPU can have (an upper bound of [`RegList`]'s length).
@@ -890,15 +1015,16 @@ pub const MAX_REGS: usize = CORE_N
     + VGIC_N
     + VCPU_N;
 
+/// Inventory rows that may be debug state (an upper bound: which exist depends on the
+/// VM's view).
 const fn emulated_state_count() -> usize {
     let (mut i, mut n) = (0, 0);
     while i < INVENTORY.len() {
         let r = &INVENTORY[i];
         if sysreg::key(r.first) == sysreg::key(r.last)
-            && r.access.readable()
             && matches!(
                 r.treat,
-                Treatment::Emulated(Emulation::Mdscr | Emulation::OsLock)
+                Treatment::LazyDebug | Treatment::Emulated(Emulation::OsLock)
             )
         {
             n += 1;
@@ -939,7 +1065,9 @@ impl RegList {
         }
         if i < ID_START {
             let row = &INVENTORY[i - EMU_START];
-            return emulated_state(row).then_some(Reg::Sys(row.first));
+            return debug_row(row)
+                .filter(|d| debug_exists(*d, s))
+                .map(|_| Reg::Sys(row.first));
         }
         if i < TIMER_START {
             return self
@@ -967,6 +1095,7 @@ impl RegList {
         match i - VCPU_START {
             0 => Some(Reg::Vcpu(VcpuReg::SErrorPending)),
             1 => Some(Reg::Vcpu(VcpuReg::Completion)),
+            2 => Some(Reg::Vcpu(VcpuReg::PowerState)),
             _ => None,
         }
     }

@@ -2,6 +2,8 @@
 //! made through HVC or SMC into what the crate answers itself, what the host must
 //! complete, and what is forwarded to EL3. Pure functions, tested on the host.
 
+use crate::workaround::{CallAction, Workaround, Workarounds};
+
 /// Return codes shared by SMCCC and PSCI (as signed 32-bit values in w0/x0).
 pub mod ret {
     /// SUCCESS.
@@ -83,6 +85,52 @@ pub const PSCI_VERSION_1_1: u32 = 0x0001_0001;
 /// MIGRATE_INFO_TYPE: 2 = no Trusted OS, migration not required.
 pub const MIGRATE_INFO_TYPE_NONE: u32 = 2;
 
+/// The `power_state` format of CPU_SUSPEND (PSCI, DEN 0022, 5.4.2), announced to the
+/// guest by bit 1 of PSCI_FEATURES(CPU_SUSPEND).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PowerStateFormat {
+    /// StateID \[15:0\], StateType \[16\] (1 = powerdown), PowerLevel \[25:24\];
+    /// bits \[31:26\] and \[23:17\] reserved, must be zero.
+    Original,
+    /// StateID \[27:0\], StateType \[30\]; bits \[31\] and \[29:28\] reserved, must be zero.
+    Extended,
+}
+
+/// The format this crate uses (and announces in PSCI_FEATURES(CPU_SUSPEND)).
+pub const POWER_STATE_FORMAT: PowerStateFormat = PowerStateFormat::Original;
+
+impl PowerStateFormat {
+    /// The bits of `power_state` that must be zero.
+    pub const fn reserved_bits(self) -> u32 {
+        match self {
+            Self::Original => 0xfc00_0000 | 0x00fe_0000,
+            Self::Extended => 0x8000_0000 | 0x3000_0000,
+        }
+    }
+
+    /// PSCI_FEATURES(CPU_SUSPEND) flags: bit 1 = extended format; bit 0 = OS-initiated
+    /// mode (not offered: platform-coordinated only).
+    pub const fn feature_flags(self) -> i32 {
+        match self {
+            Self::Original => 0,
+            Self::Extended => 1 << 1,
+        }
+    }
+
+    /// Whether `power_state` is valid in this format and names the only state this
+    /// crate offers: a standby (StateType 0) of the core (PowerLevel 0 in the original
+    /// format). The StateID is not interpreted: any value names that standby state.
+    pub const fn is_valid_standby(self, power_state: u32) -> bool {
+        if power_state & self.reserved_bits() != 0 {
+            return false;
+        }
+        match self {
+            Self::Original => power_state & (1 << 16) == 0 && (power_state >> 24) & 3 == 0,
+            Self::Extended => power_state & (1 << 30) == 0,
+        }
+    }
+}
+
 /// Which instruction made the call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Conduit {
@@ -97,6 +145,7 @@ pub enum Conduit {
 /// the crate can (affinity fields, alignment, power state); the host checks what only
 /// it knows (which vCPUs exist, which addresses are guest memory).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PsciRequest {
     /// CPU_ON: start the vCPU whose MPIDR is `target_mpidr` at `entry` (EL1, MMU off)
     /// with x0 = `context_id`. Results: SUCCESS, INVALID_PARAMETERS (no such vCPU),
@@ -132,6 +181,7 @@ pub enum PsciRequest {
 
 impl PsciRequest {
     /// Whether `result` is a value PSCI allows this call to return.
+    #[must_use]
     pub const fn allows(&self, result: i32) -> bool {
         use ret::*;
         match self {
@@ -172,6 +222,7 @@ impl SmcForwardList {
 
     /// Adds the range `first..=last`; `None` if the list is full (4 ranges) or the
     /// range is backwards.
+    #[must_use]
     pub const fn with(mut self, first: u32, last: u32) -> Option<Self> {
         if self.len == self.ranges.len() || first > last {
             return None;
@@ -196,6 +247,7 @@ impl SmcForwardList {
 
 /// What happens to one SMCCC call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Outcome {
     /// The crate answers: these go to x0..x3, the guest resumes.
     Answer([u64; 4]),
@@ -203,6 +255,9 @@ pub enum Outcome {
     Request(PsciRequest),
     /// Forward to EL3 (SMC conduit, allow-listed function ID).
     Forward,
+    /// A workaround the firmware implements and this core needs: the crate calls it
+    /// (function ID only, through the host's firmware conduit) and returns x0–x3 = 0.
+    Workaround(Workaround),
     /// Not a call the crate handles: a hypercall exit to the host (HVC conduit only).
     Host,
 }
@@ -234,8 +289,15 @@ const fn arg(fid: u32, x: u64) -> u64 {
 }
 
 /// Decides what to do with a call. `x` holds x0..x6 at the time of the call, `imm` the
-/// HVC/SMC immediate (SMCCC calls use 0).
-pub fn dispatch(conduit: Conduit, imm: u16, x: &[u64; 7], forward: &SmcForwardList) -> Outcome {
+/// HVC/SMC immediate (SMCCC calls use 0); `workarounds` is the decision for the core
+/// the vCPU runs on.
+pub fn dispatch(
+    conduit: Conduit,
+    imm: u16,
+    x: &[u64; 7],
+    forward: &SmcForwardList,
+    workarounds: &Workarounds,
+) -> Outcome {
     let fid = x[0] as u32;
     if imm != 0 {
         // Not an SMCCC call. An HVC with another immediate is the host's business.
@@ -245,7 +307,7 @@ pub fn dispatch(conduit: Conduit, imm: u16, x: &[u64; 7], forward: &SmcForwardLi
         };
     }
     match owner(fid) {
-        0 if fid & (1 << 31) != 0 => arch_call(fid, x),
+        0 if fid & (1 << 31) != 0 => arch_call(fid, x, workarounds),
         4 if fid & 0xffff <= 0x1f && fid & 0x00ff_0000 == 0 && fid & (1 << 31) != 0 => {
             psci_call(fid, x)
         }
@@ -258,17 +320,26 @@ pub fn dispatch(conduit: Conduit, imm: u16, x: &[u64; 7], forward: &SmcForwardLi
 }
 
 /// Arm architecture calls (owner 0).
-const fn arch_call(fid: u32, x: &[u64; 7]) -> Outcome {
+const fn arch_call(fid: u32, x: &[u64; 7], workarounds: &Workarounds) -> Outcome {
     match fid {
         fid::SMCCC_VERSION => answer(SMCCC_VERSION_1_1 as i64),
         fid::SMCCC_ARCH_FEATURES => match x[1] as u32 {
             // ARCH_FEATURES itself and SMCCC_VERSION are implemented.
             fid::SMCCC_ARCH_FEATURES | fid::SMCCC_VERSION => answer(ret::SUCCESS as i64),
-            // The crate does not implement the firmware mitigations, and says so:
-            // the guest must not rely on these calls.
-            _ => not_supported(),
+            // The workarounds: as decided for this core (`workaround`).
+            queried => match Workaround::from_fid(queried) {
+                Some(w) => answer(workarounds.get(w).features_answer() as i64),
+                // SOC_ID and anything else.
+                None => not_supported(),
+            },
         },
-        _ => not_supported(),
+        _ => match Workaround::from_fid(fid) {
+            Some(w) => match workarounds.get(w).call() {
+                CallAction::Forward => Outcome::Workaround(w),
+                CallAction::Return(x0) => answer(x0 as i64),
+            },
+            None => not_supported(),
+        },
     }
 }
 
@@ -277,10 +348,10 @@ const fn psci_call(fid: u32, x: &[u64; 7]) -> Outcome {
     match fid {
         fid::PSCI_VERSION => answer(PSCI_VERSION_1_1 as i64),
         fid::CPU_SUSPEND_32 | fid::CPU_SUSPEND_64 => {
-            let power_state = arg(fid, x[1]) as u32;
-            // Original power_state format: StateType bit 16 (0 = standby), PowerLevel
-            // bits [25:24]. Only a level-0 standby state is offered.
-            if power_state & (1 << 16) != 0 || (power_state >> 24) & 3 != 0 {
+            // power_state is a uint32 in both the SMC32 and SMC64 forms.
+            let power_state = x[1] as u32;
+            // Only a standby state of the core is offered; reserved bits must be zero.
+            if !POWER_STATE_FORMAT.is_valid_standby(power_state) {
                 answer(ret::INVALID_PARAMETERS as i64)
             } else {
                 Outcome::Request(PsciRequest::CpuSuspend { power_state })
@@ -324,13 +395,13 @@ const fn psci_call(fid: u32, x: &[u64; 7]) -> Outcome {
     }
 }
 
-/// PSCI_FEATURES: 0 for implemented functions (for CPU_SUSPEND: bit 1 = 0, the original
-/// power_state format; bit 0 = 0, platform-coordinated mode only), NOT_SUPPORTED else.
+/// PSCI_FEATURES: 0 for implemented functions (for CPU_SUSPEND: the flags of
+/// [`POWER_STATE_FORMAT`]: bit 1 = 0, the original power_state format; bit 0 = 0,
+/// platform-coordinated mode only), NOT_SUPPORTED else.
 pub const fn psci_features(queried: u32) -> i32 {
     match queried {
+        fid::CPU_SUSPEND_32 | fid::CPU_SUSPEND_64 => POWER_STATE_FORMAT.feature_flags(),
         fid::PSCI_VERSION
-        | fid::CPU_SUSPEND_32
-        | fid::CPU_SUSPEND_64
         | fid::CPU_OFF
         | fid::CPU_ON_32
         | fid::CPU_ON_64

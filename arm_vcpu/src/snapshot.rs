@@ -58,9 +58,10 @@
 use core::fmt;
 
 use crate::context::{Aarch64ContextFrame, FpSimdState, GuestSystemRegisters, SWITCHED};
-use crate::emulate::DebugState;
+use crate::debug::{DebugCaps, DebugSwitch, DebugView};
 use crate::exit::{Pending, SysRegAddr};
 use crate::idregs::{self, IdRegisters};
+use crate::power::PowerState;
 use crate::reg::{self, Count, Parts, PartsMut, Reg, RegError, RegList, Shape};
 use crate::sysreg::{Feature, FeatureSet, FEATURES};
 use crate::timer::EmulatedTimer;
@@ -71,12 +72,19 @@ pub const MAGIC: [u8; 8] = *b"AVCPUSNP";
 /// The byte format's version this crate writes and reads.
 pub const FORMAT_VERSION: u16 = 1;
 /// Header length of format version 1.
-pub const HEADER_LEN: usize = 40;
+pub const HEADER_LEN: usize = 48;
 
 /// Header flag: the VM's ID registers are in the records (the vCPU had been bound).
 const FLAG_IDS: u8 = 1 << 0;
 /// Header flag: the EL1 physical timer was passed through.
 const FLAG_PTIMER: u8 = 1 << 1;
+/// Header flag: the VM's view has FEAT_DoubleLock (`OSDLR_EL1.DLK` is state).
+const FLAG_DOUBLE_LOCK: u8 = 1 << 2;
+/// Header flag: the core has `OSDTRRX_EL1`/`OSDTRTX_EL1`.
+const FLAG_DTR: u8 = 1 << 3;
+/// Header flag: the core has `MDCCINT_EL1`.
+const FLAG_MDCCINT: u8 = 1 << 4;
+const FLAGS: u8 = FLAG_IDS | FLAG_PTIMER | FLAG_DOUBLE_LOCK | FLAG_DTR | FLAG_MDCCINT;
 
 /// Why a snapshot cannot be read, written or restored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,8 +147,8 @@ pub enum Incompatibility {
         /// The core's list registers.
         core: u8,
     },
-    /// The virtual CPU interface has another number of priority bits (the active
-    /// priority registers and VMCR's fields would mean something else).
+    /// The virtual CPU interface has another number of priority or preemption bits
+    /// (the active priority registers and VMCR's fields would mean something else).
     PriorityBits {
         /// In the snapshot.
         snapshot: u8,
@@ -152,6 +160,9 @@ pub enum Incompatibility {
     /// The snapshot holds interrupts (in list registers or queued) and the vCPU has no
     /// usable virtual CPU interface on the core.
     VirtualInterface,
+    /// A debug register that holds a value (claim tags, `OSDTRRX/TX_EL1`,
+    /// `MDCCINT_EL1`) is not implemented by the core.
+    DebugRegister,
 }
 
 impl fmt::Display for SnapshotError {
@@ -199,7 +210,10 @@ impl fmt::Display for Incompatibility {
                 "{snapshot} virtual priority bits in the snapshot, {core} here"
             ),
             Self::IntidBits => f.write_str("virtual INTIDs too narrow"),
-            Self::VirtualInterface => f.write_str("virtual CPU interface use differs"),
+            Self::VirtualInterface => {
+                f.write_str("interrupts in flight and no virtual CPU interface")
+            }
+            Self::DebugRegister => f.write_str("a debug register in use is not implemented here"),
         }
     }
 }
@@ -229,6 +243,9 @@ pub(crate) struct Requirements {
     pub wide_intids: bool,
     /// Interrupts are queued.
     pub queued: bool,
+    /// Debug registers beyond the ID registers' that hold values (claim tags in use,
+    /// DTR or MDCCINT non-zero).
+    pub debug_in_use: DebugCaps,
 }
 
 impl Requirements {
@@ -239,6 +256,7 @@ impl Requirements {
         has: FeatureSet,
         ids: &IdRegisters,
         vtr: &VtrInfo,
+        caps: &DebugCaps,
     ) -> Result<(), Incompatibility> {
         if let Some(mine) = &self.ids {
             for (i, (&a, &b)) in mine.values().iter().zip(ids.values()).enumerate() {
@@ -255,6 +273,13 @@ impl Requirements {
             if self.in_use.has(f) && !has.has(f) {
                 return Err(Incompatibility::MissingFeature(f));
             }
+        }
+        let d = &self.debug_in_use;
+        if d.claim_bits & !caps.claim_bits != 0
+            || (d.dtr && !caps.dtr)
+            || (d.mdccint && !caps.mdccint)
+        {
+            return Err(Incompatibility::DebugRegister);
         }
         let (a, b) = (&self.vtr, vtr);
         if b.list_regs == 0 {
@@ -277,7 +302,7 @@ impl Requirements {
                 core: b.list_regs as u8,
             });
         }
-        if a.pri_bits != b.pri_bits {
+        if a.pri_bits != b.pri_bits || a.pre_bits != b.pre_bits {
             return Err(Incompatibility::PriorityBits {
                 snapshot: a.pri_bits as u8,
                 core: b.pri_bits as u8,
@@ -293,7 +318,8 @@ pub struct Snapshot {
     pub(crate) frame: Aarch64ContextFrame,
     pub(crate) fp: FpSimdState,
     pub(crate) sys: GuestSystemRegisters,
-    pub(crate) debug: DebugState,
+    pub(crate) dbg: DebugSwitch,
+    pub(crate) power: PowerState,
     pub(crate) vgic: VgicState,
     pub(crate) queue: PendingQueue,
     pub(crate) ptimer: EmulatedTimer,
@@ -318,7 +344,12 @@ impl Snapshot {
             frame: Aarch64ContextFrame::default(),
             fp: FpSimdState::default(),
             sys: GuestSystemRegisters::default(),
-            debug: DebugState::default(),
+            dbg: DebugSwitch {
+                view: shape.debug,
+                caps: shape.caps,
+                ..DebugSwitch::default()
+            },
+            power: PowerState::On,
             vgic: VgicState::default(),
             queue: PendingQueue::default(),
             ptimer: EmulatedTimer::default(),
@@ -334,7 +365,8 @@ impl Snapshot {
             frame: &self.frame,
             fp: &self.fp,
             sys: &self.sys,
-            debug: &self.debug,
+            dbg: &self.dbg,
+            power: &self.power,
             vgic: &self.vgic,
             queue: &self.queue,
             ptimer: &self.ptimer,
@@ -373,7 +405,8 @@ impl Snapshot {
             frame: &mut self.frame,
             fp: &mut self.fp,
             sys: &mut self.sys,
-            debug: &mut self.debug,
+            dbg: &mut self.dbg,
+            power: &mut self.power,
             vgic: &mut self.vgic,
             queue: &mut self.queue,
             ptimer: &mut self.ptimer,
@@ -420,7 +453,14 @@ impl Snapshot {
                 wide |= vi.intid >= 1 << 16;
             }
         }
+        let g = &self.dbg.guest;
+        let debug_in_use = DebugCaps {
+            claim_bits: g.claim,
+            dtr: g.dtrrx | g.dtrtx != 0,
+            mdccint: g.mdccint != 0,
+        };
         Requirements {
+            debug_in_use,
             has: self.shape.has,
             vtr: self.shape.vtr,
             ids: self.ids,
@@ -438,8 +478,9 @@ impl Snapshot {
         has: FeatureSet,
         ids: &IdRegisters,
         vtr: &VtrInfo,
+        caps: &DebugCaps,
     ) -> Result<(), Incompatibility> {
-        self.requirements().check(has, ids, vtr)
+        self.requirements().check(has, ids, vtr, caps)
     }
 
     /// The records: the ID view (if known), then [`Self::registers`].
@@ -474,15 +515,21 @@ impl Snapshot {
         out[10..12].copy_from_slice(&(HEADER_LEN as u16).to_le_bytes());
         out[12..16].copy_from_slice(&(len as u32).to_le_bytes());
         out[24..32].copy_from_slice(&self.shape.has.0.to_le_bytes());
-        out[32] = self.shape.vtr.list_regs as u8;
-        out[33] = self.shape.vtr.pri_bits as u8;
-        out[34] = self.shape.vtr.id_bits as u8;
-        out[35] = if self.ids.is_some() { FLAG_IDS } else { 0 }
-            | if self.shape.passthrough_timer {
-                FLAG_PTIMER
-            } else {
-                0
-            };
+        let sh = &self.shape;
+        out[32] = sh.vtr.list_regs as u8;
+        out[33] = sh.vtr.pri_bits as u8;
+        out[34] = sh.vtr.pre_bits as u8;
+        out[35] = sh.vtr.id_bits as u8;
+        let flag = |on: bool, f: u8| if on { f } else { 0 };
+        out[36] = flag(self.ids.is_some(), FLAG_IDS)
+            | flag(sh.passthrough_timer, FLAG_PTIMER)
+            | flag(sh.debug.double_lock, FLAG_DOUBLE_LOCK)
+            | flag(sh.caps.dtr, FLAG_DTR)
+            | flag(sh.caps.mdccint, FLAG_MDCCINT);
+        out[37] = sh.debug.counts.brps;
+        out[38] = sh.debug.counts.wrps;
+        out[39] = sh.debug.counts.ctx_cmps;
+        out[40..48].copy_from_slice(&sh.caps.claim_bits.to_le_bytes());
         let mut at = HEADER_LEN;
         let mut count = 0u32;
         for (r, v) in self.records() {
@@ -549,22 +596,46 @@ impl Snapshot {
         let vtr = VtrInfo {
             list_regs: bytes[32] as usize,
             pri_bits: bytes[33] as u32,
-            id_bits: bytes[34] as u32,
+            pre_bits: bytes[34] as u32,
+            id_bits: bytes[35] as u32,
         };
+        let none = vtr.list_regs == 0;
         if vtr.list_regs > vgic::MAX_LRS
-            || (vtr.list_regs != 0 && !(5..=8).contains(&vtr.pri_bits))
-            || (vtr.list_regs != 0 && vtr.id_bits != 16 && vtr.id_bits != 24)
+            || (none && (vtr.pri_bits | vtr.pre_bits | vtr.id_bits) != 0)
+            || (!none && !(5..=8).contains(&vtr.pri_bits))
+            || (!none && !(5..=7).contains(&vtr.pre_bits))
+            || (!none && vtr.id_bits != 16 && vtr.id_bits != 24)
         {
             return Err(SnapshotError::Malformed("virtual CPU interface shape"));
         }
-        let flags = bytes[35];
-        if flags & !(FLAG_IDS | FLAG_PTIMER) != 0 {
+        let flags = bytes[36];
+        if flags & !FLAGS != 0 {
             return Err(SnapshotError::Malformed("unknown flags"));
         }
+        let counts = crate::debug::Counts {
+            brps: bytes[37],
+            wrps: bytes[38],
+            ctx_cmps: bytes[39],
+        };
+        let max = crate::debug::MAX_POINTS as u8;
+        if counts.brps > max || counts.wrps > max || counts.ctx_cmps > counts.brps {
+            return Err(SnapshotError::Malformed("breakpoint counts"));
+        }
+        let mut claim = [0u8; 8];
+        claim.copy_from_slice(&bytes[40..48]);
         let shape = Shape {
             has: FeatureSet(u64::from_le_bytes(has)),
             vtr,
             passthrough_timer: flags & FLAG_PTIMER != 0,
+            debug: DebugView {
+                counts,
+                double_lock: flags & FLAG_DOUBLE_LOCK != 0,
+            },
+            caps: DebugCaps {
+                claim_bits: u64::from_le_bytes(claim),
+                dtr: flags & FLAG_DTR != 0,
+                mdccint: flags & FLAG_MDCCINT != 0,
+            },
         };
         let mut ids = [0u64; idregs::ID_SPACE_LEN];
         let mut ids_seen = 0u64;

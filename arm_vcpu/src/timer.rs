@@ -48,7 +48,8 @@ impl EmulatedTimer {
     }
 
     /// A read at physical count `now`: CTL with ISTATUS = (now ≥ CVAL) while enabled;
-    /// TVAL = CVAL − now as a signed 32-bit value (sign-extended, as the register is).
+    /// TVAL's TimerValue \[31:0\] = CVAL − now (a signed 32-bit value), bits \[63:32\]
+    /// RES0 (DDI 0487 `CNTP_TVAL_EL0`): zero, not a sign extension.
     pub fn read(&self, reg: SysRegAddr, now: u64) -> u64 {
         if reg == CNTP_CTL_EL0 {
             let met = self.ctl & ctl::ENABLE != 0 && now >= self.cval;
@@ -56,7 +57,7 @@ impl EmulatedTimer {
         } else if reg == CNTP_CVAL_EL0 {
             self.cval
         } else {
-            self.cval.wrapping_sub(now) as u32 as i32 as i64 as u64
+            self.cval.wrapping_sub(now) & 0xffff_ffff
         }
     }
 

@@ -439,9 +439,9 @@ pub const BITS: &[Bit] = &[
     // ---- MDCR_EL2 (HPMN [4:0] is the host's) ----
     control(Mdcr, b(5), Always, "TPMCR", "PMCR_EL0 traps (with TPM)"),
     trap(Mdcr, T::Tpm, Always, "PMU registers hidden"),
-    trap(Mdcr, T::Tda, Always, "debug registers emulated"),
-    trap(Mdcr, T::Tdosa, Always, "OS lock / power-down registers emulated"),
-    trap(Mdcr, T::Tdra, Always, "MDRAR_EL1 emulated"),
+    trap(Mdcr, T::Tda, Always, "debug registers trapped until their first use after bind (lazy switch; crate::debug clears TDA while loaded)"),
+    trap(Mdcr, T::Tdosa, Always, "OS lock / power-down registers emulated per vCPU"),
+    trap(Mdcr, T::Tdra, Always, "MDRAR_EL1 emulated (reads 0)"),
     trap(Mdcr, T::E2pb, Feat(F::Spe), "SPE buffer registers trap (owned by EL2)"),
     trap(Mdcr, T::Tpms, Feat(F::Spe), "SPE sampling registers hidden"),
     trap(Mdcr, T::Ttrf, Feat(F::Trf), "TRFCR_EL1 hidden"),

@@ -4,6 +4,7 @@ use crate::context::{
     Aarch64ContextFrame, FpSimdState, GuestSystemRegisters, WorldSwitch, SCTLR_EL1_RESET,
     SPSR_EL1H_DAIF_MASKED,
 };
+use crate::debug::{self, complete_instruction};
 use crate::emulate::{self, SysRegAction};
 #[cfg(target_arch = "aarch64")]
 use crate::esr;
@@ -12,6 +13,7 @@ use crate::exit::{extend_load, operand, Pending, VmExit};
 use crate::idregs::IdRegisters;
 use crate::inject::{self, Injection};
 use crate::percpu::{Aarch64PerCpu, CpuFeatures, MPIDR_AFFINITY_MASK};
+use crate::power::PowerState;
 use crate::smccc::{self, Conduit, Outcome};
 use crate::snapshot::{Requirements, SnapshotError};
 #[cfg(test)]
@@ -19,7 +21,8 @@ use crate::sysreg::FeatureSet;
 use crate::timer::{EmulatedTimer, TimerDeadlines};
 use crate::traps::{self, Ctl};
 use crate::vgic::{
-    self, InjectIrqError, PendingQueue, Placement, VgicState, VirtualInterrupt, VtrInfo,
+    self, InjectIrqError, PendingQueue, Placement, ReleasedHwInterrupts, VgicState,
+    VirtualInterrupt, VtrInfo,
 };
 use crate::{
     Aarch64VCpuCreateConfig, Aarch64VCpuSetupConfig, FpSwitch, IdRegisterPolicy, Stage2Config,
@@ -57,6 +60,7 @@ pub const fn guest_hcr_el2(setup: &Aarch64VCpuSetupConfig, features: FeatureSet)
 
 /// Whether a `SPSR_EL2` value is one a guest may be resumed with: AArch64 EL0t, EL1t
 /// or EL1h, or AArch32 User mode (an AArch32 EL0 under an AArch64 EL1).
+#[must_use]
 pub const fn is_valid_guest_spsr(spsr: u64) -> bool {
     let m = spsr & 0x1f;
     matches!(m, 0b00000 | 0b00100 | 0b00101 | 0b10000)
@@ -90,7 +94,15 @@ impl State {
 /// [`complete_mmio_read`](Self::complete_mmio_read) /
 /// [`complete_sysreg_read`](Self::complete_sysreg_read)) → [`unbind`](Self::unbind).
 /// A vCPU may be bound again, on any enabled core, after an unbind.
+// `repr(C)`: the fields stay in this order, so what `run()`'s fast paths touch (the
+// world switch at offset 0, `ready`, `pending`, `setup`, `ids`) keeps small offsets
+// (single-instruction loads) and the large, rarely used state (the debug registers)
+// goes last.
 #[derive(Debug)]
+// Declaration order, so `ws` stays at offset 0 whatever fields are added: the run loop
+// then reaches the frame through the vCPU pointer itself (one register fewer on the
+// exit fast paths; letting rustc reorder cost the ID-register path an instruction).
+#[repr(C)]
 pub struct Aarch64VCpu {
     ws: WorldSwitch,
     fp: FpSimdState,
@@ -122,10 +134,21 @@ pub struct Aarch64VCpu {
     irq_queue: PendingQueue,
     /// Shape of the virtual CPU interface of the core last bound to.
     vtr: VtrInfo,
+    /// `vtr` comes from a bind (before the first one nothing is known).
+    vtr_known: bool,
     /// The EL1 physical timer, when emulated.
     ptimer: EmulatedTimer,
-    /// Emulated debug registers (MDSCR_EL1, the OS lock).
-    debug: emulate::DebugState,
+    /// SMCCC_ARCH_WORKAROUND_1/2/3 as decided for the core last bound to.
+    workarounds: crate::workaround::Workarounds,
+    /// Guest workaround calls made to the firmware.
+    workaround_calls: u64,
+    /// PSCI power state (see `power`).
+    power: PowerState,
+    /// Bound and powered on (`state == Bound && power == On`): what a completion
+    /// needs to mark the vCPU `ready` without looking at both.
+    runnable: bool,
+    /// Self-hosted debug state, switched lazily (`crate::debug`).
+    dbg: debug::DebugSwitch,
     /// Restored from a snapshot and not bound since: what the snapshot needs of the
     /// core (checked at the next bind), and its shape for register access until then.
     restored: Option<Requirements>,
@@ -133,6 +156,21 @@ pub struct Aarch64VCpu {
 
 impl Aarch64VCpu {
     /// Creates a vCPU. Fails if `mpidr_el1` has bits outside the affinity fields.
+    ///
+    /// ```
+    /// use arm_vcpu::{Aarch64VCpu, Aarch64VCpuCreateConfig, VCpuError};
+    ///
+    /// // vCPU 0 of a VM whose device tree is at IPA 0x4000_0000 (x0 at entry).
+    /// let vcpu = Aarch64VCpu::new(
+    ///     Aarch64VCpuCreateConfig::default().with_mpidr_el1(0).with_dtb_addr(0x4000_0000),
+    /// )?;
+    /// assert_eq!(vcpu.gpr(0), Some(0x4000_0000));
+    ///
+    /// // MPIDR_EL1 bits outside Aff3..Aff0 are refused.
+    /// let bad = Aarch64VCpuCreateConfig::default().with_mpidr_el1(1 << 31);
+    /// assert!(matches!(Aarch64VCpu::new(bad), Err(VCpuError::InvalidConfig(_))));
+    /// # Ok::<(), VCpuError>(())
+    /// ```
     pub fn new(config: Aarch64VCpuCreateConfig) -> VCpuResult<Self> {
         if config.mpidr_el1 & !MPIDR_AFFINITY_MASK != 0 {
             return Err(VCpuError::InvalidConfig(
@@ -168,13 +206,33 @@ impl Aarch64VCpu {
             vgic: VgicState::default(),
             irq_queue: PendingQueue::default(),
             vtr: VtrInfo::default(),
+            vtr_known: false,
             ptimer: EmulatedTimer::default(),
-            debug: emulate::DebugState::default(),
+            workarounds: crate::workaround::Workarounds::UNKNOWN,
+            workaround_calls: 0,
+            power: if config.powered_off {
+                PowerState::Off
+            } else {
+                PowerState::On
+            },
+            runnable: false,
+            dbg: debug::DebugSwitch::default(),
             restored: None,
         })
     }
 
     /// Chooses what the guest owns and what traps. Allowed until the first bind.
+    ///
+    /// ```
+    /// use arm_vcpu::{Aarch64VCpu, Aarch64VCpuCreateConfig, Aarch64VCpuSetupConfig, Stage2Config};
+    ///
+    /// let mut vcpu = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default())?;
+    /// // The guest idles in WFI: let the host deschedule it.
+    /// vcpu.setup(Aarch64VCpuSetupConfig::default().with_trap_wfi(true))?;
+    /// vcpu.set_entry(0x4008_0000)?;
+    /// vcpu.set_stage2_root(Stage2Config::new(0x8000_0000, 1, 39, 1))?;
+    /// # Ok::<(), arm_vcpu::VCpuError>(())
+    /// ```
     pub fn setup(&mut self, config: Aarch64VCpuSetupConfig) -> VCpuResult {
         self.require_unbound("setup")?;
         self.setup = config;
@@ -216,6 +274,26 @@ impl Aarch64VCpu {
     /// timers, pointer-authentication keys and the EL2 controls, then invalidates this
     /// core's TLB entries for the VM's VMID (the tables may have changed since the VMID
     /// last ran here). `percpu` must be the calling core's enabled state.
+    ///
+    /// Fails with [`VCpuError::CpuBusy`] if another vCPU is bound to the core, and
+    /// with [`VCpuError::InvalidState`] until `setup`, `set_entry` and
+    /// `set_stage2_root` have been called.
+    ///
+    /// ```no_run
+    /// use arm_vcpu::*;
+    ///
+    /// # fn main() -> Result<(), VCpuError> {
+    /// let mut percpu = Aarch64PerCpu::new(0);
+    /// percpu.hardware_enable()?; // at EL2, on core 0
+    /// let mut vcpu = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default())?;
+    /// vcpu.setup(Aarch64VCpuSetupConfig::default())?;
+    /// vcpu.set_entry(0x4008_0000)?;
+    /// vcpu.set_stage2_root(Stage2Config::new(0x8000_0000, 1, 39, 1))?;
+    /// vcpu.bind(&mut percpu)?;
+    /// assert!(vcpu.is_bound());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn bind(&mut self, percpu: &mut Aarch64PerCpu) -> VCpuResult {
         if self.state != State::Ready {
             return Err(VCpuError::InvalidState {
@@ -248,7 +326,9 @@ impl Aarch64VCpu {
             self.sysregs.vpidr_el2 = self.create.midr_el1.unwrap_or(feat.midr);
             // Pointer authentication stays visible only where its keys are switched.
             self.ids = IdRegisters::sanitized(percpu.id_space(), feat.pauth, stage2.ipa_bits);
-            self.compose_controls(&feat, percpu.host_mdcr(), eager);
+            if self.setup.hide_aarch32_el0 {
+                self.ids = self.ids.without_aarch32_el0();
+            }
             // A restored snapshot runs only where it means the same (`snapshot`).
             if let Some(req) = &self.restored {
                 let vtr = if self.vgic_in_use(percpu.vtr()) {
@@ -256,16 +336,26 @@ impl Aarch64VCpu {
                 } else {
                     VtrInfo::default()
                 };
-                if let Err(e) = req.check(feat.has, &self.ids, &vtr) {
+                if let Err(e) = req.check(feat.has, &self.ids, &vtr, &percpu.debug_caps()) {
                     return Err(VCpuError::Snapshot(SnapshotError::Incompatible(e)));
                 }
             }
+            // [debug] As many breakpoints/watchpoints are switched as the view shows.
+            self.dbg.set_view(
+                debug::DebugView::from_dfr0(self.ids.values()[crate::idregs::ID_AA64DFR0]),
+                percpu.debug_caps(),
+            );
+            self.compose_controls(&feat, percpu.host_mdcr(), eager);
             self.view_stale = false;
         }
         self.features = feat;
+        // [smccc] the guest's SMCCC_ARCH_WORKAROUND_* answers follow this core.
+        self.workarounds = *percpu.workarounds();
+        self.check_interface_for_bind(percpu.vtr())?;
         let vgic_on = self.vgic_in_use(percpu.vtr());
+        self.vtr = *percpu.vtr();
+        self.vtr_known = true;
         if vgic_on {
-            self.vtr = *percpu.vtr();
             // Interrupts injected while unbound go into free list registers now.
             let n = self.vtr.list_regs;
             self.irq_queue.refill(&mut self.vgic.lr[..n]);
@@ -277,6 +367,8 @@ impl Aarch64VCpu {
                 };
         }
         let flush = percpu.claim_tlb(stage2.vmid, self.id) || self.stage2_dirty;
+        // [debug] Records the host's MDSCR_EL1/MDCR_EL2 before they are replaced.
+        self.dbg.bind(self.sysregs.mdcr_el2);
         #[cfg(target_arch = "aarch64")]
         {
             crate::hw::load_guest_state(&self.sysregs, &feat);
@@ -290,12 +382,17 @@ impl Aarch64VCpu {
                 crate::hw::flush_current_vmid_local();
             }
         }
+        // [debug] Breakpoints, watchpoints or step enabled: load now, they must fire.
+        if self.dbg.load_at_bind() {
+            self.dbg.load();
+        }
         let _ = flush;
         self.fp_loaded = eager;
         self.stage2_dirty = false;
         self.restored = None;
         percpu.bound = true;
         self.state = State::Bound;
+        self.runnable = self.power == PowerState::On;
         Ok(())
     }
 
@@ -334,6 +431,23 @@ impl Aarch64VCpu {
 
     /// Saves the vCPU's state out of the calling core and restores the host's
     /// `HCR_EL2`. `percpu` must be the state passed to [`bind`](Self::bind).
+    ///
+    /// ```no_run
+    /// # use arm_vcpu::*;
+    /// # fn main() -> Result<(), VCpuError> {
+    /// # let mut percpu = Aarch64PerCpu::new(0);
+    /// # percpu.hardware_enable()?;
+    /// # let mut vcpu = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default())?;
+    /// # vcpu.setup(Aarch64VCpuSetupConfig::default())?;
+    /// # vcpu.set_entry(0x4008_0000)?;
+    /// # vcpu.set_stage2_root(Stage2Config::new(0x8000_0000, 1, 39, 1))?;
+    /// # vcpu.bind(&mut percpu)?;
+    /// // Time slice over: take the vCPU off this core (it may be bound on another).
+    /// vcpu.unbind(&mut percpu)?;
+    /// assert!(!vcpu.is_bound());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn unbind(&mut self, percpu: &mut Aarch64PerCpu) -> VCpuResult {
         if self.state != State::Bound {
             return Err(VCpuError::InvalidState {
@@ -345,6 +459,8 @@ impl Aarch64VCpu {
         if !percpu.bound || percpu.features().mpidr != self.features.mpidr {
             return Err(VCpuError::WrongCpu);
         }
+        // [debug] Saves the guest's debug registers if loaded; the host's come back.
+        self.dbg.unbind();
         #[cfg(target_arch = "aarch64")]
         {
             crate::hw::save_guest_state(&mut self.sysregs, &self.features);
@@ -359,6 +475,7 @@ impl Aarch64VCpu {
         self.fp_loaded = false;
         percpu.bound = false;
         self.ready = false;
+        self.runnable = false;
         self.state = State::Ready;
         Ok(())
     }
@@ -375,6 +492,37 @@ impl Aarch64VCpu {
     /// [`VCpuError::PendingCompletion`] if the previous exit was a read that has not
     /// been completed, with [`VCpuError::NotBound`] if not bound. Must be called on
     /// the core the vCPU is bound to.
+    ///
+    /// ```no_run
+    /// use arm_vcpu::smccc::ret;
+    /// # use arm_vcpu::*;
+    /// # fn main() -> Result<(), VCpuError> {
+    /// # let mut percpu = Aarch64PerCpu::new(0);
+    /// # percpu.hardware_enable()?;
+    /// # let mut vcpu = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default())?;
+    /// # vcpu.setup(Aarch64VCpuSetupConfig::default())?;
+    /// # vcpu.set_entry(0x4008_0000)?;
+    /// # vcpu.set_stage2_root(Stage2Config::new(0x8000_0000, 1, 39, 1))?;
+    /// # vcpu.bind(&mut percpu)?;
+    /// # fn device_read(addr: u64, width: AccessWidth) -> u64 { 0 }
+    /// # fn device_write(addr: u64, width: AccessWidth, data: u64) {}
+    /// loop {
+    ///     match vcpu.run()? {
+    ///         VmExit::MmioRead { addr, width, .. } => {
+    ///             vcpu.complete_mmio_read(device_read(addr, width))?
+    ///         }
+    ///         VmExit::MmioWrite { addr, width, data } => device_write(addr, width, data),
+    ///         // A hypercall this host does not offer (SMCCC: NOT_SUPPORTED in x0).
+    ///         VmExit::Hypercall { .. } => vcpu.set_return_value(ret::NOT_SUPPORTED as u64),
+    ///         VmExit::Psci { request: PsciRequest::SystemOff, .. } => break,
+    ///         // A physical interrupt: the host takes it once it unmasks IRQs.
+    ///         VmExit::ExternalInterrupt { .. } => {}
+    ///         other => panic!("not handled by this example: {other:?}"),
+    ///     }
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     #[inline]
     pub fn run(&mut self) -> VCpuResult<VmExit> {
         // One check on the hot path: an unbound vCPU always has `ready == false`.
@@ -411,7 +559,8 @@ impl Aarch64VCpu {
                     if rt < 31 {
                         self.ws.frame.gpr[rt as usize] = v;
                     }
-                    self.ws.frame.elr = self.ws.frame.elr.wrapping_add(4);
+                    // EC 0x18 comes from AArch64 only.
+                    debug::complete_aarch64_instruction(&mut self.ws.frame, 4);
                     continue;
                 }
             }
@@ -464,6 +613,12 @@ impl Aarch64VCpu {
     /// pending. Touches hardware only through `inject` while bound, so the host tests
     /// drive it directly on an unbound vCPU.
     pub(crate) fn handle_sync_exit(&mut self, syn: &crate::esr::Syndrome) -> Option<VmExit> {
+        // --- AArch32 EL0 (aarch32.rs): condition checks, coprocessor traps. ---
+        if crate::aarch32::is_aarch32(self.ws.frame.spsr) {
+            if let Some(answered) = self.aarch32_trap(syn) {
+                return answered;
+            }
+        }
         let (exit, pending) = crate::exit::decode_sync(syn, &self.ws.frame);
         let len = crate::esr::instruction_length(syn.esr);
         match exit {
@@ -487,8 +642,10 @@ impl Aarch64VCpu {
                 if (reg == SGI1R || reg == ASGI1R || reg == SGI0R) && self.vtr.list_regs != 0 =>
             {
                 self.set_pending(Pending::Advance(len as u8));
+                let register =
+                    vgic::SgiRegister::from_op2(reg.op2()).unwrap_or(vgic::SgiRegister::Sgi1r);
                 return Some(VmExit::SendSgi {
-                    request: vgic::decode_sgi(value, reg != SGI0R),
+                    request: vgic::decode_sgi(value, register),
                 });
             }
             VmExit::SysRegRead { reg, .. } | VmExit::SysRegWrite { reg, .. }
@@ -503,7 +660,8 @@ impl Aarch64VCpu {
                 } else {
                     self.ptimer.write(reg, operand(&self.ws.frame, iss.rt), now);
                 }
-                self.ws.frame.elr = self.ws.frame.elr.wrapping_add(len);
+                // EC 0x18: AArch64 only (the AArch32 timer views go through `aarch32`).
+                debug::complete_aarch64_instruction(&mut self.ws.frame, len);
                 return None;
             }
             VmExit::Hypercall { imm, args } => return self.smccc_call(Conduit::Hvc, imm, args),
@@ -516,25 +674,28 @@ impl Aarch64VCpu {
                     IdRegisterPolicy::Sanitized => Some(&self.ids),
                     IdRegisterPolicy::ExitToHost => None,
                 };
+                let host_ids = ids.is_none();
                 let value = operand(&self.ws.frame, iss.rt);
                 let cx = emulate::Context {
                     ids,
-                    debug: &self.debug,
                     actlr: emulate::ACTLR_EL1_VALUE,
                     cpacr: self.sysregs.cpacr_el1,
                     revidr: self.features.revidr,
                     aidr: self.features.aidr,
                     has: self.features.has,
                 };
-                match emulate::sysreg(reg, iss.read, value, &cx) {
+                let action = match emulate::sysreg(reg, iss.read, value, &cx) {
+                    // [debug] op0 = 2 (kept out of line: rare, and big).
+                    SysRegAction::Debug => self.debug_trap(syn.esr),
+                    action => action,
+                };
+                match action {
                     SysRegAction::Read(v) => {
                         if iss.rt < 31 {
                             self.ws.frame.gpr[iss.rt as usize] = v;
                         }
                     }
                     SysRegAction::Write => {}
-                    SysRegAction::WriteMdscr(v) => self.debug.mdscr = v,
-                    SysRegAction::WriteOsLock(l) => self.debug.os_lock = l,
                     SysRegAction::WriteCpacr(v) => {
                         self.sysregs.cpacr_el1 = v;
                         #[cfg(target_arch = "aarch64")]
@@ -543,16 +704,17 @@ impl Aarch64VCpu {
                             crate::hw::set_cpacr_el1(v);
                         }
                     }
+                    // The debug state was loaded: the instruction runs again.
+                    SysRegAction::Debug => return None,
                     // The host asked to answer the ID registers itself.
-                    SysRegAction::Unhandled
-                        if ids.is_none() && crate::idregs::index(reg).is_some() =>
-                    {
+                    SysRegAction::Unhandled if host_ids && crate::idregs::index(reg).is_some() => {
                         self.set_pending(pending);
                         return Some(exit);
                     }
                     SysRegAction::Unhandled => return self.unhandled(exit, pending),
                 }
-                self.ws.frame.elr = self.ws.frame.elr.wrapping_add(len);
+                // EC 0x18: AArch64 only.
+                debug::complete_aarch64_instruction(&mut self.ws.frame, len);
                 return None;
             }
             // Features the guest may not use (their state is not switched) and traps
@@ -577,7 +739,96 @@ impl Aarch64VCpu {
         Some(exit)
     }
 
+    /// The AArch32 EL0 part of [`Self::handle_sync_exit`]: `Some(answer)` when
+    /// `aarch32::handle` dealt with the exit, `None` for the generic path. Out of line:
+    /// the AArch64 exit path pays one test for it.
+    #[inline(never)]
+    fn aarch32_trap(&mut self, syn: &crate::esr::Syndrome) -> Option<Option<VmExit>> {
+        let esr = syn.esr;
+        if self.setup.hide_aarch32_el0 {
+            // The guest left the ID view's promise (EL0 is AArch64-only).
+            return Some(self.caught_in_hidden_aarch32());
+        }
+        let cx = crate::aarch32::Context {
+            emulated_timer: !self.setup.passthrough_timer,
+            ids: &self.ids,
+            debug: crate::aarch32::DebugView::of(self.dbg.guest_mdscr()),
+        };
+        match crate::aarch32::handle(
+            esr,
+            &mut self.ws.frame,
+            &mut self.ptimer,
+            &cx,
+            crate::physical_count,
+        ) {
+            crate::aarch32::Handled::Resume => Some(None),
+            crate::aarch32::Handled::Inject(what) if self.inject(what).is_ok() => Some(None),
+            // The generic path takes what it has a meaning for from AArch32 EL0: WFx,
+            // stage-2 aborts (MMIO or abort exits) and the lazy FP/SIMD load.
+            crate::aarch32::Handled::Pass
+                if matches!(crate::esr::ec(esr), 0x01 | 0x20 | 0x24)
+                    || (crate::esr::ec(esr) == 0x07
+                        && !self.fp_loaded
+                        && self.setup.fp_switch == FpSwitch::Lazy) =>
+            {
+                None
+            }
+            // Anything else is never left to the host by default: the trap policy.
+            // (These classes are all ones `decode_sync` makes `Unhandled` with nothing
+            // pending; built here so that it keeps a single, inlined caller.)
+            crate::aarch32::Handled::Inject(_)
+            | crate::aarch32::Handled::Undef
+            | crate::aarch32::Handled::Pass => {
+                let exit = VmExit::Unhandled {
+                    esr,
+                    class: ExceptionClass::from_bits(crate::esr::ec(esr)),
+                };
+                Some(self.unhandled(exit, Pending::None))
+            }
+        }
+    }
+
+    /// A vCPU with `hide_aarch32_el0` found in AArch32 EL0: on a CPU without AArch32
+    /// the guest's exception return to it would have been illegal (PSTATE.IL set, still
+    /// at EL1) and the next instruction would have taken an Illegal Execution state
+    /// exception at EL1. The crate sees it only now, so the guest gets that exception
+    /// here: EC 0x0E at `VBAR_EL1 + 0x200`, ELR_EL1 = the current PC, SPSR_EL1 = EL1h
+    /// with IL set and the flags and A/I/F masks of the AArch32 state (its E bit in D).
+    #[cold]
+    fn caught_in_hidden_aarch32(&mut self) -> Option<VmExit> {
+        let f = &mut self.ws.frame;
+        f.spsr = (f.spsr & (crate::aarch32::psr::NZCV | 0x3c0)) | (1 << 20) | 0b0101;
+        match self.inject(Injection::IllegalState) {
+            Ok(()) => None,
+            Err(_) => Some(VmExit::Unhandled {
+                esr: 0x0e << 26 | 1 << 25,
+                class: Some(ExceptionClass::IllegalState),
+            }),
+        }
+    }
+
+    /// [debug] A trapped MSR/MRS of op0 = 2 (`crate::debug`): `Read`/`Write` when
+    /// emulated (the OS lock, MDRAR_EL1, anything while the OS lock is held: the caller
+    /// completes the instruction), `Debug` when the state was loaded on first use (the
+    /// access runs again), `Unhandled` when UNDEFINED.
+    #[cold]
+    #[inline(never)]
+    fn debug_trap(&mut self, esr: u64) -> SysRegAction {
+        let iss = crate::esr::SysRegIss::decode(esr);
+        let reg = crate::SysRegAddr::from_iss(crate::esr::iss(esr));
+        match self
+            .dbg
+            .handle(reg, iss.read, operand(&self.ws.frame, iss.rt))
+        {
+            debug::Outcome::Done(v) if iss.read => SysRegAction::Read(v),
+            debug::Outcome::Done(_) => SysRegAction::Write,
+            debug::Outcome::Load | debug::Outcome::Unload => SysRegAction::Debug,
+            debug::Outcome::Undef => SysRegAction::Unhandled,
+        }
+    }
+
     /// Applies the trap policy to an exit nobody handles.
+    #[inline(always)]
     fn unhandled(&mut self, exit: VmExit, pending: Pending) -> Option<VmExit> {
         if self.setup.unhandled_traps == TrapPolicy::InjectUndef
             && self.inject(Injection::Undef).is_ok()
@@ -593,13 +844,17 @@ impl Aarch64VCpu {
     fn smccc_call(&mut self, conduit: Conduit, imm: u16, args: [u64; 7]) -> Option<VmExit> {
         // ELR_EL2 points after an HVC but at a trapped SMC.
         let advance: u8 = if conduit == Conduit::Smc { 4 } else { 0 };
-        let answer = match smccc::dispatch(conduit, imm, &args, &self.setup.smc_forward) {
+        let answer = match smccc::dispatch(
+            conduit,
+            imm,
+            &args,
+            &self.setup.smc_forward,
+            &self.workarounds,
+        ) {
             Outcome::Answer(r) => r,
             Outcome::Forward => self.forward_smc(&args),
-            Outcome::Request(request) => {
-                self.set_pending(Pending::Psci { request, advance });
-                return Some(VmExit::Psci { request, conduit });
-            }
+            Outcome::Workaround(w) => self.forward_workaround(w),
+            Outcome::Request(request) => return Some(self.psci_exit(request, conduit, advance)),
             Outcome::Host => {
                 self.set_pending(if advance != 0 {
                     Pending::Advance(advance)
@@ -613,15 +868,27 @@ impl Aarch64VCpu {
             }
         };
         self.ws.frame.gpr[..4].copy_from_slice(&answer);
-        self.ws.frame.elr = self.ws.frame.elr.wrapping_add(advance as u64);
+        // HVC/SMC: AArch64 only (both UNDEFINED at AArch32 EL0).
+        debug::complete_aarch64_instruction(&mut self.ws.frame, advance as u64);
         None
+    }
+
+    /// A PSCI request for the host: it waits for `complete_psci`, and CPU_OFF,
+    /// SYSTEM_OFF and SYSTEM_RESET power the caller off. Kept out of `smccc_call` so
+    /// that the calls answered there do not pay for it.
+    #[cold]
+    #[inline(never)]
+    fn psci_exit(&mut self, request: smccc::PsciRequest, conduit: Conduit, advance: u8) -> VmExit {
+        self.set_power(self.power.after_request(&request));
+        self.set_pending(Pending::Psci { request, advance });
+        VmExit::Psci { request, conduit }
     }
 
     fn forward_smc(&self, args: &[u64; 7]) -> [u64; 4] {
         #[cfg(target_arch = "aarch64")]
         {
             let vmid = self.stage2.map_or(0, |s| s.vmid as u64);
-            crate::hw::smc_forward(args, vmid)
+            crate::hw::firmware_call(crate::workaround::FirmwareConduit::Smc, args, vmid)
         }
         #[cfg(not(target_arch = "aarch64"))]
         {
@@ -630,8 +897,41 @@ impl Aarch64VCpu {
         }
     }
 
+    /// Makes a workaround call the firmware implements on the guest's behalf: the
+    /// function ID alone (no guest register reaches the firmware), x7 = the client ID;
+    /// the guest gets x0–x3 = 0 (nothing the firmware returns reaches it).
+    fn forward_workaround(&mut self, w: crate::workaround::Workaround) -> [u64; 4] {
+        self.workaround_calls += 1;
+        #[cfg(target_arch = "aarch64")]
+        {
+            let vmid = self.stage2.map_or(0, |s| s.vmid as u64);
+            let _ = crate::hw::firmware_call(self.workarounds.conduit, &w.firmware_args(), vmid);
+        }
+        #[cfg(not(target_arch = "aarch64"))]
+        let _ = w;
+        [0; 4]
+    }
+
+    /// How many of the guest's SMCCC_ARCH_WORKAROUND_* calls were made to the firmware
+    /// (only calls of a workaround this core needs and the firmware implements are).
+    pub fn workaround_calls_forwarded(&self) -> u64 {
+        self.workaround_calls
+    }
+
+    /// The SMCCC_ARCH_WORKAROUND_* decision the guest sees (that of the core last bound
+    /// to).
+    pub fn workarounds(&self) -> &crate::workaround::Workarounds {
+        &self.workarounds
+    }
+
+    /// Test hook: the decision a bind would have copied from the core.
+    #[cfg(test)]
+    pub(crate) fn test_set_workarounds(&mut self, w: crate::workaround::Workarounds) {
+        self.workarounds = w;
+    }
+
     fn set_pending(&mut self, pending: Pending) {
-        self.ready = matches!(pending, Pending::None) && self.state == State::Bound;
+        self.ready = matches!(pending, Pending::None) && self.runnable;
         self.pending = pending;
     }
 
@@ -639,37 +939,81 @@ impl Aarch64VCpu {
     /// exit left pending.
     #[cold]
     fn prepare_entry(&mut self) -> VCpuResult {
+        if self.power == PowerState::Off {
+            return Err(VCpuError::PoweredOff);
+        }
         if self.state != State::Bound {
             return Err(VCpuError::NotBound);
         }
         self.resolve_pending()?;
+        // Entering (not off, checked above): an ON_PENDING vCPU is now on, and a bound
+        // vCPU that is on is runnable.
+        self.power = PowerState::On;
+        self.runnable = true;
         self.ready = true;
         Ok(())
     }
 
-    #[cold]
+    #[inline(always)]
     pub(crate) fn resolve_pending(&mut self) -> VCpuResult {
-        match self.pending {
-            Pending::None => {}
-            Pending::Advance(n) => self.ws.frame.elr = self.ws.frame.elr.wrapping_add(n as u64),
-            Pending::MmioRead { .. } | Pending::SysRegRead { .. } | Pending::Psci { .. } => {
-                return Err(VCpuError::PendingCompletion)
-            }
-            Pending::CheckFrame => {}
+        if matches!(
+            self.pending,
+            Pending::MmioRead { .. } | Pending::SysRegRead { .. } | Pending::Psci { .. }
+        ) {
+            return Err(VCpuError::PendingCompletion);
         }
+        // The frame is checked before anything is applied, so that a refused entry
+        // leaves the pending advance for the next attempt (applied exactly once).
         if !is_valid_guest_spsr(self.ws.frame.spsr) {
             return Err(VCpuError::InvalidConfig(
                 "SPSR does not describe an EL0/EL1 guest state",
             ));
         }
+        // An exception return to AArch32 that the CPU (or the VM's view) does not
+        // allow would be an illegal return at EL2.
+        if !crate::aarch32::entry_allowed(
+            self.ws.frame.spsr,
+            self.features.aarch32_el0,
+            self.setup.hide_aarch32_el0,
+        ) {
+            return Err(VCpuError::Aarch32NotSupported);
+        }
+        if let Pending::Advance(n) = self.pending {
+            // Either Execution state (AArch32: 32-bit PC, T32 IT state).
+            complete_instruction(&mut self.ws.frame, n as u64);
+        }
         self.pending = Pending::None;
         Ok(())
+    }
+
+    /// Host tests: the features of the core the vCPU was last bound to.
+    #[cfg(test)]
+    pub(crate) fn set_features_for_test(&mut self, f: CpuFeatures) {
+        self.features = f;
     }
 
     /// Completes an [`VmExit::MmioRead`]: writes `value` to the destination register,
     /// truncated to the access width and sign- or zero-extended as the load
     /// instruction specifies (a W destination clears bits \[63:32\]; XZR discards), and
     /// advances the PC past the load.
+    ///
+    /// ```no_run
+    /// # use arm_vcpu::*;
+    /// # fn main() -> Result<(), VCpuError> {
+    /// # let mut percpu = Aarch64PerCpu::new(0);
+    /// # percpu.hardware_enable()?;
+    /// # let mut vcpu = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default())?;
+    /// # vcpu.setup(Aarch64VCpuSetupConfig::default())?;
+    /// # vcpu.set_entry(0x4008_0000)?;
+    /// # vcpu.set_stage2_root(Stage2Config::new(0x8000_0000, 1, 39, 1))?;
+    /// # vcpu.bind(&mut percpu)?;
+    /// if let VmExit::MmioRead { addr: 0x0900_0018, .. } = vcpu.run()? {
+    ///     // A PL011 flag register: "transmit FIFO empty" (TXFE, bit 7).
+    ///     vcpu.complete_mmio_read(1 << 7)?;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn complete_mmio_read(&mut self, value: u64) -> VCpuResult {
         match self.pending {
             Pending::MmioRead {
@@ -683,9 +1027,9 @@ impl Aarch64VCpu {
                     self.ws.frame.gpr[reg as usize] =
                         extend_load(value, width, sign_extend, reg_64bit);
                 }
-                self.ws.frame.elr = self.ws.frame.elr.wrapping_add(len as u64);
+                complete_instruction(&mut self.ws.frame, len as u64);
                 self.pending = Pending::None;
-                self.ready = self.state == State::Bound;
+                self.ready = self.runnable;
                 Ok(())
             }
             _ => Err(VCpuError::NothingToComplete),
@@ -694,19 +1038,53 @@ impl Aarch64VCpu {
 
     /// Completes a [`VmExit::SysRegRead`]: writes `value` to Rt (XZR discards) and
     /// advances the PC past the MRS.
+    ///
+    /// ```no_run
+    /// # use arm_vcpu::*;
+    /// # fn main() -> Result<(), VCpuError> {
+    /// # let mut percpu = Aarch64PerCpu::new(0);
+    /// # percpu.hardware_enable()?;
+    /// # let mut vcpu = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default())?;
+    /// # vcpu.setup(Aarch64VCpuSetupConfig::default())?;
+    /// # vcpu.set_entry(0x4008_0000)?;
+    /// # vcpu.set_stage2_root(Stage2Config::new(0x8000_0000, 1, 39, 1))?;
+    /// # vcpu.bind(&mut percpu)?;
+    /// match vcpu.run()? {
+    ///     // An ID register, with `IdRegisterPolicy::ExitToHost`: EL0 and EL1 in
+    ///     // AArch64 only, no EL2 or EL3, FP and Advanced SIMD.
+    ///     VmExit::SysRegRead { reg: SysRegAddr::ID_AA64PFR0_EL1, .. } => {
+    ///         vcpu.complete_sysreg_read(0x0000_0000_0000_0011)?
+    ///     }
+    ///     // Anything else: UNDEFINED, as on a CPU without the register.
+    ///     VmExit::SysRegRead { .. } => vcpu.inject_undef()?,
+    ///     _ => {}
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn complete_sysreg_read(&mut self, value: u64) -> VCpuResult {
         match self.pending {
             Pending::SysRegRead { rt, len } => {
                 if rt < 31 {
                     self.ws.frame.gpr[rt as usize] = value;
                 }
-                self.ws.frame.elr = self.ws.frame.elr.wrapping_add(len as u64);
+                // EC 0x18: AArch64 only.
+                debug::complete_aarch64_instruction(&mut self.ws.frame, len as u64);
                 self.pending = Pending::None;
-                self.ready = self.state == State::Bound;
+                self.ready = self.runnable;
                 Ok(())
             }
             _ => Err(VCpuError::NothingToComplete),
         }
+    }
+
+    /// Refuses a bind to a core shaped `vtr` that cannot deliver the interrupts already
+    /// waiting (injected before the first bind, when the interface was not known yet).
+    pub(crate) fn check_interface_for_bind(&self, vtr: &VtrInfo) -> VCpuResult {
+        if !self.vgic_in_use(vtr) && !self.irq_queue.is_empty() {
+            return Err(VCpuError::NoVirtualInterface);
+        }
+        Ok(())
     }
 
     /// Whether this vCPU uses the GICv3 virtual CPU interface on a core shaped `vtr`.
@@ -741,8 +1119,29 @@ impl Aarch64VCpu {
     /// (delivered at the next bind, or when the guest frees a list register — the
     /// underflow maintenance interrupt). Re-injecting an INTID that is already pending
     /// does nothing. Fails for an invalid INTID, an invalid hardware link, or a full
-    /// queue; never loses an interrupt silently.
+    /// queue, and with [`InjectIrqError::NoVirtualInterface`] when the vCPU has no usable
+    /// virtual CPU interface (interrupts passed through, or bound to a core without GICv3
+    /// list registers); never loses an interrupt silently. Before its first bind a vCPU
+    /// keeps what it is given for that bind (which fails with
+    /// [`VCpuError::NoVirtualInterface`] on a core that cannot deliver it).
+    ///
+    /// ```
+    /// use arm_vcpu::{Aarch64VCpu, Aarch64VCpuCreateConfig, VirtualInterrupt};
+    ///
+    /// let mut vcpu = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default())?;
+    /// // SPI 33 (a UART's) for a vCPU that is not bound: kept and delivered at the
+    /// // next bind.
+    /// vcpu.inject_interrupt(VirtualInterrupt::new(33))?;
+    /// vcpu.inject_interrupt(VirtualInterrupt::new(33))?; // already pending: not twice
+    /// assert_eq!(vcpu.queued_interrupts(), 1);
+    /// // INTID 1023 (spurious) is no interrupt.
+    /// assert!(vcpu.inject_interrupt(VirtualInterrupt::new(1023)).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn inject_interrupt(&mut self, vi: VirtualInterrupt) -> Result<(), InjectIrqError> {
+        if self.setup.passthrough_interrupt || (self.vtr_known && self.vtr.list_regs == 0) {
+            return Err(InjectIrqError::NoVirtualInterface);
+        }
         let id_bits = if self.vtr.list_regs == 0 {
             24
         } else {
@@ -829,9 +1228,41 @@ impl Aarch64VCpu {
         self.fp_loaded
     }
 
+    /// Whether the guest's debug registers (breakpoints, watchpoints, `MDSCR_EL1`, ...)
+    /// are currently loaded in the hardware (`crate::debug`: on first use after bind,
+    /// or at bind when `MDSCR_EL1` enables debug exceptions).
+    pub fn debug_loaded(&self) -> bool {
+        self.dbg.loaded
+    }
+
     /// Completes a [`VmExit::Psci`] with the PSCI return value `result` (e.g.
     /// [`smccc::ret::SUCCESS`], [`smccc::ret::ALREADY_ON`], or for AFFINITY_INFO 0/1/2).
     /// Fails with `InvalidConfig` if PSCI does not allow that result for the call.
+    ///
+    /// ```no_run
+    /// use arm_vcpu::smccc::ret;
+    /// # use arm_vcpu::*;
+    /// # fn main() -> Result<(), VCpuError> {
+    /// # let mut percpu = Aarch64PerCpu::new(0);
+    /// # percpu.hardware_enable()?;
+    /// # let mut vcpu = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default())?;
+    /// # vcpu.setup(Aarch64VCpuSetupConfig::default())?;
+    /// # vcpu.set_entry(0x4008_0000)?;
+    /// # vcpu.set_stage2_root(Stage2Config::new(0x8000_0000, 1, 39, 1))?;
+    /// # vcpu.bind(&mut percpu)?;
+    /// // A VM of one vCPU (MPIDR 0).
+    /// if let VmExit::Psci { request, .. } = vcpu.run()? {
+    ///     let result = match request {
+    ///         PsciRequest::AffinityInfo { target_mpidr: 0 } => vcpu.power_state().affinity_info(),
+    ///         PsciRequest::CpuOn { target_mpidr: 0, .. } => ret::ALREADY_ON,
+    ///         PsciRequest::CpuSuspend { .. } => ret::SUCCESS,
+    ///         _ => ret::INVALID_PARAMETERS,
+    ///     };
+    ///     vcpu.complete_psci(result)?;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn complete_psci(&mut self, result: i32) -> VCpuResult {
         match self.pending {
             Pending::Psci { request, advance } => {
@@ -841,7 +1272,9 @@ impl Aarch64VCpu {
                     ));
                 }
                 self.ws.frame.gpr[0] = result as i64 as u64;
-                self.ws.frame.elr = self.ws.frame.elr.wrapping_add(advance as u64);
+                // HVC/SMC: AArch64 only.
+                debug::complete_aarch64_instruction(&mut self.ws.frame, advance as u64);
+                self.set_power(self.power.after_completion(&request));
                 self.set_pending(Pending::None);
                 Ok(())
             }
@@ -852,8 +1285,15 @@ impl Aarch64VCpu {
     /// Puts an unbound vCPU in the state PSCI CPU_ON specifies for a core it powers
     /// on: PC = `entry`, EL1h with D/A/I/F masked, x0 = `context_id`, the other GPRs
     /// and FP/SIMD zero, EL1 system registers at their reset values (MMU and caches
-    /// off). The EL2 controls (stage 2, MPIDR, timer offset) are kept.
-    pub fn power_on(&mut self, entry: u64, context_id: u64) -> VCpuResult {
+    /// off), no pending virtual SError, the virtual CPU interface reset (no list
+    /// register, active priority, VMCR or queued interrupt survives) and the emulated
+    /// physical timer disabled. The EL2 controls (stage 2, MPIDR, timer offset) are kept.
+    /// The power state becomes [`PowerState::OnPending`], and [`PowerState::On`] at the
+    /// next entry.
+    ///
+    /// Returns the physical interrupts whose hardware links the reset dropped: the host
+    /// must deactivate them ([`ReleasedHwInterrupts`]).
+    pub fn power_on(&mut self, entry: u64, context_id: u64) -> VCpuResult<ReleasedHwInterrupts> {
         self.require_unbound("power_on")?;
         if entry & 3 != 0 {
             return Err(VCpuError::InvalidConfig(
@@ -863,7 +1303,12 @@ impl Aarch64VCpu {
         self.ws.frame = Aarch64ContextFrame::new_el1h(entry);
         self.ws.frame.gpr[0] = context_id;
         self.fp = FpSimdState::default();
-        self.debug = emulate::DebugState::default();
+        self.dbg.reset();
+        // The virtual CPU interface and the emulated timer as after a CPU reset.
+        let released = ReleasedHwInterrupts::collect(&self.vgic.lr, &self.irq_queue);
+        self.vgic = VgicState::default();
+        self.irq_queue = PendingQueue::default();
+        self.ptimer = EmulatedTimer::default();
         let r = self.sysregs.el2_controls();
         self.sysregs = GuestSystemRegisters {
             sctlr_el1: SCTLR_EL1_RESET,
@@ -875,7 +1320,36 @@ impl Aarch64VCpu {
         self.pending = Pending::None;
         self.ready = false;
         self.entry_set = true;
-        Ok(())
+        self.set_power(PowerState::OnPending);
+        Ok(released)
+    }
+
+    /// The vCPU's PSCI power state (as KVM's `KVM_GET_MP_STATE`): what a host answers
+    /// a guest's AFFINITY_INFO ([`PowerState::affinity_info`]) or CPU_ON (ALREADY_ON,
+    /// ON_PENDING) about this vCPU with. See [`crate::power`] for how it changes.
+    #[must_use]
+    pub fn power_state(&self) -> PowerState {
+        self.power
+    }
+
+    /// Sets the power state (as KVM's `KVM_SET_MP_STATE`), e.g. to stop a vCPU the
+    /// host takes away from the guest, or when rebuilding a saved vCPU. A vCPU that is
+    /// [`PowerState::Off`] is refused by `run()`; [`Aarch64VCpu::power_on`] also
+    /// resets its registers, this does not.
+    pub fn set_power_state(&mut self, state: PowerState) {
+        self.set_power(state);
+        // The next `run()` takes the checked path, which looks at the power state.
+        self.ready = false;
+    }
+
+    /// Changes the power state; only an `On` vCPU can become `ready` without passing
+    /// through `prepare_entry` (which turns `OnPending` into `On` and refuses `Off`).
+    fn set_power(&mut self, state: PowerState) {
+        self.power = state;
+        self.runnable = self.state == State::Bound && state == PowerState::On;
+        if !self.runnable {
+            self.ready = false;
+        }
     }
 
     /// Injects an UNDEFINED instruction exception: the guest takes it at its EL1
@@ -911,9 +1385,7 @@ impl Aarch64VCpu {
         if self.state != State::Bound {
             return Err(VCpuError::NotBound);
         }
-        if self.ws.frame.spsr & (1 << 4) != 0 {
-            return Err(VCpuError::Aarch32NotSupported);
-        }
+        // From AArch32 EL0 too: the hardware takes it at VBAR_EL1 + 0x780.
         #[cfg(target_arch = "aarch64")]
         crate::hw::raise_virtual_serror(esr & 0x1ff_ffff, self.features.ras);
         #[cfg(not(target_arch = "aarch64"))]
@@ -937,7 +1409,6 @@ impl Aarch64VCpu {
             sctlr_el1,
         };
         let e = inject::enter(&state, &what).map_err(|e| match e {
-            inject::InjectError::Aarch32 => VCpuError::Aarch32NotSupported,
             inject::InjectError::NotAGuestState => {
                 VCpuError::InvalidConfig("SPSR is not an EL0/EL1 state")
             }
@@ -961,6 +1432,24 @@ impl Aarch64VCpu {
     }
 
     /// Sets x0, the result register of a hypercall (SMCCC: first return value).
+    ///
+    /// ```no_run
+    /// # use arm_vcpu::*;
+    /// # fn main() -> Result<(), VCpuError> {
+    /// # let mut percpu = Aarch64PerCpu::new(0);
+    /// # percpu.hardware_enable()?;
+    /// # let mut vcpu = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default())?;
+    /// # vcpu.setup(Aarch64VCpuSetupConfig::default())?;
+    /// # vcpu.set_entry(0x4008_0000)?;
+    /// # vcpu.set_stage2_root(Stage2Config::new(0x8000_0000, 1, 39, 1))?;
+    /// # vcpu.bind(&mut percpu)?;
+    /// if let VmExit::Hypercall { args, .. } = vcpu.run()? {
+    ///     // A host-defined call: x1 + x2 back in x0; the PC is already past the HVC.
+    ///     vcpu.set_return_value(args[1].wrapping_add(args[2]));
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     #[inline]
     pub fn set_return_value(&mut self, value: u64) {
         self.ws.frame.gpr[0] = value;
@@ -1030,6 +1519,25 @@ impl Aarch64VCpu {
     /// The bind-time register state as of the last unbind (stale while bound).
     pub fn system_registers(&self) -> &GuestSystemRegisters {
         &self.sysregs
+    }
+
+    /// Test hook: the guest's `MDSCR_EL1` as an MSR on the hardware would leave it.
+    #[cfg(test)]
+    pub(crate) fn test_set_guest_mdscr(&mut self, v: u64) {
+        self.dbg.guest.mdscr = v;
+    }
+
+    /// Test hook: the virtual interface shape a bind would have recorded.
+    #[cfg(test)]
+    pub(crate) fn test_set_vtr(&mut self, vtr: VtrInfo) {
+        self.vtr = vtr;
+        self.vtr_known = true;
+    }
+
+    /// Test hook: the saved virtual interface state.
+    #[cfg(test)]
+    pub(crate) fn test_vgic_mut(&mut self) -> &mut VgicState {
+        &mut self.vgic
     }
 
     fn require_unbound(&self, op: &'static str) -> VCpuResult {

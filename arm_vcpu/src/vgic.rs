@@ -36,7 +36,17 @@ pub mod hcr {
 pub const MISR_U: u64 = 1 << 1;
 
 /// One virtual interrupt to deliver.
+///
+/// ```
+/// use arm_vcpu::VirtualInterrupt;
+///
+/// // The virtual timer's PPI, linked to the physical one so the guest's EOI
+/// // deactivates it.
+/// let vi = VirtualInterrupt::new(27).with_priority(0x80).with_hw_intid(27);
+/// assert_eq!((vi.intid, vi.priority, vi.group1, vi.hw_intid), (27, 0x80, true, Some(27)));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct VirtualInterrupt {
     /// The INTID the guest sees (SGI 0–15, PPI 16–31, SPI 32–1019, extended PPI/SPI,
     /// LPI ≥ 8192), not truncated.
@@ -50,8 +60,48 @@ pub struct VirtualInterrupt {
     pub hw_intid: Option<u32>,
 }
 
+impl VirtualInterrupt {
+    /// Priority [`VirtualInterrupt::new`] gives: 0xa0, the default priority Linux's
+    /// GICv3 driver programs for its interrupts.
+    pub const DEFAULT_PRIORITY: u8 = 0xa0;
+
+    /// INTID `intid`, group 1, priority [`Self::DEFAULT_PRIORITY`], not linked to a
+    /// physical interrupt.
+    #[must_use]
+    pub const fn new(intid: u32) -> Self {
+        Self {
+            intid,
+            priority: Self::DEFAULT_PRIORITY,
+            group1: true,
+            hw_intid: None,
+        }
+    }
+
+    /// Sets [`Self::priority`].
+    #[must_use]
+    pub const fn with_priority(mut self, priority: u8) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// Sets [`Self::group1`] (`false`: group 0, an FIQ for the guest).
+    #[must_use]
+    pub const fn with_group1(mut self, group1: bool) -> Self {
+        self.group1 = group1;
+        self
+    }
+
+    /// Links the interrupt to physical INTID `hw_intid` ([`Self::hw_intid`]).
+    #[must_use]
+    pub const fn with_hw_intid(mut self, hw_intid: u32) -> Self {
+        self.hw_intid = Some(hw_intid);
+        self
+    }
+}
+
 /// Why an interrupt cannot be injected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum InjectIrqError {
     /// A special or reserved INTID (1020–1055, 1120–4095, 5120–8191), or above the
     /// implemented INTID size.
@@ -60,7 +110,24 @@ pub enum InjectIrqError {
     InvalidHwIntid,
     /// All list registers are in use and the overflow queue is full.
     QueueFull,
+    /// The vCPU has no usable virtual CPU interface: its interrupts are passed through
+    /// (`passthrough_interrupt`), or the core it was bound to has no GICv3 list
+    /// registers. The interrupt could never be delivered, so it is not queued.
+    NoVirtualInterface,
 }
+
+impl core::fmt::Display for InjectIrqError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Self::InvalidIntid => "not an INTID a virtual interrupt can have",
+            Self::InvalidHwIntid => "a hardware link must name a physical PPI or SPI",
+            Self::QueueFull => "the list registers and the overflow queue are full",
+            Self::NoVirtualInterface => "the vCPU has no usable virtual CPU interface",
+        })
+    }
+}
+
+impl core::error::Error for InjectIrqError {}
 
 /// What `ICH_VTR_EL2` says about the virtual CPU interface.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -69,24 +136,40 @@ pub struct VtrInfo {
     pub list_regs: usize,
     /// Virtual priority bits (PRIbits \[31:29\] + 1).
     pub pri_bits: u32,
+    /// Virtual preemption bits (PREbits \[28:26\] + 1): they size the active-priority
+    /// registers ([`Self::ap_regs`]).
+    pub pre_bits: u32,
     /// Virtual INTID bits: 16 or 24 (IDbits \[25:23\]).
     pub id_bits: u32,
 }
 
 impl VtrInfo {
+    /// No virtual CPU interface (no GICv3, or not probed yet): zero list registers.
+    pub const NONE: Self = Self {
+        list_regs: 0,
+        pri_bits: 0,
+        pre_bits: 0,
+        id_bits: 0,
+    };
+
     /// Decodes `ICH_VTR_EL2`.
     pub const fn decode(vtr: u64) -> Self {
         let n = (vtr & 0x1f) as usize + 1;
         Self {
             list_regs: if n > MAX_LRS { MAX_LRS } else { n },
             pri_bits: ((vtr >> 29) & 7) as u32 + 1,
+            pre_bits: ((vtr >> 26) & 7) as u32 + 1,
             id_bits: if (vtr >> 23) & 7 == 1 { 24 } else { 16 },
         }
     }
 
-    /// Number of active-priority registers per group: 1 (5 bits), 2 (6) or 4 (7).
+    /// Number of active-priority registers per group (`ICH_AP0R<n>_EL2`,
+    /// `ICH_AP1R<n>_EL2`), from the preemption bits (IHI 0069: one bit per preemption
+    /// level, 32 levels a register): 1 (5 bits), 2 (6) or 4 (7). Not from PRIbits: a
+    /// core may implement more priority than preemption bits, and the registers beyond
+    /// these are not implemented (an access faults at EL2).
     pub const fn ap_regs(&self) -> usize {
-        match self.pri_bits {
+        match self.pre_bits {
             0..=5 => 1,
             6 => 2,
             _ => 4,
@@ -150,6 +233,7 @@ pub const fn lr_intid(lr: u64) -> u32 {
 
 /// Where [`place`] put an interrupt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Placement {
     /// Written to list register `n`.
     Lr(usize),
@@ -271,6 +355,11 @@ impl PendingQueue {
         Ok(())
     }
 
+    /// The queued interrupts, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = &VirtualInterrupt> {
+        self.items[..self.len].iter().flatten()
+    }
+
     /// Moves queued interrupts into free list registers, oldest first. Returns the
     /// mask of list registers written.
     pub fn refill(&mut self, lrs: &mut [u64]) -> u32 {
@@ -310,6 +399,62 @@ pub struct VgicState {
     pub ap0r: [u64; 4],
     /// `ICH_AP1R<n>_EL2`.
     pub ap1r: [u64; 4],
+}
+
+/// Physical interrupts a vCPU reset ([`crate::Aarch64VCpu::power_on`]) let go of: the
+/// `pINTID`s of hardware-linked virtual interrupts (`ICH_LR<n>_EL2.HW` = 1, or queued
+/// with a `hw_intid`) that were pending or active. Their physical interrupt stays
+/// active at the physical GIC until the guest deactivates the virtual one, which the
+/// reset guest never will: the host must deactivate each (e.g. `ICC_DIR_EL1` on the
+/// core a PPI belongs to, or `GICD_ICACTIVER`/`GICR_ICACTIVER0`).
+#[must_use = "the physical interrupts stay active until the host deactivates them"]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReleasedHwInterrupts {
+    ids: [u32; MAX_LRS + QUEUE_LEN],
+    len: usize,
+}
+
+impl Default for ReleasedHwInterrupts {
+    fn default() -> Self {
+        Self {
+            ids: [0; MAX_LRS + QUEUE_LEN],
+            len: 0,
+        }
+    }
+}
+
+impl ReleasedHwInterrupts {
+    /// Collects the live hardware links of list registers `lrs` and of `queue`.
+    pub fn collect(lrs: &[u64], queue: &PendingQueue) -> Self {
+        let mut r = Self::default();
+        let from_lrs = lrs
+            .iter()
+            .filter(|&&l| l & lr::HW != 0 && l & lr::STATE != 0)
+            .map(|&l| ((l >> 32) & 0x1fff) as u32);
+        let from_queue = queue.iter().filter_map(|vi| vi.hw_intid);
+        for id in from_lrs.chain(from_queue) {
+            if let Some(slot) = r.ids.get_mut(r.len) {
+                *slot = id;
+                r.len += 1;
+            }
+        }
+        r
+    }
+
+    /// The physical INTIDs to deactivate.
+    pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        self.ids[..self.len].iter().copied()
+    }
+
+    /// How many there are.
+    pub const fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there are none.
+    pub const fn is_empty(&self) -> bool {
+        self.len == 0
+    }
 }
 
 /// Which vCPUs a guest SGI is for (`ICC_SGI1R_EL1`, `ICC_ASGI1R_EL1`, `ICC_SGI0R_EL1`).
@@ -357,6 +502,38 @@ impl SgiTargets {
     }
 }
 
+/// The SGI generation register a guest wrote (op0 3, op1 0, CRn 12, CRm 11).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SgiRegister {
+    /// `ICC_SGI1R_EL1` (op2 5): Group 1 SGIs of the current Security state.
+    Sgi1r,
+    /// `ICC_ASGI1R_EL1` (op2 6): Group 1 SGIs of the Security state that is *not* the
+    /// current one (IHI 0069). A VM has a single (Non-secure) Security state — its GIC
+    /// behaves as with `GICD_CTLR.DS = 1` — so there is no such Group 1; as IHI 0069's
+    /// "Forwarding an SGI to a target PE" says, the write still reaches a target where
+    /// the SGI is configured as Group 0: it acts like `ICC_SGI0R_EL1`.
+    Asgi1r,
+    /// `ICC_SGI0R_EL1` (op2 7): Group 0 SGIs.
+    Sgi0r,
+}
+
+impl SgiRegister {
+    /// From the op2 of a trapped write to op0 3, op1 0, CRn 12, CRm 11.
+    pub const fn from_op2(op2: u8) -> Option<Self> {
+        match op2 {
+            5 => Some(Self::Sgi1r),
+            6 => Some(Self::Asgi1r),
+            7 => Some(Self::Sgi0r),
+            _ => None,
+        }
+    }
+
+    /// Whether the SGIs it generates in a VM are Group 1 (only `ICC_SGI1R_EL1`).
+    pub const fn generates_group1(self) -> bool {
+        matches!(self, Self::Sgi1r)
+    }
+}
+
 /// A decoded SGI generation request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SgiRequest {
@@ -364,12 +541,17 @@ pub struct SgiRequest {
     pub intid: u8,
     /// The targets.
     pub targets: SgiTargets,
-    /// Group 1 (ICC_SGI1R/ASGI1R) or group 0 (ICC_SGI0R).
+    /// The group of the SGIs generated: Group 1 for `ICC_SGI1R_EL1`; Group 0 for
+    /// `ICC_SGI0R_EL1` and for `ICC_ASGI1R_EL1` (see [`SgiRegister::Asgi1r`]). A host
+    /// with a distributor model delivers the SGI only to targets where it is
+    /// configured in this group.
     pub group1: bool,
+    /// The register written.
+    pub register: SgiRegister,
 }
 
-/// Decodes the value written to an SGI generation register.
-pub const fn decode_sgi(value: u64, group1: bool) -> SgiRequest {
+/// Decodes the value written to SGI generation register `register`.
+pub const fn decode_sgi(value: u64, register: SgiRegister) -> SgiRequest {
     let targets = if value & (1 << 40) != 0 {
         SgiTargets::AllButSelf
     } else {
@@ -384,6 +566,7 @@ pub const fn decode_sgi(value: u64, group1: bool) -> SgiRequest {
     SgiRequest {
         intid: ((value >> 24) & 0xf) as u8,
         targets,
-        group1,
+        group1: register.generates_group1(),
+        register,
     }
 }

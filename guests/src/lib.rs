@@ -20,6 +20,7 @@ compile_error!(
 );
 
 pub mod console;
+pub mod debug;
 pub mod hvc;
 #[rustfmt::skip]
 pub mod inventory;
@@ -29,6 +30,7 @@ pub mod rt;
 pub mod slot;
 pub mod sweep;
 pub mod sysreg;
+pub mod workaround;
 
 core::arch::global_asm!(include_str!("../asm/entry.S"));
 

@@ -20,8 +20,26 @@ pub struct BootArgs<'a> {
     pub mode: &'a str,
     /// Physical cores for Linux's vCPUs (`cores=`, default 2; 1: time-sliced).
     pub cores: u64,
-    /// vCPUs of the Linux guest (`vcpus=`, default 2; the runners take 1 or 2).
+    /// vCPUs of the Linux guest (`vcpus=`, default 2).
     pub vcpus: u64,
+    /// RAM of the Linux or U-Boot VM in bytes (`vm_mem=`, with an optional `K`, `M` or
+    /// `G` suffix; default 1 GiB).
+    pub vm_mem: u64,
+    /// A self-test of the hypervisor itself (`selftest=early-fault`).
+    pub selftest: &'a str,
+    /// The whole bootargs line (for repeated keys such as `kernel_arg=`).
+    pub line: &'a str,
+}
+
+/// A size: a number with an optional K/M/G suffix (binary units).
+fn size(v: &str) -> Option<u64> {
+    let (n, shift) = match v.as_bytes().last() {
+        Some(b'K' | b'k') => (&v[..v.len() - 1], 10),
+        Some(b'M' | b'm') => (&v[..v.len() - 1], 20),
+        Some(b'G' | b'g') => (&v[..v.len() - 1], 30),
+        _ => (v, 0),
+    };
+    n.parse::<u64>().ok()?.checked_mul(1 << shift)
 }
 
 impl<'a> BootArgs<'a> {
@@ -38,6 +56,9 @@ impl<'a> BootArgs<'a> {
             mode: "passthrough",
             cores: 2,
             vcpus: 2,
+            vm_mem: 1 << 30,
+            selftest: "",
+            line: s,
         };
         for word in s.split_ascii_whitespace() {
             if let Some(v) = word.strip_prefix("scenario=") {
@@ -59,6 +80,11 @@ impl<'a> BootArgs<'a> {
             } else if let Some(v) = word.strip_prefix("vcpus=") {
                 // Unparsable is 0, which the runners refuse (not silently 2).
                 args.vcpus = v.parse().unwrap_or(0);
+            } else if let Some(v) = word.strip_prefix("vm_mem=") {
+                // Unparsable is 0, which the VM builders refuse.
+                args.vm_mem = size(v).unwrap_or(0);
+            } else if let Some(v) = word.strip_prefix("selftest=") {
+                args.selftest = v;
             } else if let Some(v) = word.strip_prefix("guest=") {
                 args.guest = v;
             } else if let Some(v) = word.strip_prefix("cores=") {

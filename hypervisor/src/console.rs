@@ -1,9 +1,31 @@
-//! The real PL011 UART at 0x0900_0000 (QEMU virt), the logger, and run endings.
+//! The real PL011 UART (the board's, from its device tree), the logger, and run
+//! endings.
 
 use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicUsize, Ordering};
 use spin::Mutex;
 
-const UART_BASE: usize = 0x0900_0000;
+/// The real UART's base (`platform::discover` sets it; 0 until then: output before
+/// discovery goes to the semihosting console, see [`semihost_write`]).
+static UART: AtomicUsize = AtomicUsize::new(0);
+
+/// Points the console at the PL011 at `base`.
+pub fn set_base(base: usize) {
+    UART.store(base, Ordering::Release);
+}
+
+/// Writes `s` on the semihosting console (SYS_WRITEC per byte: QEMU's stderr), for
+/// what must be said before the UART is known.
+pub fn semihost_write(s: &str) {
+    for b in s.bytes() {
+        let c = b;
+        // SAFETY: semihosting SYS_WRITEC (0x03) reads the byte x1 points to; QEMU runs
+        // with semihosting enabled (docs/test-protocol.md).
+        unsafe {
+            core::arch::asm!("hlt #0xf000", inout("x0") 0x03u64 => _, in("x1") &c as *const u8, options(nostack))
+        };
+    }
+}
 /// UARTFR (flag register) and its TXFF (transmit FIFO full) bit.
 const UARTFR: usize = 0x18;
 const FR_TXFF: u32 = 1 << 5;
@@ -12,35 +34,49 @@ static LOCK: Mutex<()> = Mutex::new(());
 
 /// Writes one byte to the real UART, waiting while its FIFO is full.
 pub fn putc(c: u8) {
-    // SAFETY: 0x0900_0000 is the PL011 on QEMU virt, mapped as Device memory by the
-    // boot page table; DR and FR are 32-bit registers.
+    let base = UART.load(Ordering::Acquire);
+    if base == 0 {
+        semihost_write(core::str::from_utf8(&[c]).unwrap_or("?"));
+        return;
+    }
+    // SAFETY: the board's PL011 (device tree), mapped as Device memory by the boot page
+    // table (0..1 GiB); DR and FR are 32-bit registers.
     unsafe {
-        while core::ptr::read_volatile((UART_BASE + UARTFR) as *const u32) & FR_TXFF != 0 {}
-        core::ptr::write_volatile(UART_BASE as *mut u32, c as u32);
+        while core::ptr::read_volatile((base + UARTFR) as *const u32) & FR_TXFF != 0 {}
+        core::ptr::write_volatile(base as *mut u32, c as u32);
     }
 }
 
 /// A byte from the real UART's receive FIFO, if one is waiting (UARTFR.RXFE clear).
 pub fn try_getc() -> Option<u8> {
     const FR_RXFE: u32 = 1 << 4;
-    // SAFETY: PL011 registers of QEMU virt, Device memory; reading DR pops one byte.
+    let base = UART.load(Ordering::Acquire);
+    if base == 0 {
+        return None;
+    }
+    // SAFETY: the board's PL011, Device memory; reading DR pops one byte.
     unsafe {
-        if core::ptr::read_volatile((UART_BASE + UARTFR) as *const u32) & FR_RXFE != 0 {
+        if core::ptr::read_volatile((base + UARTFR) as *const u32) & FR_RXFE != 0 {
             return None;
         }
-        Some(core::ptr::read_volatile(UART_BASE as *const u32) as u8)
+        Some(core::ptr::read_volatile(base as *const u32) as u8)
     }
 }
 
 /// Turns the real UART's receive interrupts on or off: UARTIMSC (offset 0x38) RXIM
 /// [4] and RTIM [6]; the other sources stay masked. QEMU's PL011 raises RX at the
-/// first byte, and its line is SPI 1 (INTID 33) of the GIC.
+/// first byte, and its line is the one the device tree gives (SPI 1, INTID 33, on
+/// QEMU virt).
 pub fn set_rx_interrupt(on: bool) {
     const UARTIMSC: usize = 0x38;
     let mask: u32 = if on { (1 << 4) | (1 << 6) } else { 0 };
-    // SAFETY: PL011 register of QEMU virt, Device memory; the host uses no other UART
-    // interrupt source.
-    unsafe { core::ptr::write_volatile((UART_BASE + UARTIMSC) as *mut u32, mask) }
+    let base = UART.load(Ordering::Acquire);
+    if base == 0 {
+        return;
+    }
+    // SAFETY: the board's PL011, Device memory; the host uses no other UART interrupt
+    // source.
+    unsafe { core::ptr::write_volatile((base + UARTIMSC) as *mut u32, mask) }
 }
 
 /// The real UART as the input of an emulated PL011.
@@ -129,16 +165,15 @@ pub fn init_logging() {
 }
 
 /// Ends the run: semihosting SYS_EXIT with `code` (QEMU exits with it). Without
-/// semihosting, falls back to PSCI SYSTEM_OFF through QEMU's firmware (status 0:
-/// the runner also requires the PASS marker, so a failure still fails).
+/// semihosting, falls back to PSCI SYSTEM_OFF through the firmware (status 0: the
+/// runner also requires the PASS marker, so a failure still fails).
 pub fn exit(code: u8) -> ! {
     let block: [u64; 2] = [0x20026, code as u64];
-    // SAFETY: the semihosting call reads the two-word block and ends the emulator;
-    // the SMC is PSCI SYSTEM_OFF to QEMU's firmware, which never returns.
+    // SAFETY: the semihosting call reads the two-word block and ends the emulator.
     unsafe {
         core::arch::asm!("hlt #0xf000", in("x0") 0x18u64, in("x1") block.as_ptr(), options(nostack));
-        core::arch::asm!("smc #0", in("x0") 0x8400_0008u64, options(nostack));
     }
+    let _ = crate::platform::firmware::system_off();
     loop {
         core::hint::spin_loop();
     }

@@ -9,12 +9,15 @@ extern crate alloc;
 mod bootargs;
 mod console;
 mod devices;
+mod firmware;
+mod geometry;
 mod gic;
 mod linux;
 mod loader;
 mod memory;
 mod multivm;
 mod pl011;
+mod platform;
 mod scenario;
 mod smp;
 mod vgicd;
@@ -32,10 +35,11 @@ core::arch::global_asm!(include_str!("boot.S"));
 #[global_allocator]
 static HEAP: LockedHeap = LockedHeap::empty();
 
-extern "C" {
-    static __heap_start: u8;
-    static __heap_end: u8;
-}
+/// RAM of a test guest run in the virtual-interrupt mode (`guest=elf`).
+const RAM_FOR_ELF: u64 = 256 << 20;
+
+/// The scenario (row) name of this run, for a verdict printed on any core.
+static RUN_NAME: spin::Once<&'static str> = spin::Once::new();
 
 fn host_trap(kind: HostTrapKind, frame: &mut HostTrapFrame) {
     println!(
@@ -49,6 +53,11 @@ fn host_trap(kind: HostTrapKind, frame: &mut HostTrapFrame) {
 fn panic(info: &core::panic::PanicInfo) -> ! {
     println!("ARM_VCPU_PANIC {}", info);
     console::exit(101);
+}
+
+/// Ends the run from any core: the verdict of the run's scenario and `stats`.
+pub fn end_run(verdict: Result<(), &str>, stats: &vm::ExitStats) -> ! {
+    finish(RUN_NAME.get().copied().unwrap_or("?"), verdict, stats)
 }
 
 fn finish(name: &str, verdict: Result<(), &str>, stats: &vm::ExitStats) -> ! {
@@ -80,49 +89,77 @@ extern "C" fn secondary_main(index: u64) -> ! {
 
 #[no_mangle]
 extern "C" fn rust_main() -> ! {
-    // SAFETY: the linker reserves [__heap_start, __heap_end) for the heap; nothing else
-    // uses it, and this runs once before any allocation.
+    // The board first: where its UART, memory and GIC are. The heap comes from its RAM.
+    let heap = platform::discover();
+    // SAFETY: `discover` carved [heap.base, heap.end()) out of the board's RAM for the
+    // heap alone; nothing else uses it, and this runs once before any allocation.
     unsafe {
-        let start = core::ptr::addr_of!(__heap_start) as usize;
-        let end = core::ptr::addr_of!(__heap_end) as usize;
-        HEAP.lock().init(start as *mut u8, end - start);
-    }
+        HEAP.lock()
+            .init(heap.base as usize as *mut u8, heap.size as usize)
+    };
     console::init_logging();
     Aarch64PerCpu::set_host_trap_handler(host_trap);
-    let args = bootargs::BootArgs::parse(bootargs::from_dtb(0x4000_0000));
+    let args = bootargs::BootArgs::parse(bootargs::from_dtb(platform::DTB_PA as usize));
+    // How PSCI/SMCCC firmware is called (for the Spectre workarounds).
+    firmware::init(platform::DTB_PA as usize);
     let name = args.scenario;
+    RUN_NAME.call_once(|| name);
+    if args.selftest == "early-fault" {
+        // A load from outside the EL2 address space, before any arm_vcpu vector is
+        // installed: boot.S's vector must say what happened (status 102).
+        // SAFETY: deliberately faults; the early vector ends the run.
+        unsafe { core::ptr::read_volatile(0x80_0000_0000u64 as usize as *const u64) };
+    }
     info!(
         "arm_vcpu reference hypervisor: scenario {} iters {} seed {}",
         name, args.iters, args.seed
     );
+    platform::describe();
+    if let Err(why) = platform::gic::check() {
+        finish(name, Err(why), &vm::ExitStats::default());
+    }
     let linux_args = linux::LinuxArgs {
         initrd_size: args.initrd_size,
         autotest: args.autotest,
         vcpus: args.vcpus,
+        mem: args.vm_mem,
+        bootargs_line: args.line,
+        phys_timer_only: args
+            .line
+            .split_ascii_whitespace()
+            .any(|w| w == "guest_timer=phys"),
     };
     // Linux's runner follows from `guest=linux mode= cores=`, whatever the row's name.
     let (verdict, stats) = if args.guest == "linux" {
         match (args.mode, args.cores) {
-            ("passthrough", 2) => linux::run(&linux_args),
+            // vCPU i on core i, whatever the board's core count (`cores=` is QEMU's).
+            ("passthrough", _) => linux::run(&linux_args),
             ("virtual", 2) => linux::run_virtual_smp(&linux_args),
             ("virtual", 1) => linux::run_virtual(&linux_args),
             _ => (
-                Err("Linux runs mode=passthrough cores=2 or mode=virtual cores=1|2"),
+                Err("Linux runs mode=passthrough or mode=virtual cores=1|2"),
                 vm::ExitStats::default(),
             ),
         }
+    } else if args.guest == "elf" && args.mode == "virtual" {
+        linux::run_elf_virtual(args.vm_mem.min(RAM_FOR_ELF), args.cores)
     } else if name == "isolation" {
         multivm::run_isolation(args.iters)
     } else if name == "sweep" {
-        multivm::run_kind(multivm::Kind::Sweep, args.iters)
+        multivm::run_kind(multivm::Kind::Sweep, args.iters, &mut || Ok(()))
     } else if name == "sweep-isolation" {
-        multivm::run_kind(multivm::Kind::SweepIsolation, args.iters)
+        multivm::run_kind(multivm::Kind::SweepIsolation, args.iters, &mut || Ok(()))
+    } else if name == "stage2" {
+        geometry::run_stage2()
+    } else if name == "debug-isolation" {
+        scenario::debug::run_two_vms(args.iters)
     } else if name == "smp" {
         smp::run_smp(args.iters)
-    } else if name == "uboot" {
+    } else if args.guest == "uboot" {
         linux::run_uboot(
             args.image_size,
             "echo UBOOT_GUEST: PASS bootcmd ran; poweroff",
+            args.vm_mem,
         )
     } else {
         match scenario::by_name(name, args.iters, args.seed) {

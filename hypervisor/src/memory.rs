@@ -6,8 +6,6 @@ use aarch64_paging::idmap::IdTranslation;
 use aarch64_paging::paging::{Constraints, MemoryRegion, Stage2};
 use aarch64_paging::Mapping;
 
-/// Host-physical base of guest RAM.
-pub const GUEST_RAM_PA: u64 = 0x5000_0000;
 /// Guest-physical base of guest RAM.
 pub const GUEST_RAM_IPA: u64 = 0x4000_0000;
 /// Size of guest RAM.
@@ -28,10 +26,18 @@ pub struct GuestMemory {
 }
 
 impl GuestMemory {
-    /// Maps guest RAM (normal write-back memory, read/write/execute). Everything else
-    /// in the IPA space is unmapped, so guest accesses there exit as MMIO.
-    pub fn new() -> Result<Self, aarch64_paging::MapError> {
-        Self::at(GUEST_RAM_PA, GUEST_RAM_SIZE)
+    /// Maps [`GUEST_RAM_SIZE`] of guest RAM (normal write-back memory,
+    /// read/write/execute), carved from the board's memory. Everything else in the IPA
+    /// space is unmapped, so guest accesses there exit as MMIO.
+    pub fn new() -> Result<Self, &'static str> {
+        Self::alloc(GUEST_RAM_SIZE, "test VM")
+    }
+
+    /// `size` bytes of guest RAM carved from the board's memory for `what`, or the
+    /// one-line reason it does not fit.
+    pub fn alloc(size: u64, what: &str) -> Result<Self, &'static str> {
+        let pa = crate::platform::alloc_ram(size, what)?;
+        Self::at(pa, size).map_err(|_| "stage-2 mapping failed")
     }
 
     /// Guest RAM of `size` bytes at host-physical `pa`, mapped at IPA
@@ -80,6 +86,11 @@ impl GuestMemory {
     /// Guest-physical [start, end) of the RAM.
     pub fn ram_range(&self) -> (u64, u64) {
         (GUEST_RAM_IPA, GUEST_RAM_IPA + self.size)
+    }
+
+    /// Host-physical base of the RAM.
+    pub fn pa(&self) -> u64 {
+        self.pa
     }
 
     /// Physical address of the root table.

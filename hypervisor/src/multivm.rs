@@ -1,13 +1,13 @@
 //! Several VMs on one physical core, switched round robin by the EL2 physical timer
-//! (CNTHP): the `isolation` scenario, and the register sweeps (`sweep`: one VM,
-//! `sweep-isolation`: two). Each VM has its own RAM, stage-2 tables and VMID; every
+//! (CNTHP): the `isolation` and `debug-isolation` scenarios, and the register sweeps
+//! (`sweep`: one VM, `sweep-isolation`: two). Each VM has its own RAM, stage-2 tables and VMID; every
 //! switch is an `unbind` of one vCPU and a `bind` of the other.
 
 use alloc::vec::Vec;
 
 use arm_vcpu::{
-    Aarch64PerCpu, Aarch64VCpu, Aarch64VCpuCreateConfig, Aarch64VCpuSetupConfig, Stage2Config,
-    VirtualInterrupt, VmExit,
+    Aarch64VCpu, Aarch64VCpuCreateConfig, Aarch64VCpuSetupConfig, Stage2Config, VirtualInterrupt,
+    VmExit,
 };
 use log::{error, info};
 
@@ -16,8 +16,8 @@ use crate::memory::{self, GuestMemory};
 use crate::vm::{hvc, ExitStats};
 use crate::{gic, loader};
 
-/// Host-physical RAM of each VM (128 MiB each, both at IPA 0x4000_0000).
-const VM_RAM: [u64; 2] = [0x5000_0000, 0x5800_0000];
+/// RAM of each VM (128 MiB each, carved from the board's memory, both at IPA
+/// 0x4000_0000).
 const VM_RAM_SIZE: u64 = 0x0800_0000;
 /// Time slice: about 1 ms at QEMU's 62.5 MHz counter.
 const SLICE_TICKS: u64 = 62_500;
@@ -54,7 +54,9 @@ type Verdict = Result<(), &'static str>;
 /// Which multi-VM scenario runs.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    /// `isolation`: two VMs fill every switched register with patterns.
+    /// `isolation` (two VMs fill every switched register with patterns) and
+    /// `debug-isolation` (two VMs with their own breakpoints and watchpoints): two VMs
+    /// of the staged image, each with its interrupts pending at the first entry.
     Isolation,
     /// `sweep`: one VM runs every MRS/MSR encoding against the register inventory.
     Sweep,
@@ -74,35 +76,46 @@ impl Kind {
 
 /// Runs the isolation scenario; `iters` is the number of VM switches to survive.
 pub fn run_isolation(iters: u64) -> (Verdict, ExitStats) {
-    run_kind(Kind::Isolation, iters)
+    run_kind(Kind::Isolation, iters, &mut || Ok(()))
 }
 
-/// Runs a multi-VM scenario.
-pub fn run_kind(kind: Kind, iters: u64) -> (Verdict, ExitStats) {
+/// Runs two VMs of the staged image time-sliced on this core until both EXIT (the
+/// `isolation` runner: `debug-isolation` uses it with its own guest); `after_unbind`
+/// runs after every unbind (its error ends the run).
+pub fn run_two_vms(iters: u64, after_unbind: &mut dyn FnMut() -> Verdict) -> (Verdict, ExitStats) {
+    run_kind(Kind::Isolation, iters, after_unbind)
+}
+
+/// Runs a multi-VM scenario; `after_unbind` runs after every unbind (its error ends
+/// the run).
+pub fn run_kind(
+    kind: Kind,
+    iters: u64,
+    after_unbind: &mut dyn FnMut() -> Verdict,
+) -> (Verdict, ExitStats) {
     let mut stats = ExitStats::default();
-    let verdict = run(kind, iters, &mut stats);
+    let verdict = run(kind, iters, &mut stats, after_unbind);
     gic::stop_hyp_timer();
     (verdict, stats)
 }
 
 fn build(kind: Kind, role: usize, iters: u64) -> Result<Guest, &'static str> {
-    let mem = GuestMemory::at(VM_RAM[role], VM_RAM_SIZE).map_err(|_| "stage-2 mapping failed")?;
+    let mem = GuestMemory::alloc(VM_RAM_SIZE, "isolation VM")?;
     let entry =
         loader::load_elf(loader::staging(), &mem).map_err(|_| "cannot load the guest image")?;
-    let mut vcpu = Aarch64VCpu::new(Aarch64VCpuCreateConfig {
+    let mut vcpu = Aarch64VCpu::new(
         // Each VM's virtual count starts near 0 when it is created.
-        cntvoff_el2: arm_vcpu::physical_count(),
-        ..Default::default()
-    })
+        Aarch64VCpuCreateConfig::default().with_cntvoff_el2(arm_vcpu::physical_count()),
+    )
     .map_err(|_| "vcpu create")?;
     vcpu.setup(Aarch64VCpuSetupConfig::default())
         .map_err(|_| "vcpu setup")?;
-    vcpu.set_stage2_root(Stage2Config {
-        root_pa: mem.root_pa(),
-        vmid: role as u16 + 1,
-        ipa_bits: memory::IPA_BITS,
-        root_level: memory::ROOT_LEVEL,
-    })
+    vcpu.set_stage2_root(Stage2Config::new(
+        mem.root_pa(),
+        role as u16 + 1,
+        memory::IPA_BITS,
+        memory::ROOT_LEVEL,
+    ))
     .map_err(|_| "stage-2 root")?;
     vcpu.set_entry(entry).map_err(|_| "vcpu entry")?;
     vcpu.set_gpr(1, iters).map_err(|_| "x1")?;
@@ -114,18 +127,13 @@ fn build(kind: Kind, role: usize, iters: u64) -> Result<Guest, &'static str> {
     };
     for &(intid, priority) in irqs {
         // Not bound yet: queued, placed in the list registers at the first bind.
-        vcpu.inject_interrupt(VirtualInterrupt {
-            intid,
-            priority,
-            group1: true,
-            hw_intid: None,
-        })
-        .map_err(|_| "inject_interrupt")?;
+        vcpu.inject_interrupt(VirtualInterrupt::new(intid).with_priority(priority))
+            .map_err(|_| "inject_interrupt")?;
     }
     info!(
         "VM {}: RAM {:#x}, VMID {}, entry {:#x}",
         role,
-        VM_RAM[role],
+        mem.pa(),
         role + 1,
         entry
     );
@@ -138,11 +146,16 @@ fn build(kind: Kind, role: usize, iters: u64) -> Result<Guest, &'static str> {
     })
 }
 
-fn run(kind: Kind, iters: u64, stats: &mut ExitStats) -> Verdict {
+fn run(
+    kind: Kind,
+    iters: u64,
+    stats: &mut ExitStats,
+    after_unbind: &mut dyn FnMut() -> Verdict,
+) -> Verdict {
     if !arm_vcpu::has_hardware_support() {
         return Err("no EL2 virtualization support");
     }
-    let mut percpu = Aarch64PerCpu::new(0);
+    let mut percpu = crate::firmware::percpu(0);
     percpu
         .hardware_enable()
         .map_err(|_| "hardware_enable failed")?;
@@ -253,12 +266,14 @@ fn run(kind: Kind, iters: u64, stats: &mut ExitStats) -> Verdict {
         let next = (cur + 1) % n;
         if next != cur && guests[next].done.is_none() {
             guests[cur].vcpu.unbind(&mut percpu).map_err(|_| "unbind")?;
+            after_unbind()?;
             guests[next].vcpu.bind(&mut percpu).map_err(|_| "bind")?;
             cur = next;
             switches += 1;
         } else if guests[cur].done.is_some() {
             // Both have ended.
             guests[cur].vcpu.unbind(&mut percpu).map_err(|_| "unbind")?;
+            after_unbind()?;
             break;
         }
     }

@@ -1,18 +1,23 @@
-//! A VM with one vCPU per physical core (two of each). The boot core starts the second
-//! core through PSCI CPU_ON to QEMU's firmware (SMC from EL2); the guest's own PSCI
-//! CPU_ON then starts its vCPU 1 there. vCPU `i` only ever runs on core `i`.
+//! A VM with one vCPU per physical core (as many vCPUs as the VM has, each on the core
+//! of its index; the board's device tree says how many cores there are). The boot
+//! core starts the others through PSCI CPU_ON to the firmware (`platform::firmware`);
+//! the guest's own PSCI CPU_ON then starts its vCPU `i` on core `i`, and it only ever
+//! runs there. Any vCPU's end (SYSTEM_OFF, EXIT, a failure) ends the run from its core.
 //!
 //! Used by the `smp` test scenario and by Linux in interrupt-passthrough mode.
 
 use arm_vcpu::smccc::ret;
 use arm_vcpu::{
-    Aarch64PerCpu, Aarch64VCpu, Aarch64VCpuCreateConfig, Aarch64VCpuSetupConfig, PsciRequest,
-    Stage2Config, VmExit,
+    Aarch64VCpu, Aarch64VCpuCreateConfig, Aarch64VCpuSetupConfig, PsciRequest, Stage2Config, VmExit,
 };
 use log::{error, info};
 use spin::Mutex;
 
+use alloc::vec;
+use alloc::vec::Vec;
+
 use crate::devices::{self, CONSOLE_IPA};
+use crate::gic::TrappedRdPages;
 use crate::loader;
 use crate::memory::{self, GuestMemory};
 use crate::pl011::Pl011;
@@ -42,55 +47,54 @@ pub struct TwoCoreVm {
     /// The vCPUs' setup.
     pub setup: Aarch64VCpuSetupConfig,
     pub kind: GuestKind,
-    /// vCPUs the guest may use (1 or 2): CPU_ON and AFFINITY_INFO of MPIDR >= this
-    /// get INVALID_PARAMETERS.
+    /// vCPUs of the VM, one per core: vCPU i on core i. CPU_ON and AFFINITY_INFO of
+    /// an MPIDR that is none of theirs get INVALID_PARAMETERS.
     pub vcpus: u64,
+    /// Redistributor RD pages of a passthrough GIC the guest reaches through exits
+    /// (`GICR_TYPER.Last` emulated; see `TrappedRdPages`).
+    pub rd_pages: TrappedRdPages,
 }
 
-/// What the two cores share (behind one lock).
+/// What the cores share (behind one lock). Vectors have one entry per vCPU.
 struct Shared {
-    power: [Power; 2],
-    /// vCPUs that exist for the guest (`TwoCoreVm::vcpus`).
-    vcpus: u64,
-    /// Entry point and context ID of a pending CPU_ON of vCPU 1.
-    start: Option<(u64, u64)>,
-    /// vCPU 1, parked here while it is off.
-    vcpu1: Option<Aarch64VCpu>,
+    power: Vec<Power>,
+    /// vCPU i's MPIDR_EL1 (what the guest's PSCI calls name).
+    mpidrs: Vec<u64>,
+    /// Entry point and context ID of a pending CPU_ON of each vCPU.
+    start: Vec<Option<(u64, u64)>>,
+    /// vCPUs 1.., parked here while they are off.
+    parked: Vec<Option<Aarch64VCpu>>,
     /// Physical core (MPIDR affinity) each vCPU last ran on.
-    ran_on: [Option<u64>; 2],
+    ran_on: Vec<Option<u64>>,
     /// [start, end) of guest RAM (IPA), for CPU_ON entry checks.
     ram: (u64, u64),
     kind: GuestKind,
-    /// Exit counts of vCPU 1 (added to vCPU 0's at the end).
-    stats1: ExitStats,
+    /// Exit counts of each vCPU, as of its latest exit.
+    stats: Vec<ExitStats>,
     /// The emulated console of an OS guest.
     uart: Pl011,
     /// The level last written to the distributor for the UART's interrupt.
     uart_irq: bool,
     /// The real UART feeding `uart`.
     input: crate::console::HostInput,
+    rd_pages: TrappedRdPages,
 }
 
-/// The emulated console's SPI (PL011 on QEMU virt: SPI 1).
-const UART_INTID: u32 = 33;
+/// The emulated console's interrupt: the real UART's (the device tree's), whose
+/// receive interrupt the guest then takes for the emulated one (see `uart_poll`).
+fn uart_intid() -> u32 {
+    crate::platform::board().uart.intid.unwrap_or(33)
+}
 
 static SHARED: Mutex<Option<Shared>> = Mutex::new(None);
 
 type Verdict = Result<(), &'static str>;
 
-/// PSCI CPU_ON function ID (SMC64) for QEMU's firmware.
-const PSCI_CPU_ON_64: u64 = 0xC400_0003;
-
-extern "C" {
-    fn secondary_start();
-}
-
 /// The `smp` test scenario: the test guest in the staging area, on two cores.
 pub fn run_smp(iters: u64) -> (Verdict, ExitStats) {
     let built = (|| {
-        let mem: &'static GuestMemory = alloc::boxed::Box::leak(alloc::boxed::Box::new(
-            GuestMemory::new().map_err(|_| "stage-2 mapping failed")?,
-        ));
+        let mem: &'static GuestMemory =
+            alloc::boxed::Box::leak(alloc::boxed::Box::new(GuestMemory::new()?));
         let entry =
             loader::load_elf(loader::staging(), mem).map_err(|_| "cannot load the guest image")?;
         Ok(TwoCoreVm {
@@ -101,6 +105,7 @@ pub fn run_smp(iters: u64) -> (Verdict, ExitStats) {
             setup: Aarch64VCpuSetupConfig::default(),
             kind: GuestKind::TestGuest,
             vcpus: 2,
+            rd_pages: TrappedRdPages::default(),
         })
     })();
     match built {
@@ -109,66 +114,100 @@ pub fn run_smp(iters: u64) -> (Verdict, ExitStats) {
     }
 }
 
-/// Core 0: starts core 1 and runs vCPU 0 until the guest's end.
+/// Core 0: starts the other cores and runs vCPU 0 until the guest's end.
 pub fn run_two_cores(vm: TwoCoreVm) -> (Verdict, ExitStats) {
     let mut stats = ExitStats::default();
     let v = run(vm, &mut stats);
-    if let Some(s1) = with_shared(|s| s.stats1) {
-        stats.add(&s1);
+    (v, total_stats(Some(stats)))
+}
+
+/// Every vCPU's exit counts added up (`mine`: the caller's own, newer than its entry).
+fn total_stats(mine: Option<ExitStats>) -> ExitStats {
+    let me = crate::platform::current_cpu().unwrap_or(0);
+    let mut t = ExitStats::default();
+    with_shared(|s| {
+        for (i, st) in s.stats.iter().enumerate() {
+            if i != me || mine.is_none() {
+                t.add(st);
+            }
+        }
+    });
+    if let Some(m) = mine {
+        t.add(&m);
     }
-    (v, stats)
+    t
 }
 
 fn run(vm: TwoCoreVm, stats: &mut ExitStats) -> Verdict {
     if !arm_vcpu::has_hardware_support() {
         return Err("no EL2 virtualization support");
     }
-    let mut percpu = Aarch64PerCpu::new(0);
+    let mut percpu = crate::firmware::percpu(0);
     percpu
         .hardware_enable()
         .map_err(|_| "hardware_enable failed")?;
-    let stage2 = Stage2Config {
-        root_pa: vm.mem.root_pa(),
-        vmid: 1,
-        ipa_bits: memory::IPA_BITS,
-        root_level: memory::ROOT_LEVEL,
-    };
-    // The VM's virtual count starts near 0; both vCPUs share the offset.
+    let stage2 = Stage2Config::new(vm.mem.root_pa(), 1, memory::IPA_BITS, memory::ROOT_LEVEL);
+    let n = vm.vcpus as usize;
+    let cores = crate::platform::cpu_count();
+    if n == 0 || n > cores {
+        error!(
+            "the VM has {} vCPUs, one per core, but the board has {} cores",
+            n, cores
+        );
+        return Err("more vCPUs than the board has cores (QEMU -smp)");
+    }
+    // An OS on the physical GIC finds its redistributor by its MPIDR: vCPU i has core
+    // i's. Test guests see 0, 1, ... (the protocol).
+    let mpidrs: Vec<u64> = (0..n)
+        .map(|i| match vm.kind {
+            GuestKind::Os => crate::platform::cpu_mpidr(i).unwrap_or(i as u64),
+            GuestKind::TestGuest => i as u64,
+        })
+        .collect();
+    // The VM's virtual count starts near 0; all vCPUs share the offset.
     let cntvoff_el2 = arm_vcpu::physical_count();
-    let make = |i: u64| -> Result<Aarch64VCpu, arm_vcpu::VCpuError> {
-        let mut v = Aarch64VCpu::new(Aarch64VCpuCreateConfig {
-            mpidr_el1: i,
-            cntvoff_el2,
-            dtb_addr: vm.x0,
-            ..Default::default()
-        })?;
+    let make = |i: usize| -> Result<Aarch64VCpu, arm_vcpu::VCpuError> {
+        let mut v = Aarch64VCpu::new(
+            Aarch64VCpuCreateConfig::default()
+                .with_mpidr_el1(mpidrs[i])
+                .with_cntvoff_el2(cntvoff_el2)
+                .with_dtb_addr(vm.x0),
+        )?;
         v.setup(vm.setup)?;
         v.set_stage2_root(stage2)?;
         v.set_entry(vm.entry)?;
         Ok(v)
     };
     let mut vcpu0 = make(0).map_err(|_| "vcpu 0")?;
-    let vcpu1 = make(1).map_err(|_| "vcpu 1")?;
+    let mut parked = vec![None];
+    for i in 1..n {
+        parked.push(Some(make(i).map_err(|_| "vcpu create")?));
+    }
     vcpu0.set_gpr(1, vm.x1).map_err(|_| "x1")?;
+    let mut power = vec![Power::Off; n];
+    power[0] = Power::On;
     *SHARED.lock() = Some(Shared {
-        power: [Power::On, Power::Off],
-        vcpus: vm.vcpus,
-        start: None,
-        vcpu1: Some(vcpu1),
-        ran_on: [None, None],
+        power,
+        mpidrs,
+        start: vec![None; n],
+        parked,
+        ran_on: vec![None; n],
         ram: vm.mem.ram_range(),
         kind: vm.kind,
-        stats1: ExitStats::default(),
+        stats: vec![ExitStats::default(); n],
         uart: Pl011::default(),
         uart_irq: false,
         input: Default::default(),
+        rd_pages: vm.rd_pages,
     });
 
-    // Start physical core 1 (QEMU's PSCI firmware, SMC conduit).
-    let r = start_core(1);
-    if r != 0 {
-        error!("PSCI CPU_ON of core 1 returned {}", r as i64);
-        return Err("cannot start the second physical core (run QEMU with -smp 2)");
+    // Start the other cores (the firmware's PSCI).
+    for core in 1..n {
+        let r = start_core(core as u64);
+        if r != 0 {
+            error!("PSCI CPU_ON of core {} returned {}", core, r as i64);
+            return Err("cannot start another physical core");
+        }
     }
     vcpu0.bind(&mut percpu).map_err(|_| "bind")?;
     with_shared(|s| s.ran_on[0] = Some(current_mpidr()));
@@ -176,20 +215,7 @@ fn run(vm: TwoCoreVm, stats: &mut ExitStats) -> Verdict {
         match step(0, vm.kind, &mut vcpu0, stats) {
             Step::Continue => {}
             Step::Off => break Err("vCPU 0 turned itself off"),
-            Step::Exit(failures) => {
-                let ran_on = with_shared(|s| s.ran_on).unwrap_or([None, None]);
-                info!(
-                    "vCPU 0 ran on core {:?}, vCPU 1 on core {:?}",
-                    ran_on[0], ran_on[1]
-                );
-                break if failures != 0 {
-                    Err("guest checks failed")
-                } else if vm.kind == GuestKind::TestGuest && ran_on[1] != Some(1) {
-                    Err("vCPU 1 did not run on physical core 1")
-                } else {
-                    Ok(())
-                };
-            }
+            Step::Exit(failures) => break exit_verdict(failures),
             Step::Fail(why) => break Err(why),
         }
     };
@@ -197,21 +223,49 @@ fn run(vm: TwoCoreVm, stats: &mut ExitStats) -> Verdict {
     verdict
 }
 
+/// The verdict of a guest that ended with `failures` failed checks (0 for an OS's
+/// SYSTEM_OFF); for a test guest, each vCPU must have run on the core of its index.
+fn exit_verdict(failures: u64) -> Verdict {
+    let (ran_on, kind) =
+        with_shared(|s| (s.ran_on.clone(), s.kind)).unwrap_or((Vec::new(), GuestKind::Os));
+    info!("vCPU i ran on core: {:?}", ran_on);
+    if failures != 0 {
+        Err("guest checks failed")
+    } else if kind == GuestKind::TestGuest
+        && ran_on.get(1).copied().flatten() != crate::platform::cpu_mpidr(1)
+    {
+        Err("vCPU 1 did not run on physical core 1")
+    } else {
+        Ok(())
+    }
+}
+
 /// Core `index` (≥ 1), entered from `secondary_start`: waits for its vCPU to be
-/// powered on, runs it until CPU_OFF, and waits again.
+/// powered on, runs it until CPU_OFF, and waits again. Its vCPU's end of the guest
+/// (SYSTEM_OFF, EXIT) or failure ends the run from here.
 pub fn secondary(index: u64) -> ! {
-    let mut percpu = Aarch64PerCpu::new(index as usize);
+    let me = index as usize;
+    let mut percpu = crate::firmware::percpu(me);
     if percpu.hardware_enable().is_err() {
         error!("core {}: hardware_enable failed", index);
-        park();
+        crate::end_run(
+            Err("hardware_enable failed on a secondary core"),
+            &total_stats(None),
+        );
     }
     info!("core {} online (MPIDR {:#x})", index, current_mpidr());
     loop {
-        // Wait for a CPU_ON of vCPU 1.
+        // Wait for a CPU_ON of this core's vCPU.
         let (mut vcpu, entry, ctx, kind) = loop {
-            let got = with_shared(|s| match (s.power[1], s.start) {
-                (Power::OnPending, Some((e, c))) => s.vcpu1.take().map(|v| (v, e, c, s.kind)),
-                _ => None,
+            let got = with_shared(|s| {
+                match (s.power.get(me).copied(), s.start.get(me).copied().flatten()) {
+                    (Some(Power::OnPending), Some((e, c))) => s
+                        .parked
+                        .get_mut(me)
+                        .and_then(Option::take)
+                        .map(|v| (v, e, c, s.kind)),
+                    _ => None,
+                }
             })
             .flatten();
             match got {
@@ -219,34 +273,46 @@ pub fn secondary(index: u64) -> ! {
                 None => core::hint::spin_loop(),
             }
         };
-        let ok = vcpu.power_on(entry, ctx).is_ok() && vcpu.bind(&mut percpu).is_ok();
+        let ok = vcpu
+            .power_on(entry, ctx)
+            .map(|released| released.iter().for_each(crate::gic::deactivate))
+            .is_ok()
+            && vcpu.bind(&mut percpu).is_ok();
         with_shared(|s| {
-            s.power[1] = Power::On;
-            s.start = None;
-            s.ran_on[1] = Some(current_mpidr());
+            s.power[me] = Power::On;
+            s.start[me] = None;
+            s.ran_on[me] = Some(current_mpidr());
         });
         if !ok {
-            error!("core {}: cannot start vCPU 1", index);
-            park();
+            error!("core {}: cannot start vCPU {}", index, index);
+            crate::end_run(Err("cannot start a vCPU"), &total_stats(None));
         }
-        let mut stats = ExitStats::default();
+        let mut stats = with_shared(|s| s.stats[me]).unwrap_or_default();
         loop {
-            match step(1, kind, &mut vcpu, &mut stats) {
+            match step(me, kind, &mut vcpu, &mut stats) {
                 Step::Continue => {}
                 Step::Off => break,
-                Step::Exit(_) | Step::Fail(_) => {
-                    error!("vCPU 1 stopped unexpectedly");
-                    park();
+                Step::Exit(failures) => {
+                    // The guest ended on this core: the run ends here, whatever the
+                    // other cores are doing (a passthrough vCPU 0 may never exit).
+                    with_shared(|s| s.stats[me] = stats);
+                    info!("vCPU {}: the guest ended on core {}", me, index);
+                    crate::end_run(exit_verdict(failures), &total_stats(None));
+                }
+                Step::Fail(why) => {
+                    with_shared(|s| s.stats[me] = stats);
+                    error!("vCPU {}: {}", me, why);
+                    crate::end_run(Err(why), &total_stats(None));
                 }
             }
         }
         if vcpu.unbind(&mut percpu).is_err() {
-            park();
+            crate::end_run(Err("unbind failed"), &total_stats(None));
         }
         with_shared(|s| {
-            s.vcpu1 = Some(vcpu);
-            s.power[1] = Power::Off;
-            s.stats1.add(&stats);
+            s.parked[me] = Some(vcpu);
+            s.power[me] = Power::Off;
+            s.stats[me] = stats;
         });
     }
 }
@@ -265,8 +331,10 @@ fn step(me: usize, kind: GuestKind, vcpu: &mut Aarch64VCpu, stats: &mut ExitStat
     let console = CONSOLE_IPA..CONSOLE_IPA + 0x1000;
     let exit = vcpu.run();
     if kind == GuestKind::Os {
-        // Every exit polls the real UART for input (the guest reading the console is one).
-        uart_poll();
+        // Every exit polls the real UART for input (the guest reading the console is
+        // one), and leaves this vCPU's counts where another core ending the run finds
+        // them.
+        uart_poll(me, stats);
     }
     match exit {
         Ok(VmExit::MmioRead { addr, .. }) if kind == GuestKind::Os && console.contains(&addr) => {
@@ -288,6 +356,27 @@ fn step(me: usize, kind: GuestKind, vcpu: &mut Aarch64VCpu, stats: &mut ExitStat
                 crate::console::putc(b);
             }
             uart_update_irq();
+            Step::Continue
+        }
+        // After the console's arms: the trapped redistributor pages are rare (boot,
+        // CPU bring-up); the console is most of the exits.
+        Ok(VmExit::MmioRead { addr, width, .. })
+            if kind == GuestKind::Os
+                && with_shared(|s| s.rd_pages.contains(addr)) == Some(true) =>
+        {
+            stats.mmio_read += 1;
+            let v = with_shared(|s| s.rd_pages.read(addr, width.bytes())).unwrap_or(0);
+            match vcpu.complete_mmio_read(v) {
+                Ok(()) => Step::Continue,
+                Err(_) => Step::Fail("complete_mmio_read"),
+            }
+        }
+        Ok(VmExit::MmioWrite { addr, width, data })
+            if kind == GuestKind::Os
+                && with_shared(|s| s.rd_pages.contains(addr)) == Some(true) =>
+        {
+            stats.mmio_write += 1;
+            with_shared(|s| s.rd_pages.write(addr, width.bytes(), data));
             Step::Continue
         }
         Ok(VmExit::Hypercall { imm: 0, ref args }) if kind == GuestKind::TestGuest => {
@@ -358,15 +447,15 @@ fn step(me: usize, kind: GuestKind, vcpu: &mut Aarch64VCpu, stats: &mut ExitStat
                     entry,
                     context_id,
                 } => with_shared(|s| {
-                    // This runner starts only vCPU 1 (on core 1); core 0 does not bring
-                    // vCPU 0 back after its CPU_OFF.
-                    if target_mpidr == 0 && s.power[0] == Power::Off {
+                    let t = vcpu_index(&s.mpidrs, target_mpidr);
+                    // vCPU 0's core does not bring it back after its CPU_OFF.
+                    if t == 0 && s.power[0] == Power::Off {
                         return ret::INVALID_PARAMETERS;
                     }
                     let in_ram = (s.ram.0..s.ram.1).contains(&entry);
-                    match vplatform::psci_cpu_on(&s.power, s.vcpus, target_mpidr, in_ram) {
+                    match vplatform::psci_cpu_on(&s.power, s.power.len() as u64, t, in_ram) {
                         Ok(t) => {
-                            s.start = Some((entry, context_id));
+                            s.start[t] = Some((entry, context_id));
                             s.power[t] = Power::OnPending;
                             ret::SUCCESS
                         }
@@ -374,10 +463,11 @@ fn step(me: usize, kind: GuestKind, vcpu: &mut Aarch64VCpu, stats: &mut ExitStat
                     }
                 })
                 .unwrap_or(ret::INTERNAL_FAILURE),
-                PsciRequest::AffinityInfo { target_mpidr } => {
-                    with_shared(|s| vplatform::psci_affinity_info(&s.power, s.vcpus, target_mpidr))
-                        .unwrap_or(ret::INTERNAL_FAILURE)
-                }
+                PsciRequest::AffinityInfo { target_mpidr } => with_shared(|s| {
+                    let t = vcpu_index(&s.mpidrs, target_mpidr);
+                    vplatform::psci_affinity_info(&s.power, s.power.len() as u64, t)
+                })
+                .unwrap_or(ret::INTERNAL_FAILURE),
                 PsciRequest::CpuSuspend { .. } => ret::SUCCESS,
                 PsciRequest::SystemOff | PsciRequest::SystemReset if kind == GuestKind::Os => {
                     info!("vCPU {}: PSCI {:?}", me, request);
@@ -386,6 +476,7 @@ fn step(me: usize, kind: GuestKind, vcpu: &mut Aarch64VCpu, stats: &mut ExitStat
                 PsciRequest::SystemOff | PsciRequest::SystemReset => {
                     return Step::Fail("unexpected SYSTEM_OFF/RESET")
                 }
+                _ => return Step::Fail("PSCI request this runner does not know"),
             };
             match vcpu.complete_psci(result) {
                 Ok(()) => Step::Continue,
@@ -409,10 +500,24 @@ fn step(me: usize, kind: GuestKind, vcpu: &mut Aarch64VCpu, stats: &mut ExitStat
     }
 }
 
+/// vCPU index of the vCPU with MPIDR `mpidr` (`u64::MAX`, which PSCI refuses, if none).
+fn vcpu_index(mpidrs: &[u64], mpidr: u64) -> u64 {
+    mpidrs
+        .iter()
+        .position(|&m| m == mpidr)
+        .map_or(u64::MAX, |i| i as u64)
+}
+
 /// Moves bytes waiting on the real UART into the emulated one (`HostInput`: its
-/// receive interrupt wakes a vCPU idling in an untrapped WFI).
-fn uart_poll() {
-    let got = with_shared(|s| s.input.pull(&mut s.uart));
+/// receive interrupt wakes a vCPU idling in an untrapped WFI), and stores vCPU `me`'s
+/// exit counts.
+fn uart_poll(me: usize, stats: &ExitStats) {
+    let got = with_shared(|s| {
+        if let Some(st) = s.stats.get_mut(me) {
+            *st = *stats;
+        }
+        s.input.pull(&mut s.uart)
+    });
     if got == Some(true) {
         uart_update_irq();
     }
@@ -430,7 +535,7 @@ fn uart_update_irq() {
     })
     .flatten();
     if let Some(level) = change {
-        crate::gic::set_spi_pending(UART_INTID, level);
+        crate::gic::set_spi_pending(uart_intid(), level);
     }
 }
 
@@ -439,41 +544,37 @@ fn with_shared<R>(f: impl FnOnce(&mut Shared) -> R) -> Option<R> {
 }
 
 fn current_mpidr() -> u64 {
-    let v: u64;
-    // SAFETY: reading MPIDR_EL1 at EL2 gives this core's affinity; no side effects.
-    unsafe {
-        core::arch::asm!("mrs {0}, mpidr_el1", out(reg) v, options(nomem, nostack, preserves_flags))
-    };
-    v & 0xff_00ff_ffff
+    crate::platform::current_mpidr()
 }
 
-/// Starts physical core `index` at `secondary_start` (it then calls `secondary_main`).
-/// Returns the firmware's PSCI result.
+extern "C" {
+    fn secondary_start();
+}
+
+/// Starts physical core `index` at `secondary_start` (it then calls `secondary_main`)
+/// on a stack of its own, carved from the heap. Returns 0, or the firmware's PSCI
+/// error code.
 pub fn start_core(index: u64) -> u64 {
-    firmware_cpu_on(index, secondary_start as *const () as usize as u64, index)
-}
-
-/// PSCI CPU_ON through QEMU's firmware: starts core `mpidr` at `entry` (EL2) with x0 =
-/// `context`. Returns the PSCI result.
-fn firmware_cpu_on(mpidr: u64, entry: u64, context: u64) -> u64 {
-    let r: u64;
-    // SAFETY: an SMC to the platform's PSCI firmware; it starts another core at our
-    // entry point and changes nothing else of this core's state but x0..x3.
-    unsafe {
-        core::arch::asm!(
-            "smc #0",
-            inout("x0") PSCI_CPU_ON_64 => r,
-            inout("x1") mpidr => _,
-            inout("x2") entry => _,
-            inout("x3") context => _,
-            options(nostack),
-        );
-    }
-    r
-}
-
-fn park() -> ! {
-    loop {
-        core::hint::spin_loop();
+    let Some(mpidr) = crate::platform::cpu_mpidr(index as usize) else {
+        return ret::INVALID_PARAMETERS as u64;
+    };
+    let stack: &'static mut [u8] =
+        alloc::boxed::Box::leak(vec![0u8; crate::platform::SECONDARY_STACK].into_boxed_slice());
+    let top = (stack.as_ptr() as u64 + stack.len() as u64) & !15;
+    // { stack top, core index }: boot.S reads it with the MMU (and caches) off, so it
+    // is cleaned to the point of coherency first.
+    let block: &'static mut [u64; 2] =
+        alloc::boxed::Box::leak(alloc::boxed::Box::new([top, index]));
+    memory::sync_for_guest(block.as_ptr() as *const u8, 16);
+    let entry = secondary_start as *const () as usize as u64;
+    match crate::platform::firmware::cpu_on(mpidr, entry, block.as_ptr() as u64) {
+        Ok(()) => 0,
+        Err(e) => {
+            error!(
+                "firmware CPU_ON of core {} (MPIDR {:#x}): {:?}",
+                index, mpidr, e
+            );
+            u64::MAX
+        }
     }
 }

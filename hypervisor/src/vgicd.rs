@@ -90,6 +90,14 @@ impl VGic {
         }
     }
 
+    /// Whether SGI/PPI `intid` of `vcpu` is configured as Group 1 (GICR_IGROUPR0).
+    pub fn is_group1(&self, vcpu: usize, intid: u32) -> bool {
+        self.redist
+            .get(vcpu)
+            .and_then(|r| r.irqs.get(intid as usize))
+            .is_some_and(|i| i.group1)
+    }
+
     /// The vCPU an SPI is routed to (by affinity; vCPU i has Aff0 = i).
     pub fn spi_target(&self, intid: u32) -> usize {
         let r = self.route[(intid as usize - 32) % NR_SPIS];
@@ -112,15 +120,9 @@ impl VGic {
             return None;
         }
         irq.held = false;
-        Some(Delivery {
-            vcpu,
-            vi: VirtualInterrupt {
-                intid,
-                priority: irq.priority,
-                group1: true,
-                hw_intid,
-            },
-        })
+        let mut vi = VirtualInterrupt::new(intid).with_priority(irq.priority);
+        vi.hw_intid = hw_intid;
+        Some(Delivery { vcpu, vi })
     }
 
     /// Held interrupts that became deliverable (after an enable).
@@ -135,12 +137,7 @@ impl VGic {
                     irq.held = false;
                     out(Delivery {
                         vcpu: v,
-                        vi: VirtualInterrupt {
-                            intid: i,
-                            priority: irq.priority,
-                            group1: true,
-                            hw_intid: None,
-                        },
+                        vi: VirtualInterrupt::new(i).with_priority(irq.priority),
                     });
                 }
             }
@@ -153,12 +150,7 @@ impl VGic {
                 let vcpu = ((self.route[s] & 0xff) as usize).min(self.vcpus - 1);
                 out(Delivery {
                     vcpu,
-                    vi: VirtualInterrupt {
-                        intid,
-                        priority: irq.priority,
-                        group1: true,
-                        hw_intid: None,
-                    },
+                    vi: VirtualInterrupt::new(intid).with_priority(irq.priority),
                 });
             }
         }

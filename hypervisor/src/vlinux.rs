@@ -1,14 +1,16 @@
 //! Linux in the virtual-interrupt mode with both vCPUs time-sliced on one physical
 //! core (switched by the EL2 timer and by the guest's WFI). Devices: `vplatform`.
-//! The guest's virtual timer is delivered as a virtual PPI 27 linked to the physical
-//! one (HW bit): a descheduled vCPU's active state of that PPI is saved and restored
-//! with it, so it never blocks the other vCPU's timer.
+//! The guest's EL1 timers are delivered as virtual PPIs 27 (virtual) and 30 (physical)
+//! linked to the physical ones (HW bit): a descheduled vCPU's active state of those
+//! PPIs is saved and restored with it, so it never blocks the other vCPU's timer. When
+//! every vCPU idles the core sleeps, woken by the slice timer or earlier by the
+//! deadline of a descheduled vCPU's timer (`timer_deadlines`).
 
 use alloc::vec::Vec;
 
 use arm_vcpu::smccc::ret;
 use arm_vcpu::{Aarch64VCpu, PsciRequest, VmExit};
-use log::{error, info};
+use log::info;
 
 use crate::gic;
 use crate::memory::GuestMemory;
@@ -23,9 +25,9 @@ struct Slot {
     power: Power,
     /// Its last exit was a WFI and nothing was injected into it since.
     idle: bool,
-    /// The physical timer PPI was active (linked to this vCPU's virtual PPI 27) when
-    /// the vCPU was descheduled.
-    timer_active: bool,
+    /// The physical timer PPIs (`vplatform::TIMER_INTIDS`) were active (linked to
+    /// this vCPU's virtual ones) when the vCPU was descheduled.
+    timer_active: [bool; 2],
 }
 
 type Verdict = Result<(), &'static str>;
@@ -53,7 +55,7 @@ fn run_inner(
         slots.push(Slot {
             vcpu: maker.make(i)?,
             power: if i == 0 { Power::On } else { Power::Off },
-            timer_active: false,
+            timer_active: [false; 2],
             idle: false,
         });
     }
@@ -97,6 +99,23 @@ fn run_inner(
                 });
                 if others_idle {
                     sleep = true;
+                    // A descheduled vCPU's timer: switch to it once due, else wake
+                    // for it if it comes before the slice ends.
+                    let now = arm_vcpu::physical_count();
+                    let due = slots
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, s)| *i != cur && s.power == Power::On)
+                        .filter_map(|(_, s)| s.vcpu.timer_deadlines().next())
+                        .min();
+                    match due {
+                        Some(d) if d <= now => {
+                            sleep = false;
+                            switch = true;
+                        }
+                        Some(d) if d - now < SLICE_TICKS => gic::arm_hyp_timer(d - now),
+                        _ => {}
+                    }
                 } else {
                     switch = true;
                 }
@@ -117,7 +136,9 @@ fn run_inner(
                         let in_ram = mem.host_ptr(entry, 4).is_some();
                         match vplatform::psci_cpu_on(&power, vcpus, target_mpidr, in_ram) {
                             Ok(t) => match slots[t].vcpu.power_on(entry, context_id) {
-                                Ok(()) => {
+                                Ok(released) => {
+                                    // Hardware links the reset dropped (the timer PPI).
+                                    released.iter().for_each(crate::gic::deactivate);
                                     slots[t].power = Power::OnPending;
                                     ret::SUCCESS
                                 }
@@ -147,6 +168,7 @@ fn run_inner(
                         );
                         break Ok(());
                     }
+                    _ => break Err("PSCI request this runner does not know"),
                 };
                 if slots[cur].power != Power::Off && slots[cur].vcpu.complete_psci(result).is_err()
                 {
@@ -160,11 +182,22 @@ fn run_inner(
             }
         }
         slots[cur].idle = vcpu_idle;
-        for (v, vi) in dev.deliveries(cur) {
-            slots[v].idle = false;
-            sleep = false;
-            if slots[v].vcpu.inject_interrupt(vi).is_err() {
-                error!("cannot inject INTID {} into vCPU {}", vi.intid, v);
+        for inj in dev.deliveries(cur) {
+            let Some(s) = slots.get_mut(inj.vcpu) else {
+                continue;
+            };
+            if vplatform::inject(&mut s.vcpu, inj) {
+                s.idle = false;
+                sleep = false;
+            } else if inj.resample && !s.vcpu.is_bound() {
+                // Its timer stopped asserting while descheduled: the physical PPI it
+                // held active is not restored at its next bind.
+                if let Some(t) = vplatform::TIMER_INTIDS
+                    .iter()
+                    .position(|&t| t == inj.vi.intid)
+                {
+                    s.timer_active[t] = false;
+                }
             }
         }
         if sleep {
@@ -179,9 +212,11 @@ fn run_inner(
             };
             if next != cur || slots[cur].power == Power::Off {
                 let s = &mut slots[cur];
-                s.timer_active = gic::ppi_active(gic::VTIMER_INTID);
-                if s.timer_active {
-                    gic::set_ppi_active(gic::VTIMER_INTID, false);
+                for (t, &intid) in vplatform::TIMER_INTIDS.iter().enumerate() {
+                    s.timer_active[t] = gic::ppi_active(intid);
+                    if s.timer_active[t] {
+                        gic::set_ppi_active(intid, false);
+                    }
                 }
                 if s.vcpu.unbind(&mut percpu).is_err() {
                     break Err("unbind");
@@ -190,8 +225,10 @@ fn run_inner(
                 if n.vcpu.bind(&mut percpu).is_err() {
                     break Err("bind");
                 }
-                if n.timer_active {
-                    gic::set_ppi_active(gic::VTIMER_INTID, true);
+                for (t, &intid) in vplatform::TIMER_INTIDS.iter().enumerate() {
+                    if n.timer_active[t] {
+                        gic::set_ppi_active(intid, true);
+                    }
                 }
                 n.power = Power::On;
                 cur = next;

@@ -1,21 +1,22 @@
 //! Linux in the virtual-interrupt mode with one vCPU per physical core (two of each):
 //! the emulated GIC and console are shared behind a lock; an interrupt for the vCPU of
 //! the other core goes into its mailbox and a physical SGI ("kick") makes that core
-//! exit its guest and inject it. Each core links its vCPU's virtual timer to its own
-//! physical PPI 27.
+//! exit its guest and inject it. Each core links its vCPU's EL1 timers to its own
+//! physical PPIs 27 and 30, and wakes its own redistributor (the board's frame of that
+//! core, found by `GICR_TYPER` affinity).
 
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU8, Ordering};
 
 use arm_vcpu::smccc::ret;
-use arm_vcpu::{Aarch64PerCpu, Aarch64VCpu, PsciRequest, VirtualInterrupt, VmExit};
+use arm_vcpu::{Aarch64VCpu, PsciRequest, VmExit};
 use log::{error, info};
 use spin::Mutex;
 
 use crate::gic;
 use crate::memory::GuestMemory;
 use crate::vm::ExitStats;
-use crate::vplatform::{self, Platform, Power, VCpuMaker};
+use crate::vplatform::{self, Injection, Platform, Power, VCpuMaker};
 
 struct Shared {
     dev: Platform,
@@ -25,7 +26,7 @@ struct Shared {
     start: Option<(u64, u64)>,
     vcpu1: Option<Aarch64VCpu>,
     /// Interrupts for each vCPU raised on the other core.
-    mailbox: [Vec<VirtualInterrupt>; 2],
+    mailbox: [Vec<Injection>; 2],
     ram: (u64, u64),
     /// Set by SYSTEM_OFF/RESET (or a failure) on either core.
     done: Option<Result<(), &'static str>>,
@@ -63,7 +64,7 @@ fn run0(
 ) -> Verdict {
     let mut percpu = vplatform::enable_core0()?;
     // The real console's interrupt wakes core 0 from WFI when input arrives.
-    gic::enable_spi_on_core0(vplatform::UART_INTID);
+    gic::enable_spi_on_core0(vplatform::uart_intid());
     let maker = VCpuMaker::new(mem, entry, dtb);
     let mut vcpu0 = maker.make(0)?;
     let vcpu1 = maker.make(1)?;
@@ -80,7 +81,7 @@ fn run0(
     });
     SECONDARY_MODE.store(1, Ordering::Release);
     if crate::smp::start_core(1) != 0 {
-        return Err("cannot start the second physical core (run QEMU with -smp 2)");
+        return Err("cannot start the second physical core (the board needs 2 cores: QEMU -smp 2)");
     }
     info!("Linux (virtual GIC): vCPU i on physical core i");
     vcpu0.bind(&mut percpu).map_err(|_| "bind")?;
@@ -98,7 +99,7 @@ fn run0(
 
 /// Core 1: waits for CPU_ON of vCPU 1 and runs it.
 pub fn secondary(index: u64) -> ! {
-    let mut percpu = Aarch64PerCpu::new(index as usize);
+    let mut percpu = crate::firmware::percpu(index as usize);
     if percpu.hardware_enable().is_err() {
         park();
     }
@@ -116,7 +117,10 @@ pub fn secondary(index: u64) -> ! {
                 None => core::hint::spin_loop(),
             }
         };
-        if vcpu.power_on(entry, ctx).is_err() || vcpu.bind(&mut percpu).is_err() {
+        let started = vcpu
+            .power_on(entry, ctx)
+            .map(|released| released.iter().for_each(crate::gic::deactivate));
+        if started.is_err() || vcpu.bind(&mut percpu).is_err() {
             error!("core 1: cannot start vCPU 1");
             park();
         }
@@ -145,12 +149,9 @@ pub fn secondary(index: u64) -> ! {
 /// Runs vCPU `me` (on core `me`) to its next exit and handles it.
 fn step(me: usize, vcpu: &mut Aarch64VCpu, stats: &mut ExitStats) -> Result<(), &'static str> {
     // Interrupts the other core raised for this vCPU.
-    let mine: Vec<VirtualInterrupt> =
-        with(|s| core::mem::take(&mut s.mailbox[me])).unwrap_or_default();
-    for vi in mine {
-        if vcpu.inject_interrupt(vi).is_err() {
-            error!("cannot inject INTID {} into vCPU {}", vi.intid, me);
-        }
+    let mine: Vec<Injection> = with(|s| core::mem::take(&mut s.mailbox[me])).unwrap_or_default();
+    for inj in mine {
+        vplatform::inject(vcpu, inj);
     }
     let exit = vcpu.run();
     let mut guard = SHARED.lock();
@@ -211,18 +212,20 @@ fn step(me: usize, vcpu: &mut Aarch64VCpu, stats: &mut ExitStats) -> Result<(), 
                     gic::send_sgi(gic::KICK_SGI, 1 - me as u64);
                     return Ok(());
                 }
+                _ => return Err("PSCI request this runner does not know"),
             });
         }
         rest => vplatform::answer_rest(vcpu, me, rest, stats)?,
     }
     let mut local = Vec::new();
     let mut kick = false;
-    for (v, vi) in s.dev.deliveries(me) {
+    for inj in s.dev.deliveries(me) {
+        let v = inj.vcpu;
         if v == me {
-            local.push(vi);
-        } else {
-            s.mailbox[v].push(vi);
-            kick |= s.power[v] == Power::On;
+            local.push(inj);
+        } else if let Some(m) = s.mailbox.get_mut(v) {
+            m.push(inj);
+            kick |= s.power.get(v) == Some(&Power::On);
         }
     }
     drop(guard);
@@ -233,10 +236,10 @@ fn step(me: usize, vcpu: &mut Aarch64VCpu, stats: &mut ExitStats) -> Result<(), 
     if let Some(r) = psci_result {
         vcpu.complete_psci(r).map_err(|_| "complete_psci")?;
     }
-    let local_count = local.len();
-    for vi in local {
-        if vcpu.inject_interrupt(vi).is_err() {
-            error!("cannot inject INTID {} into vCPU {}", vi.intid, me);
+    let mut local_count = 0;
+    for inj in local {
+        if vplatform::inject(vcpu, inj) {
+            local_count += 1;
         }
     }
     if kick {

@@ -6,15 +6,14 @@ use alloc::vec::Vec;
 
 use arm_vcpu::smccc::ret;
 use arm_vcpu::{
-    Aarch64PerCpu, Aarch64VCpu, Aarch64VCpuCreateConfig, PsciRequest, SgiRequest, Stage2Config,
-    VCpuError, VirtualInterrupt, VmExit,
+    Aarch64PerCpu, Aarch64VCpu, Aarch64VCpuCreateConfig, PowerState, PsciRequest, SgiRequest,
+    Stage2Config, VCpuError, VirtualInterrupt, VmExit,
 };
 use log::{error, info};
 
 use crate::devices::{self, TestDevice, CONSOLE_IPA, TESTDEV_IPA, TESTDEV_SIZE};
 use crate::memory::{self, GuestMemory};
 use crate::scenario::{AbortPolicy, Scenario, VmInfo};
-use crate::vplatform::Power;
 use crate::{gic, loader};
 
 /// Hypercall function IDs of the test protocol (SMCCC vendor-specific hypervisor
@@ -91,9 +90,9 @@ impl ExitStats {
     }
 }
 
+/// One vCPU of the VM; its PSCI power state is the crate's (`power_state()`).
 struct Slot {
     vcpu: Aarch64VCpu,
-    power: Power,
 }
 
 /// Everything but the vCPUs, so the run loop can borrow one vCPU and this at once.
@@ -105,6 +104,8 @@ struct Host {
     dev: TestDevice,
     stats: ExitStats,
     irqs: u64,
+    /// `scenario.checks_after_unbind()` (asked once: the switch path stays lean).
+    after_unbind: bool,
 }
 
 /// What the loop does after an exit.
@@ -135,11 +136,12 @@ fn build_and_run(
     if !arm_vcpu::has_hardware_support() {
         return Err("no EL2 virtualization support");
     }
-    let mut percpu = Aarch64PerCpu::new(0);
+    let mut percpu = crate::firmware::percpu(0);
     percpu
         .hardware_enable()
         .map_err(|_| "hardware_enable failed")?;
-    let mem = GuestMemory::new().map_err(|_| "stage-2 mapping failed")?;
+    crate::firmware::report(&percpu);
+    let mem = GuestMemory::new()?;
     let entry = loader::load_elf(loader::staging(), &mem).map_err(|e| {
         error!("guest image: {:?}", e);
         "cannot load the guest image"
@@ -151,35 +153,31 @@ fn build_and_run(
         scenario.vcpus()
     );
 
-    let stage2 = Stage2Config {
-        root_pa: mem.root_pa(),
-        vmid: 1,
-        ipa_bits: memory::IPA_BITS,
-        root_level: memory::ROOT_LEVEL,
-    };
+    let stage2 = Stage2Config::new(mem.root_pa(), 1, memory::IPA_BITS, memory::ROOT_LEVEL);
     let mut slots = Vec::new();
     // The VM's virtual count starts near 0 now; every vCPU of the VM shares the offset.
     let cntvoff_el2 = arm_vcpu::physical_count();
     for i in 0..scenario.vcpus() {
-        let mut vcpu = Aarch64VCpu::new(Aarch64VCpuCreateConfig {
-            mpidr_el1: i as u64,
-            cntvoff_el2,
-            ..Default::default()
-        })
+        let mut vcpu = Aarch64VCpu::new(
+            Aarch64VCpuCreateConfig::default()
+                .with_mpidr_el1(i as u64)
+                .with_cntvoff_el2(cntvoff_el2)
+                // vCPU 0 boots; the others wait for the guest's PSCI CPU_ON.
+                .with_powered_off(i != 0),
+        )
         .map_err(|_| "vcpu create")?;
         vcpu.setup(scenario.setup_config())
             .map_err(|_| "vcpu setup")?;
         vcpu.set_stage2_root(stage2).map_err(|_| "stage-2 root")?;
         vcpu.set_entry(entry).map_err(|_| "vcpu entry")?;
-        slots.push(Slot {
-            vcpu,
-            power: if i == 0 { Power::On } else { Power::Off },
-        });
+        slots.push(Slot { vcpu });
     }
     boot_regs(&mut slots[0].vcpu, iters, scenario.entry_regs()).map_err(|_| "vcpu registers")?;
 
     let wants_irqs = scenario.wants_timer_irqs();
+    let after_unbind = scenario.checks_after_unbind();
     let mut host = Host {
+        after_unbind,
         scenario,
         mem,
         entry,
@@ -210,19 +208,23 @@ fn boot_regs(vcpu: &mut Aarch64VCpu, iters: u64, extra: &[(usize, u64)]) -> Resu
 fn schedule(slots: &mut [Slot], host: &mut Host, percpu: &mut Aarch64PerCpu) -> Verdict {
     let mut cur = 0;
     loop {
-        let slot = &mut slots[cur];
-        slot.power = Power::On;
-        slot.vcpu.bind(percpu).map_err(|_| "vcpu bind")?;
+        slots[cur].vcpu.bind(percpu).map_err(|_| "vcpu bind")?;
         let next = run_vcpu(cur, slots, host);
         slots[cur].vcpu.unbind(percpu).map_err(|_| "vcpu unbind")?;
+        if host.after_unbind {
+            host.scenario.after_unbind()?;
+        }
         match next {
             Next::End(v) => return v,
             Next::Reset => {
                 for s in slots.iter_mut() {
-                    s.power = Power::Off;
+                    s.vcpu.set_power_state(PowerState::Off);
                 }
                 let boot = &mut slots[0].vcpu;
-                boot.power_on(host.entry, 0).map_err(|_| "power_on")?;
+                boot.power_on(host.entry, 0)
+                    .map_err(|_| "power_on")?
+                    .iter()
+                    .for_each(crate::gic::deactivate);
                 boot_regs(boot, host.iters, host.scenario.entry_regs())
                     .map_err(|_| "vcpu registers")?;
                 cur = 0;
@@ -232,7 +234,7 @@ fn schedule(slots: &mut [Slot], host: &mut Host, percpu: &mut Aarch64PerCpu) -> 
                 let n = slots.len();
                 match (1..=n)
                     .map(|k| (cur + k) % n)
-                    .find(|&i| slots[i].power != Power::Off)
+                    .find(|&i| slots[i].vcpu.power_state() != PowerState::Off)
                 {
                     Some(i) => cur = i,
                     None => return Err("every vCPU is off"),
@@ -297,11 +299,16 @@ fn handle_exit(
         host.stats.sgi += 1;
         return send_sgi(cur, slots, request);
     }
-    let info = VmInfo {
-        dev_reads: host.dev.reads,
-        dev_writes: host.dev.writes,
-        irqs: host.irqs,
-    };
+    // What a scenario asks about the VM: built only for the calls that hand it over
+    // (TEST_CALL, EXIT), never on the other exits' path.
+    fn info<'a>(host: &Host, vcpu: &'a arm_vcpu::Aarch64VCpu) -> VmInfo<'a> {
+        VmInfo {
+            dev_reads: host.dev.reads,
+            dev_writes: host.dev.writes,
+            irqs: host.irqs,
+            vcpu,
+        }
+    }
     let vcpu = &mut slots[cur].vcpu;
     let st = &mut host.stats;
     match *exit {
@@ -309,6 +316,7 @@ fn handle_exit(
             st.hypercall += 1;
             match args[0] {
                 hvc::TEST_CALL => {
+                    let info = info(host, vcpu);
                     let v = host.scenario.test_call(cur, args, &info)?;
                     vcpu.set_return_value(v);
                     if let Some(esr) = host.scenario.serror_after_test_call(cur) {
@@ -328,6 +336,7 @@ fn handle_exit(
                     if args[1] != 0 {
                         error!("guest reports {} failed checks", args[1]);
                     }
+                    let info = info(host, vcpu);
                     return Ok(Next::End(host.scenario.finish(args[1], &info)));
                 }
                 // Unknown function IDs: SMCCC NOT_SUPPORTED (-1).
@@ -466,12 +475,11 @@ fn send_sgi(cur: usize, slots: &mut [Slot], request: SgiRequest) -> Result<Next,
         let mpidr = s.vcpu.system_registers().vmpidr_el2 & AFFINITY;
         if request.targets.includes(mpidr, sender) {
             s.vcpu
-                .inject_interrupt(VirtualInterrupt {
-                    intid: request.intid.into(),
-                    priority: 0xa0,
-                    group1: request.group1,
-                    hw_intid: None,
-                })
+                .inject_interrupt(
+                    VirtualInterrupt::new(request.intid.into())
+                        .with_priority(0xa0)
+                        .with_group1(request.group1),
+                )
                 .map_err(|_| "inject_interrupt (SGI)")?;
         }
     }
@@ -500,27 +508,28 @@ fn psci(
             Some(_) if host.mem.host_ptr(entry, 4).is_none() => {
                 (ret::INVALID_ADDRESS, Next::Continue)
             }
-            Some(t) => match slots[t].power {
-                Power::On => (ret::ALREADY_ON, Next::Continue),
-                Power::OnPending => (ret::ON_PENDING, Next::Continue),
-                Power::Off => {
+            Some(t) => match slots[t].vcpu.power_state() {
+                PowerState::On => (ret::ALREADY_ON, Next::Continue),
+                PowerState::OnPending => (ret::ON_PENDING, Next::Continue),
+                PowerState::Off => {
+                    // The crate makes it ON_PENDING until its first entry.
                     slots[t]
                         .vcpu
                         .power_on(entry, context_id)
-                        .map_err(|_| "power_on")?;
-                    slots[t].power = Power::OnPending;
+                        .map_err(|_| "power_on")?
+                        .iter()
+                        .for_each(crate::gic::deactivate);
                     (ret::SUCCESS, Next::Continue)
                 }
+                _ => (ret::INTERNAL_FAILURE, Next::Continue),
             },
         },
         PsciRequest::AffinityInfo { target_mpidr } => match find(slots, target_mpidr) {
             None => (ret::INVALID_PARAMETERS, Next::Continue),
-            Some(t) => (slots[t].power as i32, Next::Continue),
+            Some(t) => (slots[t].vcpu.power_state().affinity_info(), Next::Continue),
         },
-        PsciRequest::CpuOff => {
-            slots[cur].power = Power::Off;
-            return Ok(Next::Switch);
-        }
+        // The crate has marked the caller off: it is not scheduled until a CPU_ON.
+        PsciRequest::CpuOff => return Ok(Next::Switch),
         PsciRequest::CpuSuspend { .. } => (ret::SUCCESS, Next::Switch),
         PsciRequest::SystemOff => return Ok(Next::End(host.scenario.system_off())),
         PsciRequest::SystemReset => {
@@ -530,6 +539,8 @@ fn psci(
                 Next::End(Ok(()))
             });
         }
+        // A request this host does not know (the enum may grow): refuse it.
+        _ => (ret::NOT_SUPPORTED, Next::Continue),
     };
     slots[cur]
         .vcpu

@@ -17,8 +17,82 @@ use crate::pl011::Pl011;
 use crate::vgicd::{Delivery, VGic, GICD_BASE, GICD_SIZE, GICR_BASE};
 use crate::vm::ExitStats;
 
-/// The console's SPI (PL011 on QEMU virt: SPI 1).
-pub const UART_INTID: u32 = 33;
+/// The console's SPI: the guest's emulated PL011 uses the line of the board's UART
+/// (the device tree's; SPI 1 on QEMU virt), so the real UART's interrupt, routed to
+/// the host, and the guest's agree.
+pub fn uart_intid() -> u32 {
+    crate::platform::board().uart.intid.unwrap_or(33)
+}
+
+/// The EL1 timers' PPIs the host links to the guest's (virtual 27, physical 30), and
+/// their index in per-timer state.
+pub const TIMER_INTIDS: [u32; 2] = [gic::VTIMER_INTID, gic::PTIMER_INTID];
+
+fn timer_index(intid: u32) -> Option<usize> {
+    TIMER_INTIDS.iter().position(|&t| t == intid)
+}
+
+/// One interrupt to inject into vCPU `vcpu`. `resample`: a level-sensitive timer
+/// interrupt that fired while the guest had its PPI disabled, released by the enable;
+/// its line must be sampled again before it is injected ([`inject`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Injection {
+    pub vcpu: usize,
+    pub vi: VirtualInterrupt,
+    pub resample: bool,
+}
+
+/// Whether `vcpu`'s EL1 timer `intid` (27 virtual, 30 physical) asserts its line now:
+/// CNTx_CTL_EL0.ENABLE and ISTATUS set, IMASK clear — from the hardware registers
+/// while the vCPU is bound here (they are the guest's then), from its deadlines
+/// (`timer_deadlines`, in physical count) while it is not.
+pub fn timer_line(vcpu: &Aarch64VCpu, intid: u32) -> bool {
+    if vcpu.is_bound() {
+        let ctl: u64;
+        // SAFETY: at EL2 (non-VHE) CNTV_CTL_EL0 / CNTP_CTL_EL0 are the EL1 timers' control
+        // registers, loaded with the bound vCPU's state; reading has no side effect.
+        unsafe {
+            if intid == gic::VTIMER_INTID {
+                core::arch::asm!("mrs {0}, cntv_ctl_el0", out(reg) ctl, options(nomem, nostack));
+            } else {
+                core::arch::asm!("mrs {0}, cntp_ctl_el0", out(reg) ctl, options(nomem, nostack));
+            }
+        }
+        ctl & 0b111 == 0b101
+    } else {
+        let d = vcpu.timer_deadlines();
+        let deadline = if intid == gic::VTIMER_INTID {
+            d.virt
+        } else {
+            d.phys
+        };
+        deadline.is_some_and(|t| t <= arm_vcpu::physical_count())
+    }
+}
+
+/// Injects `inj` into `vcpu`. A released timer interrupt is sampled again first, as a
+/// level-sensitive line is when it is enabled: only if the timer still asserts it is
+/// it injected (linked to the physical PPI, which stayed active); if the timer has
+/// stopped asserting it, nothing is injected and the physical PPI is deactivated here
+/// when the vCPU is bound (its core took it). Returns whether it was injected; `false`
+/// for an unbound vCPU tells the caller to drop the physical active state it keeps
+/// for it.
+pub fn inject(vcpu: &mut Aarch64VCpu, inj: Injection) -> bool {
+    if inj.resample && !timer_line(vcpu, inj.vi.intid) {
+        if vcpu.is_bound() {
+            gic::deactivate(inj.vi.intid);
+        }
+        return false;
+    }
+    if vcpu.inject_interrupt(inj.vi).is_err() {
+        error!(
+            "cannot inject INTID {} into vCPU {}",
+            inj.vi.intid, inj.vcpu
+        );
+        return false;
+    }
+    true
+}
 
 /// PSCI power state of a vCPU, as AFFINITY_INFO reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,7 +136,7 @@ pub fn psci_affinity_info(power: &[Power], vcpus: u64, target: u64) -> i32 {
 /// Turns on EL2 virtualization on core 0 and sets up the physical GIC for guests whose
 /// interrupts all arrive through list registers.
 pub fn enable_core0() -> Result<Aarch64PerCpu, &'static str> {
-    let mut percpu = Aarch64PerCpu::new(0);
+    let mut percpu = crate::firmware::percpu(0);
     percpu
         .hardware_enable()
         .map_err(|_| "hardware_enable failed")?;
@@ -84,12 +158,7 @@ pub struct VCpuMaker {
 impl VCpuMaker {
     pub fn new(mem: &GuestMemory, entry: u64, dtb: u64) -> Self {
         Self {
-            stage2: Stage2Config {
-                root_pa: mem.root_pa(),
-                vmid: 1,
-                ipa_bits: memory::IPA_BITS,
-                root_level: memory::ROOT_LEVEL,
-            },
+            stage2: Stage2Config::new(mem.root_pa(), 1, memory::IPA_BITS, memory::ROOT_LEVEL),
             cntvoff_el2: arm_vcpu::physical_count(),
             entry,
             dtb,
@@ -98,18 +167,18 @@ impl VCpuMaker {
 
     /// vCPU `i` (MPIDR `i`), ready to bind.
     pub fn make(&self, i: u64) -> Result<Aarch64VCpu, &'static str> {
-        let mut v = Aarch64VCpu::new(Aarch64VCpuCreateConfig {
-            mpidr_el1: i,
-            cntvoff_el2: self.cntvoff_el2,
-            dtb_addr: self.dtb,
-            ..Default::default()
-        })
+        let mut v = Aarch64VCpu::new(
+            Aarch64VCpuCreateConfig::default()
+                .with_mpidr_el1(i)
+                .with_cntvoff_el2(self.cntvoff_el2)
+                .with_dtb_addr(self.dtb),
+        )
         .map_err(|_| "vcpu create")?;
-        v.setup(Aarch64VCpuSetupConfig {
-            passthrough_timer: true,
-            trap_wfi: true,
-            ..Default::default()
-        })
+        v.setup(
+            Aarch64VCpuSetupConfig::default()
+                .with_passthrough_timer(true)
+                .with_trap_wfi(true),
+        )
         .map_err(|_| "vcpu setup")?;
         v.set_stage2_root(self.stage2).map_err(|_| "stage-2 root")?;
         v.set_entry(self.entry).map_err(|_| "entry")?;
@@ -142,13 +211,31 @@ pub fn answer_rest(
             stats.hypercall += 1;
             vcpu.set_return_value(u64::MAX);
         }
+        // An injection that fails would leave the guest at the faulting instruction,
+        // to fault again forever: end the VM instead. (AArch32 EL0 is injectable too.)
         Ok(VmExit::DataAbort { va, write, .. }) => {
             stats.abort += 1;
-            let _ = vcpu.inject_data_abort(va, write);
+            if let Err(e) = vcpu.inject_data_abort(va, write) {
+                error!(
+                    "vCPU {}: inject_data_abort: {} at pc {:#x}",
+                    me,
+                    e,
+                    vcpu.pc()
+                );
+                return Err("inject_data_abort");
+            }
         }
         Ok(VmExit::InstructionAbort { va, .. }) => {
             stats.abort += 1;
-            let _ = vcpu.inject_instruction_abort(va);
+            if let Err(e) = vcpu.inject_instruction_abort(va) {
+                error!(
+                    "vCPU {}: inject_instruction_abort: {} at pc {:#x}",
+                    me,
+                    e,
+                    vcpu.pc()
+                );
+                return Err("inject_instruction_abort");
+            }
         }
         Ok(other) => {
             stats.other += 1;
@@ -172,9 +259,10 @@ pub fn answer_rest(
 pub struct Platform {
     pub vgic: VGic,
     pub uart: Pl011,
-    /// Per vCPU: a timer interrupt arrived while the guest had PPI 27 disabled (the
-    /// physical PPI stays active until it is delivered, linked, and deactivated).
-    timer_held: [bool; 2],
+    /// Per vCPU and EL1 timer ([`TIMER_INTIDS`]): its interrupt arrived while the
+    /// guest had the PPI disabled (the physical PPI stays active until it is delivered,
+    /// linked, and deactivated — or found low when the guest enables it).
+    timer_held: [[bool; 2]; 2],
     /// The console was accessed or got input since the last `deliveries` call.
     uart_touched: bool,
     /// The real UART feeding `uart`.
@@ -188,7 +276,7 @@ impl Platform {
         Self {
             vgic: VGic::new(vcpus),
             uart: Pl011::default(),
-            timer_held: [false; 2],
+            timer_held: [[false; 2]; 2],
             uart_touched: false,
             input: Default::default(),
             pending: Vec::new(),
@@ -255,17 +343,23 @@ impl Platform {
     ) {
         stats.sgi += 1;
         for v in 0..vcpus {
-            if request.targets.includes(v as u64, me as u64) {
-                if let Some(d) = self.vgic.raise(v, request.intid as u32, None) {
+            // An SGI reaches a target only where it is configured in the group the
+            // register generates (ICC_SGI0R/ASGI1R: Group 0 in a one-Security-state VM).
+            let intid = request.intid as u32;
+            if request.targets.includes(v as u64, me as u64)
+                && self.vgic.is_group1(v, intid) == request.group1
+            {
+                if let Some(d) = self.vgic.raise(v, intid, None) {
                     self.pending.push(d);
                 }
             }
         }
     }
 
-    /// A physical interrupt taken while vCPU `me` ran (acknowledged here). The virtual
-    /// timer's PPI gets only a priority drop and is delivered linked to the physical
-    /// one; the host's own interrupts are ended. Returns the INTID (1023: spurious).
+    /// A physical interrupt taken while vCPU `me` ran (acknowledged here). The EL1
+    /// timers' PPIs (virtual 27, physical 30) get only a priority drop and are
+    /// delivered linked to the physical ones; the host's own interrupts are ended.
+    /// Returns the INTID (1023: spurious).
     pub fn physical_irq(&mut self, me: usize, stats: &mut ExitStats) -> u32 {
         stats.irq += 1;
         let intid = gic::ack();
@@ -273,10 +367,14 @@ impl Platform {
             return intid;
         }
         gic::eoi(intid);
-        if intid == gic::VTIMER_INTID {
+        if let Some(t) = timer_index(intid) {
             match self.vgic.raise(me, intid, Some(intid)) {
                 Some(d) => self.pending.push(d),
-                None => self.timer_held[me] = true,
+                None => {
+                    if let Some(h) = self.timer_held.get_mut(me) {
+                        h[t] = true;
+                    }
+                }
             }
         } else {
             gic::deactivate(intid);
@@ -286,21 +384,30 @@ impl Platform {
 
     /// What to inject, and where, after an exit of vCPU `me`: what the exit raised,
     /// plus the console's interrupt while its line is high.
-    pub fn deliveries(&mut self, me: usize) -> Vec<(usize, VirtualInterrupt)> {
+    pub fn deliveries(&mut self, me: usize) -> Vec<Injection> {
         if core::mem::take(&mut self.uart_touched) && self.uart.irq_level() {
-            if let Some(d) = self.vgic.raise(me, UART_INTID, None) {
+            if let Some(d) = self.vgic.raise(me, uart_intid(), None) {
                 self.pending.push(d);
             }
         }
         let mut out = Vec::new();
         for d in core::mem::take(&mut self.pending) {
             let mut vi = d.vi;
-            if vi.intid == gic::VTIMER_INTID && self.timer_held[d.vcpu] {
-                // Released after the guest enabled PPI 27: keep the physical link.
-                self.timer_held[d.vcpu] = false;
-                vi.hw_intid = Some(gic::VTIMER_INTID);
+            let mut resample = false;
+            if let (Some(t), Some(h)) = (timer_index(vi.intid), self.timer_held.get_mut(d.vcpu)) {
+                if h[t] && vi.hw_intid.is_none() {
+                    // Released after the guest enabled the PPI: keep the physical link,
+                    // and sample the line again before injecting.
+                    h[t] = false;
+                    vi.hw_intid = Some(vi.intid);
+                    resample = true;
+                }
             }
-            out.push((d.vcpu, vi));
+            out.push(Injection {
+                vcpu: d.vcpu,
+                vi,
+                resample,
+            });
         }
         out
     }

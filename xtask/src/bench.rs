@@ -97,7 +97,16 @@ fn profile_run(r: &BenchRun) -> Result<(Profile, String), String> {
     Ok((p, progress))
 }
 
-pub fn run(ws: &Workspace, n1: u64, n2: u64) -> Result<ExitCode, String> {
+/// Builds the release hypervisor, the guests and the plugin, profiles every bench row
+/// at `n1` and `n2` iterations (rows with their own counts use those) and returns the
+/// per-round-trip figures, in table order, with the hypervisor's path. `quiet` drops
+/// the progress lines (the budget gate prints only its verdicts).
+pub fn measure(
+    ws: &Workspace,
+    n1: u64,
+    n2: u64,
+    quiet: bool,
+) -> Result<(Vec<(&'static str, ExitCost)>, PathBuf), String> {
     deps::ensure(
         ws,
         deps::Needs {
@@ -113,7 +122,12 @@ pub fn run(ws: &Workspace, n1: u64, n2: u64) -> Result<ExitCode, String> {
 
     let image = std::fs::read(&hv).map_err(|e| format!("{}: {e}", hv.display()))?;
     let (range, source) = elf::code_range(&image).map_err(|e| format!("{}: {e}", hv.display()))?;
-    println!(
+    let say = |s: String| {
+        if !quiet {
+            println!("{s}");
+        }
+    };
+    say(format!(
         "hypervisor code: [{:#x}, {:#x}) ({} bytes, from {})",
         range.start,
         range.end,
@@ -123,7 +137,7 @@ pub fn run(ws: &Workspace, n1: u64, n2: u64) -> Result<ExitCode, String> {
             elf::RangeSource::TextSection =>
                 "the .text section: no __text_start/__text_end symbols",
         }
-    );
+    ));
 
     let mut plugin = so.into_os_string();
     plugin.push(format!(",lo={:#x},hi={:#x}", range.start, range.end));
@@ -168,7 +182,10 @@ pub fn run(ws: &Workspace, n1: u64, n2: u64) -> Result<ExitCode, String> {
             "note: {n1} and {n2} have different digit counts; bootargs parsing may not cancel out"
         );
     }
-    println!("profiling {} runs (iters {n1} and {n2})", runs.len());
+    say(format!(
+        "profiling {} runs (iters {n1} and {n2})",
+        runs.len()
+    ));
     let mut profiles = Vec::new();
     pool::run(
         2,
@@ -176,7 +193,7 @@ pub fn run(ws: &Workspace, n1: u64, n2: u64) -> Result<ExitCode, String> {
         |r| profile_run(&r),
         |_, p| {
             match &p {
-                Ok((_, progress)) => println!("{progress}"),
+                Ok((_, progress)) => say(progress.clone()),
                 Err(e) => println!("FAIL {e}"),
             }
             profiles.push(p.map(|(p, _)| p));
@@ -187,7 +204,7 @@ pub fn run(ws: &Workspace, n1: u64, n2: u64) -> Result<ExitCode, String> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(|_| "a benchmark run failed (see above)".to_string())?;
 
-    let rows: Vec<(&str, ExitCost)> = benches
+    let rows: Vec<(&'static str, ExitCost)> = benches
         .iter()
         .zip(profiles.chunks(2))
         .map(|((s, row), p)| {
@@ -195,6 +212,15 @@ pub fn run(ws: &Workspace, n1: u64, n2: u64) -> Result<ExitCode, String> {
             let k = u64::from(s.bench_round_trips.max(1));
             (*row, ExitCost::from_runs(&p[0], &p[1], a * k, b * k))
         })
+        .collect();
+    Ok((rows, hv))
+}
+
+pub fn run(ws: &Workspace, n1: u64, n2: u64) -> Result<ExitCode, String> {
+    let (rows, hv) = measure(ws, n1, n2, false)?;
+    let benches: Vec<_> = SCENARIOS
+        .iter()
+        .filter_map(|s| s.bench_row.map(|row| (s, row)))
         .collect();
     print_table(&rows, n1, n2);
     for ((s, row), c) in benches.iter().zip(rows.iter().map(|(_, c)| c)) {
@@ -227,7 +253,7 @@ pub fn run(ws: &Workspace, n1: u64, n2: u64) -> Result<ExitCode, String> {
         }
         text = format!("{body}\n}}\n");
     }
-    let json = out_dir.join("exit-cost.json");
+    let json = ws.target().join("bench").join("exit-cost.json");
     std::fs::write(&json, text).map_err(|e| format!("{}: {e}", json.display()))?;
     println!("wrote {}", json.display());
     Ok(ExitCode::SUCCESS)

@@ -517,11 +517,13 @@ pub fn qemu_run(hv: &Path, a: &Assets, s: &Scenario, bootargs: String) -> qemu::
     if s.guest == crate::scenarios::Guest::UBoot {
         return qemu::Run::new(hv, &a.u_boot, bootargs)
             .with_cpus(s.cpus)
-            .with_mem(s.mem);
+            .with_mem(s.mem)
+            .with_machine(s.machine);
     }
     qemu::Run::new(hv, &a.image, bootargs)
         .with_cpus(s.cpus)
         .with_mem(s.mem)
+        .with_machine(s.machine)
         .with_image(&a.initramfs, INITRD_ADDR)
 }
 

@@ -4,17 +4,30 @@
 //! and [`scenarios::SCENARIOS`] for the one table of scenarios.
 
 mod bench;
+mod budget;
 mod cpio;
 mod deps;
 mod elf;
 mod libtest;
 mod linux;
+mod package;
 mod pool;
 mod profile;
 mod qemu;
 mod scenarios;
 mod test;
+// The renderer of `cargo xtask trace` (issue 11); the command is wired once the
+// hypervisor's scheduler records exits.
+#[allow(dead_code)]
+mod trace;
 mod ws;
+
+/// The reference hypervisor's device-tree parser and memory carver (pure code), tested
+/// here on the host against device trees written with vm-fdt.
+#[cfg(test)]
+#[path = "../../hypervisor/src/platform/board.rs"]
+#[allow(dead_code)]
+mod board;
 
 use std::process::ExitCode;
 
@@ -28,7 +41,7 @@ commands:
         build the hypervisor (refhv) and the test guests; --mutate M builds a
         mutant (`--cfg arm_vcpu_mutate=\"M\"`, see MUTATIONS in xtask/src/scenarios.rs)
   run [--guest NAME] [--release] [--iters N] [--seed S] [--mode M] [--cores N] [--vcpus N]
-      [--mutate M]
+      [--mutate M] [--cpu MODEL]
         build, then boot guest NAME (default {default_guest}) under QEMU interactively
         with bootargs `scenario=NAME iters=N` (default N = 100), plus `seed=S`
         if given (the PRNG seed of the hostile scenario; default 1).
@@ -39,14 +52,21 @@ commands:
         --mode passthrough (default: the guest owns the physical GIC, vCPU i on
         core i) or virtual (emulated GIC, list registers, vCPU i on core i, or
         all time-sliced on one core with --cores 1 = `--guest linux-virtual`).
-        `--guest uboot`: Debian's U-Boot. Ctrl-A x quits QEMU
-  test [--jobs N] [--seed S] [--mode M] [ITEM...]
-        host unit tests, every QEMU scenario (debug hypervisor) and the mutation
-        check; ends with `N passed, M failed`. ITEMs (unit, a scenario name,
-        mutation) select a subset; scenarios marked `(named only)` below run
+        `--guest uboot`: Debian's U-Boot. --cpu: QEMU's CPU model (default max;
+        {models}). Ctrl-A x quits QEMU
+  test [--jobs N] [--seed S] [--mode M] [--cpu MODEL] [ITEM...]
+        host unit tests, the package checks, the exit-cost budgets, every QEMU
+        scenario (debug hypervisor) and the mutation checks, each scenario once per
+        CPU model of its row (default {default_models}); ends with `N passed, M failed`.
+        ITEMs (unit; package: cargo package + publish --dry-run without
+        warnings; doc: cargo doc for the aarch64 targets, warnings denied; msrv:
+        build with the rust-version toolchain, installed by rustup; budgets: the
+        bench rows against bench/budgets.toml; a scenario name; mutation) select a
+        subset; scenarios marked `(named only)` below run
         only when named. --jobs: QEMU runs at once (default 2). --seed: appends
         `seed=S` to every scenario's bootargs (decimal or 0x hex). --mode:
-        Linux's `mode=` (passthrough or virtual)
+        Linux's `mode=` (passthrough or virtual). --cpu: run on MODEL only (rows
+        bound to other models are left out unless named)
   bench [--iters N1,N2]
         exit-cost benchmark (release hypervisor, instruction-counting plugin);
         writes target/bench/exit-cost.json (default iters 100000,900000)
@@ -70,12 +90,16 @@ enum Cmd {
         /// `--vcpus`: the Linux guest's vCPU count (default: the scenario's).
         vcpus: Option<u64>,
         mutation: Option<String>,
+        /// `--cpu`: QEMU's CPU model (default [`qemu::DEFAULT_CPU`]).
+        cpu: Option<&'static str>,
     },
     Test {
         jobs: usize,
         only: Vec<String>,
         seed: Option<u64>,
         mode: Option<String>,
+        /// `--cpu`: the one CPU model to test on.
+        cpu: Option<&'static str>,
     },
     Bench {
         n1: u64,
@@ -157,6 +181,7 @@ fn parse_args(args: &[&str]) -> Result<Cmd, String> {
     let mut mode_arg = None;
     let mut cores_arg: Option<u64> = None;
     let mut vcpus_arg: Option<u64> = None;
+    let mut cpu_arg = None;
     let (mut n1, mut n2) = bench::DEFAULT_ITERS;
     while let Some(a) = it.next() {
         // `--flag=value` is accepted as well as `--flag value`.
@@ -179,6 +204,7 @@ fn parse_args(args: &[&str]) -> Result<Cmd, String> {
             ("run" | "test", "--mode") => mode_arg = Some(mode(get()?)?),
             ("run", "--cores") => cores_arg = Some(number(get()?, flag)?),
             ("run", "--vcpus") => vcpus_arg = Some(vcpus(get()?)?),
+            ("run" | "test", "--cpu") => cpu_arg = Some(qemu::cpu_model(get()?)?),
             ("test", "--jobs" | "-j") => jobs = number(get()?, flag)?,
             ("test", item) if !item.starts_with('-') => only.push(item.to_string()),
             ("bench", "--iters") => {
@@ -205,12 +231,14 @@ fn parse_args(args: &[&str]) -> Result<Cmd, String> {
             mode: mode_arg,
             vcpus: vcpus_arg,
             mutation,
+            cpu: cpu_arg,
         },
         "test" => Cmd::Test {
             jobs,
             only,
             seed: seed_arg,
             mode: mode_arg,
+            cpu: cpu_arg,
         },
         "bench" => Cmd::Bench { n1, n2 },
         "help" | "-h" | "--help" => Cmd::Help,
@@ -243,6 +271,7 @@ struct RunOptions<'a> {
     seed: Option<u64>,
     mode: Option<&'a str>,
     vcpus: Option<u64>,
+    cpu: Option<&'static str>,
 }
 
 fn cmd_run(ws: &Workspace, b: &HvBuild, o: &RunOptions) -> Result<ExitCode, String> {
@@ -280,7 +309,7 @@ fn cmd_run(ws: &Workspace, b: &HvBuild, o: &RunOptions) -> Result<ExitCode, Stri
             let vcpus = o.vcpus.unwrap_or(u64::from(s.vcpus));
             scenarios::linux_bootargs(s, mode, assets.initramfs_len, false, vcpus)
         };
-        let bootargs = scenarios::with_seed(bootargs, o.seed);
+        let bootargs = scenarios::with_seed(scenarios::row_bootargs(s, bootargs), o.seed);
         println!("(QEMU's console: Ctrl-A x quits, Ctrl-A h lists its other keys)");
         linux::qemu_run(&hv, &assets, s, bootargs)
     } else {
@@ -288,17 +317,24 @@ fn cmd_run(ws: &Workspace, b: &HvBuild, o: &RunOptions) -> Result<ExitCode, Stri
         if scenario.is_none() {
             println!("note: {guest:?} is not one of the protocol's scenarios");
         }
-        let guest_elf = ws.guest_elf(guest);
+        let guest_elf = ws.guest_elf(scenario.map_or(guest, |s| s.guest_bin()));
         if !guest_elf.is_file() {
             return Err(format!("no guest binary {}", guest_elf.display()));
         }
-        let bootargs = scenarios::with_seed(scenarios::bootargs(guest, o.iters), o.seed);
-        let run = qemu::Run::new(&hv, &guest_elf, bootargs);
+        let mut bootargs = scenarios::bootargs(guest, o.iters);
+        if let Some(s) = scenario {
+            bootargs = scenarios::row_bootargs(s, bootargs);
+        }
+        let run = qemu::Run::new(&hv, &guest_elf, scenarios::with_seed(bootargs, o.seed));
         match scenario {
-            Some(s) => run.with_cpus(s.cpus).with_mem(s.mem),
+            Some(s) => run
+                .with_cpus(s.cpus)
+                .with_mem(s.mem)
+                .with_machine(s.machine),
             None => run,
         }
     };
+    let run = run.with_cpu(o.cpu.unwrap_or(qemu::DEFAULT_CPU));
     println!("$ {}", run.display());
     let status = run
         .command()
@@ -335,6 +371,7 @@ fn main() -> ExitCode {
             mode,
             vcpus,
             mutation,
+            cpu,
         } => cmd_run(
             &ws,
             &hv_build(release, mutation),
@@ -344,6 +381,7 @@ fn main() -> ExitCode {
                 seed,
                 mode: mode.as_deref(),
                 vcpus,
+                cpu,
             },
         ),
         Cmd::Test {
@@ -351,6 +389,7 @@ fn main() -> ExitCode {
             only,
             seed,
             mode,
+            cpu,
         } => test::run(
             &ws,
             &test::Options {
@@ -358,6 +397,7 @@ fn main() -> ExitCode {
                 only: &only,
                 seed,
                 mode: mode.as_deref().unwrap_or(scenarios::DEFAULT_LINUX_MODE),
+                cpu,
             },
         ),
         Cmd::Bench { n1, n2 } => bench::run(&ws, n1, n2),
@@ -376,17 +416,24 @@ fn usage() -> String {
     let names = scenarios::SCENARIOS
         .iter()
         .map(|s| {
-            if s.in_default_tests {
-                s.name.to_string()
-            } else {
-                format!("{} (named only)", s.name)
+            let mut n = s.name.to_string();
+            if s.models != scenarios::DEFAULT_MODELS {
+                let only = if s.model_bound { " only" } else { "" };
+                n.push_str(&format!(" [{}{only}]", s.models.join(", ")));
             }
+            if !s.in_default_tests {
+                n.push_str(" (named only)");
+            }
+            n
         })
         .collect::<Vec<_>>()
         .join(", ");
     format!(
         "{}{names}",
-        USAGE.replace("{default_guest}", scenarios::DEFAULT_GUEST)
+        USAGE
+            .replace("{default_guest}", scenarios::DEFAULT_GUEST)
+            .replace("{models}", &qemu::CPU_MODELS.join(", "))
+            .replace("{default_models}", &scenarios::DEFAULT_MODELS.join(" and "))
     )
 }
 
@@ -418,7 +465,8 @@ mod tests {
                 seed: None,
                 mode: None,
                 vcpus: None,
-                mutation: None
+                mutation: None,
+                cpu: None
             })
         );
         assert_eq!(
@@ -430,7 +478,8 @@ mod tests {
                 seed: None,
                 mode: None,
                 vcpus: None,
-                mutation: None
+                mutation: None,
+                cpu: None
             })
         );
         assert_eq!(
@@ -442,7 +491,8 @@ mod tests {
                 seed: Some(42),
                 mode: None,
                 vcpus: None,
-                mutation: None
+                mutation: None,
+                cpu: None
             })
         );
         assert_eq!(
@@ -451,7 +501,8 @@ mod tests {
                 jobs: 2,
                 only: vec!["hostile".into()],
                 seed: Some(7),
-                mode: None
+                mode: None,
+                cpu: None
             })
         );
         assert_eq!(
@@ -460,7 +511,8 @@ mod tests {
                 jobs: 1,
                 only: vec!["irq".into(), "mutation".into()],
                 seed: None,
-                mode: None
+                mode: None,
+                cpu: None
             })
         );
         assert_eq!(
@@ -472,7 +524,8 @@ mod tests {
                 seed: None,
                 mode: Some("virtual".into()),
                 vcpus: None,
-                mutation: None
+                mutation: None,
+                cpu: None
             })
         );
         assert_eq!(
@@ -481,7 +534,8 @@ mod tests {
                 jobs: 2,
                 only: vec!["linux".into()],
                 seed: None,
-                mode: Some("passthrough".into())
+                mode: Some("passthrough".into()),
+                cpu: None
             })
         );
         assert_eq!(
@@ -495,6 +549,32 @@ mod tests {
             parse("bench --iters 10,30"),
             Ok(Cmd::Bench { n1: 10, n2: 30 })
         );
+    }
+
+    #[test]
+    fn parses_cpu_models() {
+        assert!(matches!(
+            parse("run --guest irq --cpu cortex-a53"),
+            Ok(Cmd::Run { ref guest, cpu: Some("cortex-a53"), .. }) if guest == "irq"
+        ));
+        assert_eq!(
+            parse("test --cpu=cortex-a57 irq"),
+            Ok(Cmd::Test {
+                jobs: 2,
+                only: vec!["irq".into()],
+                seed: None,
+                mode: None,
+                cpu: Some("cortex-a57")
+            })
+        );
+        assert!(parse("test --cpu cortex-a15").is_err(), "no AArch64 EL2");
+        assert!(parse("test --cpu").is_err());
+        assert!(
+            parse("bench --cpu cortex-a53").is_err(),
+            "bench measures on max"
+        );
+        assert!(parse("build --cpu max").is_err());
+        assert!(usage().contains("cortex-a53"));
     }
 
     #[test]

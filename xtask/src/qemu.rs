@@ -17,6 +17,47 @@ pub const GUEST_STAGING_ADDR: u64 = 0x4800_0000;
 pub const GUEST_STAGING_END: u64 = 0x5000_0000;
 /// RAM QEMU gives the machine (`-m`) unless a scenario asks for more.
 pub const DEFAULT_MEM: &str = "1G";
+/// QEMU's machine (`-M`) unless a scenario names another board.
+pub const DEFAULT_MACHINE: &str = "virt,virtualization=on,gic-version=3";
+/// A line of the guest kernel's that ends a run at once (a failure): Linux's panic.
+pub const GUEST_PANIC: &str = "Kernel panic - not syncing";
+
+/// The CPU model of a run unless it names another (`cargo xtask run`, `bench`).
+pub const DEFAULT_CPU: &str = "max";
+
+/// QEMU 7.2's 64-bit CPU models that implement EL2 (the hypervisor starts there with
+/// `virtualization=on`): what `--cpu` accepts.
+pub const CPU_MODELS: &[&str] = &[
+    "max",
+    "cortex-a35",
+    "cortex-a53",
+    "cortex-a57",
+    "cortex-a72",
+    "cortex-a76",
+    "neoverse-n1",
+    "a64fx",
+];
+
+/// Checks a `--cpu` model name against [`CPU_MODELS`].
+pub fn cpu_model(s: &str) -> Result<&'static str, String> {
+    CPU_MODELS.iter().copied().find(|m| *m == s).ok_or_else(|| {
+        format!(
+            "--cpu: expected one of {} (QEMU's 64-bit models with EL2), got {s:?}",
+            CPU_MODELS.join(", ")
+        )
+    })
+}
+
+/// QEMU's `-cpu` value for `model`: `max` gets the IMPLEMENTATION DEFINED pointer
+/// authentication algorithm (QARMA, QEMU's default, runs guests ~3x slower); a named
+/// core is given as is (it has what that core has: cortex-a53 has no PAuth).
+pub fn cpu_option(model: &str) -> String {
+    if model == "max" {
+        "max,pauth-impdef=on".to_string()
+    } else {
+        model.to_string()
+    }
+}
 
 /// A file QEMU's loader copies, raw, to a physical address before the hypervisor starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,10 +73,14 @@ pub struct Run {
     /// Staged at [`GUEST_STAGING`].
     pub guest: PathBuf,
     pub bootargs: String,
+    /// The CPU model (`-cpu`, through [`cpu_option`]).
+    pub cpu: String,
     /// Physical cores (`-smp`); 1 leaves QEMU's default.
     pub cpus: u8,
     /// Machine RAM (`-m`).
     pub mem: String,
+    /// The board (`-M`).
+    pub machine: String,
     /// More files for QEMU's loader, after the guest.
     pub images: Vec<Image>,
     pub extra: Vec<OsString>,
@@ -54,11 +99,19 @@ impl Run {
             kernel: kernel.to_path_buf(),
             guest: guest.to_path_buf(),
             bootargs,
+            cpu: DEFAULT_CPU.to_string(),
             cpus: 1,
             mem: DEFAULT_MEM.to_string(),
+            machine: DEFAULT_MACHINE.to_string(),
             images: Vec::new(),
             extra: Vec::new(),
         }
+    }
+
+    /// The same run on CPU model `model` (a [`CPU_MODELS`] name).
+    pub fn with_cpu(mut self, model: &str) -> Run {
+        self.cpu = model.to_string();
+        self
     }
 
     /// The same run with `cpus` physical cores.
@@ -73,6 +126,12 @@ impl Run {
         self
     }
 
+    /// The same run on board `machine` (QEMU's `-M` syntax).
+    pub fn with_machine(mut self, machine: &str) -> Run {
+        self.machine = machine.to_string();
+        self
+    }
+
     /// The same run with `file` also loaded at `addr`.
     pub fn with_image(mut self, file: &Path, addr: u64) -> Run {
         self.images.push(Image {
@@ -84,11 +143,12 @@ impl Run {
 
     /// QEMU's arguments, as the protocol gives them.
     pub fn args(&self) -> Vec<OsString> {
+        let cpu = cpu_option(&self.cpu);
         let mut a: Vec<OsString> = [
             "-M",
-            "virt,virtualization=on,gic-version=3",
+            &self.machine,
             "-cpu",
-            "max,pauth-impdef=on",
+            &cpu,
             "-m",
             &self.mem,
             "-nographic",
@@ -150,6 +210,8 @@ pub enum End {
     Exited(Option<i32>),
     /// We killed QEMU after the timeout.
     TimedOut,
+    /// We killed QEMU when this line appeared (e.g. [`GUEST_PANIC`]).
+    Stopped(&'static str),
 }
 
 /// The result of a captured run: how it ended and everything it printed
@@ -165,12 +227,26 @@ fn code(status: ExitStatus) -> End {
     End::Exited(status.code())
 }
 
-/// Waits for `child`, killing it after `timeout`.
-fn wait_with_timeout(child: &mut Child, timeout: Duration) -> std::io::Result<End> {
+/// Waits for `child`, killing it after `timeout`, or a second after `stopped` says
+/// which stop line appeared (time for the lines after it).
+fn wait_with_timeout(
+    child: &mut Child,
+    timeout: Duration,
+    stopped: &std::sync::Mutex<Option<(&'static str, Instant)>>,
+) -> std::io::Result<End> {
     let start = Instant::now();
     loop {
         if let Some(status) = child.try_wait()? {
             return Ok(code(status));
+        }
+        let stop = *stopped.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((line, at)) = stop {
+            if at.elapsed() >= Duration::from_secs(1) {
+                // Only our own child, by its pid.
+                let _ = child.kill();
+                let _ = child.wait();
+                return Ok(End::Stopped(line));
+            }
         }
         if start.elapsed() >= timeout {
             // Only our own child, by its pid.
@@ -202,11 +278,24 @@ pub struct Typing {
 
 /// [`run_captured`], with `typing`'s text written to stdin when its cue appears.
 pub fn run_captured_typing(
-    mut cmd: Command,
+    cmd: Command,
     timeout: Duration,
     typing: Option<Typing>,
 ) -> std::io::Result<Captured> {
+    run_captured_full(cmd, timeout, typing, &[])
+}
+
+/// [`run_captured_typing`], also ending the run (`End::Stopped`) a second after a line
+/// containing one of `stop_on` appears.
+pub fn run_captured_full(
+    mut cmd: Command,
+    timeout: Duration,
+    typing: Option<Typing>,
+    stop_on: &'static [&'static str],
+) -> std::io::Result<Captured> {
     let start = Instant::now();
+    let stopped = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let stopped_w = stopped.clone();
     let (mut reader, writer) = std::io::pipe()?;
     cmd.stdin(if typing.is_some() {
         Stdio::piped()
@@ -226,6 +315,13 @@ pub fn run_captured_typing(
         let mut pending = typing;
         while let Ok(n @ 1..) = reader.read(&mut chunk) {
             buf.extend_from_slice(&chunk[..n]);
+            for &cue in stop_on {
+                let from = buf.len().saturating_sub(n + cue.len());
+                if buf[from..].windows(cue.len()).any(|w| w == cue.as_bytes()) {
+                    let mut g = stopped_w.lock().unwrap_or_else(|e| e.into_inner());
+                    g.get_or_insert((cue, Instant::now()));
+                }
+            }
             if let (Some(t), Some(input)) = (pending, stdin.as_mut()) {
                 // Only the new bytes (and a cue split across reads) need a look.
                 let from = buf.len().saturating_sub(n + t.after.len());
@@ -252,7 +348,7 @@ pub fn run_captured_typing(
         }
         buf
     });
-    let end = wait_with_timeout(&mut child, timeout)?;
+    let end = wait_with_timeout(&mut child, timeout, &stopped)?;
     let output = collector.join().unwrap_or_default();
     Ok(Captured {
         end,
@@ -299,6 +395,7 @@ pub fn judge_with_guest(
     let mut why = Vec::new();
     match end {
         End::TimedOut => why.push("TIMEOUT".to_string()),
+        End::Stopped(line) => why.push(format!("stopped at `{line}`")),
         End::Exited(Some(0)) => {}
         End::Exited(Some(c)) => why.push(format!("exit status {c}")),
         End::Exited(None) => why.push("killed by a signal".to_string()),
@@ -366,6 +463,50 @@ mod tests {
              -m 1G -nographic -semihosting-config enable=on,target=native -kernel /t/refhv \
              -device loader,file=/t/demo,addr=0x48000000,force-raw=on -append 'scenario=demo iters=100'"
         );
+    }
+
+    #[test]
+    fn command_line_follows_the_cpu_model() {
+        let r = |model: &str| {
+            Run::new(
+                Path::new("/t/refhv"),
+                Path::new("/t/irq"),
+                "scenario=irq iters=1".into(),
+            )
+            .with_cpu(model)
+            .display()
+        };
+        let line = |cpu: &str| {
+            format!(
+                "qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 -cpu {cpu} \
+                 -m 1G -nographic -semihosting-config enable=on,target=native -kernel /t/refhv \
+                 -device loader,file=/t/irq,addr=0x48000000,force-raw=on -append 'scenario=irq iters=1'"
+            )
+        };
+        assert_eq!(r("max"), line("max,pauth-impdef=on"));
+        assert_eq!(r("cortex-a53"), line("cortex-a53"));
+        assert_eq!(r("cortex-a57"), line("cortex-a57"));
+        // Without a model: max.
+        assert_eq!(
+            Run::new(
+                Path::new("/t/refhv"),
+                Path::new("/t/irq"),
+                "scenario=irq iters=1".into()
+            )
+            .display(),
+            line("max,pauth-impdef=on")
+        );
+    }
+
+    #[test]
+    fn cpu_models() {
+        assert_eq!(cpu_model("cortex-a53"), Ok("cortex-a53"));
+        assert_eq!(cpu_model("max"), Ok("max"));
+        assert!(CPU_MODELS.contains(&DEFAULT_CPU));
+        // 32-bit and M-profile cores have no AArch64 EL2; options are not a model.
+        for bad in ["cortex-a15", "cortex-m4", "max,pauth-impdef=on", "", "host"] {
+            assert!(cpu_model(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -520,6 +661,26 @@ mod tests {
         let r = run_captured_typing(c, Duration::from_secs(10), Some(t)).unwrap();
         assert_eq!(r.end, End::Exited(Some(0)));
         assert_eq!(r.output, "ready>\ngot hello\n");
+    }
+
+    #[test]
+    fn a_guest_panic_ends_the_run_at_once() {
+        let mut c = Command::new("sh");
+        c.args([
+            "-c",
+            "echo booting; echo '[ 1.0] Kernel panic - not syncing: Attempted to kill init!'; \
+             echo trace; exec sleep 30",
+        ]);
+        let r = run_captured_full(c, Duration::from_secs(20), None, &[GUEST_PANIC]).unwrap();
+        assert_eq!(r.end, End::Stopped(GUEST_PANIC));
+        assert!(r.elapsed < Duration::from_secs(5), "{:?}", r.elapsed);
+        assert!(r.output.contains("trace\n"));
+        let why = judge_with_guest("linux", Some("LINUX_AUTOTEST"), r.end, &r.output).unwrap_err();
+        assert!(
+            why.starts_with("stopped at `Kernel panic - not syncing`"),
+            "{why}"
+        );
+        assert!(why.contains("guest kernel panic (Kernel panic - not syncing: Attempted"));
     }
 
     #[test]

@@ -54,7 +54,46 @@ pub struct Scenario {
     /// The guest's own verdict marker (`<marker>: PASS` / `<marker>: FAIL <reason>`,
     /// printed on the console), also required for a pass under `cargo xtask test`.
     pub guest_marker: Option<&'static str>,
+    /// QEMU CPU models (`-cpu`, [`crate::qemu::CPU_MODELS`]) `cargo xtask test` runs
+    /// the row on, once each ([`DEFAULT_MODELS`] unless the row names others).
+    pub models: &'static [&'static str],
+    /// The row's checks only make sense on [`Scenario::models`] (e.g. a CPU erratum's
+    /// workaround): `test --cpu M` leaves it out for another M unless it is named.
+    /// `false`: any model will do, `models` is only what the default matrix runs.
+    pub model_bound: bool,
+    /// QEMU's machine (`-M`): the board the hypervisor discovers.
+    pub machine: &'static str,
+    /// RAM of the Linux/U-Boot VM (`vm_mem=` in the bootargs; `None`: the
+    /// hypervisor's default, 1 GiB).
+    pub vm_mem: Option<&'static str>,
+    /// More bootargs words for the hypervisor (`kernel_arg=...`, `guest_timer=phys`,
+    /// `selftest=...`, `guest=elf mode=...`).
+    pub extra_bootargs: &'static str,
+    /// The run must fail this way (a refusal the row checks); `None`: it must pass.
+    pub expect_failure: Option<ExpectFailure>,
+    /// The test guest binary, when it is not the one named after the scenario.
+    pub guest_bin: Option<&'static str>,
 }
+
+/// How a row that checks a refusal must end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpectFailure {
+    /// QEMU's exit status.
+    pub status: i32,
+    /// Text the output must contain (the one clear line).
+    pub text: &'static str,
+}
+
+/// The CPU models every row runs on unless it says otherwise: QEMU's `max` (VHE,
+/// 16-bit VMIDs, PAuth, SVE/SME, PMUv3, GICv3 with 4 list registers) and a real
+/// core without most of that: Cortex-A53 (ARMv8.0: 8-bit VMIDs, 40-bit PA, no
+/// PAuth, VHE, SVE or SME).
+///
+/// A row names other models with [`Scenario::with_models`] (any model will do; these
+/// are the ones `cargo xtask test` runs) or [`Scenario::only_on`] (its checks need
+/// them, e.g. a Spectre-v2 check: `timed("spectre", 1, 30).only_on(&["cortex-a57"])`,
+/// with a comment saying why).
+pub const DEFAULT_MODELS: &[&str] = &["max", "cortex-a53"];
 
 const fn scenario(name: &'static str, test_iters: u64) -> Scenario {
     Scenario {
@@ -73,6 +112,13 @@ const fn scenario(name: &'static str, test_iters: u64) -> Scenario {
         typing: None,
         linux_mode: None,
         guest_marker: None,
+        models: DEFAULT_MODELS,
+        model_bound: false,
+        machine: crate::qemu::DEFAULT_MACHINE,
+        vm_mem: None,
+        extra_bootargs: "",
+        expect_failure: None,
+        guest_bin: None,
     }
 }
 
@@ -102,13 +148,57 @@ const fn uboot(name: &'static str) -> Scenario {
 }
 
 impl Scenario {
+    /// The test guest binary this row runs.
+    pub fn guest_bin(&self) -> &'static str {
+        self.guest_bin.unwrap_or(self.name)
+    }
+
     const fn with_timeout(self, secs: u64) -> Scenario {
         Scenario {
             timeout: Duration::from_secs(secs),
             ..self
         }
     }
+
+    /// The row on `models` instead of [`DEFAULT_MODELS`]; it still runs on any model
+    /// `--cpu` names.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub const fn with_models(self, models: &'static [&'static str]) -> Scenario {
+        Scenario {
+            models,
+            model_bound: false,
+            ..self
+        }
+    }
+
+    /// The row only on `models`: its checks need one of them (say why beside the row).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub const fn only_on(self, models: &'static [&'static str]) -> Scenario {
+        Scenario {
+            models,
+            model_bound: true,
+            ..self
+        }
+    }
+
+    /// Whether `test --cpu model` (no ITEMs) runs the row.
+    pub fn runs_on(&self, model: &str) -> bool {
+        !self.model_bound || self.models.contains(&model)
+    }
+
+    /// The same row on another board: QEMU machine `machine`, `cpus` cores, `mem` RAM.
+    const fn on_board(self, machine: &'static str, cpus: u8, mem: &'static str) -> Scenario {
+        Scenario {
+            machine,
+            cpus,
+            mem,
+            ..self
+        }
+    }
 }
+
+/// QEMU `virt` with a GICv4 (redistributors 0x40000 apart).
+const GICV4: &str = "virt,virtualization=on,gic-version=4";
 
 /// A benchmark with its own iteration counts and `round_trips` per guest iteration.
 const fn slow_bench(
@@ -165,6 +255,18 @@ pub const SCENARIOS: &[Scenario] = &[
     timed("inject", 1, 30),
     // One exit of every class; iters unused (200 PRNG function IDs are fixed).
     timed("classes", 1, 30),
+    // SMCCC_ARCH_WORKAROUND_1/2/3 answers and calls as this CPU needs them: max (CSV2_2,
+    // SSBS2), cortex-a53 (in order: none needed), cortex-a57/a72 (Spectre v2, SSB and
+    // BHB: QEMU's firmware lacks the workarounds, so NOT_SUPPORTED and nothing
+    // forwarded), cortex-a76 (CSV2 and SSBS, but BHB-affected).
+    timed("spectre", 1, 30).with_models(&[
+        "max",
+        "cortex-a53",
+        "cortex-a57",
+        "cortex-a72",
+        "cortex-a76",
+    ]),
+    timed("aarch32", 1, 30),
     // iters = PRNG instruction words executed at EL1 (seed: bootargs `seed=`).
     timed("hostile", 100_000, 60),
     bench("bench-sysreg", 100, "sysreg_trap", 0),
@@ -173,6 +275,10 @@ pub const SCENARIOS: &[Scenario] = &[
     bench("bench-cpacr", 100, "cpacr_trap", 0),
     // Two physical cores: vCPU 1 starts on core 1 through the guest's PSCI CPU_ON.
     smp("smp", 1, 2),
+    // Stage-2 geometry and VMID size follow the CPU: a level-0 root and VMID 0x1ff run
+    // or are refused by bind() as the CPU's PA size and VMIDBits say (refused on
+    // cortex-a53); two concatenated level-1 tables give a 40-bit IPA space everywhere.
+    timed("stage2", 1, 30),
     // Two VMs time-sliced on one core; iters = VM switches to survive.
     timed("isolation", 8, 60),
     // Every MRS/MSR encoding (op0 2, 3) against the register inventory; iters unused.
@@ -180,11 +286,19 @@ pub const SCENARIOS: &[Scenario] = &[
     // The sweep in two time-sliced VMs, then VM-specific patterns held across
     // iters = VM switches, then a virtual SError each.
     timed("sweep-isolation", 6, 90),
+    // Issue 8: guest self-hosted debug (breakpoints, watchpoints, software step over
+    // emulated instructions, the OS lock), one VM; iters unused.
+    timed("debug", 1, 30),
+    // Two VMs time-sliced on one core with different breakpoints and watchpoints armed;
+    // iters = VM switches to survive.
+    timed("debug-isolation", 40, 60),
     // Issue 4 benchmarks: switching a core between vCPUs, virtual interrupts, lazy FP.
     slow_bench("bench-switch", "vcpu_switch", 1, (2_000, 10_000), 2),
     slow_bench("bench-yield", "vcpu_rebind", 1, (2_000, 10_000), 1),
     slow_bench("bench-fp", "fp_first_use", 1, (2_000, 10_000), 1),
     slow_bench("bench-virq", "virq", 1, (2_000, 10_000), 1),
+    // Issue 8: the first debug register access after a bind (lazy debug switching).
+    slow_bench("bench-debug", "debug_first_use", 1, (2_000, 10_000), 1),
     // Debian's arm64 Linux kernel with a busybox initramfs on 2 vCPUs (Debian's
     // packages fetched into target/linux-cache/ on first use). Runs when named
     // (`cargo xtask test linux`); the last argument `true` puts it in the default set.
@@ -218,6 +332,86 @@ pub const SCENARIOS: &[Scenario] = &[
         ..linux("linux-1vcpu", 2, 180, true)
     },
     uboot("uboot"),
+    // Board variants (issue 9): the hypervisor discovers each board from its device
+    // tree. GICv4: redistributors 0x40000 apart, in both interrupt modes.
+    linux("linux-gicv4", 2, 60, true).on_board(GICV4, 2, "2G"),
+    Scenario {
+        linux_mode: Some("virtual"),
+        ..linux("linux-virtual-smp-gicv4", 2, 60, true).on_board(GICV4, 2, "2G")
+    },
+    // Four cores: Linux with 4 vCPUs in passthrough (all of the board's
+    // redistributors), and with 2 (the guest's last frame gets an emulated
+    // GICR_TYPER.Last).
+    Scenario {
+        vcpus: 4,
+        ..linux("linux-smp4", 4, 60, true)
+    },
+    Scenario {
+        vcpus: 2,
+        ..linux("linux-smp4-2vcpu", 4, 60, true).on_board(GICV4, 4, "2G")
+    },
+    // 512 MiB boards with VMs sized to fit, and a 4 GiB board (the VM's RAM is carved
+    // above 4 GiB there).
+    Scenario {
+        vm_mem: Some("256M"),
+        ..linux("linux-512m", 2, 60, true).on_board(crate::qemu::DEFAULT_MACHINE, 2, "512M")
+    },
+    Scenario {
+        vm_mem: Some("256M"),
+        ..uboot("uboot-512m").on_board(crate::qemu::DEFAULT_MACHINE, 2, "512M")
+    },
+    linux("linux-4g", 2, 60, true).on_board(crate::qemu::DEFAULT_MACHINE, 2, "4G"),
+    // A VM that does not fit is refused with one line and status 1, at once.
+    Scenario {
+        expect_failure: Some(ExpectFailure {
+            status: 1,
+            text: "needs 1024 MiB of RAM, but the largest free block",
+        }),
+        guest_marker: None,
+        ..linux("linux-too-big", 2, 30, true).on_board(crate::qemu::DEFAULT_MACHINE, 2, "512M")
+    },
+    // PSCI SYSTEM_OFF from vCPU 1 (`reboot=s1`: Linux powers off on CPU 1) ends the
+    // VM in passthrough mode.
+    Scenario {
+        extra_bootargs: "kernel_arg=reboot=s1",
+        ..linux("linux-off-vcpu1", 2, 60, true)
+    },
+    // Virtual mode with Linux on the EL1 physical timer (PPI 30): the device tree
+    // lists only the physical timers.
+    Scenario {
+        linux_mode: Some("virtual"),
+        extra_bootargs: "guest_timer=phys",
+        ..linux("linux-virtual-smp-ptimer", 2, 60, true)
+    },
+    Scenario {
+        linux_mode: Some("virtual"),
+        extra_bootargs: "guest_timer=phys",
+        ..linux("linux-virtual-ptimer", 1, 60, true)
+    },
+    // The EL1 timers' PPIs through the emulated GIC (a test guest in the
+    // virtual-interrupt mode): PPI 30 delivered, a held PPI 27 re-sampled on enable.
+    Scenario {
+        extra_bootargs: "guest=elf mode=virtual cores=1",
+        guest_marker: Some("VGIC_TIMERS"),
+        ..timed("vgic-timers", 1, 30)
+    },
+    Scenario {
+        extra_bootargs: "guest=elf mode=virtual cores=2",
+        guest_marker: Some("VGIC_TIMERS"),
+        guest_bin: Some("vgic-timers"),
+        ..smp("vgic-timers-smp", 1, 2)
+    },
+    // A fault of the hypervisor before arm_vcpu's vectors are installed is reported
+    // (ESR/ELR/FAR) by boot.S's vector, status 102.
+    Scenario {
+        expect_failure: Some(ExpectFailure {
+            status: 102,
+            text: "ARM_VCPU_PANIC early exception at EL2 (before the arm_vcpu vectors): ESR_EL2 0x",
+        }),
+        extra_bootargs: "selftest=early-fault",
+        guest_marker: None,
+        ..linux("early-fault", 2, 30, true)
+    },
 ];
 
 /// The scenario `cargo xtask run` boots when no `--guest` is given.
@@ -245,6 +439,9 @@ pub struct Mutation {
     pub breaks: &'static str,
     /// Text the guarding check prints when it catches the mutation.
     pub reason: &'static str,
+    /// CPU models the check runs on (`None`: the scenario's): where what the mutation
+    /// breaks shows at all.
+    pub models: Option<&'static [&'static str]>,
 }
 
 /// Every mutation check `cargo xtask test` runs.
@@ -254,24 +451,60 @@ pub const MUTATIONS: &[Mutation] = &[
         cfg: "gpr-restore",
         breaks: "the exit vector does not save guest x28",
         reason: "x28: got",
+        models: None,
     },
     Mutation {
         scenario: "isolation",
         cfg: "skip-tpidr",
         breaks: "TPIDR_EL1 is left out of the bind/unbind switch",
         reason: "TPIDR_EL1: expected",
+        models: None,
+    },
+    Mutation {
+        scenario: "spectre",
+        cfg: "workaround-forward",
+        breaks: "SMCCC workarounds are offered and forwarded whatever the firmware implements",
+        reason: "workaround call(s) reached the firmware",
+        // Where a workaround is needed (cortex-a57: all three; max: WORKAROUND_3), not
+        // on a core that needs none (cortex-a53).
+        models: Some(&["max", "cortex-a57"]),
+    },
+    Mutation {
+        scenario: "aarch32",
+        cfg: "aarch32-it",
+        breaks: "an emulated AArch32 instruction does not advance the T32 IT state",
+        reason: "T32 mrceq DBGDIDR in an IT block: r0: got",
+        models: None,
+    },
+    Mutation {
+        scenario: "debug-isolation",
+        cfg: "skip-dbgbvr",
+        breaks: "a vCPU's DBGBVR0_EL1 is left out of the lazy debug switch",
+        reason: "own breakpoint did not fire",
+        models: None,
     },
     Mutation {
         scenario: "sweep-isolation",
         cfg: "skip-tpidr2",
         breaks: "TPIDR2_EL0 (FEAT_SME, not trapped by CPTR_EL2.TSM) is left out of the bind/unbind switch",
         reason: "TPIDR2_EL0: expected",
+        // TPIDR2_EL0 exists with FEAT_SME only (max; not cortex-a53).
+        models: Some(&["max"]),
     },
     Mutation {
         scenario: "hostile",
         cfg: "gpr-restore",
         breaks: "the exit vector does not save guest x28 (a register no word names changes)",
         reason: "x28 changed from",
+        models: None,
+    },
+    Mutation {
+        scenario: "stage2",
+        cfg: "stage2-level0",
+        breaks: "bind() accepts a level-0 stage-2 root on a core with a PA size below 44 bits",
+        reason: "bind() accepted what this CPU cannot walk",
+        // Only a core with a 40-bit PA shows it: on max (52 bits) level 0 is valid.
+        models: Some(&["cortex-a53"]),
     },
 ];
 
@@ -290,6 +523,41 @@ pub fn caught_by_own_check(m: &Mutation, output: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// `bootargs` with the row's own words: `vm_mem=` and [`Scenario::extra_bootargs`].
+pub fn row_bootargs(s: &Scenario, bootargs: String) -> String {
+    let mut a = bootargs;
+    if let Some(m) = s.vm_mem {
+        a.push_str(&format!(" vm_mem={m}"));
+    }
+    if !s.extra_bootargs.is_empty() {
+        a.push(' ');
+        a.push_str(s.extra_bootargs);
+    }
+    a
+}
+
+/// Whether a refusal row's run ended as `e` says: that exit status, the text in the
+/// output, and no timeout (a hang is not a refusal).
+pub fn failed_as_expected(
+    e: &ExpectFailure,
+    end: crate::qemu::End,
+    output: &str,
+) -> Result<(), String> {
+    match end {
+        crate::qemu::End::Exited(Some(c)) if c == e.status => {}
+        other => {
+            return Err(format!(
+                "expected exit status {} (a refusal), got {other:?}",
+                e.status
+            ))
+        }
+    }
+    if !output.contains(e.text) {
+        return Err(format!("the output lacks {:?}", e.text));
+    }
+    Ok(())
+}
+
 /// Looks a scenario up by name.
 pub fn find(name: &str) -> Option<&'static Scenario> {
     SCENARIOS.iter().find(|s| s.name == name)
@@ -302,7 +570,7 @@ pub fn bootargs(scenario: &str, iters: u64) -> String {
 
 /// The bootargs of a U-Boot run: the size of the staged `u-boot.bin`.
 pub fn uboot_bootargs(scenario: &str, image_size: u64) -> String {
-    format!("scenario={scenario} image_size={image_size}")
+    format!("scenario={scenario} guest=uboot image_size={image_size}")
 }
 
 /// The bootargs of a Linux guest run of row `s`: `guest=linux`, the interrupt mode
@@ -334,6 +602,37 @@ pub fn selected(s: &Scenario, only: &[String]) -> bool {
     } else {
         only.iter().any(|o| o == s.name)
     }
+}
+
+/// The CPU models `cargo xtask test` runs row `s` on, given the ITEMs `only` and
+/// `--cpu` (`cpu`): without `--cpu`, the row's [`Scenario::models`]; with it, that one
+/// model, for a named row always, otherwise if the row [`Scenario::runs_on`] it.
+/// Empty when the row does not run at all.
+pub fn models_for(
+    s: &'static Scenario,
+    only: &[String],
+    cpu: Option<&'static str>,
+) -> Vec<&'static str> {
+    if !selected(s, only) {
+        return Vec::new();
+    }
+    match cpu {
+        None => s.models.to_vec(),
+        Some(m) if !only.is_empty() || s.runs_on(m) => vec![m],
+        Some(_) => Vec::new(),
+    }
+}
+
+/// The QEMU scenario runs of `cargo xtask test`: every selected row once per model,
+/// in table order, a row's models together.
+pub fn matrix(
+    only: &[String],
+    cpu: Option<&'static str>,
+) -> Vec<(&'static Scenario, &'static str)> {
+    SCENARIOS
+        .iter()
+        .flat_map(|s| models_for(s, only, cpu).into_iter().map(move |m| (s, m)))
+        .collect()
 }
 
 /// `bootargs` with `seed=S` appended when a seed is given (`--seed`): the PRNG seed
@@ -397,6 +696,37 @@ mod tests {
     }
 
     #[test]
+    fn board_variant_rows() {
+        let g4 = find("linux-gicv4").unwrap();
+        assert_eq!(g4.machine, "virt,virtualization=on,gic-version=4");
+        assert_eq!(find("linux").unwrap().machine, crate::qemu::DEFAULT_MACHINE);
+        let small = find("linux-512m").unwrap();
+        assert_eq!((small.mem, small.vm_mem), ("512M", Some("256M")));
+        assert_eq!(
+            row_bootargs(small, "scenario=linux-512m".into()),
+            "scenario=linux-512m vm_mem=256M"
+        );
+        let off = find("linux-off-vcpu1").unwrap();
+        assert_eq!(row_bootargs(off, "a=1".into()), "a=1 kernel_arg=reboot=s1");
+        assert_eq!(find("linux-smp4").unwrap().cpus, 4);
+        assert_eq!(find("vgic-timers-smp").unwrap().guest_bin(), "vgic-timers");
+        assert_eq!(find("demo").unwrap().guest_bin(), "demo");
+    }
+
+    #[test]
+    fn refusal_rows_need_their_status_and_line() {
+        use crate::qemu::End;
+        let e = find("linux-too-big").unwrap().expect_failure.unwrap();
+        let out = format!("refhv: Linux VM {}", e.text);
+        assert!(failed_as_expected(&e, End::Exited(Some(1)), &out).is_ok());
+        assert!(failed_as_expected(&e, End::Exited(Some(0)), &out).is_err());
+        assert!(failed_as_expected(&e, End::TimedOut, &out).is_err());
+        assert!(failed_as_expected(&e, End::Exited(Some(1)), "other failure").is_err());
+        let f = find("early-fault").unwrap().expect_failure.unwrap();
+        assert_eq!(f.status, 102);
+    }
+
+    #[test]
     fn mutation_needs_its_own_reason() {
         let m = &MUTATIONS[0];
         let own = format!(
@@ -410,6 +740,83 @@ mod tests {
     }
 
     #[test]
+    fn every_row_runs_on_max_and_a53() {
+        for s in SCENARIOS {
+            if !s.model_bound {
+                for m in DEFAULT_MODELS {
+                    assert!(s.models.contains(m), "{} is not run on {m}", s.name);
+                }
+            }
+            assert!(!s.models.is_empty(), "{}", s.name);
+            for m in s.models {
+                assert!(crate::qemu::cpu_model(m).is_ok(), "{}: {m}", s.name);
+            }
+        }
+    }
+
+    #[test]
+    fn matrix_runs_each_row_once_per_model() {
+        let all = matrix(&[], None);
+        let default_rows = SCENARIOS.iter().filter(|s| s.in_default_tests);
+        assert_eq!(
+            all.len(),
+            default_rows.map(|s| s.models.len()).sum::<usize>()
+        );
+        let irq: Vec<_> = all
+            .iter()
+            .filter(|(s, _)| s.name == "irq")
+            .map(|c| c.1)
+            .collect();
+        assert_eq!(irq, ["max", "cortex-a53"]);
+        // A row's models are next to each other, in table order.
+        let names: Vec<_> = all.iter().map(|(s, _)| s.name).collect();
+        let mut dedup = names.clone();
+        dedup.dedup();
+        assert_eq!(
+            dedup.len(),
+            SCENARIOS.iter().filter(|s| s.in_default_tests).count()
+        );
+        // Named rows only.
+        let named = matrix(&["irq".into(), "demo".into()], None);
+        let got: Vec<_> = named.iter().map(|(s, m)| (s.name, *m)).collect();
+        assert_eq!(
+            got,
+            [
+                ("demo", "max"),
+                ("demo", "cortex-a53"),
+                ("irq", "max"),
+                ("irq", "cortex-a53")
+            ]
+        );
+        // --cpu picks one model.
+        let one = matrix(&["irq".into()], Some("cortex-a72"));
+        let got: Vec<_> = one.iter().map(|(s, m)| (s.name, *m)).collect();
+        assert_eq!(got, [("irq", "cortex-a72")]);
+        let every = matrix(&[], Some("cortex-a53"));
+        assert!(every.iter().all(|(_, m)| *m == "cortex-a53"));
+        assert!(every.iter().any(|(s, _)| s.name == "irq"));
+    }
+
+    #[test]
+    fn model_bound_rows() {
+        static BOUND: Scenario = scenario("x", 1).only_on(&["cortex-a57"]);
+        static WIDE: Scenario = scenario("y", 1).with_models(&["max", "cortex-a53", "cortex-a57"]);
+        assert_eq!(models_for(&BOUND, &[], None), ["cortex-a57"]);
+        // --cpu of another model leaves a bound row out unless it is named ...
+        assert!(models_for(&BOUND, &[], Some("max")).is_empty());
+        assert_eq!(models_for(&BOUND, &["x".into()], Some("max")), ["max"]);
+        assert_eq!(models_for(&BOUND, &[], Some("cortex-a57")), ["cortex-a57"]);
+        // ... and an unbound row runs on whatever --cpu says.
+        assert_eq!(
+            models_for(&WIDE, &[], None),
+            ["max", "cortex-a53", "cortex-a57"]
+        );
+        assert_eq!(models_for(&WIDE, &[], Some("cortex-a76")), ["cortex-a76"]);
+        // Not selected: nowhere.
+        assert!(models_for(&WIDE, &["x".into()], None).is_empty());
+    }
+
+    #[test]
     fn table_is_consistent() {
         let mut names: Vec<_> = SCENARIOS.iter().map(|s| s.name).collect();
         names.sort_unstable();
@@ -419,12 +826,26 @@ mod tests {
         for m in MUTATIONS {
             assert!(find(m.scenario).is_some(), "{}", m.scenario);
             assert!(!m.reason.is_empty() && !m.cfg.contains(char::is_whitespace));
+            for model in m.models.unwrap_or(&[]) {
+                assert!(crate::qemu::cpu_model(model).is_ok(), "{}: {model}", m.cfg);
+            }
         }
-        // Every scenario of the earlier issues stays in the default set, unchanged.
+        // Every mutation name is declared in arm_vcpu's check-cfg list.
+        let toml = include_str!("../../arm_vcpu/Cargo.toml");
+        for m in MUTATIONS {
+            assert!(
+                toml.contains(&format!("\"{}\"", m.cfg)),
+                "{} not declared",
+                m.cfg
+            );
+        }
+        // Every scenario of the earlier issues stays in the default set, unchanged
+        // (test guests in the virtual-interrupt mode give their own marker).
         for s in SCENARIOS.iter().filter(|s| s.guest == Guest::TestElf) {
             assert!(s.in_default_tests, "{}", s.name);
             assert_eq!(s.mem, "1G", "{}", s.name);
-            assert_eq!(s.guest_marker, None, "{}", s.name);
+            let virtual_mode = s.extra_bootargs.contains("mode=virtual");
+            assert_eq!(s.guest_marker.is_some(), virtual_mode, "{}", s.name);
         }
         let rows: Vec<_> = SCENARIOS.iter().filter_map(|s| s.bench_row).collect();
         assert_eq!(
@@ -438,7 +859,8 @@ mod tests {
                 "vcpu_switch",
                 "vcpu_rebind",
                 "fp_first_use",
-                "virq"
+                "virq",
+                "debug_first_use"
             ]
         );
         for s in SCENARIOS.iter().filter(|s| s.bench_iters.0 != 0) {

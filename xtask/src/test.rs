@@ -7,10 +7,18 @@ use std::process::{ExitCode, Stdio};
 use crate::qemu::{self, End};
 use crate::scenarios::{self, Guest, Scenario, MUTATIONS, SCENARIOS};
 use crate::ws::{self, HvBuild, Profile, Workspace};
-use crate::{deps, libtest, linux, pool};
+use crate::{budget, deps, libtest, linux, package, pool};
 
 /// Host crates whose tests run under `cargo xtask test`.
-const HOST_CRATES: &[&str] = &["arm_vcpu", "xtask"];
+const HOST_CRATES: &[&str] = &[package::LIB_PACKAGE, package::ADAPTER_PACKAGE, "xtask"];
+/// One package check: its item name and what runs it.
+type PackageCheck = (&'static str, fn(&Workspace) -> package::Check);
+/// The package checks (`package.rs`), each one test item, run after the unit tests.
+const PACKAGE_CHECKS: &[PackageCheck] = &[
+    ("package", package::package),
+    ("doc", package::doc),
+    ("msrv", package::msrv),
+];
 /// Target dir of the mutant hypervisor (relative to the workspace root).
 /// Mutant builds go to `target/mutant-<cfg>`.
 const MUTANT_TARGET_DIR: &str = "target/mutant";
@@ -46,6 +54,8 @@ enum Expect {
 /// One QEMU test item, ready to run (or already failed before running).
 struct Item {
     label: String,
+    /// Log file name (without `.log`): one per item and CPU model.
+    log: String,
     scenario: &'static Scenario,
     expect: Expect,
     run: Result<qemu::Run, String>,
@@ -69,6 +79,8 @@ pub struct Options<'a> {
     pub seed: Option<u64>,
     /// `mode=` of Linux guests.
     pub mode: &'a str,
+    /// `--cpu`: the one CPU model to run on (`None`: each row's models).
+    pub cpu: Option<&'static str>,
 }
 
 pub fn run(ws: &Workspace, opts: &Options) -> Result<ExitCode, String> {
@@ -77,18 +89,26 @@ pub fn run(ws: &Workspace, opts: &Options) -> Result<ExitCode, String> {
         only,
         seed,
         mode,
+        cpu,
     } = *opts;
     for o in only {
-        if o != "unit" && o != "mutation" && scenarios::find(o).is_none() {
+        let check = PACKAGE_CHECKS.iter().any(|(name, _)| name == o);
+        if o != "unit"
+            && o != "mutation"
+            && o != "budgets"
+            && !check
+            && scenarios::find(o).is_none()
+        {
             return Err(format!(
-                "unknown test item {o:?} (unit, mutation, or a scenario name)"
+                "unknown test item {o:?} (unit, package, doc, msrv, budgets, mutation, or a scenario name)"
             ));
         }
     }
     let mut tally = Tally::default();
+    let matrix = scenarios::matrix(only, cpu);
     let scenarios: Vec<&'static Scenario> = SCENARIOS
         .iter()
-        .filter(|s| scenarios::selected(s, only))
+        .filter(|s| matrix.iter().any(|(m, _)| m.name == s.name))
         .collect();
     let mutation = selected(only, "mutation");
     let need_qemu = !scenarios.is_empty() || mutation;
@@ -106,6 +126,18 @@ pub fn run(ws: &Workspace, opts: &Options) -> Result<ExitCode, String> {
 
     if selected(only, "unit") {
         unit_tests(ws, &mut tally);
+    }
+    for (name, check) in PACKAGE_CHECKS {
+        if selected(only, name) {
+            let c = check(ws);
+            tally.item(c.ok, &c.line);
+            for d in &c.details {
+                println!("    {d}");
+            }
+        }
+    }
+    if selected(only, "budgets") {
+        budget_gate(ws, &mut tally);
     }
 
     // Debian's kernel and busybox: only when a Linux item runs (the first time
@@ -140,7 +172,10 @@ pub fn run(ws: &Workspace, opts: &Options) -> Result<ExitCode, String> {
                 })
             })
             .collect();
-        let prepare = |hv: &Result<PathBuf, String>, s: &Scenario| -> Result<qemu::Run, String> {
+        let prepare = |hv: &Result<PathBuf, String>,
+                       s: &Scenario,
+                       model: &str|
+         -> Result<qemu::Run, String> {
             deps.clone()?;
             let hv = hv.clone()?;
             if s.guest != Guest::TestElf {
@@ -161,25 +196,32 @@ pub fn run(ws: &Workspace, opts: &Options) -> Result<ExitCode, String> {
                         u64::from(s.vcpus),
                     )
                 };
-                let bootargs = scenarios::with_seed(bootargs, seed);
-                return Ok(linux::qemu_run(&hv, &assets, s, bootargs));
+                let bootargs = scenarios::with_seed(scenarios::row_bootargs(s, bootargs), seed);
+                return Ok(linux::qemu_run(&hv, &assets, s, bootargs).with_cpu(model));
             }
             guests.clone()?;
-            let guest = ws.guest_elf(s.name);
+            let guest = ws.guest_elf(s.guest_bin());
             if !guest.is_file() {
                 return Err(format!("no guest binary {}", guest.display()));
             }
-            let bootargs = scenarios::with_seed(scenarios::bootargs(s.name, s.test_iters), seed);
+            let bootargs = scenarios::with_seed(
+                scenarios::row_bootargs(s, scenarios::bootargs(s.name, s.test_iters)),
+                seed,
+            );
             Ok(qemu::Run::new(&hv, &guest, bootargs)
+                .with_cpu(model)
                 .with_cpus(s.cpus)
-                .with_mem(s.mem))
+                .with_mem(s.mem)
+                .with_machine(s.machine))
         };
-        for &s in &scenarios {
+        for &(s, model) in &matrix {
+            let what = format!("scenario {}", s.name);
             items.push(Item {
-                label: format!("scenario {}", s.name),
+                label: item_label(&what, model),
+                log: log_name(&what, model),
                 scenario: s,
                 expect: Expect::Pass,
-                run: prepare(&hv, s),
+                run: prepare(&hv, s, model),
             });
         }
         if mutation {
@@ -187,15 +229,19 @@ pub fn run(ws: &Workspace, opts: &Options) -> Result<ExitCode, String> {
                 let Some(s) = scenarios::find(m.scenario) else {
                     continue;
                 };
-                items.push(Item {
-                    label: format!(
+                for model in mutation_models(m, s, cpu) {
+                    let what = format!(
                         "mutation check ({} with arm_vcpu_mutate={}: {})",
                         s.name, m.cfg, m.breaks
-                    ),
-                    scenario: s,
-                    expect: Expect::Fail(m),
-                    run: prepare(hv, s),
-                });
+                    );
+                    items.push(Item {
+                        label: item_label(&what, model),
+                        log: log_name(&what, model),
+                        scenario: s,
+                        expect: Expect::Fail(m),
+                        run: prepare(hv, s, model),
+                    });
+                }
             }
         }
     }
@@ -269,6 +315,99 @@ fn unit_tests(ws: &Workspace, tally: &mut Tally) {
     }
 }
 
+/// The exit-cost budget gate (`budget.rs`): every bench row profiled and compared with
+/// `bench/budgets.toml`; one item per row.
+fn budget_gate(ws: &Workspace, tally: &mut Tally) {
+    let started = std::time::Instant::now();
+    let budgets = std::fs::read_to_string(ws.root.join(budget::FILE))
+        .map_err(|e| format!("{}: {e}", budget::FILE))
+        .and_then(|t| budget::parse(&t));
+    let budgets = match budgets {
+        Ok(b) => b,
+        Err(e) => return tally.item(false, &format!("exit-cost budgets: {e}")),
+    };
+    let gcc = deps::ensure(
+        ws,
+        deps::Needs {
+            qemu: true,
+            gcc: true,
+        },
+    );
+    let (n1, n2) = budget::GATE_ITERS;
+    let measured = gcc.and_then(|_| crate::bench::measure(ws, n1, n2, true));
+    let rows = match measured {
+        Ok((rows, _)) => rows,
+        Err(e) => return tally.item(false, &format!("exit-cost budgets: cannot measure: {e}")),
+    };
+    let violations = match budget::check(&rows, &budgets) {
+        Ok(v) => v,
+        Err(e) => return tally.item(false, &format!("exit-cost budgets: {e}")),
+    };
+    let secs = started.elapsed().as_secs_f64();
+    for (row, c) in &rows {
+        let b = budgets
+            .iter()
+            .find(|(n, _)| n == row)
+            .map(|(_, b)| *b)
+            .unwrap_or_default();
+        let over: Vec<String> = violations
+            .iter()
+            .filter(|v| v.row == *row)
+            .map(|v| v.to_string())
+            .collect();
+        let figures = format!(
+            "{:.1} EL2 instructions (budget {:.0}), {:.1} sysreg ({:.0}), {:.1} isb ({:.0}), \
+             {:.1} maint ({:.0})",
+            c.el2_instructions,
+            b.el2_instructions,
+            c.sysreg(),
+            b.sysreg,
+            c.isb,
+            b.isb,
+            c.maint,
+            b.maint
+        );
+        if over.is_empty() {
+            tally.item(true, &format!("budget {row}: {figures}"));
+        } else {
+            tally.item(
+                false,
+                &format!(
+                    "budget {row}: {} [{figures}; {}]",
+                    over.join("; "),
+                    budget::FILE
+                ),
+            );
+        }
+    }
+    println!("    (exit-cost budgets measured in {secs:.1} s)");
+}
+
+/// An item's label: what runs and, in brackets, the CPU model (`scenario irq [cortex-a53]`).
+fn item_label(what: &str, model: &str) -> String {
+    format!("{what} [{model}]")
+}
+
+/// An item's log file name (without `.log`): [`file_name`] of what runs, `@` the model.
+fn log_name(what: &str, model: &str) -> String {
+    format!("{}@{}", file_name(what), file_name(model))
+}
+
+/// The models mutation check `m` of row `s` runs on: `--cpu`'s if the check runs
+/// there, else the check's own or the row's.
+fn mutation_models(
+    m: &scenarios::Mutation,
+    s: &'static Scenario,
+    cpu: Option<&'static str>,
+) -> Vec<&'static str> {
+    let own = m.models.unwrap_or(s.models);
+    match cpu {
+        Some(c) if m.models.is_none() || own.contains(&c) => vec![c],
+        Some(_) => Vec::new(),
+        None => own.to_vec(),
+    }
+}
+
 fn file_name(label: &str) -> String {
     label
         .chars()
@@ -294,7 +433,13 @@ fn run_item(item: Item, logs: &Path) -> Outcome {
             }
         }
     };
-    let captured = match qemu::run_captured_typing(run.command(), s.timeout, s.typing) {
+    // A guest kernel's panic ends a Linux run at once (a failure).
+    let stop: &'static [&'static str] = if s.guest == Guest::Linux {
+        &[qemu::GUEST_PANIC]
+    } else {
+        &[]
+    };
+    let captured = match qemu::run_captured_full(run.command(), s.timeout, s.typing, stop) {
         Ok(c) => c,
         Err(e) => {
             return Outcome {
@@ -304,7 +449,7 @@ fn run_item(item: Item, logs: &Path) -> Outcome {
             }
         }
     };
-    let log = logs.join(format!("{}.log", file_name(&item.label)));
+    let log = logs.join(format!("{}.log", item.log));
     let _ = std::fs::write(
         &log,
         format!(
@@ -314,18 +459,21 @@ fn run_item(item: Item, logs: &Path) -> Outcome {
             captured.end
         ),
     );
-    let verdict = qemu::judge_with_guest(s.name, s.guest_marker, captured.end, &captured.output)
-        .map_err(|why| {
-            if captured.end == End::TimedOut {
-                why.replacen(
-                    "TIMEOUT",
-                    &format!("TIMEOUT (killed after {} s)", s.timeout.as_secs()),
-                    1,
-                )
-            } else {
-                why
-            }
-        });
+    let verdict = match &s.expect_failure {
+        Some(e) => scenarios::failed_as_expected(e, captured.end, &captured.output),
+        None => qemu::judge_with_guest(s.name, s.guest_marker, captured.end, &captured.output),
+    }
+    .map_err(|why| {
+        if captured.end == End::TimedOut {
+            why.replacen(
+                "TIMEOUT",
+                &format!("TIMEOUT (killed after {} s)", s.timeout.as_secs()),
+                1,
+            )
+        } else {
+            why
+        }
+    });
     let secs = captured.elapsed.as_secs_f64();
     let (ok, line, show_tail) = match (item.expect, verdict) {
         (Expect::Pass, Ok(())) => (true, format!("{} ({secs:.1} s)", item.label), false),
@@ -380,6 +528,35 @@ mod tests {
             file_name("mutation check (preserve with arm_vcpu_mutate=x)"),
             "mutation_check__preserve_with_arm_vcpu_mutate_x_"
         );
+    }
+
+    #[test]
+    fn labels_and_logs_per_model() {
+        assert_eq!(
+            item_label("scenario irq", "cortex-a53"),
+            "scenario irq [cortex-a53]"
+        );
+        assert_eq!(
+            log_name("scenario irq", "cortex-a53"),
+            "scenario_irq@cortex-a53"
+        );
+        assert_ne!(
+            log_name("scenario irq", "max"),
+            log_name("scenario irq", "cortex-a53")
+        );
+        let s = scenarios::find("isolation").unwrap();
+        let m = MUTATIONS
+            .iter()
+            .find(|m| m.scenario == "isolation")
+            .unwrap();
+        assert_eq!(mutation_models(m, s, None), s.models);
+        assert_eq!(mutation_models(m, s, Some("cortex-a72")), ["cortex-a72"]);
+        // A check bound to models runs only there.
+        let m = MUTATIONS.iter().find(|m| m.cfg == "stage2-level0").unwrap();
+        let s = scenarios::find("stage2").unwrap();
+        assert_eq!(mutation_models(m, s, None), ["cortex-a53"]);
+        assert!(mutation_models(m, s, Some("max")).is_empty());
+        assert_eq!(mutation_models(m, s, Some("cortex-a53")), ["cortex-a53"]);
     }
 
     #[test]

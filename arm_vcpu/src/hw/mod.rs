@@ -52,6 +52,9 @@ macro_rules! write_sysreg {
     }};
 }
 
+// Self-hosted debug registers and the probe (after the macros above, which it uses).
+pub(crate) mod debug;
+
 /// Reads the whole feature ID space (op0 = 3, op1 = 0, CRn = 0, CRm = 1..7; unallocated
 /// encodings there read as zero), in `idregs::index` order.
 pub(crate) fn read_id_space() -> [u64; crate::idregs::ID_SPACE_LEN] {
@@ -251,9 +254,7 @@ impl RegFile for Cpu {
 /// Loads a vCPU's bind-time state into the hardware (the switch list, in its order).
 pub(crate) fn load_guest_state(r: &GuestSystemRegisters, feat: &CpuFeatures) {
     r.load(feat.has, &mut Cpu);
-    // Debug registers trap (MDCR_EL2.TDA) and MDSCR_EL1 is emulated; keep the real
-    // one inert while the guest runs.
-    MDSCR_EL1.set(0);
+    // MDSCR_EL1 and the other debug registers: crate::debug (lazily switched).
 }
 
 /// Saves a vCPU's bind-time state from the hardware (the inverse of
@@ -334,16 +335,58 @@ pub(crate) fn raise_virtual_serror(esr: u64, ras: bool) {
     HCR_EL2.set(HCR_EL2.get() | HCR_VSE);
 }
 
-/// Forwards an SMCCC 1.1 call to EL3: x0 = function ID, x1..x6 arguments, x7 = the
-/// hypervisor client ID (the VMID, SMCCC 1.1 section 4.2). Returns x0..x3. x8..x17 may
-/// be changed by the firmware; x18..x30 are preserved by the convention.
-pub(crate) fn smc_forward(x: &[u64; 7], client_id: u64) -> [u64; 4] {
+/// Makes an SMCCC call to the firmware through `conduit`: x0 = function ID, x1..x6
+/// arguments, x7 = the hypervisor client ID (the VMID, SMCCC 1.1 section 4.2). Returns
+/// x0..x3. x4..x17 are declared changed (SMCCC 1.0 lets the callee corrupt them, and the
+/// firmware's version is not known before discovery); x18..x30 are preserved by every
+/// version of the convention. With [`FirmwareConduit::None`] nothing is called and x0 is
+/// NOT_SUPPORTED.
+pub(crate) fn firmware_call(
+    conduit: crate::workaround::FirmwareConduit,
+    x: &[u64; 7],
+    client_id: u64,
+) -> [u64; 4] {
+    use crate::workaround::FirmwareConduit;
+    match conduit {
+        FirmwareConduit::None => [crate::smccc::ret::NOT_SUPPORTED as i64 as u64, 0, 0, 0],
+        FirmwareConduit::Smc => smc_call(x, client_id),
+        FirmwareConduit::Hvc => hvc_call(x, client_id),
+    }
+}
+
+/// `SMC #0` with the registers of [`firmware_call`].
+fn smc_call(x: &[u64; 7], client_id: u64) -> [u64; 4] {
     let (r0, r1, r2, r3): (u64, u64, u64, u64);
-    // SAFETY: an SMC to EL3 firmware with the caller's arguments; the host allow-listed
-    // the function ID. Registers the convention lets the callee change are declared.
+    // SAFETY: an SMC to the firmware the host named, with arguments the crate chose
+    // (an allow-listed guest call, a workaround or a discovery call). Registers the
+    // convention lets the callee change are declared.
     unsafe {
         asm!(
             "smc #0",
+            inout("x0") x[0] => r0,
+            inout("x1") x[1] => r1,
+            inout("x2") x[2] => r2,
+            inout("x3") x[3] => r3,
+            inout("x4") x[4] => _,
+            inout("x5") x[5] => _,
+            inout("x6") x[6] => _,
+            inout("x7") client_id => _,
+            out("x8") _, out("x9") _, out("x10") _, out("x11") _, out("x12") _,
+            out("x13") _, out("x14") _, out("x15") _, out("x16") _, out("x17") _,
+            options(nostack),
+        );
+    }
+    [r0, r1, r2, r3]
+}
+
+/// `HVC #0` (the crate runs under another hypervisor) with the registers of
+/// [`firmware_call`].
+fn hvc_call(x: &[u64; 7], client_id: u64) -> [u64; 4] {
+    let (r0, r1, r2, r3): (u64, u64, u64, u64);
+    // SAFETY: as for `smc_call`, to the hypervisor the host named as its firmware.
+    unsafe {
+        asm!(
+            "hvc #0",
             inout("x0") x[0] => r0,
             inout("x1") x[1] => r1,
             inout("x2") x[2] => r2,

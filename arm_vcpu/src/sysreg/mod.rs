@@ -453,11 +453,12 @@ impl Access {
 pub enum Emulation {
     /// The VM's sanitized ID view (`idregs`).
     IdView,
-    /// Reads as zero, writes ignored (today's debug registers).
-    DebugRazWi,
-    /// `MDSCR_EL1`: the guest's value kept per vCPU; the real one stays 0.
-    Mdscr,
-    /// `OSLAR_EL1`/`OSLSR_EL1`: the OS lock kept per vCPU.
+    /// `MDRAR_EL1` (`MDCR_EL2.TDRA`): reads 0, no ROM table (`crate::debug`, group
+    /// `Rom`).
+    DebugRom,
+    /// `OSLAR_EL1`, `OSLSR_EL1`, `OSDLR_EL1`, `DBGPRCR_EL1` (`MDCR_EL2.TDOSA`): the OS
+    /// lock and power-down state kept per vCPU in every state (`crate::debug`, group
+    /// `OsLock`).
     OsLock,
     /// `ACTLR_EL1`: the vCPU's value (0), writes ignored.
     Actlr,
@@ -502,6 +503,14 @@ pub enum Treatment {
     /// FP/SIMD: loaded on first use after bind (`CPTR_EL2.TFP` traps it), saved at
     /// unbind if loaded (`FpSwitch::Eager`: at bind).
     LazyFp,
+    /// Self-hosted debug (`crate::debug`, group `Switched`): trapped by `MDCR_EL2.TDA`
+    /// until the guest's first access after bind, which loads the vCPU's debug state
+    /// (at bind already when its `MDSCR_EL1` enables debug exceptions) and stops
+    /// trapping; saved at unbind if loaded, the host's restored. While the guest's OS
+    /// lock is set the access is emulated against the vCPU's copy instead. Registers a
+    /// core lacks (the claim tags, `OSDTRRX/OSDTRTX_EL1`, `MDCCINT_EL1` are probed at
+    /// `hardware_enable`) are UNDEFINED.
+    LazyDebug,
     /// A GICv3 CPU interface register that `HCR_EL2.IMO/FMO` redirect to the virtual
     /// interface: its state is in `ICH_VMCR_EL2`, `ICH_APxR<n>_EL2` and the list
     /// registers, switched at bind/unbind. (With `passthrough_interrupt` the guest
@@ -821,11 +830,12 @@ impl SysReg {
                 Some(i) => ValueRule::ZeroMask(idregs::hidden_mask(i)),
                 None => ValueRule::Any,
             },
-            Treatment::Emulated(Emulation::DebugRazWi | Emulation::Actlr) => {
+            Treatment::Emulated(Emulation::DebugRom | Emulation::Actlr) => {
                 ValueRule::ZeroMask(u64::MAX)
             }
-            // OSLSR_EL1: OSLM [3] and OSLK [1] only.
-            Treatment::Emulated(Emulation::OsLock) => ValueRule::ZeroMask(!0b1010),
+            // OSLSR_EL1: OSLM [3] and OSLK [1] only; OSDLR_EL1.DLK, DBGPRCR_EL1.CORENPDRQ
+            // [0] only.
+            Treatment::Emulated(Emulation::OsLock) => ValueRule::ZeroMask(!0b1011),
             Treatment::Cpacr => ValueRule::ZeroMask(!crate::emulate::CPACR_GUEST_FIELDS),
             // MPIDR_EL1 = VMPIDR_EL2: bit 31 (RES1) and the vCPU's affinity (0 in the
             // sweep's VMs); nothing of the host's MT/U bits.

@@ -72,6 +72,7 @@ pub(crate) fn treatment(t: Treatment) -> String {
         ),
         Treatment::Untrappable(None) => "hidden feature, untrappable: switched".into(),
         Treatment::LazyFp => "switched lazily (first FP/SIMD use)".into(),
+        Treatment::LazyDebug => "switched lazily (debug group: first debug access)".into(),
         Treatment::Vgic => "virtual CPU interface (ICH_* switched)".into(),
         Treatment::PhysTimer => "emulated (switched with `passthrough_timer`)".into(),
         Treatment::Cpacr => "switched; emulated under TCPAC (hidden fields read 0)".into(),
@@ -79,9 +80,8 @@ pub(crate) fn treatment(t: Treatment) -> String {
             "trapped, emulated: {}",
             match e {
                 Emulation::IdView => "the VM's ID view",
-                Emulation::DebugRazWi => "RAZ/WI",
-                Emulation::Mdscr => "the vCPU's MDSCR_EL1",
-                Emulation::OsLock => "the vCPU's OS lock",
+                Emulation::DebugRom => "reads 0 (no ROM table)",
+                Emulation::OsLock => "the vCPU's OS lock / power-down state",
                 Emulation::Actlr => "0, writes ignored",
                 Emulation::HostValue => "the host core's value",
                 Emulation::SetWay => "no-op",
@@ -110,6 +110,7 @@ pub(crate) fn class(r: &SysReg) -> &'static str {
         Treatment::Switched | Treatment::SwitchedAs(_) | Treatment::Cpacr => "switched",
         Treatment::Untrappable(_) => "untrappable (switched / FGT)",
         Treatment::LazyFp => "switched lazily",
+        Treatment::LazyDebug => "switched lazily (debug)",
         Treatment::Vgic => "virtual CPU interface",
         Treatment::PhysTimer | Treatment::Emulated(_) | Treatment::Sgi => "trapped, emulated",
         Treatment::Undef if r.group == Group::Impdef => "IMPLEMENTATION DEFINED (TIDCP)",
@@ -135,6 +136,62 @@ fn when(w: When) -> String {
     }
 }
 
+/// The AArch32 EL0 coprocessor accesses that reach EL2 (`aarch32::REGISTERS`).
+fn aarch32_section(w: &mut String) {
+    use crate::aarch32::{self, Direction, Encoding, Treatment as T32};
+    let _ = writeln!(
+        w,
+        "\n## AArch32 EL0\n\nCoprocessor accesses from AArch32 EL0 that reach EL2 under the \
+         crate's traps (`aarch32::REGISTERS`; the first matching row wins). Everything else \
+         from AArch32 EL0 that traps is UNDEFINED into AArch32 EL0 (`VBAR_EL1 + 0x600`). \
+         A host test checks each row's trap against `traps::BITS` and its AArch64 \
+         counterpart's row above.\n\n\
+         | encoding | register | access | treatment | trap |\n|---|---|---|---|---|"
+    );
+    for r in aarch32::REGISTERS.iter() {
+        let e = match r.encoding {
+            Encoding::Cp32 {
+                cp,
+                opc1,
+                crn,
+                crm,
+                opc2,
+            } => {
+                format!("`p{cp}, {opc1}, c{crn}, c{crm}, {opc2}`")
+            }
+            Encoding::Cp64 { cp, opc1, crm } => format!("`p{cp}, {opc1}, c{crm}` (64-bit)"),
+            Encoding::Cp32Group {
+                cp,
+                opc1,
+                crn,
+                crm,
+                opc2,
+            } => format!(
+                "`p{cp}, {}-{}, c{crn}, c{}-c{}, {}-{}`",
+                opc1.0, opc1.1, crm.0, crm.1, opc2.0, opc2.1
+            ),
+            Encoding::LdcStc => "LDC/STC `p14, c5`".into(),
+        };
+        let t = match r.treatment {
+            T32::Emulated(aarch32::Emulation::Timer(reg)) => {
+                format!("emulated with {}", name_of(reg))
+            }
+            T32::Emulated(e) => format!("emulated ({e:?})"),
+            T32::Undef => "UNDEFINED".into(),
+        };
+        let _ = writeln!(
+            w,
+            "| {e} | {} | {} | {t} | `{}` |",
+            r.name,
+            match r.direction {
+                Direction::Read => "RO",
+                Direction::ReadWrite => "RW",
+            },
+            r.trap.trap_id().name()
+        );
+    }
+}
+
 /// `docs/registers.md`.
 pub(crate) fn docs_page() -> String {
     let mut o = String::new();
@@ -144,17 +201,20 @@ pub(crate) fn docs_page() -> String {
         "# Register inventory\n\n\
 <!-- GENERATED from arm_vcpu/src/sysreg, traps.rs, idregs.rs and context.rs by the host\n\
      test `tests::inventory::generated_files_are_current`; do not edit. After changing\n\
-     a table run `ARM_VCPU_BLESS=1 cargo test -p arm_vcpu generated_files`. -->\n\n\
+     a table run `ARM_VCPU_BLESS=1 cargo test -p arm-vcpu-el2 generated_files`. -->\n\n\
 Every System register (and trapped System instruction) an AArch64 EL0/EL1 guest can\n\
 name, what the crate does with it, and the EL2 controls behind that. One table in the\n\
 crate (`arm_vcpu::sysreg::INVENTORY`) is read by the code and the tests alike: the trap\n\
 composition (`traps::BITS`), the ID view (`idregs::VIEW`) and the bind/unbind switch list\n\
 (`context::SWITCHED`) are checked against it by host tests, and the `sweep` scenarios run\n\
 every MRS/MSR encoding in a VM against it. An encoding in no row (EL2/EL3 registers,\n\
-unallocated encodings) is UNDEFINED for the guest.\n\n\
+unallocated encodings) is UNDEFINED for the guest. What AArch32 EL0 reaches\n\
+(`aarch32::REGISTERS`) is listed at the end, checked against these rows.\n\n\
 Treatments:\n\n\
 - **switched**: loaded at bind, saved at unbind (never on an exit);\n\
-- **switched lazily**: FP/SIMD, loaded on the first use after bind;\n\
+- **switched lazily**: FP/SIMD, loaded on the first use after bind; the self-hosted debug\n  \
+registers (`crate::debug`), trapped by `MDCR_EL2.TDA` until the first access after bind\n  \
+loads them (or at bind when `MDSCR_EL1` enables debug exceptions), saved at unbind;\n\
 - **untrappable**: a register of a feature the VM does not see that nothing but FEAT_FGT\n  \
 can trap: switched on hosts that have it, and trapped (UNDEFINED) where FEAT_FGT exists;\n\
 - **trapped, emulated**: answered inside the crate;\n\
@@ -234,9 +294,12 @@ can trap: switched on hosts that have it, and trapped (UNDEFINED) where FEAT_FGT
             Rule::Hide => "0".into(),
             Rule::Cap(m) => format!("at most {m}"),
             Rule::HideUnlessPauth => "0 unless the PAuth keys are switched".into(),
+            Rule::HideWithoutAarch32El0 => "0 with `hide_aarch32_el0`".into(),
+            Rule::CapWithoutAarch32El0(m) => format!("at most {m} with `hide_aarch32_el0`"),
         };
         let _ = writeln!(w, "| {} | {} | {} | {} |", f.name, bits, rule, f.why);
     }
+    aarch32_section(w);
     let _ = writeln!(
         w,
         "\n## EL2 controls\n\nEvery bit the crate sets in a guest's EL2 controls, or leaves clear \
@@ -323,7 +386,7 @@ pub(crate) fn guest_table() -> String {
         "//! The register inventory as the `sweep` guests read it. GENERATED from\n\
 //! `arm_vcpu/src/sysreg` by the host test `tests::inventory::generated_files_are_current`;\n\
 //! do not edit: after changing the table run\n\
-//! `ARM_VCPU_BLESS=1 cargo test -p arm_vcpu generated_files`.\n\
+//! `ARM_VCPU_BLESS=1 cargo test -p arm-vcpu-el2 generated_files`.\n\
 //!\n\
 //! Rows are sorted by [`key`] and do not overlap; an encoding in no row must be\n\
 //! UNDEFINED. Feature numbers are `arm_vcpu::sysreg::Feature` bits, as the host reports\n\

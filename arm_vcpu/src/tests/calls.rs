@@ -6,6 +6,7 @@ use proptest::prelude::*;
 use crate::esr::Syndrome;
 use crate::exit::Pending;
 use crate::smccc::{dispatch, fid, ret, Conduit, Outcome, PsciRequest, SmcForwardList};
+use crate::workaround::Workarounds;
 use crate::*;
 
 const NS: u64 = ret::NOT_SUPPORTED as i64 as u64;
@@ -13,7 +14,13 @@ const INV: u64 = ret::INVALID_PARAMETERS as i64 as u64;
 const BAD_ADDR: u64 = ret::INVALID_ADDRESS as i64 as u64;
 
 fn call(conduit: Conduit, x: [u64; 7]) -> Outcome {
-    dispatch(conduit, 0, &x, &SmcForwardList::new())
+    dispatch(
+        conduit,
+        0,
+        &x,
+        &SmcForwardList::new(),
+        &Workarounds::UNKNOWN,
+    )
 }
 
 fn answer(v: u64) -> Outcome {
@@ -66,6 +73,15 @@ fn conformance_table_both_conduits() {
         ("CPU_SUSPEND standby", [fid::CPU_SUSPEND_64 as u64, 0, 0x4010_0000, 0, 0, 0, 0], Outcome::Request(PsciRequest::CpuSuspend { power_state: 0 })),
         ("CPU_SUSPEND powerdown", [fid::CPU_SUSPEND_64 as u64, 1 << 16, 0x4010_0000, 0, 0, 0, 0], answer(INV)),
         ("CPU_SUSPEND level 1", [fid::CPU_SUSPEND_32 as u64, 1 << 24, 0, 0, 0, 0, 0], answer(INV)),
+        // Original power_state format (PSCI_FEATURES(CPU_SUSPEND) bit 1 = 0): bits
+        // [31:26] and [23:17] are reserved and must be zero (DEN 0022, 5.4.2).
+        ("CPU_SUSPEND reserved bit 17", [fid::CPU_SUSPEND_64 as u64, 1 << 17, 0x4010_0000, 0, 0, 0, 0], answer(INV)),
+        ("CPU_SUSPEND reserved bit 23", [fid::CPU_SUSPEND_32 as u64, 1 << 23, 0, 0, 0, 0, 0], answer(INV)),
+        ("CPU_SUSPEND reserved bit 26", [fid::CPU_SUSPEND_64 as u64, 1 << 26, 0x4010_0000, 0, 0, 0, 0], answer(INV)),
+        ("CPU_SUSPEND reserved bit 31", [fid::CPU_SUSPEND_32 as u64, 1 << 31, 0, 0, 0, 0, 0], answer(INV)),
+        ("CPU_SUSPEND extended-format StateType bit 30 is reserved here", [fid::CPU_SUSPEND_64 as u64, 1 << 30, 0x4010_0000, 0, 0, 0, 0], answer(INV)),
+        ("CPU_SUSPEND standby with a StateID", [fid::CPU_SUSPEND_64 as u64, 0xffff, 0x4010_0000, 0, 0, 0, 0], Outcome::Request(PsciRequest::CpuSuspend { power_state: 0xffff })),
+        ("CPU_SUSPEND_64: power_state is 32 bits, x1[63:32] ignored", [fid::CPU_SUSPEND_64 as u64, 0xffff_ffff_0000_0000, 0x4010_0000, 0, 0, 0, 0], Outcome::Request(PsciRequest::CpuSuspend { power_state: 0 })),
         ("SYSTEM_OFF", [fid::SYSTEM_OFF as u64, 0, 0, 0, 0, 0, 0], Outcome::Request(PsciRequest::SystemOff)),
         ("SYSTEM_RESET", [fid::SYSTEM_RESET as u64, 0, 0, 0, 0, 0, 0], Outcome::Request(PsciRequest::SystemReset)),
     ];
@@ -74,6 +90,41 @@ fn conformance_table_both_conduits() {
             assert_eq!(call(conduit, *x), *expect, "{what} over {conduit:?}");
         }
     }
+}
+
+/// PSCI_FEATURES(CPU_SUSPEND) bit 1 announces the power_state format; the check of
+/// CPU_SUSPEND's argument must use the same one (DEN 0022, 5.4.2 and 5.15.2).
+#[test]
+fn cpu_suspend_format_matches_psci_features() {
+    use crate::smccc::{PowerStateFormat, POWER_STATE_FORMAT};
+    let flags = crate::smccc::psci_features(fid::CPU_SUSPEND_64);
+    assert!(flags >= 0);
+    assert_eq!(
+        flags & 2 != 0,
+        POWER_STATE_FORMAT == PowerStateFormat::Extended,
+        "format bit"
+    );
+    assert_eq!(flags & 1, 0, "platform-coordinated mode only");
+    // Each format's reserved bits (and nothing else) are refused by its check.
+    for (format, reserved) in [
+        (PowerStateFormat::Original, 0xfc00_0000u32 | 0x00fe_0000),
+        (PowerStateFormat::Extended, 0x8000_0000 | 0x3000_0000),
+    ] {
+        assert_eq!(format.reserved_bits(), reserved, "{format:?}");
+        for bit in 0..32 {
+            let ps = 1u32 << bit;
+            if reserved & ps != 0 {
+                assert!(!format.is_valid_standby(ps), "{format:?} bit {bit}");
+            }
+        }
+        assert!(format.is_valid_standby(0) && format.is_valid_standby(0x1234));
+    }
+    // Original: StateType [16] powerdown and PowerLevel [25:24] != 0 are not offered.
+    assert!(!PowerStateFormat::Original.is_valid_standby(1 << 16));
+    assert!(!PowerStateFormat::Original.is_valid_standby(2 << 24));
+    // Extended: StateType [30] powerdown is not offered; StateID is 28 bits.
+    assert!(!PowerStateFormat::Extended.is_valid_standby(1 << 30));
+    assert!(PowerStateFormat::Extended.is_valid_standby(0x0fff_ffff));
 }
 
 #[test]
@@ -97,12 +148,19 @@ fn calls_outside_psci_and_arch() {
             Conduit::Smc,
             0,
             &[0x8200_0010, 0, 0, 0, 0, 0, 0],
-            &SmcForwardList::new()
+            &SmcForwardList::new(),
+            &Workarounds::UNKNOWN
         ),
         answer(NS)
     );
     assert_eq!(
-        dispatch(Conduit::Smc, 0, &[0x8200_0010, 0, 0, 0, 0, 0, 0], &allow),
+        dispatch(
+            Conduit::Smc,
+            0,
+            &[0x8200_0010, 0, 0, 0, 0, 0, 0],
+            &allow,
+            &Workarounds::UNKNOWN
+        ),
         Outcome::Forward
     );
     // PSCI and arch calls are never forwarded, whatever the list says.
@@ -112,7 +170,8 @@ fn calls_outside_psci_and_arch() {
             Conduit::Smc,
             0,
             &[fid::SYSTEM_OFF as u64, 0, 0, 0, 0, 0, 0],
-            &everything
+            &everything,
+            &Workarounds::UNKNOWN
         ),
         Outcome::Request(PsciRequest::SystemOff)
     );
@@ -121,7 +180,8 @@ fn calls_outside_psci_and_arch() {
             Conduit::Smc,
             0,
             &[fid::SMCCC_VERSION as u64, 0, 0, 0, 0, 0, 0],
-            &everything
+            &everything,
+            &Workarounds::UNKNOWN
         ),
         answer(0x1_0001)
     );
@@ -136,7 +196,8 @@ fn calls_outside_psci_and_arch() {
             Conduit::Hvc,
             1,
             &[fid::PSCI_VERSION as u64, 0, 0, 0, 0, 0, 0],
-            &SmcForwardList::new()
+            &SmcForwardList::new(),
+            &Workarounds::UNKNOWN
         ),
         Outcome::Host
     );
@@ -145,7 +206,8 @@ fn calls_outside_psci_and_arch() {
             Conduit::Smc,
             1,
             &[fid::PSCI_VERSION as u64, 0, 0, 0, 0, 0, 0],
-            &SmcForwardList::new()
+            &SmcForwardList::new(),
+            &Workarounds::UNKNOWN
         ),
         answer(NS)
     );
@@ -266,7 +328,7 @@ fn power_on_resets_to_the_psci_entry_state() {
     let mut v = vcpu();
     v.set_gpr(5, 55).unwrap();
     v.set_sp_el0(0x1234);
-    v.power_on(0x4020_0000, 0xabcd).unwrap();
+    assert!(v.power_on(0x4020_0000, 0xabcd).unwrap().is_empty());
     assert_eq!(v.gpr(0), Some(0xabcd));
     assert_eq!(v.gpr(5), Some(0));
     assert_eq!(v.pc(), 0x4020_0000);
@@ -288,17 +350,28 @@ fn power_on_resets_to_the_psci_entry_state() {
 }
 
 proptest! {
-    /// Any function ID over either conduit gets a decision, and whatever the crate
-    /// answers itself is NOT_SUPPORTED or a defined value, never a panic.
+    /// Any function ID over either conduit, with any workaround decision, gets a
+    /// decision, and whatever the crate answers itself is NOT_SUPPORTED or a defined
+    /// value, never a panic; only a workaround decided "by firmware" is forwarded.
     #[test]
-    fn any_call_is_decided(x0: u64, x1: u64, x2: u64, x3: u64, imm: u16, smc: bool) {
+    fn any_call_is_decided(
+        x0: u64, x1: u64, x2: u64, x3: u64, imm: u16, smc: bool, m in prop::array::uniform3(0u8..4),
+    ) {
+        use crate::workaround::Mitigation;
+        let pick = |k: u8| [Mitigation::Firmware, Mitigation::NotRequired, Mitigation::Permanent, Mitigation::NotSupported][k as usize];
+        let w = Workarounds { wa1: pick(m[0]), wa2: pick(m[1]), wa3: pick(m[2]), ..Workarounds::UNKNOWN };
         let conduit = if smc { Conduit::Smc } else { Conduit::Hvc };
-        let out = dispatch(conduit, imm, &[x0, x1, x2, x3, 0, 0, 0], &SmcForwardList::new());
+        let out = dispatch(conduit, imm, &[x0, x1, x2, x3, 0, 0, 0], &SmcForwardList::new(), &w);
         if smc {
             prop_assert!(out != Outcome::Host && out != Outcome::Forward);
         }
         if let Outcome::Answer([r, 0, 0, 0]) = out {
-            prop_assert!(matches!(r as i64, -9..=-1 | 0 | 2 | 0x1_0001), "{:#x}", r);
+            prop_assert!(matches!(r as i64, -9..=-1 | 0..=2 | 0x1_0001), "{:#x}", r);
+        }
+        if let Outcome::Workaround(wa) = out {
+            prop_assert_eq!(w.get(wa), Mitigation::Firmware);
+            prop_assert_eq!(x0 as u32, wa.fid());
+            prop_assert_eq!(imm, 0);
         }
     }
 }

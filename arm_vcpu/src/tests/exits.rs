@@ -595,8 +595,8 @@ fn stage2_registers() {
         "unaligned root"
     );
     assert!(
-        bad(Stage2Config { ipa_bits: 40, ..ok }, 2),
-        "too many bits for level 1"
+        bad(Stage2Config { ipa_bits: 44, ..ok }, 5),
+        "too many bits for level 1, even with 16 concatenated tables"
     );
     assert!(
         bad(Stage2Config { ipa_bits: 30, ..ok }, 2),
@@ -651,6 +651,65 @@ fn stage2_registers() {
         .map(|r| r.1 & 0xff),
         Ok(16 | (2 << 6))
     );
+}
+
+/// The initial stage-2 lookup level against the IPA and PA sizes (4 KiB granule), as
+/// the Arm ARM's `AArch64.S2InvalidSL()` / `AArch64.S2InconsistentSL()` define it: a
+/// 40-bit PA core (Cortex-A53, PARange 0b0010) cannot start a walk at level 0,
+/// and gets its 40-bit IPA space from two concatenated level-1 tables instead.
+#[test]
+fn stage2_root_level_follows_the_pa_size() {
+    use crate::stage2::pa_range_bits;
+    let cfg = |ipa_bits, root_level, root_pa| Stage2Config {
+        root_pa,
+        vmid: 1,
+        ipa_bits,
+        root_level,
+    };
+    // PARange 2 (40 bits): level 0 is refused whatever the IPA size ...
+    for parange in [0, 1, 2, 3] {
+        for bits in [40, 42] {
+            if pa_range_bits(parange).unwrap() >= bits {
+                assert!(
+                    cfg(bits, 0, 0x4000_0000).registers(parange, false).is_err(),
+                    "level 0 with PARange {parange}, {bits}-bit IPA"
+                );
+            }
+        }
+    }
+    // ... and allowed from 44 bits (PARange 4) on.
+    for parange in [4, 5, 6] {
+        let (_, vtcr) = cfg(40, 0, 0x4000_0000).registers(parange, true).unwrap();
+        assert_eq!(vtcr & 0xff, 24 | (2 << 6), "T0SZ 24, SL0 0b10");
+    }
+    // Two concatenated level-1 tables: T0SZ 24, SL0 0b01, PS 40 bits, 8 KiB root.
+    let two = cfg(40, 1, 0x4040_2000);
+    assert_eq!(two.root_tables(), Ok(2));
+    assert_eq!(
+        two.registers(2, false),
+        Ok(((1 << 48) | 0x4040_2000, 0x8002_3558))
+    );
+    // Aligned to the tables' total size, not just 4 KiB.
+    assert!(cfg(40, 1, 0x4040_1000).registers(2, false).is_err());
+    // 16 tables at most: 43 bits at level 1, 34 at level 2; 64 KiB alignment.
+    assert_eq!(cfg(43, 1, 0x4041_0000).root_tables(), Ok(16));
+    assert!(cfg(43, 1, 0x4041_0000).registers(4, true).is_ok());
+    assert!(cfg(43, 1, 0x4040_8000).registers(4, true).is_err());
+    assert!(
+        cfg(43, 1, 0x4041_0000).registers(2, true).is_err(),
+        "IPA above PA"
+    );
+    assert_eq!(cfg(34, 2, 0x4041_0000).root_tables(), Ok(16));
+    assert!(cfg(35, 2, 0x4041_0000).root_tables().is_err());
+    assert_eq!(cfg(31, 2, 0x4040_2000).root_tables(), Ok(2));
+    // One table: every size up to 9 bits above the level, and one bit at least.
+    for (level, lo, hi) in [(0u8, 40u8, 48u8), (1, 31, 39), (2, 22, 30)] {
+        assert_eq!(cfg(lo, level, 0x1000).root_tables(), Ok(1));
+        assert_eq!(cfg(hi, level, 0x1000).root_tables(), Ok(1));
+        assert!(cfg(lo - 1, level, 0x1000).root_tables().is_err());
+    }
+    // Level 0 never concatenates (it would need FEAT_LPA2's 52-bit IPA).
+    assert!(cfg(49, 0, 0x4041_0000).root_tables().is_err());
 }
 
 #[test]

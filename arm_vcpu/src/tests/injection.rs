@@ -88,10 +88,10 @@ fn injected_exceptions_match_the_architecture() {
         ..state(0x3c5)
     };
     assert_eq!(enter(&s, &Injection::Undef).unwrap().pc, VBAR + 0x200);
-    // AArch32 state: refused.
+    // AArch32 modes other than User (EL1 is AArch64) are not guest states.
     assert_eq!(
-        enter(&state(0x10), &Injection::Undef),
-        Err(InjectError::Aarch32)
+        enter(&state(0x13), &Injection::Undef),
+        Err(InjectError::NotAGuestState)
     );
 }
 
@@ -108,8 +108,15 @@ fn injection_through_an_unbound_vcpu() {
     );
     assert_eq!(v.pc(), 0x200, "VBAR_EL1 is 0 at reset");
     assert_eq!(v.inject_serror(0), Err(VCpuError::NotBound));
-    v.regs_mut().spsr = 0x10;
-    assert_eq!(v.inject_undef(), Err(VCpuError::Aarch32NotSupported));
+    // AArch32 EL0 (User mode, T32) is injectable: vector 0x600, ELR/SPSR as saved.
+    v.regs_mut().spsr = 0x6000_0030;
+    v.regs_mut().elr = 0x8000_1002;
+    v.inject_undef().unwrap();
+    let r = v.system_registers();
+    assert_eq!(
+        (r.esr_el1, r.elr_el1, r.spsr_el1, v.pc(), v.regs().spsr),
+        (0x0200_0000, 0x8000_1002, 0x6000_0030, 0x600, 0x6000_03c5)
+    );
 }
 
 #[test]
@@ -264,12 +271,13 @@ fn emulated_system_registers() {
         ("ID read, crate view", id, true, Some(&ids), SysRegAction::Read(7)),
         ("ID write is UNDEFINED", id, false, Some(&ids), SysRegAction::Unhandled),
         ("ID read, host answers", id, true, None, SysRegAction::Unhandled),
-        ("MDSCR_EL1 read", emulate::MDSCR_EL1, true, None, SysRegAction::Read(0x55)),
-        ("MDSCR_EL1 write", emulate::MDSCR_EL1, false, None, SysRegAction::WriteMdscr(0x99)),
-        ("OSLSR_EL1", emulate::OSLSR_EL1, true, None, SysRegAction::Read(0b1000)),
-        ("OSLAR_EL1 write (value 0x99: OSLK = 1)", oslar, false, None, SysRegAction::WriteOsLock(true)),
-        ("DBGBVR0_EL1 read", dbgbvr0, true, None, SysRegAction::Read(0)),
-        ("DBGBVR0_EL1 write", dbgbvr0, false, None, SysRegAction::Write),
+        // op0 = 2: crate::debug decides (tests/debug.rs).
+        ("MDSCR_EL1 read", emulate::MDSCR_EL1, true, None, SysRegAction::Debug),
+        ("MDSCR_EL1 write", emulate::MDSCR_EL1, false, None, SysRegAction::Debug),
+        ("OSLSR_EL1", emulate::OSLSR_EL1, true, None, SysRegAction::Debug),
+        ("OSLAR_EL1 write", oslar, false, None, SysRegAction::Debug),
+        ("DBGBVR0_EL1 read", dbgbvr0, true, None, SysRegAction::Debug),
+        ("DBGBVR0_EL1 write", dbgbvr0, false, None, SysRegAction::Debug),
         ("ACTLR_EL1 read", emulate::ACTLR_EL1, true, None, SysRegAction::Read(0x66)),
         ("ACTLR_EL1 write", emulate::ACTLR_EL1, false, None, SysRegAction::Write),
         ("DC ISW", dc_isw, false, None, SysRegAction::Write),
@@ -277,14 +285,9 @@ fn emulated_system_registers() {
         ("PMCR_EL0 (PMU hidden)", pmcr, true, Some(&ids), SysRegAction::Unhandled),
         ("IMPDEF", SysRegAddr::new(3, 1, 15, 0, 0), true, Some(&ids), SysRegAction::Unhandled),
     ];
-    let debug = emulate::DebugState {
-        mdscr: 0x55,
-        os_lock: false,
-    };
     for &(what, reg, read, ids, expect) in cases {
         let cx = emulate::Context {
             ids,
-            debug: &debug,
             actlr: 0x66,
             cpacr: 0,
             revidr: 0,
@@ -309,15 +312,17 @@ fn os_lock_and_mdscr_round_trip_through_a_vcpu() {
     assert_eq!(v.handle_sync_exit(&sys(2, 0, 1, 0, 4, 2, false)), None);
     assert_eq!(v.handle_sync_exit(&sys(2, 0, 1, 1, 4, 3, true)), None);
     assert_eq!(v.gpr(3), Some(0xA));
-    // Unlock again.
-    v.set_gpr(2, 0).unwrap();
-    assert_eq!(v.handle_sync_exit(&sys(2, 0, 1, 0, 4, 2, false)), None);
-    assert_eq!(v.handle_sync_exit(&sys(2, 0, 1, 1, 4, 3, true)), None);
-    assert_eq!(v.gpr(3), Some(0x8));
-    // MDSCR_EL1 keeps what the guest wrote.
+    // With the OS lock held, MDSCR_EL1 is emulated: it keeps what the guest wrote.
     v.set_gpr(4, 0x8000).unwrap();
     assert_eq!(v.handle_sync_exit(&sys(2, 0, 0, 2, 2, 4, false)), None);
     assert_eq!(v.handle_sync_exit(&sys(2, 0, 0, 2, 2, 5, true)), None);
     assert_eq!(v.gpr(5), Some(0x8000));
+    assert!(!v.debug_loaded());
+    // Unlock: MDSCR_EL1.MDE is set, so the state is loaded at once.
+    v.set_gpr(2, 0).unwrap();
+    assert_eq!(v.handle_sync_exit(&sys(2, 0, 1, 0, 4, 2, false)), None);
+    assert_eq!(v.handle_sync_exit(&sys(2, 0, 1, 1, 4, 3, true)), None);
+    assert_eq!(v.gpr(3), Some(0x8));
+    assert!(v.debug_loaded());
     assert_eq!(v.pc(), 0x4008_0000 + 6 * 4);
 }

@@ -15,7 +15,8 @@ use crate::sysreg::{
     self, key, lookup, Emulation, Exists, Feature, FeatureSet, Passthrough, Treatment, FEATURES,
     INVENTORY,
 };
-use crate::traps::{self, compose, trapping, Ctl, Inputs, Role, When, BITS};
+use crate::traps::{self, compose, trapping, Ctl, Inputs, Role, TrapId, When, BITS};
+use crate::{aarch32, debug};
 use crate::{Aarch64VCpu, Aarch64VCpuCreateConfig, Aarch64VCpuSetupConfig};
 
 /// Architectural dependencies between features (a host with the first has the second;
@@ -105,6 +106,8 @@ fn setups() -> Vec<Aarch64VCpuSetupConfig> {
 fn needs_trap(row: &sysreg::SysReg, i: &Inputs) -> bool {
     match row.treat {
         Treatment::Emulated(_) | Treatment::Undef | Treatment::Hidden => true,
+        // Trapped at bind until the first use loads the state.
+        Treatment::LazyDebug => true,
         Treatment::Sgi => !i.setup.passthrough_interrupt,
         Treatment::PhysTimer => !i.setup.passthrough_timer,
         Treatment::Vgic => !i.setup.passthrough_interrupt,
@@ -609,14 +612,23 @@ fn the_id_view_and_the_inventory_agree() {
                 let no_keys = IdRegisters::sanitized(&[u64::MAX; ID_SPACE_LEN], false, 52);
                 assert_eq!(no_keys.values()[f.reg] & m, 0, "{}", f.name);
             }
+            // Conditional on the setup: kept by default, applied with the option.
+            idregs::Rule::HideWithoutAarch32El0 | idregs::Rule::CapWithoutAarch32El0(_) => {
+                let hidden = view.without_aarch32_el0().values()[f.reg] & m;
+                match f.rule {
+                    idregs::Rule::CapWithoutAarch32El0(c) => {
+                        assert!(hidden >> f.lsb <= c as u64, "{}", f.name)
+                    }
+                    _ => assert_eq!(hidden, 0, "{}", f.name),
+                }
+            }
         }
     }
 }
 
-fn cx<'a>(ids: &'a IdRegisters, debug: &'a emulate::DebugState) -> emulate::Context<'a> {
+fn cx(ids: &IdRegisters) -> emulate::Context<'_> {
     emulate::Context {
         ids: Some(ids),
-        debug,
         actlr: 0,
         cpacr: 0,
         revidr: 0x1234,
@@ -628,8 +640,7 @@ fn cx<'a>(ids: &'a IdRegisters, debug: &'a emulate::DebugState) -> emulate::Cont
 #[test]
 fn emulated_rows_are_answered_and_undefined_rows_are_not() {
     let ids = sanitized_all_ones();
-    let debug = emulate::DebugState::default();
-    let c = cx(&ids, &debug);
+    let c = cx(&ids);
     for r in INVENTORY {
         let samples = [r.first, r.last];
         for reg in samples {
@@ -639,8 +650,26 @@ fn emulated_rows_are_answered_and_undefined_rows_are_not() {
                 } else {
                     r.access.writable()
                 };
-                let a = emulate::sysreg(reg, read, 0, &c);
+                let mut a = emulate::sysreg(reg, read, 0, &c);
+                let is_debug = matches!(
+                    r.treat,
+                    Treatment::LazyDebug
+                        | Treatment::Emulated(Emulation::OsLock | Emulation::DebugRom)
+                );
+                if reg.op0() == 2 {
+                    // Every op0 = 2 access goes to crate::debug, which loads, emulates or
+                    // UNDEFs (a core with every register, 16 breakpoints/watchpoints).
+                    assert_eq!(a, SysRegAction::Debug, "{} goes to crate::debug", r.name);
+                    a = match debug_switch(u64::MAX).trap(reg, read, 0) {
+                        debug::Outcome::Undef => SysRegAction::Unhandled,
+                        debug::Outcome::Done(v) if read => SysRegAction::Read(v),
+                        _ => SysRegAction::Write,
+                    };
+                }
                 match r.treat {
+                    _ if is_debug && exists => {
+                        assert_ne!(a, SysRegAction::Unhandled, "{} is UNDEFINED", r.name)
+                    }
                     Treatment::Emulated(_) | Treatment::Cpacr if exists => assert_ne!(
                         a,
                         SysRegAction::Unhandled,
@@ -721,8 +750,7 @@ fn traps_of_hidden_features_become_undefined() {
 #[test]
 fn tid1_answers_revidr_and_aidr_and_undefs_smidr() {
     let ids = sanitized_all_ones();
-    let debug = emulate::DebugState::default();
-    let c = cx(&ids, &debug);
+    let c = cx(&ids);
     assert_eq!(
         emulate::sysreg(emulate::REVIDR_EL1, true, 0, &c),
         SysRegAction::Read(0x1234)
@@ -798,6 +826,7 @@ fn sweep_expectations_follow_the_treatment() {
                     || matches!(
                         r.treat,
                         Treatment::LazyFp
+                            | Treatment::LazyDebug
                             | Treatment::Vgic
                             | Treatment::PhysTimer
                             | Treatment::Emulated(_)
@@ -827,7 +856,7 @@ fn generated_files_are_current() {
         assert!(
             committed == text,
             "{path} differs from what the inventory renders: run \
-             `ARM_VCPU_BLESS=1 cargo test -p arm_vcpu generated_files` and commit it"
+             `ARM_VCPU_BLESS=1 cargo test -p arm-vcpu-el2 generated_files` and commit it"
         );
     }
 }
@@ -848,6 +877,205 @@ fn the_readme_switch_table_lists_every_switched_register() {
             found,
             "README's state-switching table does not list {}",
             s.name
+        );
+    }
+}
+
+/// A vCPU's debug switch on a core showing `dfr0` with every optional register.
+fn debug_switch(dfr0: u64) -> debug::DebugSwitch {
+    let mut d = debug::DebugSwitch::default();
+    d.set_view(
+        debug::DebugView::from_dfr0(dfr0),
+        debug::DebugCaps {
+            claim_bits: 0xff,
+            dtr: true,
+            mdccint: true,
+        },
+    );
+    d
+}
+
+#[test]
+fn the_debug_rows_and_crate_debug_agree() {
+    // Both ways, over every op0 = 2 encoding: a register `crate::debug` decodes has a
+    // Debug row whose treatment is its group's (lazily switched under TDA, the OS lock
+    // emulated under TDOSA, MDRAR_EL1 under TDRA) with the same directions, and every
+    // Debug row of op0 = 2 is one it decodes.
+    for k in 0..(1u32 << 14) {
+        let reg = sysreg::from_key((2 << 14) | k);
+        let row = lookup(reg).filter(|r| r.group == sysreg::Group::Debug);
+        let Some(d) = debug::DebugReg::decode(reg) else {
+            assert!(
+                row.is_none(),
+                "{} is a debug row crate::debug does not know",
+                row.map_or("", |r| r.name)
+            );
+            continue;
+        };
+        let r = row.unwrap_or_else(|| panic!("{d:?} ({reg:?}) is not in the inventory"));
+        assert_eq!(
+            key(r.first),
+            key(r.last),
+            "{}: one register per row",
+            r.name
+        );
+        let (treat, trap) = match d.group() {
+            debug::Group::Switched => (Treatment::LazyDebug, TrapId::Tda),
+            debug::Group::OsLock => (Treatment::Emulated(Emulation::OsLock), TrapId::Tdosa),
+            debug::Group::Rom => (Treatment::Emulated(Emulation::DebugRom), TrapId::Tdra),
+        };
+        assert_eq!(r.treat, treat, "{}: treatment", r.name);
+        assert_eq!(r.trap, Some(trap), "{}: trap", r.name);
+        assert_eq!(d.accessible(true), r.access.readable(), "{}: MRS", r.name);
+        assert_eq!(d.accessible(false), r.access.writable(), "{}: MSR", r.name);
+        assert_eq!(d.encoding(), reg, "{}: encoding", r.name);
+        // Which exist: the breakpoint/watchpoint counts of the VM's ID_AA64DFR0_EL1.
+        for (brps, wrps) in [(0u64, 0u64), (1, 1), (5, 3), (15, 15)] {
+            let dfr0 = (brps << 12) | (wrps << 20);
+            let sw = debug_switch(dfr0);
+            assert_eq!(
+                sw.exists(d),
+                r.exists.on(FeatureSet::ALL, dfr0),
+                "{} with BRPs {brps} WRPs {wrps}",
+                r.name
+            );
+            // What the first trapped access does: the lazy group loads, the others
+            // are emulated, a missing register is UNDEFINED.
+            for read in [true, false] {
+                let mut sw = sw;
+                let want = if !sw.exists(d) || !d.accessible(read) {
+                    debug::Outcome::Undef
+                } else if treat == Treatment::LazyDebug {
+                    debug::Outcome::Load
+                } else {
+                    debug::Outcome::Done(match (d, read) {
+                        (debug::DebugReg::OsLsr, true) => debug::oslsr(false),
+                        _ => 0,
+                    })
+                };
+                assert_eq!(sw.trap(reg, read, 0), want, "{} read {read}", r.name);
+            }
+        }
+    }
+}
+
+#[test]
+fn the_lazily_switched_debug_state_holds_every_patterned_register() {
+    // The sweep patterns debug registers across VMs; each must be state of the
+    // vCPU's copy (what the lazy switch saves and loads), not a constant.
+    for r in INVENTORY
+        .iter()
+        .filter(|r| r.treat == Treatment::LazyDebug && r.pattern != 0)
+    {
+        let d = debug::DebugReg::decode(r.first).unwrap();
+        let mut regs = debug::DebugRegs::default();
+        let mut os = debug::OsLock::default();
+        let caps = debug::DebugCaps {
+            claim_bits: 0xff,
+            dtr: true,
+            mdccint: true,
+        };
+        regs.emulate(d, false, r.pattern, &mut os, &caps);
+        assert_eq!(
+            regs.emulate(d, true, 0, &mut os, &caps) & r.pattern,
+            r.pattern,
+            "{} is patterned but holds no state",
+            r.name
+        );
+    }
+}
+
+#[test]
+fn the_aarch32_table_and_the_inventory_agree() {
+    // Every AArch32 EL0 row names the trap of its AArch64 counterpart's row (the same
+    // control in traps::BITS), and the two are answered alike: emulated or switched
+    // there, emulated here; hidden or UNDEFINED there, UNDEFINED here.
+    let counterpart = |name: &str| -> Option<&'static str> {
+        Some(match name {
+            "CNTP_TVAL" => "CNTP_TVAL_EL0",
+            "CNTP_CTL" => "CNTP_CTL_EL0",
+            "CNTP_CVAL" => "CNTP_CVAL_EL0",
+            "DBGDSCRint" => "MDSCR_EL1",
+            "DBGDTRRXint/DBGDTRTXint" => "DBGDTRRX_EL0 (MRS) / DBGDTRTX_EL0 (MSR)",
+            "LDC/STC DBGDTRTXint/DBGDTRRXint" => "DBGDTRRX_EL0 (MRS) / DBGDTRTX_EL0 (MSR)",
+            "DBGDRAR (32-bit)" | "DBGDRAR" => "MDRAR_EL1",
+            "PMU (PMCR, PMCNTENSET, ..., PMUSERENR)" => "PMCR_EL0",
+            "PMCCNTR (64-bit)" => "PMCCNTR_EL0",
+            // DBGDIDR (from ID_AA64DFR0_EL1), DBGDSAR (AArch32 only, RAZ) and the
+            // IMPLEMENTATION DEFINED space have no single AArch64 register.
+            _ => return None,
+        })
+    };
+    let mut matched = 0;
+    for r in aarch32::REGISTERS.iter() {
+        let id = r.trap.trap_id();
+        // The composition sets the control for the default setup on any host.
+        for features in [FeatureSet::EMPTY, FeatureSet::ALL] {
+            let v = compose(&Inputs {
+                features,
+                setup: Aarch64VCpuSetupConfig::default(),
+                fp_trapped: true,
+                hpmn: 0,
+            });
+            assert!(
+                trapping(&v, features, id),
+                "{}: {} not set",
+                r.name,
+                id.name()
+            );
+        }
+        let Some(n) = counterpart(r.name) else {
+            assert!(
+                matches!(r.name, "DBGDIDR" | "DBGDSAR (32-bit)" | "DBGDSAR")
+                    || matches!(r.trap, aarch32::TrapControl::HcrTidcp),
+                "{}: no AArch64 counterpart named",
+                r.name
+            );
+            continue;
+        };
+        let a64 = INVENTORY
+            .iter()
+            .find(|x| x.name == n)
+            .unwrap_or_else(|| panic!("{n} not in the inventory"));
+        matched += 1;
+        // The same trap, except where AArch32 EL0 reaches MDSCR_EL1/DTR state through
+        // the TDA-trapped DCC view of a TDA register (same control).
+        assert_eq!(a64.trap, Some(id), "{}: trap differs from {}", r.name, n);
+        match r.treatment {
+            aarch32::Treatment::Emulated(_) => assert!(
+                a64.treat.accessible(),
+                "{}: emulated, but {} is {:?}",
+                r.name,
+                n,
+                a64.treat
+            ),
+            aarch32::Treatment::Undef => assert!(
+                !a64.treat.accessible() || r.encoding == aarch32::Encoding::LdcStc,
+                "{}: UNDEFINED, but {} is {:?}",
+                r.name,
+                n,
+                a64.treat
+            ),
+        }
+        if let aarch32::Treatment::Emulated(aarch32::Emulation::Timer(t)) = r.treatment {
+            assert_eq!(key(t), key(a64.first), "{}: timer register", r.name);
+            assert_eq!(a64.treat, Treatment::PhysTimer, "{}", r.name);
+        }
+    }
+    assert!(matched >= 8);
+    // And the other way: the AArch64 rows the AArch32 views stand for are all named.
+    for n in [
+        "CNTP_CTL_EL0",
+        "CNTP_CVAL_EL0",
+        "CNTP_TVAL_EL0",
+        "MDSCR_EL1",
+        "MDRAR_EL1",
+    ] {
+        assert!(
+            aarch32::REGISTERS
+                .iter()
+                .any(|r| counterpart(r.name) == Some(n)),
+            "{n} has no AArch32 EL0 view in aarch32::REGISTERS"
         );
     }
 }

@@ -1,8 +1,12 @@
 //! Host unit tests of the crate's pure logic.
 
+mod aarch32;
 mod calls;
+mod debug;
 mod exits;
 mod injection;
 mod inventory;
+mod power;
 mod regs;
 mod vgic_timer;
+mod workaround;

@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::vec::Vec;
 
 use crate::context::{Kind, SWITCHED};
+use crate::debug::{self, Counts, DebugCaps, DebugReg, DebugView};
 use crate::esr::{build, Syndrome};
 use crate::idregs::{self, IdRegisters};
 use crate::reg::{self, Access, Completion, Reg, RegError, Shape, SysKind, VcpuReg, VgicReg};
@@ -20,14 +21,60 @@ use crate::*;
 const QEMU_VTR: VtrInfo = VtrInfo {
     list_regs: 4,
     pri_bits: 5,
+    pre_bits: 5,
     id_bits: 24,
 };
 /// The largest interface: 16 list registers, 7 priority bits (4 APRs per group).
 const BIG_VTR: VtrInfo = VtrInfo {
     list_regs: 16,
     pri_bits: 7,
+    pre_bits: 7,
     id_bits: 24,
 };
+
+/// QEMU's `-cpu max` debug view: 6 breakpoints (2 context-aware), 4 watchpoints, and
+/// no claim tags, DTR or MDCCINT (what its probe finds).
+const QEMU_DEBUG: (DebugView, DebugCaps) = (
+    DebugView {
+        counts: Counts {
+            brps: 6,
+            wrps: 4,
+            ctx_cmps: 2,
+        },
+        double_lock: false,
+    },
+    DebugCaps {
+        claim_bits: 0,
+        dtr: false,
+        mdccint: false,
+    },
+);
+/// Everything: 16 of each, FEAT_DoubleLock, 8 claim tags, DTR, MDCCINT.
+const FULL_DEBUG: (DebugView, DebugCaps) = (
+    DebugView {
+        counts: Counts {
+            brps: 16,
+            wrps: 16,
+            ctx_cmps: 2,
+        },
+        double_lock: true,
+    },
+    DebugCaps {
+        claim_bits: 0xff,
+        dtr: true,
+        mdccint: true,
+    },
+);
+
+fn shape_of(has: FeatureSet, vtr: VtrInfo, passthrough_timer: bool) -> Shape {
+    Shape {
+        has,
+        vtr,
+        passthrough_timer,
+        debug: QEMU_DEBUG.0,
+        caps: QEMU_DEBUG.1,
+    }
+}
 
 fn ids(seed: u64) -> IdRegisters {
     let mut v = [0u64; idregs::ID_SPACE_LEN];
@@ -47,14 +94,22 @@ fn shapes() -> Vec<(Shape, Option<IdRegisters>)> {
         for vtr in [VtrInfo::default(), QEMU_VTR, BIG_VTR] {
             for passthrough_timer in [false, true] {
                 for i in [None, Some(ids(0x1234_5678_9abc_def0))] {
-                    out.push((
-                        Shape {
-                            has,
-                            vtr,
-                            passthrough_timer,
-                        },
-                        i,
-                    ));
+                    for (debug, caps) in [
+                        (DebugView::default(), DebugCaps::default()),
+                        QEMU_DEBUG,
+                        FULL_DEBUG,
+                    ] {
+                        out.push((
+                            Shape {
+                                has,
+                                vtr,
+                                passthrough_timer,
+                                debug,
+                                caps,
+                            },
+                            i,
+                        ));
+                    }
                 }
             }
         }
@@ -85,10 +140,21 @@ fn plain(r: Reg, shape: &Shape) -> bool {
         Reg::Pstate | Reg::Vgic(VgicReg::Lr(_) | VgicReg::Queued(_)) | Reg::Vcpu(_) => false,
         Reg::Sys(a) => {
             matches!(
-                reg::sys_kind(a, shape.has, true),
-                Some(SysKind::Switched | SysKind::HostOffset | SysKind::Mdscr)
+                reg::sys_kind(a, shape, true),
+                Some(
+                    SysKind::Switched
+                        | SysKind::HostOffset
+                        | SysKind::Debug(
+                            DebugReg::Bvr(_)
+                                | DebugReg::Bcr(_)
+                                | DebugReg::Wvr(_)
+                                | DebugReg::Wcr(_)
+                                | DebugReg::Mdscr
+                                | DebugReg::Mdccint
+                        )
+                )
             ) || (shape.passthrough_timer
-                && reg::sys_kind(a, shape.has, true) == Some(SysKind::PhysTimer))
+                && reg::sys_kind(a, shape, true) == Some(SysKind::PhysTimer))
         }
         _ => true,
     }
@@ -101,7 +167,7 @@ fn sample(r: Reg, seed: u64, shape: &Shape) -> u128 {
     match r {
         Reg::V(_) => (x as u128) << 64 | !x as u128,
         Reg::Pstate => [0x3c5, 0x5, 0x4, 0x0, 0x10][(x % 5) as usize],
-        Reg::Sys(a) => match reg::sys_kind(a, shape.has, true) {
+        Reg::Sys(a) => match reg::sys_kind(a, shape, true) {
             Some(SysKind::Cpacr) => ((x & 3) << 20) as u128,
             Some(SysKind::PhysTimer) if !shape.passthrough_timer => {
                 if a == timer::CNTP_CTL_EL0 {
@@ -110,7 +176,13 @@ fn sample(r: Reg, seed: u64, shape: &Shape) -> u128 {
                     x as u128
                 }
             }
-            Some(SysKind::OsLock) => emulate::oslsr(x & 1 != 0) as u128,
+            Some(SysKind::Debug(d)) => match d {
+                DebugReg::OsDtrRx | DebugReg::OsDtrTx | DebugReg::OsEccr => (x as u32) as u128,
+                DebugReg::ClaimClr => (x & shape.caps.claim_bits) as u128,
+                DebugReg::OsLsr => debug::oslsr(x & 1 != 0) as u128,
+                DebugReg::OsDlr | DebugReg::DbgPrcr => (x & 1) as u128,
+                _ => x as u128,
+            },
             _ => x as u128,
         },
         Reg::Vgic(VgicReg::Lr(n)) => vgic::encode(&VirtualInterrupt {
@@ -122,6 +194,7 @@ fn sample(r: Reg, seed: u64, shape: &Shape) -> u128 {
         Reg::Vgic(VgicReg::Queued(_)) => 0,
         Reg::Vcpu(VcpuReg::SErrorPending) => (x & 1) as u128,
         Reg::Vcpu(VcpuReg::Completion) => Completion::Advance(4).encode() as u128,
+        Reg::Vcpu(VcpuReg::PowerState) => (x % 3) as u128,
         _ => x as u128,
     }
 }
@@ -205,9 +278,9 @@ fn the_register_list_is_the_switch_list_the_emulated_rows_and_the_id_view() {
     ] {
         for known in [false, true] {
             let shape = Shape {
-                has,
-                vtr: QEMU_VTR,
-                passthrough_timer: false,
+                debug: FULL_DEBUG.0,
+                caps: FULL_DEBUG.1,
+                ..shape_of(has, QEMU_VTR, false)
             };
             let v = vcpu_with(shape, known.then(|| ids(1)));
             let listed: BTreeSet<u32> = v
@@ -225,17 +298,24 @@ fn the_register_list_is_the_switch_list_the_emulated_rows_and_the_id_view() {
                     expected.insert(s.addr.0);
                 }
             }
+            // The debug state: every breakpoint/watchpoint register of the view, and
+            // the nine others (MDSCR, MDCCINT, OSDTRRX/TX, claim tags, OSECCR, OSLSR,
+            // OSDLR, DBGPRCR), each an inventory row the crate switches or emulates.
+            let mut debug_regs = 0;
             for row in INVENTORY {
-                if row.first == row.last
-                    && row.access.readable()
-                    && matches!(
-                        row.treat,
-                        Treatment::Emulated(Emulation::Mdscr | Emulation::OsLock)
-                    )
+                let lazy = matches!(
+                    row.treat,
+                    Treatment::LazyDebug | Treatment::Emulated(Emulation::OsLock)
+                );
+                if lazy
+                    && row.first == row.last
+                    && DebugReg::decode(row.first).is_some_and(reg::debug_state)
                 {
                     expected.insert(row.first.0);
+                    debug_regs += 1;
                 }
             }
+            assert_eq!(debug_regs, 16 * 4 + 9, "debug registers in the inventory");
             if known {
                 for i in 0..idregs::ID_SPACE_LEN {
                     expected.insert(idregs::encoding(i).0);
@@ -288,11 +368,7 @@ fn every_switch_list_field_is_reachable_by_its_encoding() {
 
 #[test]
 fn unknown_read_only_and_invalid_accesses_are_typed_errors() {
-    let shape = Shape {
-        has: FeatureSet::EMPTY,
-        vtr: QEMU_VTR,
-        passthrough_timer: false,
-    };
+    let shape = shape_of(FeatureSet::EMPTY, QEMU_VTR, false);
     let mut v = vcpu_with(shape, Some(ids(3)));
     let actlr = Reg::Sys(SysRegAddr::new(3, 0, 1, 0, 1));
     let apia = Reg::Sys(SysRegAddr::new(3, 0, 2, 1, 0));
@@ -332,7 +408,7 @@ fn unknown_read_only_and_invalid_accesses_are_typed_errors() {
                 hw_intid: None,
             }) as u128,
         ), // past the end
-        (Reg::Sys(emulate::OSLSR_EL1), 0),
+        (Reg::Sys(SysRegAddr::new(2, 0, 1, 1, 4)), 0), // OSLSR_EL1 without OSLM
     ];
     for (r, val) in bad {
         assert_eq!(
@@ -357,11 +433,7 @@ fn unknown_read_only_and_invalid_accesses_are_typed_errors() {
 
 #[test]
 fn queued_interrupts_by_id() {
-    let shape = Shape {
-        has: FeatureSet::EMPTY,
-        vtr: QEMU_VTR,
-        passthrough_timer: false,
-    };
+    let shape = shape_of(FeatureSet::EMPTY, QEMU_VTR, false);
     let mut v = vcpu_with(shape, None);
     let vi = |intid| VirtualInterrupt {
         intid,
@@ -457,7 +529,7 @@ proptest! {
 
     #[test]
     fn any_changed_byte_is_refused(seed: u64, pos: usize, bit in 0u8..8) {
-        let shape = Shape { has: FeatureSet::ALL, vtr: QEMU_VTR, passthrough_timer: false };
+        let shape = shape_of(FeatureSet::ALL, QEMU_VTR, false );
         let mut b = bytes(&filled(shape, Some(ids(seed)), seed).snapshot().unwrap());
         let pos = pos % b.len();
         b[pos] ^= 1 << bit;
@@ -466,7 +538,7 @@ proptest! {
 
     #[test]
     fn any_truncation_is_refused(seed: u64, cut: usize) {
-        let shape = Shape { has: FeatureSet::EMPTY, vtr: QEMU_VTR, passthrough_timer: false };
+        let shape = shape_of(FeatureSet::EMPTY, QEMU_VTR, false );
         let b = bytes(&filled(shape, None, seed).snapshot().unwrap());
         let cut = cut % b.len();
         prop_assert!(Snapshot::from_bytes(&b[..cut]).is_err());
@@ -475,11 +547,7 @@ proptest! {
 
 #[test]
 fn version_magic_length_and_records_are_checked() {
-    let shape = Shape {
-        has: FeatureSet::EMPTY,
-        vtr: QEMU_VTR,
-        passthrough_timer: false,
-    };
+    let shape = shape_of(FeatureSet::EMPTY, QEMU_VTR, false);
     let good = bytes(&filled(shape, Some(ids(9)), 9).snapshot().unwrap());
     assert_eq!(&good[0..8], b"AVCPUSNP");
     assert_eq!(
@@ -545,20 +613,24 @@ fn version_magic_length_and_records_are_checked() {
 
 #[test]
 fn incompatible_cores_are_refused() {
-    let shape = Shape {
-        has: FeatureSet::EMPTY.with(Feature::Pauth),
-        vtr: QEMU_VTR,
-        passthrough_timer: false,
-    };
+    let shape = shape_of(FeatureSet::EMPTY.with(Feature::Pauth), QEMU_VTR, false);
     let view = ids(5);
     let mut a = vcpu_with(shape, Some(view));
     let snap = a.snapshot().unwrap();
-    assert_eq!(snap.check_core(shape.has, &view, &QEMU_VTR), Ok(()));
+    assert_eq!(
+        snap.check_core(shape.has, &view, &QEMU_VTR, &QEMU_DEBUG.1),
+        Ok(())
+    );
     // Another ID view: refused, naming the first register that differs.
     let mut other = *view.values();
     other[3] ^= 0x10;
     assert_eq!(
-        snap.check_core(shape.has, &IdRegisters::from_values(other), &QEMU_VTR),
+        snap.check_core(
+            shape.has,
+            &IdRegisters::from_values(other),
+            &QEMU_VTR,
+            &QEMU_DEBUG.1
+        ),
         Err(Incompatibility::IdRegister {
             reg: idregs::encoding(3),
             snapshot: view.values()[3],
@@ -566,12 +638,15 @@ fn incompatible_cores_are_refused() {
         })
     );
     // The PAuth keys are zero: a core without PAuth is fine; with a key set it is not.
-    assert_eq!(snap.check_core(FeatureSet::EMPTY, &view, &QEMU_VTR), Ok(()));
+    assert_eq!(
+        snap.check_core(FeatureSet::EMPTY, &view, &QEMU_VTR, &QEMU_DEBUG.1),
+        Ok(())
+    );
     let key = Reg::Sys(SysRegAddr::new(3, 0, 2, 1, 0));
     a.set_reg(key, 0x1234).unwrap();
     let snap = a.snapshot().unwrap();
     assert_eq!(
-        snap.check_core(FeatureSet::EMPTY, &view, &QEMU_VTR),
+        snap.check_core(FeatureSet::EMPTY, &view, &QEMU_VTR, &QEMU_DEBUG.1),
         Err(Incompatibility::MissingFeature(Feature::Pauth))
     );
     // List registers in use beyond the core's; another priority width.
@@ -584,18 +659,18 @@ fn incompatible_cores_are_refused() {
         ..QEMU_VTR
     };
     assert_eq!(
-        snap.check_core(shape.has, &view, &two),
+        snap.check_core(shape.has, &view, &two, &QEMU_DEBUG.1),
         Err(Incompatibility::ListRegisters { lr: 3, core: 2 })
     );
     assert_eq!(
-        snap.check_core(shape.has, &view, &BIG_VTR),
+        snap.check_core(shape.has, &view, &BIG_VTR, &QEMU_DEBUG.1),
         Err(Incompatibility::PriorityBits {
             snapshot: 5,
             core: 7
         })
     );
     assert_eq!(
-        snap.check_core(shape.has, &view, &VtrInfo::default()),
+        snap.check_core(shape.has, &view, &VtrInfo::default(), &QEMU_DEBUG.1),
         Err(Incompatibility::VirtualInterface)
     );
     // Restoring into a vCPU checks against the core it knows (here: the restored
@@ -817,11 +892,7 @@ mod serde_format {
 
     #[test]
     fn serde_carries_the_checked_byte_format() {
-        let shape = Shape {
-            has: FeatureSet::ALL,
-            vtr: QEMU_VTR,
-            passthrough_timer: false,
-        };
+        let shape = shape_of(FeatureSet::ALL, QEMU_VTR, false);
         let snap = filled(shape, Some(ids(4)), 4).snapshot().unwrap();
         let out = snap.serialize(Bytes).unwrap();
         assert_eq!(out, bytes(&snap));

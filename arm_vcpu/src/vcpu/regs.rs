@@ -4,9 +4,11 @@
 
 use super::{Aarch64VCpu, State, HCR_VSE};
 use crate::context::{Aarch64ContextFrame, FpSimdState, GuestSystemRegisters};
+#[cfg(target_arch = "aarch64")]
 use crate::emulate;
 use crate::exit::Pending;
 use crate::idregs::IdRegisters;
+use crate::power::PowerState;
 use crate::reg::{self, Count, Parts, PartsMut, Reg, RegError, RegList, Shape};
 use crate::snapshot::{Snapshot, SnapshotError};
 use crate::timer::EmulatedTimer;
@@ -28,11 +30,15 @@ impl Aarch64VCpu {
                 has: r.has,
                 vtr: vtr_in_use(&r.vtr),
                 passthrough_timer: self.setup.passthrough_timer,
+                debug: self.dbg.view,
+                caps: self.dbg.caps,
             },
             None => Shape {
                 has: self.features.has,
                 vtr: vtr_in_use(&self.vtr),
                 passthrough_timer: self.setup.passthrough_timer,
+                debug: self.dbg.view,
+                caps: self.dbg.caps,
             },
         }
     }
@@ -51,7 +57,8 @@ impl Aarch64VCpu {
             frame: &self.ws.frame,
             fp: &self.fp,
             sys: &self.sysregs,
-            debug: &self.debug,
+            dbg: &self.dbg,
+            power: &self.power,
             vgic: &self.vgic,
             queue: &self.irq_queue,
             ptimer: &self.ptimer,
@@ -126,6 +133,13 @@ impl Aarch64VCpu {
             // The saved copy is stale while the guest's FP/SIMD state is loaded.
             crate::hw::fpsimd_save(&mut self.fp);
         }
+        #[cfg(target_arch = "aarch64")]
+        let debug_live = self.state == State::Bound && self.is_debug_reg(r);
+        #[cfg(target_arch = "aarch64")]
+        if debug_live && self.dbg.loaded {
+            // Saved, and trapped again: the guest's next access loads the new value.
+            self.dbg.unload(false);
+        }
         let now = crate::physical_count();
         let shape = self.reg_shape();
         let ids_known = self.known_ids().is_some();
@@ -133,7 +147,8 @@ impl Aarch64VCpu {
             frame: &mut self.ws.frame,
             fp: &mut self.fp,
             sys: &mut self.sysregs,
-            debug: &mut self.debug,
+            dbg: &mut self.dbg,
+            power: &mut self.power,
             vgic: &mut self.vgic,
             queue: &mut self.irq_queue,
             ptimer: &mut self.ptimer,
@@ -144,6 +159,9 @@ impl Aarch64VCpu {
             now,
         };
         reg::set(&mut p, r, value)?;
+        if r == Reg::Vcpu(reg::VcpuReg::PowerState) {
+            self.set_power_state(self.power);
+        }
         // A completion written, or the frame changed: `run()` looks at both again.
         self.set_pending(self.pending);
         #[cfg(target_arch = "aarch64")]
@@ -151,9 +169,20 @@ impl Aarch64VCpu {
             if fp_live {
                 crate::hw::fpsimd_restore(&self.fp);
             }
+            if debug_live {
+                // Load now if MDSCR_EL1 enables debug exceptions (as at bind).
+                self.dbg.apply_lock_change();
+            }
             self.live_set(r);
         }
         Ok(())
+    }
+
+    /// Whether `r` is debug state ([`crate::debug`]).
+    #[cfg(target_arch = "aarch64")]
+    fn is_debug_reg(&self, r: Reg) -> bool {
+        matches!(r, Reg::Sys(a)
+            if matches!(reg::sys_kind(a, &self.reg_shape(), false), Some(reg::SysKind::Debug(_))))
     }
 
     /// A bound vCPU is accessed from its own core only.
@@ -189,7 +218,7 @@ impl Aarch64VCpu {
             Reg::V(n) if self.fp_loaded => return fp().v[n as usize & 31],
             Reg::Fpcr if self.fp_loaded => fp().fpcr,
             Reg::Fpsr if self.fp_loaded => fp().fpsr,
-            Reg::Sys(a) => match reg::sys_kind(a, shape.has, true) {
+            Reg::Sys(a) => match reg::sys_kind(a, &shape, true) {
                 Some(SysKind::Switched) => {
                     GuestSystemRegisters::read_live(a, &mut hw::Cpu).unwrap_or(stored as u64)
                 }
@@ -199,6 +228,13 @@ impl Aarch64VCpu {
                 Some(SysKind::Cpacr) => {
                     GuestSystemRegisters::read_live(a, &mut hw::Cpu).unwrap_or(stored as u64)
                         & emulate::CPACR_GUEST_FIELDS
+                }
+                Some(SysKind::Debug(d)) if self.dbg.loaded => {
+                    // The switched debug registers are the hardware's while loaded.
+                    let mut live = self.dbg;
+                    hw::debug::save(&mut live.guest, live.view.counts, &live.caps, true);
+                    live.guest.mdscr = hw::debug::mdscr();
+                    reg::debug_get(&live, d)
                 }
                 _ => stored as u64,
             },
@@ -225,7 +261,7 @@ impl Aarch64VCpu {
             Reg::SpEl1 => {
                 GuestSystemRegisters::write_live(reg::SP_EL1, s.sp_el1, &mut hw::Cpu);
             }
-            Reg::Sys(a) => match reg::sys_kind(a, shape.has, true) {
+            Reg::Sys(a) => match reg::sys_kind(a, &shape, true) {
                 Some(SysKind::Switched | SysKind::Cpacr | SysKind::HostOffset) => {
                     if let Some(v) = s.by_addr(a) {
                         GuestSystemRegisters::write_live(a, v, &mut hw::Cpu);
@@ -301,7 +337,7 @@ impl Aarch64VCpu {
         let req = snap.requirements();
         if !self.view_stale && self.restored.is_none() {
             let vtr = self.reg_shape().vtr;
-            req.check(self.features.has, &self.ids, &vtr)
+            req.check(self.features.has, &self.ids, &vtr, &self.dbg.caps)
                 .map_err(SnapshotError::Incompatible)?;
         }
         let keep = self.sysregs.el2_controls();
@@ -311,7 +347,12 @@ impl Aarch64VCpu {
         };
         self.ws.frame = Aarch64ContextFrame::default();
         self.fp = FpSimdState::default();
-        self.debug = emulate::DebugState::default();
+        self.dbg.reset();
+        // The snapshot's debug shape until the next bind sets the core's (and checks
+        // that it is the same).
+        self.dbg.view = snap.shape.debug;
+        self.dbg.caps = snap.shape.caps;
+        self.power = PowerState::On;
         self.vgic = VgicState::default();
         self.irq_queue = PendingQueue::default();
         self.ptimer = EmulatedTimer::default();
@@ -325,6 +366,7 @@ impl Aarch64VCpu {
         for r in snap.registers() {
             self.set_reg(r, snap.get_reg(r)?)?;
         }
+        self.set_power_state(self.power);
         Ok(())
     }
 }

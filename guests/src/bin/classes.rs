@@ -515,17 +515,23 @@ fn emulated(c: &mut Checks, exits: &mut Exits) {
     ) {
         c.check_eq(format_args!("OSLSR_EL1 after unlocking"), s.regs[2], 0x8);
     }
-    // Breakpoint/watchpoint registers: RAZ/WI.
-    for (name, op2) in [("DBGBVR0_EL1", 4), ("DBGBCR0_EL1", 5), ("DBGWVR0_EL1", 6)] {
+    // Breakpoint/watchpoint registers: the vCPU's own (switched lazily), so they read
+    // back what was written (valid values: an aligned address, a disabled breakpoint
+    // with PMC = 0b11, BAS = 0xf).
+    for (name, op2, v) in [
+        ("DBGBVR0_EL1", 4, 0x4008_0000),
+        ("DBGBCR0_EL1", 5, 0x1e6),
+        ("DBGWVR0_EL1", 6, 0x4008_0000),
+    ] {
         let words = [enc::msr(1, 2, 0, 0, 0, op2), enc::mrs(2, 2, 0, 0, 0, op2)];
         if let Some(s) = pass(
             c,
             format_args!("MSR/MRS {name}"),
             &words,
-            &with(&[(1, 0x4008_0000)]),
+            &with(&[(1, v)]),
             x(2),
         ) {
-            c.check_eq(format_args!("{name} after a write"), s.regs[2], 0);
+            c.check_eq(format_args!("{name} after a write"), s.regs[2], v);
         }
     }
     pass(
@@ -725,10 +731,22 @@ fn expect(conduit: Conduit, imm: u32, a: &[u64; 4]) -> Option<(u64, Route)> {
     }
     let crate_answer = |v: u64| Some((v, Route::Crate));
     if owner == 0 && fast {
+        // The Spectre workarounds: as this CPU needs them (guests::workaround).
+        let wa = guests::workaround::Facts::read().expected();
+        let call = guests::workaround::Facts::call_result;
         return match fid {
             0x8000_0000 => crate_answer(0x10001),
             // ARCH_FEATURES of itself and of SMCCC_VERSION: implemented.
-            0x8000_0001 if matches!(a[1] as u32, 0x8000_0000 | 0x8000_0001) => crate_answer(0),
+            0x8000_0001 => crate_answer(match a[1] as u32 {
+                0x8000_0000 | 0x8000_0001 => 0,
+                0x8000_8000 => wa[0],
+                0x8000_7fff => wa[1],
+                0x8000_3fff => wa[2],
+                _ => NOT_SUPPORTED,
+            }),
+            0x8000_8000 => crate_answer(call(wa[0])),
+            0x8000_7fff => crate_answer(call(wa[1])),
+            0x8000_3fff => crate_answer(call(wa[2])),
             _ => crate_answer(NOT_SUPPORTED),
         };
     }
@@ -736,8 +754,10 @@ fn expect(conduit: Conduit, imm: u32, a: &[u64; 4]) -> Option<(u64, Route)> {
         return match fid {
             0x8400_0000 => crate_answer(0x10001),
             0x8400_0001 | 0xC400_0001 => {
+                // Original format: only a StateID [15:0] with a level-0 standby;
+                // powerdown [16], PowerLevel [25:24] and reserved bits are refused.
                 let ps = arg(a[1]) as u32;
-                if ps & (1 << 16) != 0 || (ps >> 24) & 3 != 0 {
+                if ps & 0xffff_0000 != 0 {
                     crate_answer(INVALID_PARAMETERS)
                 } else {
                     Some((0, Route::Psci))

@@ -366,6 +366,13 @@ fn main(c: &mut Checks, entry: Entry) {
         let mut out = init;
         let caught = slot::exec(&mut out);
         check(c, &mut s, i, w, &init, &out, caught);
+        if w & 0xfff8_0000 == 0xd510_0000 {
+            // An MSR to the debug space (op0 = 2): the debug registers are the vCPU's
+            // own (switched lazily), so one word enabling software step (MDSCR_EL1.SS |
+            // KDE) and a later one clearing PSTATE.D would take a real Software Step
+            // exception. MDSCR_EL1 = 0 disables every debug exception but BRK again.
+            guests::debug::set_mdscr(0);
+        }
         if i % 4096 == 4095 {
             invariants(c, i, sctlr, vbar);
         }

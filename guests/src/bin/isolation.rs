@@ -280,9 +280,10 @@ fn sysregs() -> [SysReg; 24] {
         // A: EL0PTEN | EL0VTEN | EL0VCTEN | EL0PCTEN, EVNTI = 5 (event stream off).
         // B: EL0VCTEN, EVNTI = 0xa (event stream off).
         sysreg!("CNTKCTL_EL1", 0x353, 0x0a2),
-        // Emulated by the crate (the debug registers trap). A: MDE | TDCC. B: KDE |
-        // ERR. No single-step, no halting debug.
-        sysreg!("MDSCR_EL1", 0x9000, 0x2040),
+        // Switched lazily with the other debug registers. A: MDE | TDCC. B: KDE (ERR
+        // and the other EDSCR save/restore bits are read-only while the OS lock is
+        // unlocked). No single-step, no halting debug.
+        sysreg!("MDSCR_EL1", 0x9000, 0x2000),
         sysreg!("CNTV_CVAL_EL0", CNTV_CVAL[0], CNTV_CVAL[1]),
         // Written after CNTV_CVAL_EL0 (the order of this table).
         sysreg!("CNTV_CTL_EL0", CNTV_CTL, CNTV_CTL, Kind::TimerCtl),

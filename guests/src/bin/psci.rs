@@ -275,6 +275,8 @@ fn run_rows(c: &mut Checks, conduits: &[Conduit], rows: &[Row]) {
 fn table(c: &mut Checks) {
     use fid::*;
     use ret::*;
+    // The Spectre workarounds: the `spectre` scenario checks them in full.
+    let wa = guests::workaround::Facts::read().expected();
     let rows = [
         row("PSCI_VERSION", [PSCI_VERSION, 0, 0, 0], V1_1),
         row("SMCCC_VERSION", [SMCCC_VERSION, 0, 0, 0], V1_1),
@@ -284,19 +286,19 @@ fn table(c: &mut Checks) {
             SUCCESS,
         ),
         row(
-            "SMCCC_ARCH_FEATURES(WORKAROUND_1)",
+            "SMCCC_ARCH_FEATURES(WORKAROUND_1) (as this CPU needs it)",
             [SMCCC_ARCH_FEATURES, WORKAROUND_1, 0, 0],
-            NOT_SUPPORTED,
+            wa[0],
         ),
         row(
-            "SMCCC_ARCH_FEATURES(WORKAROUND_2)",
+            "SMCCC_ARCH_FEATURES(WORKAROUND_2) (as this CPU needs it)",
             [SMCCC_ARCH_FEATURES, WORKAROUND_2, 0, 0],
-            NOT_SUPPORTED,
+            wa[1],
         ),
         row(
-            "SMCCC_ARCH_FEATURES(WORKAROUND_3)",
+            "SMCCC_ARCH_FEATURES(WORKAROUND_3) (as this CPU needs it)",
             [SMCCC_ARCH_FEATURES, WORKAROUND_3, 0, 0],
-            NOT_SUPPORTED,
+            wa[2],
         ),
         row(
             "SMCCC_ARCH_FEATURES(SOC_ID)",
@@ -600,6 +602,17 @@ fn errors_before_cpu_on(c: &mut Checks) {
         row(
             "CPU_SUSPEND (64) (standby, power level 1)",
             [CPU_SUSPEND_64, 1 << 24, entry, 0],
+            INVALID_PARAMETERS,
+        ),
+        // Original power_state format: bits [31:26] and [23:17] are reserved.
+        row(
+            "CPU_SUSPEND (32) (reserved bit 17 set)",
+            [CPU_SUSPEND_32, 1 << 17, entry, 0],
+            INVALID_PARAMETERS,
+        ),
+        row(
+            "CPU_SUSPEND (64) (reserved bit 28 set)",
+            [CPU_SUSPEND_64, 1 << 28, entry, 0],
             INVALID_PARAMETERS,
         ),
     ];

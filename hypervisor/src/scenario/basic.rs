@@ -82,15 +82,14 @@ impl Basic {
 
 impl Scenario for Basic {
     fn setup_config(&self) -> Aarch64VCpuSetupConfig {
-        Aarch64VCpuSetupConfig {
-            // These two check the exit path: the host answers ID registers itself.
-            id_registers: if matches!(self.kind, Kind::SysReg | Kind::Preserve) {
+        // These two check the exit path: the host answers ID registers itself.
+        Aarch64VCpuSetupConfig::default().with_id_registers(
+            if matches!(self.kind, Kind::SysReg | Kind::Preserve) {
                 IdRegisterPolicy::ExitToHost
             } else {
                 IdRegisterPolicy::Sanitized
             },
-            ..Default::default()
-        }
+        )
     }
 
     fn wants_timer_irqs(&self) -> bool {

@@ -12,7 +12,7 @@ pub fn by_name(name: &str) -> Option<Box<dyn Scenario>> {
     match name {
         "bench-sysreg" | "bench-psci" | "bench-cpacr" => Some(Box::new(InCrate::default())),
         "bench-switch" => Some(Box::new(Switching { vcpus: 2 })),
-        "bench-yield" | "bench-fp" => Some(Box::new(Switching { vcpus: 1 })),
+        "bench-yield" | "bench-fp" | "bench-debug" => Some(Box::new(Switching { vcpus: 1 })),
         "bench-virq" => Some(Box::new(Virq::default())),
         _ => None,
     }
@@ -20,7 +20,8 @@ pub fn by_name(name: &str) -> Option<Box<dyn Scenario>> {
 
 /// `bench-switch` (two vCPUs of one VM ping-pong through YIELD: every YIELD is an
 /// unbind of one and a bind of the other), `bench-yield` (one vCPU: unbind and bind of
-/// the same vCPU) and `bench-fp` (the same, then the first FP/SIMD instruction after
+/// the same vCPU), `bench-debug` (the same, then the first debug register access after
+/// the bind traps and the crate switches the debug state) and `bench-fp` (the same, then the first FP/SIMD instruction after
 /// the bind traps and the crate loads the FP/SIMD state). vCPUs switch on YIELD in
 /// the VM loop; the host side only sizes the VM.
 struct Switching {
@@ -58,12 +59,7 @@ impl Scenario for Virq {
 
     fn irq_after_test_call(&mut self, _cpu: usize) -> Option<arm_vcpu::VirtualInterrupt> {
         self.injected += 1;
-        Some(arm_vcpu::VirtualInterrupt {
-            intid: 40,
-            priority: 0xa0,
-            group1: true,
-            hw_intid: None,
-        })
+        Some(arm_vcpu::VirtualInterrupt::new(40).with_priority(0xa0))
     }
 }
 

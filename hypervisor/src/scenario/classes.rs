@@ -115,11 +115,9 @@ fn mismatch(guest: &[u64], host: &[u64]) -> u64 {
 
 impl Scenario for Classes {
     fn setup_config(&self) -> Aarch64VCpuSetupConfig {
-        Aarch64VCpuSetupConfig {
-            trap_wfi: true,
-            trap_wfe: true,
-            ..Default::default()
-        }
+        Aarch64VCpuSetupConfig::default()
+            .with_trap_wfi(true)
+            .with_trap_wfe(true)
     }
 
     fn abort_policy(&self) -> AbortPolicy {

@@ -56,11 +56,9 @@ impl Hostile {
 
 impl Scenario for Hostile {
     fn setup_config(&self) -> Aarch64VCpuSetupConfig {
-        Aarch64VCpuSetupConfig {
-            trap_wfi: true,
-            trap_wfe: true,
-            ..Default::default()
-        }
+        Aarch64VCpuSetupConfig::default()
+            .with_trap_wfi(true)
+            .with_trap_wfe(true)
     }
 
     fn entry_regs(&self) -> &[(usize, u64)] {

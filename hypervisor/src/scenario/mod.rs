@@ -9,22 +9,28 @@ use arm_vcpu::{Aarch64VCpuSetupConfig, Conduit, PsciRequest, SysRegAddr, VmExit}
 
 use crate::devices::WidthCounts;
 
+mod aarch32;
 mod basic;
 mod bench;
 mod classes;
+pub mod debug;
 mod hostile;
 mod inject;
 mod psci;
+mod spectre;
 
 /// What the VM tells a scenario about itself when it asks.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct VmInfo {
+#[derive(Clone, Copy, Debug)]
+pub struct VmInfo<'a> {
     /// Test-device reads and writes by width.
     pub dev_reads: WidthCounts,
     /// Test-device writes by width.
     pub dev_writes: WidthCounts,
     /// External-interrupt exits so far.
     pub irqs: u64,
+    /// The calling vCPU (a reference, so the exit path copies nothing a scenario
+    /// might want: e.g. `spectre` reads its SMCCC_ARCH_WORKAROUND_* decision).
+    pub vcpu: &'a arm_vcpu::Aarch64VCpu,
 }
 
 /// What to do with a stage-2 abort the VM has nothing mapped for.
@@ -101,6 +107,17 @@ pub trait Scenario {
         None
     }
 
+    /// Whether [`after_unbind`](Self::after_unbind) is to be called.
+    fn checks_after_unbind(&self) -> bool {
+        false
+    }
+
+    /// After every unbind of one of the VM's vCPUs (the host's own state is back), if
+    /// [`checks_after_unbind`](Self::checks_after_unbind): an error ends the run with it.
+    fn after_unbind(&mut self) -> Result<(), &'static str> {
+        Ok(())
+    }
+
     /// EXIT(status) from the guest: the run ends with this verdict.
     fn finish(&mut self, guest_failures: u64, _vm: &VmInfo) -> Result<(), &'static str> {
         if guest_failures != 0 {
@@ -128,4 +145,7 @@ pub fn by_name(name: &str, iters: u64, seed: u64) -> Option<alloc::boxed::Box<dy
         .or_else(|| psci::by_name(name))
         .or_else(|| inject::by_name(name))
         .or_else(|| bench::by_name(name))
+        .or_else(|| spectre::by_name(name))
+        .or_else(|| aarch32::by_name(name))
+        .or_else(|| debug::by_name(name))
 }

@@ -70,7 +70,7 @@ impl Scenario for Psci {
             PsciRequest::CpuOff => Some(Kind::CpuOff),
             PsciRequest::CpuSuspend { .. } => Some(Kind::CpuSuspend),
             PsciRequest::AffinityInfo { .. } => Some(Kind::AffinityInfo),
-            PsciRequest::SystemOff | PsciRequest::SystemReset => None,
+            _ => None,
         };
         if let Some(k) = kind {
             self.conduits[k as usize] |= bit;
