@@ -143,6 +143,14 @@ pub enum Gate {
 }
 
 impl Gate {
+    /// The feature's bit in a [`FeatureSet`] (0 for [`Gate::Always`]).
+    pub const fn bits(self) -> u64 {
+        match self {
+            Self::Always => 0,
+            Self::Feat(f) => 1 << f as u8,
+        }
+    }
+
     /// Whether the entry is switched on a host with `has`.
     #[inline(always)]
     pub const fn on(self, has: FeatureSet) -> bool {
@@ -182,11 +190,18 @@ pub(crate) trait RegFile {
 /// and save sequences from one list, so that the two sequences and the list cannot
 /// disagree. Entries are `kind field "NAME" (op0, op1, CRn, CRm, op2);` in blocks that
 /// share a [`Gate`]; attributes on an entry (the mutation builds' `cfg`) apply to its
-/// load and its save. Load and save follow the list's order.
+/// load and its save. Load and save follow the list's order. The blocks after `rare:`
+/// belong to features few cores have ([`RARE`]): the sequences test once whether the
+/// host has any of them, so a core without pays one branch for all of them.
 macro_rules! switch_list {
     ($( [$gate:expr] {
         $( $(#[$attr:meta])* $kind:ident $field:ident $name:literal
            ($o0:literal, $o1:literal, $crn:literal, $crm:literal, $o2:literal); )*
+    } )*
+    rare:
+    $( [$rgate:expr] {
+        $( $(#[$rattr:meta])* $rkind:ident $rfield:ident $rname:literal
+           ($ro0:literal, $ro1:literal, $rcrn:literal, $rcrm:literal, $ro2:literal); )*
     } )*) => {
         /// The EL1 system registers and per-VM EL2 controls of one vCPU, switched at
         /// bind/unbind (never on an exit). Each field holds the register it is named
@@ -198,6 +213,10 @@ macro_rules! switch_list {
                 #[doc = concat!("`", $name, "`")]
                 pub $field: u64,
             )* )*
+            $( $(
+                #[doc = concat!("`", $rname, "`")]
+                pub $rfield: u64,
+            )* )*
         }
 
         /// Every register the bind/unbind switch moves, in the order it moves them.
@@ -208,7 +227,16 @@ macro_rules! switch_list {
                 kind: Kind::$kind,
                 gate: $gate,
             }, )* )*
+            $( $( Switched {
+                addr: SysRegAddr::new($ro0, $ro1, $rcrn, $rcrm, $ro2),
+                name: $rname,
+                kind: Kind::$rkind,
+                gate: $rgate,
+            }, )* )*
         ];
+
+        /// The features of the blocks after `rare:` in the switch list.
+        pub const RARE: FeatureSet = FeatureSet(0 $( | $rgate.bits() )*);
 
         impl GuestSystemRegisters {
             /// Writes the bind-time state into `f` (the core's registers), for a host
@@ -222,6 +250,15 @@ macro_rules! switch_list {
                         }
                     } )*
                 } )*
+                if has.0 & RARE.0 != 0 {
+                    $( if Gate::on($rgate, has) {
+                        $( $(#[$rattr])* {
+                            if Kind::$rkind.loads() {
+                                f.write::<{ SysRegAddr::new($ro0, $ro1, $rcrn, $rcrm, $ro2).0 }>(self.$rfield);
+                            }
+                        } )*
+                    } )*
+                }
             }
 
             /// Reads the guest state back from `f` (EL2 controls are not read), and
@@ -238,6 +275,18 @@ macro_rules! switch_list {
                         }
                     } )*
                 } )*
+                if has.0 & RARE.0 != 0 {
+                    $( if Gate::on($rgate, has) {
+                        $( $(#[$rattr])* {
+                            if Kind::$rkind.saves() {
+                                self.$rfield = f.read::<{ SysRegAddr::new($ro0, $ro1, $rcrn, $rcrm, $ro2).0 }>();
+                                if Kind::$rkind.stops() {
+                                    f.write::<{ SysRegAddr::new($ro0, $ro1, $rcrn, $rcrm, $ro2).0 }>(0);
+                                }
+                            }
+                        } )*
+                    } )*
+                }
             }
 
             /// The stored value of the switch-list register `addr` (any host), for
@@ -289,6 +338,7 @@ macro_rules! switch_list {
             pub const fn el2_controls(&self) -> Self {
                 Self {
                     $( $( $field: if matches!(Kind::$kind, Kind::Ctl) { self.$field } else { 0 }, )* )*
+                    $( $( $rfield: if matches!(Kind::$rkind, Kind::Ctl) { self.$rfield } else { 0 }, )* )*
                 }
             }
         }
@@ -297,16 +347,17 @@ macro_rules! switch_list {
 
 // The switch list. Order matters where noted:
 // * EL2 controls first: HCR_EL2 (stage 2 on, traps) and VTTBR/VTCR select the VM for
-//   the TLB maintenance that may follow the load, CPTR/MDCR/HCRX/fine-grained traps
-//   must be in place before the guest runs (they are, since ERET comes after it all).
+//   the TLB maintenance that may follow the load; CPTR/MDCR/HCRX and (after `rare:`)
+//   the fine-grained traps and MPAM2_EL2 must be in place before the guest runs (they
+//   are, since ERET comes after it all).
 // * A timer's compare value before its control, so that enabling it never compares
 //   against the previous vCPU's value; at unbind the control is cleared after saving.
 // * SCTLR_EL1 before TTBRx/TCR_EL1 would matter on cores with speculative-AT errata
 //   (KVM orders them); none of the supported cores has them, and the MMU state is only
 //   used once the guest runs.
-// `MDSCR_EL1` is not here: it is emulated (the real one is kept 0 while a guest runs,
-// see `hw::load_guest_state`). `ACTLR_EL1` is not here either: it is emulated
-// (`HCR_EL2.TACR`), and the core's own IMPLEMENTATION DEFINED value is left alone.
+// The debug registers (`MDSCR_EL1` among them) are not here: `crate::debug` switches
+// them lazily. `ACTLR_EL1` is not here either: it is emulated (`HCR_EL2.TACR`), and
+// the core's own IMPLEMENTATION DEFINED value is left alone.
 switch_list! {
     [Gate::Always] {
         Ctl hcr_el2 "HCR_EL2" (3, 4, 1, 1, 0);
@@ -321,23 +372,6 @@ switch_list! {
     }
     [Gate::Feat(Feature::Hcx)] {
         Ctl hcrx_el2 "HCRX_EL2" (3, 4, 1, 2, 2);
-    }
-    [Gate::Feat(Feature::Fgt)] {
-        Ctl hfgrtr_el2 "HFGRTR_EL2" (3, 4, 1, 1, 4);
-        Ctl hfgwtr_el2 "HFGWTR_EL2" (3, 4, 1, 1, 5);
-        Ctl hfgitr_el2 "HFGITR_EL2" (3, 4, 1, 1, 6);
-        Ctl hdfgrtr_el2 "HDFGRTR_EL2" (3, 4, 3, 1, 4);
-        Ctl hdfgwtr_el2 "HDFGWTR_EL2" (3, 4, 3, 1, 5);
-    }
-    [Gate::Feat(Feature::Fgt2)] {
-        Ctl hfgrtr2_el2 "HFGRTR2_EL2" (3, 4, 3, 1, 2);
-        Ctl hfgwtr2_el2 "HFGWTR2_EL2" (3, 4, 3, 1, 3);
-        Ctl hfgitr2_el2 "HFGITR2_EL2" (3, 4, 3, 1, 7);
-        Ctl hdfgrtr2_el2 "HDFGRTR2_EL2" (3, 4, 3, 1, 0);
-        Ctl hdfgwtr2_el2 "HDFGWTR2_EL2" (3, 4, 3, 1, 1);
-    }
-    [Gate::Feat(Feature::Mpam)] {
-        Ctl mpam2_el2 "MPAM2_EL2" (3, 4, 10, 5, 0);
     }
     [Gate::Always] {
         Rw sctlr_el1 "SCTLR_EL1" (3, 0, 1, 0, 0);
@@ -397,6 +431,25 @@ switch_list! {
     [Gate::Feat(Feature::Ras)] {
         Rw vdisr_el2 "VDISR_EL2" (3, 4, 12, 1, 1);
         Rw vsesr_el2 "VSESR_EL2" (3, 4, 5, 2, 3);
+    }
+    rare:
+    // The fine-grained traps and MPAM2_EL2: EL2 controls, in place before the ERET.
+    [Gate::Feat(Feature::Fgt)] {
+        Ctl hfgrtr_el2 "HFGRTR_EL2" (3, 4, 1, 1, 4);
+        Ctl hfgwtr_el2 "HFGWTR_EL2" (3, 4, 1, 1, 5);
+        Ctl hfgitr_el2 "HFGITR_EL2" (3, 4, 1, 1, 6);
+        Ctl hdfgrtr_el2 "HDFGRTR_EL2" (3, 4, 3, 1, 4);
+        Ctl hdfgwtr_el2 "HDFGWTR_EL2" (3, 4, 3, 1, 5);
+    }
+    [Gate::Feat(Feature::Fgt2)] {
+        Ctl hfgrtr2_el2 "HFGRTR2_EL2" (3, 4, 3, 1, 2);
+        Ctl hfgwtr2_el2 "HFGWTR2_EL2" (3, 4, 3, 1, 3);
+        Ctl hfgitr2_el2 "HFGITR2_EL2" (3, 4, 3, 1, 7);
+        Ctl hdfgrtr2_el2 "HDFGRTR2_EL2" (3, 4, 3, 1, 0);
+        Ctl hdfgwtr2_el2 "HDFGWTR2_EL2" (3, 4, 3, 1, 1);
+    }
+    [Gate::Feat(Feature::Mpam)] {
+        Ctl mpam2_el2 "MPAM2_EL2" (3, 4, 10, 5, 0);
     }
     // Registers of hidden features that only FEAT_FGT traps (trapped too where the
     // host has it): switched so that no value crosses VMs on hosts without it.

@@ -40,7 +40,7 @@ struct Guest {
 impl Guest {
     fn console(&mut self, byte: u8) {
         self.line.push(byte);
-        if byte == b'\n' || self.line.len() >= 512 {
+        if byte == b'\n' || self.line.len() >= 2048 {
             for &b in &self.line {
                 crate::console::putc(b);
             }

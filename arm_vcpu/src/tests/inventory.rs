@@ -930,7 +930,7 @@ fn the_debug_rows_and_crate_debug_agree() {
         assert_eq!(d.accessible(false), r.access.writable(), "{}: MSR", r.name);
         assert_eq!(d.encoding(), reg, "{}: encoding", r.name);
         // Which exist: the breakpoint/watchpoint counts of the VM's ID_AA64DFR0_EL1.
-        for (brps, wrps) in [(0u64, 0u64), (1, 1), (5, 3), (15, 15)] {
+        for (brps, wrps) in (0..16u64).flat_map(|b| [(b, b), (b, 15 - b)]) {
             let dfr0 = (brps << 12) | (wrps << 20);
             let sw = debug_switch(dfr0);
             assert_eq!(
