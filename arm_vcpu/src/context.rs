@@ -297,6 +297,11 @@ macro_rules! switch_list {
                         return Some(self.$field);
                     }
                 )* )*
+                $( $(
+                    if addr.0 == SysRegAddr::new($ro0, $ro1, $rcrn, $rcrm, $ro2).0 {
+                        return Some(self.$rfield);
+                    }
+                )* )*
                 None
             }
 
@@ -305,6 +310,11 @@ macro_rules! switch_list {
                 $( $(
                     if addr.0 == SysRegAddr::new($o0, $o1, $crn, $crm, $o2).0 {
                         return Some(&mut self.$field);
+                    }
+                )* )*
+                $( $(
+                    if addr.0 == SysRegAddr::new($ro0, $ro1, $rcrn, $rcrm, $ro2).0 {
+                        return Some(&mut self.$rfield);
                     }
                 )* )*
                 None
@@ -319,6 +329,11 @@ macro_rules! switch_list {
                         return Some(f.read::<{ SysRegAddr::new($o0, $o1, $crn, $crm, $o2).0 }>());
                     }
                 )* )*
+                $( $(
+                    if addr.0 == SysRegAddr::new($ro0, $ro1, $rcrn, $rcrm, $ro2).0 {
+                        return Some(f.read::<{ SysRegAddr::new($ro0, $ro1, $rcrn, $rcrm, $ro2).0 }>());
+                    }
+                )* )*
                 None
             }
 
@@ -328,6 +343,12 @@ macro_rules! switch_list {
                 $( $(
                     if addr.0 == SysRegAddr::new($o0, $o1, $crn, $crm, $o2).0 {
                         f.write::<{ SysRegAddr::new($o0, $o1, $crn, $crm, $o2).0 }>(v);
+                        return true;
+                    }
+                )* )*
+                $( $(
+                    if addr.0 == SysRegAddr::new($ro0, $ro1, $rcrn, $rcrm, $ro2).0 {
+                        f.write::<{ SysRegAddr::new($ro0, $ro1, $rcrn, $rcrm, $ro2).0 }>(v);
                         return true;
                     }
                 )* )*
