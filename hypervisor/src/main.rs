@@ -15,6 +15,7 @@ mod gic;
 mod linux;
 mod loader;
 mod memory;
+mod migrate;
 mod multivm;
 mod pl011;
 mod platform;
@@ -80,7 +81,9 @@ fn finish(name: &str, verdict: Result<(), &str>, stats: &vm::ExitStats) -> ! {
 /// MMU are set up.
 #[no_mangle]
 extern "C" fn secondary_main(index: u64) -> ! {
-    if vlinux2::SECONDARY_MODE.load(core::sync::atomic::Ordering::Acquire) == 1 {
+    if migrate::ACTIVE.load(core::sync::atomic::Ordering::Acquire) {
+        migrate::secondary(index)
+    } else if vlinux2::SECONDARY_MODE.load(core::sync::atomic::Ordering::Acquire) == 1 {
         vlinux2::secondary(index)
     } else {
         smp::secondary(index)
@@ -153,6 +156,8 @@ extern "C" fn rust_main() -> ! {
         geometry::run_stage2()
     } else if name == "debug-isolation" {
         scenario::debug::run_two_vms(args.iters)
+    } else if name == "snapshot" {
+        migrate::run(args.iters)
     } else if name == "smp" {
         smp::run_smp(args.iters)
     } else if args.guest == "uboot" {

@@ -275,6 +275,9 @@ pub const SCENARIOS: &[Scenario] = &[
     bench("bench-cpacr", 100, "cpacr_trap", 0),
     // Two physical cores: vCPU 1 starts on core 1 through the guest's PSCI CPU_ON.
     smp("smp", 1, 2),
+    // A guest snapshotted mid-computation on core 0, its vCPU destroyed, a new one
+    // restored from the snapshot's bytes on core 1; iters = device reads per run.
+    smp("snapshot", 3000, 2),
     // Stage-2 geometry and VMID size follow the CPU: a level-0 root and VMID 0x1ff run
     // or are refused by bind() as the CPU's PA size and VMIDBits say (refused on
     // cortex-a53); two concatenated level-1 tables give a 40-bit IPA space everywhere.
