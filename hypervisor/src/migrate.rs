@@ -261,16 +261,19 @@ fn run_core0(iters: u64, stats: &mut ExitStats) -> Verdict {
     buf.truncate(n);
     check_snapshot(&vcpu, &snap, &buf)?;
     check_refusals(&buf, mem, entry, &mut percpu)?;
-    let handoff = Handoff {
-        bytes: buf,
-        read,
-        mem,
-        pc: vcpu.pc(),
-        gprs: vcpu.regs().gpr,
-        stats: *stats,
+    let (pc, gprs) = (vcpu.pc(), vcpu.regs().gpr);
+    // The vCPU is destroyed (it goes out of scope here): only the bytes go on.
+    let handoff = {
+        let _destroyed = vcpu;
+        Handoff {
+            bytes: buf,
+            read,
+            mem,
+            pc,
+            gprs,
+            stats: *stats,
+        }
     };
-    // The vCPU is destroyed: only the bytes go on.
-    drop(vcpu);
     info!(
         "core 0: vCPU destroyed, {} snapshot bytes handed to core 1",
         n
