@@ -516,6 +516,20 @@ pub const MUTATIONS: &[Mutation] = &[
         // Only a core with a 40-bit PA shows it: on max (52 bits) level 0 is valid.
         models: Some(&["cortex-a53"]),
     },
+    Mutation {
+        scenario: "snapshot",
+        cfg: "snapshot-vcount",
+        breaks: "snapshots leave out the guest's virtual count (restore keeps the new vCPU's CNTVOFF_EL2)",
+        reason: "virtual count jumped across the migration",
+        models: Some(&["max"]),
+    },
+    Mutation {
+        scenario: "snapshot",
+        cfg: "snapshot-queue",
+        breaks: "snapshots leave out the interrupts queued for a free list register",
+        reason: "virtual interrupts taken after the migration",
+        models: Some(&["max"]),
+    },
 ];
 
 /// Whether a mutant run's output shows the mutation caught by its own check: the
