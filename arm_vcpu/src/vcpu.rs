@@ -330,13 +330,15 @@ impl Aarch64VCpu {
                 self.ids = self.ids.without_aarch32_el0();
             }
             // A restored snapshot runs only where it means the same (`snapshot`).
-            if let Some(req) = &self.restored {
+            // (Checked once: from here on the core's view is the vCPU's.)
+            if let Some(req) = self.restored.take() {
                 let vtr = if self.vgic_in_use(percpu.vtr()) {
                     *percpu.vtr()
                 } else {
                     VtrInfo::default()
                 };
                 if let Err(e) = req.check(feat.has, &self.ids, &vtr, &percpu.debug_caps()) {
+                    self.restored = Some(req);
                     return Err(VCpuError::Snapshot(SnapshotError::Incompatible(e)));
                 }
             }
@@ -389,7 +391,6 @@ impl Aarch64VCpu {
         let _ = flush;
         self.fp_loaded = eager;
         self.stage2_dirty = false;
-        self.restored = None;
         percpu.bound = true;
         self.state = State::Bound;
         self.runnable = self.power == PowerState::On;
