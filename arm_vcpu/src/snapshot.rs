@@ -31,6 +31,17 @@
 //! checks against the core the vCPU was last bound to (if any) and
 //! [`bind`](crate::Aarch64VCpu::bind) checks against the core it binds to.
 //!
+//! **Byte format, version 1** (little endian): a 48-byte header — magic `AVCPUSNP`
+//! \[0..8\], version \[8..10\], header length \[10..12\], total length \[12..16\],
+//! CRC-32 (IEEE 802.3) of the whole with this field as 0 \[16..20\], record count
+//! \[20..24\], the core's [`FeatureSet`] \[24..32\], the virtual CPU interface's list
+//! registers, priority, preemption and INTID bits \[32..36\], flags \[36\] (bit 0 ID
+//! view present, 1 physical timer passed through, 2 double lock, 3 DTR, 4 MDCCINT),
+//! breakpoint, watchpoint and context-aware breakpoint counts \[37..40\], claim tag
+//! bits \[40..48\] — then records: an 8-byte [`Reg::id`] and the value (8 or 16 bytes),
+//! the ID view first, then [`Snapshot::registers`] in order. `docs/snapshot.md` is the
+//! full reference.
+//!
 //! ```
 //! use arm_vcpu::reg::Reg;
 //! use arm_vcpu::snapshot::{Snapshot, SnapshotError};
