@@ -129,6 +129,7 @@ fn step(
                     }
                     vcpu.queued_interrupts() as u64
                 }
+                hvc::TEST_CALL if args[1] == 0x63 => live_registers(vcpu, args[2]),
                 hvc::TEST_CALL if args[1] == 0x62 => {
                     *phase = args[2];
                     core
@@ -195,6 +196,43 @@ fn step(
             Step::Fail("run() returned an error")
         }
     }
+}
+
+/// What the guest set before TEST_CALL(0x63) (guests/src/bin/snapshot.rs).
+const GUEST_TPIDR_EL1: u64 = 0x7e57_0000_0000_0e12;
+const GUEST_V7: u128 = 0x0777_4444_5555_6666_0777_1111_2222_3333;
+const GUEST_FPCR: u64 = (1 << 22) | (1 << 24);
+const NEW_TPIDRRO: u64 = 0x1111_2222_3333_4444;
+const NEW_V7: u128 = 0x0888_aaaa_bbbb_cccc_0888_dddd_eeee_ffff;
+
+/// TEST_CALL(0x63, tag) while bound: `get_reg` gives the live values (the core's
+/// TPIDR_EL1, the loaded FP/SIMD and debug registers, the virtual interface's VMCR),
+/// `set_reg` writes TPIDRRO_EL0 and V7 before the guest resumes. Returns a bit mask of
+/// what was wrong (0: nothing).
+fn live_registers(v: &mut Aarch64VCpu, tag: u64) -> u64 {
+    let tpidr_el1 = Reg::Sys(SysRegAddr::new(3, 0, 13, 0, 4));
+    let mdscr = Reg::Sys(SysRegAddr::new(2, 0, 0, 2, 2));
+    let tpidrro = Reg::Sys(SysRegAddr::new(3, 3, 13, 0, 3));
+    let checks = [
+        v.get_reg(tpidr_el1) == Ok(GUEST_TPIDR_EL1 as u128),
+        v.get_reg(Reg::V(7)) == Ok(GUEST_V7),
+        v.get_reg(Reg::Fpcr) == Ok(GUEST_FPCR as u128),
+        v.get_reg(mdscr).is_ok_and(|m| m & (1 << 12) != 0),
+        v.get_reg(Reg::Vgic(arm_vcpu::reg::VgicReg::Vmcr))
+            .is_ok_and(|m| (m >> 24) & 0xff == 0xf0),
+        v.get_reg(Reg::X(2)) == Ok(tag as u128),
+        v.set_reg(tpidrro, NEW_TPIDRRO as u128).is_ok(),
+        v.set_reg(Reg::V(7), NEW_V7).is_ok(),
+        v.get_reg(Reg::V(7)) == Ok(NEW_V7),
+    ];
+    let mut bad = 0;
+    for (i, ok) in checks.iter().enumerate() {
+        if !ok {
+            error!("live register check {} failed", i);
+            bad |= 1 << i;
+        }
+    }
+    bad
 }
 
 /// Core 0: runs the guest to the snapshot point, checks the snapshot, hands it over

@@ -7,7 +7,8 @@
 //! group 1 enable), asks the host for six virtual interrupts while IRQs are masked
 //! (more than the list registers hold: some wait in the crate's queue), then runs a
 //! computation whose state lives in x2..x17, x20..x28 and V0..V31 across N device
-//! reads (MMIO exits). The host snapshots the vCPU at one of those reads, before
+//! reads (MMIO exits); before that the host reads and writes some of its registers with
+//! `get_reg`/`set_reg` while the vCPU is bound (TEST_CALL 0x63). The host snapshots the vCPU at one of those reads, before
 //! completing it, and the restored vCPU on core 1 completes it. The guest then checks:
 //! it now runs on another physical core (TEST_CALL 0x62), the same computation run
 //! again without a migration gives the same result, every register it set holds its
@@ -33,6 +34,14 @@ const INJECT: u64 = 0x61;
 /// TEST_CALL(0x62, phase): returns the physical core (MPIDR affinity) the vCPU runs
 /// on. Phase 1: the migrating run starts; 2: it ended.
 const WHERE: u64 = 0x62;
+/// TEST_CALL(0x63, tag): the host reads the bound vCPU's registers with `get_reg`
+/// (TPIDR_EL1, V7, FPCR, MDSCR_EL1, ICH_VMCR_EL2.VPMR, x2 = tag) and writes
+/// TPIDRRO_EL0 and V7 with `set_reg`; returns a bit mask of what was wrong.
+const LIVE: u64 = 0x63;
+const LIVE_TAG: u64 = 0x07a9_0000_1234;
+const V7: u128 = 0x0777_4444_5555_6666_0777_1111_2222_3333;
+const NEW_TPIDRRO: u64 = 0x1111_2222_3333_4444;
+const NEW_V7: u128 = 0x0888_aaaa_bbbb_cccc_0888_dddd_eeee_ffff;
 /// The interrupts asked for.
 const FIRST_INTID: u64 = 40;
 const COUNT: u64 = 6;
@@ -307,6 +316,42 @@ fn main(c: &mut Checks, entry: Entry) {
     unsafe {
         asm!("msr cntv_cval_el0, {0}", "mov {t}, #3", "msr cntv_ctl_el0, {t}", "isb", in(reg) cval, t = out(reg) _)
     };
+
+    // The host's get_reg/set_reg on the bound vCPU.
+    // SAFETY: V7 is this program's (the soft-float compiler never uses it).
+    unsafe {
+        asm!(".arch_extension fp", ".arch_extension simd", "fmov d7, {lo}", "mov v7.d[1], {hi}",
+            lo = in(reg) V7 as u64, hi = in(reg) (V7 >> 64) as u64)
+    };
+    let live = hvc::test_call([LIVE, LIVE_TAG, 0, 0, 0, 0]);
+    c.check_eq(
+        format_args!("host's get_reg/set_reg on the bound vCPU (bit mask)"),
+        live,
+        0,
+    );
+    let (lo, hi): (u64, u64);
+    // SAFETY: reads V7 back.
+    unsafe {
+        asm!(".arch_extension fp", ".arch_extension simd", "fmov {lo}, d7", "mov {hi}, v7.d[1]",
+            lo = out(reg) lo, hi = out(reg) hi)
+    };
+    c.check_eq(
+        format_args!("V7 written by the host (low)"),
+        lo,
+        NEW_V7 as u64,
+    );
+    c.check_eq(
+        format_args!("V7 written by the host (high)"),
+        hi,
+        (NEW_V7 >> 64) as u64,
+    );
+    c.check_eq(
+        format_args!("TPIDRRO_EL0 written by the host"),
+        read_sysreg!("tpidrro_el0"),
+        NEW_TPIDRRO,
+    );
+    // SAFETY: puts back this program's own value.
+    unsafe { asm!("msr tpidrro_el0, {0}", in(reg) TPIDRRO_EL0) };
 
     let queued = hvc::test_call([INJECT, FIRST_INTID, COUNT, 0, 0, 0]);
     guests::println!("guest snapshot: {COUNT} interrupts injected, {queued} queued");
