@@ -247,7 +247,15 @@ pub fn run(args: &LinuxArgs) -> (Verdict, ExitStats) {
 /// time-sliced on this core).
 pub fn run_virtual(args: &LinuxArgs) -> (Verdict, ExitStats) {
     match load(args, false).map(|(m, e, _)| (m, e)) {
-        Ok((mem, entry)) => crate::vlinux::run(mem, entry, DTB_IPA, args.vcpus),
+        Ok((mem, entry)) => {
+            let every = args
+                .bootargs_line
+                .split_ascii_whitespace()
+                .find_map(|w| w.strip_prefix("snapshot_every="))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            crate::vlinux::run(mem, entry, DTB_IPA, args.vcpus, every)
+        }
         Err(e) => (Err(e), ExitStats::default()),
     }
 }
@@ -272,7 +280,7 @@ pub fn run_elf_virtual(mem_size: u64, cores: u64) -> (Verdict, ExitStats) {
             .map_err(|_| "cannot load the guest image")
     });
     match (loaded, cores) {
-        (Ok((mem, entry)), 1) => crate::vlinux::run(mem, entry, 0, 1),
+        (Ok((mem, entry)), 1) => crate::vlinux::run(mem, entry, 0, 1, 0),
         (Ok((mem, entry)), _) => crate::vlinux2::run(mem, entry, 0, 1),
         (Err(e), _) => (Err(e), ExitStats::default()),
     }

@@ -33,10 +33,18 @@ struct Slot {
 type Verdict = Result<(), &'static str>;
 
 /// Runs Linux (loaded in `mem`, entry point `entry`, DTB at `dtb`) on two vCPU slots
-/// time-sliced on this core; the guest may start `vcpus` of them (1 or 2).
-pub fn run(mem: &'static GuestMemory, entry: u64, dtb: u64, vcpus: u64) -> (Verdict, ExitStats) {
+/// time-sliced on this core; the guest may start `vcpus` of them (1 or 2). With
+/// `snapshot_every` K ≠ 0, every K-th switch replaces the vCPU it unbinds by a new one
+/// restored from its snapshot (`snapshot_every=K` in the bootargs).
+pub fn run(
+    mem: &'static GuestMemory,
+    entry: u64,
+    dtb: u64,
+    vcpus: u64,
+    snapshot_every: u64,
+) -> (Verdict, ExitStats) {
     let mut stats = ExitStats::default();
-    let v = run_inner(mem, entry, dtb, vcpus, &mut stats);
+    let v = run_inner(mem, entry, dtb, vcpus, snapshot_every, &mut stats);
     gic::stop_hyp_timer();
     (v, stats)
 }
@@ -46,8 +54,10 @@ fn run_inner(
     entry: u64,
     dtb: u64,
     vcpus: u64,
+    snapshot_every: u64,
     stats: &mut ExitStats,
 ) -> Verdict {
+    let mut restored = 0u64;
     let mut percpu = vplatform::enable_core0()?;
     let maker = VCpuMaker::new(mem, entry, dtb);
     let mut slots: Vec<Slot> = Vec::new();
@@ -163,8 +173,8 @@ fn run_inner(
                     }
                     PsciRequest::SystemOff | PsciRequest::SystemReset => {
                         info!(
-                            "vCPU {}: PSCI {:?} after {} vCPU switches",
-                            cur, request, switches
+                            "vCPU {}: PSCI {:?} after {} vCPU switches, {} vCPUs restored from snapshots",
+                            cur, request, switches, restored
                         );
                         break Ok(());
                     }
@@ -220,6 +230,13 @@ fn run_inner(
                 }
                 if s.vcpu.unbind(&mut percpu).is_err() {
                     break Err("unbind");
+                }
+                if snapshot_every != 0 && switches.is_multiple_of(snapshot_every) {
+                    // The vCPU is destroyed; a new one, restored from the bytes, goes on.
+                    if let Err(why) = maker.snapshot_restore(&mut s.vcpu, cur as u64) {
+                        break Err(why);
+                    }
+                    restored += 1;
                 }
                 let n = &mut slots[next];
                 if n.vcpu.bind(&mut percpu).is_err() {

@@ -165,6 +165,26 @@ impl VCpuMaker {
         }
     }
 
+    /// Replaces unbound vCPU `i` by a new one restored from its snapshot's bytes (the
+    /// old one is destroyed), with the VM's `CNTVOFF_EL2` again: all vCPUs of a VM
+    /// share one offset. Returns the snapshot's size in bytes.
+    pub fn snapshot_restore(&self, vcpu: &mut Aarch64VCpu, i: u64) -> Result<usize, &'static str> {
+        use arm_vcpu::snapshot::Snapshot;
+        let snap = vcpu.snapshot().map_err(|_| "snapshot() failed")?;
+        let mut bytes = alloc::vec![0u8; Snapshot::MAX_BYTES];
+        let n = snap.to_bytes(&mut bytes).map_err(|_| "to_bytes failed")?;
+        let back = Snapshot::from_bytes(&bytes[..n]).map_err(|_| "from_bytes failed")?;
+        let mut new = self.make(i)?;
+        new.restore(&back).map_err(|_| "restore failed")?;
+        new.set_reg(
+            arm_vcpu::reg::Reg::Sys(arm_vcpu::reg::CNTVOFF_EL2),
+            self.cntvoff_el2 as u128,
+        )
+        .map_err(|_| "CNTVOFF_EL2")?;
+        *vcpu = new;
+        Ok(n)
+    }
+
     /// vCPU `i` (MPIDR `i`), ready to bind.
     pub fn make(&self, i: u64) -> Result<Aarch64VCpu, &'static str> {
         let mut v = Aarch64VCpu::new(

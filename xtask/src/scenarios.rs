@@ -329,6 +329,19 @@ pub const SCENARIOS: &[Scenario] = &[
         guest_marker: Some("LINUX_SHELL"),
         ..linux("linux-shell", 2, 180, true)
     },
+    // The shell of Linux in the virtual mode (both vCPUs time-sliced on one core) whose
+    // vCPUs are snapshotted and replaced by restored ones every 8th switch.
+    Scenario {
+        typing: Some(crate::qemu::Typing {
+            after: "/ # ",
+            pause_ms: 2000,
+            text: "echo LINUX_SHELL: PA''SS $(grep -c ^processor /proc/cpuinfo) cpus\npoweroff\n",
+        }),
+        guest_marker: Some("LINUX_SHELL"),
+        linux_mode: Some("virtual"),
+        extra_bootargs: "snapshot_every=8",
+        ..linux("linux-virtual-snapshot", 1, 180, true)
+    },
     // One vCPU (the device tree lists one CPU; PSCI refuses MPIDR 1), passthrough mode.
     Scenario {
         vcpus: 1,
