@@ -673,8 +673,23 @@ fn incompatible_cores_are_refused() {
         snap.check_core(shape.has, &view, &VtrInfo::default(), &QEMU_DEBUG.1),
         Err(Incompatibility::VirtualInterface)
     );
-    // Restoring into a vCPU checks against the core it knows (here: the restored
-    // shape is the host's), and a bound vCPU is refused.
+    // A vCPU that passes the physical interface through cannot take the interrupts.
+    let mut p = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default()).unwrap();
+    p.setup(Aarch64VCpuSetupConfig {
+        passthrough_interrupt: true,
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(
+        p.restore(&snap),
+        Err(SnapshotError::Incompatible(
+            Incompatibility::VirtualInterface
+        ))
+    );
+    // Without interrupts in flight it restores (the interface's registers are left).
+    a.set_reg(Reg::Vgic(VgicReg::Lr(3)), 0).unwrap();
+    p.restore(&a.snapshot().unwrap()).unwrap();
+    // Restoring into a vCPU that has the same shape works.
     let mut b = vcpu_with(shape, Some(view));
     b.restore(&snap).unwrap();
 }

@@ -9,7 +9,7 @@ use crate::emulate;
 use crate::exit::Pending;
 use crate::idregs::IdRegisters;
 use crate::power::PowerState;
-use crate::reg::{self, Count, Parts, PartsMut, Reg, RegError, RegList, Shape};
+use crate::reg::{self, Count, Parts, PartsMut, Reg, RegError, RegList, Shape, VgicReg};
 use crate::snapshot::{Snapshot, SnapshotError};
 use crate::timer::EmulatedTimer;
 use crate::vgic::{PendingQueue, VgicState, VtrInfo};
@@ -335,6 +335,12 @@ impl Aarch64VCpu {
             return Err(SnapshotError::Bound);
         }
         let req = snap.requirements();
+        if self.setup.passthrough_interrupt && (req.lrs_used != 0 || req.queued) {
+            // The guest owns the physical interface: nothing to deliver them through.
+            return Err(SnapshotError::Incompatible(
+                crate::snapshot::Incompatibility::VirtualInterface,
+            ));
+        }
         if !self.view_stale && self.restored.is_none() {
             let vtr = self.reg_shape().vtr;
             req.check(self.features.has, &self.ids, &vtr, &self.dbg.caps)
@@ -363,7 +369,17 @@ impl Aarch64VCpu {
         self.view_stale = true;
         self.entry_set = true;
         self.ready = false;
+        let has_interface = self.reg_shape().vtr.list_regs != 0;
         for r in snap.registers() {
+            if !has_interface
+                && matches!(
+                    r,
+                    Reg::Vgic(VgicReg::Lr(_) | VgicReg::Ap0r(_) | VgicReg::Ap1r(_) | VgicReg::Vmcr)
+                )
+            {
+                // The guest owns the physical CPU interface (`passthrough_interrupt`).
+                continue;
+            }
             self.set_reg(r, snap.get_reg(r)?)?;
         }
         self.set_power_state(self.power);
