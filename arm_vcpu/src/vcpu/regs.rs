@@ -73,10 +73,12 @@ impl Aarch64VCpu {
     /// Every register this vCPU has, for [`get_reg`](Self::get_reg) and
     /// [`set_reg`](Self::set_reg) (KVM's `KVM_GET_REG_LIST`): the general-purpose and
     /// FP/SIMD registers, the switch list's registers that exist on the core the vCPU
-    /// was last bound to (before any bind: those every host has), the emulated
-    /// `MDSCR_EL1`/`OSLSR_EL1`, the VM's ID registers once it has been bound, the
-    /// virtual count, the virtual GIC's registers (after a bind that uses it) and the
-    /// vCPU state of [`reg::VcpuReg`].
+    /// was last bound to (before any bind: those every host has), the self-hosted
+    /// debug registers the VM's view has (breakpoints, watchpoints, `MDSCR_EL1`, the OS
+    /// lock, ...; see [`crate::reg`]), the VM's ID registers once it has been bound,
+    /// the virtual count, the virtual GIC's registers (list registers and active
+    /// priorities after a bind that uses the interface; the queue always) and the vCPU
+    /// state of [`reg::VcpuReg`].
     ///
     /// ```
     /// use arm_vcpu::reg::{Access, Reg};
