@@ -195,6 +195,37 @@ pub const fn encode(vi: &VirtualInterrupt) -> u64 {
     v
 }
 
+/// The interrupt a queued entry stands for: a list register value in the pending
+/// state (what [`encode`] gives) with a valid vINTID and, if linked, a pINTID that is a
+/// PPI or SPI; `None` otherwise.
+pub const fn decode_queued(v: u64, id_bits: u32) -> Option<VirtualInterrupt> {
+    let known = lr::STATE | lr::HW | lr::GROUP1 | (0xff << 48) | (0x1fff << 32) | 0xffff_ffff;
+    if v & lr::STATE != lr::PENDING || v & !known != 0 {
+        return None;
+    }
+    let intid = lr_intid(v);
+    if !valid_intid(intid, id_bits) {
+        return None;
+    }
+    let p = ((v >> 32) & 0x1fff) as u32;
+    let hw_intid = if v & lr::HW != 0 {
+        if p < 16 || p >= 1020 {
+            return None;
+        }
+        Some(p)
+    } else if p != 0 {
+        return None;
+    } else {
+        None
+    };
+    Some(VirtualInterrupt {
+        intid,
+        priority: (v >> 48) as u8,
+        group1: v & lr::GROUP1 != 0,
+        hw_intid,
+    })
+}
+
 /// The vINTID of a list register.
 pub const fn lr_intid(lr: u64) -> u32 {
     lr as u32
@@ -282,6 +313,45 @@ impl PendingQueue {
         }
         self.items[self.len] = Some(vi);
         self.len += 1;
+        Ok(())
+    }
+
+    /// Entry `n` (oldest first), if the queue is that long.
+    pub fn get(&self, n: usize) -> Option<VirtualInterrupt> {
+        if n < self.len {
+            self.items[n]
+        } else {
+            None
+        }
+    }
+
+    /// Drops entry `n` and every later one.
+    pub fn truncate(&mut self, n: usize) {
+        if n < self.len {
+            for slot in &mut self.items[n..self.len] {
+                *slot = None;
+            }
+            self.len = n;
+        }
+    }
+
+    /// Replaces entry `n` (below the length) or appends (`n` = the length). Fails for
+    /// a position past the end, a full queue, or an INTID another entry holds.
+    pub fn set(&mut self, n: usize, vi: VirtualInterrupt) -> Result<(), InjectIrqError> {
+        if n > self.len || n >= QUEUE_LEN {
+            return Err(InjectIrqError::QueueFull);
+        }
+        if self.items[..self.len]
+            .iter()
+            .enumerate()
+            .any(|(i, q)| i != n && matches!(q, Some(q) if q.intid == vi.intid))
+        {
+            return Err(InjectIrqError::InvalidIntid);
+        }
+        self.items[n] = Some(vi);
+        if n == self.len {
+            self.len += 1;
+        }
         Ok(())
     }
 

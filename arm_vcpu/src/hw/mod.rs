@@ -466,6 +466,47 @@ pub(crate) fn set_ich_lr(n: usize, v: u64) {
     }
 }
 
+/// `ICH_VMCR_EL2` of the bound vCPU.
+pub(crate) fn ich_vmcr() -> u64 {
+    read_sysreg!("S3_4_C12_C11_7")
+}
+
+/// Writes `ICH_VMCR_EL2`.
+pub(crate) fn set_ich_vmcr(v: u64) {
+    write_sysreg!("S3_4_C12_C11_7", v);
+}
+
+/// `ICH_AP1R<n>_EL2` (`group1`) or `ICH_AP0R<n>_EL2` (n < 4; others read as 0). The
+/// caller keeps n below what `ICH_VTR_EL2.PRIbits` implements.
+pub(crate) fn ich_apr(group1: bool, n: usize) -> u64 {
+    match (group1, n) {
+        (false, 0) => read_sysreg!("S3_4_C12_C8_0"),
+        (false, 1) => read_sysreg!("S3_4_C12_C8_1"),
+        (false, 2) => read_sysreg!("S3_4_C12_C8_2"),
+        (false, 3) => read_sysreg!("S3_4_C12_C8_3"),
+        (true, 0) => read_sysreg!("S3_4_C12_C9_0"),
+        (true, 1) => read_sysreg!("S3_4_C12_C9_1"),
+        (true, 2) => read_sysreg!("S3_4_C12_C9_2"),
+        (true, 3) => read_sysreg!("S3_4_C12_C9_3"),
+        _ => 0,
+    }
+}
+
+/// Writes `ICH_AP1R<n>_EL2` / `ICH_AP0R<n>_EL2` (as [`ich_apr`]).
+pub(crate) fn set_ich_apr(group1: bool, n: usize, v: u64) {
+    match (group1, n) {
+        (false, 0) => write_sysreg!("S3_4_C12_C8_0", v),
+        (false, 1) => write_sysreg!("S3_4_C12_C8_1", v),
+        (false, 2) => write_sysreg!("S3_4_C12_C8_2", v),
+        (false, 3) => write_sysreg!("S3_4_C12_C8_3", v),
+        (true, 0) => write_sysreg!("S3_4_C12_C9_0", v),
+        (true, 1) => write_sysreg!("S3_4_C12_C9_1", v),
+        (true, 2) => write_sysreg!("S3_4_C12_C9_2", v),
+        (true, 3) => write_sysreg!("S3_4_C12_C9_3", v),
+        _ => {}
+    }
+}
+
 /// Loads a vCPU's virtual CPU interface state (`ICH_APxR`, `ICH_LR`, `ICH_VMCR`, then
 /// `ICH_HCR` which enables it).
 pub(crate) fn load_vgic(s: &crate::vgic::VgicState, info: &crate::vgic::VtrInfo) {

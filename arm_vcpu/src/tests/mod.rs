@@ -7,5 +7,6 @@ mod exits;
 mod injection;
 mod inventory;
 mod power;
+mod regs;
 mod vgic_timer;
 mod workaround;
