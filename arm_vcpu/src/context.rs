@@ -289,6 +289,72 @@ macro_rules! switch_list {
                 }
             }
 
+            /// The stored value of the switch-list register `addr` (any host), for
+            /// [`crate::reg`].
+            pub(crate) const fn by_addr(&self, addr: SysRegAddr) -> Option<u64> {
+                $( $(
+                    if addr.0 == SysRegAddr::new($o0, $o1, $crn, $crm, $o2).0 {
+                        return Some(self.$field);
+                    }
+                )* )*
+                $( $(
+                    if addr.0 == SysRegAddr::new($ro0, $ro1, $rcrn, $rcrm, $ro2).0 {
+                        return Some(self.$rfield);
+                    }
+                )* )*
+                None
+            }
+
+            /// The stored copy of the switch-list register `addr`, for [`crate::reg`].
+            pub(crate) fn by_addr_mut(&mut self, addr: SysRegAddr) -> Option<&mut u64> {
+                $( $(
+                    if addr.0 == SysRegAddr::new($o0, $o1, $crn, $crm, $o2).0 {
+                        return Some(&mut self.$field);
+                    }
+                )* )*
+                $( $(
+                    if addr.0 == SysRegAddr::new($ro0, $ro1, $rcrn, $rcrm, $ro2).0 {
+                        return Some(&mut self.$rfield);
+                    }
+                )* )*
+                None
+            }
+
+            /// Reads the switch-list register `addr` from `f` (the core's registers
+            /// while the vCPU is bound); `None` if `addr` is not in the list. The caller
+            /// checks that the register exists on the host ([`Gate::on`]).
+            pub(crate) fn read_live<F: RegFile>(addr: SysRegAddr, f: &mut F) -> Option<u64> {
+                $( $(
+                    if addr.0 == SysRegAddr::new($o0, $o1, $crn, $crm, $o2).0 {
+                        return Some(f.read::<{ SysRegAddr::new($o0, $o1, $crn, $crm, $o2).0 }>());
+                    }
+                )* )*
+                $( $(
+                    if addr.0 == SysRegAddr::new($ro0, $ro1, $rcrn, $rcrm, $ro2).0 {
+                        return Some(f.read::<{ SysRegAddr::new($ro0, $ro1, $rcrn, $rcrm, $ro2).0 }>());
+                    }
+                )* )*
+                None
+            }
+
+            /// Writes the switch-list register `addr` in `f`; `false` if `addr` is not in
+            /// the list. As [`Self::read_live`].
+            pub(crate) fn write_live<F: RegFile>(addr: SysRegAddr, v: u64, f: &mut F) -> bool {
+                $( $(
+                    if addr.0 == SysRegAddr::new($o0, $o1, $crn, $crm, $o2).0 {
+                        f.write::<{ SysRegAddr::new($o0, $o1, $crn, $crm, $o2).0 }>(v);
+                        return true;
+                    }
+                )* )*
+                $( $(
+                    if addr.0 == SysRegAddr::new($ro0, $ro1, $rcrn, $rcrm, $ro2).0 {
+                        f.write::<{ SysRegAddr::new($ro0, $ro1, $rcrn, $rcrm, $ro2).0 }>(v);
+                        return true;
+                    }
+                )* )*
+                false
+            }
+
             /// A copy with only the EL2 controls ([`Kind::Ctl`]) kept, everything else 0.
             pub const fn el2_controls(&self) -> Self {
                 Self {

@@ -39,6 +39,9 @@ pub enum VCpuError {
     Aarch32NotSupported,
     /// Not running at EL2 on a CPU with EL2, or not built for aarch64.
     NoHardwareSupport,
+    /// A snapshot cannot be restored, or the restored vCPU cannot run on this core
+    /// (`bind` after [`crate::Aarch64VCpu::restore`]).
+    Snapshot(crate::snapshot::SnapshotError),
     /// Interrupts were injected into the vCPU, but the core it is being bound to has no
     /// usable GICv3 virtual CPU interface to deliver them through.
     NoVirtualInterface,
@@ -62,6 +65,7 @@ impl fmt::Display for VCpuError {
             Self::InvalidRegister(n) => write!(f, "x{n} is not a general-purpose register"),
             Self::Aarch32NotSupported => write!(f, "AArch32 EL0 is not available to this vCPU"),
             Self::NoHardwareSupport => write!(f, "no EL2 virtualization support"),
+            Self::Snapshot(e) => write!(f, "{e}"),
             Self::NoVirtualInterface => write!(
                 f,
                 "interrupts are waiting but this core has no GICv3 virtual CPU interface"
@@ -72,3 +76,9 @@ impl fmt::Display for VCpuError {
 }
 
 impl core::error::Error for VCpuError {}
+
+impl From<crate::snapshot::SnapshotError> for VCpuError {
+    fn from(e: crate::snapshot::SnapshotError) -> Self {
+        Self::Snapshot(e)
+    }
+}

@@ -426,6 +426,11 @@ impl IdRegisters {
         }
     }
 
+    /// A view with these values (in [`index`] order), e.g. read back from a snapshot.
+    pub const fn from_values(regs: [u64; ID_SPACE_LEN]) -> Self {
+        Self { regs }
+    }
+
     /// All values, in [`index`] order.
     pub const fn values(&self) -> &[u64; ID_SPACE_LEN] {
         &self.regs

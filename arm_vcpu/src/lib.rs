@@ -8,7 +8,13 @@
 //! * [`Aarch64VCpu`]: one virtual CPU — create, setup, entry, stage-2 root,
 //!   bind/unbind to a physical core, and [`Aarch64VCpu::run`] which returns a typed
 //!   [`VmExit`];
-//! * pure decoders for `ESR_EL2` syndromes ([`esr`]), tested on the host.
+//! * pure decoders for `ESR_EL2` syndromes ([`esr`]), tested on the host;
+//! * registers by ID ([`reg`]: [`Aarch64VCpu::reg_list`], [`Aarch64VCpu::get_reg`],
+//!   [`Aarch64VCpu::set_reg`]) and snapshots ([`snapshot`]:
+//!   [`Aarch64VCpu::snapshot`], [`Aarch64VCpu::restore`], a versioned byte format
+//!   with length and CRC-32, [`snapshot::Snapshot::to_bytes`] /
+//!   [`snapshot::Snapshot::from_bytes`], described in the [`snapshot`] module and
+//!   `docs/snapshot.md`; serde with the `serde` feature).
 //!
 //! The package is `arm-vcpu-el2` on crates.io; the library is `arm_vcpu`.
 //!
@@ -105,7 +111,9 @@ pub mod idregs;
 pub mod inject;
 mod percpu;
 pub mod power;
+pub mod reg;
 pub mod smccc;
+pub mod snapshot;
 pub mod stage2;
 pub mod sysreg;
 pub mod timer;

@@ -15,6 +15,7 @@ use crate::inject::{self, Injection};
 use crate::percpu::{Aarch64PerCpu, CpuFeatures, MPIDR_AFFINITY_MASK};
 use crate::power::PowerState;
 use crate::smccc::{self, Conduit, Outcome};
+use crate::snapshot::{Requirements, SnapshotError};
 #[cfg(test)]
 use crate::sysreg::FeatureSet;
 use crate::timer::{EmulatedTimer, TimerDeadlines};
@@ -30,6 +31,8 @@ use crate::{
     TrapPolicy, VCpuError, VCpuResult,
 };
 use core::sync::atomic::{AtomicU64, Ordering};
+
+mod regs;
 
 /// Source of vCPU identities (0 is never used: it means "nobody" in the per-CPU
 /// TLB-owner table).
@@ -143,6 +146,9 @@ pub struct Aarch64VCpu {
     runnable: bool,
     /// Self-hosted debug state, switched lazily (`crate::debug`).
     dbg: debug::DebugSwitch,
+    /// Restored from a snapshot and not bound since: what the snapshot needs of the
+    /// core (checked at the next bind), and its shape for register access until then.
+    restored: Option<Requirements>,
 }
 
 impl Aarch64VCpu {
@@ -205,6 +211,7 @@ impl Aarch64VCpu {
             },
             runnable: false,
             dbg: debug::DebugSwitch::default(),
+            restored: None,
         })
     }
 
@@ -315,6 +322,22 @@ impl Aarch64VCpu {
             self.ids = IdRegisters::sanitized(percpu.id_space(), feat.pauth, stage2.ipa_bits);
             if self.setup.hide_aarch32_el0 {
                 self.ids = self.ids.without_aarch32_el0();
+            }
+            // A restored snapshot runs only where it means the same (`snapshot`).
+            // (Checked once: from here on the core's view is the vCPU's.)
+            if let Some(req) = self.restored.take() {
+                let iface = percpu.virtual_interface();
+                let vtr = if !self.setup.passthrough_interrupt
+                    && iface.kind != vgic::InterfaceKind::None
+                {
+                    iface.vtr
+                } else {
+                    vgic::VtrInfo::NONE
+                };
+                if let Err(e) = req.check(feat.has, &self.ids, &vtr, &percpu.debug_caps()) {
+                    self.restored = Some(req);
+                    return Err(VCpuError::Snapshot(SnapshotError::Incompatible(e)));
+                }
             }
             // [debug] As many breakpoints/watchpoints are switched as the view shows.
             self.dbg.set_view(

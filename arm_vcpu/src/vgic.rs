@@ -193,6 +193,35 @@ impl VtrInfo {
             _ => 4,
         }
     }
+
+    /// The list-register format of the interface this shape describes: GICv2's
+    /// `GICH_VTR` ([`v2::decode_vtr`]) has 10-bit virtual INTIDs, GICv3's
+    /// `ICH_VTR_EL2.IDbits` gives 16 or 24.
+    pub const fn format(&self) -> LrFormat {
+        if self.id_bits == 10 {
+            LrFormat::V2
+        } else {
+            LrFormat::V3
+        }
+    }
+
+    /// Number of Group 1 active-priority registers: as [`Self::ap_regs`] on GICv3;
+    /// none on GICv2 (its one `GICH_APR` is kept as `ICH_AP0R0`).
+    pub const fn ap1_regs(&self) -> usize {
+        match self.format() {
+            LrFormat::V2 => 0,
+            LrFormat::V3 => self.ap_regs(),
+        }
+    }
+
+    /// Number of Group 0 active-priority registers: as [`Self::ap_regs`] on GICv3;
+    /// GICv2's one `GICH_APR`.
+    pub const fn ap0_regs(&self) -> usize {
+        match self.format() {
+            LrFormat::V2 => 1,
+            LrFormat::V3 => self.ap_regs(),
+        }
+    }
 }
 
 /// Whether `intid` can be a virtual interrupt on an interface with `id_bits`.
@@ -211,6 +240,64 @@ pub const fn encode(vi: &VirtualInterrupt) -> u64 {
         v |= lr::HW | ((p as u64 & 0x1fff) << 32);
     }
     v
+}
+
+/// The interrupt a queued entry stands for: a list register value in the pending
+/// state (what [`encode`] gives) with a valid vINTID and, if linked, a pINTID that is a
+/// PPI or SPI; `None` otherwise.
+pub const fn decode_queued(v: u64, id_bits: u32) -> Option<VirtualInterrupt> {
+    let known = lr::STATE | lr::HW | lr::GROUP1 | (0xff << 48) | (0x1fff << 32) | 0xffff_ffff;
+    if v & lr::STATE != lr::PENDING || v & !known != 0 {
+        return None;
+    }
+    let intid = lr_intid(v);
+    if !valid_intid(intid, id_bits) {
+        return None;
+    }
+    let p = ((v >> 32) & 0x1fff) as u32;
+    let hw_intid = if v & lr::HW != 0 {
+        if p < 16 || p >= 1020 {
+            return None;
+        }
+        Some(p)
+    } else if p != 0 {
+        return None;
+    } else {
+        None
+    };
+    Some(VirtualInterrupt {
+        intid,
+        priority: (v >> 48) as u8,
+        group1: v & lr::GROUP1 != 0,
+        hw_intid,
+    })
+}
+
+/// Encodes a queued interrupt as [`encode`] does, plus a GICv2 SGI's source CPU
+/// interface (0–7) in the otherwise-zero pINTID field \[34:32\] (HW = 0 only): a
+/// queue entry without a source encodes exactly as [`encode`].
+pub const fn encode_queued(q: &QueuedInterrupt) -> u64 {
+    let v = encode(&q.vi);
+    if q.vi.hw_intid.is_none() && q.vi.intid < 16 {
+        v | ((q.source_cpu as u64 & 7) << 32)
+    } else {
+        v
+    }
+}
+
+/// The queued interrupt [`encode_queued`] gave (`None` for anything else, as
+/// [`decode_queued`]); a source is accepted only on an SGI without HW.
+pub const fn decode_queued_entry(v: u64, id_bits: u32) -> Option<QueuedInterrupt> {
+    let src = (v >> 32) & 0x1fff;
+    let sgi_source = v & lr::HW == 0 && lr_intid(v) < 16 && src <= 7;
+    let base = if sgi_source { v & !(0x1fff << 32) } else { v };
+    match decode_queued(base, id_bits) {
+        Some(vi) => Some(QueuedInterrupt {
+            vi,
+            source_cpu: if sgi_source { src as u8 } else { 0 },
+        }),
+        None => None,
+    }
 }
 
 /// The vINTID of a list register.
@@ -279,6 +366,49 @@ impl PendingQueue {
             .ok_or(InjectIrqError::QueueFull)?;
         *slot = Some(q);
         self.len += 1;
+        Ok(())
+    }
+
+    /// Entry `n` (oldest first), if the queue is that long.
+    pub fn get(&self, n: usize) -> Option<VirtualInterrupt> {
+        self.get_queued(n).map(|q| q.vi)
+    }
+
+    /// Entry `n` with its source (oldest first), if the queue is that long.
+    pub fn get_queued(&self, n: usize) -> Option<QueuedInterrupt> {
+        if n < self.len {
+            self.items.get(n).copied().flatten()
+        } else {
+            None
+        }
+    }
+
+    /// Drops entry `n` and every later one.
+    pub fn truncate(&mut self, n: usize) {
+        if n < self.len {
+            for slot in &mut self.items[n..self.len] {
+                *slot = None;
+            }
+            self.len = n;
+        }
+    }
+
+    /// Replaces entry `n` (below the length) or appends (`n` = the length). Fails for
+    /// a position past the end, a full queue, or an INTID another entry holds.
+    pub fn set(&mut self, n: usize, q: QueuedInterrupt) -> Result<(), InjectIrqError> {
+        if n > self.len || n >= QUEUE_LEN {
+            return Err(InjectIrqError::QueueFull);
+        }
+        if self.items[..self.len].iter().enumerate().any(|(i, e)| {
+            i != n
+                && matches!(e, Some(e) if e.vi.intid == q.vi.intid && e.source_cpu == q.source_cpu)
+        }) {
+            return Err(InjectIrqError::InvalidIntid);
+        }
+        self.items[n] = Some(q);
+        if n == self.len {
+            self.len += 1;
+        }
         Ok(())
     }
 

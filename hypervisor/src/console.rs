@@ -95,7 +95,7 @@ pub struct HostInput {
 impl HostInput {
     /// Moves bytes waiting on the real UART into `uart`'s receive FIFO; whether any
     /// arrived.
-    pub fn pull(&mut self, uart: &mut crate::pl011::Pl011) -> bool {
+    pub fn pull(&mut self, uart: &mut crate::devices::pl011::Pl011) -> bool {
         let mut any = false;
         while uart.can_receive() {
             match try_getc() {
@@ -126,6 +126,18 @@ impl Write for Uart {
             putc(b);
         }
         Ok(())
+    }
+}
+
+/// Prints `prefix` and `line` (which ends with a newline) as one piece, so lines of
+/// VMs on different cores do not interleave.
+pub fn write_line(prefix: &str, line: &[u8]) {
+    let _guard = LOCK.lock();
+    for &b in prefix.as_bytes().iter().chain(line) {
+        if b == b'\n' {
+            putc(b'\r');
+        }
+        putc(b);
     }
 }
 

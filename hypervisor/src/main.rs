@@ -1,5 +1,12 @@
-//! Reference hypervisor for QEMU `virt` (EL2, GICv3): boots, builds a VM's stage-2
-//! tables, loads a guest, and drives it only through `arm_vcpu`'s public API.
+//! Reference hypervisor for QEMU `virt` (EL2, GICv3): discovers the board, builds the
+//! VMs its description asks for, and runs their vCPUs on the board's cores with one
+//! scheduler, driving them only through `arm_vcpu`'s public API.
+//!
+//! - `platform/`: the board (device tree), physical GIC, firmware PSCI, memory;
+//! - `vm/`: a VM from its description — config, memory, kernel loading, device tree;
+//! - `devices/`: emulated GIC distributor/redistributors, PL011, test device;
+//! - `sched/`: per-core run queues, the core loop, policy, statistics, trace;
+//! - `scenario/`: the host-side checks of the test scenarios.
 #![no_std]
 #![no_main]
 #![deny(clippy::undocumented_unsafe_blocks, unsafe_op_in_unsafe_fn)]
@@ -9,28 +16,16 @@ extern crate alloc;
 mod bootargs;
 mod console;
 mod devices;
-mod firmware;
-mod geometry;
-mod gic;
-mod linux;
-mod loader;
-mod memory;
-mod multivm;
-mod pl011;
 mod platform;
 mod scenario;
-mod smp;
-mod vgicd;
-// [gicv2] The GICv2 distributor model and guest DT node, and the physical GICv2
-// driver: wired into the runners once platform discovery and the scheduler land.
+mod sched;
+// The GICv2 distributor model and guest DT node, and the physical GICv2
+// driver: not yet wired into the scheduler.
 #[allow(dead_code)]
 mod gicv2;
 #[allow(dead_code)]
 mod vgicd_v2;
-mod vlinux;
-mod vlinux2;
 mod vm;
-mod vplatform;
 
 use arm_vcpu::{Aarch64PerCpu, HostTrapFrame, HostTrapKind};
 use linked_list_allocator::LockedHeap;
@@ -40,12 +35,6 @@ core::arch::global_asm!(include_str!("boot.S"));
 
 #[global_allocator]
 static HEAP: LockedHeap = LockedHeap::empty();
-
-/// RAM of a test guest run in the virtual-interrupt mode (`guest=elf`).
-const RAM_FOR_ELF: u64 = 256 << 20;
-
-/// The scenario (row) name of this run, for a verdict printed on any core.
-static RUN_NAME: spin::Once<&'static str> = spin::Once::new();
 
 fn host_trap(kind: HostTrapKind, frame: &mut HostTrapFrame) {
     println!(
@@ -61,36 +50,24 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     console::exit(101);
 }
 
-/// Ends the run from any core: the verdict of the run's scenario and `stats`.
-pub fn end_run(verdict: Result<(), &str>, stats: &vm::ExitStats) -> ! {
-    finish(RUN_NAME.get().copied().unwrap_or("?"), verdict, stats)
+/// Ends the run before any VM ran: one line saying why, the run's FAIL marker, status 1.
+pub fn end_run_early(name: &str, why: &str) -> ! {
+    println!("refhv: {}", why);
+    println!("ARM_VCPU_SCENARIO {}: FAIL {}", name, why);
+    console::exit(1)
 }
 
-fn finish(name: &str, verdict: Result<(), &str>, stats: &vm::ExitStats) -> ! {
-    // One line for tools (xtask's linux_boot parses it), then a table for people.
-    info!("exits: {:?}", stats);
-    stats.print_table();
-    match verdict {
-        Ok(()) => {
-            println!("ARM_VCPU_SCENARIO {}: PASS", name);
-            console::exit(0)
-        }
-        Err(why) => {
-            println!("ARM_VCPU_SCENARIO {}: FAIL {}", name, why);
-            console::exit(1)
-        }
-    }
+/// A hypervisor bug caught on the way (status 101, like a panic, but without one).
+pub fn end_early(why: &str) -> ! {
+    println!("ARM_VCPU_PANIC {}", why);
+    console::exit(101)
 }
 
 /// Entry of the secondary cores (boot.S `secondary_start`), after their stack and
 /// MMU are set up.
 #[no_mangle]
 extern "C" fn secondary_main(index: u64) -> ! {
-    if vlinux2::SECONDARY_MODE.load(core::sync::atomic::Ordering::Acquire) == 1 {
-        vlinux2::secondary(index)
-    } else {
-        smp::secondary(index)
-    }
+    sched::secondary(index as usize)
 }
 
 #[no_mangle]
@@ -106,10 +83,7 @@ extern "C" fn rust_main() -> ! {
     console::init_logging();
     Aarch64PerCpu::set_host_trap_handler(host_trap);
     let args = bootargs::BootArgs::parse(bootargs::from_dtb(platform::DTB_PA as usize));
-    // How PSCI/SMCCC firmware is called (for the Spectre workarounds).
-    firmware::init(platform::DTB_PA as usize);
     let name = args.scenario;
-    RUN_NAME.call_once(|| name);
     if args.selftest == "early-fault" {
         // A load from outside the EL2 address space, before any arm_vcpu vector is
         // installed: boot.S's vector must say what happened (status 102).
@@ -117,61 +91,37 @@ extern "C" fn rust_main() -> ! {
         unsafe { core::ptr::read_volatile(0x80_0000_0000u64 as usize as *const u64) };
     }
     info!(
-        "arm_vcpu reference hypervisor: scenario {} iters {} seed {}",
+        "arm_vcpu reference hypervisor: run {} iters {} seed {}",
         name, args.iters, args.seed
     );
+    if let Some(w) = args.unknown {
+        end_run_early(
+            name,
+            &alloc::format!("unknown or malformed bootargs word {w:?}"),
+        );
+    }
     platform::describe();
     if let Err(why) = platform::gic::check() {
-        finish(name, Err(why), &vm::ExitStats::default());
+        end_run_early(name, why);
     }
-    let linux_args = linux::LinuxArgs {
-        initrd_size: args.initrd_size,
-        autotest: args.autotest,
-        vcpus: args.vcpus,
-        mem: args.vm_mem,
-        bootargs_line: args.line,
-        phys_timer_only: args
-            .line
-            .split_ascii_whitespace()
-            .any(|w| w == "guest_timer=phys"),
+    if !arm_vcpu::has_hardware_support() {
+        end_run_early(name, "no EL2 virtualization support");
+    }
+    let mut configs = match vm::configs(&args) {
+        Ok(c) => c,
+        Err(e) => end_run_early(name, &e),
     };
-    // Linux's runner follows from `guest=linux mode= cores=`, whatever the row's name.
-    let (verdict, stats) = if args.guest == "linux" {
-        match (args.mode, args.cores) {
-            // vCPU i on core i, whatever the board's core count (`cores=` is QEMU's).
-            ("passthrough", _) => linux::run(&linux_args),
-            ("virtual", 2) => linux::run_virtual_smp(&linux_args),
-            ("virtual", 1) => linux::run_virtual(&linux_args),
-            _ => (
-                Err("Linux runs mode=passthrough or mode=virtual cores=1|2"),
-                vm::ExitStats::default(),
-            ),
+    if let Err(e) = vm::config::check_set(&mut configs, platform::cpu_count(), platform::free_ram())
+    {
+        end_run_early(name, &e.0);
+    }
+    let n = configs.len();
+    let mut vms = alloc::vec::Vec::new();
+    for (i, c) in configs.into_iter().enumerate() {
+        match vm::build(c, i, n) {
+            Ok(v) => vms.push(v),
+            Err(e) => end_run_early(name, &e),
         }
-    } else if args.guest == "elf" && args.mode == "virtual" {
-        linux::run_elf_virtual(args.vm_mem.min(RAM_FOR_ELF), args.cores)
-    } else if name == "isolation" {
-        multivm::run_isolation(args.iters)
-    } else if name == "sweep" {
-        multivm::run_kind(multivm::Kind::Sweep, args.iters, &mut || Ok(()))
-    } else if name == "sweep-isolation" {
-        multivm::run_kind(multivm::Kind::SweepIsolation, args.iters, &mut || Ok(()))
-    } else if name == "stage2" {
-        geometry::run_stage2()
-    } else if name == "debug-isolation" {
-        scenario::debug::run_two_vms(args.iters)
-    } else if name == "smp" {
-        smp::run_smp(args.iters)
-    } else if args.guest == "uboot" {
-        linux::run_uboot(
-            args.image_size,
-            "echo UBOOT_GUEST: PASS bootcmd ran; poweroff",
-            args.vm_mem,
-        )
-    } else {
-        match scenario::by_name(name, args.iters, args.seed) {
-            Some(sc) => vm::run(sc, args.iters),
-            None => (Err("unknown scenario"), vm::ExitStats::default()),
-        }
-    };
-    finish(name, verdict, &stats)
+    }
+    sched::start(vms, name, args.timing, args.trace)
 }

@@ -2,20 +2,20 @@
 //! apt's ordinary client into `target/linux-cache/` on first use (never committed;
 //! the machine's architecture list is left alone), and the initramfs built from them.
 //!
-//! Outputs in `target/linux/`: `Image` (the raw arm64 kernel Image, staged by QEMU's
-//! loader at [`qemu::GUEST_STAGING_ADDR`]), `initramfs.cpio` (uncompressed `newc`,
-//! staged at [`INITRD_ADDR`]) and `u-boot.bin` (for later).
+//! Outputs in `target/linux/`: `Image` (the raw arm64 kernel Image), `initramfs.cpio`
+//! (uncompressed `newc`) and `u-boot.bin`, which the rows stage with QEMU's loader and
+//! describe to the hypervisor in a VM manifest (`vms.rs`).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::cpio::Newc;
-use crate::qemu::{self, GUEST_STAGING_ADDR, GUEST_STAGING_END};
-use crate::scenarios::Scenario;
+use crate::qemu::{GUEST_STAGING_ADDR, GUEST_STAGING_END};
 use crate::ws::{self, in_path, run_status, Workspace};
 
-/// Where QEMU's loader puts the initramfs (the kernel Image goes to the staging base).
+/// The staging area's split the size checks assume: the Image below, the initramfs
+/// above (the files are staged one after the other, see `vms::stage`).
 pub const INITRD_ADDR: u64 = 0x4e00_0000;
 
 /// Debian's metapackage of the current cloud kernel; it depends on the real
@@ -32,8 +32,6 @@ pub const INIT_SCRIPT: &str = include_str!("../linux/init");
 pub struct Assets {
     pub image: PathBuf,
     pub initramfs: PathBuf,
-    /// Bytes of `initramfs` (the hypervisor's `initrd_size=`).
-    pub initramfs_len: u64,
     /// Debian's `u-boot.bin` for QEMU's arm64 board.
     pub u_boot: PathBuf,
 }
@@ -432,8 +430,18 @@ fn find_vmlinuz(root: &Path) -> Result<PathBuf, String> {
     }
 }
 
-/// Fetches (first use only) and prepares the Linux guest's files.
+/// Fetches (first use only) and prepares the Linux guest's files; once per run of
+/// xtask (every row that boots Linux asks).
 pub fn prepare(ws: &Workspace) -> Result<Assets, String> {
+    static READY: std::sync::OnceLock<Assets> = std::sync::OnceLock::new();
+    if let Some(a) = READY.get() {
+        return Ok(a.clone());
+    }
+    let a = prepare_once(ws)?;
+    Ok(READY.get_or_init(|| a).clone())
+}
+
+fn prepare_once(ws: &Workspace) -> Result<Assets, String> {
     let apt = Apt {
         cache: ws.target().join("linux-cache"),
     };
@@ -507,24 +515,8 @@ pub fn prepare(ws: &Workspace) -> Result<Assets, String> {
     Ok(Assets {
         image: image_path,
         initramfs: cpio_path,
-        initramfs_len: cpio.len() as u64,
         u_boot: u_boot_path,
     })
-}
-
-/// The QEMU run of Linux scenario `s` on hypervisor `hv` with `bootargs`.
-pub fn qemu_run(hv: &Path, a: &Assets, s: &Scenario, bootargs: String) -> qemu::Run {
-    if s.guest == crate::scenarios::Guest::UBoot {
-        return qemu::Run::new(hv, &a.u_boot, bootargs)
-            .with_cpus(s.cpus)
-            .with_mem(s.mem)
-            .with_machine(s.machine);
-    }
-    qemu::Run::new(hv, &a.image, bootargs)
-        .with_cpus(s.cpus)
-        .with_mem(s.mem)
-        .with_machine(s.machine)
-        .with_image(&a.initramfs, INITRD_ADDR)
 }
 
 #[cfg(test)]

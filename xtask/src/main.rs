@@ -8,6 +8,7 @@ mod budget;
 mod cpio;
 mod deps;
 mod elf;
+mod hv;
 mod libtest;
 mod linux;
 mod package;
@@ -16,11 +17,12 @@ mod profile;
 mod qemu;
 mod scenarios;
 mod test;
-// The renderer of `cargo xtask trace` (issue 11); the command is wired once the
-// hypervisor's scheduler records exits.
-#[allow(dead_code)]
 mod trace;
+mod vms;
 mod ws;
+
+// The hypervisor's pure modules compiled in here (`vms::hv`) use `alloc::`.
+extern crate alloc;
 
 /// The reference hypervisor's device-tree parser and memory carver (pure code), tested
 /// here on the host against device trees written with vm-fdt.
@@ -51,20 +53,33 @@ commands:
   build [--release] [--mutate M]
         build the hypervisor (refhv) and the test guests; --mutate M builds a
         mutant (`--cfg arm_vcpu_mutate=\"M\"`, see MUTATIONS in xtask/src/scenarios.rs)
-  run [--guest NAME] [--release] [--iters N] [--seed S] [--mode M] [--cores N] [--vcpus N]
-      [--mutate M] [--cpu MODEL]
-        build, then boot guest NAME (default {default_guest}) under QEMU interactively
-        with bootargs `scenario=NAME iters=N` (default N = 100), plus `seed=S`
-        if given (the PRNG seed of the hostile scenario; default 1).
-        `--guest linux`: Debian's arm64 Linux with a busybox shell (packages
-        fetched into target/linux-cache/ on first use), bootargs
-        `scenario=linux guest=linux mode=M cores=C initrd_size=BYTES vcpus=N`; --vcpus 1|2 (default
-        2): its vCPUs; --cores 1|2 (default 2): the physical cores they run on;
-        --mode passthrough (default: the guest owns the physical GIC, vCPU i on
-        core i) or virtual (emulated GIC, list registers, vCPU i on core i, or
-        all time-sliced on one core with --cores 1 = `--guest linux-virtual`).
-        `--guest uboot`: Debian's U-Boot. --cpu: QEMU's CPU model (default max;
-        {models}). Ctrl-A x quits QEMU
+  run [--guest NAME] [--release] [--iters N] [--seed S] [--mode M] [--cores C] [--vcpus N]
+      [--trace] [--mutate M]
+        build, then boot guest NAME (default {default_guest}) under QEMU interactively.
+        A test scenario runs with bootargs `scenario=NAME iters=N` (default N = 100),
+        plus `seed=S` if given. `--guest linux` (the default): Debian's arm64 Linux
+        with a busybox shell (packages fetched into target/linux-cache/ on first use),
+        2 vCPUs; --vcpus N: its vCPUs (1 to 8); --cores C: the physical cores they may
+        run on (a count, or a list such as 0,2); --mode passthrough (default: the
+        guest owns the physical GIC, one vCPU per core) or virtual (emulated GIC, list
+        registers; any number of vCPUs on any cores, time-sliced when fewer).
+        `--guest uboot`: Debian's U-Boot. --trace: record exits (`trace=1`).
+        --cpu: QEMU's CPU model (default max; {models}). Ctrl-A x quits QEMU
+  run --kernel PATH [--initrd PATH] [--dtb PATH] [--append \"...\"] [--mem SIZE]
+      [--vcpus N] [--cores C] [--mode M] [--load-offset OFF] [--name NAME] [--smp N]
+        boot your own kernel: a Linux arm64 Image (recognised by its header), an ELF,
+        or a raw binary (with --load-offset, where in RAM it goes and starts); a device
+        tree is written unless --dtb gives one; --append is its command line (default
+        `console=ttyAMA0 earlycon=pl011,0x9000000`); defaults: 512M, 2 vCPUs, virtual
+        mode, every core. The files are staged with QEMU's loader and described to the
+        hypervisor in a VM manifest (docs/test-protocol.md)
+  run --vm FILE.toml [--vm FILE.toml ...] [--smp N]
+        boot the VMs the files describe, side by side (keys: name, kernel, format,
+        load_offset, initrd, dtb, cmdline, bootcmd, memory, vcpus, cores, placement,
+        mode, console, slice_us, wfi, timer; see vms/*.toml)
+  trace [--guest NAME | --kernel ... | --vm FILE ...] [--release]
+        run once with exit recording (Linux with its autotest) and render
+        target/trace/<name>.svg: exits per vCPU over time, by kind
   test [--jobs N] [--seed S] [--mode M] [--cpu MODEL] [ITEM...]
         host unit tests, the package checks, the exit-cost budgets, every QEMU
         scenario (debug hypervisor) and the mutation checks, each scenario once per
@@ -73,17 +88,40 @@ commands:
         warnings; doc: cargo doc for the aarch64 targets, warnings denied; msrv:
         build with the rust-version toolchain, installed by rustup; budgets: the
         bench rows against bench/budgets.toml; a scenario name; mutation) select a
-        subset; scenarios marked `(named only)` below run
-        only when named. --jobs: QEMU runs at once (default 2). --seed: appends
-        `seed=S` to every scenario's bootargs (decimal or 0x hex). --mode:
-        Linux's `mode=` (passthrough or virtual). --cpu: run on MODEL only (rows
-        bound to other models are left out unless named)
+        subset; scenarios marked `(named only)` below run only when named. --jobs:
+        QEMU runs at once (default 2). --seed: appends `seed=S` to every scenario's
+        bootargs (decimal or 0x hex). --mode: Linux's mode (passthrough or virtual)
+        for rows without their own. --cpu: run on MODEL only (rows bound to other
+        models are left out unless named)
   bench [--iters N1,N2]
         exit-cost benchmark (release hypervisor, instruction-counting plugin);
         writes target/bench/exit-cost.json (default iters 100000,900000)
   help  this text
 
 scenarios: ";
+
+/// What `run` and `trace` boot.
+#[derive(Debug, PartialEq, Default)]
+struct RunArgs {
+    guest: String,
+    release: bool,
+    iters: u64,
+    seed: Option<u64>,
+    mode: Option<String>,
+    vcpus: Option<usize>,
+    /// `--cores` (a count or a list).
+    cores: Option<String>,
+    mutation: Option<String>,
+    /// `--kernel` and its companions.
+    kernel: Option<vms::KernelArgs>,
+    /// `--vm FILE` (repeatable).
+    vm_files: Vec<String>,
+    /// QEMU's core count, when the VMs' own would not do.
+    smp: Option<u8>,
+    trace: bool,
+    /// `--cpu`: QEMU's CPU model (default [`qemu::DEFAULT_CPU`]).
+    cpu: Option<&'static str>,
+}
 
 /// A parsed command line.
 #[derive(Debug, PartialEq)]
@@ -92,18 +130,8 @@ enum Cmd {
         release: bool,
         mutation: Option<String>,
     },
-    Run {
-        guest: String,
-        release: bool,
-        iters: u64,
-        seed: Option<u64>,
-        mode: Option<String>,
-        /// `--vcpus`: the Linux guest's vCPU count (default: the scenario's).
-        vcpus: Option<u64>,
-        mutation: Option<String>,
-        /// `--cpu`: QEMU's CPU model (default [`qemu::DEFAULT_CPU`]).
-        cpu: Option<&'static str>,
-    },
+    Run(RunArgs),
+    Trace(RunArgs),
     Test {
         jobs: usize,
         only: Vec<String>,
@@ -128,40 +156,28 @@ fn number<T: std::str::FromStr>(s: &str, flag: &str) -> Result<T, String> {
         .map_err(|_| format!("{flag}: expected a number, got {s:?}"))
 }
 
-/// A PRNG seed: decimal or `0x` hexadecimal.
-fn seed(s: &str) -> Result<u64, String> {
+/// A number: decimal or `0x` hexadecimal.
+fn number_or_hex(s: &str, flag: &str) -> Result<u64, String> {
     match s.strip_prefix("0x") {
         Some(hex) => u64::from_str_radix(hex, 16).ok(),
         None => s.parse().ok(),
     }
-    .ok_or_else(|| format!("--seed: expected a number, got {s:?}"))
+    .ok_or_else(|| format!("{flag}: expected a number, got {s:?}"))
 }
 
-/// `--cores N` for Linux: the physical cores its two vCPUs run on. Passthrough needs
-/// one core per vCPU (2); the virtual mode runs on 2 (vCPU i on core i) or 1 (both
-/// time-sliced: scenario `linux-virtual`).
-fn linux_variant(guest: String, mode: Option<&str>, cores: Option<u64>) -> Result<String, String> {
-    let Some(cores) = cores else {
-        return Ok(guest);
-    };
-    if guest != "linux" {
-        return Err(format!("--cores applies to --guest linux, not {guest:?}"));
-    }
-    match (mode.unwrap_or(scenarios::DEFAULT_LINUX_MODE), cores) {
-        (_, 2) => Ok(guest),
-        ("virtual", 1) => Ok("linux-virtual".into()),
-        ("passthrough", 1) => {
-            Err("--cores 1 needs --mode virtual (passthrough runs one vCPU per core)".into())
-        }
-        (_, n) => Err(format!("--cores: Linux runs on 1 or 2 cores, not {n}")),
-    }
+/// A PRNG seed: decimal or `0x` hexadecimal.
+fn seed(s: &str) -> Result<u64, String> {
+    number_or_hex(s, "--seed")
 }
 
-/// `--vcpus N` for Linux: 1 or 2 (the runners have two vCPU slots).
-fn vcpus(s: &str) -> Result<u64, String> {
+/// `--vcpus N`: 1 to the most a VM may have.
+fn vcpus(s: &str) -> Result<usize, String> {
     match s.parse() {
-        Ok(n @ 1..=2) => Ok(n),
-        _ => Err(format!("--vcpus: Linux runs 1 or 2 vCPUs, not {s:?}")),
+        Ok(n @ 1..=vms::config::MAX_VCPUS) => Ok(n),
+        _ => Err(format!(
+            "--vcpus: a VM has 1 to {} vCPUs, not {s:?}",
+            vms::config::MAX_VCPUS
+        )),
     }
 }
 
@@ -184,16 +200,21 @@ fn parse_args(args: &[&str]) -> Result<Cmd, String> {
     let mut it = rest.iter().copied();
     let mut release = false;
     let mut mutation = None;
-    let mut guest = scenarios::DEFAULT_GUEST.to_string();
-    let mut iters = scenarios::DEFAULT_ITERS;
+    let mut r = RunArgs {
+        guest: scenarios::DEFAULT_GUEST.to_string(),
+        iters: scenarios::DEFAULT_ITERS,
+        ..Default::default()
+    };
+    let mut guest_given = false;
+    let mut k = vms::KernelArgs::default();
+    let mut kernel_opts = Vec::new();
     let mut jobs = 2;
     let mut only = Vec::new();
     let mut seed_arg = None;
     let mut mode_arg = None;
-    let mut cores_arg: Option<u64> = None;
-    let mut vcpus_arg: Option<u64> = None;
     let mut cpu_arg = None;
     let (mut n1, mut n2) = bench::DEFAULT_ITERS;
+    let run_like = sub == "run" || sub == "trace";
     while let Some(a) = it.next() {
         // `--flag=value` is accepted as well as `--flag value`.
         let (flag, inline) = match a.split_once('=') {
@@ -207,15 +228,31 @@ fn parse_args(args: &[&str]) -> Result<Cmd, String> {
             }
         };
         match (sub, flag) {
-            ("build" | "run", "--release") => release = true,
+            ("build" | "run" | "trace", "--release") => release = true,
             ("build" | "run", "--mutate") => mutation = Some(get()?.to_string()),
-            ("run", "--guest") => guest = get()?.to_string(),
-            ("run", "--iters") => iters = number(get()?, flag)?,
+            (_, "--guest") if run_like => {
+                r.guest = get()?.to_string();
+                guest_given = true;
+            }
+            ("run", "--iters") => r.iters = number(get()?, flag)?,
             ("run" | "test", "--seed") => seed_arg = Some(seed(get()?)?),
-            ("run" | "test", "--mode") => mode_arg = Some(mode(get()?)?),
-            ("run", "--cores") => cores_arg = Some(number(get()?, flag)?),
-            ("run", "--vcpus") => vcpus_arg = Some(vcpus(get()?)?),
-            ("run" | "test", "--cpu") => cpu_arg = Some(qemu::cpu_model(get()?)?),
+            ("run" | "test" | "trace", "--mode") => mode_arg = Some(mode(get()?)?),
+            ("run" | "test" | "trace", "--cpu") => cpu_arg = Some(qemu::cpu_model(get()?)?),
+            (_, "--cores") if run_like => r.cores = Some(get()?.to_string()),
+            (_, "--vcpus") if run_like => r.vcpus = Some(vcpus(get()?)?),
+            (_, "--kernel") if run_like => k.kernel = get()?.to_string(),
+            (_, "--initrd") if run_like => kernel_opts.push(("--initrd", get()?.to_string())),
+            (_, "--dtb") if run_like => kernel_opts.push(("--dtb", get()?.to_string())),
+            (_, "--append") if run_like => kernel_opts.push(("--append", get()?.to_string())),
+            (_, "--mem") if run_like => kernel_opts.push(("--mem", get()?.to_string())),
+            (_, "--name") if run_like => kernel_opts.push(("--name", get()?.to_string())),
+            (_, "--load-offset") if run_like => {
+                k.load_offset = Some(number_or_hex(get()?, flag)?);
+                kernel_opts.push(("--load-offset", String::new()));
+            }
+            (_, "--vm") if run_like => r.vm_files.push(get()?.to_string()),
+            (_, "--smp") if run_like => r.smp = Some(number(get()?, flag)?),
+            ("run", "--trace") => r.trace = true,
             ("test", "--jobs" | "-j") => jobs = number(get()?, flag)?,
             ("test", item) if !item.starts_with('-') => only.push(item.to_string()),
             ("bench", "--iters") => {
@@ -232,18 +269,52 @@ fn parse_args(args: &[&str]) -> Result<Cmd, String> {
             _ => return Err(format!("unknown option {a:?} for `{sub}`")),
         }
     }
+    if run_like {
+        for (f, v) in kernel_opts.drain(..) {
+            if k.kernel.is_empty() {
+                return Err(format!("{f} goes with --kernel"));
+            }
+            match f {
+                "--initrd" => k.initrd = Some(v),
+                "--dtb" => k.dtb = Some(v),
+                "--append" => k.append = Some(v),
+                "--mem" => k.mem = Some(v),
+                "--name" => k.name = Some(v),
+                _ => {}
+            }
+        }
+        let kinds = usize::from(!k.kernel.is_empty())
+            + usize::from(!r.vm_files.is_empty())
+            + usize::from(guest_given);
+        if kinds > 1 {
+            return Err("give one of --guest, --kernel and --vm".into());
+        }
+        if !r.vm_files.is_empty() && (r.vcpus.is_some() || r.cores.is_some() || mode_arg.is_some())
+        {
+            return Err("--vcpus, --cores and --mode describe --kernel or --guest VMs; a --vm file says its own".into());
+        }
+        if let Some(c) = &r.cores {
+            vms::parse_cores(c)?;
+        }
+        if !k.kernel.is_empty() {
+            k.vcpus = r.vcpus;
+            k.cores = r.cores.clone();
+            k.mode = mode_arg.clone();
+            r.kernel = Some(k);
+        }
+    }
+    r.release = release;
+    r.mutation = mutation;
+    r.seed = seed_arg;
+    r.mode = mode_arg.clone();
+    r.cpu = cpu_arg;
     Ok(match sub {
-        "build" => Cmd::Build { release, mutation },
-        "run" => Cmd::Run {
-            guest: linux_variant(guest, mode_arg.as_deref(), cores_arg)?,
+        "build" => Cmd::Build {
             release,
-            iters,
-            seed: seed_arg,
-            mode: mode_arg,
-            vcpus: vcpus_arg,
-            mutation,
-            cpu: cpu_arg,
+            mutation: r.mutation,
         },
+        "run" => Cmd::Run(r),
+        "trace" => Cmd::Trace(r),
         "test" => Cmd::Test {
             jobs,
             only,
@@ -275,31 +346,15 @@ fn build(ws: &Workspace, b: &HvBuild) -> Result<std::path::PathBuf, String> {
     Ok(hv)
 }
 
-/// `cargo xtask run`'s options.
-struct RunOptions<'a> {
-    guest: &'a str,
-    iters: u64,
-    seed: Option<u64>,
-    mode: Option<&'a str>,
-    vcpus: Option<u64>,
-    cpu: Option<&'static str>,
-}
-
-fn cmd_run(ws: &Workspace, b: &HvBuild, o: &RunOptions) -> Result<ExitCode, String> {
-    let guest = o.guest;
-    let scenario = scenarios::find(guest);
-    let linux = scenario.filter(|s| s.guest != scenarios::Guest::TestElf);
-    let is_linux = linux.is_some_and(|s| s.guest == scenarios::Guest::Linux);
-    if o.vcpus.is_some() && !is_linux {
-        return Err(format!(
-            "--vcpus applies to Linux guests (--guest linux), not {guest:?}"
-        ));
-    }
-    if o.mode.is_some() && linux.is_none() {
-        return Err(format!(
-            "--mode applies to Linux guests (--guest linux), not {guest:?}"
-        ));
-    }
+/// The QEMU run `run`/`trace` asks for, and its name; `autotest`: Linux checks itself
+/// and powers off (`trace`), `extra`: more bootargs.
+fn make_run(
+    ws: &Workspace,
+    b: &HvBuild,
+    o: &RunArgs,
+    autotest: bool,
+    extra: &str,
+) -> Result<(qemu::Run, String), String> {
     deps::ensure(
         ws,
         deps::Needs {
@@ -307,45 +362,112 @@ fn cmd_run(ws: &Workspace, b: &HvBuild, o: &RunOptions) -> Result<ExitCode, Stri
             gcc: false,
         },
     )?;
-    let run = if let Some(s) = linux {
-        let hv = ws.build_hv(b)?;
-        let assets = linux::prepare(ws)?;
-        let mode = o.mode.unwrap_or(scenarios::DEFAULT_LINUX_MODE);
-        let bootargs = if s.guest == scenarios::Guest::UBoot {
-            let len = std::fs::metadata(&assets.u_boot)
-                .map_err(|e| e.to_string())?
-                .len();
-            scenarios::uboot_bootargs(s.name, len)
-        } else {
-            let vcpus = o.vcpus.unwrap_or(u64::from(s.vcpus));
-            scenarios::linux_bootargs(s, mode, assets.initramfs_len, false, vcpus)
-        };
-        let bootargs = scenarios::with_seed(scenarios::row_bootargs(s, bootargs), o.seed);
-        println!("(QEMU's console: Ctrl-A x quits, Ctrl-A h lists its other keys)");
-        linux::qemu_run(&hv, &assets, s, bootargs)
+    let mut extra = extra.to_string();
+    if let Some(s) = o.seed {
+        extra = format!("{extra} seed={s}").trim().to_string();
+    }
+    // A user's own VMs: from --kernel or --vm files.
+    let own: Option<(Vec<vms::VmConfig>, String)> = if let Some(k) = &o.kernel {
+        let v = vms::from_kernel_args(k)?;
+        let name = v.name.clone();
+        Some((vec![v], name))
+    } else if !o.vm_files.is_empty() {
+        let mut all = Vec::new();
+        for f in &o.vm_files {
+            all.extend(vms::load_file(std::path::Path::new(f))?);
+        }
+        Some((all, "vms".into()))
     } else {
-        let hv = build(ws, b)?;
-        if scenario.is_none() {
-            println!("note: {guest:?} is not one of the protocol's scenarios");
-        }
-        let guest_elf = ws.guest_elf(scenario.map_or(guest, |s| s.guest_bin()));
-        if !guest_elf.is_file() {
-            return Err(format!("no guest binary {}", guest_elf.display()));
-        }
-        let mut bootargs = scenarios::bootargs(guest, o.iters);
-        if let Some(s) = scenario {
-            bootargs = scenarios::row_bootargs(s, bootargs);
-        }
-        let run = qemu::Run::new(&hv, &guest_elf, scenarios::with_seed(bootargs, o.seed));
-        match scenario {
-            Some(s) => run
-                .with_cpus(s.cpus)
-                .with_mem(s.mem)
-                .with_machine(s.machine),
-            None => run,
-        }
+        None
     };
+    if let Some((mut list, name)) = own {
+        let hv = ws.build_hv(b)?;
+        let cpus = o.smp.unwrap_or_else(|| vms::cores_needed(&list, 2));
+        let mem = vms::mem_needed(&list);
+        // What the hypervisor would refuse, refused here first (same checks).
+        vms::config::check_set(&mut list, cpus as usize, u64::MAX).map_err(|e| e.0)?;
+        let staged = vms::stage(
+            &list,
+            &ws.target()
+                .join("xtask")
+                .join("vms")
+                .join(format!("{name}.toml")),
+        )?;
+        let mut bootargs = format!("scenario={name} {}", staged.bootarg);
+        if !extra.is_empty() {
+            bootargs = format!("{bootargs} {extra}");
+        }
+        return Ok((vms::qemu_run(&hv, &staged, bootargs, cpus, &mem), name));
+    }
+    let guest = o.guest.as_str();
+    let scenario = scenarios::find(guest);
+    let os = scenario.filter(|s| s.guest != scenarios::Guest::TestElf);
+    if (o.vcpus.is_some() || o.cores.is_some() || o.mode.is_some())
+        && !os.is_some_and(|s| matches!(s.guest, scenarios::Guest::Linux(_)))
+    {
+        return Err(format!(
+            "--vcpus, --cores and --mode apply to Linux guests (--guest linux), not {guest:?}"
+        ));
+    }
+    if let Some(s) = os {
+        let hv = ws.build_hv(b)?;
+        if matches!(
+            s.guest,
+            scenarios::Guest::Refused(_)
+                | scenarios::Guest::ElfVm(_)
+                | scenarios::Guest::FaultyPair
+        ) {
+            ws.build_guests()?;
+        }
+        let ro = vms::RowOptions {
+            mode: o
+                .mode
+                .clone()
+                .unwrap_or_else(|| scenarios::DEFAULT_LINUX_MODE.to_string()),
+            autotest,
+            vcpus: o.vcpus,
+            cores: o.cores.as_deref().map(vms::parse_cores).transpose()?,
+        };
+        let mut run = vms::row_run(ws, &hv, s, &ro, &extra)?;
+        if let Some(cores) = &ro.cores {
+            // Enough QEMU cores for the ones asked for.
+            let top = cores.iter().max().map_or(0, |c| c + 1) as u8;
+            let cpus = run.cpus.max(top);
+            run = run.with_cpus(cpus);
+        }
+        if let Some(n) = o.smp {
+            run = run.with_cpus(n);
+        }
+        return Ok((run, s.name.to_string()));
+    }
+    let hv = build(ws, b)?;
+    if scenario.is_none() {
+        println!("note: {guest:?} is not one of the protocol's scenarios");
+    }
+    let guest_elf = ws.guest_elf(scenario.map_or(guest, |s| s.guest_bin()));
+    if !guest_elf.is_file() {
+        return Err(format!("no guest binary {}", guest_elf.display()));
+    }
+    let mut bootargs = scenarios::bootargs(guest, o.iters);
+    if !extra.is_empty() {
+        bootargs = format!("{bootargs} {extra}");
+    }
+    let run = qemu::Run::new(&hv, &guest_elf, bootargs);
+    let run = match scenario {
+        Some(s) => run
+            .with_cpus(o.smp.unwrap_or(s.cpus))
+            .with_mem(s.mem)
+            .with_machine(s.machine),
+        None => run,
+    };
+    Ok((run, guest.to_string()))
+}
+
+fn cmd_run(ws: &Workspace, b: &HvBuild, o: &RunArgs) -> Result<ExitCode, String> {
+    let extra = if o.trace { "trace=1" } else { "" };
+    let (run, _) = make_run(ws, b, o, false, extra)?;
     let run = run.with_cpu(o.cpu.unwrap_or(qemu::DEFAULT_CPU));
+    println!("(QEMU's console: Ctrl-A x quits, Ctrl-A h lists its other keys)");
     println!("$ {}", run.display());
     let status = run
         .command()
@@ -353,6 +475,36 @@ fn cmd_run(ws: &Workspace, b: &HvBuild, o: &RunOptions) -> Result<ExitCode, Stri
         .map_err(|e| format!("{}: {e}", qemu::QEMU))?;
     let code = status.code().unwrap_or(1);
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}
+
+/// `cargo xtask trace`: one run with `trace=1`, its records rendered as an SVG.
+fn cmd_trace(ws: &Workspace, b: &HvBuild, o: &RunArgs) -> Result<ExitCode, String> {
+    let (run, name) = make_run(ws, b, o, true, "trace=1")?;
+    let run = run.with_cpu(o.cpu.unwrap_or(qemu::DEFAULT_CPU));
+    println!("$ {}", run.display());
+    let c = qemu::run_captured(run.command(), std::time::Duration::from_secs(600))
+        .map_err(|e| format!("{}: {e}", qemu::QEMU))?;
+    let dir = ws.target().join("trace");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let log = dir.join(format!("{name}.log"));
+    let _ = std::fs::write(&log, &c.output);
+    let t = trace::parse(&c.output).map_err(|e| format!("{e} (log: {})", log.display()))?;
+    let svg = dir.join(format!("{name}.svg"));
+    std::fs::write(&svg, trace::render_svg(&t, &name))
+        .map_err(|e| format!("{}: {e}", svg.display()))?;
+    println!(
+        "{} exits recorded ({} dropped) in {:.1} s; wrote {} (log {})",
+        t.exits.len(),
+        t.dropped,
+        c.elapsed.as_secs_f64(),
+        svg.display(),
+        log.display()
+    );
+    Ok(if c.end == qemu::End::Exited(Some(0)) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn main() -> ExitCode {
@@ -374,27 +526,8 @@ fn main() -> ExitCode {
         Cmd::Build { release, mutation } => {
             build(&ws, &hv_build(release, mutation)).map(|_| ExitCode::SUCCESS)
         }
-        Cmd::Run {
-            guest,
-            release,
-            iters,
-            seed,
-            mode,
-            vcpus,
-            mutation,
-            cpu,
-        } => cmd_run(
-            &ws,
-            &hv_build(release, mutation),
-            &RunOptions {
-                guest: &guest,
-                iters,
-                seed,
-                mode: mode.as_deref(),
-                vcpus,
-                cpu,
-            },
-        ),
+        Cmd::Run(r) => cmd_run(&ws, &hv_build(r.release, r.mutation.clone()), &r),
+        Cmd::Trace(r) => cmd_trace(&ws, &hv_build(r.release, r.mutation.clone()), &r),
         Cmd::Test {
             jobs,
             only,
@@ -457,6 +590,14 @@ mod tests {
         parse_args(&v)
     }
 
+    fn run(guest: &str) -> RunArgs {
+        RunArgs {
+            guest: guest.into(),
+            iters: 100,
+            ..Default::default()
+        }
+    }
+
     #[test]
     fn parses_commands() {
         assert_eq!(parse(""), Ok(Cmd::Help));
@@ -467,44 +608,22 @@ mod tests {
                 mutation: Some("skip-tpidr".into())
             })
         );
-        assert_eq!(
-            parse("run"),
-            Ok(Cmd::Run {
-                guest: "linux".into(),
-                release: false,
-                iters: 100,
-                seed: None,
-                mode: None,
-                vcpus: None,
-                mutation: None,
-                cpu: None
-            })
-        );
+        assert_eq!(parse("run"), Ok(Cmd::Run(run("linux"))));
         assert_eq!(
             parse("run --guest=mmio --iters 7 --release"),
-            Ok(Cmd::Run {
-                guest: "mmio".into(),
-                release: true,
+            Ok(Cmd::Run(RunArgs {
                 iters: 7,
-                seed: None,
-                mode: None,
-                vcpus: None,
-                mutation: None,
-                cpu: None
-            })
+                release: true,
+                ..run("mmio")
+            }))
         );
         assert_eq!(
             parse("run --guest hostile --iters 1000 --seed 0x2a"),
-            Ok(Cmd::Run {
-                guest: "hostile".into(),
-                release: false,
+            Ok(Cmd::Run(RunArgs {
                 iters: 1000,
                 seed: Some(42),
-                mode: None,
-                vcpus: None,
-                mutation: None,
-                cpu: None
-            })
+                ..run("hostile")
+            }))
         );
         assert_eq!(
             parse("test --seed=7 hostile"),
@@ -527,46 +646,60 @@ mod tests {
             })
         );
         assert_eq!(
-            parse("run --guest linux --mode virtual"),
-            Ok(Cmd::Run {
-                guest: "linux".into(),
-                release: false,
-                iters: 100,
-                seed: None,
+            parse("run --guest linux --mode virtual --cores 1 --vcpus 4"),
+            Ok(Cmd::Run(RunArgs {
                 mode: Some("virtual".into()),
-                vcpus: None,
-                mutation: None,
-                cpu: None
-            })
-        );
-        assert_eq!(
-            parse("test --mode=passthrough linux"),
-            Ok(Cmd::Test {
-                jobs: 2,
-                only: vec!["linux".into()],
-                seed: None,
-                mode: Some("passthrough".into()),
-                cpu: None
-            })
-        );
-        assert_eq!(
-            parse("bench"),
-            Ok(Cmd::Bench {
-                n1: 100_000,
-                n2: 900_000
-            })
+                cores: Some("1".into()),
+                vcpus: Some(4),
+                ..run("linux")
+            }))
         );
         assert_eq!(
             parse("bench --iters 10,30"),
             Ok(Cmd::Bench { n1: 10, n2: 30 })
         );
+        assert!(
+            matches!(parse("trace --guest linux-2vm"), Ok(Cmd::Trace(RunArgs { ref guest, .. })) if guest == "linux-2vm")
+        );
+    }
+
+    #[test]
+    fn parses_a_users_kernel() {
+        let c = parse(
+            "run --kernel my/Image --initrd my/initrd --append=console=ttyAMA0 --mem 1G \
+             --vcpus 3 --cores 0,1 --mode passthrough --smp 4",
+        )
+        .unwrap();
+        let Cmd::Run(r) = c else { panic!("{c:?}") };
+        assert_eq!(
+            r.kernel,
+            Some(vms::KernelArgs {
+                kernel: "my/Image".into(),
+                initrd: Some("my/initrd".into()),
+                append: Some("console=ttyAMA0".into()),
+                mem: Some("1G".into()),
+                vcpus: Some(3),
+                cores: Some("0,1".into()),
+                mode: Some("passthrough".into()),
+                ..Default::default()
+            })
+        );
+        assert_eq!(r.smp, Some(4));
+        let Ok(Cmd::Run(r)) = parse("run --kernel u-boot.bin --load-offset 0x200000") else {
+            panic!()
+        };
+        assert_eq!(r.kernel.unwrap().load_offset, Some(0x20_0000));
+        let Ok(Cmd::Run(r)) = parse("run --vm a.toml --vm b.toml") else {
+            panic!()
+        };
+        assert_eq!(r.vm_files, ["a.toml", "b.toml"]);
     }
 
     #[test]
     fn parses_cpu_models() {
         assert!(matches!(
             parse("run --guest irq --cpu cortex-a53"),
-            Ok(Cmd::Run { ref guest, cpu: Some("cortex-a53"), .. }) if guest == "irq"
+            Ok(Cmd::Run(RunArgs { ref guest, cpu: Some("cortex-a53"), .. })) if guest == "irq"
         ));
         assert_eq!(
             parse("test --cpu=cortex-a57 irq"),
@@ -601,26 +734,19 @@ mod tests {
         assert!(parse("run --seed x").is_err());
         assert!(parse("bench --seed 1").is_err());
         assert!(parse("run --guest linux --mode fast").is_err());
-        assert!(matches!(
-            parse("run --mode virtual --cores 1"),
-            Ok(Cmd::Run { ref guest, .. }) if guest == "linux-virtual"
-        ));
-        assert!(
-            matches!(parse("run --cores 2"), Ok(Cmd::Run { ref guest, .. }) if guest == "linux")
-        );
-        assert!(
-            parse("run --cores 1").is_err(),
-            "passthrough needs a core per vCPU"
-        );
-        assert!(parse("run --guest demo --cores 2").is_err());
-        assert!(matches!(
-            parse("run --vcpus 1 --mode virtual --cores 1"),
-            Ok(Cmd::Run { ref guest, vcpus: Some(1), .. }) if guest == "linux-virtual"
-        ));
-        assert!(parse("run --vcpus 3").is_err());
+        assert!(parse("run --vcpus 9").is_err());
         assert!(parse("run --vcpus 0").is_err());
-        assert!(parse("run --mode virtual --cores 3").is_err());
+        assert!(parse("run --cores 0").is_err());
+        assert!(parse("run --cores x,1").is_err());
         assert!(parse("run --mode").is_err());
         assert!(parse("bench --mode virtual").is_err());
+        assert_eq!(
+            parse("run --initrd x"),
+            Err("--initrd goes with --kernel".into())
+        );
+        assert!(parse("run --kernel k --vm v.toml").is_err());
+        assert!(parse("run --kernel k --guest demo").is_err());
+        assert!(parse("run --vm v.toml --vcpus 2").is_err());
+        assert!(parse("run --load-offset zz --kernel k").is_err());
     }
 }

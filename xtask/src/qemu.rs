@@ -410,7 +410,7 @@ pub fn judge_with_guest(
         why.push("no PASS marker".to_string());
     }
     if let Some(m) = guest_marker {
-        why.extend(guest_verdict(m, output));
+        why.extend(guest_verdict(m, "", output));
     }
     if why.is_empty() {
         Ok(())
@@ -419,10 +419,34 @@ pub fn judge_with_guest(
     }
 }
 
-/// What is wrong with the guest's own verdict (marker `m`) in `output`, if anything.
-fn guest_verdict(m: &str, output: &str) -> Vec<String> {
-    let pass = format!("{m}: PASS");
-    let fail = format!("{m}: FAIL");
+/// [`judge_with_guest`] for a run of several VMs: each VM's own verdict is on its
+/// console lines, which start with `prefix` (`[linux0] `).
+pub fn judge_vms(
+    scenario: &str,
+    guest_marker: &str,
+    prefixes: &[String],
+    end: End,
+    output: &str,
+) -> Result<(), String> {
+    let mut why: Vec<String> = match judge(scenario, end, output) {
+        Ok(()) => Vec::new(),
+        Err(w) => vec![w],
+    };
+    for p in prefixes {
+        why.extend(guest_verdict(guest_marker, p, output));
+    }
+    if why.is_empty() {
+        Ok(())
+    } else {
+        Err(why.join(", "))
+    }
+}
+
+/// What is wrong with the guest's own verdict (marker `m`, on lines starting with
+/// `prefix`) in `output`, if anything.
+fn guest_verdict(m: &str, prefix: &str, output: &str) -> Vec<String> {
+    let pass = format!("{prefix}{m}: PASS");
+    let fail = format!("{prefix}{m}: FAIL");
     let mut saw_pass = false;
     let mut why = Vec::new();
     for line in output.lines().map(str::trim) {
@@ -431,7 +455,9 @@ fn guest_verdict(m: &str, output: &str) -> Vec<String> {
         } else if let Some(r) = line.strip_prefix(&fail) {
             why.push(format!("guest FAIL marker ({})", r.trim()));
         } else if let Some(i) = line.find("Kernel panic - not syncing") {
-            why.push(format!("guest kernel panic ({})", line[i..].trim()));
+            if line.starts_with(prefix) {
+                why.push(format!("guest kernel panic ({})", line[i..].trim()));
+            }
         }
     }
     if !saw_pass {

@@ -144,7 +144,12 @@ pub fn run(ws: &Workspace, opts: &Options) -> Result<ExitCode, String> {
     // downloads them).
     let linux_assets = scenarios
         .iter()
-        .any(|s| s.guest != Guest::TestElf)
+        .any(|s| {
+            !matches!(
+                s.guest,
+                Guest::TestElf | Guest::Refused(_) | Guest::ElfVm(_) | Guest::FaultyPair
+            )
+        })
         .then(|| linux::prepare(ws));
     if let Some(Err(e)) = &linux_assets {
         println!("error: {e}");
@@ -179,35 +184,26 @@ pub fn run(ws: &Workspace, opts: &Options) -> Result<ExitCode, String> {
             deps.clone()?;
             let hv = hv.clone()?;
             if s.guest != Guest::TestElf {
-                let assets = linux_assets
-                    .clone()
-                    .unwrap_or_else(|| Err("Linux guest files not prepared".into()))?;
-                let bootargs = if s.guest == Guest::UBoot {
-                    let len = std::fs::metadata(&assets.u_boot)
-                        .map_err(|e| e.to_string())?
-                        .len();
-                    scenarios::uboot_bootargs(s.name, len)
-                } else {
-                    scenarios::linux_bootargs(
-                        s,
-                        mode,
-                        assets.initramfs_len,
-                        s.typing.is_none(),
-                        u64::from(s.vcpus),
-                    )
+                if matches!(
+                    s.guest,
+                    Guest::Refused(_) | Guest::ElfVm(_) | Guest::FaultyPair
+                ) {
+                    guests.clone()?;
+                }
+                let o = crate::vms::RowOptions {
+                    mode: mode.to_string(),
+                    autotest: true,
+                    ..Default::default()
                 };
-                let bootargs = scenarios::with_seed(scenarios::row_bootargs(s, bootargs), seed);
-                return Ok(linux::qemu_run(&hv, &assets, s, bootargs).with_cpu(model));
+                let extra = seed.map(|s| format!("seed={s}")).unwrap_or_default();
+                return crate::vms::row_run(ws, &hv, s, &o, &extra).map(|r| r.with_cpu(model));
             }
             guests.clone()?;
             let guest = ws.guest_elf(s.guest_bin());
             if !guest.is_file() {
                 return Err(format!("no guest binary {}", guest.display()));
             }
-            let bootargs = scenarios::with_seed(
-                scenarios::row_bootargs(s, scenarios::bootargs(s.name, s.test_iters)),
-                seed,
-            );
+            let bootargs = scenarios::with_seed(scenarios::test_bootargs(s), seed);
             Ok(qemu::Run::new(&hv, &guest, bootargs)
                 .with_cpu(model)
                 .with_cpus(s.cpus)
@@ -383,6 +379,32 @@ fn budget_gate(ws: &Workspace, tally: &mut Tally) {
     println!("    (exit-cost budgets measured in {secs:.1} s)");
 }
 
+/// Judges a run of row `s`: the hypervisor's verdict, each guest's own, or the
+/// refusal the row expects.
+pub fn judge_row(s: &Scenario, end: End, output: &str) -> Result<(), String> {
+    if let Some(e) = &s.expect_failure {
+        return scenarios::failed_as_expected(e, end, output);
+    }
+    let verdict = match (s.guest, s.guest_marker) {
+        (Guest::Linux(vms), Some(m)) if vms.len() > 1 => {
+            let prefixes: Vec<String> = scenarios::linux_vm_names(s)
+                .iter()
+                .map(|n| format!("[{n}] "))
+                .collect();
+            qemu::judge_vms(s.name, m, &prefixes, end, output)
+        }
+        _ => qemu::judge_with_guest(s.name, s.guest_marker, end, output),
+    };
+    // A passing Linux row also spread its vCPUs over the cores they may use; a traced
+    // one recorded them all.
+    verdict
+        .and_then(|()| scenarios::spread_as_placed(s, output))
+        .and_then(|()| {
+            let vcpus = scenarios::vm_vcpus(output);
+            scenarios::trace_complete(s, &vcpus, usize::from(s.cpus), output)
+        })
+}
+
 /// An item's label: what runs and, in brackets, the CPU model (`scenario irq [cortex-a53]`).
 fn item_label(what: &str, model: &str) -> String {
     format!("{what} [{model}]")
@@ -434,7 +456,7 @@ fn run_item(item: Item, logs: &Path) -> Outcome {
         }
     };
     // A guest kernel's panic ends a Linux run at once (a failure).
-    let stop: &'static [&'static str] = if s.guest == Guest::Linux {
+    let stop: &'static [&'static str] = if matches!(s.guest, Guest::Linux(_) | Guest::KernelArg) {
         &[qemu::GUEST_PANIC]
     } else {
         &[]
@@ -459,11 +481,7 @@ fn run_item(item: Item, logs: &Path) -> Outcome {
             captured.end
         ),
     );
-    let verdict = match &s.expect_failure {
-        Some(e) => scenarios::failed_as_expected(e, captured.end, &captured.output),
-        None => qemu::judge_with_guest(s.name, s.guest_marker, captured.end, &captured.output),
-    }
-    .map_err(|why| {
+    let verdict = judge_row(s, captured.end, &captured.output).map_err(|why| {
         if captured.end == End::TimedOut {
             why.replacen(
                 "TIMEOUT",

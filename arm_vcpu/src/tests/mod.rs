@@ -7,6 +7,7 @@ mod exits;
 mod injection;
 mod inventory;
 mod power;
+mod regs;
 mod vgic_timer;
 mod vgic_v2;
 mod workaround;

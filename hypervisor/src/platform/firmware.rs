@@ -2,6 +2,8 @@
 //! cores, SYSTEM_OFF), made with the `smccc` crate over the conduit the board's device
 //! tree names (`/psci` `method`; SMC on QEMU `virt` with `virtualization=on`).
 
+use arm_vcpu::{Aarch64PerCpu, FirmwareConduit};
+use log::info;
 use smccc::psci;
 use smccc::{Hvc, Smc};
 
@@ -24,4 +26,49 @@ pub fn system_off() -> Result<(), psci::Error> {
         Conduit::Smc => psci::system_off::<Smc>(),
         Conduit::Hvc => psci::system_off::<Hvc>(),
     }
+}
+
+/// The per-CPU state of host CPU `cpu`, told how to reach the firmware (the device
+/// tree's `/psci` `method`), so `hardware_enable` can ask it about the Spectre
+/// workarounds (`arm_vcpu::workaround`).
+pub fn percpu(cpu: usize) -> Aarch64PerCpu {
+    let conduit = match super::BOARD.get().map(|b| b.psci) {
+        Some(Conduit::Smc) => FirmwareConduit::Smc,
+        Some(Conduit::Hvc) => FirmwareConduit::Hvc,
+        None => FirmwareConduit::None,
+    };
+    let mut p = Aarch64PerCpu::new(cpu);
+    // Cannot fail before hardware_enable.
+    let _ = p.set_firmware(conduit);
+    p
+}
+
+/// Logs what the firmware answered, what the core reports and what guests get.
+pub fn report(p: &Aarch64PerCpu) {
+    let f = p.firmware_info();
+    let s = p.speculation();
+    let w = p.workarounds();
+    info!(
+        "firmware ({:?}): PSCI_VERSION {:x?}, PSCI_FEATURES(SMCCC_VERSION) {:?}, SMCCC_VERSION \
+         {:x?}, ARCH_FEATURES(WORKAROUND_1/2/3) {:?}/{:?}/{:?}; core MIDR {:#x} CSV2 {} CSV3 {} \
+         SSBS {} ECBHB {}; guests get WORKAROUND_1 {:?} ({}), _2 {:?} ({}), _3 {:?} ({})",
+        f.conduit,
+        f.psci_version,
+        f.smccc_version_feature,
+        f.smccc_version,
+        f.wa1,
+        f.wa2,
+        f.wa3,
+        s.midr,
+        s.csv2,
+        s.csv3,
+        s.ssbs,
+        s.ecbhb,
+        w.wa1,
+        w.wa1.features_answer(),
+        w.wa2,
+        w.wa2.features_answer(),
+        w.wa3,
+        w.wa3.features_answer(),
+    );
 }

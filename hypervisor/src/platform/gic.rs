@@ -105,11 +105,6 @@ fn with_gicr<R>(frame: RedistFrame, f: impl FnOnce(&mut GicRedistributor) -> R) 
     f(&mut GicRedistributor::new(regs))
 }
 
-/// The redistributor of the core this runs on.
-fn my_frame() -> Option<RedistFrame> {
-    super::current_cpu().and_then(super::redistributor)
-}
-
 /// Offset of the SGI/PPI page in a redistributor frame.
 const SGI_PAGE: u64 = GICR_PAGE;
 
@@ -197,23 +192,6 @@ pub fn deactivate(intid: u32) {
     };
 }
 
-/// Whether PPI `intid` is active on this core's redistributor (GICR_ISACTIVER0).
-pub fn ppi_active(intid: u32) -> bool {
-    my_frame().is_some_and(|f| r32(f.base + SGI_PAGE + 0x300) & (1 << intid) != 0)
-}
-
-/// Sets or clears the active state of PPI `intid` on this core's redistributor
-/// (GICR_ISACTIVER0 / GICR_ICACTIVER0): a descheduled vCPU's hardware-linked timer
-/// interrupt must not block the next vCPU's.
-pub fn set_ppi_active(intid: u32, active: bool) {
-    if let Some(f) = my_frame() {
-        w32(
-            f.base + SGI_PAGE + if active { 0x300 } else { 0x380 },
-            1 << intid,
-        );
-    }
-}
-
 /// Enables the distributor: affinity routing, group 0 and 1 (GICD_CTLR with one
 /// security state: ARE [4], EnableGrp1 [1], EnableGrp0 [0]).
 pub fn init_distributor() {
@@ -224,22 +202,6 @@ pub fn init_distributor() {
             true,
         )
     });
-}
-
-/// Enables the distributor, wakes this core's redistributor, enables the EL2 timer
-/// and the maintenance interrupt there, and turns on the CPU interface.
-pub fn init() {
-    init_distributor();
-    if let Some(frame) = my_frame() {
-        with_gicr(frame, |r| {
-            let _ = r.mark_core_awake();
-            // The EL2 timer, and the virtual CPU interface's maintenance interrupt
-            // (which arm_vcpu uses to refill list registers).
-            enable_private(r, HYP_TIMER_INTID);
-            enable_private(r, MAINTENANCE_INTID);
-        });
-    }
-    enable_cpu_interface();
 }
 
 /// Turns on this core's system-register CPU interface at EL2 (ICC_SRE_EL2.SRE and
@@ -285,20 +247,57 @@ pub fn eoi(n: u32) {
     GicCpuInterface::end_interrupt(intid(n), InterruptGroup::Group1);
 }
 
-/// Arms the EL2 physical timer (CNTHP) to fire after `ticks` counter ticks.
-pub fn arm_hyp_timer(ticks: u64) {
-    // SAFETY: CNTHP_TVAL_EL2 / CNTHP_CTL_EL2 belong to the host; ENABLE = 1, IMASK = 0.
+/// Arms the EL2 physical timer (CNTHP) to fire when the physical count reaches
+/// `cval` (CNTHP_CVAL_EL2, absolute).
+pub fn arm_hyp_timer_at(cval: u64) {
+    // SAFETY: CNTHP_CVAL_EL2 / CNTHP_CTL_EL2 belong to the host; ENABLE = 1, IMASK = 0.
     unsafe {
         core::arch::asm!(
-            "msr cnthp_tval_el2, {t}",
+            "msr cnthp_cval_el2, {t}",
             "mov {c}, #1",
             "msr cnthp_ctl_el2, {c}",
             "isb",
-            t = in(reg) ticks,
+            t = in(reg) cval,
             c = out(reg) _,
             options(nostack),
         )
     };
+}
+
+/// One core's redistributor SGI/PPI frame, for the scheduler's per-vCPU switches of
+/// the EL1 timer PPIs (looked up once per core, not per switch).
+#[derive(Clone, Copy, Debug)]
+pub struct LocalRedist {
+    sgi: u64,
+}
+
+impl LocalRedist {
+    /// Core `cpu`'s.
+    pub fn of(cpu: usize) -> Option<Self> {
+        super::redistributor(cpu).map(|f| Self {
+            sgi: f.base + SGI_PAGE,
+        })
+    }
+
+    /// Whether PPI `intid` is active (GICR_ISACTIVER0).
+    pub fn active(&self, intid: u32) -> bool {
+        r32(self.sgi + 0x300) & (1 << (intid & 31)) != 0
+    }
+
+    /// Sets or clears the active state of PPI `intid` (GICR_ISACTIVER0 /
+    /// GICR_ICACTIVER0): a descheduled vCPU's hardware-linked timer interrupt must not
+    /// block the next vCPU's.
+    pub fn set_active(&self, intid: u32, active: bool) {
+        w32(
+            self.sgi + if active { 0x300 } else { 0x380 },
+            1 << (intid & 31),
+        );
+    }
+
+    /// Enables or disables PPI `intid` (GICR_ISENABLER0 / GICR_ICENABLER0).
+    pub fn set_enabled(&self, intid: u32, on: bool) {
+        w32(self.sgi + if on { 0x100 } else { 0x180 }, 1 << (intid & 31));
+    }
 }
 
 /// Disables the EL2 physical timer.

@@ -19,7 +19,7 @@ use spin::{Mutex, Once};
 pub const DTB_PA: u64 = 0x4000_0000;
 /// The guest-image staging area QEMU's loader fills (docs/test-protocol.md); never
 /// given out.
-pub const STAGING: Range = Range::new(crate::loader::STAGING_PA, crate::loader::STAGING_SIZE);
+pub const STAGING: Range = Range::new(0x4800_0000, 0x0800_0000);
 /// The hypervisor's heap, carved from RAM at boot.
 const HEAP_SIZE: u64 = 16 << 20;
 /// Each secondary core's stack, carved from the heap when it starts.
@@ -73,12 +73,6 @@ pub fn current_mpidr() -> u64 {
         core::arch::asm!("mrs {0}, mpidr_el1", out(reg) v, options(nomem, nostack, preserves_flags))
     };
     v & 0xff_00ff_ffff
-}
-
-/// This core's index in the board's CPU list.
-pub fn current_cpu() -> Option<usize> {
-    let me = current_mpidr();
-    board().cpus.iter().position(|&m| m == me)
 }
 
 /// The redistributor of core `index`.
@@ -227,6 +221,11 @@ pub fn alloc_ram(size: u64, what: &str) -> Result<u64, &'static str> {
             Err("the VM does not fit in the board's memory")
         }
     }
+}
+
+/// Bytes of the board's RAM not yet given out (all free blocks together).
+pub fn free_ram() -> u64 {
+    CARVER.lock().as_ref().map_or(0, |c| c.free_bytes())
 }
 
 /// A one-line description of the board, for the log.

@@ -75,6 +75,10 @@ impl Scenario for Aarch32 {
         AbortPolicy::Inject
     }
 
+    fn observes(&self) -> bool {
+        true
+    }
+
     fn observe(&mut self, exit: &VmExit) {
         match *exit {
             VmExit::MmioRead { addr, .. } | VmExit::MmioWrite { addr, .. } if is_device(addr) => {}

@@ -92,8 +92,9 @@ impl Scenario for Basic {
         )
     }
 
-    fn wants_timer_irqs(&self) -> bool {
-        self.kind == Kind::Irq
+    fn host_tick_us(&self) -> Option<u64> {
+        // About 1 ms; the guest counts three of them.
+        (self.kind == Kind::Irq).then_some(1000)
     }
 
     fn test_call(&mut self, _cpu: usize, a: &[u64; 7], vm: &VmInfo) -> Result<u64, &'static str> {
@@ -111,8 +112,8 @@ impl Scenario for Basic {
             Kind::Mmio => {
                 let counts = [a[2], a[3], a[4], a[5]];
                 let mine = match a[1] {
-                    0x11 => vm.dev_reads,
-                    0x12 => vm.dev_writes,
+                    0x11 => vm.dev_reads(),
+                    0x12 => vm.dev_writes(),
                     _ => return Err("unknown mmio report"),
                 };
                 if mine.0 != counts {
@@ -131,7 +132,7 @@ impl Scenario for Basic {
                     1
                 }
             }
-            Kind::Irq => vm.irqs,
+            Kind::Irq => vm.irqs(),
             _ => return Err("unexpected TEST_CALL"),
         })
     }
@@ -147,7 +148,7 @@ impl Scenario for Basic {
 
     fn finish(&mut self, guest_failures: u64, vm: &VmInfo) -> Result<(), &'static str> {
         match self.kind {
-            Kind::Irq if vm.irqs < 3 => self.fail("fewer than 3 external interrupt exits"),
+            Kind::Irq if vm.irqs() < 3 => self.fail("fewer than 3 external interrupt exits"),
             Kind::Hypercall if self.calls != self.iters => {
                 self.fail("number of TEST_CALLs differs from iters")
             }

@@ -71,6 +71,10 @@ struct InCrate {
 }
 
 impl Scenario for InCrate {
+    fn observes(&self) -> bool {
+        true
+    }
+
     fn observe(&mut self, exit: &VmExit) {
         if matches!(
             exit,

@@ -124,6 +124,10 @@ impl Scenario for Classes {
         AbortPolicy::Inject
     }
 
+    fn observes(&self) -> bool {
+        true
+    }
+
     fn observe(&mut self, exit: &VmExit) {
         self.seen.count(exit);
     }

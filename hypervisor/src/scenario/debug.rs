@@ -15,9 +15,8 @@ use arm_vcpu::Aarch64VCpuSetupConfig;
 use log::{error, info};
 
 use super::{Scenario, VmInfo};
-use crate::vm::ExitStats;
 
-pub fn by_name(name: &str) -> Option<Box<dyn Scenario>> {
+pub fn by_name(name: &str, _instance: usize) -> Option<Box<dyn Scenario>> {
     match name {
         "debug" => Some(Box::new(Debug {
             host: HostDebug::plant(),
@@ -131,17 +130,4 @@ impl Scenario for Debug {
         self.unbinds += 1;
         self.host.check()
     }
-}
-
-/// `debug-isolation`: two VMs time-sliced on one core (the `isolation` runner); the
-/// host's debug state is checked after every unbind.
-pub fn run_two_vms(iters: u64) -> (Result<(), &'static str>, ExitStats) {
-    let host = HostDebug::plant();
-    let mut unbinds = 0u64;
-    let (verdict, stats) = crate::multivm::run_two_vms(iters, &mut || {
-        unbinds += 1;
-        host.check()
-    });
-    info!("debug-isolation: host debug state checked after {unbinds} unbinds");
-    (verdict, stats)
 }

@@ -69,6 +69,10 @@ impl Scenario for Hostile {
         AbortPolicy::Inject
     }
 
+    fn observes(&self) -> bool {
+        true
+    }
+
     fn observe(&mut self, exit: &VmExit) {
         self.seen.count(exit);
         let d = &mut self.detail;

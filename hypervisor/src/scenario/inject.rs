@@ -77,6 +77,10 @@ impl Scenario for Inject {
         AbortPolicy::Inject
     }
 
+    fn observes(&self) -> bool {
+        true
+    }
+
     fn observe(&mut self, exit: &VmExit) {
         match *exit {
             VmExit::MmioRead { addr, .. } | VmExit::MmioWrite { addr, .. } if is_device(addr) => {}

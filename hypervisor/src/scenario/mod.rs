@@ -5,7 +5,11 @@
 //! To add one: write a type implementing [`Scenario`] in its own file here and add
 //! it to [`by_name`].
 
-use arm_vcpu::{Aarch64VCpuSetupConfig, Conduit, PsciRequest, SysRegAddr, VmExit};
+use alloc::vec::Vec;
+
+use arm_vcpu::{
+    Aarch64VCpuSetupConfig, Conduit, PsciRequest, SysRegAddr, VirtualInterrupt, VmExit,
+};
 
 use crate::devices::WidthCounts;
 
@@ -16,21 +20,61 @@ mod classes;
 pub mod debug;
 mod hostile;
 mod inject;
+mod isolation;
 mod psci;
+mod smp;
 mod spectre;
+mod stage2;
+mod sweep;
+mod sysoff;
 
-/// What the VM tells a scenario about itself when it asks.
-#[derive(Clone, Copy, Debug)]
+/// What the VM tells a scenario about itself when it asks (read when asked: a
+/// TEST_CALL answered on the exit path pays only for what its scenario reads).
+#[derive(Clone, Copy)]
 pub struct VmInfo<'a> {
-    /// Test-device reads and writes by width.
-    pub dev_reads: WidthCounts,
-    /// Test-device writes by width.
-    pub dev_writes: WidthCounts,
-    /// External-interrupt exits so far.
-    pub irqs: u64,
-    /// The calling vCPU (a reference, so the exit path copies nothing a scenario
-    /// might want: e.g. `spectre` reads its SMCCC_ARCH_WORKAROUND_* decision).
+    pub(crate) dev: &'a crate::devices::Devices,
+    pub(crate) sched: &'a crate::sched::VmSched,
+    /// The calling vCPU (e.g. `spectre` reads its SMCCC_ARCH_WORKAROUND_* decision).
     pub vcpu: &'a arm_vcpu::Aarch64VCpu,
+}
+
+impl VmInfo<'_> {
+    /// Test-device reads by width.
+    pub fn dev_reads(&self) -> WidthCounts {
+        self.dev.testdev.reads
+    }
+
+    /// Test-device writes by width.
+    pub fn dev_writes(&self) -> WidthCounts {
+        self.dev.testdev.writes
+    }
+
+    /// External-interrupt exits of the VM's vCPUs so far.
+    pub fn irqs(&self) -> u64 {
+        self.sched.irq_exits()
+    }
+
+    /// Switches between vCPUs of different VMs on the cores so far.
+    pub fn vm_switches(&self) -> u64 {
+        crate::sched::vm_switches()
+    }
+
+    /// The cores (a bit each) vCPU `i` has run on.
+    pub fn ran_on(&self, i: usize) -> u64 {
+        self.sched.ran_on(i)
+    }
+}
+
+/// The boot core's features (its per-CPU state enabled for a moment, before the
+/// scheduler enables it for good), for scenarios whose checks depend on them.
+pub fn boot_core_features() -> arm_vcpu::CpuFeatures {
+    let mut p = arm_vcpu::Aarch64PerCpu::new(0);
+    let enabled = p.hardware_enable().is_ok();
+    let f = *p.features();
+    if enabled {
+        let _ = p.hardware_disable();
+    }
+    f
 }
 
 /// What to do with a stage-2 abort the VM has nothing mapped for.
@@ -60,9 +104,32 @@ pub trait Scenario {
         &[]
     }
 
-    /// Whether the host arms its EL2 timer (external-interrupt exits).
-    fn wants_timer_irqs(&self) -> bool {
-        false
+    /// Period (microseconds) of a host tick the VM's core takes while the VM runs
+    /// (its EL2 timer, as external-interrupt exits); `None`: none.
+    fn host_tick_us(&self) -> Option<u64> {
+        None
+    }
+
+    /// Physical cores the vCPUs run on, vCPU i pinned to the i-th (default: core 0,
+    /// all of them time-sharing it).
+    fn cores(&self) -> Vec<usize> {
+        alloc::vec![0]
+    }
+
+    /// Time slice in microseconds when several vCPUs share a core (0: they switch
+    /// only when one yields, blocks or powers off).
+    fn slice_us(&self) -> u64 {
+        0
+    }
+
+    /// RAM of the VM.
+    fn ram(&self) -> u64 {
+        256 << 20
+    }
+
+    /// Virtual interrupts pending in vCPU 0 before its first entry.
+    fn initial_irqs(&self) -> &[VirtualInterrupt] {
+        &[]
     }
 
     /// TEST_CALL(x1..x6) from vCPU `cpu`; the result goes to x0.
@@ -87,9 +154,15 @@ pub trait Scenario {
         AbortPolicy::Fail
     }
 
-    /// Called for every exit the VM loop sees (after it handled it), for scenarios that
-    /// count exits by class.
+    /// Called for every exit the host handles (after it handled it; not the null
+    /// hypercall the exit loop answers inline), for scenarios that count exits by
+    /// class. Only if [`Scenario::observes`].
     fn observe(&mut self, _exit: &VmExit) {}
+
+    /// Whether the scenario wants [`Scenario::observe`] (it costs a lock per exit).
+    fn observes(&self) -> bool {
+        false
+    }
 
     /// A PSCI request from vCPU `cpu` the crate handed to the host, before the host
     /// carries it out (and before `system_off`/`system_reset`).
@@ -105,6 +178,25 @@ pub trait Scenario {
     /// interrupt `vi` into that vCPU (`inject_interrupt`).
     fn irq_after_test_call(&mut self, _cpu: usize) -> Option<arm_vcpu::VirtualInterrupt> {
         None
+    }
+
+    /// The VM's stage-2 configuration when it is not the usual one (one level-1 root
+    /// table, 39-bit IPA, VMID = the VM's index + 1): given the root table of its RAM,
+    /// the configuration to give its vCPUs (it may build another root around it).
+    fn stage2(&self, _ram_root: u64) -> Option<Result<arm_vcpu::Stage2Config, &'static str>> {
+        None
+    }
+
+    /// `bind()` refused the VM's vCPU with `e`: the VM ends with the verdict
+    /// returned (by default a failure).
+    fn bind_refused(&mut self, e: &arm_vcpu::VCpuError) -> Result<(), &'static str> {
+        crate::println!("bind() refused a vCPU: {}", e);
+        Err("bind failed")
+    }
+
+    /// After the first bind of vCPU 0 succeeded: an error ends the VM with it.
+    fn first_bind(&mut self) -> Result<(), &'static str> {
+        Ok(())
     }
 
     /// Whether [`after_unbind`](Self::after_unbind) is to be called.
@@ -127,7 +219,7 @@ pub trait Scenario {
     }
 
     /// PSCI SYSTEM_OFF: by default a failure (test guests end with EXIT).
-    fn system_off(&mut self) -> Result<(), &'static str> {
+    fn system_off(&mut self, _vm: &VmInfo) -> Result<(), &'static str> {
         Err("unexpected PSCI SYSTEM_OFF")
     }
 
@@ -137,8 +229,14 @@ pub trait Scenario {
     }
 }
 
-/// The scenario called `name`, for `iters` iterations and PRNG `seed`.
-pub fn by_name(name: &str, iters: u64, seed: u64) -> Option<alloc::boxed::Box<dyn Scenario>> {
+/// The scenario called `name`, for `iters` iterations and PRNG `seed`; `instance`:
+/// which of the scenario's VMs ([`vm_count`]).
+pub fn by_name(
+    name: &str,
+    iters: u64,
+    seed: u64,
+    instance: usize,
+) -> Option<alloc::boxed::Box<dyn Scenario>> {
     basic::by_name(name, iters)
         .or_else(|| classes::by_name(name))
         .or_else(|| hostile::by_name(name, iters, seed))
@@ -147,5 +245,19 @@ pub fn by_name(name: &str, iters: u64, seed: u64) -> Option<alloc::boxed::Box<dy
         .or_else(|| bench::by_name(name))
         .or_else(|| spectre::by_name(name))
         .or_else(|| aarch32::by_name(name))
-        .or_else(|| debug::by_name(name))
+        .or_else(|| debug::by_name(name, instance))
+        .or_else(|| smp::by_name(name))
+        .or_else(|| sysoff::by_name(name))
+        .or_else(|| stage2::by_name(name, instance))
+        .or_else(|| isolation::by_name(name, iters, instance))
+        .or_else(|| sweep::by_name(name, iters, instance))
+}
+
+/// How many VMs scenario `name` runs at once (each built with its own instance
+/// number).
+pub fn vm_count(name: &str) -> usize {
+    isolation::vm_count(name)
+        .or_else(|| stage2::vm_count(name))
+        .or_else(|| sweep::vm_count(name))
+        .unwrap_or(1)
 }

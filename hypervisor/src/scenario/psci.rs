@@ -119,7 +119,7 @@ impl Scenario for Psci {
         Ok(true)
     }
 
-    fn system_off(&mut self) -> Result<(), &'static str> {
+    fn system_off(&mut self, _vm: &VmInfo) -> Result<(), &'static str> {
         if self.last_conduit != Some(Conduit::Smc) {
             self.fail("SYSTEM_OFF not made through smc #0");
         }

@@ -15,7 +15,7 @@ pub const GICR_STRIDE: u64 = 0x2_0000;
 /// INTIDs 0..NR_IRQS (SGIs, PPIs and 32 SPIs: QEMU virt's devices use SPIs 0..31).
 pub const NR_IRQS: usize = 64;
 const NR_SPIS: usize = NR_IRQS - 32;
-pub const MAX_VCPUS: usize = 2;
+pub const MAX_VCPUS: usize = crate::vm::config::MAX_VCPUS;
 /// "No redistributor": distributor accesses to SGI/PPI state read as zero.
 const NO_VCPU: usize = usize::MAX;
 

@@ -8,8 +8,6 @@ use aarch64_paging::Mapping;
 
 /// Guest-physical base of guest RAM.
 pub const GUEST_RAM_IPA: u64 = 0x4000_0000;
-/// Size of guest RAM.
-pub const GUEST_RAM_SIZE: u64 = 0x1000_0000;
 /// Root level of the stage-2 tables and the IPA size it covers.
 pub const ROOT_LEVEL: u8 = 1;
 /// IPA bits covered by one level-1 root table (4 KiB granule).
@@ -26,15 +24,10 @@ pub struct GuestMemory {
 }
 
 impl GuestMemory {
-    /// Maps [`GUEST_RAM_SIZE`] of guest RAM (normal write-back memory,
-    /// read/write/execute), carved from the board's memory. Everything else in the IPA
-    /// space is unmapped, so guest accesses there exit as MMIO.
-    pub fn new() -> Result<Self, &'static str> {
-        Self::alloc(GUEST_RAM_SIZE, "test VM")
-    }
-
-    /// `size` bytes of guest RAM carved from the board's memory for `what`, or the
-    /// one-line reason it does not fit.
+    /// `size` bytes of guest RAM (normal write-back memory, read/write/execute) carved
+    /// from the board's memory for `what`, or the one-line reason it does not fit.
+    /// Everything else in the IPA space is unmapped, so guest accesses there exit as
+    /// MMIO.
     pub fn alloc(size: u64, what: &str) -> Result<Self, &'static str> {
         let pa = crate::platform::alloc_ram(size, what)?;
         Self::at(pa, size).map_err(|_| "stage-2 mapping failed")
@@ -81,11 +74,6 @@ impl GuestMemory {
         // SAFETY: a barrier has no other effect.
         unsafe { core::arch::asm!("dsb ish", options(nostack, preserves_flags)) };
         Ok(())
-    }
-
-    /// Guest-physical [start, end) of the RAM.
-    pub fn ram_range(&self) -> (u64, u64) {
-        (GUEST_RAM_IPA, GUEST_RAM_IPA + self.size)
     }
 
     /// Host-physical base of the RAM.

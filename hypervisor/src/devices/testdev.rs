@@ -72,10 +72,3 @@ impl TestDevice {
         }
     }
 }
-
-/// Console registers: DR (0x00) and FR (0x18, reads 0: TX FIFO never full).
-pub fn console_write(off: u64, data: u64) {
-    if off == 0 {
-        crate::console::putc(data as u8);
-    }
-}

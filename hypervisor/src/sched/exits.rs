@@ -1,0 +1,462 @@
+//! One exit the exit loop does not answer itself: the VM's devices (MMIO), the refhv
+//! hypercalls, PSCI, SGIs, physical interrupts (timers, kicks, console input), WFI,
+//! system registers and aborts. An error ends only the exiting vCPU's VM, with its
+//! reason.
+
+use arm_vcpu::smccc::ret;
+use arm_vcpu::{AccessWidth, Conduit, PsciRequest, VmExit};
+use log::{error, info};
+
+use super::irq::drain_mail;
+use super::policy::Stop;
+use super::{vm_info, Core, Power, VCpu, VmSched};
+use crate::devices::{self, timer_index};
+use crate::platform::gic::{self, HYP_TIMER_INTID, KICK_SGI};
+use crate::scenario::AbortPolicy;
+use crate::vm::hvc;
+use core::sync::atomic::Ordering;
+
+impl Core {
+    /// One exit the fast path did not answer: devices, hypercalls, PSCI, SGIs,
+    /// physical interrupts, WFI, traps. `Some`: the vCPU stops. An error ends its VM
+    /// (only its VM) with the reason.
+    #[inline(never)]
+    pub(super) fn exit(&mut self, v: &mut VCpu, e: &VmExit) -> Option<Stop> {
+        let r = self.handle(v, e);
+        let vm = v.vm.vm;
+        if vm.observes {
+            if let Some(sc) = vm.state.lock().scenario.as_mut() {
+                sc.observe(e);
+            }
+        }
+        match r {
+            Ok(stop) => stop,
+            Err(why) => {
+                error!(
+                    "VM {}: vCPU {}: {} (exit {:?} at pc {:#x})",
+                    vm.name(),
+                    v.index,
+                    why,
+                    e,
+                    v.vcpu.pc()
+                );
+                self.end_vm(v.vm, Err(why));
+                Some(Stop::VmEnded)
+            }
+        }
+    }
+
+    pub(super) fn handle(
+        &mut self,
+        v: &mut VCpu,
+        e: &VmExit,
+    ) -> Result<Option<Stop>, &'static str> {
+        let st = &v.sh.stats;
+        match *e {
+            VmExit::MmioRead { addr, width, .. } => {
+                st.mmio_read.bump();
+                self.mmio(v, addr, width, None)
+            }
+            VmExit::MmioWrite { addr, width, data } => {
+                st.mmio_write.bump();
+                self.mmio(v, addr, width, Some(data))
+            }
+            VmExit::Hypercall { imm, ref args } => {
+                st.hypercall.bump();
+                self.hypercall(v, imm, args)
+            }
+            VmExit::Psci { request, conduit } => {
+                st.psci.bump();
+                self.psci(v, request, conduit)
+            }
+            VmExit::ExternalInterrupt { .. } => {
+                st.irq.bump();
+                Ok(self.host_irq(v))
+            }
+            VmExit::WaitForInterrupt => {
+                st.wfi.bump();
+                Ok(self.wfi(v))
+            }
+            _ => self.handle_rest(v, e),
+        }
+    }
+
+    /// The exits that are neither MMIO, hypercalls, PSCI, interrupts nor WFI.
+    #[inline(never)]
+    pub(super) fn handle_rest(
+        &mut self,
+        v: &mut VCpu,
+        e: &VmExit,
+    ) -> Result<Option<Stop>, &'static str> {
+        let vm = v.vm.vm;
+        let st = &v.sh.stats;
+        match *e {
+            VmExit::SendSgi { request } => {
+                st.sgi.bump();
+                let mpidrs = &vm.mpidrs;
+                {
+                    let mut s = vm.state.lock();
+                    s.dev.send_sgi(v.index, &request, mpidrs.len(), |i| {
+                        mpidrs.get(i).copied().unwrap_or(u64::MAX)
+                    });
+                    s.dev.deliveries(v.index, &mut self.out);
+                }
+                self.deliver_out(v);
+                Ok(None)
+            }
+            VmExit::WaitForEvent => {
+                // Its wake-up event (SEV) is not an interrupt: let others run first.
+                st.wfe.bump();
+                Ok(Some(Stop::Yielded))
+            }
+            VmExit::SysRegRead { reg, .. } => {
+                st.sysreg.bump();
+                let answer = vm
+                    .state
+                    .lock()
+                    .scenario
+                    .as_mut()
+                    .and_then(|sc| sc.sysreg_read(reg));
+                match answer {
+                    Some(val) => v
+                        .vcpu
+                        .complete_sysreg_read(val)
+                        .map_err(|_| "complete_sysreg_read")?,
+                    None => v.vcpu.inject_undef().map_err(|_| "inject_undef")?,
+                }
+                Ok(None)
+            }
+            VmExit::SysRegWrite { .. } => {
+                st.sysreg.bump();
+                v.vcpu.inject_undef().map_err(|_| "inject_undef")?;
+                Ok(None)
+            }
+            VmExit::DataAbort { va, write, .. } => {
+                st.abort.bump();
+                if vm.abort_policy == Some(AbortPolicy::Fail) {
+                    return Err("unexpected data abort");
+                }
+                v.vcpu
+                    .inject_data_abort(va, write)
+                    .map_err(|_| "inject_data_abort")?;
+                Ok(None)
+            }
+            VmExit::InstructionAbort { va, .. } => {
+                st.abort.bump();
+                if vm.abort_policy == Some(AbortPolicy::Fail) {
+                    return Err("unexpected instruction abort");
+                }
+                v.vcpu
+                    .inject_instruction_abort(va)
+                    .map_err(|_| "inject_instruction_abort")?;
+                Ok(None)
+            }
+            _ => {
+                st.other.bump();
+                Err("unexpected exit")
+            }
+        }
+    }
+
+    /// An MMIO access (`data`: a write's value) to the VM's devices. Nothing there:
+    /// an OS reads zero and its writes are ignored (U-Boot and Linux probe); a test
+    /// scenario injects an abort or fails, as it says.
+    #[inline(always)]
+    pub(super) fn mmio(
+        &mut self,
+        v: &mut VCpu,
+        addr: u64,
+        width: AccessWidth,
+        data: Option<u64>,
+    ) -> Result<Option<Stop>, &'static str> {
+        let vm = v.vm.vm;
+        let (served, val, deliver) = {
+            let mut s = vm.state.lock();
+            let (served, val) = match data {
+                None => match s.dev.read(v.index, addr, width) {
+                    Some(x) => (true, x),
+                    None => (false, 0),
+                },
+                Some(d) => (s.dev.write(v.index, addr, width, d), 0),
+            };
+            let deliver = s.dev.has_deliveries();
+            if deliver {
+                s.dev.deliveries(v.index, &mut self.out);
+            }
+            (served, val, deliver)
+        };
+        if !served {
+            match vm.abort_policy {
+                Some(AbortPolicy::Inject) => {
+                    // The test guests run with their MMU off: the IPA is the VA.
+                    v.vcpu
+                        .inject_data_abort(addr, data.is_some())
+                        .map_err(|_| "inject_data_abort")?;
+                    return Ok(None);
+                }
+                Some(AbortPolicy::Fail) => {
+                    error!("VM {}: access to unbacked IPA {:#x}", vm.name(), addr);
+                    return Err("access to an address no device serves");
+                }
+                None => {}
+            }
+        }
+        if data.is_none() {
+            v.vcpu
+                .complete_mmio_read(val)
+                .map_err(|_| "complete_mmio_read")?;
+        }
+        if deliver {
+            self.deliver_out(v);
+        }
+        Ok(None)
+    }
+
+    /// The refhv hypercalls (docs/test-protocol.md); anything else NOT_SUPPORTED.
+    pub(super) fn hypercall(
+        &mut self,
+        v: &mut VCpu,
+        imm: u16,
+        args: &[u64; 7],
+    ) -> Result<Option<Stop>, &'static str> {
+        let vs = v.vm;
+        let vm = vs.vm;
+        if imm != 0 {
+            // Not an SMCCC call: nothing here answers it.
+            v.vcpu.set_return_value(u64::MAX);
+            return Ok(None);
+        }
+        match args[0] {
+            hvc::NULL => v.vcpu.set_return_value(0),
+            hvc::TEST_CALL => {
+                let (r, serror, irq) = {
+                    let mut s = vm.state.lock();
+                    let st = &mut *s;
+                    let Some(sc) = st.scenario.as_mut() else {
+                        drop(s);
+                        v.vcpu.set_return_value(u64::MAX);
+                        return Ok(None);
+                    };
+                    let info = vm_info(vs, &st.dev, &v.vcpu);
+                    let r = sc.test_call(v.index, args, &info)?;
+                    (
+                        r,
+                        sc.serror_after_test_call(v.index),
+                        sc.irq_after_test_call(v.index),
+                    )
+                };
+                v.vcpu.set_return_value(r);
+                if let Some(esr) = serror {
+                    v.vcpu.inject_serror(esr).map_err(|_| "inject_serror")?;
+                }
+                if let Some(vi) = irq {
+                    v.vcpu
+                        .inject_interrupt(vi)
+                        .map_err(|_| "inject_interrupt")?;
+                }
+            }
+            hvc::PUTC => vm.state.lock().dev.putc(args[1] as u8),
+            hvc::YIELD => {
+                // YIELD returns 0 when this vCPU runs again.
+                v.vcpu.set_return_value(0);
+                return Ok(Some(Stop::Yielded));
+            }
+            hvc::EXIT => {
+                if args[1] != 0 {
+                    error!(
+                        "VM {}: the guest reports {} failed checks",
+                        vm.name(),
+                        args[1]
+                    );
+                }
+                let verdict = {
+                    let mut s = vm.state.lock();
+                    let st = &mut *s;
+                    match st.scenario.as_mut() {
+                        Some(sc) => {
+                            let info = vm_info(vs, &st.dev, &v.vcpu);
+                            sc.finish(args[1], &info)
+                        }
+                        None if args[1] == 0 => Ok(()),
+                        None => Err("the guest reports failed checks"),
+                    }
+                };
+                self.end_vm(vs, verdict);
+                return Ok(Some(Stop::VmEnded));
+            }
+            // Unknown function IDs: SMCCC NOT_SUPPORTED (-1).
+            _ => v.vcpu.set_return_value(u64::MAX),
+        }
+        Ok(None)
+    }
+
+    /// The host side of PSCI for `v`'s VM.
+    #[inline(never)]
+    pub(super) fn psci(
+        &mut self,
+        v: &mut VCpu,
+        request: PsciRequest,
+        conduit: Conduit,
+    ) -> Result<Option<Stop>, &'static str> {
+        let vs = v.vm;
+        let vm = vs.vm;
+        if vm.kind == devices::Kind::Test {
+            if let Some(sc) = vm.state.lock().scenario.as_mut() {
+                sc.psci_request(v.index, &request, conduit);
+            }
+        }
+        let result = match request {
+            PsciRequest::CpuOn {
+                target_mpidr,
+                entry,
+                context_id,
+            } => self.cpu_on(vs, target_mpidr, entry, context_id),
+            PsciRequest::AffinityInfo { target_mpidr } => match vm.vcpu_of(target_mpidr) {
+                Some(t) => i32::from(vs.vcpus[t].power.load(Ordering::Acquire)),
+                None => ret::INVALID_PARAMETERS,
+            },
+            // The vCPU does not run again until a CPU_ON (power_on resets it); the
+            // call does not return.
+            PsciRequest::CpuOff => return Ok(Some(Stop::Off)),
+            PsciRequest::CpuSuspend { .. } => {
+                // Standby: like WFI.
+                v.vcpu
+                    .complete_psci(ret::SUCCESS)
+                    .map_err(|_| "complete_psci")?;
+                return Ok(Some(if vm.wfi_yields {
+                    Stop::Yielded
+                } else {
+                    Stop::Blocked { deadline: None }
+                }));
+            }
+            PsciRequest::SystemOff => {
+                info!("VM {}: vCPU {}: PSCI SYSTEM_OFF", vm.name(), v.index);
+                let verdict = {
+                    let mut s = vm.state.lock();
+                    let st = &mut *s;
+                    match st.scenario.as_mut() {
+                        Some(sc) => sc.system_off(&vm_info(vs, &st.dev, &v.vcpu)),
+                        None => Ok(()),
+                    }
+                };
+                self.end_vm(vs, verdict);
+                return Ok(Some(Stop::VmEnded));
+            }
+            PsciRequest::SystemReset => {
+                info!("VM {}: vCPU {}: PSCI SYSTEM_RESET", vm.name(), v.index);
+                let r = match vm.state.lock().scenario.as_mut() {
+                    Some(sc) => sc.system_reset(),
+                    // An OS's reset ends it (the reference hypervisor does not reload
+                    // kernels), as a pass.
+                    None => Ok(false),
+                };
+                match r {
+                    Ok(true) => return Ok(Some(Stop::Reset)),
+                    Ok(false) => self.end_vm(vs, Ok(())),
+                    Err(why) => self.end_vm(vs, Err(why)),
+                }
+                return Ok(Some(Stop::VmEnded));
+            }
+            // A request this host does not know (the enum may grow): refuse it.
+            _ => ret::NOT_SUPPORTED,
+        };
+        v.vcpu.complete_psci(result).map_err(|_| "complete_psci")?;
+        Ok(None)
+    }
+
+    /// PSCI CPU_ON of MPIDR `target` in `vs`'s VM: INVALID_PARAMETERS for a vCPU it
+    /// does not have, INVALID_ADDRESS for an entry outside its RAM, ALREADY_ON /
+    /// ON_PENDING; otherwise the vCPU starts at `entry` with x0 = `ctx`, placed by the
+    /// policy.
+    pub(super) fn cpu_on(
+        &mut self,
+        vs: &'static VmSched,
+        target: u64,
+        entry: u64,
+        ctx: u64,
+    ) -> i32 {
+        let vm = vs.vm;
+        let Some(t) = vm.vcpu_of(target) else {
+            return ret::INVALID_PARAMETERS;
+        };
+        if !vm.in_ram(entry) {
+            return ret::INVALID_ADDRESS;
+        }
+        match Power::from(vs.vcpus[t].power.load(Ordering::Acquire)) {
+            Power::On => return ret::ALREADY_ON,
+            Power::OnPending => return ret::ON_PENDING,
+            Power::Off => {}
+        }
+        match self.start_vcpu(vs, t, Some((entry, ctx))) {
+            Ok(()) => ret::SUCCESS,
+            // Another CPU_ON got there first, or it is still on its way to parking.
+            Err(_) => match Power::from(vs.vcpus[t].power.load(Ordering::Acquire)) {
+                Power::OnPending => ret::ON_PENDING,
+                Power::On => ret::ALREADY_ON,
+                Power::Off => ret::INTERNAL_FAILURE,
+            },
+        }
+    }
+
+    /// A trapped WFI. A VM whose WFI yields gives the core up; otherwise the vCPU
+    /// blocks — unbound, if another vCPU waits for the core; bound, with the core
+    /// asleep, if none does (its own timers stay live in the hardware and wake it).
+    #[inline(never)]
+    pub(super) fn wfi(&mut self, v: &mut VCpu) -> Option<Stop> {
+        let vm = v.vm.vm;
+        if vm.wfi_yields {
+            return Some(Stop::Yielded);
+        }
+        if drain_mail(v) {
+            return None;
+        }
+        self.console_idle(v.vm);
+        if !self.queue.is_empty() {
+            return Some(Stop::Blocked { deadline: None });
+        }
+        let st = &v.sh.stats;
+        st.blocks.bump();
+        self.program_timer();
+        if self.sh.flags.load(Ordering::Acquire) == 0 {
+            // A trapped WFI means the guest had no pending virtual interrupt; anything
+            // raised since is a pending physical interrupt, which ends the WFI and
+            // makes the next entry exit at once to deliver it.
+            // SAFETY: DSB and WFI only wait; no state of the host changes.
+            unsafe { core::arch::asm!("dsb sy", "wfi", options(nostack, preserves_flags)) };
+        }
+        st.wakeups.bump();
+        None
+    }
+
+    /// A physical interrupt taken while `v` ran: acknowledged here. The EL1 timers'
+    /// PPIs get only a priority drop and are delivered linked to the physical ones;
+    /// the host's own are ended.
+    #[inline(never)]
+    pub(super) fn host_irq(&mut self, v: &mut VCpu) -> Option<Stop> {
+        let intid = gic::ack();
+        if intid >= 1020 {
+            return None;
+        }
+        gic::eoi(intid);
+        let vm = v.vm.vm;
+        if timer_index(intid).is_some() && vm.links_timers {
+            {
+                let mut s = vm.state.lock();
+                s.dev.timer_fired(v.index, intid);
+                s.dev.deliveries(v.index, &mut self.out);
+            }
+            self.deliver_out(v);
+            return None;
+        }
+        gic::deactivate(intid);
+        match intid {
+            HYP_TIMER_INTID => self.on_timer(Some(v)),
+            KICK_SGI => self.service(Some(v)),
+            i if Some(i) == crate::platform::board().uart.intid => {
+                self.console_input_for(Some(v));
+                None
+            }
+            _ => None,
+        }
+    }
+}
