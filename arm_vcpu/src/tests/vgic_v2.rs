@@ -1138,3 +1138,87 @@ fn gic_sysregs_follow_the_interface_backend() {
         );
     }
 }
+
+// ---- registers by ID and snapshots on a GICv2-shaped vCPU ----
+
+#[test]
+fn vgic_registers_by_id_follow_the_gicv2_layout() {
+    use crate::reg::{Reg, RegError, VgicReg};
+    use crate::snapshot::{Incompatibility, Snapshot};
+    let lr = |n| Reg::Vgic(VgicReg::Lr(n));
+    let mut v = v2_vcpu();
+    // QEMU's GICH: 4 list registers, one GICH_APR (as AP0R0), no AP1R.
+    let list: Vec<Reg> = v.reg_list().collect();
+    for n in 0..4 {
+        assert!(list.contains(&lr(n)), "LR{n}");
+    }
+    assert!(!list.contains(&lr(4)));
+    assert!(list.contains(&Reg::Vgic(VgicReg::Ap0r(0))));
+    assert!(!list.contains(&Reg::Vgic(VgicReg::Ap0r(1))));
+    assert!(!list.contains(&Reg::Vgic(VgicReg::Ap1r(0))));
+    assert!(list.contains(&Reg::Vgic(VgicReg::Vmcr)));
+    // An injected interrupt reads back as the GICH_LR the bind would load.
+    v.inject_interrupt(vi(40)).unwrap();
+    let raw = v.get_reg(lr(0)).unwrap();
+    assert_eq!(raw, v.vgic_state().lr[0] as u128);
+    assert_eq!(v2::decode_lr(raw as u32).intid, 40);
+    // GICH_LR values are checked as GICH_LR values.
+    let pending = |id: u32| (v2::lr::PENDING | v2::lr::GROUP1 | id) as u128;
+    assert_eq!(v.set_reg(lr(1), pending(1019)), Ok(()));
+    assert_eq!(v2::decode_lr(v.vgic_state().lr[1] as u32).intid, 1019);
+    for bad in [
+        pending(1020),
+        (vgic::lr::PENDING | 40) as u128, // an ICH_LR<n>_EL2 value
+        (v2::lr::PENDING | v2::lr::HW | (3 << v2::lr::PHYSICAL_SHIFT) | 40) as u128,
+    ] {
+        assert_eq!(
+            v.set_reg(lr(2), bad),
+            Err(RegError::InvalidValue(lr(2))),
+            "{bad:#x}"
+        );
+    }
+    // GICH_APR and GICH_VMCR are 32 bits.
+    let apr = Reg::Vgic(VgicReg::Ap0r(0));
+    let vmcr = Reg::Vgic(VgicReg::Vmcr);
+    assert_eq!(v.set_reg(apr, 1 << 32), Err(RegError::InvalidValue(apr)));
+    assert_eq!(v.set_reg(apr, 1 << 31), Ok(()));
+    assert_eq!(v.get_reg(apr), Ok(1 << 31));
+    assert_eq!(v.set_reg(vmcr, 0xf800_0003), Ok(()));
+    assert_eq!(v.get_reg(vmcr), Ok(0xf800_0003));
+    assert_eq!(v.set_reg(vmcr, 1 << 40), Err(RegError::InvalidValue(vmcr)));
+    // The list registers full: an SGI from CPU interface 5 is queued with its source.
+    v.set_reg(lr(2), pending(41)).unwrap();
+    v.set_reg(lr(3), pending(42)).unwrap();
+    v.inject_sgi(vi(3), 5).unwrap();
+    let q0 = Reg::Vgic(VgicReg::Queued(0));
+    let queued = v.get_reg(q0).unwrap();
+    assert_ne!(queued, 0);
+    // A snapshot carries it all: restored on a GICv2 vCPU, the same registers.
+    let snap = v.snapshot().unwrap();
+    let mut bytes = vec![0u8; 1 << 16];
+    let n = snap.to_bytes(&mut bytes).unwrap();
+    let back = Snapshot::from_bytes(&bytes[..n]).unwrap();
+    let mut w = v2_vcpu();
+    w.restore(&back).unwrap();
+    for r in v.reg_list().filter(|r| matches!(r, Reg::Vgic(_))) {
+        assert_eq!(w.get_reg(r), v.get_reg(r), "{r}");
+    }
+    let q = w.test_vgic().queue.get_queued(0).unwrap();
+    assert_eq!((q.vi.intid, q.source_cpu), (3, 5));
+    // On a GICv3 interface the same state means something else: refused, typed.
+    let v3_vtr = VtrInfo::decode(QEMU_ICH_VTR);
+    assert_eq!(
+        back.check_core(
+            crate::sysreg::FeatureSet::EMPTY,
+            &crate::idregs::IdRegisters::default(),
+            &v3_vtr,
+            &Default::default()
+        ),
+        Err(Incompatibility::InterfaceKind)
+    );
+    // A queued SGI with a source is a GICv2 value only.
+    let mut g3 = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default()).unwrap();
+    g3.test_set_interface(VirtualInterface::v3(v3_vtr, 25));
+    assert_eq!(g3.set_reg(q0, queued), Err(RegError::InvalidValue(q0)));
+    assert_eq!(w.set_reg(q0, queued), Ok(()));
+}
