@@ -34,8 +34,6 @@ mod board;
 // [gicv2] The reference hypervisor's emulated GICv2 distributor and its guest
 // device-tree node (pure code), tested here on the host.
 #[cfg(test)]
-extern crate alloc;
-#[cfg(test)]
 #[path = "../../hypervisor/src/vgicd_v2.rs"]
 #[allow(dead_code)]
 mod vgicd_v2;
