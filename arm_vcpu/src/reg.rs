@@ -8,7 +8,7 @@
 //! | FP/SIMD | [`Reg::V`]`(0..=31)`, [`Reg::Fpcr`], [`Reg::Fpsr`] | 128 / 64 | the live registers while the guest's FP state is loaded |
 //! | system | [`Reg::Sys`]`(encoding)` | 64 | every register of the switch list ([`crate::context::SWITCHED`]) the host has; the self-hosted debug state ([`crate::debug`]: `DBGBCR<n>`/`DBGBVR<n>`/`DBGWCR<n>`/`DBGWVR<n>_EL1` for as many as the VM's view has, `MDSCR_EL1`, `MDCCINT_EL1`, `OSDTRRX/TX_EL1`, the claim tags as `DBGCLAIMCLR_EL1`, `OSECCR_EL1`, the OS lock as `OSLSR_EL1`, `OSDLR_EL1`, `DBGPRCR_EL1`); the VM's ID registers (read-only) once it has been bound. EL2 controls the crate composes are read-only, `CNTVOFF_EL2` is the host's |
 //! | timer | [`Reg::VirtualCount`] | 64 | the guest's virtual count (`CNTVCT_EL0` as it reads it); writing it moves `CNTVOFF_EL2` |
-//! | virtual GIC | [`Reg::Vgic`]: [`VgicReg::Lr`], [`VgicReg::Ap0r`], [`VgicReg::Ap1r`], [`VgicReg::Vmcr`], [`VgicReg::Queued`] | 64 | as many as the core's `ICH_VTR_EL2` gives, when the vCPU uses the virtual CPU interface |
+//! | virtual GIC | [`Reg::Vgic`]: [`VgicReg::Lr`], [`VgicReg::Ap0r`], [`VgicReg::Ap1r`], [`VgicReg::Vmcr`], [`VgicReg::Queued`] | 64 | as many as the core's `ICH_VTR_EL2` gives, when the vCPU uses the virtual CPU interface; on a GICv2 core the values are the GICH frame's (`GICH_LR<n>`, `GICH_APR` as AP0R0 and no AP1R, `GICH_VMCR`; 32 bits), and a queued SGI carries its source CPU interface in bits \[34:32\] |
 //! | vCPU | [`Reg::Vcpu`]: [`VcpuReg::SErrorPending`], [`VcpuReg::Completion`], [`VcpuReg::PowerState`] | 64 | a pending virtual SError; what the last exit left to complete; on / off / on-pending |
 //!
 //! Which system registers exist is not written here: the list is the switch list (one
