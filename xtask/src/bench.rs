@@ -26,24 +26,50 @@ const GOAL_SYSREG: f64 = 5.0;
 const BASELINE_INSNS: u64 = 309;
 const BASELINE_SYSREG: u64 = 76;
 
-/// Builds the plugin into `target/bench/` with the shared build script.
-fn build_plugin(ws: &Workspace, out_dir: &Path) -> Result<PathBuf, String> {
-    let script = ws
+/// The plugin's build script: the project's shared tool (`../shared/tools/
+/// qemu-insn-profile/`) when it is beside the workspace, else the copy in
+/// `xtask/insn-profile/` (a fresh clone elsewhere, e.g. CI).
+fn plugin_script(ws: &Workspace) -> Option<PathBuf> {
+    let shared = ws
         .shared()
         .join("tools")
         .join("qemu-insn-profile")
         .join("build.sh");
-    if !script.is_file() {
-        return Err(format!(
-            "plugin build script not found: {}",
-            script.display()
-        ));
-    }
+    let copy = ws.root.join("xtask").join("insn-profile").join("build.sh");
+    [shared, copy].into_iter().find(|p| p.is_file())
+}
+
+/// Builds the plugin into `target/bench/` with its build script.
+fn build_plugin(ws: &Workspace, out_dir: &Path) -> Result<PathBuf, String> {
+    let script = plugin_script(ws).ok_or_else(|| {
+        "plugin build script not found (neither ../shared/tools/qemu-insn-profile nor \
+         xtask/insn-profile)"
+            .to_string()
+    })?;
     let so = out_dir.join("libinsn-profile.so");
     let mut c = Command::new("sh");
     c.arg(&script).arg(&so);
     run_status(c)?;
     Ok(so)
+}
+
+#[cfg(test)]
+mod plugin_tests {
+    /// The repository's copy of the plugin is the shared tool's (when it is here).
+    #[test]
+    fn plugin_copy_matches_the_shared_tool() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let shared = root.join("../../shared/tools/qemu-insn-profile");
+        for f in ["insn-profile.c", "build.sh"] {
+            let copy = std::fs::read(root.join("insn-profile").join(f)).unwrap();
+            if let Ok(orig) = std::fs::read(shared.join(f)) {
+                assert_eq!(
+                    orig, copy,
+                    "xtask/insn-profile/{f} differs from the shared tool"
+                );
+            }
+        }
+    }
 }
 
 struct BenchRun {
