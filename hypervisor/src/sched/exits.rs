@@ -170,6 +170,18 @@ impl Core {
         data: Option<u64>,
     ) -> Result<Option<Stop>, &'static str> {
         let vm = v.vm.vm;
+        if data.is_none() && vm.migrates && v.held_read.is_none() {
+            let hold = vm
+                .state
+                .lock()
+                .scenario
+                .as_mut()
+                .is_some_and(|sc| sc.hold_read(v.index, addr));
+            if hold {
+                v.held_read = Some((addr, width));
+                return Ok(Some(Stop::Yielded));
+            }
+        }
         let (served, val, deliver) = {
             let mut s = vm.state.lock();
             let (served, val) = match data {
@@ -237,8 +249,15 @@ impl Core {
                         v.vcpu.set_return_value(u64::MAX);
                         return Ok(None);
                     };
-                    let info = vm_info(vs, &st.dev, &v.vcpu);
-                    let r = sc.test_call(v.index, args, &info)?;
+                    let own = if vm.migrates {
+                        sc.vcpu_test_call(v.index, self.id, args, &mut v.vcpu)
+                    } else {
+                        None
+                    };
+                    let r = match own {
+                        Some(r) => r?,
+                        None => sc.test_call(v.index, args, &vm_info(vs, &st.dev, &v.vcpu))?,
+                    };
                     (
                         r,
                         sc.serror_after_test_call(v.index),

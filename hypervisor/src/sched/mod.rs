@@ -36,7 +36,7 @@ use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
-use arm_vcpu::{Aarch64PerCpu, Aarch64VCpu, VmExit};
+use arm_vcpu::{Aarch64PerCpu, Aarch64VCpu, AccessWidth, VmExit};
 use log::{error, info};
 use spin::{Mutex, Once};
 
@@ -108,6 +108,10 @@ pub struct VmSched {
     /// Its statistics were printed.
     reported: AtomicBool,
     ran_on: Vec<AtomicU64>,
+    /// Unbinds of its vCPUs, and vCPUs replaced by restored copies
+    /// (`snapshot_every`).
+    unbinds: AtomicU64,
+    pub replaced: AtomicU64,
 }
 
 /// A vCPU and what the scheduler keeps with it. Travels between cores by value.
@@ -137,6 +141,9 @@ pub struct VCpu {
     /// Its core's tick count when it was bound.
     bound_at: u64,
     epoch: u32,
+    /// A device read its scenario held (`Scenario::hold_read`): completed from the
+    /// device at its next bind.
+    held_read: Option<(u64, AccessWidth)>,
 }
 
 // SAFETY: a `VCpu` is only ever used by one core at a time — the one that holds it
@@ -221,6 +228,8 @@ pub fn start(vms: Vec<Vm>, name: &'static str, timing: bool, tracing: bool) -> !
             epoch: AtomicU32::new(0),
             reported: AtomicBool::new(false),
             ran_on: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            unbinds: AtomicU64::new(0),
+            replaced: AtomicU64::new(0),
         });
     }
     let input_vm = vs
@@ -287,13 +296,16 @@ pub fn start(vms: Vec<Vm>, name: &'static str, timing: bool, tracing: bool) -> !
                         special: v.vm.links_timers
                             || v.vm.host_tick.is_some()
                             || v.vm.slice != 0
-                            || v.vm.checks_after_unbind,
+                            || v.vm.checks_after_unbind
+                            || v.vm.snapshot_every != 0
+                            || v.vm.migrates,
                         observed: v.vm.observes,
                         timer_active: [false; 2],
                         deadline: None,
                         last_core: NOWHERE,
                         bound_at: 0,
                         epoch: 0,
+                        held_read: None,
                     }))
                 }
                 Err(e) => {
@@ -640,6 +652,14 @@ impl Core {
             self.bind_special(&mut v);
         }
         drain_mail(&mut v);
+        if let Some((addr, width)) = v.held_read.take() {
+            // The read its scenario held, answered now (maybe on another core).
+            if let Err(why) = self.mmio(&mut v, addr, width, None) {
+                let _ = v.vcpu.unbind(&mut self.percpu);
+                self.end_vm(vs, Err(why));
+                return self.retire(v);
+            }
+        }
         let stop = if self.s.timing {
             self.run_loop::<true>(&mut v)
         } else {
@@ -679,6 +699,27 @@ impl Core {
                 return self.retire(v);
             }
         }
+        if v.special && vm.migrates && !vm.ended() {
+            match self.migrate(&mut v) {
+                Ok(None) => {}
+                Ok(Some(core)) => {
+                    sh.stats.yields.bump();
+                    self.sh.load.fetch_sub(1, Ordering::Relaxed);
+                    return self.send_to(core, v);
+                }
+                Err(why) => {
+                    self.end_vm(vs, Err(why));
+                    return self.retire(v);
+                }
+            }
+        }
+        if v.special && vm.snapshot_every != 0 && !vm.ended() {
+            if let Err(why) = self.replace_by_restored(&mut v) {
+                error!("VM {}: vCPU {}: {}", vm.name(), v.index, why);
+                self.end_vm(vs, Err(why));
+                return self.retire(v);
+            }
+        }
         match policy::after(stop) {
             After::Requeue => {
                 if stop == Stop::Preempted {
@@ -707,6 +748,66 @@ impl Core {
             }
             After::Retire => self.retire(v),
         }
+    }
+
+    /// After an unbind, the scenario's [`Scenario::migrate`]: `Some(core)` when `v`'s
+    /// vCPU was replaced by one restored from its snapshot's bytes, to run on `core`.
+    ///
+    /// [`Scenario::migrate`]: crate::scenario::Scenario::migrate
+    #[inline(never)]
+    fn migrate(&mut self, v: &mut VCpu) -> Result<Option<usize>, &'static str> {
+        let vm = v.vm.vm;
+        let held = v.held_read.map(|(a, _)| a);
+        let m = match vm.state.lock().scenario.as_mut() {
+            Some(sc) => sc.migrate(v.index, self.id, &v.vcpu, held, vm, &mut self.percpu)?,
+            None => None,
+        };
+        let Some(m) = m else {
+            return Ok(None);
+        };
+        let snap = arm_vcpu::snapshot::Snapshot::from_bytes(&m.bytes).map_err(|e| {
+            error!("VM {}: from_bytes: {}", vm.name(), e);
+            "the migration's snapshot does not read back"
+        })?;
+        let mut fresh = vm.make_vcpu(v.index)?;
+        fresh
+            .set_reg(
+                arm_vcpu::reg::Reg::Sys(arm_vcpu::reg::CNTVOFF_EL2),
+                m.cntvoff_el2 as u128,
+            )
+            .map_err(|_| "set_reg(CNTVOFF_EL2) failed")?;
+        fresh.restore(&snap).map_err(|e| {
+            error!("VM {}: restore: {}", vm.name(), e);
+            "restore failed"
+        })?;
+        if let Some(sc) = vm.state.lock().scenario.as_mut() {
+            sc.restored(v.index, &fresh)?;
+        }
+        // The old vCPU is destroyed here.
+        v.vcpu = fresh;
+        info!(
+            "VM {}: vCPU {} destroyed on core {}, restored from {} bytes for core {}",
+            vm.name(),
+            v.index,
+            self.id,
+            m.bytes.len(),
+            m.core
+        );
+        Ok(Some(m.core))
+    }
+
+    /// Every `snapshot_every`-th unbind of its VM's vCPUs: `v`'s vCPU is replaced by
+    /// a new one restored from its snapshot's bytes (the old one destroyed); what the
+    /// scheduler keeps with it (mail, linked timer state) stays.
+    #[inline(never)]
+    fn replace_by_restored(&mut self, v: &mut VCpu) -> Result<(), &'static str> {
+        let n = v.vm.unbinds.fetch_add(1, Ordering::Relaxed) + 1;
+        if n % v.vm.vm.snapshot_every != 0 {
+            return Ok(());
+        }
+        v.vcpu = v.vm.vm.restored_copy(v.index, &v.vcpu)?;
+        v.vm.replaced.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Bind-time work of a VM with linked timers, slices or a host tick: the linked
