@@ -802,7 +802,7 @@ impl Core {
     #[inline(never)]
     fn replace_by_restored(&mut self, v: &mut VCpu) -> Result<(), &'static str> {
         let n = v.vm.unbinds.fetch_add(1, Ordering::Relaxed) + 1;
-        if n % v.vm.vm.snapshot_every != 0 {
+        if !n.is_multiple_of(v.vm.vm.snapshot_every) {
             return Ok(());
         }
         v.vcpu = v.vm.vm.restored_copy(v.index, &v.vcpu)?;
