@@ -22,13 +22,12 @@ impl Core {
     /// (only its VM) with the reason.
     #[inline(never)]
     pub(super) fn exit(&mut self, v: &mut VCpu, e: &VmExit) -> Option<Stop> {
-        let r = self.handle(v, e);
         let vm = v.vm.vm;
-        if vm.observes {
-            if let Some(sc) = vm.state.lock().scenario.as_mut() {
-                sc.observe(e);
-            }
-        }
+        let r = if vm.observes {
+            self.handle_observed(v, e)
+        } else {
+            self.handle(v, e)
+        };
         match r {
             Ok(stop) => stop,
             Err(why) => {
@@ -46,6 +45,34 @@ impl Core {
         }
     }
 
+    /// An exit of a VM whose scenario observes exits (or may hold device reads,
+    /// `Scenario::hold_read`): out of the plain exit path.
+    #[inline(never)]
+    fn handle_observed(&mut self, v: &mut VCpu, e: &VmExit) -> Result<Option<Stop>, &'static str> {
+        let vm = v.vm.vm;
+        if let VmExit::MmioRead { addr, width, .. } = *e {
+            if vm.migrates && v.held_read.is_none() {
+                let hold = vm
+                    .state
+                    .lock()
+                    .scenario
+                    .as_mut()
+                    .is_some_and(|sc| sc.hold_read(v.index, addr));
+                if hold {
+                    v.sh.stats.mmio_read.bump();
+                    v.held_read = Some((addr, width));
+                    return Ok(Some(Stop::Yielded));
+                }
+            }
+        }
+        let r = self.handle(v, e);
+        if let Some(sc) = vm.state.lock().scenario.as_mut() {
+            sc.observe(e);
+        }
+        r
+    }
+
+    #[inline(always)]
     pub(super) fn handle(
         &mut self,
         v: &mut VCpu,
@@ -170,18 +197,6 @@ impl Core {
         data: Option<u64>,
     ) -> Result<Option<Stop>, &'static str> {
         let vm = v.vm.vm;
-        if data.is_none() && vm.migrates && v.held_read.is_none() {
-            let hold = vm
-                .state
-                .lock()
-                .scenario
-                .as_mut()
-                .is_some_and(|sc| sc.hold_read(v.index, addr));
-            if hold {
-                v.held_read = Some((addr, width));
-                return Ok(Some(Stop::Yielded));
-            }
-        }
         let (served, val, deliver) = {
             let mut s = vm.state.lock();
             let (served, val) = match data {

@@ -651,15 +651,14 @@ impl Core {
         if v.special {
             self.bind_special(&mut v);
         }
-        drain_mail(&mut v);
-        if let Some((addr, width)) = v.held_read.take() {
-            // The read its scenario held, answered now (maybe on another core).
-            if let Err(why) = self.mmio(&mut v, addr, width, None) {
+        if v.special && vm.migrates {
+            if let Err(why) = self.complete_held_read(&mut v) {
                 let _ = v.vcpu.unbind(&mut self.percpu);
                 self.end_vm(vs, Err(why));
                 return self.retire(v);
             }
         }
+        drain_mail(&mut v);
         let stop = if self.s.timing {
             self.run_loop::<true>(&mut v)
         } else {
@@ -686,23 +685,11 @@ impl Core {
             self.end_vm(vs, Err("unbind failed"));
             return self.retire(v);
         }
-        if v.special && vm.checks_after_unbind {
-            // The host's own state is back: a scenario checks it survived the vCPU.
-            let r = vm
-                .state
-                .lock()
-                .scenario
-                .as_mut()
-                .map(|sc| sc.after_unbind());
-            if let Some(Err(why)) = r {
-                self.end_vm(vs, Err(why));
-                return self.retire(v);
-            }
-        }
-        if v.special && vm.migrates && !vm.ended() {
-            match self.migrate(&mut v) {
+        if v.special && vm.after_unbind_work {
+            match self.after_unbind_special(&mut v) {
                 Ok(None) => {}
                 Ok(Some(core)) => {
+                    // Replaced by a restored vCPU that runs on `core`.
                     sh.stats.yields.bump();
                     self.sh.load.fetch_sub(1, Ordering::Relaxed);
                     return self.send_to(core, v);
@@ -711,13 +698,6 @@ impl Core {
                     self.end_vm(vs, Err(why));
                     return self.retire(v);
                 }
-            }
-        }
-        if v.special && vm.snapshot_every != 0 && !vm.ended() {
-            if let Err(why) = self.replace_by_restored(&mut v) {
-                error!("VM {}: vCPU {}: {}", vm.name(), v.index, why);
-                self.end_vm(vs, Err(why));
-                return self.retire(v);
             }
         }
         match policy::after(stop) {
@@ -748,6 +728,38 @@ impl Core {
             }
             After::Retire => self.retire(v),
         }
+    }
+
+    /// After-unbind work of such a VM, once the host's own state is back: the
+    /// scenario's check that it survived the vCPU, a migration, a replacement by a
+    /// restored copy (`snapshot_every`). `Some(core)`: `v` now holds a restored vCPU
+    /// to run on `core`.
+    #[inline(never)]
+    fn after_unbind_special(&mut self, v: &mut VCpu) -> Result<Option<usize>, &'static str> {
+        let vm = v.vm.vm;
+        if vm.checks_after_unbind {
+            let r = vm
+                .state
+                .lock()
+                .scenario
+                .as_mut()
+                .map(|sc| sc.after_unbind());
+            if let Some(Err(why)) = r {
+                return Err(why);
+            }
+        }
+        if vm.migrates && !vm.ended() {
+            if let Some(core) = self.migrate(v)? {
+                return Ok(Some(core));
+            }
+        }
+        if vm.snapshot_every != 0 && !vm.ended() {
+            if let Err(why) = self.replace_by_restored(v) {
+                error!("VM {}: vCPU {}: {}", vm.name(), v.index, why);
+                return Err(why);
+            }
+        }
+        Ok(None)
     }
 
     /// After an unbind, the scenario's [`Scenario::migrate`]: `Some(core)` when `v`'s
@@ -834,6 +846,16 @@ impl Core {
             self.host_tick_next = Some(now().wrapping_add(p));
             self.program_timer();
         }
+    }
+
+    /// The device read its scenario held (`Scenario::hold_read`), answered now that
+    /// the vCPU is bound again (maybe on another core).
+    #[inline(never)]
+    fn complete_held_read(&mut self, v: &mut VCpu) -> Result<(), &'static str> {
+        if let Some((addr, width)) = v.held_read.take() {
+            self.mmio(v, addr, width, None)?;
+        }
+        Ok(())
     }
 
     /// Unbind-time work of such a VM: the linked PPIs' active state saved (and

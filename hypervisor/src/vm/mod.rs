@@ -86,10 +86,14 @@ pub struct Vm {
     initial_irqs: Vec<VirtualInterrupt>,
     /// An access no device serves: abort (test scenarios that say so) or RAZ/WI.
     pub abort_policy: Option<AbortPolicy>,
-    /// The scenario wants to see every exit (`Scenario::observe`).
+    /// The scenario wants to see every exit (`Scenario::observe`), or may hold
+    /// device reads (`Scenario::migrates`): its exits take `handle_observed`.
     pub observes: bool,
     /// The scenario may hold device reads and move vCPUs (`Scenario::migrates`).
     pub migrates: bool,
+    /// Something to do after every unbind (`checks_after_unbind`, `migrates`,
+    /// `snapshot_every`).
+    pub after_unbind_work: bool,
     /// The scenario checks the host after every unbind (`Scenario::after_unbind`).
     pub checks_after_unbind: bool,
     /// A trapped WFI yields instead of blocking.
@@ -398,7 +402,7 @@ pub fn build(cfg: VmConfig, id: usize, count: usize) -> Result<Vm, String> {
             initial_irqs.extend_from_slice(sc.initial_irqs());
             (
                 Some(sc.abort_policy()),
-                sc.observes(),
+                sc.observes() || sc.migrates(),
                 sc.host_tick_us().map(us_to_ticks),
             )
         }
@@ -440,6 +444,9 @@ pub fn build(cfg: VmConfig, id: usize, count: usize) -> Result<Vm, String> {
         abort_policy,
         observes,
         migrates: scenario.as_ref().is_some_and(|sc| sc.migrates()),
+        after_unbind_work: checks_after_unbind
+            || cfg.snapshot_every != 0
+            || scenario.as_ref().is_some_and(|sc| sc.migrates()),
         checks_after_unbind,
         wfi_yields: cfg.wfi == Wfi::Yield,
         links_timers: kind == devices::Kind::Virtual,
