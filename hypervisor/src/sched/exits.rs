@@ -23,11 +23,17 @@ impl Core {
     #[inline(never)]
     pub(super) fn exit(&mut self, v: &mut VCpu, e: &VmExit) -> Option<Stop> {
         let vm = v.vm.vm;
-        let r = if vm.observes {
-            self.handle_observed(v, e)
-        } else {
-            self.handle(v, e)
-        };
+        if vm.migrates {
+            if let Some(stop) = self.held_read(v, e) {
+                return Some(stop);
+            }
+        }
+        let r = self.handle(v, e);
+        if vm.observes {
+            if let Some(sc) = vm.state.lock().scenario.as_mut() {
+                sc.observe(e);
+            }
+        }
         match r {
             Ok(stop) => stop,
             Err(why) => {
@@ -45,34 +51,32 @@ impl Core {
         }
     }
 
-    /// An exit of a VM whose scenario observes exits (or may hold device reads,
-    /// `Scenario::hold_read`): out of the plain exit path.
+    /// A device read a scenario holds (`Scenario::hold_read`, VMs whose scenario
+    /// migrates): `Some` stops the vCPU with the read pending.
+    #[cold]
     #[inline(never)]
-    fn handle_observed(&mut self, v: &mut VCpu, e: &VmExit) -> Result<Option<Stop>, &'static str> {
+    fn held_read(&mut self, v: &mut VCpu, e: &VmExit) -> Option<Stop> {
         let vm = v.vm.vm;
-        if let VmExit::MmioRead { addr, width, .. } = *e {
-            if vm.migrates && v.held_read.is_none() {
-                let hold = vm
-                    .state
-                    .lock()
-                    .scenario
-                    .as_mut()
-                    .is_some_and(|sc| sc.hold_read(v.index, addr));
-                if hold {
-                    v.sh.stats.mmio_read.bump();
-                    v.held_read = Some((addr, width));
-                    return Ok(Some(Stop::Yielded));
-                }
-            }
+        let VmExit::MmioRead { addr, .. } = *e else {
+            return None;
+        };
+        if v.held_read.is_some() {
+            return None;
         }
-        let r = self.handle(v, e);
-        if let Some(sc) = vm.state.lock().scenario.as_mut() {
-            sc.observe(e);
+        let hold = vm
+            .state
+            .lock()
+            .scenario
+            .as_mut()
+            .is_some_and(|sc| sc.hold_read(v.index, addr));
+        if !hold {
+            return None;
         }
-        r
+        v.sh.stats.mmio_read.bump();
+        v.held_read = Some(*e);
+        Some(Stop::Yielded)
     }
 
-    #[inline(always)]
     pub(super) fn handle(
         &mut self,
         v: &mut VCpu,

@@ -36,7 +36,7 @@ use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
-use arm_vcpu::{Aarch64PerCpu, Aarch64VCpu, AccessWidth, VmExit};
+use arm_vcpu::{Aarch64PerCpu, Aarch64VCpu, VmExit};
 use log::{error, info};
 use spin::{Mutex, Once};
 
@@ -143,7 +143,7 @@ pub struct VCpu {
     epoch: u32,
     /// A device read its scenario held (`Scenario::hold_read`): completed from the
     /// device at its next bind.
-    held_read: Option<(u64, AccessWidth)>,
+    held_read: Option<VmExit>,
 }
 
 // SAFETY: a `VCpu` is only ever used by one core at a time — the one that holds it
@@ -651,11 +651,10 @@ impl Core {
         if v.special {
             self.bind_special(&mut v);
         }
-        if v.special && vm.migrates {
-            if let Err(why) = self.complete_held_read(&mut v) {
-                let _ = v.vcpu.unbind(&mut self.percpu);
-                self.end_vm(vs, Err(why));
-                return self.retire(v);
+        if v.special && vm.migrates && v.held_read.is_some() {
+            match self.complete_held_read(v) {
+                Some(b) => v = b,
+                None => return,
             }
         }
         drain_mail(&mut v);
@@ -686,18 +685,9 @@ impl Core {
             return self.retire(v);
         }
         if v.special && vm.after_unbind_work {
-            match self.after_unbind_special(&mut v) {
-                Ok(None) => {}
-                Ok(Some(core)) => {
-                    // Replaced by a restored vCPU that runs on `core`.
-                    sh.stats.yields.bump();
-                    self.sh.load.fetch_sub(1, Ordering::Relaxed);
-                    return self.send_to(core, v);
-                }
-                Err(why) => {
-                    self.end_vm(vs, Err(why));
-                    return self.retire(v);
-                }
+            match self.after_unbind_special(v) {
+                Some(b) => v = b,
+                None => return,
             }
         }
         match policy::after(stop) {
@@ -732,10 +722,31 @@ impl Core {
 
     /// After-unbind work of such a VM, once the host's own state is back: the
     /// scenario's check that it survived the vCPU, a migration, a replacement by a
-    /// restored copy (`snapshot_every`). `Some(core)`: `v` now holds a restored vCPU
-    /// to run on `core`.
+    /// restored copy (`snapshot_every`). `None`: the vCPU is gone from here (a
+    /// restored one sent to another core, or retired with its VM).
+    #[cold]
     #[inline(never)]
-    fn after_unbind_special(&mut self, v: &mut VCpu) -> Result<Option<usize>, &'static str> {
+    fn after_unbind_special(&mut self, mut v: Box<VCpu>) -> Option<Box<VCpu>> {
+        match self.after_unbind_checks(&mut v) {
+            Ok(None) => Some(v),
+            Ok(Some(core)) => {
+                // Replaced by a restored vCPU that runs on `core`.
+                v.sh.stats.yields.bump();
+                self.sh.load.fetch_sub(1, Ordering::Relaxed);
+                self.send_to(core, v);
+                None
+            }
+            Err(why) => {
+                self.end_vm(v.vm, Err(why));
+                self.retire(v);
+                None
+            }
+        }
+    }
+
+    /// [`Core::after_unbind_special`]'s checks: `Some(core)` when `v` now holds a
+    /// restored vCPU to run on `core`.
+    fn after_unbind_checks(&mut self, v: &mut VCpu) -> Result<Option<usize>, &'static str> {
         let vm = v.vm.vm;
         if vm.checks_after_unbind {
             let r = vm
@@ -769,7 +780,10 @@ impl Core {
     #[inline(never)]
     fn migrate(&mut self, v: &mut VCpu) -> Result<Option<usize>, &'static str> {
         let vm = v.vm.vm;
-        let held = v.held_read.map(|(a, _)| a);
+        let held = match v.held_read {
+            Some(VmExit::MmioRead { addr, .. }) => Some(addr),
+            _ => None,
+        };
         let m = match vm.state.lock().scenario.as_mut() {
             Some(sc) => sc.migrate(v.index, self.id, &v.vcpu, held, vm, &mut self.percpu)?,
             None => None,
@@ -849,13 +863,19 @@ impl Core {
     }
 
     /// The device read its scenario held (`Scenario::hold_read`), answered now that
-    /// the vCPU is bound again (maybe on another core).
+    /// the vCPU is bound again (maybe on another core). `None`: it failed, the VM
+    /// ended and the vCPU is retired.
+    #[cold]
     #[inline(never)]
-    fn complete_held_read(&mut self, v: &mut VCpu) -> Result<(), &'static str> {
-        if let Some((addr, width)) = v.held_read.take() {
-            self.mmio(v, addr, width, None)?;
-        }
-        Ok(())
+    fn complete_held_read(&mut self, mut v: Box<VCpu>) -> Option<Box<VCpu>> {
+        let Some(exit) = v.held_read.take() else {
+            return Some(v);
+        };
+        // Through the exit path, as if the read had just exited (its scenario holds
+        // a read only once).
+        // A stop here (the VM ended) shows at the vCPU's first exit.
+        let _ = self.exit(&mut v, &exit);
+        Some(v)
     }
 
     /// Unbind-time work of such a VM: the linked PPIs' active state saved (and

@@ -86,8 +86,7 @@ pub struct Vm {
     initial_irqs: Vec<VirtualInterrupt>,
     /// An access no device serves: abort (test scenarios that say so) or RAZ/WI.
     pub abort_policy: Option<AbortPolicy>,
-    /// The scenario wants to see every exit (`Scenario::observe`), or may hold
-    /// device reads (`Scenario::migrates`): its exits take `handle_observed`.
+    /// The scenario wants to see every exit (`Scenario::observe`).
     pub observes: bool,
     /// The scenario may hold device reads and move vCPUs (`Scenario::migrates`).
     pub migrates: bool,
@@ -402,7 +401,7 @@ pub fn build(cfg: VmConfig, id: usize, count: usize) -> Result<Vm, String> {
             initial_irqs.extend_from_slice(sc.initial_irqs());
             (
                 Some(sc.abort_policy()),
-                sc.observes() || sc.migrates(),
+                sc.observes(),
                 sc.host_tick_us().map(us_to_ticks),
             )
         }
