@@ -24,8 +24,8 @@ impl Core {
     pub(super) fn exit(&mut self, v: &mut VCpu, e: &VmExit) -> Option<Stop> {
         let vm = v.vm.vm;
         if vm.migrates {
-            if let Some(stop) = self.held_read(v, e) {
-                return Some(stop);
+            if let Some(stop) = self.migrating_exit(v, e) {
+                return stop;
             }
         }
         let r = self.handle(v, e);
@@ -51,30 +51,50 @@ impl Core {
         }
     }
 
-    /// A device read a scenario holds (`Scenario::hold_read`, VMs whose scenario
-    /// migrates): `Some` stops the vCPU with the read pending.
+    /// An exit of a VM whose scenario migrates: a device read it holds
+    /// (`Scenario::hold_read`, the vCPU stops with the read pending) or a TEST_CALL
+    /// on the calling vCPU (`Scenario::vcpu_test_call`). `None`: the usual path.
     #[cold]
     #[inline(never)]
-    fn held_read(&mut self, v: &mut VCpu, e: &VmExit) -> Option<Stop> {
+    fn migrating_exit(&mut self, v: &mut VCpu, e: &VmExit) -> Option<Option<Stop>> {
         let vm = v.vm.vm;
-        let VmExit::MmioRead { addr, .. } = *e else {
-            return None;
-        };
-        if v.held_read.is_some() {
-            return None;
+        match *e {
+            VmExit::MmioRead { addr, .. } if v.held_read.is_none() => {
+                let hold = vm
+                    .state
+                    .lock()
+                    .scenario
+                    .as_mut()
+                    .is_some_and(|sc| sc.hold_read(v.index, addr));
+                if !hold {
+                    return None;
+                }
+                v.sh.stats.mmio_read.bump();
+                v.held_read = Some(*e);
+                Some(Some(Stop::Yielded))
+            }
+            VmExit::Hypercall { imm: 0, ref args } if args[0] == hvc::TEST_CALL => {
+                let r = vm
+                    .state
+                    .lock()
+                    .scenario
+                    .as_mut()
+                    .and_then(|sc| sc.vcpu_test_call(v.index, self.id, args, &mut v.vcpu))?;
+                v.sh.stats.hypercall.bump();
+                match r {
+                    Ok(x) => {
+                        v.vcpu.set_return_value(x);
+                        Some(None)
+                    }
+                    Err(why) => {
+                        error!("VM {}: vCPU {}: {}", vm.name(), v.index, why);
+                        self.end_vm(v.vm, Err(why));
+                        Some(Some(Stop::VmEnded))
+                    }
+                }
+            }
+            _ => None,
         }
-        let hold = vm
-            .state
-            .lock()
-            .scenario
-            .as_mut()
-            .is_some_and(|sc| sc.hold_read(v.index, addr));
-        if !hold {
-            return None;
-        }
-        v.sh.stats.mmio_read.bump();
-        v.held_read = Some(*e);
-        Some(Stop::Yielded)
     }
 
     pub(super) fn handle(
@@ -268,15 +288,8 @@ impl Core {
                         v.vcpu.set_return_value(u64::MAX);
                         return Ok(None);
                     };
-                    let own = if vm.migrates {
-                        sc.vcpu_test_call(v.index, self.id, args, &mut v.vcpu)
-                    } else {
-                        None
-                    };
-                    let r = match own {
-                        Some(r) => r?,
-                        None => sc.test_call(v.index, args, &vm_info(vs, &st.dev, &v.vcpu))?,
-                    };
+                    let info = vm_info(vs, &st.dev, &v.vcpu);
+                    let r = sc.test_call(v.index, args, &info)?;
                     (
                         r,
                         sc.serror_after_test_call(v.index),
