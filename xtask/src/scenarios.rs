@@ -58,6 +58,8 @@ pub struct LinuxVm {
     pub cmdline: &'static str,
     /// Its device tree lists only the physical timers (Linux then uses PPI 30).
     pub phys_timer: bool,
+    /// `snapshot_every` of its description (0: its vCPUs are never replaced).
+    pub snapshot_every: u64,
 }
 
 /// Two vCPUs in the `--mode` mode on every core, 1 GiB.
@@ -68,6 +70,7 @@ pub const LINUX_2: LinuxVm = LinuxVm {
     mem_mib: 1024,
     cmdline: "",
     phys_timer: false,
+    snapshot_every: 0,
 };
 
 /// The same in the virtual mode.
@@ -333,6 +336,9 @@ pub const SCENARIOS: &[Scenario] = &[
     bench("bench-cpacr", 100, "cpacr_trap", 0).only_on(&["max"]),
     // Two physical cores: vCPU 1 starts on core 1 through the guest's PSCI CPU_ON.
     smp("smp", 1, 2),
+    // A guest snapshotted mid-computation on core 0, its vCPU destroyed, a new one
+    // restored from the snapshot's bytes on core 1; iters = device reads per run.
+    smp("snapshot", 3000, 2),
     // Stage-2 geometry and VMID size follow the CPU: a level-0 root and VMID 0x1ff run
     // or are refused by bind() as the CPU's PA size and VMIDBits say (refused on
     // cortex-a53); two concatenated level-1 tables give a 40-bit IPA space everywhere.
@@ -451,6 +457,27 @@ pub const SCENARIOS: &[Scenario] = &[
         }),
         guest_marker: Some("LINUX_SHELL"),
         ..linux("linux-shell", 2, 180, true, &[LINUX_2])
+    },
+    // The shell of Linux in the virtual mode (both vCPUs time-sliced on one core) whose
+    // vCPUs are snapshotted and replaced by restored ones every 8th unbind.
+    Scenario {
+        typing: Some(crate::qemu::Typing {
+            after: "/ # ",
+            pause_ms: 2000,
+            text: "echo LINUX_SHELL: PA''SS $(grep -c ^processor /proc/cpuinfo) cpus\npoweroff\n",
+        }),
+        guest_marker: Some("LINUX_SHELL"),
+        ..linux(
+            "linux-virtual-snapshot",
+            1,
+            180,
+            true,
+            &[LinuxVm {
+                mode: Some("virtual"),
+                snapshot_every: 8,
+                ..LINUX_2
+            }],
+        )
     },
     // One vCPU (the device tree lists one CPU; PSCI refuses MPIDR 1), passthrough mode.
     linux(
@@ -591,6 +618,7 @@ const ELF_VM: LinuxVm = LinuxVm {
     mem_mib: 256,
     cmdline: "",
     phys_timer: false,
+    snapshot_every: 0,
 };
 
 /// A row whose VM description the hypervisor must refuse, status 1, with `text`.
@@ -781,6 +809,20 @@ pub const MUTATIONS: &[Mutation] = &[
         reason: "bind() accepted what this CPU cannot walk",
         // Only a core with a 40-bit PA shows it: on max (52 bits) level 0 is valid.
         models: Some(&["cortex-a53"]),
+    },
+    Mutation {
+        scenario: "snapshot",
+        cfg: "snapshot-vcount",
+        breaks: "snapshots leave out the guest's virtual count (restore keeps the new vCPU's CNTVOFF_EL2)",
+        reason: "virtual count jumped across the migration",
+        models: Some(&["max"]),
+    },
+    Mutation {
+        scenario: "snapshot",
+        cfg: "snapshot-queue",
+        breaks: "snapshots leave out the interrupts queued for a free list register",
+        reason: "virtual interrupts taken after the migration",
+        models: Some(&["max"]),
     },
 ];
 

@@ -522,6 +522,7 @@ pub fn row_vms(
                 if l.phys_timer {
                     v.timer = config::GuestTimer::Physical;
                 }
+                v.snapshot_every = l.snapshot_every;
                 out.push(v);
             }
             out

@@ -23,6 +23,7 @@ mod inject;
 mod isolation;
 mod psci;
 mod smp;
+mod snapshot;
 mod spectre;
 mod stage2;
 mod sweep;
@@ -75,6 +76,14 @@ pub fn boot_core_features() -> arm_vcpu::CpuFeatures {
         let _ = p.hardware_disable();
     }
     f
+}
+
+/// A vCPU to move ([`Scenario::migrate`]): its snapshot in the byte format, restored
+/// into a new vCPU of the VM created with `cntvoff_el2`, which runs on `core`.
+pub struct Migration {
+    pub bytes: Vec<u8>,
+    pub cntvoff_el2: u64,
+    pub core: usize,
 }
 
 /// What to do with a stage-2 abort the VM has nothing mapped for.
@@ -130,6 +139,56 @@ pub trait Scenario {
     /// Virtual interrupts pending in vCPU 0 before its first entry.
     fn initial_irqs(&self) -> &[VirtualInterrupt] {
         &[]
+    }
+
+    /// TEST_CALL(x1..x6) from vCPU `cpu` on physical core `core`, for calls that work
+    /// on the calling vCPU itself (inject, `get_reg`/`set_reg` while bound): `None`
+    /// hands the call to [`Scenario::test_call`]. Only if [`Scenario::migrates`].
+    fn vcpu_test_call(
+        &mut self,
+        _cpu: usize,
+        _core: usize,
+        _args: &[u64; 7],
+        _vcpu: &mut arm_vcpu::Aarch64VCpu,
+    ) -> Option<Result<u64, &'static str>> {
+        None
+    }
+
+    /// Whether the scenario may hold device reads and move vCPUs
+    /// ([`Scenario::vcpu_test_call`], [`Scenario::hold_read`], [`Scenario::migrate`]:
+    /// a lock per device read and per unbind).
+    fn migrates(&self) -> bool {
+        false
+    }
+
+    /// A device read of vCPU `cpu` at `addr`, before the device answers: `true`
+    /// leaves it pending and stops the vCPU (it yields). The host completes it from
+    /// the device when the vCPU is next bound, on whatever core (the VMM's record of
+    /// the exit, as KVM's `kvm_run.mmio`).
+    fn hold_read(&mut self, _cpu: usize, _addr: u64) -> bool {
+        false
+    }
+
+    /// After an unbind of vCPU `cpu` on core `core` (the host's state back), with
+    /// the device read it holds (`held_read`): `Some(m)` destroys the vCPU and
+    /// replaces it by one restored from `m.bytes` on `m.core`. `vm` makes probe
+    /// vCPUs, `percpu` is the core's. An error ends the VM with it.
+    fn migrate(
+        &mut self,
+        _cpu: usize,
+        _core: usize,
+        _vcpu: &arm_vcpu::Aarch64VCpu,
+        _held_read: Option<u64>,
+        _vm: &crate::vm::Vm,
+        _percpu: &mut arm_vcpu::Aarch64PerCpu,
+    ) -> Result<Option<Migration>, &'static str> {
+        Ok(None)
+    }
+
+    /// A vCPU restored by a [`Migration`], before its first bind: an error ends the
+    /// VM with it.
+    fn restored(&mut self, _cpu: usize, _vcpu: &arm_vcpu::Aarch64VCpu) -> Result<(), &'static str> {
+        Ok(())
     }
 
     /// TEST_CALL(x1..x6) from vCPU `cpu`; the result goes to x0.
@@ -251,6 +310,7 @@ pub fn by_name(
         .or_else(|| stage2::by_name(name, instance))
         .or_else(|| isolation::by_name(name, iters, instance))
         .or_else(|| sweep::by_name(name, iters, instance))
+        .or_else(|| snapshot::by_name(name, iters))
 }
 
 /// How many VMs scenario `name` runs at once (each built with its own instance

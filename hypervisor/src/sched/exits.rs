@@ -22,8 +22,13 @@ impl Core {
     /// (only its VM) with the reason.
     #[inline(never)]
     pub(super) fn exit(&mut self, v: &mut VCpu, e: &VmExit) -> Option<Stop> {
-        let r = self.handle(v, e);
         let vm = v.vm.vm;
+        if vm.migrates {
+            if let Some(stop) = self.migrating_exit(v, e) {
+                return stop;
+            }
+        }
+        let r = self.handle(v, e);
         if vm.observes {
             if let Some(sc) = vm.state.lock().scenario.as_mut() {
                 sc.observe(e);
@@ -43,6 +48,52 @@ impl Core {
                 self.end_vm(v.vm, Err(why));
                 Some(Stop::VmEnded)
             }
+        }
+    }
+
+    /// An exit of a VM whose scenario migrates: a device read it holds
+    /// (`Scenario::hold_read`, the vCPU stops with the read pending) or a TEST_CALL
+    /// on the calling vCPU (`Scenario::vcpu_test_call`). `None`: the usual path.
+    #[cold]
+    #[inline(never)]
+    fn migrating_exit(&mut self, v: &mut VCpu, e: &VmExit) -> Option<Option<Stop>> {
+        let vm = v.vm.vm;
+        match *e {
+            VmExit::MmioRead { addr, .. } if v.held_read.is_none() => {
+                let hold = vm
+                    .state
+                    .lock()
+                    .scenario
+                    .as_mut()
+                    .is_some_and(|sc| sc.hold_read(v.index, addr));
+                if !hold {
+                    return None;
+                }
+                v.sh.stats.mmio_read.bump();
+                v.held_read = Some(*e);
+                Some(Some(Stop::Yielded))
+            }
+            VmExit::Hypercall { imm: 0, ref args } if args[0] == hvc::TEST_CALL => {
+                let r = vm
+                    .state
+                    .lock()
+                    .scenario
+                    .as_mut()
+                    .and_then(|sc| sc.vcpu_test_call(v.index, self.id, args, &mut v.vcpu))?;
+                v.sh.stats.hypercall.bump();
+                match r {
+                    Ok(x) => {
+                        v.vcpu.set_return_value(x);
+                        Some(None)
+                    }
+                    Err(why) => {
+                        error!("VM {}: vCPU {}: {}", vm.name(), v.index, why);
+                        self.end_vm(v.vm, Err(why));
+                        Some(Some(Stop::VmEnded))
+                    }
+                }
+            }
+            _ => None,
         }
     }
 

@@ -192,6 +192,15 @@ impl Core {
         let stats: Vec<&VcpuStats> = vs.vcpus.iter().map(|v| &v.stats).collect();
         let cores: Vec<u64> = (0..vs.vcpus.len()).map(|i| vs.ran_on(i)).collect();
         stats::print_vm(vm.name(), &stats, &cores, &dev, self.s.timing);
+        if vm.snapshot_every != 0 {
+            crate::println!(
+                "[refhv INFO ] VM {} vCPUs replaced by restored snapshots: {} (every {}th of {} unbinds)",
+                vm.name(),
+                vs.replaced.load(Ordering::Relaxed),
+                vm.snapshot_every,
+                vs.unbinds.load(Ordering::Relaxed)
+            );
+        }
         match verdict {
             Ok(()) => crate::println!("ARM_VCPU_VM {}: PASS", vm.name()),
             Err(why) => crate::println!("ARM_VCPU_VM {}: FAIL {}", vm.name(), why),

@@ -108,6 +108,10 @@ pub struct VmSched {
     /// Its statistics were printed.
     reported: AtomicBool,
     ran_on: Vec<AtomicU64>,
+    /// Unbinds of its vCPUs, and vCPUs replaced by restored copies
+    /// (`snapshot_every`).
+    unbinds: AtomicU64,
+    pub replaced: AtomicU64,
 }
 
 /// A vCPU and what the scheduler keeps with it. Travels between cores by value.
@@ -137,6 +141,9 @@ pub struct VCpu {
     /// Its core's tick count when it was bound.
     bound_at: u64,
     epoch: u32,
+    /// A device read its scenario held (`Scenario::hold_read`): completed from the
+    /// device at its next bind.
+    held_read: Option<VmExit>,
 }
 
 // SAFETY: a `VCpu` is only ever used by one core at a time — the one that holds it
@@ -221,6 +228,8 @@ pub fn start(vms: Vec<Vm>, name: &'static str, timing: bool, tracing: bool) -> !
             epoch: AtomicU32::new(0),
             reported: AtomicBool::new(false),
             ran_on: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            unbinds: AtomicU64::new(0),
+            replaced: AtomicU64::new(0),
         });
     }
     let input_vm = vs
@@ -287,13 +296,16 @@ pub fn start(vms: Vec<Vm>, name: &'static str, timing: bool, tracing: bool) -> !
                         special: v.vm.links_timers
                             || v.vm.host_tick.is_some()
                             || v.vm.slice != 0
-                            || v.vm.checks_after_unbind,
+                            || v.vm.checks_after_unbind
+                            || v.vm.snapshot_every != 0
+                            || v.vm.migrates,
                         observed: v.vm.observes,
                         timer_active: [false; 2],
                         deadline: None,
                         last_core: NOWHERE,
                         bound_at: 0,
                         epoch: 0,
+                        held_read: None,
                     }))
                 }
                 Err(e) => {
@@ -639,6 +651,12 @@ impl Core {
         if v.special {
             self.bind_special(&mut v);
         }
+        if v.special && vm.migrates && v.held_read.is_some() {
+            match self.complete_held_read(v) {
+                Some(b) => v = b,
+                None => return,
+            }
+        }
         drain_mail(&mut v);
         let stop = if self.s.timing {
             self.run_loop::<true>(&mut v)
@@ -666,17 +684,10 @@ impl Core {
             self.end_vm(vs, Err("unbind failed"));
             return self.retire(v);
         }
-        if v.special && vm.checks_after_unbind {
-            // The host's own state is back: a scenario checks it survived the vCPU.
-            let r = vm
-                .state
-                .lock()
-                .scenario
-                .as_mut()
-                .map(|sc| sc.after_unbind());
-            if let Some(Err(why)) = r {
-                self.end_vm(vs, Err(why));
-                return self.retire(v);
+        if v.special && vm.after_unbind_work {
+            match self.after_unbind_special(v) {
+                Some(b) => v = b,
+                None => return,
             }
         }
         match policy::after(stop) {
@@ -709,6 +720,122 @@ impl Core {
         }
     }
 
+    /// After-unbind work of such a VM, once the host's own state is back: the
+    /// scenario's check that it survived the vCPU, a migration, a replacement by a
+    /// restored copy (`snapshot_every`). `None`: the vCPU is gone from here (a
+    /// restored one sent to another core, or retired with its VM).
+    #[cold]
+    #[inline(never)]
+    fn after_unbind_special(&mut self, mut v: Box<VCpu>) -> Option<Box<VCpu>> {
+        match self.after_unbind_checks(&mut v) {
+            Ok(None) => Some(v),
+            Ok(Some(core)) => {
+                // Replaced by a restored vCPU that runs on `core`.
+                v.sh.stats.yields.bump();
+                self.sh.load.fetch_sub(1, Ordering::Relaxed);
+                self.send_to(core, v);
+                None
+            }
+            Err(why) => {
+                self.end_vm(v.vm, Err(why));
+                self.retire(v);
+                None
+            }
+        }
+    }
+
+    /// [`Core::after_unbind_special`]'s checks: `Some(core)` when `v` now holds a
+    /// restored vCPU to run on `core`.
+    fn after_unbind_checks(&mut self, v: &mut VCpu) -> Result<Option<usize>, &'static str> {
+        let vm = v.vm.vm;
+        if vm.checks_after_unbind {
+            let r = vm
+                .state
+                .lock()
+                .scenario
+                .as_mut()
+                .map(|sc| sc.after_unbind());
+            if let Some(Err(why)) = r {
+                return Err(why);
+            }
+        }
+        if vm.migrates && !vm.ended() {
+            if let Some(core) = self.migrate(v)? {
+                return Ok(Some(core));
+            }
+        }
+        if vm.snapshot_every != 0 && !vm.ended() {
+            if let Err(why) = self.replace_by_restored(v) {
+                error!("VM {}: vCPU {}: {}", vm.name(), v.index, why);
+                return Err(why);
+            }
+        }
+        Ok(None)
+    }
+
+    /// After an unbind, the scenario's [`Scenario::migrate`]: `Some(core)` when `v`'s
+    /// vCPU was replaced by one restored from its snapshot's bytes, to run on `core`.
+    ///
+    /// [`Scenario::migrate`]: crate::scenario::Scenario::migrate
+    #[inline(never)]
+    fn migrate(&mut self, v: &mut VCpu) -> Result<Option<usize>, &'static str> {
+        let vm = v.vm.vm;
+        let held = match v.held_read {
+            Some(VmExit::MmioRead { addr, .. }) => Some(addr),
+            _ => None,
+        };
+        let m = match vm.state.lock().scenario.as_mut() {
+            Some(sc) => sc.migrate(v.index, self.id, &v.vcpu, held, vm, &mut self.percpu)?,
+            None => None,
+        };
+        let Some(m) = m else {
+            return Ok(None);
+        };
+        let snap = arm_vcpu::snapshot::Snapshot::from_bytes(&m.bytes).map_err(|e| {
+            error!("VM {}: from_bytes: {}", vm.name(), e);
+            "the migration's snapshot does not read back"
+        })?;
+        let mut fresh = vm.make_vcpu(v.index)?;
+        fresh
+            .set_reg(
+                arm_vcpu::reg::Reg::Sys(arm_vcpu::reg::CNTVOFF_EL2),
+                m.cntvoff_el2 as u128,
+            )
+            .map_err(|_| "set_reg(CNTVOFF_EL2) failed")?;
+        fresh.restore(&snap).map_err(|e| {
+            error!("VM {}: restore: {}", vm.name(), e);
+            "restore failed"
+        })?;
+        if let Some(sc) = vm.state.lock().scenario.as_mut() {
+            sc.restored(v.index, &fresh)?;
+        }
+        // The old vCPU is destroyed here.
+        v.vcpu = fresh;
+        info!(
+            "VM {}: vCPU {} destroyed on core {}, restored from {} bytes for core {}",
+            vm.name(),
+            v.index,
+            self.id,
+            m.bytes.len(),
+            m.core
+        );
+        Ok(Some(m.core))
+    }
+
+    /// Every `snapshot_every`-th unbind of its VM's vCPUs: `v`'s vCPU is replaced by
+    /// a new one restored from its snapshot's bytes (the old one destroyed); what the
+    /// scheduler keeps with it (mail, linked timer state) stays.
+    #[inline(never)]
+    fn replace_by_restored(&mut self, v: &mut VCpu) -> Result<(), &'static str> {
+        let n = v.vm.unbinds.fetch_add(1, Ordering::Relaxed) + 1;
+        if !n.is_multiple_of(v.vm.vm.snapshot_every) {
+            return Ok(());
+        }
+        v.vcpu = v.vm.vm.restored_copy(v.index, &v.vcpu)?;
+        v.vm.replaced.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
     /// Bind-time work of a VM with linked timers, slices or a host tick: the linked
     /// PPIs' active state back, the slice and host tick running.
     #[inline(never)]
@@ -733,6 +860,22 @@ impl Core {
             self.host_tick_next = Some(now().wrapping_add(p));
             self.program_timer();
         }
+    }
+
+    /// The device read its scenario held (`Scenario::hold_read`), answered now that
+    /// the vCPU is bound again (maybe on another core). `None`: it failed, the VM
+    /// ended and the vCPU is retired.
+    #[cold]
+    #[inline(never)]
+    fn complete_held_read(&mut self, mut v: Box<VCpu>) -> Option<Box<VCpu>> {
+        let Some(exit) = v.held_read.take() else {
+            return Some(v);
+        };
+        // Through the exit path, as if the read had just exited (its scenario holds
+        // a read only once).
+        // A stop here (the VM ended) shows at the vCPU's first exit.
+        let _ = self.exit(&mut v, &exit);
+        Some(v)
     }
 
     /// Unbind-time work of such a VM: the linked PPIs' active state saved (and

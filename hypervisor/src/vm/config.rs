@@ -353,6 +353,9 @@ pub struct VmConfig {
     /// Time slice in microseconds when the core has other runnable vCPUs (0: a vCPU
     /// runs until it blocks or yields).
     pub slice_us: u64,
+    /// Every N-th time one of its vCPUs is unbound, that vCPU is snapshotted to
+    /// bytes, destroyed and replaced by a new one restored from them (0: never).
+    pub snapshot_every: u64,
     pub wfi: Wfi,
     pub timer: GuestTimer,
     /// The host-side checks of a test scenario (`scenario::by_name`).
@@ -384,6 +387,7 @@ impl Default for VmConfig {
             mode: IrqMode::Virtual,
             console: Console::Auto,
             slice_us: 2000,
+            snapshot_every: 0,
             wfi: Wfi::Sleep,
             timer: GuestTimer::All,
             scenario: None,
@@ -411,6 +415,7 @@ pub const KEYS: &[&str] = &[
     "mode",
     "console",
     "slice_us",
+    "snapshot_every",
     "wfi",
     "timer",
     "scenario",
@@ -556,6 +561,7 @@ impl VmConfig {
                     )?
                 }
                 "slice_us" => c.slice_us = want_int(e)?,
+                "snapshot_every" => c.snapshot_every = want_int(e)?,
                 "wfi" => c.wfi = want_choice(e, &[("sleep", Wfi::Sleep), ("yield", Wfi::Yield)])?,
                 "timer" => {
                     c.timer = want_choice(
@@ -663,6 +669,9 @@ impl VmConfig {
                 GuestTimer::Physical => "physical",
             },
         );
+        if self.snapshot_every != 0 {
+            s += &format!("snapshot_every = {}\n", self.snapshot_every);
+        }
         if let Some(sc) = &self.scenario {
             s += &format!(
                 "scenario = {}\niters = {}\nseed = {}\ninstance = {}\n",

@@ -88,6 +88,11 @@ pub struct Vm {
     pub abort_policy: Option<AbortPolicy>,
     /// The scenario wants to see every exit (`Scenario::observe`).
     pub observes: bool,
+    /// The scenario may hold device reads and move vCPUs (`Scenario::migrates`).
+    pub migrates: bool,
+    /// Something to do after every unbind (`checks_after_unbind`, `migrates`,
+    /// `snapshot_every`).
+    pub after_unbind_work: bool,
     /// The scenario checks the host after every unbind (`Scenario::after_unbind`).
     pub checks_after_unbind: bool,
     /// A trapped WFI yields instead of blocking.
@@ -98,6 +103,9 @@ pub struct Vm {
     pub host_tick: Option<u64>,
     /// Time slice, in counter ticks (0: none).
     pub slice: u64,
+    /// Every N-th unbind of one of its vCPUs replaces it by a restored copy
+    /// ([`Vm::restored_copy`]; 0: never).
+    pub snapshot_every: u64,
     pub state: Mutex<VmState>,
     ended: AtomicBool,
     verdict: Mutex<Option<Verdict>>,
@@ -153,6 +161,26 @@ impl Vm {
                 v.inject_interrupt(vi).map_err(|_| "inject_interrupt")?;
             }
         }
+        Ok(v)
+    }
+
+    /// A new vCPU `i` restored from `old`'s snapshot gone through the byte format
+    /// (`to_bytes`, `from_bytes`), with the VM's `CNTVOFF_EL2` (all its vCPUs share
+    /// one offset; `restore` sets the snapshot's). `old` must be unbound; it is
+    /// the caller's to destroy.
+    pub fn restored_copy(&self, i: usize, old: &Aarch64VCpu) -> Result<Aarch64VCpu, &'static str> {
+        let snap = old.snapshot().map_err(|_| "snapshot() failed")?;
+        let mut buf = alloc::vec![0u8; arm_vcpu::snapshot::Snapshot::MAX_BYTES];
+        let n = snap.to_bytes(&mut buf).map_err(|_| "to_bytes failed")?;
+        let back = arm_vcpu::snapshot::Snapshot::from_bytes(buf.get(..n).unwrap_or(&[]))
+            .map_err(|_| "the snapshot's bytes do not read back")?;
+        let mut v = self.make_vcpu(i)?;
+        v.restore(&back).map_err(|_| "restore failed")?;
+        v.set_reg(
+            arm_vcpu::reg::Reg::Sys(arm_vcpu::reg::CNTVOFF_EL2),
+            self.cntvoff_el2 as u128,
+        )
+        .map_err(|_| "set_reg(CNTVOFF_EL2) failed")?;
         Ok(v)
     }
 
@@ -414,11 +442,16 @@ pub fn build(cfg: VmConfig, id: usize, count: usize) -> Result<Vm, String> {
         initial_irqs,
         abort_policy,
         observes,
+        migrates: scenario.as_ref().is_some_and(|sc| sc.migrates()),
+        after_unbind_work: checks_after_unbind
+            || cfg.snapshot_every != 0
+            || scenario.as_ref().is_some_and(|sc| sc.migrates()),
         checks_after_unbind,
         wfi_yields: cfg.wfi == Wfi::Yield,
         links_timers: kind == devices::Kind::Virtual,
         host_tick,
         slice: us_to_ticks(cfg.slice_us),
+        snapshot_every: cfg.snapshot_every,
         state: Mutex::new(VmState { dev, scenario }),
         ended: AtomicBool::new(false),
         verdict: Mutex::new(None),
