@@ -123,6 +123,9 @@ fn profile_run(r: &BenchRun) -> Result<(Profile, String), String> {
     Ok((p, progress))
 }
 
+/// Per-round-trip figures by bench row, in table order.
+pub type Rows = Vec<(&'static str, ExitCost)>;
+
 /// Builds the release hypervisor, the guests and the plugin, profiles every bench row
 /// at `n1` and `n2` iterations (rows with their own counts use those) and returns the
 /// per-round-trip figures, in table order, with the hypervisor's path. `quiet` drops
@@ -132,7 +135,7 @@ pub fn measure(
     n1: u64,
     n2: u64,
     quiet: bool,
-) -> Result<(Vec<(&'static str, ExitCost)>, PathBuf), String> {
+) -> Result<(Rows, PathBuf), String> {
     deps::ensure(
         ws,
         deps::Needs {
