@@ -130,12 +130,7 @@ pub type Rows = Vec<(&'static str, ExitCost)>;
 /// at `n1` and `n2` iterations (rows with their own counts use those) and returns the
 /// per-round-trip figures, in table order, with the hypervisor's path. `quiet` drops
 /// the progress lines (the budget gate prints only its verdicts).
-pub fn measure(
-    ws: &Workspace,
-    n1: u64,
-    n2: u64,
-    quiet: bool,
-) -> Result<(Rows, PathBuf), String> {
+pub fn measure(ws: &Workspace, n1: u64, n2: u64, quiet: bool) -> Result<(Rows, PathBuf), String> {
     deps::ensure(
         ws,
         deps::Needs {
