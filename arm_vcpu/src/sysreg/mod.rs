@@ -811,7 +811,7 @@ pub enum ValueRule {
 
 impl SysReg {
     /// What an MRS (`read`) or MSR of this row gives a guest with the default setup.
-    pub const fn expect(&self, read: bool) -> Expect {
+    pub const fn sweep_expect(&self, read: bool) -> Expect {
         let exists_dir = if read {
             self.access.readable()
         } else {

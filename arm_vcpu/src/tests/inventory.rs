@@ -800,7 +800,7 @@ fn sweep_expectations_follow_the_treatment() {
     use sysreg::Expect;
     for r in INVENTORY {
         for read in [true, false] {
-            let e = r.expect(read);
+            let e = r.sweep_expect(read);
             let exists = if read {
                 r.access.readable()
             } else {
