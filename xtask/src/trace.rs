@@ -174,6 +174,32 @@ impl Trace {
     }
 }
 
+/// The exit kinds as a text table: count, host time (from the counter deltas the
+/// recorder keeps: exit to re-entry), its share, and the mean per exit.
+pub fn kinds_table(t: &Trace) -> String {
+    let kinds = t.kinds();
+    let all: u64 = kinds.iter().map(|(_, k)| k.host_ticks).sum();
+    let us = |ticks: u64| ticks as f64 * 1e6 / t.freq.max(1) as f64;
+    let w = kinds.iter().map(|(n, _)| n.len()).max().unwrap_or(4).max(9);
+    let mut s = format!(
+        "{:<w$}  {:>9}  {:>13}  {:>6}  {:>11}\n",
+        "exit kind", "count", "host time µs", "share", "µs per exit"
+    );
+    for (name, k) in &kinds {
+        let _ = writeln!(
+            s,
+            "{name:<w$}  {:>9}  {:>13.0}  {:>5.1}%  {:>11.2}",
+            k.count,
+            us(k.host_ticks),
+            100.0 * k.host_ticks as f64 / all.max(1) as f64,
+            us(k.host_ticks) / k.count.max(1) as f64
+        );
+    }
+    let n: u64 = kinds.iter().map(|(_, k)| k.count).sum();
+    let _ = writeln!(s, "{:<w$}  {n:>9}  {:>13.0}", "all", us(all));
+    s
+}
+
 /// Colours for exit kinds (stable per name: the same kind has the same colour in
 /// every picture).
 fn colour(kind: &str) -> &'static str {
@@ -543,6 +569,28 @@ mod tests {
         assert_eq!(ticks.len(), 11);
         // Host time in the table: mmio_read 4 ticks = 4 ms.
         assert!(svg.contains(">4.00<"));
+    }
+
+    #[test]
+    fn kinds_table_adds_up() {
+        let out = "ARM_VCPU_TRACE begin freq=1000000\nX 0 0 0 hvc 10 5\nX 0 0 1 hvc 20 15\nX 1 0 0 wfx 30 80\nARM_VCPU_TRACE end dropped=0\n";
+        let t = parse(out).unwrap();
+        let table = kinds_table(&t);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 4, "{table}");
+        // By count: hvc (2 exits, 20 µs, 20%), wfx (1, 80 µs, 80%), all.
+        assert!(
+            lines[1].starts_with("hvc") && lines[1].contains(" 2 ") && lines[1].contains("20.0%"),
+            "{table}"
+        );
+        assert!(
+            lines[2].starts_with("wfx") && lines[2].contains("80.0%"),
+            "{table}"
+        );
+        assert!(
+            lines[3].starts_with("all") && lines[3].contains(" 3 ") && lines[3].ends_with(" 100"),
+            "{table}"
+        );
     }
 
     #[test]
