@@ -486,6 +486,11 @@ fn cmd_run(ws: &Workspace, b: &HvBuild, o: &RunArgs) -> Result<ExitCode, String>
 /// `cargo xtask trace`: one run with `trace=1`, its records rendered as an SVG.
 fn cmd_trace(ws: &Workspace, b: &HvBuild, o: &RunArgs) -> Result<ExitCode, String> {
     let (run, name) = make_run(ws, b, o, true, "trace=1")?;
+    // `--mode virtual` and the default passthrough draw different pictures.
+    let name = match &o.mode {
+        Some(m) => format!("{name}-{m}"),
+        None => name,
+    };
     let run = run.with_cpu(o.cpu.unwrap_or(qemu::DEFAULT_CPU));
     println!("$ {}", run.display());
     let c = qemu::run_captured(run.command(), std::time::Duration::from_secs(600))

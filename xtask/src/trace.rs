@@ -243,7 +243,7 @@ const LEFT: f64 = 110.0;
 const RIGHT: f64 = 20.0;
 const LANE_H: f64 = 80.0;
 const LANE_GAP: f64 = 18.0;
-const TOP: f64 = 50.0;
+const TOP: f64 = 62.0;
 /// Time bins across the plot.
 pub const BINS: usize = 200;
 
@@ -360,14 +360,18 @@ pub fn render_svg(t: &Trace, title: &str) -> String {
     );
 
     // Phases: vertical dashed markers across all lanes.
-    for p in &t.phases {
+    // Labels alternate between two rows (phases close in time, such as the
+    // secondary vCPUs' CPU_ON, stay readable) and end at the marker on the right half.
+    for (i, p) in t.phases.iter().enumerate() {
         let x = x_of(p.at);
+        let right = x > LEFT + plot_w / 2.0;
         let _ = writeln!(
             s,
-            r##"<g class="phase"><line x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{axis_y:.1}" stroke="#333" stroke-dasharray="4,3"/><text x="{:.1}" y="{:.1}" font-size="11">{}</text></g>"##,
-            TOP - 8.0,
-            x + 3.0,
-            TOP - 10.0,
+            r##"<g class="phase"><line x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{axis_y:.1}" stroke="#333" stroke-dasharray="4,3"/><text x="{:.1}" y="{:.1}" font-size="11"{}>{}</text></g>"##,
+            TOP - 8.0 - 11.0 * (i % 2) as f64,
+            if right { x - 3.0 } else { x + 3.0 },
+            TOP - 10.0 - 11.0 * (i % 2) as f64,
+            if right { r#" text-anchor="end""# } else { "" },
             esc(&p.label)
         );
     }
