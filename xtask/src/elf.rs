@@ -108,6 +108,32 @@ impl<'a> Elf<'a> {
         Ok(None)
     }
 
+    /// Every named symbol of `.symtab` with its address, sorted by address (labels
+    /// of assembly code included, which have no type or size).
+    pub fn symbols(&self) -> Result<Vec<(u64, String)>, String> {
+        let mut out = Vec::new();
+        for symtab in self.sections.iter().filter(|s| s.kind == SHT_SYMTAB) {
+            let strtab = self
+                .sections
+                .get(symtab.link as usize)
+                .ok_or("bad symtab link")?;
+            let strs = self.section_data(strtab)?;
+            let syms = self.section_data(symtab)?;
+            for sym in syms.chunks_exact(24) {
+                let name = cstr(strs, u32_at(sym, 0)? as usize)?;
+                // Skip the empty name, section and file symbols and mapping symbols
+                // ($x, $d).
+                let kind = sym[4] & 0xf;
+                if name.is_empty() || kind == 3 || kind == 4 || name.starts_with('$') {
+                    continue;
+                }
+                out.push((u64_at(sym, 8)?, name.to_string()));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
     /// The address range of the section called `name`.
     pub fn section_range(&self, name: &str) -> Result<Option<Range<u64>>, String> {
         let names = self

@@ -16,6 +16,7 @@ mod pool;
 mod profile;
 mod qemu;
 mod scenarios;
+mod split;
 mod test;
 mod trace;
 mod vms;
@@ -91,9 +92,12 @@ commands:
         bootargs (decimal or 0x hex). --mode: Linux's mode (passthrough or virtual)
         for rows without their own. --cpu: run on MODEL only (rows bound to other
         models are left out unless named)
-  bench [--iters N1,N2]
-        exit-cost benchmark (release hypervisor, instruction-counting plugin);
-        writes target/bench/exit-cost.json (default iters 100000,900000)
+  bench [--iters N1,N2] [--linux-pairs P]
+        exit-cost benchmark (release hypervisor, instruction-counting plugin), each
+        row split into the crate's and the host's instructions; then each Linux boot
+        row P times (default 3, 0: none) beside a direct boot, alternating, with
+        QEMU's CPU time (user + sys) and the median ratio; writes
+        target/bench/exit-cost.json (default iters 100000,900000)
   help  this text
 
 scenarios: ";
@@ -141,6 +145,8 @@ enum Cmd {
     Bench {
         n1: u64,
         n2: u64,
+        /// Alternating direct/hypervised pairs per Linux boot row (0: none).
+        pairs: u32,
     },
     Help,
 }
@@ -212,6 +218,7 @@ fn parse_args(args: &[&str]) -> Result<Cmd, String> {
     let mut mode_arg = None;
     let mut cpu_arg = None;
     let (mut n1, mut n2) = bench::DEFAULT_ITERS;
+    let mut pairs: u32 = 3;
     let run_like = sub == "run" || sub == "trace";
     while let Some(a) = it.next() {
         // `--flag=value` is accepted as well as `--flag value`.
@@ -253,6 +260,7 @@ fn parse_args(args: &[&str]) -> Result<Cmd, String> {
             ("run", "--trace") => r.trace = true,
             ("test", "--jobs" | "-j") => jobs = number(get()?, flag)?,
             ("test", item) if !item.starts_with('-') => only.push(item.to_string()),
+            ("bench", "--linux-pairs") => pairs = number(get()?, flag)?,
             ("bench", "--iters") => {
                 let v = get()?;
                 let (a, b) = v
@@ -320,7 +328,7 @@ fn parse_args(args: &[&str]) -> Result<Cmd, String> {
             mode: mode_arg,
             cpu: cpu_arg,
         },
-        "bench" => Cmd::Bench { n1, n2 },
+        "bench" => Cmd::Bench { n1, n2, pairs },
         "help" | "-h" | "--help" => Cmd::Help,
         other => return Err(format!("unknown command {other:?}")),
     })
@@ -478,6 +486,11 @@ fn cmd_run(ws: &Workspace, b: &HvBuild, o: &RunArgs) -> Result<ExitCode, String>
 /// `cargo xtask trace`: one run with `trace=1`, its records rendered as an SVG.
 fn cmd_trace(ws: &Workspace, b: &HvBuild, o: &RunArgs) -> Result<ExitCode, String> {
     let (run, name) = make_run(ws, b, o, true, "trace=1")?;
+    // `--mode virtual` and the default passthrough draw different pictures.
+    let name = match &o.mode {
+        Some(m) => format!("{name}-{m}"),
+        None => name,
+    };
     let run = run.with_cpu(o.cpu.unwrap_or(qemu::DEFAULT_CPU));
     println!("$ {}", run.display());
     let c = qemu::run_captured(run.command(), std::time::Duration::from_secs(600))
@@ -490,6 +503,7 @@ fn cmd_trace(ws: &Workspace, b: &HvBuild, o: &RunArgs) -> Result<ExitCode, Strin
     let svg = dir.join(format!("{name}.svg"));
     std::fs::write(&svg, trace::render_svg(&t, &name))
         .map_err(|e| format!("{}: {e}", svg.display()))?;
+    print!("{}", trace::kinds_table(&t));
     println!(
         "{} exits recorded ({} dropped) in {:.1} s; wrote {} (log {})",
         t.exits.len(),
@@ -542,7 +556,7 @@ fn main() -> ExitCode {
                 cpu,
             },
         ),
-        Cmd::Bench { n1, n2 } => bench::run(&ws, n1, n2),
+        Cmd::Bench { n1, n2, pairs } => bench::run(&ws, n1, n2, pairs),
     };
     match result {
         Ok(code) => code,
@@ -654,7 +668,11 @@ mod tests {
         );
         assert_eq!(
             parse("bench --iters 10,30"),
-            Ok(Cmd::Bench { n1: 10, n2: 30 })
+            Ok(Cmd::Bench {
+                n1: 10,
+                n2: 30,
+                pairs: 3
+            })
         );
         assert!(
             matches!(parse("trace --guest linux-2vm"), Ok(Cmd::Trace(RunArgs { ref guest, .. })) if guest == "linux-2vm")

@@ -174,6 +174,32 @@ impl Trace {
     }
 }
 
+/// The exit kinds as a text table: count, host time (from the counter deltas the
+/// recorder keeps: exit to re-entry), its share, and the mean per exit.
+pub fn kinds_table(t: &Trace) -> String {
+    let kinds = t.kinds();
+    let all: u64 = kinds.iter().map(|(_, k)| k.host_ticks).sum();
+    let us = |ticks: u64| ticks as f64 * 1e6 / t.freq.max(1) as f64;
+    let w = kinds.iter().map(|(n, _)| n.len()).max().unwrap_or(4).max(9);
+    let mut s = format!(
+        "{:<w$}  {:>9}  {:>13}  {:>6}  {:>11}\n",
+        "exit kind", "count", "host time µs", "share", "µs per exit"
+    );
+    for (name, k) in &kinds {
+        let _ = writeln!(
+            s,
+            "{name:<w$}  {:>9}  {:>13.0}  {:>5.1}%  {:>11.2}",
+            k.count,
+            us(k.host_ticks),
+            100.0 * k.host_ticks as f64 / all.max(1) as f64,
+            us(k.host_ticks) / k.count.max(1) as f64
+        );
+    }
+    let n: u64 = kinds.iter().map(|(_, k)| k.count).sum();
+    let _ = writeln!(s, "{:<w$}  {n:>9}  {:>13.0}", "all", us(all));
+    s
+}
+
 /// Colours for exit kinds (stable per name: the same kind has the same colour in
 /// every picture).
 fn colour(kind: &str) -> &'static str {
@@ -217,7 +243,7 @@ const LEFT: f64 = 110.0;
 const RIGHT: f64 = 20.0;
 const LANE_H: f64 = 80.0;
 const LANE_GAP: f64 = 18.0;
-const TOP: f64 = 50.0;
+const TOP: f64 = 62.0;
 /// Time bins across the plot.
 pub const BINS: usize = 200;
 
@@ -334,14 +360,18 @@ pub fn render_svg(t: &Trace, title: &str) -> String {
     );
 
     // Phases: vertical dashed markers across all lanes.
-    for p in &t.phases {
+    // Labels alternate between two rows (phases close in time, such as the
+    // secondary vCPUs' CPU_ON, stay readable) and end at the marker on the right half.
+    for (i, p) in t.phases.iter().enumerate() {
         let x = x_of(p.at);
+        let right = x > LEFT + plot_w / 2.0;
         let _ = writeln!(
             s,
-            r##"<g class="phase"><line x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{axis_y:.1}" stroke="#333" stroke-dasharray="4,3"/><text x="{:.1}" y="{:.1}" font-size="11">{}</text></g>"##,
-            TOP - 8.0,
-            x + 3.0,
-            TOP - 10.0,
+            r##"<g class="phase"><line x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{axis_y:.1}" stroke="#333" stroke-dasharray="4,3"/><text x="{:.1}" y="{:.1}" font-size="11"{}>{}</text></g>"##,
+            TOP - 8.0 - 11.0 * (i % 2) as f64,
+            if right { x - 3.0 } else { x + 3.0 },
+            TOP - 10.0 - 11.0 * (i % 2) as f64,
+            if right { r#" text-anchor="end""# } else { "" },
             esc(&p.label)
         );
     }
@@ -543,6 +573,28 @@ mod tests {
         assert_eq!(ticks.len(), 11);
         // Host time in the table: mmio_read 4 ticks = 4 ms.
         assert!(svg.contains(">4.00<"));
+    }
+
+    #[test]
+    fn kinds_table_adds_up() {
+        let out = "ARM_VCPU_TRACE begin freq=1000000\nX 0 0 0 hvc 10 5\nX 0 0 1 hvc 20 15\nX 1 0 0 wfx 30 80\nARM_VCPU_TRACE end dropped=0\n";
+        let t = parse(out).unwrap();
+        let table = kinds_table(&t);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 4, "{table}");
+        // By count: hvc (2 exits, 20 µs, 20%), wfx (1, 80 µs, 80%), all.
+        assert!(
+            lines[1].starts_with("hvc") && lines[1].contains(" 2 ") && lines[1].contains("20.0%"),
+            "{table}"
+        );
+        assert!(
+            lines[2].starts_with("wfx") && lines[2].contains("80.0%"),
+            "{table}"
+        );
+        assert!(
+            lines[3].starts_with("all") && lines[3].contains(" 3 ") && lines[3].ends_with(" 100"),
+            "{table}"
+        );
     }
 
     #[test]

@@ -439,7 +439,10 @@ impl Core {
             Power::Off => {}
         }
         match self.start_vcpu(vs, t, Some((entry, ctx))) {
-            Ok(()) => ret::SUCCESS,
+            Ok(()) => {
+                self.trace_phase(alloc::format!("{} vCPU {t} on", vm.name()));
+                ret::SUCCESS
+            }
             // Another CPU_ON got there first, or it is still on its way to parking.
             Err(_) => match Power::from(vs.vcpus[t].power.load(Ordering::Acquire)) {
                 Power::OnPending => ret::ON_PENDING,
