@@ -1,7 +1,14 @@
-//! `inject`: the host side of the exception-injection scenario. Aborts at IPAs no
-//! device serves are injected by vm.rs (`AbortPolicy::Inject`); this counts them by
-//! kind from the exits, raises the virtual SError the guest asks for with
-//! TEST_CALL(0x61), and compares its count with the guest's TEST_CALL(0x62).
+//! `inject` and `aarch32`: the host side of the two exception-injection scenarios.
+//! Aborts at IPAs no device serves are injected by vm.rs (`AbortPolicy::Inject`);
+//! this counts them by kind from the exits, raises the virtual SError the guest asks
+//! for with one TEST_CALL, and compares its count with the one the guest reports
+//! with another.
+//!
+//! - `inject` (AArch64 EL1/EL0): TEST_CALL(0x61) asks for the SError, 0x62 reports.
+//! - `aarch32` (AArch32 EL0): the crate answers the coprocessor traps itself
+//!   (emulated timer and debug views, UNDEF for the rest); what reaches the host are
+//!   the MMIO accesses of the AArch32 loads and stores, the aborts and the SError:
+//!   TEST_CALL(0xa2) asks for the SError, 0xa1 reports.
 
 use alloc::boxed::Box;
 use arm_vcpu::VmExit;
@@ -10,24 +17,69 @@ use super::{AbortPolicy, Scenario, VmInfo};
 use crate::devices::{CONSOLE_IPA, TESTDEV_IPA, TESTDEV_SIZE};
 
 pub fn by_name(name: &str) -> Option<Box<dyn Scenario>> {
-    match name {
-        "inject" => Some(Box::new(Inject::default())),
-        _ => None,
-    }
+    let spec = match name {
+        "inject" => &INJECT,
+        "aarch32" => &AARCH32,
+        _ => return None,
+    };
+    Some(Box::new(Inject {
+        spec,
+        counts: Counts::default(),
+        serror_requested: false,
+        reported: false,
+        failure: None,
+    }))
 }
 
 /// The IPAs the guest faults on (nothing behind them).
 const DATA_IPA: u64 = 0x0c00_0000;
 const CODE_IPA: u64 = 0x0d00_0000;
 
-/// What the guest's probes cause, in order: a load (EL1), a store, an LDP, a load
-/// from EL0 (data aborts); a BLR (instruction abort); the SError it asks for.
-const EXPECTED: Counts = Counts {
-    mmio_reads: 2,
-    mmio_writes: 1,
-    ldp: 1,
-    fetch: 1,
-    serror: 1,
+/// What one scenario's guest does and says.
+struct Spec {
+    name: &'static str,
+    /// The injections its probes cause, by kind.
+    expected: Counts,
+    /// TEST_CALL numbers: "raise a virtual SError after this call", "here is my count".
+    serror_call: u64,
+    report_call: u64,
+    unknown: &'static str,
+    no_report: &'static str,
+}
+
+/// `inject`: a load (EL1), a store, an LDP, a load from EL0 (data aborts); a BLR
+/// (instruction abort); the SError it asks for.
+const INJECT: Spec = Spec {
+    name: "inject",
+    expected: Counts {
+        mmio_reads: 2,
+        mmio_writes: 1,
+        no_syndrome: 1,
+        fetch: 1,
+        serror: 1,
+    },
+    serror_call: 0x61,
+    report_call: 0x62,
+    unknown: "inject: unknown TEST_CALL",
+    no_report: "no report TEST_CALL(0x62)",
+};
+
+/// `aarch32`: A32 `ldr` and T32 16-bit `ldr` (MMIO reads with a syndrome), A32 `str`
+/// and T32 16-bit `str` (MMIO writes), A32 `ldm` and T32 16-bit `ldm` (no syndrome:
+/// DataAbort exits), an A32 `bx` (InstructionAbort), one SError.
+const AARCH32: Spec = Spec {
+    name: "aarch32",
+    expected: Counts {
+        mmio_reads: 2,
+        mmio_writes: 2,
+        no_syndrome: 2,
+        fetch: 1,
+        serror: 1,
+    },
+    serror_call: 0xa2,
+    report_call: 0xa1,
+    unknown: "aarch32: unknown TEST_CALL",
+    no_report: "no report TEST_CALL(0xa1)",
 };
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -36,8 +88,8 @@ struct Counts {
     mmio_reads: u64,
     /// ISV = 1 stores to DATA_IPA (MmioWrite exits).
     mmio_writes: u64,
-    /// ISV = 0 reads at DATA_IPA (DataAbort exits).
-    ldp: u64,
+    /// ISV = 0 reads at DATA_IPA (DataAbort exits: LDP, LDM).
+    no_syndrome: u64,
     /// Fetches from CODE_IPA (InstructionAbort exits).
     fetch: u64,
     /// Virtual SErrors raised.
@@ -46,12 +98,12 @@ struct Counts {
 
 impl Counts {
     fn total(&self) -> u64 {
-        self.mmio_reads + self.mmio_writes + self.ldp + self.fetch + self.serror
+        self.mmio_reads + self.mmio_writes + self.no_syndrome + self.fetch + self.serror
     }
 }
 
-#[derive(Default)]
 struct Inject {
+    spec: &'static Spec,
     counts: Counts,
     serror_requested: bool,
     reported: bool,
@@ -60,7 +112,7 @@ struct Inject {
 
 impl Inject {
     fn fail(&mut self, why: &'static str) {
-        crate::println!("inject host check failed: {}", why);
+        crate::println!("{} host check failed: {}", self.spec.name, why);
         if self.failure.is_none() {
             self.failure = Some(why);
         }
@@ -88,13 +140,13 @@ impl Scenario for Inject {
             VmExit::MmioWrite { addr, .. } if addr == DATA_IPA => self.counts.mmio_writes += 1,
             VmExit::DataAbort {
                 ipa, write: false, ..
-            } if ipa == DATA_IPA => self.counts.ldp += 1,
+            } if ipa == DATA_IPA => self.counts.no_syndrome += 1,
             VmExit::InstructionAbort { ipa, .. } if ipa == CODE_IPA => self.counts.fetch += 1,
             VmExit::MmioRead { .. }
             | VmExit::MmioWrite { .. }
             | VmExit::DataAbort { .. }
             | VmExit::InstructionAbort { .. } => {
-                crate::println!("inject host: unexpected abort exit {:?}", exit);
+                crate::println!("{} host: unexpected abort exit {:?}", self.spec.name, exit);
                 self.fail("abort at an unexpected address or of an unexpected kind");
             }
             _ => {}
@@ -103,19 +155,20 @@ impl Scenario for Inject {
 
     fn test_call(&mut self, _cpu: usize, a: &[u64; 7], _vm: &VmInfo) -> Result<u64, &'static str> {
         match a[1] {
-            0x61 => {
+            n if n == self.spec.serror_call => {
                 self.serror_requested = true;
                 Ok(0)
             }
-            0x62 => {
+            n if n == self.spec.report_call => {
                 self.reported = true;
                 crate::println!(
-                    "inject host: injected {:?} ({} in all); guest saw {}",
+                    "{} host: injected {:?} ({} in all); guest saw {}",
+                    self.spec.name,
                     self.counts,
                     self.counts.total(),
                     a[2]
                 );
-                if self.counts != EXPECTED {
+                if self.counts != self.spec.expected {
                     self.fail("injections by kind differ from the scenario's");
                 }
                 if a[2] != self.counts.total() {
@@ -123,7 +176,7 @@ impl Scenario for Inject {
                 }
                 Ok(u64::from(self.failure.is_some()))
             }
-            _ => Err("inject: unknown TEST_CALL"),
+            _ => Err(self.spec.unknown),
         }
     }
 
@@ -138,7 +191,7 @@ impl Scenario for Inject {
 
     fn finish(&mut self, guest_failures: u64, _vm: &VmInfo) -> Result<(), &'static str> {
         if !self.reported {
-            self.fail("no report TEST_CALL(0x62)");
+            self.fail(self.spec.no_report);
         }
         if guest_failures != 0 {
             return Err("guest checks failed");

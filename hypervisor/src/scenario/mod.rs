@@ -13,7 +13,6 @@ use arm_vcpu::{
 
 use crate::devices::WidthCounts;
 
-mod aarch32;
 mod basic;
 mod bench;
 mod classes;
@@ -303,7 +302,6 @@ pub fn by_name(
         .or_else(|| inject::by_name(name))
         .or_else(|| bench::by_name(name))
         .or_else(|| spectre::by_name(name))
-        .or_else(|| aarch32::by_name(name))
         .or_else(|| debug::by_name(name, instance))
         .or_else(|| smp::by_name(name))
         .or_else(|| sysoff::by_name(name))
