@@ -9,8 +9,8 @@
 use core::arch::asm;
 use core::ptr::{addr_of, addr_of_mut, read_volatile, write_volatile};
 
-use guests::{gic, hvc};
 use guests::rt::{Checks, Entry};
+use guests::{gic, hvc};
 
 guests::guest_main!("bench-virq", main);
 
@@ -45,7 +45,7 @@ core::arch::global_asm!(
     "    mrs x0, S3_0_C12_C12_0", // ICC_IAR1_EL1
     "    msr S3_0_C12_C12_1, x0", // ICC_EOIR1_EL1
     "    b 2f",
-    "1:  ldr w0, [x1, #0xc]", // GICC_IAR
+    "1:  ldr w0, [x1, #0xc]",  // GICC_IAR
     "    str w0, [x1, #0x10]", // GICC_EOIR
     "2:",
     "    adrp x1, VIRQ_LAST",

@@ -1115,7 +1115,11 @@ fn interrupts_gicv2(c: &mut Checks) {
     );
     c.check_eq(format_args!("GICC_RPR when idle"), st[3].1, 0xff);
     gic::disable();
-    c.check_eq(format_args!("GICC_CTLR after disable"), gic::state()[0].1, 0);
+    c.check_eq(
+        format_args!("GICC_CTLR after disable"),
+        gic::state()[0].1,
+        0,
+    );
 }
 
 fn fp_simd(c: &mut Checks, exits: &mut Exits) {

@@ -24,10 +24,10 @@ use arm_vcpu::{AccessWidth, SgiRequest, VirtualInterrupt};
 
 use crate::console::HostInput;
 use crate::platform::gic::{self, TrappedRdPages, PTIMER_INTID, VTIMER_INTID};
+use crate::vgicd_v2::VGicV2;
 use console::ConsoleOut;
 use pl011::Pl011;
 use testdev::TestDevice;
-use crate::vgicd_v2::VGicV2;
 use vgic::{Delivery, VGic, GICD_BASE, GICD_SIZE, GICR_BASE};
 
 /// The guest's GICv2 CPU interface (QEMU virt's GICC address): the host's GICV frame

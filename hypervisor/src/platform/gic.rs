@@ -88,15 +88,16 @@ pub fn check() -> Result<(), &'static str> {
             }
         }
         GicVersion::V2 => {
-            let (Some(gicc), Some(gich), Some(gicv)) = (b.gic.gicc, b.gic.gich, b.gic.gicv)
-            else {
+            let (Some(gicc), Some(gich), Some(gicv)) = (b.gic.gicc, b.gic.gich, b.gic.gicv) else {
                 return Err("the board's GICv2 has no virtualization extensions (its device tree lists no GICH/GICV frames; QEMU: virtualization=on)");
             };
             if [b.gic.gicd, gicc, gich, gicv]
                 .iter()
                 .any(|r| r.end() > DEVICE_MAP_END)
             {
-                return Err("the board's GICv2 frames lie above 1 GiB (the EL2 map's Device region)");
+                return Err(
+                    "the board's GICv2 frames lie above 1 GiB (the EL2 map's Device region)",
+                );
             }
             if gicc.size < 0x2000 || gicv.size < 0x2000 {
                 return Err("the board's GICC or GICV frame is smaller than 8 KiB");
@@ -311,8 +312,7 @@ pub fn set_spi_pending(intid: u32, pending: bool) {
 /// to the boot core's affinity, enabled.
 pub fn enable_spi_on_core0(n: u32) {
     if let Some(g) = v2() {
-        if g
-            .enable_spi(n, CPU_MASKS[0].load(Ordering::Relaxed), false)
+        if g.enable_spi(n, CPU_MASKS[0].load(Ordering::Relaxed), false)
             .is_err()
         {
             log::error!("the GICv2 refused to enable SPI {}", n);

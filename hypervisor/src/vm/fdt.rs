@@ -120,7 +120,6 @@ pub fn write(m: &Machine) -> Result<Vec<u8>, vm_fdt::Error> {
         }
     };
 
-
     let timer = fdt.begin_node("timer")?;
     fdt.property_string("compatible", "arm,armv8-timer")?;
     // Secure physical, non-secure physical, virtual, hypervisor timer PPIs (the
