@@ -166,19 +166,19 @@ impl PhysGicV2 {
     /// Acknowledges the highest-priority pending interrupt (`GICC_IAR`): the raw value
     /// (INTID \[9:0\], for SGIs the source CPU \[12:10\], which [`Self::eoi`] and
     /// [`Self::deactivate`] need back). INTID 1023: none.
-    #[inline]
+    #[inline(never)]
     pub fn ack(&self) -> u32 {
         self.gicc_r32(GICC_IAR)
     }
 
     /// Priority drop of an acknowledged interrupt (`GICC_EOIR`, the raw IAR value).
-    #[inline]
+    #[inline(never)]
     pub fn eoi(&self, iar: u32) {
         self.gicc_w32(GICC_EOIR, iar)
     }
 
     /// Deactivates it (`GICC_DIR`, with EOImode = 1).
-    #[inline]
+    #[inline(never)]
     pub fn deactivate(&self, iar: u32) {
         self.gicc_w32(GICC_DIR, iar)
     }

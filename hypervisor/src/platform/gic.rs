@@ -338,15 +338,12 @@ pub fn ack() -> u32 {
     GicCpuInterface::get_and_acknowledge_interrupt(InterruptGroup::Group1).map_or(1023, u32::from)
 }
 
-/// The INTID of an [`ack`] value (GICv2: `GICC_IAR` \[9:0\], without an SGI's
-/// source CPU).
+/// The INTID of an [`ack`] value: bits \[9:0\] (GICv2: `GICC_IAR` without an SGI's
+/// source CPU \[12:10\]; GICv3: the host enables no LPI or extended SPI, so every
+/// INTID `ICC_IAR1_EL1` gives it is below 1024, 1023 the spurious one).
 #[inline]
 pub fn intid_of(iar: u32) -> u32 {
-    if v2().is_some() {
-        iar & 0x3ff
-    } else {
-        iar
-    }
+    iar & 0x3ff
 }
 
 /// Ends an interrupt (ICC_EOIR1_EL1; GICv2: `GICC_EOIR`, the raw [`ack`] value).
