@@ -21,6 +21,7 @@ compile_error!(
 
 pub mod console;
 pub mod debug;
+pub mod gic;
 pub mod hvc;
 #[rustfmt::skip]
 pub mod inventory;

@@ -14,8 +14,9 @@
 //!   (EOImode 0) and the crate has no `GICC_DIR`; a guest's deactivation of a
 //!   hardware-linked list register only ends the physical interrupt with
 //!   `GICC_CTLR.EOImode` = 1, so the host needs both;
-//! - single active and pending bits (`GICD_ISACTIVER`/`ICACTIVER`, `ISPENDR`/
-//!   `ICPENDR`): not exposed;
+//! - single pending bits (`GICD_ISPENDR`/`ICPENDR`): not exposed (the banked
+//!   active/enable bits of the timer PPIs go through `platform::gic::LocalRedist`,
+//!   at the same offsets as a GICv3 redistributor's SGI frame);
 //! - acknowledge / end / deactivate on the banked CPU interface: per core and on every
 //!   host IRQ exit, so they are plain accesses to this core's GICC without the lock a
 //!   `GicV2` (which owns the shared GICD too) needs. The crate's `SgiTarget::All`
@@ -44,8 +45,6 @@ const GICC_DIR: usize = 0x1000;
 /// Distributor registers used directly.
 const GICD_ISPENDR: usize = 0x200;
 const GICD_ICPENDR: usize = 0x280;
-const GICD_ISACTIVER: usize = 0x300;
-const GICD_ICACTIVER: usize = 0x380;
 const GICD_IPRIORITYR: usize = 0x400;
 const GICD_ITARGETSR: usize = 0x800;
 
@@ -106,10 +105,6 @@ impl PhysGicV2 {
         // read-modify-write race with other cores).
         unsafe { core::ptr::write_volatile((self.gicd + off) as *mut u32, v) }
     }
-    fn gicd_r32(&self, off: usize) -> u32 {
-        // SAFETY: a distributor register of the board's GICD.
-        unsafe { core::ptr::read_volatile((self.gicd + off) as *const u32) }
-    }
     fn gicc_w32(&self, off: usize, v: u32) {
         // SAFETY: this core's banked CPU interface register (GICC), Device memory.
         unsafe { core::ptr::write_volatile((self.gicc + off) as *mut u32, v) }
@@ -117,11 +112,6 @@ impl PhysGicV2 {
     fn gicc_r32(&self, off: usize) -> u32 {
         // SAFETY: as for `gicc_w32`.
         unsafe { core::ptr::read_volatile((self.gicc + off) as *const u32) }
-    }
-
-    /// Interrupts the distributor implements (`GICD_TYPER.ITLinesNumber`).
-    pub fn num_irqs(&self) -> u32 {
-        self.with_gic(|g| g.typer().num_irqs())
     }
 
     /// Enables the distributor for Group 0 (no Security Extensions: the host's
@@ -176,19 +166,19 @@ impl PhysGicV2 {
     /// Acknowledges the highest-priority pending interrupt (`GICC_IAR`): the raw value
     /// (INTID \[9:0\], for SGIs the source CPU \[12:10\], which [`Self::eoi`] and
     /// [`Self::deactivate`] need back). INTID 1023: none.
-    #[inline]
+    #[inline(never)]
     pub fn ack(&self) -> u32 {
         self.gicc_r32(GICC_IAR)
     }
 
     /// Priority drop of an acknowledged interrupt (`GICC_EOIR`, the raw IAR value).
-    #[inline]
+    #[inline(never)]
     pub fn eoi(&self, iar: u32) {
         self.gicc_w32(GICC_EOIR, iar)
     }
 
     /// Deactivates it (`GICC_DIR`, with EOImode = 1).
-    #[inline]
+    #[inline(never)]
     pub fn deactivate(&self, iar: u32) {
         self.gicc_w32(GICC_DIR, iar)
     }
@@ -213,29 +203,5 @@ impl PhysGicV2 {
     pub fn set_spi_pending(&self, n: u32, pending: bool) {
         let base = if pending { GICD_ISPENDR } else { GICD_ICPENDR };
         self.gicd_w32(base + 4 * (n as usize / 32 % 32), 1 << (n % 32));
-    }
-
-    /// Whether private interrupt `n` is active on this core (`GICD_ISACTIVER0`, banked).
-    pub fn private_active(&self, n: u32) -> bool {
-        n < 32 && self.gicd_r32(GICD_ISACTIVER) & (1 << n) != 0
-    }
-
-    /// Sets or clears the active state of private interrupt `n` on this core
-    /// (`GICD_ISACTIVER0` / `ICACTIVER0`): a descheduled vCPU's hardware-linked timer
-    /// interrupt must not block the next vCPU's.
-    pub fn set_private_active(&self, n: u32, active: bool) {
-        if n < 32 {
-            let off = if active {
-                GICD_ISACTIVER
-            } else {
-                GICD_ICACTIVER
-            };
-            self.gicd_w32(off, 1 << n);
-        }
-    }
-
-    /// `GICC_CTLR` as programmed (for checks).
-    pub fn cpu_control(&self) -> u32 {
-        self.gicc_r32(GICC_CTLR)
     }
 }

@@ -13,8 +13,8 @@
 //! node a guest's GICv2 driver binds.
 //!
 //! The active state lives in the list registers while the guest handles an interrupt;
-//! `ISACTIVER` here reports what the guest or the host (`set_active`) set, which is
-//! what Linux reads back after its own writes (it clears all at init).
+//! `ISACTIVER` here reports what the guest set, which is what Linux reads back after
+//! its own writes (it clears all at init).
 
 use arm_vcpu::vgic::v2::{decode_sgir, MAX_CPUS};
 use arm_vcpu::VirtualInterrupt;
@@ -134,11 +134,6 @@ impl VGicV2 {
         (t != 0).then(|| t.trailing_zeros() as usize)
     }
 
-    /// Whether interrupt `intid` of `vcpu` is Group 1 (`IGROUPR`).
-    pub fn is_group1(&self, vcpu: usize, intid: u32) -> bool {
-        self.irq(vcpu, intid).is_some_and(|i| i.group1)
-    }
-
     fn delivery(
         &self,
         vcpu: usize,
@@ -240,13 +235,6 @@ impl VGicV2 {
                 self.spis[s].held = false;
                 out(self.delivery(t, intid, &irq, None, None));
             }
-        }
-    }
-
-    /// The host's view of the active state (e.g. from a list register it saw).
-    pub fn set_active(&mut self, vcpu: usize, intid: u32, active: bool) {
-        if let Some(i) = self.irq_mut(vcpu, intid) {
-            i.active = active;
         }
     }
 

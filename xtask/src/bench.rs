@@ -217,7 +217,7 @@ fn measure_split(
         .collect();
     let mut runs = Vec::new();
     for (s, _) in &benches {
-        let guest = ws.guest_elf(s.name);
+        let guest = ws.guest_elf(s.guest_bin());
         if !guest.is_file() {
             return Err(format!("no guest binary {}", guest.display()));
         }
@@ -227,7 +227,7 @@ fn measure_split(
             // The exit path itself, without the per-exit guest/host timing (two counter
             // reads and their ISBs per round trip, `timing=1` by default; README).
             let bootargs = format!("{} timing=0", scenarios::bootargs(s.name, iters));
-            let mut run = qemu::Run::new(&hv, &guest, bootargs);
+            let mut run = qemu::Run::new(&hv, &guest, bootargs).with_machine(s.machine);
             run.extra = vec![
                 "-icount".into(),
                 "shift=0,align=off,sleep=off".into(),

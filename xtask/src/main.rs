@@ -53,7 +53,7 @@ commands:
         build the hypervisor (refhv) and the test guests; --mutate M builds a
         mutant (`--cfg arm_vcpu_mutate=\"M\"`, see MUTATIONS in xtask/src/scenarios.rs)
   run [--guest NAME] [--release] [--iters N] [--seed S] [--mode M] [--cores C] [--vcpus N]
-      [--trace] [--mutate M]
+      [--trace] [--mutate M] [--gic 2|3|4]
         build, then boot guest NAME (default {default_guest}) under QEMU interactively.
         A test scenario runs with bootargs `scenario=NAME iters=N` (default N = 100),
         plus `seed=S` if given. `--guest linux` (the default): Debian's arm64 Linux
@@ -63,7 +63,9 @@ commands:
         guest owns the physical GIC, one vCPU per core) or virtual (emulated GIC, list
         registers; any number of vCPUs on any cores, time-sliced when fewer).
         `--guest uboot`: Debian's U-Boot. --trace: record exits (`trace=1`).
-        --cpu: QEMU's CPU model (default max; {models}). Ctrl-A x quits QEMU
+        --cpu: QEMU's CPU model (default max; {models}). --gic 2: on QEMU virt with a
+        GICv2 (gic-version=2, GIC-400 class; 3 and 4 likewise; default: the row's
+        board, GICv3). Ctrl-A x quits QEMU
   run --kernel PATH [--initrd PATH] [--dtb PATH] [--append \"...\"] [--mem SIZE]
       [--vcpus N] [--cores C] [--mode M] [--load-offset OFF] [--name NAME] [--smp N]
         boot your own kernel: a Linux arm64 Image (recognised by its header), an ELF,
@@ -123,6 +125,8 @@ struct RunArgs {
     trace: bool,
     /// `--cpu`: QEMU's CPU model (default [`qemu::DEFAULT_CPU`]).
     cpu: Option<&'static str>,
+    /// `--gic N`: QEMU's machine with GIC version N (2, 3 or 4) instead of the row's.
+    machine: Option<&'static str>,
 }
 
 /// A parsed command line.
@@ -186,6 +190,16 @@ fn vcpus(s: &str) -> Result<usize, String> {
 }
 
 /// A Linux interrupt mode (`--mode`).
+/// `--gic N`: the QEMU `virt` machine with that GIC (the hypervisor discovers it).
+fn gic_machine(s: &str) -> Result<&'static str, String> {
+    match s {
+        "2" => Ok(scenarios::GICV2),
+        "3" => Ok(qemu::DEFAULT_MACHINE),
+        "4" => Ok(scenarios::GICV4),
+        _ => Err(format!("--gic: expected 2, 3 or 4, got {s:?}")),
+    }
+}
+
 fn mode(s: &str) -> Result<String, String> {
     if scenarios::LINUX_MODES.contains(&s) {
         Ok(s.to_string())
@@ -243,6 +257,7 @@ fn parse_args(args: &[&str]) -> Result<Cmd, String> {
             ("run" | "test", "--seed") => seed_arg = Some(seed(get()?)?),
             ("run" | "test" | "trace", "--mode") => mode_arg = Some(mode(get()?)?),
             ("run" | "test" | "trace", "--cpu") => cpu_arg = Some(qemu::cpu_model(get()?)?),
+            (_, "--gic") if run_like => r.machine = Some(gic_machine(get()?)?),
             (_, "--cores") if run_like => r.cores = Some(get()?.to_string()),
             (_, "--vcpus") if run_like => r.vcpus = Some(vcpus(get()?)?),
             (_, "--kernel") if run_like => k.kernel = get()?.to_string(),
@@ -469,10 +484,18 @@ fn make_run(
     Ok((run, guest.to_string()))
 }
 
+/// The run on the machine `--gic` names, if it names one.
+fn with_gic(run: qemu::Run, o: &RunArgs) -> qemu::Run {
+    match o.machine {
+        Some(m) => run.with_machine(m),
+        None => run,
+    }
+}
+
 fn cmd_run(ws: &Workspace, b: &HvBuild, o: &RunArgs) -> Result<ExitCode, String> {
     let extra = if o.trace { "trace=1" } else { "" };
     let (run, _) = make_run(ws, b, o, false, extra)?;
-    let run = run.with_cpu(o.cpu.unwrap_or(qemu::DEFAULT_CPU));
+    let run = with_gic(run, o).with_cpu(o.cpu.unwrap_or(qemu::DEFAULT_CPU));
     println!("(QEMU's console: Ctrl-A x quits, Ctrl-A h lists its other keys)");
     println!("$ {}", run.display());
     let status = run
@@ -491,7 +514,7 @@ fn cmd_trace(ws: &Workspace, b: &HvBuild, o: &RunArgs) -> Result<ExitCode, Strin
         Some(m) => format!("{name}-{m}"),
         None => name,
     };
-    let run = run.with_cpu(o.cpu.unwrap_or(qemu::DEFAULT_CPU));
+    let run = with_gic(run, o).with_cpu(o.cpu.unwrap_or(qemu::DEFAULT_CPU));
     println!("$ {}", run.display());
     let c = qemu::run_captured(run.command(), std::time::Duration::from_secs(600))
         .map_err(|e| format!("{}: {e}", qemu::QEMU))?;
@@ -608,6 +631,26 @@ mod tests {
             iters: 100,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn parses_the_gic_option() {
+        assert_eq!(
+            parse("run --gic 2"),
+            Ok(Cmd::Run(RunArgs {
+                machine: Some("virt,virtualization=on,gic-version=2"),
+                ..run("linux")
+            }))
+        );
+        assert_eq!(
+            parse("trace --gic=4"),
+            Ok(Cmd::Trace(RunArgs {
+                machine: Some(scenarios::GICV4),
+                ..run("linux")
+            }))
+        );
+        assert!(parse("run --gic 1").is_err());
+        assert!(parse("test --gic 2").is_err());
     }
 
     #[test]

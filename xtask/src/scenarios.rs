@@ -254,9 +254,24 @@ impl Scenario {
 }
 
 /// QEMU `virt` with a GICv4 (redistributors 0x40000 apart).
-const GICV4: &str = "virt,virtualization=on,gic-version=4";
+pub const GICV4: &str = "virt,virtualization=on,gic-version=4";
+/// QEMU `virt` with a GICv2 and its virtualization extensions (GICH/GICV, the
+/// maintenance interrupt): GIC-400 class boards.
+pub const GICV2: &str = "virt,virtualization=on,gic-version=2";
 /// QEMU `virt` with a GICv3 (the default).
 const GICV3: &str = crate::qemu::DEFAULT_MACHINE;
+
+/// Test-guest row `s` on the GICv2 board as row `name` (`<scenario>-gicv2`: the
+/// hypervisor runs the scenario without the suffix, the guest binary is the
+/// scenario's), on `cpus` cores.
+const fn on_gicv2(s: Scenario, name: &'static str, cpus: u8) -> Scenario {
+    Scenario {
+        name,
+        guest_bin: Some(s.name),
+        ..s
+    }
+    .on_board(GICV2, cpus, crate::qemu::DEFAULT_MEM)
+}
 
 /// A benchmark with its own iteration counts and `round_trips` per guest iteration.
 const fn slow_bench(
@@ -379,6 +394,13 @@ pub const SCENARIOS: &[Scenario] = &[
     slow_bench("bench-yield", "vcpu_rebind", 1, (2_000, 10_000), 1),
     slow_bench("bench-fp", "fp_first_use", 1, (2_000, 10_000), 1),
     slow_bench("bench-virq", "virq", 1, (2_000, 10_000), 1),
+    // The same on a GICv2 board: the list registers in the GICH frame (MMIO), the
+    // guest's CPU interface GICV at its GICC.
+    on_gicv2(
+        slow_bench("bench-virq", "virq_v2", 1, (2_000, 10_000), 1),
+        "bench-virq-gicv2",
+        1,
+    ),
     // Issue 8: the first debug register access after a bind (lazy debug switching).
     slow_bench("bench-debug", "debug_first_use", 1, (2_000, 10_000), 1),
     // Debian's arm64 Linux kernel with a busybox initramfs on 2 vCPUs (Debian's
@@ -517,6 +539,28 @@ pub const SCENARIOS: &[Scenario] = &[
     // GICv4: redistributors 0x40000 apart, in both interrupt modes.
     linux("linux-gicv4", 2, 60, true, &[LINUX_2]).on_board(GICV4, 2, "2G"),
     linux("linux-virtual-smp-gicv4", 2, 60, true, &[LINUX_2V]).on_board(GICV4, 2, "2G"),
+    // GICv2 (GIC-400 class, `gic-version=2`): the virtual interrupts through the GICH
+    // list registers, the guests' CPU interface the GICV frame at their GICC (test
+    // guests pick GICC MMIO from ID_AA64PFR0_EL1.GIC = 0), the emulated GICv2
+    // distributor (virtual mode) or the physical GICD and GICC (passthrough). A
+    // `-gicv2` row runs the scenario without the suffix.
+    on_gicv2(scenario("irq", 100), "irq-gicv2", 1),
+    on_gicv2(timed("isolation", 8, 60), "isolation-gicv2", 1),
+    on_gicv2(timed("classes", 1, 30), "classes-gicv2", 1),
+    linux("linux-gicv2", 2, 180, true, &[LINUX_2]).on_board(GICV2, 2, "2G"),
+    linux("linux-virtual-smp-gicv2", 2, 180, true, &[LINUX_2V]).on_board(GICV2, 2, "2G"),
+    linux("linux-virtual-gicv2", 1, 180, true, &[LINUX_2V]).on_board(GICV2, 1, "2G"),
+    Scenario {
+        typing: Some(crate::qemu::Typing {
+            after: "/ # ",
+            pause_ms: 2000,
+            text: "echo LINUX_SHELL: PA''SS $(grep -c ^processor /proc/cpuinfo) cpus\npoweroff\n",
+        }),
+        guest_marker: Some("LINUX_SHELL"),
+        ..linux("linux-shell-gicv2", 2, 180, true, &[LINUX_2V])
+    }
+    .on_board(GICV2, 2, "2G"),
+    uboot("uboot-gicv2").on_board(GICV2, 2, "2G"),
     // Four cores of a GICv4 with a 2-vCPU passthrough VM: the guest's last frame gets
     // an emulated GICR_TYPER.Last.
     linux("linux-smp4-2vcpu", 4, 60, true, &[LINUX_2]).on_board(GICV4, 4, "2G"),
@@ -1242,9 +1286,26 @@ mod tests {
                 "vcpu_rebind",
                 "fp_first_use",
                 "virq",
+                "virq_v2",
                 "debug_first_use"
             ]
         );
+        // GICv2 board variants: `<scenario>-gicv2` on QEMU's GICv2 machine, the
+        // scenario's guest (the hypervisor strips the suffix, scenario::base_name).
+        let v2: Vec<_> = SCENARIOS.iter().filter(|s| s.machine == GICV2).collect();
+        assert_eq!(v2.len(), 9);
+        for s in v2 {
+            assert!(s.name.ends_with("-gicv2"), "{}", s.name);
+            if s.guest == Guest::TestElf {
+                assert_eq!(
+                    s.guest_bin(),
+                    s.name.trim_end_matches("-gicv2"),
+                    "{}",
+                    s.name
+                );
+            }
+        }
+        assert_eq!(find("bench-virq-gicv2").unwrap().bench_row, Some("virq_v2"));
         for s in SCENARIOS.iter().filter(|s| s.bench_iters.0 != 0) {
             assert!(s.bench_iters.0 < s.bench_iters.1, "{}", s.name);
         }

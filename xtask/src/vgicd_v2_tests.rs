@@ -106,7 +106,7 @@ fn groups() {
     let d = w(&mut g, 0, 0x000, 4, 3);
     assert_eq!(d.len(), 1);
     assert!(d[0].vi.group1);
-    assert!(g.is_group1(0, 40));
+    assert_eq!(g.read(0, 0x084, 4), 1 << 8, "IGROUPR1 reads back");
 }
 
 /// GICD_SGIR: target list, all-but-self, self; the source travels with the SGI.
@@ -211,8 +211,10 @@ fn banked_and_read_only_registers() {
     assert_eq!(g.read(0, 0x304, 4), 1 << 3);
     w(&mut g, 0, 0x384, 4, 1 << 3);
     assert_eq!(g.read(0, 0x304, 4), 0);
-    g.set_active(1, 27, true);
+    // Banked: vCPU 1's PPI 27 is its own.
+    w(&mut g, 1, 0x300, 4, 1 << 27);
     assert_eq!(g.read(1, 0x300, 4), 1 << 27);
+    assert_eq!(g.read(0, 0x300, 4), 0);
 }
 
 /// Nothing a guest writes at any offset or width panics or leaves the model

@@ -106,6 +106,7 @@ impl QueuedInterrupt {
 impl LrFormat {
     /// Encodes a list register; fails where the format cannot hold the entry (never
     /// truncates an INTID).
+    #[inline]
     pub fn encode(self, e: &ListEntry) -> Result<u64, InjectIrqError> {
         match self {
             Self::V3 => super::v3::encode_lr(e),

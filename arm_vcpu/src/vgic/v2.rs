@@ -87,6 +87,7 @@ pub const MAX_CPUS: usize = 8;
 /// a link combined with a source CPU or EOI ([`InjectIrqError::InvalidHwIntid`]), a
 /// source CPU of 8 or more, or one on an interrupt that is not an SGI
 /// ([`InjectIrqError::InvalidSourceCpu`]). The priority keeps its top 5 bits.
+#[inline]
 pub fn encode_lr(e: &ListEntry) -> Result<u32, InjectIrqError> {
     if e.intid > MAX_INTID {
         return Err(InjectIrqError::InvalidIntid);

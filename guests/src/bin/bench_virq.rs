@@ -1,16 +1,16 @@
 //! `bench-virq` (N = iters): N rounds of TEST_CALL(0x91), after which the host injects
 //! vINTID 40 through the list registers; with PSTATE.I clear the guest takes it at its
-//! IRQ vector as soon as it is back, acknowledges it (ICC_IAR1_EL1), ends it
-//! (ICC_EOIR1_EL1) and counts it. Checks the count after every round and reports the
+//! IRQ vector as soon as it is back, acknowledges it (ICC_IAR1_EL1; on a GICv2 board
+//! GICC_IAR, `guests::gic`), ends it (ICC_EOIR1_EL1 / GICC_EOIR) and counts it. Checks the count after every round and reports the
 //! total (TEST_CALL 0x92) for the host to compare.
 #![no_std]
 #![no_main]
 
 use core::arch::asm;
-use core::ptr::{addr_of, read_volatile};
+use core::ptr::{addr_of, addr_of_mut, read_volatile, write_volatile};
 
-use guests::hvc;
 use guests::rt::{Checks, Entry};
+use guests::{gic, hvc};
 
 guests::guest_main!("bench-virq", main);
 
@@ -20,6 +20,10 @@ static mut VIRQ_TAKEN: u64 = 0;
 /// The INTID of the last one.
 #[no_mangle]
 static mut VIRQ_LAST: u64 = 0;
+/// The GICC's address on a GICv2 board, 0 with the GICv3 system registers (set
+/// before IRQs are unmasked; the vector tests it).
+#[no_mangle]
+static mut VIRQ_GICC: u64 = 0;
 
 core::arch::global_asm!(
     ".section .text.vectors, \"ax\"",
@@ -35,8 +39,15 @@ core::arch::global_asm!(
     ".balign 0x80",
     // 0x280: IRQ from EL1h.
     "    stp x0, x1, [sp, #-16]!",
+    "    adrp x1, VIRQ_GICC",
+    "    ldr x1, [x1, :lo12:VIRQ_GICC]",
+    "    cbnz x1, 1f",
     "    mrs x0, S3_0_C12_C12_0", // ICC_IAR1_EL1
     "    msr S3_0_C12_C12_1, x0", // ICC_EOIR1_EL1
+    "    b 2f",
+    "1:  ldr w0, [x1, #0xc]",  // GICC_IAR
+    "    str w0, [x1, #0x10]", // GICC_EOIR
+    "2:",
     "    adrp x1, VIRQ_LAST",
     "    str x0, [x1, :lo12:VIRQ_LAST]",
     "    adrp x1, VIRQ_TAKEN",
@@ -62,20 +73,18 @@ fn taken() -> u64 {
 }
 
 fn main(c: &mut Checks, entry: Entry) {
-    // SAFETY: installs this guest's vectors, unmasks all priorities, enables group 1
-    // and clears PSTATE.I; the IRQ vector preserves every register it uses.
+    // SAFETY: IRQs are masked: the vector cannot run yet.
+    unsafe { write_volatile(addr_of_mut!(VIRQ_GICC), gic::gicc_or_zero()) };
+    // All priorities unmasked, group 1 on (ICC_PMR_EL1/IGRPEN1_EL1 or GICC_PMR/CTLR).
+    gic::enable(0xff);
+    // SAFETY: installs this guest's vectors and clears PSTATE.I; the IRQ vector
+    // preserves every register it uses.
     unsafe {
         asm!(
             "msr vbar_el1, {v}",
             "isb",
-            "mov {t}, #0xff",
-            "msr S3_0_C4_C6_0, {t}", // ICC_PMR_EL1
-            "mov {t}, #1",
-            "msr S3_0_C12_C12_7, {t}", // ICC_IGRPEN1_EL1
-            "isb",
             "msr daifclr, #2",
             v = in(reg) addr_of!(bench_virq_vectors),
-            t = out(reg) _,
         );
     }
     let mut bad = 0u64;

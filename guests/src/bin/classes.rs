@@ -12,7 +12,7 @@ use core::ptr::addr_of;
 use guests::rng::Rng;
 use guests::rt::{Checks, Entry};
 use guests::slot::{self, enc, Caught, SlotState, EL1H_DAIF, VEC_SYNC_EL1H};
-use guests::{hvc, println};
+use guests::{gic, hvc, println};
 
 guests::guest_main!("classes", main);
 
@@ -1020,6 +1020,9 @@ fn aborts(c: &mut Checks, exits: &mut Exits, ids: &[u64; 56]) {
 }
 
 fn interrupts(c: &mut Checks, exits: &mut Exits) {
+    if gic::interface() == gic::Interface::V2 {
+        return interrupts_gicv2(c);
+    }
     // GICv3 CPU interface (the virtual one: HCR_EL2.IMO routes the guest's ICC_*
     // accesses to ICV_*): priority mask open, group 1 on. Interrupts stay masked in
     // PSTATE; pending ones are acknowledged through ICC_IAR1_EL1.
@@ -1081,6 +1084,40 @@ fn interrupts(c: &mut Checks, exits: &mut Exits) {
         format_args!("ICC_IGRPEN1_EL1 off"),
         &[igrpen1, enc::ISB],
         &with(&[(2, 0)]),
+        0,
+    );
+}
+
+/// The GIC part on a GICv2 board (ID_AA64PFR0_EL1.GIC = 0): the GICv3 system
+/// registers are UNDEFINED (the crate's trap of ICC_* on a core without them, never
+/// the host's), and the CPU interface is GICC, the GICV frame the host mapped at stage
+/// 2 — accessed without exits: enabled, nothing pending (GICC_IAR reads 1023), the
+/// priority mask keeps what the virtual interface implements (5 bits), disabled again.
+/// SGIs are distributor writes there (GICD_SGIR, the emulated distributor of the
+/// virtual mode, which a test VM has not): no SGI exit is expected.
+fn interrupts_gicv2(c: &mut Checks) {
+    let pmr = enc::msr(1, 3, 0, 4, 6, 0);
+    let sgi1r = enc::msr(3, 3, 0, 12, 11, 5);
+    let iar1 = enc::mrs(4, 3, 0, 12, 12, 0);
+    undef(c, format_args!("MSR ICC_PMR_EL1 on GICv2"), &[pmr], 0);
+    undef(c, format_args!("MSR ICC_SGI1R_EL1 on GICv2"), &[sgi1r], 0);
+    undef(c, format_args!("MRS ICC_IAR1_EL1 on GICv2"), &[iar1], 0);
+    gic::enable(0xff);
+    let st = gic::state();
+    c.check_eq(format_args!("GICC_CTLR after enable"), st[0].1, 1);
+    // 5 priority bits: bits [2:0] read as zero.
+    c.check_eq(format_args!("GICC_PMR after writing 0xff"), st[1].1, 0xf8);
+    let raw = gic::ack_raw();
+    c.check_eq(
+        format_args!("GICC_IAR with nothing pending (spurious)"),
+        gic::intid_of(raw),
+        1023,
+    );
+    c.check_eq(format_args!("GICC_RPR when idle"), st[3].1, 0xff);
+    gic::disable();
+    c.check_eq(
+        format_args!("GICC_CTLR after disable"),
+        gic::state()[0].1,
         0,
     );
 }

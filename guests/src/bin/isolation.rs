@@ -5,9 +5,10 @@
 //!
 //! Role from x2 at entry (0 = A, 1 = B); x1 = the number of VM switches to survive.
 //!
-//! 1. Setup: CPACR_EL1.FPEN = 0b11, ICC_IGRPEN1_EL1 = 1, ICC_PMR_EL1, ICC_BPR1_EL1;
-//!    acknowledge the VM's own highest-priority interrupt (ICC_IAR1_EL1 = 50 / 51)
-//!    and leave it active.
+//! 1. Setup: CPACR_EL1.FPEN = 0b11, ICC_IGRPEN1_EL1 = 1, ICC_PMR_EL1, ICC_BPR1_EL1
+//!    (on a GICv2 board GICC_CTLR, GICC_PMR, GICC_BPR: `guests::gic`); acknowledge
+//!    the VM's own highest-priority interrupt (ICC_IAR1_EL1 / GICC_IAR = 50 / 51) and
+//!    leave it active.
 //! 2. Patterns: V0..V31, FPCR, FPSR (asm/isolation.S), SP_EL0 and the EL1/EL0 system
 //!    registers, written once and then left alone (the target is soft-float: compiled
 //!    code never touches the FP/SIMD registers).
@@ -33,7 +34,7 @@ use core::arch::{asm, global_asm};
 use core::fmt;
 
 use guests::rt::{Checks, Entry};
-use guests::{hvc, println, read_sysreg, sysreg};
+use guests::{gic, hvc, println, read_sysreg, sysreg};
 
 guests::guest_main!("isolation", main, x2_argument);
 
@@ -292,44 +293,13 @@ fn sysregs() -> [SysReg; 24] {
     ]
 }
 
-/// Registers that are not written in step 2 but checked every round: the VM's
-/// virtual GIC CPU interface state (from step 1) and PSTATE.DAIF.
-struct StateReg {
-    name: &'static str,
-    read: fn() -> u64,
-    expected: [u64; 2],
-}
-
-macro_rules! state_reg {
-    ($name:literal = $enc:literal, $a:expr, $b:expr) => {
-        StateReg {
-            name: $name,
-            read: || read_sysreg!($enc),
-            expected: [$a, $b],
-        }
-    };
-}
-
-fn state_regs() -> [StateReg; 6] {
-    [
-        state_reg!("ICC_IGRPEN1_EL1" = "S3_0_C12_C12_7", 1, 1),
-        state_reg!("ICC_PMR_EL1" = "S3_0_C4_C6_0", PMR[0], PMR[1]),
-        state_reg!("ICC_BPR1_EL1" = "S3_0_C12_C12_3", BPR1[0], BPR1[1]),
-        // The priority of the acknowledged, still active interrupt.
-        state_reg!(
-            "ICC_RPR_EL1" = "S3_0_C12_C11_3",
-            RUNNING_PRIORITY[0],
-            RUNNING_PRIORITY[1]
-        ),
-        // Its own other interrupt, never the other VM's.
-        state_reg!(
-            "ICC_HPPIR1_EL1" = "S3_0_C12_C12_2",
-            PENDING_INTID[0],
-            PENDING_INTID[1]
-        ),
-        state_reg!("DAIF" = "DAIF", DAIF_MASKED, DAIF_MASKED),
-    ]
-}
+/// What the VM's virtual GIC CPU interface state (from step 1, `gic::state`'s order:
+/// group enable, priority mask, binary point, running priority, highest pending) must
+/// read every round: the VM's own, never the other's.
+const GIC_STATE: [[u64; 5]; 2] = [
+    [1, PMR[0], BPR1[0], RUNNING_PRIORITY[0], PENDING_INTID[0]],
+    [1, PMR[1], BPR1[1], RUNNING_PRIORITY[1], PENDING_INTID[1]],
+];
 
 /// The runtime's failure bookkeeping, every message tagged with the VM's role.
 struct Report<'a> {
@@ -395,15 +365,16 @@ fn run(rep: &mut Report, target: u64) {
 
     // Step 1: FP/SIMD on, virtual GIC CPU interface, acknowledge our interrupt.
     write_sysreg!("CPACR_EL1", CPACR_FPEN);
-    write_sysreg!("S3_0_C12_C12_7", 1); // ICC_IGRPEN1_EL1
-    write_sysreg!("S3_0_C4_C6_0", PMR[role]); // ICC_PMR_EL1
-    write_sysreg!("S3_0_C12_C12_3", BPR1[role]); // ICC_BPR1_EL1
+    // ICC_IGRPEN1_EL1, ICC_PMR_EL1, ICC_BPR1_EL1 (GICv2: GICC_CTLR, PMR, BPR).
+    gic::enable(PMR[role]);
+    gic::set_bpr(BPR1[role]);
     isb();
-    let intid = read_sysreg!("S3_0_C12_C12_0") & 0xff_ffff; // ICC_IAR1_EL1
+    let intid = gic::ack(); // ICC_IAR1_EL1 / GICC_IAR
     isb();
     if intid != ACK_INTID[role] {
         rep.fail(format_args!(
-            "ICC_IAR1_EL1 (acknowledge): expected INTID {}, found {intid}{}",
+            "{:?} acknowledge: expected INTID {}, found {intid}{}",
+            gic::interface(),
             ACK_INTID[role],
             if intid == ACK_INTID[1 - role] {
                 " (the other VM's interrupt)"
@@ -643,16 +614,23 @@ fn check_round(
         rep.reg(when, format_args!("{}", r.name), found, want, other);
     }
 
-    // The virtual GIC CPU interface and PSTATE.
-    for s in state_regs() {
+    // The virtual GIC CPU interface (ICC_* or GICC, `gic::state`) and PSTATE.
+    for (k, (name, found)) in gic::state().into_iter().enumerate() {
         rep.reg(
             when,
-            format_args!("{}", s.name),
-            (s.read)(),
-            s.expected[role],
-            s.expected[1 - role],
+            format_args!("{name}"),
+            found,
+            GIC_STATE[role][k],
+            GIC_STATE[1 - role][k],
         );
     }
+    rep.reg(
+        when,
+        format_args!("DAIF"),
+        read_sysreg!("DAIF"),
+        DAIF_MASKED,
+        DAIF_MASKED,
+    );
 
     (t1.wrapping_sub(t0), after.wrapping_sub(before))
 }

@@ -5,7 +5,9 @@
 //! - `pl011`: the PL011 UART an operating system gets as its console, its output on
 //!   the real UART (`console`: prefixed lines when several VMs share it), its input
 //!   from the real UART when this VM owns the console;
-//! - `vgic`: the GICv3 distributor and redistributors of a virtual-mode VM.
+//! - `vgic`: the GICv3 distributor and redistributors of a virtual-mode VM; on a
+//!   GICv2 board the GICv2 distributor (`crate::vgicd_v2`) instead, the guest's CPU
+//!   interface being the GICV frame mapped at [`GICV2_GICC_IPA`] at stage 2.
 //!
 //! A passthrough VM's console interrupt is a line of the physical distributor it owns
 //! (set/clear pending); its redistributors' `GICR_TYPER.Last` is emulated on trapped
@@ -22,10 +24,17 @@ use arm_vcpu::{AccessWidth, SgiRequest, VirtualInterrupt};
 
 use crate::console::HostInput;
 use crate::platform::gic::{self, TrappedRdPages, PTIMER_INTID, VTIMER_INTID};
+use crate::vgicd_v2::VGicV2;
 use console::ConsoleOut;
 use pl011::Pl011;
 use testdev::TestDevice;
 use vgic::{Delivery, VGic, GICD_BASE, GICD_SIZE, GICR_BASE};
+
+/// The guest's GICv2 CPU interface (QEMU virt's GICC address): the host's GICV frame
+/// is mapped here at stage 2 (virtual mode and test VMs on a GICv2 board).
+pub const GICV2_GICC_IPA: u64 = 0x0801_0000;
+/// What of GICV is mapped there: `GICV_CTLR` .. `GICV_DIR` (0x1000).
+pub const GICV2_GICC_SIZE: u64 = 0x2000;
 
 pub use testdev::{WidthCounts, CONSOLE_IPA, TESTDEV_IPA, TESTDEV_SIZE};
 
@@ -50,6 +59,8 @@ pub struct Injection {
     pub vcpu: usize,
     pub vi: VirtualInterrupt,
     pub resample: bool,
+    /// A GICv2 SGI's source CPU (`inject_sgi`).
+    pub source_cpu: Option<u8>,
 }
 
 /// Which devices a VM has.
@@ -80,6 +91,10 @@ pub struct Devices {
     /// The real UART's input, when this VM owns the console.
     input: Option<HostInput>,
     vgic: Option<VGic>,
+    /// The GICv2 distributor of a virtual-mode VM on a GICv2 board (boxed: ~2 KiB
+    /// inline would push the fields every exit reads beyond the load instructions'
+    /// immediate offsets, +5 EL2 instructions on every device exit).
+    vgic2: Option<alloc::boxed::Box<VGicV2>>,
     rd_pages: TrappedRdPages,
     /// The console's interrupt (the board UART's line).
     uart_intid: u32,
@@ -113,7 +128,13 @@ impl Devices {
             uart: Pl011::default(),
             out: ConsoleOut::new(name, prefixed),
             input: (input && kind != Kind::Test).then(HostInput::default),
-            vgic: (kind == Kind::Virtual).then(|| VGic::new(vcpus)),
+            vgic: (kind == Kind::Virtual && gic::v2().is_none()).then(|| VGic::new(vcpus)),
+            // `vm::build` refuses more than 8 vCPUs on a GICv2 first.
+            vgic2: if kind == Kind::Virtual && gic::v2().is_some() {
+                VGicV2::new(vcpus).ok().map(alloc::boxed::Box::new)
+            } else {
+                None
+            },
             rd_pages,
             uart_intid: uart_intid(),
             uart_line: false,
@@ -147,8 +168,20 @@ impl Devices {
             self.reflect_uart_line();
             return Some(v);
         }
-        let w = width.bytes();
-        if let Some(g) = self.vgic.as_mut() {
+        self.gic_read(me, addr, width.bytes())
+    }
+
+    /// A guest read in the interrupt controller's frames (emulated distributor and
+    /// redistributors, or trapped RD pages); kept out of line, off the test device's
+    /// path.
+    #[inline(never)]
+    fn gic_read(&mut self, me: usize, addr: u64, w: usize) -> Option<u64> {
+        if let Some(g) = self.vgic2.as_ref() {
+            if (GICD_BASE..GICD_BASE + crate::vgicd_v2::GICD_SIZE).contains(&addr) {
+                self.accesses.gic += 1;
+                return Some(g.read(me, addr - GICD_BASE, w));
+            }
+        } else if let Some(g) = self.vgic.as_mut() {
             if (GICD_BASE..GICD_BASE + GICD_SIZE).contains(&addr) {
                 self.accesses.gic += 1;
                 return Some(g.gicd_read(addr - GICD_BASE, w));
@@ -161,7 +194,6 @@ impl Devices {
             self.accesses.gic += 1;
             return Some(self.rd_pages.read(addr, w));
         }
-        let _ = me;
         None
     }
 
@@ -191,9 +223,20 @@ impl Devices {
             }
             return false;
         }
-        let w = width.bytes();
+        self.gic_write(me, addr, width.bytes(), data)
+    }
+
+    /// A guest write in the interrupt controller's frames (see [`Self::gic_read`]).
+    #[inline(never)]
+    fn gic_write(&mut self, me: usize, addr: u64, w: usize, data: u64) -> bool {
         let pending = &mut self.pending;
-        if let Some(g) = self.vgic.as_mut() {
+        if let Some(g) = self.vgic2.as_mut() {
+            if (GICD_BASE..GICD_BASE + crate::vgicd_v2::GICD_SIZE).contains(&addr) {
+                self.accesses.gic += 1;
+                g.write(me, addr - GICD_BASE, w, data, &mut |d| pending.push(d));
+                return true;
+            }
+        } else if let Some(g) = self.vgic.as_mut() {
             let mut out = |d: Delivery| pending.push(d);
             if (GICD_BASE..GICD_BASE + GICD_SIZE).contains(&addr) {
                 self.accesses.gic += 1;
@@ -210,7 +253,6 @@ impl Devices {
             self.rd_pages.write(addr, w, data);
             return true;
         }
-        let _ = me;
         false
     }
 
@@ -289,6 +331,7 @@ impl Devices {
                     vi: VirtualInterrupt::new(intid)
                         .with_priority(0xa0)
                         .with_group1(request.group1),
+                    source_cpu: None,
                 }),
             }
         }
@@ -301,8 +344,13 @@ impl Devices {
         let Some(t) = timer_index(intid) else {
             return;
         };
-        match self.vgic.as_mut() {
-            Some(g) => match g.raise(me, intid, Some(intid)) {
+        let raised = match (self.vgic.as_mut(), self.vgic2.as_mut()) {
+            (Some(g), _) => Some(g.raise(me, intid, Some(intid))),
+            (None, Some(g)) => Some(g.raise(me, intid, Some(intid))),
+            (None, None) => None,
+        };
+        match raised {
+            Some(r) => match r {
                 Some(d) => self.pending.push(d),
                 None => {
                     if let Some(h) = self.timer_held.get_mut(me) {
@@ -319,10 +367,13 @@ impl Devices {
     /// Appended to `out`.
     pub fn deliveries(&mut self, me: usize, out: &mut Vec<Injection>) {
         if core::mem::take(&mut self.uart_touched) && self.uart.irq_level() {
-            if let Some(g) = self.vgic.as_mut() {
-                if let Some(d) = g.raise(me, self.uart_intid, None) {
-                    self.pending.push(d);
-                }
+            let d = match (self.vgic.as_mut(), self.vgic2.as_mut()) {
+                (Some(g), _) => g.raise(me, self.uart_intid, None),
+                (None, Some(g)) => g.raise(me, self.uart_intid, None),
+                (None, None) => None,
+            };
+            if let Some(d) = d {
+                self.pending.push(d);
             }
         }
         for d in self.pending.drain(..) {
@@ -346,6 +397,7 @@ impl Devices {
                 vcpu: d.vcpu,
                 vi,
                 resample,
+                source_cpu: d.source_cpu,
             });
         }
     }

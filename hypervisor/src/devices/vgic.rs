@@ -64,12 +64,9 @@ pub struct VGic {
     vcpus: usize,
 }
 
-/// A delivery the host must make: inject `vi` into vCPU `vcpu`.
-#[derive(Clone, Copy, Debug)]
-pub struct Delivery {
-    pub vcpu: usize,
-    pub vi: VirtualInterrupt,
-}
+/// A delivery the host must make: inject `vi` into vCPU `vcpu` (with the SGI's
+/// source CPU on a GICv2: the one type both emulated distributors hand out).
+pub use crate::vgicd_v2::Delivery;
 
 impl VGic {
     pub fn new(vcpus: usize) -> Self {
@@ -122,7 +119,11 @@ impl VGic {
         irq.held = false;
         let mut vi = VirtualInterrupt::new(intid).with_priority(irq.priority);
         vi.hw_intid = hw_intid;
-        Some(Delivery { vcpu, vi })
+        Some(Delivery {
+            vcpu,
+            vi,
+            source_cpu: None,
+        })
     }
 
     /// Held interrupts that became deliverable (after an enable).
@@ -138,6 +139,7 @@ impl VGic {
                     out(Delivery {
                         vcpu: v,
                         vi: VirtualInterrupt::new(i).with_priority(irq.priority),
+                        source_cpu: None,
                     });
                 }
             }
@@ -151,6 +153,7 @@ impl VGic {
                 out(Delivery {
                     vcpu,
                     vi: VirtualInterrupt::new(intid).with_priority(irq.priority),
+                    source_cpu: None,
                 });
             }
         }

@@ -30,7 +30,11 @@ pub fn system_off() -> Result<(), psci::Error> {
 
 /// The per-CPU state of host CPU `cpu`, told how to reach the firmware (the device
 /// tree's `/psci` `method`), so `hardware_enable` can ask it about the Spectre
-/// workarounds (`arm_vcpu::workaround`).
+/// workarounds (`arm_vcpu::workaround`). On a GICv2 board it is also given the GICH
+/// frame (the banked one every core reaches at the same address) and the maintenance
+/// interrupt from the device tree, so `hardware_enable` takes the GICv2 virtual
+/// interface (the boot page table maps the frame as Device memory at EL2:
+/// `gic::check`).
 pub fn percpu(cpu: usize) -> Aarch64PerCpu {
     let conduit = match super::BOARD.get().map(|b| b.psci) {
         Some(Conduit::Smc) => FirmwareConduit::Smc,
@@ -40,6 +44,20 @@ pub fn percpu(cpu: usize) -> Aarch64PerCpu {
     let mut p = Aarch64PerCpu::new(cpu);
     // Cannot fail before hardware_enable.
     let _ = p.set_firmware(conduit);
+    if let Some(b) = super::BOARD.get() {
+        if b.gic.version == super::board::GicVersion::V2 {
+            if let Some(gich) = b.gic.gich {
+                if p.set_gicv2_interface(gich.base as usize).is_err() {
+                    log::error!("core {}: GICH frame {:#x} refused", cpu, gich.base);
+                }
+            }
+            if let Some(m) = b.gic.maintenance_intid {
+                if p.set_maintenance_interrupt(m).is_err() {
+                    log::error!("core {}: maintenance INTID {} refused", cpu, m);
+                }
+            }
+        }
+    }
     p
 }
 

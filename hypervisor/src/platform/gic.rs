@@ -17,9 +17,14 @@
 //! - the active and pending state of single interrupts (`GICR_ISACTIVER0` /
 //!   `ICACTIVER0`, `GICD_ISPENDR` / `ICPENDR`), which the crate only touches in its
 //!   whole-GIC save/restore;
-//! - GICv2 (`arm_gic::gicv2`) is there in the crate and is the driver to take when
-//!   the GICv2 issue comes; nothing here runs on a GICv2 board yet (discovery refuses
-//!   one, see `check`).
+//!
+//! On a GICv2 board (GIC-400 class) every function here goes to
+//! [`crate::gicv2::PhysGicV2`] instead (chosen once, by the version discovery found:
+//! [`check`] makes the driver): one host interrupt interface for the scheduler,
+//! whichever GIC the board has. There [`ack`] returns the raw `GICC_IAR` (an SGI's
+//! source CPU in \[12:10\]), which [`eoi`] and [`deactivate`] take back, and
+//! [`intid_of`] gives its INTID; kicks go to the target core's CPU interface number,
+//! read by that core (`GICD_ITARGETSR0`) when it set up its interface.
 //!
 //! The distributor is shared by every core: its `arm-gic` handle is made under
 //! [`GICD_LOCK`] so there is never more than one (`UniqueMmioPointer`'s contract).
@@ -32,9 +37,11 @@ use arm_gic::gicv3::{
     GicCpuInterface, GicDistributor, GicRedistributor, Group, SgiTarget, SgiTargetGroup,
 };
 use arm_gic::{IntId, InterruptGroup, UniqueMmioPointer};
-use spin::Mutex;
+use core::sync::atomic::{AtomicU8, Ordering};
+use spin::{Mutex, Once};
 
-use super::board::{GicVersion, RedistFrame, GICR_PAGE, GICR_TYPER_OFFSET};
+use super::board::{GicVersion, RedistFrame, GICR_PAGE, GICR_TYPER_OFFSET, MAX_CPUS};
+use crate::gicv2::PhysGicV2;
 
 /// The EL2 physical timer's interrupt (CNTHP, PPI 10).
 pub const HYP_TIMER_INTID: u32 = 26;
@@ -49,20 +56,62 @@ pub const KICK_SGI: u32 = 8;
 
 static GICD_LOCK: Mutex<()> = Mutex::new(());
 
+/// The physical GICv2, on a GICv2 board (made by [`check`]); `None` on a GICv3/v4.
+static V2: Once<PhysGicV2> = Once::new();
+/// GICv2: each core's CPU interface number as a target mask (`GICD_ITARGETSR0` read
+/// by that core), 0 until the core has set up its interface.
+static CPU_MASKS: [AtomicU8; MAX_CPUS] = [const { AtomicU8::new(0) }; MAX_CPUS];
+/// The boot page table maps the first 1 GiB as Device memory: where GIC frames must lie.
+const DEVICE_MAP_END: u64 = 1 << 30;
+
+/// The board's physical GICv2, if it has one.
+#[inline]
+pub fn v2() -> Option<&'static PhysGicV2> {
+    V2.get()
+}
+
 /// Checks that the board's GIC and timer are what the runners are written for: a
-/// GICv3/v4 with at least one redistributor per CPU, and the timer and maintenance
+/// GICv3/v4 with at least one redistributor per CPU, or a GICv2 with its CPU
+/// interface and virtualization frames (GICC, GICH, GICV); the timer and maintenance
 /// PPIs the runners use as INTIDs (those the Server Base System Architecture
-/// recommends, which QEMU `virt` follows). A one-line reason otherwise.
+/// recommends, which QEMU `virt` follows). A one-line reason otherwise. On a GICv2
+/// board, makes the host's driver (on the boot core, whose CPU interface number it
+/// records).
 pub fn check() -> Result<(), &'static str> {
     let b = super::board();
-    if b.gic.version != GicVersion::V3 {
-        return Err(
-            "the board's GIC is a GICv2: the reference hypervisor drives GICv3/v4 only so far",
-        );
-    }
-    for i in 0..b.cpus.len() {
-        if super::redistributor(i).is_none() {
-            return Err("a CPU of the board has no redistributor (GICR_TYPER affinity)");
+    match b.gic.version {
+        GicVersion::V3 => {
+            for i in 0..b.cpus.len() {
+                if super::redistributor(i).is_none() {
+                    return Err("a CPU of the board has no redistributor (GICR_TYPER affinity)");
+                }
+            }
+        }
+        GicVersion::V2 => {
+            let (Some(gicc), Some(gich), Some(gicv)) = (b.gic.gicc, b.gic.gich, b.gic.gicv) else {
+                return Err("the board's GICv2 has no virtualization extensions (its device tree lists no GICH/GICV frames; QEMU: virtualization=on)");
+            };
+            if [b.gic.gicd, gicc, gich, gicv]
+                .iter()
+                .any(|r| r.end() > DEVICE_MAP_END)
+            {
+                return Err(
+                    "the board's GICv2 frames lie above 1 GiB (the EL2 map's Device region)",
+                );
+            }
+            if gicc.size < 0x2000 || gicv.size < 0x2000 {
+                return Err("the board's GICC or GICV frame is smaller than 8 KiB");
+            }
+            if b.cpus.len() > 8 {
+                return Err("a GICv2 serves at most 8 CPUs, the board lists more");
+            }
+            // SAFETY: the board's GICv2 distributor and CPU interface from its device
+            // tree, below 1 GiB (Device memory in the boot page table, checked above);
+            // this is the only driver of the physical GICv2.
+            let g = V2.call_once(|| unsafe {
+                PhysGicV2::new(b.gic.gicd.base as usize, gicc.base as usize)
+            });
+            CPU_MASKS[0].store(g.cpu_mask(), Ordering::Relaxed);
         }
     }
     let t = b.timer;
@@ -120,6 +169,15 @@ fn r32(addr: u64) -> u32 {
 
 /// Sends physical SGI `intid` to core `core` (its MPIDR from the board).
 pub fn send_sgi(intid_: u32, core: u64) {
+    if let Some(g) = v2() {
+        let mask = CPU_MASKS
+            .get(core as usize)
+            .map_or(0, |m| m.load(Ordering::Acquire));
+        if mask != 0 {
+            g.send_sgi(intid_, mask);
+        }
+        return;
+    }
     let Some(m) = super::cpu_mpidr(core as usize) else {
         return;
     };
@@ -140,6 +198,21 @@ pub fn send_sgi(intid_: u32, core: u64) {
 /// interrupt, both EL1 timers' PPIs (virtual 27, physical 30), the EL2 timer and the
 /// kick SGI, turns on the system-register interface and splits EOI from deactivation.
 pub fn init_cpu_for_virtual_guests(cpu: usize) {
+    if let Some(g) = v2() {
+        if let Some(m) = CPU_MASKS.get(cpu) {
+            m.store(g.cpu_mask(), Ordering::Release);
+        }
+        if let Err(n) = g.init_cpu(&[
+            MAINTENANCE_INTID,
+            HYP_TIMER_INTID,
+            VTIMER_INTID,
+            PTIMER_INTID,
+            KICK_SGI,
+        ]) {
+            log::error!("core {}: the GICv2 refused to enable INTID {}", cpu, n);
+        }
+        return;
+    }
     if let Some(frame) = super::redistributor(cpu) {
         with_gicr(frame, |r| {
             // Already awake is fine.
@@ -184,8 +257,13 @@ pub fn split_eoi() {
     };
 }
 
-/// Deactivates `intid` (ICC_DIR_EL1), with split EOI.
+/// Deactivates `intid` (ICC_DIR_EL1; GICv2: `GICC_DIR`, the raw [`ack`] value), with
+/// split EOI.
+#[inline]
 pub fn deactivate(intid: u32) {
+    if let Some(g) = v2() {
+        return g.deactivate(intid);
+    }
     // SAFETY: writing ICC_DIR_EL1 with an INTID this core acknowledged.
     unsafe {
         core::arch::asm!("msr S3_0_C12_C11_1, {0}", "isb", in(reg) intid as u64, options(nostack))
@@ -196,6 +274,9 @@ pub fn deactivate(intid: u32) {
 /// security state: ARE [4], EnableGrp1 [1], EnableGrp0 [0]).
 pub fn init_distributor() {
     use arm_gic::gicv3::registers::GicdCtlr;
+    if let Some(g) = v2() {
+        return g.init_distributor();
+    }
     with_gicd(|d| {
         d.modify_control(
             GicdCtlr::ARE_S | GicdCtlr::EnableGrp1NS | GicdCtlr::EnableGrp0,
@@ -216,6 +297,9 @@ fn enable_cpu_interface() {
 /// (GICD_ISPENDR<n> / GICD_ICPENDR<n>): the level of an emulated device's interrupt line
 /// when the guest owns the physical GIC.
 pub fn set_spi_pending(intid: u32, pending: bool) {
+    if let Some(g) = v2() {
+        return g.set_spi_pending(intid, pending);
+    }
     let n = u64::from(intid / 32);
     let base = if pending { 0x200 } else { 0x280 };
     w32(
@@ -227,6 +311,14 @@ pub fn set_spi_pending(intid: u32, pending: bool) {
 /// Delivers SPI `intid` to the host on the boot core: group 1, priority 0x80, routed
 /// to the boot core's affinity, enabled.
 pub fn enable_spi_on_core0(n: u32) {
+    if let Some(g) = v2() {
+        if g.enable_spi(n, CPU_MASKS[0].load(Ordering::Relaxed), false)
+            .is_err()
+        {
+            log::error!("the GICv2 refused to enable SPI {}", n);
+        }
+        return;
+    }
     let mpidr = super::cpu_mpidr(0).unwrap_or(0);
     with_gicd(|d| {
         let _ = d.set_group(intid(n), Group::Group1NS);
@@ -237,13 +329,29 @@ pub fn enable_spi_on_core0(n: u32) {
 }
 
 /// Acknowledges the highest-priority pending group-1 interrupt (ICC_IAR1_EL1); 1023
-/// when none is.
+/// when none is. GICv2: the raw `GICC_IAR` (see [`intid_of`]).
+#[inline]
 pub fn ack() -> u32 {
+    if let Some(g) = v2() {
+        return g.ack();
+    }
     GicCpuInterface::get_and_acknowledge_interrupt(InterruptGroup::Group1).map_or(1023, u32::from)
 }
 
-/// Ends an interrupt (ICC_EOIR1_EL1).
+/// The INTID of an [`ack`] value: bits \[9:0\] (GICv2: `GICC_IAR` without an SGI's
+/// source CPU \[12:10\]; GICv3: the host enables no LPI or extended SPI, so every
+/// INTID `ICC_IAR1_EL1` gives it is below 1024, 1023 the spurious one).
+#[inline]
+pub fn intid_of(iar: u32) -> u32 {
+    iar & 0x3ff
+}
+
+/// Ends an interrupt (ICC_EOIR1_EL1; GICv2: `GICC_EOIR`, the raw [`ack`] value).
+#[inline]
 pub fn eoi(n: u32) {
+    if let Some(g) = v2() {
+        return g.eoi(n);
+    }
     GicCpuInterface::end_interrupt(intid(n), InterruptGroup::Group1);
 }
 
@@ -272,8 +380,14 @@ pub struct LocalRedist {
 }
 
 impl LocalRedist {
-    /// Core `cpu`'s.
+    /// Core `cpu`'s. GICv2: the distributor, whose `GICD_ISACTIVER0`/`ICACTIVER0`/
+    /// `ISENABLER0`/`ICENABLER0` are banked per core at the same offsets.
     pub fn of(cpu: usize) -> Option<Self> {
+        if v2().is_some() {
+            return Some(Self {
+                sgi: super::board().gic.gicd.base,
+            });
+        }
         super::redistributor(cpu).map(|f| Self {
             sgi: f.base + SGI_PAGE,
         })

@@ -487,11 +487,12 @@ impl Core {
     /// the host's own are ended.
     #[inline(never)]
     pub(super) fn host_irq(&mut self, v: &mut VCpu) -> Option<Stop> {
-        let intid = gic::ack();
+        let iar = gic::ack();
+        let intid = gic::intid_of(iar);
         if intid >= 1020 {
             return None;
         }
-        gic::eoi(intid);
+        gic::eoi(iar);
         let vm = v.vm.vm;
         if timer_index(intid).is_some() && vm.links_timers {
             {
@@ -502,7 +503,7 @@ impl Core {
             self.deliver_out(v);
             return None;
         }
-        gic::deactivate(intid);
+        gic::deactivate(iar);
         match intid {
             HYP_TIMER_INTID => self.on_timer(Some(v)),
             KICK_SGI => self.service(Some(v)),

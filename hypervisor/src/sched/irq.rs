@@ -72,7 +72,12 @@ pub(super) fn inject_into(v: &mut VCpu, inj: Injection) -> bool {
         }
         return false;
     }
-    if v.vcpu.inject_interrupt(inj.vi).is_err() {
+    let r = match inj.source_cpu {
+        // A GICv2 SGI: its list register carries the sender's CPU interface number.
+        Some(src) => v.vcpu.inject_sgi(inj.vi, src),
+        None => v.vcpu.inject_interrupt(inj.vi),
+    };
+    if r.is_err() {
         error!(
             "VM {}: cannot inject INTID {} into vCPU {}",
             v.vm.vm.name(),

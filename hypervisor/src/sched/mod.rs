@@ -563,12 +563,13 @@ impl Core {
         // although the host runs with interrupts masked.
         unsafe { core::arch::asm!("dsb sy", "wfi", options(nostack, preserves_flags)) };
         loop {
-            let intid = gic::ack();
+            let iar = gic::ack();
+            let intid = gic::intid_of(iar);
             if intid >= 1020 {
                 break;
             }
-            gic::eoi(intid);
-            gic::deactivate(intid);
+            gic::eoi(iar);
+            gic::deactivate(iar);
             match intid {
                 HYP_TIMER_INTID => {
                     self.on_timer(None);

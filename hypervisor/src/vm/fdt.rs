@@ -24,6 +24,9 @@ pub struct GicDesc {
     pub uart_intid: u32,
     /// The virtual CPU interface's maintenance interrupt (INTID).
     pub maintenance: u32,
+    /// A GICv2 (`arm,cortex-a15-gic`, written by `crate::vgicd_v2::fdt_node`) instead
+    /// of the GICv3 `gicd`/`gicr` describe.
+    pub v2: Option<crate::vgicd_v2::GicV2Regions>,
 }
 
 /// What goes into the tree.
@@ -105,22 +108,17 @@ pub fn write(m: &Machine) -> Result<Vec<u8>, vm_fdt::Error> {
     fdt.end_node(psci)?;
 
     let g = m.gic;
-    let gic = fdt.begin_node(&alloc::format!("intc@{:x}", g.gicd.base))?;
-    fdt.property_string("compatible", "arm,gic-v3")?;
-    fdt.property_u32("#interrupt-cells", 3)?;
-    fdt.property_null("interrupt-controller")?;
-    let mut reg = alloc::vec![g.gicd.base, g.gicd.size];
-    for r in g.gicr.iter() {
-        reg.extend([r.base, r.size]);
-    }
-    fdt.property_u32("#redistributor-regions", g.gicr.len() as u32)?;
-    fdt.property_array_u64("reg", &reg)?;
-    fdt.property_array_u32(
-        "interrupts",
-        &[PPI, g.maintenance.saturating_sub(16), LEVEL_HIGH],
-    )?;
-    fdt.property_phandle(GIC_PHANDLE)?;
-    fdt.end_node(gic)?;
+    // GICv2 PPI specifiers carry the CPU mask [15:8] (the binding); GICv3's do not.
+    let ppi_flags = match g.v2 {
+        Some(r) => {
+            crate::vgicd_v2::fdt_node(&mut fdt, &r, m.mpidrs.len(), GIC_PHANDLE)?;
+            crate::vgicd_v2::ppi_flags(m.mpidrs.len())
+        }
+        None => {
+            gicv3_node(&mut fdt, g)?;
+            LEVEL_HIGH
+        }
+    };
 
     let timer = fdt.begin_node("timer")?;
     fdt.property_string("compatible", "arm,armv8-timer")?;
@@ -133,7 +131,7 @@ pub fn write(m: &Machine) -> Result<Vec<u8>, vm_fdt::Error> {
     };
     let mut cells = Vec::new();
     for &t in &g.timer[..n] {
-        cells.extend([PPI, t.saturating_sub(16), LEVEL_HIGH]);
+        cells.extend([PPI, t.saturating_sub(16), ppi_flags]);
     }
     fdt.property_array_u32("interrupts", &cells)?;
     fdt.property_null("always-on")?;
@@ -166,4 +164,24 @@ pub fn write(m: &Machine) -> Result<Vec<u8>, vm_fdt::Error> {
 
     fdt.end_node(root)?;
     fdt.finish()
+}
+
+/// The GICv3 node: distributor and redistributor regions, the maintenance interrupt.
+fn gicv3_node(fdt: &mut FdtWriter, g: &GicDesc) -> Result<(), vm_fdt::Error> {
+    let gic = fdt.begin_node(&alloc::format!("intc@{:x}", g.gicd.base))?;
+    fdt.property_string("compatible", "arm,gic-v3")?;
+    fdt.property_u32("#interrupt-cells", 3)?;
+    fdt.property_null("interrupt-controller")?;
+    let mut reg = alloc::vec![g.gicd.base, g.gicd.size];
+    for r in g.gicr.iter() {
+        reg.extend([r.base, r.size]);
+    }
+    fdt.property_u32("#redistributor-regions", g.gicr.len() as u32)?;
+    fdt.property_array_u64("reg", &reg)?;
+    fdt.property_array_u32(
+        "interrupts",
+        &[PPI, g.maintenance.saturating_sub(16), LEVEL_HIGH],
+    )?;
+    fdt.property_phandle(GIC_PHANDLE)?;
+    fdt.end_node(gic)
 }

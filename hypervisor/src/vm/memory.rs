@@ -76,6 +76,31 @@ impl GuestMemory {
         Ok(())
     }
 
+    /// Maps the physical device frame at `pa` into the guest at IPA `ipa` (Device-nGnRE,
+    /// read/write, never executable): the GICv2 GICV frame at the guest's GICC address.
+    /// Only valid before the tables are in use.
+    pub fn map_device_at(
+        &mut self,
+        ipa: u64,
+        pa: u64,
+        size: u64,
+    ) -> Result<(), aarch64_paging::MapError> {
+        let attrs = Stage2Attributes::VALID
+            | Stage2Attributes::MEMATTR_DEVICE_nGnRE
+            | Stage2Attributes::S2AP_ACCESS_RW
+            | Stage2Attributes::ACCESS_FLAG
+            | Stage2Attributes::XN;
+        self.mapping.map_range(
+            &MemoryRegion::new(ipa as usize, (ipa + size) as usize),
+            PhysicalAddress(pa as usize),
+            attrs,
+            Constraints::empty(),
+        )?;
+        // SAFETY: a barrier has no other effect.
+        unsafe { core::arch::asm!("dsb ish", options(nostack, preserves_flags)) };
+        Ok(())
+    }
+
     /// Host-physical base of the RAM.
     pub fn pa(&self) -> u64 {
         self.pa

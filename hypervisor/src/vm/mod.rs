@@ -333,8 +333,20 @@ pub fn build(cfg: VmConfig, id: usize, count: usize) -> Result<Vm, String> {
             _ => i as u64,
         })
         .collect();
+    let v2 = crate::platform::gic::v2().is_some();
+    if v2 && cfg.vcpus > arm_vcpu::vgic::v2::MAX_CPUS {
+        return Err(fail(&format!(
+            "{} vCPUs, a GICv2 serves at most {}",
+            cfg.vcpus,
+            arm_vcpu::vgic::v2::MAX_CPUS
+        )));
+    }
     let (gic, rd_pages) = match kind {
+        devices::Kind::Passthrough if v2 => {
+            (passthrough_gicv2(&mut mem)?, TrappedRdPages::default())
+        }
         devices::Kind::Passthrough => passthrough_gic(&mut mem, &allowed[..cfg.vcpus])?,
+        _ if v2 => (virtual_gicv2(&mut mem)?, TrappedRdPages::default()),
         _ => (virtual_gic(cfg.vcpus), TrappedRdPages::default()),
     };
 
@@ -508,9 +520,67 @@ fn passthrough_gic(
             timer: [t.sec_phys, t.phys, t.virt, t.hyp_phys],
             uart_intid: devices::uart_intid(),
             maintenance: b.gic.maintenance_intid.unwrap_or(25),
+            v2: None,
         },
         trapped,
     ))
+}
+
+/// The physical GICv2 for a guest that owns it (passthrough): the board's distributor
+/// and its CPU interface **GICC** (not GICV: with `HCR_EL2.IMO` clear no virtual
+/// interrupt is signalled, `arm_vcpu::vgic::v2`), mapped at their own addresses.
+fn passthrough_gicv2(mem: &mut GuestMemory) -> Result<GicDesc, String> {
+    let b = crate::platform::board();
+    let gicc = b.gic.gicc.ok_or("the board's GICv2 has no GICC")?;
+    for r in [b.gic.gicd, gicc] {
+        mem.map_device(r.base, r.size)
+            .map_err(|_| String::from("stage-2 device mapping failed"))?;
+    }
+    let t = b.timer;
+    Ok(GicDesc {
+        gicd: b.gic.gicd,
+        gicr: List::default(),
+        timer: [t.sec_phys, t.phys, t.virt, t.hyp_phys],
+        uart_intid: devices::uart_intid(),
+        maintenance: b.gic.maintenance_intid.unwrap_or(25),
+        v2: Some(crate::vgicd_v2::GicV2Regions {
+            gicd: (b.gic.gicd.base, b.gic.gicd.size),
+            gicc: (gicc.base, gicc.size),
+            virt: None,
+        }),
+    })
+}
+
+/// Maps the board's GICV frame at the guest's GICC address
+/// ([`devices::GICV2_GICC_IPA`]): the CPU interface of a guest whose interrupts come
+/// through the GICv2 list registers (virtual mode, test VMs).
+fn map_gicv(mem: &mut GuestMemory) -> Result<(), String> {
+    let gicv = crate::platform::board()
+        .gic
+        .gicv
+        .ok_or("the board's GICv2 has no GICV frame")?;
+    mem.map_device_at(devices::GICV2_GICC_IPA, gicv.base, devices::GICV2_GICC_SIZE)
+        .map_err(|_| String::from("stage-2 mapping of GICV failed"))
+}
+
+/// The GIC of the virtual-interrupt mode on a GICv2 board: the emulated distributor
+/// (`crate::vgicd_v2`, MMIO exits) at QEMU virt's GICD address, GICV at its GICC.
+fn virtual_gicv2(mem: &mut GuestMemory) -> Result<GicDesc, String> {
+    use crate::devices::vgic::GICD_BASE;
+    use crate::platform::gic::{HYP_TIMER_INTID, PTIMER_INTID, VTIMER_INTID};
+    map_gicv(mem)?;
+    Ok(GicDesc {
+        gicd: Range::new(GICD_BASE, crate::vgicd_v2::GICD_SIZE),
+        gicr: List::default(),
+        timer: [29, PTIMER_INTID, VTIMER_INTID, HYP_TIMER_INTID],
+        uart_intid: devices::uart_intid(),
+        maintenance: 25,
+        v2: Some(crate::vgicd_v2::GicV2Regions {
+            gicd: (GICD_BASE, crate::vgicd_v2::GICD_SIZE),
+            gicc: (devices::GICV2_GICC_IPA, devices::GICV2_GICC_SIZE),
+            virt: None,
+        }),
+    })
 }
 
 /// The emulated GIC of the virtual-interrupt mode (`devices::vgic`), for `vcpus`
@@ -526,5 +596,6 @@ fn virtual_gic(vcpus: usize) -> GicDesc {
         timer: [29, PTIMER_INTID, VTIMER_INTID, HYP_TIMER_INTID],
         uart_intid: devices::uart_intid(),
         maintenance: 25,
+        v2: None,
     }
 }
