@@ -509,10 +509,16 @@ fn cmd_run(ws: &Workspace, b: &HvBuild, o: &RunArgs) -> Result<ExitCode, String>
 /// `cargo xtask trace`: one run with `trace=1`, its records rendered as an SVG.
 fn cmd_trace(ws: &Workspace, b: &HvBuild, o: &RunArgs) -> Result<ExitCode, String> {
     let (run, name) = make_run(ws, b, o, true, "trace=1")?;
-    // `--mode virtual` and the default passthrough draw different pictures.
+    // `--mode virtual` and the default passthrough draw different pictures, and so
+    // do the GIC versions.
     let name = match &o.mode {
         Some(m) => format!("{name}-{m}"),
         None => name,
+    };
+    let name = match o.machine {
+        Some(m) if m.contains("gic-version=2") => format!("{name}-gicv2"),
+        Some(m) if m.contains("gic-version=4") => format!("{name}-gicv4"),
+        _ => name,
     };
     let run = with_gic(run, o).with_cpu(o.cpu.unwrap_or(qemu::DEFAULT_CPU));
     println!("$ {}", run.display());
