@@ -381,7 +381,8 @@ impl MmioLoad {
 /// abort from a lower EL (EC 0x24) that [`mmio_access`] emulates: ISV = 1, FnV = 0,
 /// EA = 0, CM = 0, S1PTW = 0, and a translation, access flag or permission fault
 /// (DFSC 0b0001LL, 0b0010LL, 0b0011LL). Exactly the aborts `decode_sync` turns into
-/// `MmioRead`/`MmioWrite` (tested on every ISS bit pattern that matters).
+/// `MmioRead`/`MmioWrite` (tested on every ISS bit pattern that matters), except one
+/// with ISS2 (bits \[36:32\]) set, which takes the generic path (it decodes the same).
 #[inline(always)]
 pub(crate) const fn is_fast_mmio(code: u64) -> bool {
     code >> 26 == 0x24 && is_fast_mmio_iss(code)
