@@ -357,9 +357,10 @@ impl MmioLoad {
         }
     }
 
-    /// `value` as the load leaves it in its register: [`extend_load`] with this
-    /// load's width, SSE and SF, as a shift pair (`64 - 8 << SAS` bits up, then back
-    /// down arithmetically for SSE, logically otherwise) and a mask for a W register.
+    /// `value` as the load leaves it in its register: `extend_load` (the tests'
+    /// reference) with this load's width, SSE and SF, as a shift pair (`64 - 8 << SAS`
+    /// bits up, then back down arithmetically for SSE, logically otherwise) and a mask
+    /// for a W register.
     #[inline(always)]
     pub(crate) const fn extend(self, value: u64) -> u64 {
         let shift = 64 - (8u32 << ((self.0 >> 22) & 3));
