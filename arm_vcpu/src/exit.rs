@@ -272,14 +272,8 @@ pub(crate) enum Pending {
     None,
     /// Advance the PC by this many bytes (the instruction was emulated).
     Advance(u8),
-    /// A load waits for its value: write it to `reg`, extended, then advance.
-    MmioRead {
-        reg: u8,
-        width: AccessWidth,
-        reg_64bit: bool,
-        sign_extend: bool,
-        len: u8,
-    },
+    /// A load waits for its value: write it to its register, extended, then advance.
+    MmioRead(MmioLoad),
     /// An MRS waits for its value.
     SysRegRead { rt: u8, len: u8 },
     /// The host changed the frame: check the SPSR before entering.
@@ -289,9 +283,155 @@ pub(crate) enum Pending {
     Psci { request: PsciRequest, advance: u8 },
 }
 
+/// An emulated load waiting for its value: the fields of its data-abort syndrome the
+/// completion needs, kept where `ESR_EL2` has them — IL \[25\] (instruction length),
+/// SAS \[23:22\], SSE \[21\], SRT \[20:16\] and SF \[15\] — so that recording it at
+/// the exit is one store and the completion decodes it with shifts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct MmioLoad(u32);
+
+impl MmioLoad {
+    /// `ESR_EL2` bits kept.
+    const FIELDS: u32 = (1 << 25) | (3 << 22) | (1 << 21) | (0x1f << 16) | (1 << 15);
+
+    /// From the syndrome of a data abort with a valid instruction syndrome (ISV = 1).
+    #[inline(always)]
+    pub(crate) const fn from_esr(esr: u64) -> Self {
+        Self(esr as u32 & Self::FIELDS)
+    }
+
+    /// From its fields (`reg` 0..=31, `len` 2 or 4).
+    pub(crate) const fn new(
+        reg: u8,
+        width: AccessWidth,
+        reg_64bit: bool,
+        sign_extend: bool,
+        len: u8,
+    ) -> Self {
+        let sas = match width {
+            AccessWidth::Byte => 0,
+            AccessWidth::Half => 1,
+            AccessWidth::Word => 2,
+            AccessWidth::Dword => 3,
+        };
+        Self(
+            ((len == 4) as u32) << 25
+                | sas << 22
+                | (sign_extend as u32) << 21
+                | (reg as u32 & 0x1f) << 16
+                | (reg_64bit as u32) << 15,
+        )
+    }
+
+    /// The destination register (SRT; 31 = XZR).
+    #[inline(always)]
+    pub(crate) const fn reg(self) -> u8 {
+        ((self.0 >> 16) & 0x1f) as u8
+    }
+
+    /// The access width (SAS).
+    #[inline(always)]
+    pub(crate) const fn width(self) -> AccessWidth {
+        AccessWidth::from_sas((self.0 >> 22) as u8)
+    }
+
+    /// The destination is an X register (SF).
+    #[inline(always)]
+    pub(crate) const fn reg_64bit(self) -> bool {
+        self.0 & (1 << 15) != 0
+    }
+
+    /// The load sign-extends (SSE).
+    #[inline(always)]
+    pub(crate) const fn sign_extend(self) -> bool {
+        self.0 & (1 << 21) != 0
+    }
+
+    /// The load instruction's length in bytes (IL: 4, or 2 for a 16-bit T32 one).
+    #[inline(always)]
+    pub(crate) const fn len(self) -> u8 {
+        if self.0 & (1 << 25) != 0 {
+            4
+        } else {
+            2
+        }
+    }
+
+    /// `value` as the load leaves it in its register: `extend_load` (the tests'
+    /// reference) with this load's width, SSE and SF, as a shift pair (`64 - 8 << SAS`
+    /// bits up, then back down arithmetically for SSE, logically otherwise) and a mask
+    /// for a W register.
+    #[inline(always)]
+    pub(crate) const fn extend(self, value: u64) -> u64 {
+        let shift = 64 - (8u32 << ((self.0 >> 22) & 3));
+        let up = value << shift;
+        let v = if self.sign_extend() {
+            ((up as i64) >> shift) as u64
+        } else {
+            up >> shift
+        };
+        if self.reg_64bit() {
+            v
+        } else {
+            v & 0xffff_ffff
+        }
+    }
+}
+
+/// Whether `code` (what the exit vector returns: `ESR_EL2`, bit 63 clear) is a data
+/// abort from a lower EL (EC 0x24) that [`mmio_access`] emulates: ISV = 1, FnV = 0,
+/// EA = 0, CM = 0, S1PTW = 0, and a translation, access flag or permission fault
+/// (DFSC 0b0001LL, 0b0010LL, 0b0011LL). Exactly the aborts `decode_sync` turns into
+/// `MmioRead`/`MmioWrite` (tested on every ISS bit pattern that matters), except one
+/// with ISS2 (bits \[36:32\]) set, which takes the generic path (it decodes the same).
+#[inline(always)]
+pub(crate) const fn is_fast_mmio(code: u64) -> bool {
+    code >> 26 == 0x24 && is_fast_mmio_iss(code)
+}
+
+/// The ISS half of [`is_fast_mmio`], for a caller that has matched EC 0x24 already.
+#[inline(always)]
+pub(crate) const fn is_fast_mmio_iss(code: u64) -> bool {
+    // ISV set; FnV, EA, CM and S1PTW (bits [10:7]) clear; DFSC 0x04..=0x0f: bits [5:4]
+    // clear and bits [3:2] not both clear.
+    code & (1 << 24) != 0 && code & 0x780 == 0 && code & 0x30 == 0 && code & 0x0c != 0
+}
+
+/// The exit and pending completion of an emulatable data abort (one `is_fast_mmio`
+/// accepts, or `decode_sync`'s equivalent test): a load waits for its value, a store
+/// carries its data (truncated to the width; XZR stores 0) and advances the PC by the
+/// instruction's length when the guest resumes. `fault_ipa` is the IPA with the page
+/// offset (FnV = 0).
+#[inline(always)]
+pub(crate) fn mmio_access(esr: u64, addr: u64, frame: &Aarch64ContextFrame) -> (VmExit, Pending) {
+    let width = AccessWidth::from_sas((esr >> 22) as u8);
+    let srt = ((esr >> 16) & 0x1f) as u8;
+    if esr & (1 << 6) != 0 {
+        // WnR: a store.
+        let data = operand(frame, srt) & width.mask();
+        (
+            VmExit::MmioWrite { addr, width, data },
+            Pending::Advance(esr::instruction_length(esr) as u8),
+        )
+    } else {
+        (
+            VmExit::MmioRead {
+                addr,
+                width,
+                reg: srt,
+                reg_64bit: esr & (1 << 15) != 0,
+                sign_extend: esr & (1 << 21) != 0,
+            },
+            Pending::MmioRead(MmioLoad::from_esr(esr)),
+        )
+    }
+}
+
 /// Extends a value loaded by an emulated MMIO read the way the load instruction
 /// would: truncate to the access width, sign-extend if SSE, and for a W destination
 /// clear bits \[63:32\] (writes to a W register zero-extend into the X register).
+/// The reference [`MmioLoad::extend`] is tested against.
+#[cfg(test)]
 #[must_use]
 pub const fn extend_load(
     value: u64,
@@ -364,32 +504,7 @@ pub(crate) fn decode_sync(syn: &Syndrome, frame: &Aarch64ContextFrame) -> (VmExi
         0x24 => {
             let iss = DataAbortIss::decode(esr);
             if iss.is_emulatable_mmio() && !iss.fnv {
-                let addr = syn.fault_ipa(true);
-                let width = AccessWidth::from_sas(iss.sas);
-                if iss.wnr {
-                    let data = operand(frame, iss.srt) & width.mask();
-                    (
-                        VmExit::MmioWrite { addr, width, data },
-                        Pending::Advance(len),
-                    )
-                } else {
-                    (
-                        VmExit::MmioRead {
-                            addr,
-                            width,
-                            reg: iss.srt,
-                            reg_64bit: iss.sf,
-                            sign_extend: iss.sse,
-                        },
-                        Pending::MmioRead {
-                            reg: iss.srt,
-                            width,
-                            reg_64bit: iss.sf,
-                            sign_extend: iss.sse,
-                            len,
-                        },
-                    )
-                }
+                mmio_access(esr, syn.fault_ipa(true), frame)
             } else {
                 (
                     VmExit::DataAbort {

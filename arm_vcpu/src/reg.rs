@@ -603,18 +603,12 @@ impl Completion {
         match *p {
             Pending::None => Self::None,
             Pending::Advance(n) => Self::Advance(n),
-            Pending::MmioRead {
-                reg,
-                width,
-                reg_64bit,
-                sign_extend,
-                len,
-            } => Self::MmioRead {
-                reg,
-                width,
-                reg_64bit,
-                sign_extend,
-                len,
+            Pending::MmioRead(load) => Self::MmioRead {
+                reg: load.reg(),
+                width: load.width(),
+                reg_64bit: load.reg_64bit(),
+                sign_extend: load.sign_extend(),
+                len: load.len(),
             },
             Pending::SysRegRead { rt, len } => Self::SysRegRead { rt, len },
             Pending::CheckFrame => Self::CheckFrame,
@@ -640,13 +634,13 @@ impl Completion {
                 reg_64bit,
                 sign_extend,
                 len,
-            } => Pending::MmioRead {
+            } => Pending::MmioRead(crate::exit::MmioLoad::new(
                 reg,
                 width,
                 reg_64bit,
                 sign_extend,
                 len,
-            },
+            )),
             Self::SysRegRead { rt, len } => Pending::SysRegRead { rt, len },
             Self::CheckFrame => Pending::CheckFrame,
             Self::Psci { conduit } => {

@@ -288,6 +288,21 @@ const fn arg(fid: u32, x: u64) -> u64 {
     }
 }
 
+/// The x0 answer to an SMCCC call (`imm` 0) whose result is fixed, whatever its other
+/// arguments, the conduit and the core: SMCCC_VERSION, PSCI_VERSION and
+/// MIGRATE_INFO_TYPE (x1..x3 are returned as 0). `None` for every other function ID.
+/// What [`dispatch`] answers for these (tested over every function ID of owners 0 and
+/// 4); the vCPU's exit path answers them before decoding anything else.
+#[inline(always)]
+pub const fn fixed_answer(fid: u32) -> Option<u64> {
+    match fid {
+        fid::SMCCC_VERSION => Some(SMCCC_VERSION_1_1 as u64),
+        fid::PSCI_VERSION => Some(PSCI_VERSION_1_1 as u64),
+        fid::MIGRATE_INFO_TYPE => Some(MIGRATE_INFO_TYPE_NONE as u64),
+        _ => None,
+    }
+}
+
 /// Decides what to do with a call. `x` holds x0..x6 at the time of the call, `imm` the
 /// HVC/SMC immediate (SMCCC calls use 0); `workarounds` is the decision for the core
 /// the vCPU runs on.

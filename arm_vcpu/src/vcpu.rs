@@ -6,10 +6,8 @@ use crate::context::{
 };
 use crate::debug::{self, complete_instruction};
 use crate::emulate::{self, SysRegAction};
-#[cfg(target_arch = "aarch64")]
-use crate::esr;
-use crate::esr::ExceptionClass;
-use crate::exit::{extend_load, operand, Pending, VmExit};
+use crate::esr::{self, ExceptionClass};
+use crate::exit::{operand, Pending, VmExit};
 use crate::idregs::IdRegisters;
 use crate::inject::{self, Injection};
 use crate::percpu::{Aarch64PerCpu, CpuFeatures, MPIDR_AFFINITY_MASK};
@@ -66,6 +64,18 @@ pub const fn guest_hcr_el2(setup: &Aarch64VCpuSetupConfig, features: FeatureSet)
 pub const fn is_valid_guest_spsr(spsr: u64) -> bool {
     let m = spsr & 0x1f;
     matches!(m, 0b00000 | 0b00100 | 0b00101 | 0b10000)
+}
+
+/// Completes an HVC answered by [`smccc::fixed_answer`] as `smccc_call` completes an
+/// answered call: x0 = `x0`, x1..x3 = 0, the PC already past the HVC (EC 0x16: AArch64
+/// only), `SPSR_EL2.SS` cleared.
+#[inline(always)]
+pub(crate) fn complete_fixed_call(frame: &mut Aarch64ContextFrame, x0: u64) {
+    frame.gpr[0] = x0;
+    frame.gpr[1] = 0;
+    frame.gpr[2] = 0;
+    frame.gpr[3] = 0;
+    debug::complete_aarch64_instruction(frame, 0);
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -514,7 +524,9 @@ impl Aarch64VCpu {
     /// # Ok(())
     /// # }
     /// ```
-    #[inline]
+    // Inlined into the host's exit loop: the exit is built in the caller's place (no
+    // copy of it on return) and the fast paths below cost no call.
+    #[inline(always)]
     pub fn run(&mut self) -> VCpuResult<VmExit> {
         // One check on the hot path: an unbound vCPU always has `ready == false`.
         if !self.ready {
@@ -527,10 +539,12 @@ impl Aarch64VCpu {
             // `frame.spsr` is a guest state (checked whenever the host changed the
             // frame, see `regs_mut`).
             let code = unsafe { crate::hw::enter_guest(&mut self.ws) };
-            // Fast path: an HVC with a function ID the host owns. SMCCC owners 0 (Arm
-            // architecture) and 4 (standard secure: PSCI) are the crate's; W0 bits
-            // [29:24] other than bit 26 being zero means one of those.
-            if code >> 26 == esr::ExceptionClass::Hvc64 as u64 {
+            // The exception class; an asynchronous exit (bit 63) matches none of these.
+            let ec = code >> 26;
+            if ec == esr::ExceptionClass::Hvc64 as u64 {
+                // Fast path: an HVC with a function ID the host owns. SMCCC owners 0 (Arm
+                // architecture) and 4 (standard secure: PSCI) are the crate's; W0 bits
+                // [29:24] other than bit 26 being zero means one of those.
                 let g = &self.ws.frame.gpr;
                 // (An HVC with a non-zero immediate is the host's too; it takes the slow
                 // path only when w0 happens to name one of those owners.)
@@ -539,6 +553,15 @@ impl Aarch64VCpu {
                         imm: esr::imm16(code),
                         args: [g[0], g[1], g[2], g[3], g[4], g[5], g[6]],
                     });
+                }
+                // Fast path: an SMCCC call whose answer is fixed (PSCI_VERSION,
+                // SMCCC_VERSION, MIGRATE_INFO_TYPE), as `smccc_call` answers it: x0..x3,
+                // ELR already past the HVC (EC 0x16: AArch64 only), SPSR_EL2.SS cleared.
+                if esr::imm16(code) == 0 {
+                    if let Some(x0) = smccc::fixed_answer(g[0] as u32) {
+                        complete_fixed_call(&mut self.ws.frame, x0);
+                        continue;
+                    }
                 }
             }
             // Fast path: an ID register read (HCR_EL2.TID3) answered from the VM's view;
@@ -555,6 +578,12 @@ impl Aarch64VCpu {
                     continue;
                 }
             }
+            // Fast path: an MMIO access with a valid syndrome from AArch64 state, decoded
+            // as `handle_sync_exit` would (an AArch32 EL0 takes the generic path, which
+            // looks at its view first).
+            if crate::exit::is_fast_mmio(code) && !crate::aarch32::is_aarch32(self.ws.frame.spsr) {
+                return Ok(self.fast_mmio(code));
+            }
             if let Some(exit) = self.handle_exit(code) {
                 return Ok(exit);
             }
@@ -564,6 +593,27 @@ impl Aarch64VCpu {
         {
             Err(VCpuError::NoHardwareSupport)
         }
+    }
+
+    /// The MMIO fast path of `run()` for an exit `crate::exit::is_fast_mmio` accepts,
+    /// from AArch64 state: the fault address read, the access decoded (as
+    /// `decode_sync` does) and its completion recorded.
+    #[cfg(target_arch = "aarch64")]
+    #[inline(always)]
+    fn fast_mmio(&mut self, code: u64) -> VmExit {
+        let (far, hpfar) = crate::hw::read_fault_address();
+        self.mmio_exit(code, far, hpfar)
+    }
+
+    /// The exit and completion of an emulatable data abort with syndrome `esr` and
+    /// fault address registers `far`/`hpfar` (the MMIO fast path's; the host tests
+    /// compare it with `handle_sync_exit`).
+    #[inline(always)]
+    pub(crate) fn mmio_exit(&mut self, esr: u64, far: u64, hpfar: u64) -> VmExit {
+        let addr = esr::Syndrome { esr, far, hpfar }.fault_ipa(true);
+        let (exit, pending) = crate::exit::mmio_access(esr, addr, &self.ws.frame);
+        self.set_pending(pending);
+        exit
     }
 
     #[cfg(target_arch = "aarch64")]
@@ -932,6 +982,7 @@ impl Aarch64VCpu {
         self.workarounds = w;
     }
 
+    #[inline(always)]
     fn set_pending(&mut self, pending: Pending) {
         self.ready = matches!(pending, Pending::None) && self.runnable;
         self.pending = pending;
@@ -960,7 +1011,7 @@ impl Aarch64VCpu {
     pub(crate) fn resolve_pending(&mut self) -> VCpuResult {
         if matches!(
             self.pending,
-            Pending::MmioRead { .. } | Pending::SysRegRead { .. } | Pending::Psci { .. }
+            Pending::MmioRead(_) | Pending::SysRegRead { .. } | Pending::Psci { .. }
         ) {
             return Err(VCpuError::PendingCompletion);
         }
@@ -1018,18 +1069,12 @@ impl Aarch64VCpu {
     /// ```
     pub fn complete_mmio_read(&mut self, value: u64) -> VCpuResult {
         match self.pending {
-            Pending::MmioRead {
-                reg,
-                width,
-                reg_64bit,
-                sign_extend,
-                len,
-            } => {
+            Pending::MmioRead(load) => {
+                let reg = load.reg();
                 if reg < 31 {
-                    self.ws.frame.gpr[reg as usize] =
-                        extend_load(value, width, sign_extend, reg_64bit);
+                    self.ws.frame.gpr[reg as usize] = load.extend(value);
                 }
-                complete_instruction(&mut self.ws.frame, len as u64);
+                complete_instruction(&mut self.ws.frame, load.len() as u64);
                 self.pending = Pending::None;
                 self.ready = self.runnable;
                 Ok(())

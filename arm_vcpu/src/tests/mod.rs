@@ -4,6 +4,7 @@ mod aarch32;
 mod calls;
 mod debug;
 mod exits;
+mod fast_paths;
 mod injection;
 mod inventory;
 mod power;

@@ -36,19 +36,70 @@ impl Core {
         }
         match r {
             Ok(stop) => stop,
-            Err(why) => {
-                error!(
-                    "VM {}: vCPU {}: {} (exit {:?} at pc {:#x})",
-                    vm.name(),
-                    v.index,
-                    why,
-                    e,
-                    v.vcpu.pc()
-                );
-                self.end_vm(v.vm, Err(why));
-                Some(Stop::VmEnded)
-            }
+            Err(why) => Some(self.exit_failed(v, e, why)),
         }
+    }
+
+    /// An MMIO access (`data`: a write's value) of a VM whose exits go straight to its
+    /// devices (`VCpu::direct`): the exit loop's device arm.
+    #[inline(always)]
+    pub(super) fn device_access(
+        &mut self,
+        v: &mut VCpu,
+        addr: u64,
+        width: AccessWidth,
+        data: Option<u64>,
+    ) -> Option<Stop> {
+        let st = &v.sh.stats;
+        match data {
+            None => st.mmio_read.bump(),
+            Some(_) => st.mmio_write.bump(),
+        }
+        match self.mmio(v, addr, width, data) {
+            Ok(stop) => stop,
+            Err(why) => Some(self.device_failed(v, addr, width, data, why)),
+        }
+    }
+
+    /// A device access that could not be handled: its VM ends with the reason.
+    #[cold]
+    #[inline(never)]
+    fn device_failed(
+        &mut self,
+        v: &mut VCpu,
+        addr: u64,
+        width: AccessWidth,
+        data: Option<u64>,
+        why: &'static str,
+    ) -> Stop {
+        error!(
+            "VM {}: vCPU {}: {} ({} {:?} at IPA {:#x}, pc {:#x})",
+            v.vm.vm.name(),
+            v.index,
+            why,
+            if data.is_some() { "write" } else { "read" },
+            width,
+            addr,
+            v.vcpu.pc()
+        );
+        self.end_vm(v.vm, Err(why));
+        Stop::VmEnded
+    }
+
+    /// Exit `e` could not be handled: its VM ends (only its VM) with the reason.
+    #[cold]
+    #[inline(never)]
+    fn exit_failed(&mut self, v: &mut VCpu, e: &VmExit, why: &'static str) -> Stop {
+        error!(
+            "VM {}: vCPU {}: {} (exit {:?} at pc {:#x})",
+            v.vm.vm.name(),
+            v.index,
+            why,
+            e,
+            v.vcpu.pc()
+        );
+        self.end_vm(v.vm, Err(why));
+        Stop::VmEnded
     }
 
     /// An exit of a VM whose scenario migrates: a device read it holds

@@ -132,6 +132,10 @@ pub struct VCpu {
     special: bool,
     /// Its VM's scenario observes exits (so YIELD takes the full exit path).
     observed: bool,
+    /// Its VM's scenario neither observes exits nor holds device reads
+    /// (`Scenario::hold_read`): the exit loop hands its MMIO exits straight to the
+    /// devices.
+    direct: bool,
     /// The physical timer PPIs ([`TIMER_INTIDS`]) were active (linked to this vCPU's
     /// virtual ones) when it was unbound.
     timer_active: [bool; 2],
@@ -300,6 +304,7 @@ pub fn start(vms: Vec<Vm>, name: &'static str, timing: bool, tracing: bool) -> !
                             || v.vm.snapshot_every != 0
                             || v.vm.migrates,
                         observed: v.vm.observes,
+                        direct: !v.vm.observes && !v.vm.migrates,
                         timer_active: [false; 2],
                         deadline: None,
                         last_core: NOWHERE,
@@ -900,8 +905,9 @@ impl Core {
         }
     }
 
-    /// Runs `v` until it stops. The null hypercall is answered here, inline; every
-    /// other exit goes to [`Core::exit`]. `TIMED`: guest and host time per exit (two
+    /// Runs `v` until it stops. The null hypercall is answered here, inline, and a
+    /// device access goes straight to the devices; every other exit goes to
+    /// [`Core::exit`]. `TIMED`: guest and host time per exit (two
     /// counter reads per round trip), and the exit records with `trace=1`. Not
     /// inlined: the exit path's registers are its own, not the core loop's.
     #[inline(never)]
@@ -922,8 +928,6 @@ impl Core {
                 }
                 self.t_exit = t;
             }
-            // Matched in place: binding the Result first costs a copy of the exit per
-            // round trip. The null call is matched on its own, first.
             let r = v.vcpu.run();
             if TIMED {
                 let t = now();
@@ -933,26 +937,39 @@ impl Core {
                     self.rec = Some((trace::kind(&r), t));
                 }
             }
+            // Matched in place, field by field: only the exits that go to `Core::exit`
+            // are bound (and copied) as a whole.
             match r {
+                // The null call, answered here.
                 Ok(VmExit::Hypercall {
                     imm: 0,
                     args: [hvc::NULL, ..],
                 }) => {
                     v.null_calls += 1;
                     v.vcpu.set_return_value(0);
-                    continue;
                 }
-
-                Ok(exit) => {
+                // A device access of a VM whose scenario neither watches nor holds exits:
+                // straight to its devices.
+                Ok(VmExit::MmioRead { addr, width, .. }) if v.direct => {
+                    if let Some(stop) = self.device_access(v, addr, width, None) {
+                        return stop;
+                    }
+                }
+                Ok(VmExit::MmioWrite { addr, width, data }) if v.direct => {
+                    if let Some(stop) = self.device_access(v, addr, width, Some(data)) {
+                        return stop;
+                    }
+                }
+                Ok(ref exit) => {
                     // The scheduler's own call goes straight to the switch (YIELD
                     // returns 0 when this vCPU runs again).
-                    if let VmExit::Hypercall { imm: 0, args } = &exit {
+                    if let VmExit::Hypercall { imm: 0, args } = exit {
                         if args[0] == hvc::YIELD && !v.observed {
-                            st.hypercall.bump();
-                            v.vcpu.set_return_value(0);
-                            return Stop::Yielded;
+                            return yielded(v);
                         }
                     }
+                    // Copied only here, for `Core::exit`.
+                    let exit = *exit;
                     if let Some(stop) = self.exit(v, &exit) {
                         return stop;
                     }
@@ -970,6 +987,16 @@ impl Core {
         self.end_vm(v.vm, Err("run() returned an error"));
         Stop::VmEnded
     }
+}
+
+/// The exit loop's answer to YIELD: 0 in x0 when the vCPU runs again, and the switch.
+/// Cold (once per switch, not per exit): the loop then tests for the null call first.
+#[cold]
+#[inline(never)]
+fn yielded(v: &mut VCpu) -> Stop {
+    v.sh.stats.hypercall.bump();
+    v.vcpu.set_return_value(0);
+    Stop::Yielded
 }
 
 /// What a scenario learns about its VM.

@@ -1,0 +1,208 @@
+//! The exit fast paths of `run()` against the general path they shortcut: the MMIO
+//! fast path (`exit::is_fast_mmio` + `Aarch64VCpu::mmio_exit`) against
+//! `decode_sync` / `handle_sync_exit`, the packed pending load (`MmioLoad`) against
+//! `extend_load`, and the fixed SMCCC answers (`smccc::fixed_answer` +
+//! `complete_fixed_call`) against `smccc::dispatch` / `handle_sync_exit`. Exhaustive
+//! over the syndrome bits each predicate reads, proptest over the rest.
+
+use proptest::prelude::*;
+
+use crate::context::Aarch64ContextFrame;
+use crate::esr::{self, build, DataAbortIss, Syndrome};
+use crate::exit::{decode_sync, extend_load, is_fast_mmio, MmioLoad, Pending};
+use crate::smccc::{self, dispatch, fid, fixed_answer, Conduit, Outcome, SmcForwardList};
+use crate::vcpu::complete_fixed_call;
+use crate::workaround::Workarounds;
+use crate::*;
+
+/// SPSR_EL2.SS (bit 21): a step was active when the guest trapped.
+const SS: u64 = 1 << 21;
+
+/// A vCPU with distinct register values, PC and PSTATE `spsr` (AArch64), set up with
+/// the default (crate-emulating) policy.
+fn vcpu(spsr: u64, seed: u64) -> Aarch64VCpu {
+    let mut v = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default()).unwrap();
+    for n in 0..31 {
+        v.set_gpr(n, seed.rotate_left(n as u32) ^ (n as u64) << 56)
+            .unwrap();
+    }
+    let f = v.regs_mut();
+    f.elr = 0x4008_0000;
+    f.spsr = spsr;
+    v
+}
+
+/// Whether `decode_sync` made the abort an MMIO exit.
+fn decodes_as_mmio(esr: u64) -> bool {
+    let syn = Syndrome {
+        esr,
+        far: 0x123,
+        hpfar: 0x90_0000,
+    };
+    matches!(
+        decode_sync(&syn, &Aarch64ContextFrame::default()).0,
+        VmExit::MmioRead { .. } | VmExit::MmioWrite { .. }
+    )
+}
+
+/// Every combination of the bits `is_fast_mmio` reads (EC, bit 63, ISV, FnV, EA, CM,
+/// S1PTW, DFSC) with the others set both ways: the predicate holds exactly when
+/// `decode_sync` takes its MMIO branch.
+#[test]
+fn fast_mmio_predicate_is_the_decoders_mmio_branch() {
+    let mut fast = 0;
+    for ec in [0x24u64, 0x25, 0x20, 0x16, 0x18, 0x00, 0x3f] {
+        for top in [0u64, 1 << 63] {
+            for isv in [0u64, 1 << 24] {
+                for b10_7 in 0u64..16 {
+                    for dfsc in 0u64..64 {
+                        for rest in [0u64, (0x3f << 16) | (3 << 22) | (1 << 15) | (1 << 6)] {
+                            let esr = top | ec << 26 | 1 << 25 | isv | b10_7 << 7 | dfsc | rest;
+                            let want = top == 0 && decodes_as_mmio(esr);
+                            assert_eq!(is_fast_mmio(esr), want, "ESR {esr:#x}");
+                            fast += want as u32;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // ISV, bits [10:7] clear, 12 DFSC values, both `rest` patterns, EC 0x24 only.
+    assert_eq!(fast, 12 * 2);
+}
+
+proptest! {
+    /// The MMIO fast path (`mmio_exit`, what `run()` does for an exit `is_fast_mmio`
+    /// accepts from AArch64 state) leaves the vCPU exactly as `handle_sync_exit` does:
+    /// the same exit, pending completion, readiness and frame; and the completions
+    /// (a load's value, a store's PC advance, both clearing SPSR.SS) agree.
+    #[test]
+    fn fast_mmio_equals_the_general_path(
+        fields in 0u64..(1 << 14),
+        low in 0u64..8,
+        dfsc in 4u64..16,
+        il: bool,
+        far: u64,
+        hpfar: u64,
+        seed: u64,
+        el1: bool,
+        step: bool,
+        value: u64,
+    ) {
+        // ISV set; SAS, SSE, SRT, SF, AR, VNCR/SET/... (bits [23:11]) and WnR random;
+        // FnV, EA, CM, S1PTW clear; a translation, access flag or permission fault.
+        let esr = 0x24 << 26 | (il as u64) << 25 | 1 << 24 | fields << 11 | (low & 1) << 6 | dfsc;
+        // A guest that can take it: AArch64 EL0t or EL1h, with or without a step.
+        let spsr = if el1 { 0b0101 } else { 0 } | if step { SS } else { 0 };
+        prop_assume!(is_fast_mmio(esr));
+        let mut fast = vcpu(spsr, seed);
+        let mut general = vcpu(spsr, seed);
+        let a = fast.mmio_exit(esr, far, hpfar);
+        let b = general.handle_sync_exit(&Syndrome { esr, far, hpfar });
+        prop_assert_eq!(Some(a), b);
+        prop_assert_eq!(fast.pending, general.pending);
+        prop_assert_eq!(fast.regs(), general.regs());
+        match a {
+            VmExit::MmioRead { .. } => {
+                fast.complete_mmio_read(value).unwrap();
+                general.complete_mmio_read(value).unwrap();
+            }
+            _ => {
+                fast.resolve_pending().unwrap();
+                general.resolve_pending().unwrap();
+            }
+        }
+        prop_assert_eq!(fast.regs(), general.regs());
+        prop_assert_eq!(fast.regs().spsr & SS, 0);
+        prop_assert_eq!(fast.regs().elr, 0x4008_0000 + if il { 4 } else { 2 });
+    }
+
+    /// The packed pending load keeps every field of its syndrome and extends a value as
+    /// `extend_load` does.
+    #[test]
+    fn mmio_load_keeps_the_syndrome_and_extends_like_the_instruction(
+        sas in 0u8..4, sse: bool, srt in 0u8..32, sf: bool, il: bool, dfsc in 4u8..16, value: u64,
+    ) {
+        let mut esr = build::data_abort(sas, sse, srt, sf, false, false, false, dfsc);
+        if !il {
+            esr &= !(1 << 25);
+        }
+        let iss = DataAbortIss::decode(esr);
+        let load = MmioLoad::from_esr(esr);
+        let width = AccessWidth::from_sas(sas);
+        prop_assert_eq!(
+            (load.reg(), load.width(), load.reg_64bit(), load.sign_extend(), load.len()),
+            (iss.srt, width, iss.sf, iss.sse, esr::instruction_length(esr) as u8)
+        );
+        prop_assert_eq!(MmioLoad::new(iss.srt, width, iss.sf, iss.sse, load.len()), load);
+        prop_assert_eq!(load.extend(value), extend_load(value, width, sse, sf));
+        // What the general decoder records for that load.
+        let syn = Syndrome { esr, far: 0, hpfar: 0 };
+        prop_assert_eq!(decode_sync(&syn, &Aarch64ContextFrame::default()).1, Pending::MmioRead(load));
+    }
+
+    /// A fixed answer is what `dispatch` answers for that function ID, whatever the
+    /// other arguments, the upper half of x0, the conduit, the forwarding list and the
+    /// core's workaround decision.
+    #[test]
+    fn fixed_answers_are_the_dispatchers(n in 0u32..0x1_0000, hi: u32, x in proptest::array::uniform6(any::<u64>())) {
+        for base in [0x8000_0000u32, 0xC000_0000, 0x8400_0000, 0xC400_0000] {
+            let f = base | n;
+            let Some(x0) = fixed_answer(f) else { continue };
+            let args = [u64::from(hi) << 32 | u64::from(f), x[0], x[1], x[2], x[3], x[4], x[5]];
+            let all = SmcForwardList::new().with(0, u32::MAX).unwrap();
+            for conduit in [Conduit::Hvc, Conduit::Smc] {
+                for fwd in [SmcForwardList::new(), all] {
+                    for w in [Workarounds::UNKNOWN, Workarounds::default()] {
+                        prop_assert_eq!(
+                            dispatch(conduit, 0, &args, &fwd, &w),
+                            Outcome::Answer([x0, 0, 0, 0]),
+                            "fid {:#x}", f
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// `run()`'s fixed-answer path (`complete_fixed_call`) leaves the frame as the
+    /// general path (`handle_sync_exit` → `smccc_call`) does for the same HVC.
+    #[test]
+    fn fixed_call_completion_equals_the_general_path(which in 0usize..3, seed: u64, step: bool, hi: u32) {
+        let f = [fid::SMCCC_VERSION, fid::PSCI_VERSION, fid::MIGRATE_INFO_TYPE][which];
+        let spsr = 0b0101 | if step { SS } else { 0 };
+        let mut general = vcpu(spsr, seed);
+        general.set_gpr(0, u64::from(hi) << 32 | u64::from(f)).unwrap();
+        let mut frame = *general.regs();
+        let before = general.pending;
+        let esr = build::call(0x16, 0);
+        prop_assert_eq!(general.handle_sync_exit(&Syndrome { esr, far: 0, hpfar: 0 }), None);
+        let x0 = fixed_answer(frame.gpr[0] as u32).unwrap();
+        complete_fixed_call(&mut frame, x0);
+        prop_assert_eq!(&frame, general.regs());
+        // Neither records a completion.
+        prop_assert_eq!(general.pending, before);
+    }
+}
+
+/// The function IDs with a fixed answer, and their answers (PSCI 1.1, SMCCC 1.1,
+/// MIGRATE_INFO_TYPE 2: no Trusted OS); everything else, including the 64-bit forms
+/// and the queries whose answer depends on x1, goes to `dispatch`.
+#[test]
+fn fixed_answer_literals() {
+    assert_eq!(fixed_answer(0x8000_0000), Some(0x1_0001));
+    assert_eq!(fixed_answer(0x8400_0000), Some(0x1_0001));
+    assert_eq!(fixed_answer(0x8400_0006), Some(2));
+    for f in [
+        0xC400_0000,
+        0xC000_0000,
+        fid::SMCCC_ARCH_FEATURES,
+        fid::PSCI_FEATURES,
+        fid::CPU_ON_64,
+        fid::SMCCC_ARCH_WORKAROUND_1,
+        0xC600_0000,
+    ] {
+        assert_eq!(fixed_answer(f), None, "{f:#x}");
+    }
+    assert_eq!(smccc::PSCI_VERSION_1_1, 0x1_0001);
+}
