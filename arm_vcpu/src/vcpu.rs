@@ -382,13 +382,22 @@ impl Aarch64VCpu {
         #[cfg(not(target_arch = "aarch64"))]
         let _ = vgic_on;
         let flush = percpu.claim_tlb(vmid, self.id) || self.stage2_dirty;
-        // The rebind shortcut: is the vCPU's own state still in the core?
-        let resident = match percpu.resident.take() {
+        // The rebind shortcut: is the vCPU's own state still in the core? (Its
+        // identity, never reused, and the generation of the state it saved there.)
+        let record = percpu.resident.take();
+        let resident = match record {
             Some(r) if r.vcpu == self.id && r.gen == self.gen => Some(r),
             _ => None,
         };
-        // [pauth] Keys still loaded from the last bind: keep them, untrapped.
-        let pauth = matches!(resident, Some(r) if r.pauth);
+        // [pauth] Keys still loaded from the last bind: keep them, untrapped. (The
+        // mutation build `pauth-any-vcpu` trusts the record's flag whoever it names:
+        // the two-VM sweep then reads the other VM's keys.)
+        let pauth = match resident {
+            Some(r) => r.pauth,
+            None => {
+                cfg!(arm_vcpu_mutate = "pauth-any-vcpu") && matches!(record, Some(r) if r.pauth)
+            }
+        };
         if pauth {
             self.sysregs.hcr_el2 |= traps::HCR_API | traps::HCR_APK;
         }
