@@ -254,6 +254,65 @@ impl RegFile for NoRegs {
     fn write<const E: u32>(&mut self, _v: u64) {}
 }
 
+/// The save sequence of one block of the switch list, two entries at a time: both
+/// registers are read (and a timer stopped) before both values are stored, so that the
+/// two stores are adjacent and become one `stp` (an `mrs` is an asm statement the
+/// compiler does not move stores across). Entries: `[attrs] kind field (encoding);`.
+macro_rules! save_pairs {
+    (@one $s:ident, $f:ident, $sel:ident, $k:ident, $o0:literal, $o1:literal, $crn:literal, $crm:literal, $o2:literal) => {
+        if Kind::$k.saves() && Kind::$k.loads($sel) {
+            let v = $f.read::<{ SysRegAddr::new($o0, $o1, $crn, $crm, $o2).0 }>();
+            if Kind::$k.stops() {
+                $f.write::<{ SysRegAddr::new($o0, $o1, $crn, $crm, $o2).0 }>(0);
+            }
+            Some(v)
+        } else {
+            None
+        }
+    };
+    ($s:ident, $f:ident, $sel:ident;) => {};
+    ($s:ident, $f:ident, $sel:ident;
+     [$(#[$a1:meta])*] $k1:ident $f1:ident ($a0:literal, $a1_:literal, $a2:literal, $a3:literal, $a4:literal);
+     [$(#[$b1:meta])*] $k2:ident $f2:ident ($b0:literal, $b1_:literal, $b2:literal, $b3:literal, $b4:literal);
+     $($rest:tt)*) => {
+        $(#[$a1])* let v1 = save_pairs!(@one $s, $f, $sel, $k1, $a0, $a1_, $a2, $a3, $a4);
+        $(#[$b1])* let v2 = save_pairs!(@one $s, $f, $sel, $k2, $b0, $b1_, $b2, $b3, $b4);
+        $(#[$a1])* if let Some(v) = v1 { $s.$f1 = v; }
+        $(#[$b1])* if let Some(v) = v2 { $s.$f2 = v; }
+        save_pairs!($s, $f, $sel; $($rest)*);
+    };
+    ($s:ident, $f:ident, $sel:ident;
+     [$(#[$a1:meta])*] $k1:ident $f1:ident ($a0:literal, $a1_:literal, $a2:literal, $a3:literal, $a4:literal);) => {
+        $(#[$a1])* if let Some(v) = save_pairs!(@one $s, $f, $sel, $k1, $a0, $a1_, $a2, $a3, $a4) { $s.$f1 = v; }
+    };
+}
+
+/// The load sequence of one block, two entries at a time: both values are read from
+/// memory before the two `msr`s, so that the two loads become one `ldp`.
+macro_rules! load_pairs {
+    ($s:ident, $f:ident, $sel:ident;) => {};
+    ($s:ident, $f:ident, $sel:ident;
+     [$(#[$a1:meta])*] $k1:ident $f1:ident ($a0:literal, $a1_:literal, $a2:literal, $a3:literal, $a4:literal);
+     [$(#[$b1:meta])*] $k2:ident $f2:ident ($b0:literal, $b1_:literal, $b2:literal, $b3:literal, $b4:literal);
+     $($rest:tt)*) => {
+        $(#[$a1])* let v1 = $s.$f1;
+        $(#[$b1])* let v2 = $s.$f2;
+        $(#[$a1])* if Kind::$k1.loads($sel) {
+            $f.write::<{ SysRegAddr::new($a0, $a1_, $a2, $a3, $a4).0 }>(v1);
+        }
+        $(#[$b1])* if Kind::$k2.loads($sel) {
+            $f.write::<{ SysRegAddr::new($b0, $b1_, $b2, $b3, $b4).0 }>(v2);
+        }
+        load_pairs!($s, $f, $sel; $($rest)*);
+    };
+    ($s:ident, $f:ident, $sel:ident;
+     [$(#[$a1:meta])*] $k1:ident $f1:ident ($a0:literal, $a1_:literal, $a2:literal, $a3:literal, $a4:literal);) => {
+        $(#[$a1])* if Kind::$k1.loads($sel) {
+            $f.write::<{ SysRegAddr::new($a0, $a1_, $a2, $a3, $a4).0 }>($s.$f1);
+        }
+    };
+}
+
 /// Generates [`GuestSystemRegisters`] (one `u64` per entry), [`SWITCHED`] and the load
 /// and save sequences from one list, so that the two sequences and the list cannot
 /// disagree. Entries are `kind field "NAME" (op0, op1, CRn, CRm, op2);` in blocks that
@@ -320,15 +379,12 @@ macro_rules! switch_list {
             }
 
             /// Writes the entries of the kinds selected by `SEL` ([`sel`]) into `f`, in
-            /// the list's order, for a host with features `has`.
-            #[inline(always)]
+            /// the list's order, for a host with features `has`. Out of line: with the
+            /// structure's own address as the base, its fields are in `ldp` range.
+            #[inline(never)]
             pub(crate) fn load_sel<const SEL: u8, F: RegFile>(&self, has: FeatureSet, f: &mut F) {
                 $( if Kind::loads_any(&[$(Kind::$kind),*], SEL) && Gate::on($gate, has) {
-                    $( $(#[$attr])* {
-                        if Kind::$kind.loads(SEL) {
-                            f.write::<{ SysRegAddr::new($o0, $o1, $crn, $crm, $o2).0 }>(self.$field);
-                        }
-                    } )*
+                    load_pairs!(self, f, SEL; $( [$(#[$attr])*] $kind $field ($o0, $o1, $crn, $crm, $o2); )*);
                 } )*
                 if has.0 & RARE.0 != 0 && Kind::loads_any(&[$($(Kind::$rkind),*),*], SEL) {
                     $( if Gate::on($rgate, has) {
@@ -350,18 +406,12 @@ macro_rules! switch_list {
             }
 
             /// Reads back the saved entries ([`Kind::saves`]) of the kinds selected by
-            /// `SEL`, and stops the timers among them.
-            #[inline(always)]
+            /// `SEL`, and stops the timers among them. Out of line, as `load_sel` (for
+            /// `stp`).
+            #[inline(never)]
             pub(crate) fn save_sel<const SEL: u8, F: RegFile>(&mut self, has: FeatureSet, f: &mut F) {
                 $( if Kind::loads_any(&[$(Kind::$kind),*], SEL) && Gate::on($gate, has) {
-                    $( $(#[$attr])* {
-                        if Kind::$kind.saves() && Kind::$kind.loads(SEL) {
-                            self.$field = f.read::<{ SysRegAddr::new($o0, $o1, $crn, $crm, $o2).0 }>();
-                            if Kind::$kind.stops() {
-                                f.write::<{ SysRegAddr::new($o0, $o1, $crn, $crm, $o2).0 }>(0);
-                            }
-                        }
-                    } )*
+                    save_pairs!(self, f, SEL; $( [$(#[$attr])*] $kind $field ($o0, $o1, $crn, $crm, $o2); )*);
                 } )*
                 if has.0 & RARE.0 != 0 && Kind::loads_any(&[$($(Kind::$rkind),*),*], SEL) {
                     $( if Gate::on($rgate, has) {
