@@ -130,7 +130,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    /// The kind's bit in a selection mask ([`sel`]).
+    /// The kind's bit in a selection mask (the crate's `sel` constants).
     pub const fn bit(self) -> u8 {
         1 << self as u8
     }
@@ -167,11 +167,12 @@ impl Kind {
 /// The per-VM EL2 controls of a vCPU ([`GuestSystemRegisters::vm_controls`]).
 pub(crate) type VmControls = [u64; VM_CONTROLS];
 
-/// Selections of the switch list's kinds for [`GuestSystemRegisters::load_sel`] and
-/// [`GuestSystemRegisters::save_sel`].
-pub mod sel {
+/// Selections of the switch list's kinds for `GuestSystemRegisters::load_sel` and
+/// `save_sel`.
+pub(crate) mod sel {
     use super::Kind;
     /// Every entry.
+    #[cfg(test)]
     pub const ALL: u8 = 0xff;
     /// The EL2 controls written at every bind.
     pub const ENTRY: u8 = Kind::Entry.bit();
