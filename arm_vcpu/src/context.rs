@@ -110,27 +110,83 @@ pub(crate) mod offsets {
 pub enum Kind {
     /// Guest state: loaded at bind, saved at unbind.
     Rw,
-    /// A per-VM EL2 control the crate computes: loaded at bind, never saved (the guest
-    /// cannot change it; `HCR_EL2.VSE` is the exception, saved apart).
+    /// A per-VM EL2 control the crate computes: loaded at bind unless the core's copy
+    /// already holds the same values (`Aarch64PerCpu`'s control key: vCPUs of one VM
+    /// share them), never saved (the guest cannot change it).
     Ctl,
+    /// An EL2 control written at every bind, because unbind gives it back to the host
+    /// (`HCR_EL2`, `MDCR_EL2`); never saved (`HCR_EL2.VSE` is saved apart).
+    Entry,
+    /// A per-vCPU EL2 control (`VMPIDR_EL2`): loaded with the vCPU's own state, so a
+    /// rebind that finds that state still in the core skips it too; never saved.
+    VcpuCtl,
     /// A timer control: loaded at bind (after its compare value), saved at unbind and
     /// then cleared, so the guest's timer cannot fire into the next vCPU or the host.
     TimerCtl,
+    /// Guest state of a lazy group (the pointer-authentication keys): trapped until
+    /// the guest's first use after bind, loaded then, and saved at unbind only if
+    /// loaded (`Aarch64VCpu`'s lazy groups).
+    Lazy,
 }
 
 impl Kind {
-    /// Written at bind.
-    pub const fn loads(self) -> bool {
-        true
+    /// The kind's bit in a selection mask (the crate's `sel` constants).
+    pub const fn bit(self) -> u8 {
+        1 << self as u8
     }
-    /// Read at unbind.
+    /// Written by the load of selection `sel`.
+    pub const fn loads(self, sel: u8) -> bool {
+        self.bit() & sel != 0
+    }
+    /// Read at unbind (by a save that selects it).
     pub const fn saves(self) -> bool {
-        !matches!(self, Self::Ctl)
+        matches!(self, Self::Rw | Self::TimerCtl | Self::Lazy)
     }
     /// Cleared after the save.
     pub const fn stops(self) -> bool {
         matches!(self, Self::TimerCtl)
     }
+    /// An EL2 control (computed by the crate, never saved).
+    pub const fn is_control(self) -> bool {
+        matches!(self, Self::Ctl | Self::Entry | Self::VcpuCtl)
+    }
+    /// Whether selection `sel` takes any of `kinds` (one test per block of the list).
+    #[inline(always)]
+    pub const fn loads_any(kinds: &[Kind], sel: u8) -> bool {
+        let mut i = 0;
+        while i < kinds.len() {
+            if kinds[i].loads(sel) {
+                return true;
+            }
+            i += 1;
+        }
+        false
+    }
+}
+
+/// The per-VM EL2 controls of a vCPU ([`GuestSystemRegisters::vm_controls`]).
+pub(crate) type VmControls = [u64; VM_CONTROLS];
+
+/// Selections of the switch list's kinds for `GuestSystemRegisters::load_sel` and
+/// `save_sel`.
+pub(crate) mod sel {
+    use super::Kind;
+    /// Every entry.
+    #[cfg(test)]
+    pub const ALL: u8 = 0xff;
+    /// The EL2 controls written at every bind.
+    pub const ENTRY: u8 = Kind::Entry.bit();
+    /// The per-VM EL2 controls (skipped when the core holds them already).
+    pub const VM: u8 = Kind::Ctl.bit();
+    /// The vCPU's own state loaded at a bind that does not find it in the core.
+    pub const VCPU: u8 = Kind::VcpuCtl.bit() | Kind::Rw.bit() | Kind::TimerCtl.bit();
+    /// The timer controls alone (unbind cleared them; a rebind that finds the rest of
+    /// the vCPU's state in the core writes only these).
+    pub const TIMER_CTL: u8 = Kind::TimerCtl.bit();
+    /// What unbind saves of every vCPU.
+    pub const SAVED: u8 = Kind::Rw.bit() | Kind::TimerCtl.bit();
+    /// A lazy group's registers.
+    pub const LAZY: u8 = Kind::Lazy.bit();
 }
 
 /// When an entry of the switch list is switched: always, or on hosts with a feature.
@@ -186,6 +242,78 @@ pub(crate) trait RegFile {
     fn write<const E: u32>(&mut self, v: u64);
 }
 
+/// A register file without registers (host builds, where there is no hardware to
+/// switch): writes are dropped, reads give 0.
+#[cfg(not(target_arch = "aarch64"))]
+pub(crate) struct NoRegs;
+
+#[cfg(not(target_arch = "aarch64"))]
+impl RegFile for NoRegs {
+    fn read<const E: u32>(&mut self) -> u64 {
+        0
+    }
+    fn write<const E: u32>(&mut self, _v: u64) {}
+}
+
+/// The save sequence of one block of the switch list, two entries at a time: both
+/// registers are read (and a timer stopped) before both values are stored, so that the
+/// two stores are adjacent and become one `stp` (an `mrs` is an asm statement the
+/// compiler does not move stores across). Entries: `[attrs] kind field (encoding);`.
+macro_rules! save_pairs {
+    (@one $s:ident, $f:ident, $sel:ident, $k:ident, $o0:literal, $o1:literal, $crn:literal, $crm:literal, $o2:literal) => {
+        if Kind::$k.saves() && Kind::$k.loads($sel) {
+            let v = $f.read::<{ SysRegAddr::new($o0, $o1, $crn, $crm, $o2).0 }>();
+            if Kind::$k.stops() {
+                $f.write::<{ SysRegAddr::new($o0, $o1, $crn, $crm, $o2).0 }>(0);
+            }
+            Some(v)
+        } else {
+            None
+        }
+    };
+    ($s:ident, $f:ident, $sel:ident;) => {};
+    ($s:ident, $f:ident, $sel:ident;
+     [$(#[$a1:meta])*] $k1:ident $f1:ident ($a0:literal, $a1_:literal, $a2:literal, $a3:literal, $a4:literal);
+     [$(#[$b1:meta])*] $k2:ident $f2:ident ($b0:literal, $b1_:literal, $b2:literal, $b3:literal, $b4:literal);
+     $($rest:tt)*) => {
+        $(#[$a1])* let v1 = save_pairs!(@one $s, $f, $sel, $k1, $a0, $a1_, $a2, $a3, $a4);
+        $(#[$b1])* let v2 = save_pairs!(@one $s, $f, $sel, $k2, $b0, $b1_, $b2, $b3, $b4);
+        $(#[$a1])* if let Some(v) = v1 { $s.$f1 = v; }
+        $(#[$b1])* if let Some(v) = v2 { $s.$f2 = v; }
+        save_pairs!($s, $f, $sel; $($rest)*);
+    };
+    ($s:ident, $f:ident, $sel:ident;
+     [$(#[$a1:meta])*] $k1:ident $f1:ident ($a0:literal, $a1_:literal, $a2:literal, $a3:literal, $a4:literal);) => {
+        $(#[$a1])* if let Some(v) = save_pairs!(@one $s, $f, $sel, $k1, $a0, $a1_, $a2, $a3, $a4) { $s.$f1 = v; }
+    };
+}
+
+/// The load sequence of one block, two entries at a time: both values are read from
+/// memory before the two `msr`s, so that the two loads become one `ldp`.
+macro_rules! load_pairs {
+    ($s:ident, $f:ident, $sel:ident;) => {};
+    ($s:ident, $f:ident, $sel:ident;
+     [$(#[$a1:meta])*] $k1:ident $f1:ident ($a0:literal, $a1_:literal, $a2:literal, $a3:literal, $a4:literal);
+     [$(#[$b1:meta])*] $k2:ident $f2:ident ($b0:literal, $b1_:literal, $b2:literal, $b3:literal, $b4:literal);
+     $($rest:tt)*) => {
+        $(#[$a1])* let v1 = $s.$f1;
+        $(#[$b1])* let v2 = $s.$f2;
+        $(#[$a1])* if Kind::$k1.loads($sel) {
+            $f.write::<{ SysRegAddr::new($a0, $a1_, $a2, $a3, $a4).0 }>(v1);
+        }
+        $(#[$b1])* if Kind::$k2.loads($sel) {
+            $f.write::<{ SysRegAddr::new($b0, $b1_, $b2, $b3, $b4).0 }>(v2);
+        }
+        load_pairs!($s, $f, $sel; $($rest)*);
+    };
+    ($s:ident, $f:ident, $sel:ident;
+     [$(#[$a1:meta])*] $k1:ident $f1:ident ($a0:literal, $a1_:literal, $a2:literal, $a3:literal, $a4:literal);) => {
+        $(#[$a1])* if Kind::$k1.loads($sel) {
+            $f.write::<{ SysRegAddr::new($a0, $a1_, $a2, $a3, $a4).0 }>($s.$f1);
+        }
+    };
+}
+
 /// Generates [`GuestSystemRegisters`] (one `u64` per entry), [`SWITCHED`] and the load
 /// and save sequences from one list, so that the two sequences and the list cannot
 /// disagree. Entries are `kind field "NAME" (op0, op1, CRn, CRm, op2);` in blocks that
@@ -235,25 +363,34 @@ macro_rules! switch_list {
             }, )* )*
         ];
 
+        /// How many entries are per-VM EL2 controls ([`Kind::Ctl`]).
+        pub const VM_CONTROLS: usize = 0 $( $( + matches!(Kind::$kind, Kind::Ctl) as usize )* )*
+            $( $( + matches!(Kind::$rkind, Kind::Ctl) as usize )* )*;
+
         /// The features of the blocks after `rare:` in the switch list.
         pub const RARE: FeatureSet = FeatureSet(0 $( | $rgate.bits() )*);
 
         impl GuestSystemRegisters {
-            /// Writes the bind-time state into `f` (the core's registers), for a host
-            /// with features `has`.
+            /// Writes every entry into `f` (the core's registers), for a host with
+            /// features `has`.
+            #[cfg(test)]
             #[inline(always)]
             pub(crate) fn load<F: RegFile>(&self, has: FeatureSet, f: &mut F) {
-                $( if Gate::on($gate, has) {
-                    $( $(#[$attr])* {
-                        if Kind::$kind.loads() {
-                            f.write::<{ SysRegAddr::new($o0, $o1, $crn, $crm, $o2).0 }>(self.$field);
-                        }
-                    } )*
+                self.load_sel::<{ sel::ALL }, F>(has, f)
+            }
+
+            /// Writes the entries of the kinds selected by `SEL` ([`sel`]) into `f`, in
+            /// the list's order, for a host with features `has`. Out of line: with the
+            /// structure's own address as the base, its fields are in `ldp` range.
+            #[inline(never)]
+            pub(crate) fn load_sel<const SEL: u8, F: RegFile>(&self, has: FeatureSet, f: &mut F) {
+                $( if Kind::loads_any(&[$(Kind::$kind),*], SEL) && Gate::on($gate, has) {
+                    load_pairs!(self, f, SEL; $( [$(#[$attr])*] $kind $field ($o0, $o1, $crn, $crm, $o2); )*);
                 } )*
-                if has.0 & RARE.0 != 0 {
+                if has.0 & RARE.0 != 0 && Kind::loads_any(&[$($(Kind::$rkind),*),*], SEL) {
                     $( if Gate::on($rgate, has) {
                         $( $(#[$rattr])* {
-                            if Kind::$rkind.loads() {
+                            if Kind::$rkind.loads(SEL) {
                                 f.write::<{ SysRegAddr::new($ro0, $ro1, $rcrn, $rcrm, $ro2).0 }>(self.$rfield);
                             }
                         } )*
@@ -263,22 +400,24 @@ macro_rules! switch_list {
 
             /// Reads the guest state back from `f` (EL2 controls are not read), and
             /// stops the timers.
+            #[cfg(test)]
             #[inline(always)]
             pub(crate) fn save<F: RegFile>(&mut self, has: FeatureSet, f: &mut F) {
-                $( if Gate::on($gate, has) {
-                    $( $(#[$attr])* {
-                        if Kind::$kind.saves() {
-                            self.$field = f.read::<{ SysRegAddr::new($o0, $o1, $crn, $crm, $o2).0 }>();
-                            if Kind::$kind.stops() {
-                                f.write::<{ SysRegAddr::new($o0, $o1, $crn, $crm, $o2).0 }>(0);
-                            }
-                        }
-                    } )*
+                self.save_sel::<{ sel::ALL }, F>(has, f)
+            }
+
+            /// Reads back the saved entries ([`Kind::saves`]) of the kinds selected by
+            /// `SEL`, and stops the timers among them. Out of line, as `load_sel` (for
+            /// `stp`).
+            #[inline(never)]
+            pub(crate) fn save_sel<const SEL: u8, F: RegFile>(&mut self, has: FeatureSet, f: &mut F) {
+                $( if Kind::loads_any(&[$(Kind::$kind),*], SEL) && Gate::on($gate, has) {
+                    save_pairs!(self, f, SEL; $( [$(#[$attr])*] $kind $field ($o0, $o1, $crn, $crm, $o2); )*);
                 } )*
-                if has.0 & RARE.0 != 0 {
+                if has.0 & RARE.0 != 0 && Kind::loads_any(&[$($(Kind::$rkind),*),*], SEL) {
                     $( if Gate::on($rgate, has) {
                         $( $(#[$rattr])* {
-                            if Kind::$rkind.saves() {
+                            if Kind::$rkind.saves() && Kind::$rkind.loads(SEL) {
                                 self.$rfield = f.read::<{ SysRegAddr::new($ro0, $ro1, $rcrn, $rcrm, $ro2).0 }>();
                                 if Kind::$rkind.stops() {
                                     f.write::<{ SysRegAddr::new($ro0, $ro1, $rcrn, $rcrm, $ro2).0 }>(0);
@@ -355,11 +494,58 @@ macro_rules! switch_list {
                 false
             }
 
-            /// A copy with only the EL2 controls ([`Kind::Ctl`]) kept, everything else 0.
+            /// The per-VM EL2 controls ([`Kind::Ctl`]), in the list's order (0 where the
+            /// host lacks the register): what a core's control key stands for.
+            #[cfg(test)]
+            pub(crate) fn vm_controls(&self) -> VmControls {
+                let mut a = [0u64; VM_CONTROLS];
+                self.store_vm_controls(&mut a);
+                a
+            }
+
+            /// Copies the per-VM EL2 controls into `a` ([`Self::vm_controls`]' order).
+            pub(crate) fn store_vm_controls(&self, a: &mut VmControls) {
+                let mut i = 0;
+                $( $( if matches!(Kind::$kind, Kind::Ctl) {
+                    if let Some(s) = a.get_mut(i) {
+                        *s = self.$field;
+                    }
+                    i += 1;
+                } )* )*
+                $( $( if matches!(Kind::$rkind, Kind::Ctl) {
+                    if let Some(s) = a.get_mut(i) {
+                        *s = self.$rfield;
+                    }
+                    i += 1;
+                } )* )*
+                let _ = i;
+            }
+
+            /// Whether `a` holds exactly this vCPU's per-VM EL2 controls.
+            pub(crate) fn vm_controls_match(&self, a: &VmControls) -> bool {
+                let mut i = 0;
+                $( $( if matches!(Kind::$kind, Kind::Ctl) {
+                    if a.get(i) != Some(&self.$field) {
+                        return false;
+                    }
+                    i += 1;
+                } )* )*
+                $( $( if matches!(Kind::$rkind, Kind::Ctl) {
+                    if a.get(i) != Some(&self.$rfield) {
+                        return false;
+                    }
+                    i += 1;
+                } )* )*
+                let _ = i;
+                true
+            }
+
+            /// A copy with only the EL2 controls ([`Kind::is_control`]) kept, everything
+            /// else 0.
             pub const fn el2_controls(&self) -> Self {
                 Self {
-                    $( $( $field: if matches!(Kind::$kind, Kind::Ctl) { self.$field } else { 0 }, )* )*
-                    $( $( $rfield: if matches!(Kind::$rkind, Kind::Ctl) { self.$rfield } else { 0 }, )* )*
+                    $( $( $field: if Kind::$kind.is_control() { self.$field } else { 0 }, )* )*
+                    $( $( $rfield: if Kind::$rkind.is_control() { self.$rfield } else { 0 }, )* )*
                 }
             }
         }
@@ -381,13 +567,13 @@ macro_rules! switch_list {
 // the core's own IMPLEMENTATION DEFINED value is left alone.
 switch_list! {
     [Gate::Always] {
-        Ctl hcr_el2 "HCR_EL2" (3, 4, 1, 1, 0);
+        Entry hcr_el2 "HCR_EL2" (3, 4, 1, 1, 0);
         Ctl vtcr_el2 "VTCR_EL2" (3, 4, 2, 1, 2);
         Ctl vttbr_el2 "VTTBR_EL2" (3, 4, 2, 1, 0);
-        Ctl vmpidr_el2 "VMPIDR_EL2" (3, 4, 0, 0, 5);
+        VcpuCtl vmpidr_el2 "VMPIDR_EL2" (3, 4, 0, 0, 5);
         Ctl vpidr_el2 "VPIDR_EL2" (3, 4, 0, 0, 0);
         Ctl cptr_el2 "CPTR_EL2" (3, 4, 1, 1, 2);
-        Ctl mdcr_el2 "MDCR_EL2" (3, 4, 1, 1, 1);
+        Entry mdcr_el2 "MDCR_EL2" (3, 4, 1, 1, 1);
         Ctl cnthctl_el2 "CNTHCTL_EL2" (3, 4, 14, 1, 0);
         Ctl cntvoff_el2 "CNTVOFF_EL2" (3, 4, 14, 0, 3);
     }
@@ -428,16 +614,16 @@ switch_list! {
         TimerCtl cntp_ctl_el0 "CNTP_CTL_EL0" (3, 3, 14, 2, 1);
     }
     [Gate::Feat(Feature::Pauth)] {
-        Rw apia_lo "APIAKeyLo_EL1" (3, 0, 2, 1, 0);
-        Rw apia_hi "APIAKeyHi_EL1" (3, 0, 2, 1, 1);
-        Rw apib_lo "APIBKeyLo_EL1" (3, 0, 2, 1, 2);
-        Rw apib_hi "APIBKeyHi_EL1" (3, 0, 2, 1, 3);
-        Rw apda_lo "APDAKeyLo_EL1" (3, 0, 2, 2, 0);
-        Rw apda_hi "APDAKeyHi_EL1" (3, 0, 2, 2, 1);
-        Rw apdb_lo "APDBKeyLo_EL1" (3, 0, 2, 2, 2);
-        Rw apdb_hi "APDBKeyHi_EL1" (3, 0, 2, 2, 3);
-        Rw apga_lo "APGAKeyLo_EL1" (3, 0, 2, 3, 0);
-        Rw apga_hi "APGAKeyHi_EL1" (3, 0, 2, 3, 1);
+        Lazy apia_lo "APIAKeyLo_EL1" (3, 0, 2, 1, 0);
+        Lazy apia_hi "APIAKeyHi_EL1" (3, 0, 2, 1, 1);
+        Lazy apib_lo "APIBKeyLo_EL1" (3, 0, 2, 1, 2);
+        Lazy apib_hi "APIBKeyHi_EL1" (3, 0, 2, 1, 3);
+        Lazy apda_lo "APDAKeyLo_EL1" (3, 0, 2, 2, 0);
+        Lazy apda_hi "APDAKeyHi_EL1" (3, 0, 2, 2, 1);
+        Lazy apdb_lo "APDBKeyLo_EL1" (3, 0, 2, 2, 2);
+        Lazy apdb_hi "APDBKeyHi_EL1" (3, 0, 2, 2, 3);
+        Lazy apga_lo "APGAKeyLo_EL1" (3, 0, 2, 3, 0);
+        Lazy apga_hi "APGAKeyHi_EL1" (3, 0, 2, 3, 1);
     }
     // SME is hidden and trapped (CPTR_EL2.TSM), but CPTR_EL2.TSM traps neither of
     // these two: without FEAT_FGT (QEMU's -cpu max) the guest reaches them.

@@ -207,12 +207,51 @@ pub struct Aarch64PerCpu {
     /// Debug registers the core implements beyond what the ID registers say (probed).
     debug_caps: crate::debug::DebugCaps,
     pub(crate) bound: bool,
+    /// This core's identity for the vCPUs bound here (unique over every core and every
+    /// `hardware_enable`, never 0): a vCPU whose view of its core was computed for this
+    /// key need not compute it again.
+    pub(crate) core_key: u64,
+    /// What the core's registers still hold of the last vCPU unbound here (the rebind
+    /// shortcut); `None` while a vCPU is bound and whenever anything else may have
+    /// changed them.
+    pub(crate) resident: Option<Resident>,
+    /// Which per-VM EL2 controls ([`crate::context::Kind::Ctl`]) the core holds:
+    /// `ctl_values` under key `ctl_key` (unique, [`NO_CONTROLS`] when unknown).
+    pub(crate) ctl_key: u64,
+    pub(crate) ctl_values: crate::context::VmControls,
     /// [smccc] How the host's firmware is reached, what it answered, what this core
     /// reports, and the SMCCC_ARCH_WORKAROUND_* decision guests get here.
     firmware: crate::workaround::FirmwareConduit,
     firmware_info: crate::workaround::FirmwareInfo,
     speculation: crate::workaround::CpuSpeculation,
     workarounds: crate::workaround::Workarounds,
+}
+
+/// What a core's registers hold of the vCPU unbound there last: the state it saved at
+/// that unbind (identity `vcpu`, generation `gen`), and whether its lazily switched
+/// pointer-authentication keys were loaded then.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Resident {
+    /// The vCPU's identity (`Aarch64VCpu`'s, unique: never reused).
+    pub vcpu: u64,
+    /// The vCPU's state generation at that unbind (bumped by every later change).
+    pub gen: u64,
+    /// Its PAuth keys were loaded (and saved at that unbind).
+    pub pauth: bool,
+}
+
+/// The control key of a core whose per-VM EL2 controls are unknown.
+pub(crate) const NO_CONTROLS: u64 = 0;
+/// The control key of a vCPU whose per-VM EL2 controls have no key yet (never a core's).
+pub(crate) const UNKEYED: u64 = 1;
+
+/// Keys for [`Aarch64PerCpu::core_key`] and [`Aarch64PerCpu::ctl_key`] (from 2: 0 and 1
+/// are [`NO_CONTROLS`] and [`UNKEYED`]).
+static NEXT_KEY: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(2);
+
+/// A fresh key, never handed out before.
+pub(crate) fn fresh_key() -> u64 {
+    NEXT_KEY.fetch_add(1, Ordering::Relaxed)
 }
 
 /// Entries of [`Aarch64PerCpu`]'s VMID → last vCPU table.
@@ -251,6 +290,10 @@ impl Aarch64PerCpu {
                 mdccint: false,
             },
             bound: false,
+            core_key: NO_CONTROLS,
+            resident: None,
+            ctl_key: NO_CONTROLS,
+            ctl_values: [0; crate::context::VM_CONTROLS],
             firmware: crate::workaround::FirmwareConduit::None,
             firmware_info: crate::workaround::FirmwareInfo::NONE,
             speculation: crate::workaround::CpuSpeculation::NONE,
@@ -444,8 +487,32 @@ impl Aarch64PerCpu {
             // With the crate's vectors in place (they skip an UNDEFINED probe).
             self.debug_caps = crate::hw::debug::probe();
         }
+        // Nothing is known of what the registers hold, and the vCPUs' views of the
+        // core are recomputed (its features may be new).
+        self.forget_loaded_state();
+        self.core_key = fresh_key();
         self.enabled = true;
         Ok(())
+    }
+
+    /// Tells the crate that something other than its bind/unbind may have changed the
+    /// EL1 system registers or the EL2 controls of this core (the host wrote them, ran
+    /// EL1 code, or restored a saved context): the next bind loads everything. A host
+    /// that only runs at EL2 and leaves those registers alone between an unbind and the
+    /// next bind never needs it; `hardware_enable` does it.
+    pub fn forget_loaded_state(&mut self) {
+        self.resident = None;
+        self.ctl_key = NO_CONTROLS;
+    }
+
+    /// Test hook: an enabled core with `features` (as `hardware_enable` leaves it).
+    #[cfg(test)]
+    pub(crate) fn test_enabled(cpu_id: usize, features: CpuFeatures) -> Self {
+        let mut p = Self::new(cpu_id);
+        p.features = features;
+        p.enabled = true;
+        p.core_key = fresh_key();
+        p
     }
 
     /// Finds the virtual CPU interface (`VirtualInterface::choose`), reads its
@@ -492,6 +559,7 @@ impl Aarch64PerCpu {
         self.check_current_cpu()?;
         #[cfg(target_arch = "aarch64")]
         crate::hw::install_vectors(self.saved_vbar, self.saved_hcr);
+        self.forget_loaded_state();
         self.enabled = false;
         Ok(())
     }

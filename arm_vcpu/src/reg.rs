@@ -443,7 +443,7 @@ pub(crate) fn sys_kind(a: SysRegAddr, shape: &Shape, ids_known: bool) -> Option<
         let treat = sysreg::lookup(a).map(|r| r.treat);
         return Some(match (s.kind, treat) {
             (Kind::Ctl, _) if a == CNTVOFF_EL2 => SysKind::HostOffset,
-            (Kind::Ctl, _) => SysKind::Control,
+            (k, _) if k.is_control() => SysKind::Control,
             (_, Some(Treatment::Cpacr)) => SysKind::Cpacr,
             (_, Some(Treatment::PhysTimer)) => SysKind::PhysTimer,
             _ => SysKind::Switched,

@@ -126,6 +126,8 @@ pub enum TrapId {
     Terr,
     Ata,
     EnScxt,
+    Api,
+    Apk,
     Imo,
     Fmo,
     // CPTR_EL2
@@ -206,6 +208,8 @@ impl TrapId {
             Terr => (Hcr, b(36), Set, None),
             Ata => (Hcr, b(56), Clear, None),
             EnScxt => (Hcr, b(53), Clear, None),
+            Api => (Hcr, b(41), Clear, None),
+            Apk => (Hcr, b(40), Clear, None),
             Imo => (Hcr, b(4), Set, None),
             Fmo => (Hcr, b(3), Set, None),
             Tz => (Cptr, b(8), Set, None),
@@ -264,6 +268,8 @@ impl TrapId {
             Terr => "HCR_EL2.TERR",
             Ata => "HCR_EL2.ATA = 0",
             EnScxt => "HCR_EL2.EnSCXT = 0",
+            Api => "HCR_EL2.API = 0",
+            Apk => "HCR_EL2.APK = 0",
             Imo => "HCR_EL2.IMO",
             Fmo => "HCR_EL2.FMO",
             Tz => "CPTR_EL2.TZ",
@@ -424,7 +430,8 @@ pub const BITS: &[Bit] = &[
     trap(Hcr, T::Tlor, Feat(F::Lor), "LORegions hidden"),
     trap(Hcr, T::Terr, Feat(F::Ras), "RAS error records hidden"),
     control(Hcr, b(37), Feat(F::Ras), "TEA", "synchronous external aborts to EL2 (the host decides; no host PA in PFAR/FAR_EL1)"),
-    control(Hcr, b(40) | b(41), Feat(F::Pauth), "APK, API", "pointer authentication not trapped: its keys are switched"),
+    trap(Hcr, T::Apk, Feat(F::Pauth), "lazy PAuth: the key registers trap (EC 0x18) until their first use after bind loads them (API/APK then set in the hardware only)"),
+    trap(Hcr, T::Api, Feat(F::Pauth), "lazy PAuth: PAC/AUT instructions enabled by SCTLR_EL1 trap (EC 0x09) until the keys are loaded"),
     trap(Hcr, T::EnScxt, Feat(F::Scxtnum), "SCXTNUM_EL0/EL1 trap (CSV2_2 hidden)"),
     trap(Hcr, T::Ata, Feat(F::Mte2), "MTE2 tag registers trap (MTE hidden)"),
     trap(Hcr, T::Tid5, Feat(F::Mte2), "GMID_EL1 UNDEFINED (MTE hidden)"),
@@ -583,6 +590,13 @@ pub const fn trapping(v: &TrapValues, features: FeatureSet, id: TrapId) -> bool 
             None => true,
         }
 }
+
+/// `HCR_EL2.API`, bit 41: pointer-authentication instructions do not trap (set while
+/// the vCPU's keys are loaded: lazy switching; clear, they trap with EC 0x09).
+pub const HCR_API: u64 = 1 << 41;
+/// `HCR_EL2.APK`, bit 40: the key registers do not trap (set while loaded; clear, an
+/// access traps with EC 0x18).
+pub const HCR_APK: u64 = 1 << 40;
 
 /// `CPTR_EL2.TFP`, set while FP/SIMD is not loaded (lazy switching).
 pub const CPTR_TFP: u64 = 1 << 10;

@@ -1,8 +1,8 @@
 //! [`Aarch64VCpu`]: one virtual CPU and its lifecycle.
 
 use crate::context::{
-    Aarch64ContextFrame, FpSimdState, GuestSystemRegisters, WorldSwitch, SCTLR_EL1_RESET,
-    SPSR_EL1H_DAIF_MASKED,
+    sel, Aarch64ContextFrame, FpSimdState, GuestSystemRegisters, RegFile, WorldSwitch,
+    SCTLR_EL1_RESET, SPSR_EL1H_DAIF_MASKED,
 };
 use crate::debug::{self, complete_instruction};
 use crate::emulate::{self, SysRegAction};
@@ -44,6 +44,11 @@ const SGI0R: crate::SysRegAddr = crate::SysRegAddr::new(3, 0, 12, 11, 7);
 /// `HCR_EL2.VSE`, bit 8: a virtual SError is pending (guest state, kept across
 /// unbind/bind).
 const HCR_VSE: u64 = 1 << 8;
+
+/// `HCR_EL2` (3, 4, 1, 1, 0), for the switch's own accesses.
+const HCR_EL2: crate::SysRegAddr = crate::SysRegAddr::new(3, 4, 1, 1, 0);
+/// `CPTR_EL2` (3, 4, 1, 1, 2).
+const CPTR_EL2: crate::SysRegAddr = crate::SysRegAddr::new(3, 4, 1, 1, 2);
 
 /// The guest's `HCR_EL2` for a setup configuration on a host with `features` (pure;
 /// the rows of `traps::BITS` for `HCR_EL2`).
@@ -134,10 +139,24 @@ pub struct Aarch64VCpu {
     /// `ids`, VTTBR, VTCR and VPIDR do not match `stage2` (set until the first bind and
     /// by `set_stage2_root`); they were computed for `features` otherwise.
     view_stale: bool,
-    /// Unique identity (TLB ownership per core).
+    /// Unique identity (TLB ownership per core, the rebind shortcut); never reused.
     id: u64,
+    /// Generation of the saved state (system registers, PAuth keys, virtual interface):
+    /// bumped at every unbind and every change while unbound, so that a core's record
+    /// of what it holds (`Aarch64PerCpu::resident`) matches only the state it saved.
+    gen: u64,
+    /// The `core_key` of the core `features`, `ids` and the controls were computed for.
+    core_key: u64,
+    /// The key of the core copy of the per-VM EL2 controls that equals this vCPU's
+    /// (`percpu::UNKEYED` until compared).
+    ctl_key: u64,
+    /// A per-VM EL2 control was written in the hardware while bound (not through bind).
+    ctl_hw_dirty: bool,
     /// The guest's FP/SIMD registers are in the hardware (lazy switching).
     fp_loaded: bool,
+    /// [pauth] The guest's pointer-authentication keys are in the hardware and
+    /// `HCR_EL2.API/APK` set (lazy switching: trapped until the first use after bind).
+    pauth_loaded: bool,
     /// The host changed the stage-2 tables: invalidate the VMID at the next bind.
     stage2_dirty: bool,
     /// The virtual CPU interface: state while unbound, queued interrupts, the
@@ -208,7 +227,12 @@ impl Aarch64VCpu {
             ids: IdRegisters::default(),
             view_stale: true,
             id: NEXT_VCPU_ID.fetch_add(1, Ordering::Relaxed),
+            gen: 0,
+            core_key: crate::percpu::NO_CONTROLS,
+            ctl_key: crate::percpu::UNKEYED,
+            ctl_hw_dirty: false,
             fp_loaded: false,
+            pauth_loaded: false,
             stage2_dirty: false,
             vgic: VcpuInterface::default(),
             ptimer: EmulatedTimer::default(),
@@ -240,6 +264,7 @@ impl Aarch64VCpu {
     pub fn setup(&mut self, config: Aarch64VCpuSetupConfig) -> VCpuResult {
         self.require_unbound("setup")?;
         self.setup = config;
+        self.touch_saved();
         // The EL2 controls follow the setup: compose them again at the next bind.
         self.view_stale = true;
         self.state = State::Ready;
@@ -271,6 +296,7 @@ impl Aarch64VCpu {
         stage2.registers(6, true)?;
         self.stage2 = Some(stage2);
         self.view_stale = true;
+        self.touch_saved();
         Ok(())
     }
 
@@ -299,14 +325,40 @@ impl Aarch64VCpu {
     /// # }
     /// ```
     pub fn bind(&mut self, percpu: &mut Aarch64PerCpu) -> VCpuResult {
+        #[cfg(target_arch = "aarch64")]
+        let r = self.bind_with(percpu, &mut crate::hw::Cpu);
+        #[cfg(not(target_arch = "aarch64"))]
+        let r = self.bind_with(percpu, &mut crate::context::NoRegs);
+        r
+    }
+
+    /// [`Self::bind`] with the switch list's registers moved through `f` (the core's
+    /// registers; a recording fake in the host tests). What the core still holds is
+    /// not written again:
+    /// * the vCPU's own state (EL1 registers, `VMPIDR_EL2`, the virtual interface's
+    ///   active priorities and VMCR, loaded PAuth keys) when it was the last vCPU
+    ///   unbound here and nothing changed it since (`Aarch64PerCpu::resident`: the
+    ///   vCPU's identity and state generation, which every change to its saved state
+    ///   bumps); unbind stopped its timers, so their controls are written again;
+    /// * the per-VM EL2 controls (`VTTBR_EL2`, `VTCR_EL2`, `CPTR_EL2`, ...) when the
+    ///   core holds the same values (`Aarch64PerCpu::ctl_key`, shared by the vCPUs of
+    ///   a VM after one comparison).
+    ///
+    /// `HCR_EL2` and `MDCR_EL2` are written at every bind (unbind gives them back to
+    /// the host).
+    pub(crate) fn bind_with<F: RegFile>(
+        &mut self,
+        percpu: &mut Aarch64PerCpu,
+        f: &mut F,
+    ) -> VCpuResult {
         if self.state != State::Ready {
             return Err(VCpuError::InvalidState {
                 op: "bind",
                 state: self.state.name(),
             });
         }
-        let stage2 = match (self.entry_set, self.stage2) {
-            (true, Some(s)) => s,
+        let vmid = match (self.entry_set, &self.stage2) {
+            (true, Some(s)) => s.vmid,
             _ => {
                 return Err(VCpuError::InvalidState {
                     op: "bind (entry or stage-2 root missing)",
@@ -318,67 +370,69 @@ impl Aarch64VCpu {
         if percpu.bound {
             return Err(VCpuError::CpuBusy);
         }
-        let feat = *percpu.features();
-        // The VM's view of this core (stage-2 registers, ID registers) only changes
-        // when the vCPU moves to another core or gets new tables. `CpuFeatures` holds
-        // the core's MPIDR, so comparing it also covers `id_space()`.
-        let eager = self.setup.fp_switch == FpSwitch::Eager;
-        if self.view_stale || self.features != feat {
-            let (vttbr, vtcr) = stage2.registers(feat.pa_range, feat.vmid16)?;
-            self.sysregs.vttbr_el2 = vttbr;
-            self.sysregs.vtcr_el2 = vtcr;
-            self.sysregs.vpidr_el2 = self.create.midr_el1.unwrap_or(feat.midr);
-            // Pointer authentication stays visible only where its keys are switched.
-            self.ids = IdRegisters::sanitized(percpu.id_space(), feat.pauth, stage2.ipa_bits);
-            if self.setup.hide_aarch32_el0 {
-                self.ids = self.ids.without_aarch32_el0();
-            }
-            // A restored snapshot runs only where it means the same (`snapshot`).
-            // (Checked once: from here on the core's view is the vCPU's.)
-            if let Some(req) = self.restored.take() {
-                let iface = percpu.virtual_interface();
-                let vtr = if !self.setup.passthrough_interrupt
-                    && iface.kind != vgic::InterfaceKind::None
-                {
-                    iface.vtr
-                } else {
-                    vgic::VtrInfo::NONE
-                };
-                if let Err(e) = req.check(feat.has, &self.ids, &vtr, &percpu.debug_caps()) {
-                    self.restored = Some(req);
-                    return Err(VCpuError::Snapshot(SnapshotError::Incompatible(e)));
-                }
-            }
-            // [debug] As many breakpoints/watchpoints are switched as the view shows.
-            self.dbg.set_view(
-                debug::DebugView::from_dfr0(self.ids.values()[crate::idregs::ID_AA64DFR0]),
-                percpu.debug_caps(),
-            );
-            self.compose_controls(&feat, percpu.host_mdcr(), eager);
-            self.view_stale = false;
+        // The VM's view of this core (stage-2 registers, ID registers, EL2 controls)
+        // only changes when the vCPU moves to another core or gets new tables or a new
+        // setup: `core_key` names the core (and its `hardware_enable`).
+        let new_core = self.core_key != percpu.core_key;
+        if self.view_stale || new_core {
+            self.compute_view(percpu)?;
         }
-        self.features = feat;
-        // [smccc] the guest's SMCCC_ARCH_WORKAROUND_* answers follow this core.
-        self.workarounds = *percpu.workarounds();
+        let has = self.features.has;
         // [gicv2] Interrupts injected while unbound go into free list registers now.
-        self.vgic
-            .check_bind(percpu.virtual_interface(), self.setup.passthrough_interrupt)?;
-        let vgic_on = self
-            .vgic
-            .prepare_bind(percpu.virtual_interface(), self.setup.passthrough_interrupt);
+        // (On the same core with nothing queued there is nothing to check.)
+        if new_core || !self.vgic.queue.is_empty() {
+            self.vgic
+                .check_bind(percpu.virtual_interface(), self.setup.passthrough_interrupt)?;
+        }
+        let vgic_on = self.vgic.prepare_bind(
+            percpu.virtual_interface(),
+            self.setup.passthrough_interrupt,
+            new_core,
+        );
         #[cfg(not(target_arch = "aarch64"))]
         let _ = vgic_on;
-        let flush = percpu.claim_tlb(stage2.vmid, self.id) || self.stage2_dirty;
+        let flush = percpu.claim_tlb(vmid, self.id) || self.stage2_dirty;
+        // The rebind shortcut: is the vCPU's own state still in the core? (Its
+        // identity, never reused, and the generation of the state it saved there.)
+        let record = percpu.resident.take();
+        let resident = match record {
+            Some(r) if r.vcpu == self.id && r.gen == self.gen => Some(r),
+            _ => None,
+        };
+        // [pauth] Keys still loaded from the last bind: keep them, untrapped. (The
+        // mutation build `pauth-any-vcpu` trusts the record's flag whoever it names:
+        // the two-VM sweep then reads the other VM's keys.)
+        let pauth = match resident {
+            Some(r) => r.pauth,
+            None => {
+                cfg!(arm_vcpu_mutate = "pauth-any-vcpu") && matches!(record, Some(r) if r.pauth)
+            }
+        };
+        if pauth {
+            self.sysregs.hcr_el2 |= traps::HCR_API | traps::HCR_APK;
+        }
         // [debug] Records the host's MDSCR_EL1/MDCR_EL2 before they are replaced.
         self.dbg.bind(self.sysregs.mdcr_el2);
+        // EL2 controls first (HCR_EL2, the stage-2 registers): before the TLB
+        // maintenance below.
+        self.sysregs.load_sel::<{ sel::ENTRY }, F>(has, f);
+        if self.ctl_key != percpu.ctl_key {
+            self.load_vm_controls(percpu, f);
+        }
+        if resident.is_some() {
+            self.sysregs.load_sel::<{ sel::TIMER_CTL }, F>(has, f);
+        } else {
+            self.sysregs.load_sel::<{ sel::VCPU }, F>(has, f);
+        }
         #[cfg(target_arch = "aarch64")]
         {
-            crate::hw::load_guest_state(&self.sysregs, &feat);
-            if eager {
+            if self.setup.fp_switch == FpSwitch::Eager {
                 crate::hw::fpsimd_restore(&self.fp);
             }
             if vgic_on {
-                vgic::with_interface!(self.vgic.iface, r => vgic::list_registers::load(&mut r, &self.vgic.state), none => ());
+                let st = &self.vgic.state;
+                let aprs_vmcr_loaded = resident.is_some();
+                vgic::with_interface!(self.vgic.iface, r => vgic::list_registers::load(&mut r, st, aprs_vmcr_loaded), none => ());
             }
             if flush {
                 crate::hw::flush_current_vmid_local();
@@ -389,12 +443,112 @@ impl Aarch64VCpu {
             self.dbg.load();
         }
         let _ = flush;
-        self.fp_loaded = eager;
+        self.fp_loaded = self.setup.fp_switch == FpSwitch::Eager;
+        self.pauth_loaded = pauth;
+        self.ctl_hw_dirty = false;
         self.stage2_dirty = false;
         percpu.bound = true;
         self.state = State::Bound;
         self.runnable = self.power == PowerState::On;
+        // Nothing left pending and a frame the core can enter: `run()` need not take
+        // `prepare_entry` (which would find the same).
+        self.ready = self.runnable
+            && matches!(self.pending, Pending::None)
+            && is_valid_guest_spsr(self.ws.frame.spsr)
+            && crate::aarch32::entry_allowed(
+                self.ws.frame.spsr,
+                self.features.aarch32_el0,
+                self.setup.hide_aarch32_el0,
+            );
         Ok(())
+    }
+
+    /// The VM's view of the core `percpu` (first bind, another core, new tables or
+    /// setup): stage-2 registers, the ID view, the debug view, the EL2 controls, the
+    /// core's features and SMCCC workaround decision. Refuses a restored snapshot the
+    /// core cannot run.
+    #[inline(never)]
+    fn compute_view(&mut self, percpu: &Aarch64PerCpu) -> VCpuResult {
+        let Some(stage2) = self.stage2 else {
+            return Err(VCpuError::InvalidState {
+                op: "bind (entry or stage-2 root missing)",
+                state: "ready",
+            });
+        };
+        let feat = *percpu.features();
+        let eager = self.setup.fp_switch == FpSwitch::Eager;
+        let (vttbr, vtcr) = stage2.registers(feat.pa_range, feat.vmid16)?;
+        // Pointer authentication stays visible only where its keys are switched.
+        let mut ids = IdRegisters::sanitized(percpu.id_space(), feat.pauth, stage2.ipa_bits);
+        if self.setup.hide_aarch32_el0 {
+            ids = ids.without_aarch32_el0();
+        }
+        // A restored snapshot runs only where it means the same (`snapshot`).
+        // (Checked once: from here on the core's view is the vCPU's.)
+        if let Some(req) = self.restored {
+            let iface = percpu.virtual_interface();
+            let vtr =
+                if !self.setup.passthrough_interrupt && iface.kind != vgic::InterfaceKind::None {
+                    iface.vtr
+                } else {
+                    vgic::VtrInfo::NONE
+                };
+            if let Err(e) = req.check(feat.has, &ids, &vtr, &percpu.debug_caps()) {
+                return Err(VCpuError::Snapshot(SnapshotError::Incompatible(e)));
+            }
+            self.restored = None;
+        }
+        self.ids = ids;
+        self.sysregs.vttbr_el2 = vttbr;
+        self.sysregs.vtcr_el2 = vtcr;
+        self.sysregs.vpidr_el2 = self.create.midr_el1.unwrap_or(feat.midr);
+        // [debug] As many breakpoints/watchpoints are switched as the view shows.
+        self.dbg.set_view(
+            debug::DebugView::from_dfr0(self.ids.values()[crate::idregs::ID_AA64DFR0]),
+            percpu.debug_caps(),
+        );
+        self.compose_controls(&feat, percpu.host_mdcr(), eager);
+        self.features = feat;
+        // [smccc] the guest's SMCCC_ARCH_WORKAROUND_* answers follow this core.
+        self.workarounds = *percpu.workarounds();
+        self.core_key = percpu.core_key;
+        self.view_stale = false;
+        Ok(())
+    }
+
+    /// Writes the per-VM EL2 controls unless the core holds the same values already
+    /// (another vCPU of the VM was bound there with them): then the vCPU takes the
+    /// core's key, and its next binds there compare one word.
+    #[inline(never)]
+    fn load_vm_controls<F: RegFile>(&mut self, percpu: &mut Aarch64PerCpu, f: &mut F) {
+        if percpu.ctl_key == crate::percpu::NO_CONTROLS
+            || !self.sysregs.vm_controls_match(&percpu.ctl_values)
+        {
+            self.sysregs
+                .load_sel::<{ sel::VM }, F>(self.features.has, f);
+            self.sysregs.store_vm_controls(&mut percpu.ctl_values);
+            percpu.ctl_key = crate::percpu::fresh_key();
+        }
+        self.ctl_key = percpu.ctl_key;
+    }
+
+    /// Marks the saved state changed: no core holds it any more (the rebind shortcut
+    /// must not skip its load). Every change to the saved system registers, PAuth keys
+    /// or virtual interface state while unbound comes through here.
+    #[inline]
+    pub(crate) fn touch_saved(&mut self) {
+        self.gen = self.gen.wrapping_add(1);
+    }
+
+    /// Marks the per-VM EL2 controls changed (composed again, or `CNTVOFF_EL2`
+    /// written): the next bind compares them with the core's.
+    #[inline]
+    pub(crate) fn touch_controls(&mut self) {
+        self.ctl_key = crate::percpu::UNKEYED;
+        if self.state == State::Bound {
+            // The core's copy is what the next unbind forgets.
+            self.ctl_hw_dirty = true;
+        }
     }
 
     /// The EL2 controls for a core with `feat` (`traps::BITS`), kept in the switch list
@@ -428,6 +582,8 @@ impl Aarch64VCpu {
         r.mpam2_el2 = t.get(Ctl::Mpam2);
         // The hidden features' CPACR_EL1 fields as `emulate::cpacr_hw` wants them.
         r.cpacr_el1 = emulate::cpacr_hw(r.cpacr_el1, feat.has);
+        self.touch_controls();
+        self.touch_saved();
     }
 
     /// Saves the vCPU's state out of the calling core and restores the host's
@@ -450,30 +606,73 @@ impl Aarch64VCpu {
     /// # }
     /// ```
     pub fn unbind(&mut self, percpu: &mut Aarch64PerCpu) -> VCpuResult {
+        #[cfg(target_arch = "aarch64")]
+        let r = self.unbind_with(percpu, &mut crate::hw::Cpu);
+        #[cfg(not(target_arch = "aarch64"))]
+        let r = self.unbind_with(percpu, &mut crate::context::NoRegs);
+        r
+    }
+
+    /// [`Self::unbind`] with the switch list's registers moved through `f`. Records in
+    /// `percpu` what the core now holds of the vCPU (`Aarch64PerCpu::resident`), for
+    /// the rebind shortcut.
+    pub(crate) fn unbind_with<F: RegFile>(
+        &mut self,
+        percpu: &mut Aarch64PerCpu,
+        f: &mut F,
+    ) -> VCpuResult {
         if self.state != State::Bound {
             return Err(VCpuError::InvalidState {
                 op: "unbind",
                 state: self.state.name(),
             });
         }
+        // The calling core (MPIDR) is the vCPU's: the one with its core key.
         percpu.check_current_cpu()?;
-        if !percpu.bound || percpu.features().mpidr != self.features.mpidr {
+        if !percpu.bound || percpu.core_key != self.core_key {
             return Err(VCpuError::WrongCpu);
         }
         // [debug] Saves the guest's debug registers if loaded; the host's come back.
         self.dbg.unbind();
+        let has = self.features.has;
+        self.sysregs.save_sel::<{ sel::SAVED }, F>(has, f);
+        if self.pauth_loaded {
+            self.sysregs.save_sel::<{ sel::LAZY }, F>(has, f);
+        }
+        // A pending virtual SError (HCR_EL2.VSE) is guest state; the PAuth trap bits
+        // are the lazy group's.
+        let hcr = f.read::<{ HCR_EL2.0 }>();
+        self.sysregs.hcr_el2 =
+            (self.sysregs.hcr_el2 & !(HCR_VSE | traps::HCR_API | traps::HCR_APK)) | (hcr & HCR_VSE);
+        if self.fp_loaded {
+            #[cfg(target_arch = "aarch64")]
+            crate::hw::fpsimd_save(&mut self.fp);
+            // The first use cleared CPTR_EL2.TFP: the core's copy of the per-VM
+            // controls (with TFP) holds again once it is set back.
+            f.write::<{ CPTR_EL2.0 }>(self.sysregs.cptr_el2);
+        }
         #[cfg(target_arch = "aarch64")]
         {
-            crate::hw::save_guest_state(&mut self.sysregs, &self.features);
-            if self.fp_loaded {
-                crate::hw::fpsimd_save(&mut self.fp);
-            }
             if self.vgic.in_use(self.setup.passthrough_interrupt) {
                 vgic::with_interface!(self.vgic.iface, r => vgic::list_registers::save(&mut r, &mut self.vgic.state), none => ());
             }
-            crate::hw::set_hcr_el2(crate::percpu::HOST_HCR_EL2);
         }
+        f.write::<{ HCR_EL2.0 }>(crate::percpu::HOST_HCR_EL2);
+        #[cfg(target_arch = "aarch64")]
+        crate::hw::isb();
+        // A control written while bound: the core's per-VM controls are not the ones
+        // its key stands for any more.
+        if self.ctl_hw_dirty {
+            percpu.ctl_key = crate::percpu::NO_CONTROLS;
+        }
+        self.touch_saved();
+        percpu.resident = Some(crate::percpu::Resident {
+            vcpu: self.id,
+            gen: self.gen,
+            pauth: self.pauth_loaded,
+        });
         self.fp_loaded = false;
+        self.pauth_loaded = false;
         percpu.bound = false;
         self.ready = false;
         self.runnable = false;
@@ -750,6 +949,9 @@ impl Aarch64VCpu {
                     SysRegAction::Write => {}
                     SysRegAction::WriteCpacr(v) => {
                         self.sysregs.cpacr_el1 = v;
+                        if self.state != State::Bound {
+                            self.touch_saved();
+                        }
                         #[cfg(target_arch = "aarch64")]
                         if self.state == State::Bound {
                             // No ISB: the ERET back into the guest synchronises it.
@@ -763,12 +965,25 @@ impl Aarch64VCpu {
                         self.set_pending(pending);
                         return Some(exit);
                     }
+                    // [pauth] A key register (HCR_EL2.APK clear) before the keys were
+                    // loaded: load them and run the access again.
+                    SysRegAction::Unhandled
+                        if crate::sysreg::is_pauth_key(reg) && self.pauth_first_use() =>
+                    {
+                        return None
+                    }
                     SysRegAction::Unhandled => return self.unhandled(exit, pending),
                 }
                 // EC 0x18: AArch64 only.
                 debug::complete_aarch64_instruction(&mut self.ws.frame, len);
                 return None;
             }
+            // [pauth] The first PAC/AUT instruction since bind (EC 0x09, HCR_EL2.API
+            // clear): load the keys, stop trapping, and re-execute it.
+            VmExit::Unhandled {
+                class: Some(ExceptionClass::PointerAuth),
+                ..
+            } if self.pauth_first_use() => return None,
             // Features the guest may not use (their state is not switched) and traps
             // with no meaning for a guest: UNDEFINED, as on a CPU without them.
             VmExit::Unhandled {
@@ -877,6 +1092,38 @@ impl Aarch64VCpu {
             debug::Outcome::Load | debug::Outcome::Unload => SysRegAction::Debug,
             debug::Outcome::Undef => SysRegAction::Unhandled,
         }
+    }
+
+    /// [pauth] The lazy PAuth group's first use since bind: loads the vCPU's keys and
+    /// sets `HCR_EL2.API/APK` (the ERET back to the guest synchronises both), so that
+    /// the trapped instruction runs again untrapped. `false` when there is nothing to
+    /// load (no FEAT_PAuth on the core, or loaded already): the trap is the guest's
+    /// (UNDEFINED, as for the other hidden features).
+    #[cold]
+    #[inline(never)]
+    fn pauth_first_use(&mut self) -> bool {
+        if self.pauth_loaded
+            || self.state != State::Bound
+            || !self.features.has.has(crate::sysreg::Feature::Pauth)
+        {
+            return false;
+        }
+        self.sysregs.hcr_el2 |= traps::HCR_API | traps::HCR_APK;
+        #[cfg(target_arch = "aarch64")]
+        {
+            self.sysregs
+                .load_sel::<{ sel::LAZY }, _>(self.features.has, &mut crate::hw::Cpu);
+            crate::hw::set_hcr_el2(crate::hw::hcr_el2() | traps::HCR_API | traps::HCR_APK);
+        }
+        self.pauth_loaded = true;
+        true
+    }
+
+    /// Whether the guest's pointer-authentication keys are loaded in the hardware
+    /// (lazy switching: on their first use after bind, or kept from the last bind by
+    /// the rebind shortcut).
+    pub fn pauth_loaded(&self) -> bool {
+        self.pauth_loaded
     }
 
     /// Applies the trap policy to an exit nobody handles.
@@ -1197,6 +1444,7 @@ impl Aarch64VCpu {
             let queue = &mut self.vgic.queue;
             return vgic::with_interface!(self.vgic.iface, r => vgic::list_registers::inject_bound(&mut r, queue, &q), none => Err(InjectIrqError::NoVirtualInterface));
         }
+        self.touch_saved();
         self.vgic.inject_saved(&q)
     }
 
@@ -1354,6 +1602,7 @@ impl Aarch64VCpu {
         };
         // CPACR_EL1 is back at 0: the next bind composes its hidden fields again.
         self.view_stale = true;
+        self.touch_saved();
         self.pending = Pending::None;
         self.ready = false;
         self.entry_set = true;
@@ -1460,6 +1709,7 @@ impl Aarch64VCpu {
             if let Some(far) = e.far_el1 {
                 self.sysregs.far_el1 = far;
             }
+            self.touch_saved();
         }
         self.ws.frame.elr = e.pc;
         self.ws.frame.spsr = e.pstate;
@@ -1551,6 +1801,7 @@ impl Aarch64VCpu {
             return;
         }
         self.sysregs.sp_el0 = value;
+        self.touch_saved();
     }
 
     /// The bind-time register state as of the last unbind (stale while bound).
@@ -1580,12 +1831,14 @@ impl Aarch64VCpu {
     /// Test hook: the vCPU's virtual interface side (state, queue, interface).
     #[cfg(test)]
     pub(crate) fn test_vgic(&mut self) -> &mut VcpuInterface {
+        self.touch_saved();
         &mut self.vgic
     }
 
     /// Test hook: the saved virtual interface state.
     #[cfg(test)]
     pub(crate) fn test_vgic_mut(&mut self) -> &mut VgicState {
+        self.touch_saved();
         &mut self.vgic.state
     }
 

@@ -914,7 +914,16 @@ impl VcpuInterface {
     /// [`Self::check_bind`]) and prepares the saved state for loading: moves what is
     /// queued into free list registers and computes the HCR. Returns whether the
     /// interface is in use (its state must be loaded).
-    pub fn prepare_bind(&mut self, iface: &VirtualInterface, passthrough: bool) -> bool {
+    pub fn prepare_bind(
+        &mut self,
+        iface: &VirtualInterface,
+        passthrough: bool,
+        new_core: bool,
+    ) -> bool {
+        // The same core as last time: the same interface (the caller knows).
+        if !new_core && self.known {
+            return self.prepare_lrs(passthrough);
+        }
         if self.known && self.iface.kind != iface.kind && iface.kind != InterfaceKind::None {
             // Another GIC version (nothing live: `check_bind`): the guest's controls
             // carry over in the new layout, which differs in the priority mask.
@@ -926,6 +935,14 @@ impl VcpuInterface {
         }
         self.iface = *iface;
         self.known = true;
+        self.prepare_lrs(passthrough)
+    }
+
+    /// [`Self::prepare_bind`]'s part that does not depend on the core: queued
+    /// interrupts into free list registers, and the maintenance interrupts the queue
+    /// needs.
+    #[inline]
+    fn prepare_lrs(&mut self, passthrough: bool) -> bool {
         if !self.in_use(passthrough) {
             return false;
         }
@@ -934,9 +951,9 @@ impl VcpuInterface {
             self.state.hcr = list_registers::hcr::EN as u64;
             return true;
         }
-        let n = iface.vtr.list_regs.min(MAX_LRS);
+        let n = self.iface.vtr.list_regs.min(MAX_LRS);
         let mut s = SavedLrs {
-            format: iface.format(),
+            format: self.iface.format(),
             lrs: &mut self.state.lr[..n],
         };
         list_registers::refill(&mut s, &mut self.queue);

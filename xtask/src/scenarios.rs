@@ -868,6 +868,14 @@ pub const MUTATIONS: &[Mutation] = &[
         reason: "virtual interrupts taken after the migration",
         models: Some(&["max"]),
     },
+    Mutation {
+        scenario: "sweep-isolation",
+        cfg: "pauth-any-vcpu",
+        breaks: "the rebind shortcut keeps the PAuth keys a core holds without checking which vCPU loaded them",
+        reason: "APIAKeyLo_EL1: expected",
+        // The keys exist with FEAT_PAuth only (max; not cortex-a53).
+        models: Some(&["max"]),
+    },
 ];
 
 /// Whether a mutant run's output shows the mutation caught by its own check: the

@@ -6,9 +6,7 @@ use core::arch::{asm, global_asm};
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::*;
 
-use crate::context::{
-    fp_offsets, offsets, FpSimdState, GuestSystemRegisters, RegFile, WorldSwitch,
-};
+use crate::context::{fp_offsets, offsets, FpSimdState, RegFile, WorldSwitch};
 use crate::percpu::CpuFeatures;
 
 global_asm!(
@@ -254,21 +252,6 @@ impl RegFile for Cpu {
     }
 }
 
-/// Loads a vCPU's bind-time state into the hardware (the switch list, in its order).
-pub(crate) fn load_guest_state(r: &GuestSystemRegisters, feat: &CpuFeatures) {
-    r.load(feat.has, &mut Cpu);
-    // MDSCR_EL1 and the other debug registers: crate::debug (lazily switched).
-}
-
-/// Saves a vCPU's bind-time state from the hardware (the inverse of
-/// [`load_guest_state`]; the EL2 controls are not saved: the guest cannot change them)
-/// and stops its timers.
-pub(crate) fn save_guest_state(r: &mut GuestSystemRegisters, feat: &CpuFeatures) {
-    r.save(feat.has, &mut Cpu);
-    // A pending virtual SError (HCR_EL2.VSE) is guest state.
-    r.hcr_el2 = (r.hcr_el2 & !HCR_VSE) | (HCR_EL2.get() & HCR_VSE);
-}
-
 /// Writes `CPACR_EL1` of the bound vCPU (its emulated write under `CPTR_EL2.TCPAC`).
 pub(crate) fn set_cpacr_el1(v: u64) {
     CPACR_EL1.set(v);
@@ -303,6 +286,12 @@ pub(crate) fn flush_current_vmid_local() {
             options(nostack, preserves_flags)
         );
     }
+}
+
+/// `ISB`: the preceding system-register writes take effect.
+#[inline(always)]
+pub(crate) fn isb() {
+    barrier::isb(barrier::SY);
 }
 
 /// Restores the host's `HCR_EL2` after an unbind.

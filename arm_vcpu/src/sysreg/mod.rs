@@ -511,6 +511,12 @@ pub enum Treatment {
     /// core lacks (the claim tags, `OSDTRRX/OSDTRTX_EL1`, `MDCCINT_EL1` are probed at
     /// `hardware_enable`) are UNDEFINED.
     LazyDebug,
+    /// Pointer-authentication keys (lazy group `pauth`): trapped by `HCR_EL2.APK`
+    /// (EC 0x18; the PAC/AUT instructions by `HCR_EL2.API`, EC 0x09) until the
+    /// guest's first use after bind, which loads the vCPU's keys and stops trapping;
+    /// saved at unbind only if loaded. A rebind that finds the keys still in the core
+    /// (the rebind shortcut) keeps them loaded.
+    LazyPauth,
     /// A GICv3 CPU interface register that `HCR_EL2.IMO/FMO` redirect to the virtual
     /// interface: its state is in `ICH_VMCR_EL2`, `ICH_APxR<n>_EL2` and the list
     /// registers, switched at bind/unbind (the list registers `ICH_ELRSR_EL2` marks
@@ -553,7 +559,11 @@ impl Treatment {
     pub const fn switched(self) -> bool {
         matches!(
             self,
-            Self::Switched | Self::SwitchedAs(_) | Self::Untrappable(_) | Self::Cpacr
+            Self::Switched
+                | Self::SwitchedAs(_)
+                | Self::Untrappable(_)
+                | Self::Cpacr
+                | Self::LazyPauth
         )
     }
 }
@@ -745,6 +755,19 @@ pub const fn from_key(k: u32) -> SysRegAddr {
         ((k >> 3) & 0xf) as u8,
         (k & 7) as u8,
     )
+}
+
+/// Whether `reg` is one of the pointer-authentication key registers (op0 3, op1 0,
+/// CRn 2, CRm 1..3: `APIAKeyLo_EL1` .. `APGAKeyHi_EL1`), which `HCR_EL2.APK` traps.
+pub const fn is_pauth_key(reg: SysRegAddr) -> bool {
+    reg.op0() == 3
+        && reg.op1() == 0
+        && reg.crn() == 2
+        && matches!(reg.crm(), 1..=3)
+        && match reg.crm() {
+            3 => reg.op2() <= 1,
+            _ => reg.op2() <= 3,
+        }
 }
 
 /// The row covering `reg`, if any (binary search: the table is sorted and the rows

@@ -73,6 +73,7 @@ pub(crate) fn treatment(t: Treatment) -> String {
         Treatment::Untrappable(None) => "hidden feature, untrappable: switched".into(),
         Treatment::LazyFp => "switched lazily (first FP/SIMD use)".into(),
         Treatment::LazyDebug => "switched lazily (debug group: first debug access)".into(),
+        Treatment::LazyPauth => "switched lazily (PAuth group: first key or PAC use)".into(),
         Treatment::Vgic => "virtual CPU interface (ICH_* switched)".into(),
         Treatment::PhysTimer => "emulated (switched with `passthrough_timer`)".into(),
         Treatment::Cpacr => "switched; emulated under TCPAC (hidden fields read 0)".into(),
@@ -111,6 +112,7 @@ pub(crate) fn class(r: &SysReg) -> &'static str {
         Treatment::Untrappable(_) => "untrappable (switched / FGT)",
         Treatment::LazyFp => "switched lazily",
         Treatment::LazyDebug => "switched lazily (debug)",
+        Treatment::LazyPauth => "switched lazily (PAuth)",
         Treatment::Vgic => "virtual CPU interface",
         Treatment::PhysTimer | Treatment::Emulated(_) | Treatment::Sgi => "trapped, emulated",
         Treatment::Undef if r.group == Group::Impdef => "IMPLEMENTATION DEFINED (TIDCP)",
@@ -341,7 +343,10 @@ can trap: switched on hosts that have it, and trapped (UNDEFINED) where FEAT_FGT
     for (i, s) in SWITCHED.iter().enumerate() {
         let kind = match s.kind {
             Kind::Rw => "load + save",
-            Kind::Ctl => "load (EL2 control)",
+            Kind::Ctl => "load (per-VM EL2 control, unless the core holds it)",
+            Kind::Entry => "load at every bind (EL2 control; unbind gives it back to the host)",
+            Kind::VcpuCtl => "load (per-vCPU EL2 control)",
+            Kind::Lazy => "lazy: load on first use after bind, save if loaded",
             Kind::TimerCtl => "load + save, then 0",
         };
         let gate = match s.gate {

@@ -9,6 +9,7 @@ mod injection;
 mod inventory;
 mod power;
 mod regs;
+mod switch;
 mod vgic_timer;
 mod vgic_v2;
 mod workaround;

@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use std::collections::BTreeSet;
 use std::vec::Vec;
 
-use crate::context::{Kind, SWITCHED};
+use crate::context::SWITCHED;
 use crate::debug::{self, Counts, DebugCaps, DebugReg, DebugView};
 use crate::esr::{build, Syndrome};
 use crate::idregs::{self, IdRegisters};
@@ -239,7 +239,7 @@ fn every_listed_register_is_gettable_and_settable_or_typed_read_only() {
                     assert_eq!(v.set_reg(r, got), Err(RegError::ReadOnly(r)), "{r}");
                     assert!(
                         matches!(r, Reg::Sys(a) if idregs::index(a).is_some()
-                            || SWITCHED.iter().any(|s| s.addr == a && s.kind == Kind::Ctl)),
+                            || SWITCHED.iter().any(|s| s.addr == a && s.kind.is_control())),
                         "{r} read-only but neither an ID register nor an EL2 control"
                     );
                 }

@@ -482,10 +482,10 @@ fn switch_round_trip_on_both_backends() {
         assert!((0..4).all(|n| b.raw_lr(n) == 0), "{name}: emptied");
         assert_eq!(b.empty_lrs(), 0b1111, "{name}");
         // Another vCPU's state in between does not leak into this one's.
-        lrs::load(b, &VgicState::default());
+        lrs::load(b, &VgicState::default(), false);
         assert!((0..4).all(|n| b.raw_lr(n) == 0), "{name}");
         s.hcr = hcr::EN as u64;
-        lrs::load(b, &s);
+        lrs::load(b, &s, false);
         let after: Vec<u64> = (0..4).map(|n| b.raw_lr(n)).collect();
         assert_eq!(after, before, "{name}");
         assert_eq!((b.vmcr(), b.hcr_now()), (0xf000_0003, hcr::EN), "{name}");
@@ -990,7 +990,7 @@ fn bind_refuses_queued_interrupts_gicv2_cannot_encode() {
     w.setup(Aarch64VCpuSetupConfig::default()).unwrap();
     w.inject_interrupt(vi(33)).unwrap();
     w.inject_sgi(vi(1), 2).unwrap();
-    assert!(w.test_vgic().prepare_bind(&g2, false));
+    assert!(w.test_vgic().prepare_bind(&g2, false, true));
     let e = v2::decode_lr(w.vgic_state().lr[1] as u32);
     assert_eq!((e.intid, e.source_cpu), (1, 2));
     assert_eq!(w.vgic_state().hcr, hcr::EN as u64);
@@ -1007,7 +1007,7 @@ fn vmcr_converted_when_the_interface_version_changes() {
     // ICH_VMCR_EL2: VENG1, VPMR 0xf7.
     v.test_vgic_mut().vmcr = 0xf700_0002;
     assert_eq!(v.test_vgic().check_bind(&g2, false), Ok(()));
-    v.test_vgic().prepare_bind(&g2, false);
+    v.test_vgic().prepare_bind(&g2, false, true);
     assert_eq!(
         v.vgic_state().vmcr,
         0xf000_0002,

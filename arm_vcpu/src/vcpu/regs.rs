@@ -163,6 +163,10 @@ impl Aarch64VCpu {
             now,
         };
         reg::set(&mut p, r, value)?;
+        // The saved state (or the live one, saved at unbind) changed: no core holds
+        // it, and the per-VM controls (CNTVOFF_EL2) may differ from a core's copy.
+        self.touch_saved();
+        self.touch_controls();
         if r == Reg::Vcpu(reg::VcpuReg::PowerState) {
             self.set_power_state(self.power);
         }
@@ -223,6 +227,8 @@ impl Aarch64VCpu {
             Reg::Fpcr if self.fp_loaded => fp().fpcr,
             Reg::Fpsr if self.fp_loaded => fp().fpsr,
             Reg::Sys(a) => match reg::sys_kind(a, &shape, true) {
+                // [pauth] Keys not loaded yet: the saved copy is the guest's.
+                Some(SysKind::Switched) if self.lazy_unloaded(a) => stored as u64,
                 Some(SysKind::Switched) => {
                     GuestSystemRegisters::read_live(a, &mut hw::Cpu).unwrap_or(stored as u64)
                 }
@@ -279,6 +285,8 @@ impl Aarch64VCpu {
                 GuestSystemRegisters::write_live(reg::SP_EL1, s.sp_el1, &mut hw::Cpu);
             }
             Reg::Sys(a) => match reg::sys_kind(a, &shape, true) {
+                // [pauth] Not loaded: the saved copy is what the first use loads.
+                Some(SysKind::Switched) if self.lazy_unloaded(a) => {}
                 Some(SysKind::Switched | SysKind::Cpacr | SysKind::HostOffset) => {
                     if let Some(v) = s.by_addr(a) {
                         GuestSystemRegisters::write_live(a, v, &mut hw::Cpu);
@@ -330,6 +338,16 @@ impl Aarch64VCpu {
             }
             _ => {}
         }
+    }
+
+    /// Whether `a` is a register of a lazy group whose state is not loaded (its saved
+    /// copy is current while bound).
+    #[cfg(target_arch = "aarch64")]
+    fn lazy_unloaded(&self, a: crate::SysRegAddr) -> bool {
+        !self.pauth_loaded
+            && crate::context::SWITCHED
+                .iter()
+                .any(|s| s.addr == a && s.kind == crate::context::Kind::Lazy)
     }
 
     /// Takes a snapshot of this unbound vCPU: every register of
@@ -392,6 +410,7 @@ impl Aarch64VCpu {
         self.ptimer = EmulatedTimer::default();
         self.pending = Pending::None;
         self.restored = Some(req);
+        self.touch_saved();
         // The next bind composes the controls (and CPACR_EL1's hidden fields) again
         // and checks the snapshot against its core.
         self.view_stale = true;

@@ -459,15 +459,21 @@ pub fn maintenance<R: VgicRegisters + ?Sized>(r: &mut R, queue: &mut PendingQueu
 /// Loads a vCPU's saved interface state into the hardware at bind: active
 /// priorities, the list registers that hold an interrupt (every other one is empty
 /// already: [`save`] and [`reset`] leave them so), VMCR, then HCR, which enables it.
-pub fn load<R: VgicRegisters + ?Sized>(r: &mut R, s: &VgicState) {
+/// `aprs_vmcr_loaded`: the interface still holds this state's active priorities and
+/// VMCR ([`save`] only reads them; the rebind shortcut), which are then not written.
+pub fn load<R: VgicRegisters + ?Sized>(r: &mut R, s: &VgicState, aprs_vmcr_loaded: bool) {
     let fmt = r.format();
-    r.load_aprs(s);
+    if !aprs_vmcr_loaded {
+        r.load_aprs(s);
+    }
     for n in 0..r.list_regs().min(MAX_LRS) {
         if fmt.state(s.lr[n]) != LrState::Invalid {
             r.set_lr(n, s.lr[n]);
         }
     }
-    r.set_vmcr(s.vmcr);
+    if !aprs_vmcr_loaded {
+        r.set_vmcr(s.vmcr);
+    }
     r.set_hcr(s.hcr as u32);
 }
 
