@@ -13,6 +13,7 @@ use crate::exit::{extend_load, operand, Pending, VmExit};
 use crate::idregs::IdRegisters;
 use crate::inject::{self, Injection};
 use crate::percpu::{Aarch64PerCpu, CpuFeatures, MPIDR_AFFINITY_MASK};
+use crate::pmu;
 use crate::power::PowerState;
 use crate::smccc::{self, Conduit, Outcome};
 use crate::snapshot::{Requirements, SnapshotError};
@@ -146,6 +147,8 @@ pub struct Aarch64VCpu {
     runnable: bool,
     /// Self-hosted debug state, switched lazily (`crate::debug`).
     dbg: debug::DebugSwitch,
+    /// The PMU, switched lazily (`crate::pmu`).
+    pmu: pmu::PmuSwitch,
     /// Restored from a snapshot and not bound since: what the snapshot needs of the
     /// core (checked at the next bind), and its shape for register access until then.
     restored: Option<Requirements>,
@@ -211,6 +214,7 @@ impl Aarch64VCpu {
             },
             runnable: false,
             dbg: debug::DebugSwitch::default(),
+            pmu: pmu::PmuSwitch::default(),
             restored: None,
         })
     }
@@ -323,6 +327,13 @@ impl Aarch64VCpu {
             if self.setup.hide_aarch32_el0 {
                 self.ids = self.ids.without_aarch32_el0();
             }
+            // [pmu] The VM's PMU on this core: PMUVer, PMCR_EL0.N, PMCEID0/1.
+            let pv = pmu::PmuView::decide(self.setup.pmu, &percpu.pmu_caps())
+                .map_err(VCpuError::InvalidConfig)?;
+            self.pmu.set_view(pv);
+            if let Some(v) = pv {
+                self.ids = self.ids.with_pmu(v.pmuver);
+            }
             // A restored snapshot runs only where it means the same (`snapshot`).
             // (Checked once: from here on the core's view is the vCPU's.)
             if let Some(req) = self.restored.take() {
@@ -378,6 +389,8 @@ impl Aarch64VCpu {
         if self.dbg.load_at_bind() {
             self.dbg.load();
         }
+        // [pmu] Counters running or an overflow pending: load now (MDCR_EL2 is dbg's).
+        self.pmu.bind(&mut self.dbg);
         let _ = flush;
         self.fp_loaded = eager;
         self.stage2_dirty = false;
@@ -397,7 +410,7 @@ impl Aarch64VCpu {
             features: feat.has,
             setup: self.setup,
             fp_trapped: !eager,
-            hpmn: host_mdcr,
+            hpmn: self.pmu.mdcr_bits(host_mdcr),
         });
         let r = &mut self.sysregs;
         r.hcr_el2 = t.get(Ctl::Hcr) | (r.hcr_el2 & HCR_VSE);
@@ -452,6 +465,8 @@ impl Aarch64VCpu {
         }
         // [debug] Saves the guest's debug registers if loaded; the host's come back.
         self.dbg.unbind();
+        // [pmu] Saves the guest's PMU registers if loaded, its counters stopped first.
+        self.pmu.unbind();
         #[cfg(target_arch = "aarch64")]
         {
             crate::hw::save_guest_state(&mut self.sysregs, &self.features);
@@ -689,6 +704,8 @@ impl Aarch64VCpu {
                 let action = match emulate::sysreg(reg, iss.read, value, &cx) {
                     // [debug] op0 = 2 (kept out of line: rare, and big).
                     SysRegAction::Debug => self.debug_trap(syn.esr),
+                    // [pmu] Only a VM with a PMU reaches its registers (out of line).
+                    SysRegAction::Unhandled if self.pmu.view.is_some() => self.pmu_trap(syn.esr),
                     action => action,
                 };
                 match action {
@@ -706,7 +723,7 @@ impl Aarch64VCpu {
                             crate::hw::set_cpacr_el1(v);
                         }
                     }
-                    // The debug state was loaded: the instruction runs again.
+                    // The debug (or PMU) state was loaded: the instruction runs again.
                     SysRegAction::Debug => return None,
                     // The host asked to answer the ID registers itself.
                     SysRegAction::Unhandled if host_ids && crate::idregs::index(reg).is_some() => {
@@ -806,6 +823,29 @@ impl Aarch64VCpu {
                 esr: 0x0e << 26 | 1 << 25,
                 class: Some(ExceptionClass::IllegalState),
             }),
+        }
+    }
+
+    /// [pmu] A trapped MSR/MRS of a VM with a PMU (`crate::pmu`): `Read`/`Write` when
+    /// emulated, `Debug` when the state was loaded on first use (the access runs again),
+    /// `Unhandled` when UNDEFINED or not a PMU register.
+    #[cold]
+    #[inline(never)]
+    fn pmu_trap(&mut self, esr: u64) -> SysRegAction {
+        let iss = crate::esr::SysRegIss::decode(esr);
+        let reg = crate::SysRegAddr::from_iss(crate::esr::iss(esr));
+        let el0 = self.ws.frame.spsr & 0xf == 0;
+        match self.pmu.handle(
+            reg,
+            iss.read,
+            operand(&self.ws.frame, iss.rt),
+            el0,
+            &mut self.dbg,
+        ) {
+            pmu::Outcome::Done(v) if iss.read => SysRegAction::Read(v),
+            pmu::Outcome::Done(_) => SysRegAction::Write,
+            pmu::Outcome::Load => SysRegAction::Debug,
+            pmu::Outcome::Undef => SysRegAction::Unhandled,
         }
     }
 
@@ -1220,6 +1260,22 @@ impl Aarch64VCpu {
         self.fp_loaded
     }
 
+    /// Whether the guest's PMU registers are loaded in the hardware (`crate::pmu`: on
+    /// first use after bind, or at bind when its counters run).
+    pub fn pmu_loaded(&self) -> bool {
+        self.pmu.loaded
+    }
+
+    /// Whether the vCPU's virtual PMU asserts its overflow interrupt (PPI 23,
+    /// [`crate::pmu::PMU_INTID`]): `PMCR_EL0.E` and an overflow flag whose interrupt is
+    /// enabled. A host that takes the physical PPI 23 at EL2 while the vCPU is bound
+    /// injects virtual PPI 23 linked to it when this is `true` (priority drop only: the
+    /// guest's deactivation ends the physical one), and treats it as its own otherwise.
+    /// `false` for a VM without a PMU.
+    pub fn pmu_irq_line(&self) -> bool {
+        self.pmu.line()
+    }
+
     /// Whether the guest's debug registers (breakpoints, watchpoints, `MDSCR_EL1`, ...)
     /// are currently loaded in the hardware (`crate::debug`: on first use after bind,
     /// or at bind when `MDSCR_EL1` enables debug exceptions).
@@ -1296,6 +1352,7 @@ impl Aarch64VCpu {
         self.ws.frame.gpr[0] = context_id;
         self.fp = FpSimdState::default();
         self.dbg.reset();
+        self.pmu.reset();
         // The virtual CPU interface and the emulated timer as after a CPU reset.
         let released: ReleasedHwInterrupts = self.vgic.released();
         self.vgic.state = VgicState::default();

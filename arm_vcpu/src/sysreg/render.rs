@@ -90,6 +90,7 @@ pub(crate) fn treatment(t: Treatment) -> String {
         Treatment::Sgi => "trapped: `VmExit::SendSgi`".into(),
         Treatment::Undef => "UNDEFINED".into(),
         Treatment::Hidden => "hidden in the ID view, trapped: UNDEFINED".into(),
+        Treatment::LazyPmu => "default: hidden, trapped: UNDEFINED; with a virtual PMU: switched lazily (first PMU access; PMCR_EL0 always emulated)".into(),
         Treatment::Passthrough(p) => format!(
             "passed through: {}",
             match p {
@@ -116,6 +117,7 @@ pub(crate) fn class(r: &SysReg) -> &'static str {
         Treatment::Undef if r.group == Group::Impdef => "IMPLEMENTATION DEFINED (TIDCP)",
         Treatment::Undef => "UNDEFINED",
         Treatment::Hidden => "hidden + trapped",
+        Treatment::LazyPmu => "hidden, or switched lazily (PMU)",
         Treatment::Passthrough(_) => "passed through",
     }
 }
@@ -133,6 +135,7 @@ fn when(w: When) -> String {
         When::Setup(f) => format!("setup: {f:?}"),
         When::NotSetup(f) => format!("setup: not {f:?}"),
         When::FpTrapped => "FP/SIMD not loaded yet (lazy)".into(),
+        When::SetupFeat(s, f) => format!("setup: {s:?}, and {}", f.name()),
     }
 }
 
@@ -296,6 +299,10 @@ can trap: switched on hosts that have it, and trapped (UNDEFINED) where FEAT_FGT
             Rule::HideUnlessPauth => "0 unless the PAuth keys are switched".into(),
             Rule::HideWithoutAarch32El0 => "0 with `hide_aarch32_el0`".into(),
             Rule::CapWithoutAarch32El0(m) => format!("at most {m} with `hide_aarch32_el0`"),
+            Rule::ShownWithPmu => format!(
+                "0 unless the setup gives a PMU: then at most {}",
+                crate::pmu::PMUVER_SHOWN_MAX
+            ),
         };
         let _ = writeln!(w, "| {} | {} | {} | {} |", f.name, bits, rule, f.why);
     }

@@ -6,6 +6,7 @@ mod debug;
 mod exits;
 mod injection;
 mod inventory;
+mod pmu;
 mod power;
 mod regs;
 mod vgic_timer;
