@@ -28,14 +28,18 @@
 //! * Counting at EL2 by the guest's counters is prohibited by the hardware where the
 //!   host has FEAT_PMUv3p1: `MDCR_EL2.HPMD` for the event counters and, for the cycle
 //!   counter, `MDCR_EL2.HCCD` (FEAT_PMUv3p5) or `PMCR_EL0.DP` (forced to 1 in the
-//!   hardware, shown as the guest wrote it). There every other PMU register is passed
-//!   through ([`Mode::Passthrough`]): the guest may even set the NSH filter bit, EL2 is
-//!   not counted all the same.
-//! * On a PMUv3 (v8.0) core there is no HPMD: a guest that set `PMEVTYPER<n>_EL0.NSH`
-//!   or `PMCCFILTR_EL0.NSH` would count the host. Every PMU register then stays trapped
-//!   after the load ([`Mode::Trapped`]) and is emulated against the loaded hardware, the
-//!   filter registers' writes without NSH ([`filter_evtyper`], [`filter_ccfiltr`]), and
-//!   `PMSWINC_EL0` carried out in software (a write at EL2 is itself filtered).
+//!   hardware, shown as the guest wrote it). Where, in addition, the VM has every
+//!   counter of the core (none of the host's lies above its range), every other PMU
+//!   register is passed through ([`Mode::Passthrough`]): the guest may even set the NSH
+//!   filter bit, EL2 is not counted all the same.
+//! * Otherwise — a PMUv3 (v8.0) core has no HPMD, so a guest that set
+//!   `PMEVTYPER<n>_EL0.NSH` or `PMCCFILTR_EL0.NSH` would count the host; and with host
+//!   counters above the VM's range, QEMU 7.2 lets EL1 reach them (it does not apply
+//!   HPMN to EL1's accesses, as the architecture does) — every PMU register stays
+//!   trapped after the load ([`Mode::Trapped`]) and is emulated against the loaded
+//!   hardware: the SET/CLR registers masked to the VM's range, the filter registers'
+//!   writes without NSH ([`filter_evtyper`], [`filter_ccfiltr`]), `PMSWINC_EL0`
+//!   carried out in software (a write at EL2 is itself filtered).
 //! * The host's counters above HPMN are never read or written, and neither are their
 //!   bits of the SET/CLR registers (every write is masked to the VM's range,
 //!   [`PmuView::mask`]).
@@ -118,6 +122,8 @@ pub mod pmcr {
 pub mod mdcr {
     /// HPMN, bits \[4:0\]: counters `0..HPMN` belong to EL1/EL0.
     pub const HPMN: u64 = 0x1f;
+    /// HPME, bit 7: enables the counters `HPMN..` (EL2's); the host's value is kept.
+    pub const HPME: u64 = 1 << 7;
     /// TPMCR, bit 5: traps `PMCR_EL0`.
     pub const TPMCR: u64 = 1 << 5;
     /// TPM, bit 6: traps every PMU register.
@@ -219,10 +225,11 @@ impl PmuCaps {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
     /// `MDCR_EL2.TPM` cleared: everything but `PMCR_EL0` is the hardware's (the host
-    /// has `MDCR_EL2.HPMD`, FEAT_PMUv3p1).
+    /// has `MDCR_EL2.HPMD`, FEAT_PMUv3p1, and the VM every counter).
     Passthrough,
     /// `MDCR_EL2.TPM` stays set: every access is emulated against the loaded hardware
-    /// (PMUv3 without HPMD: the NSH filter bit must be taken out of every write).
+    /// (PMUv3 without HPMD: the NSH filter bit must be taken out of every write; or
+    /// host counters above the VM's range).
     Trapped,
 }
 
@@ -282,7 +289,13 @@ impl PmuView {
         Ok(Some(Self {
             counters,
             pmuver,
-            mode: if hpmd && !cfg!(arm_vcpu_mutate = "pmu-count-el2") {
+            // Passed through only where no counter of the host's lies above the VM's
+            // range: QEMU 7.2 does not apply MDCR_EL2.HPMN to EL1's accesses (the
+            // host's PMCNTENSET bits and PMEVCNTR<n> above HPMN are reachable there).
+            mode: if hpmd
+                && counters as u64 == (caps.pmcr & pmcr::N) >> pmcr::N_SHIFT
+                && !cfg!(arm_vcpu_mutate = "pmu-count-el2")
+            {
                 Mode::Passthrough
             } else {
                 Mode::Trapped
@@ -525,11 +538,13 @@ impl PmuSwitch {
     }
 
     /// The guest's `MDCR_EL2.HPMN` and PMU bits for a host `MDCR_EL2` of `host_mdcr`:
-    /// the host's HPMN without a PMU.
+    /// the host's HPMN without a PMU; the host's HPME either way (its own counters
+    /// above HPMN keep counting, or not, as it had them).
     pub const fn mdcr_bits(&self, host_mdcr: u64) -> u64 {
+        let hpme = host_mdcr & mdcr::HPME;
         match &self.view {
-            Some(v) => v.mdcr_bits(),
-            None => host_mdcr & mdcr::HPMN,
+            Some(v) => v.mdcr_bits() | hpme,
+            None => (host_mdcr & mdcr::HPMN) | hpme,
         }
     }
 

@@ -513,7 +513,8 @@ pub struct Inputs {
     /// FP/SIMD is switched lazily and not loaded yet (`CPTR_EL2.TFP`).
     pub fp_trapped: bool,
     /// `MDCR_EL2.HPMN` \[4:0\]: the host's (it partitions the counters for EL2), or
-    /// the event counters of the VM's PMU (`crate::pmu::PmuSwitch::mdcr_bits`).
+    /// the event counters of the VM's PMU (`crate::pmu::PmuSwitch::mdcr_bits`); and the
+    /// host's HPME \[7\].
     pub hpmn: u64,
 }
 
@@ -569,7 +570,8 @@ pub const fn compose(i: &Inputs) -> TrapValues {
         }
         k += 1;
     }
-    v[Ctl::Mdcr as usize] |= i.hpmn & 0x1f;
+    // HPMN [4:0] and HPME [7] (the host's enable of its own counters).
+    v[Ctl::Mdcr as usize] |= i.hpmn & (0x1f | 1 << 7);
     if cfg!(arm_vcpu_mutate = "pmu-count-el2") {
         // The mutation build lets the guest's counters count EL2.
         v[Ctl::Mdcr as usize] &= !(b(17) | b(23));

@@ -463,10 +463,12 @@ impl Aarch64VCpu {
         if !percpu.bound || percpu.features().mpidr != self.features.mpidr {
             return Err(VCpuError::WrongCpu);
         }
+        // [pmu] Saves the guest's PMU registers if loaded, its counters stopped first
+        // (before the host's MDCR_EL2 is back: its HPMN would give counters the
+        // guest's PMCR_EL0.E enables to the host's range for a moment).
+        self.pmu.unbind();
         // [debug] Saves the guest's debug registers if loaded; the host's come back.
         self.dbg.unbind();
-        // [pmu] Saves the guest's PMU registers if loaded, its counters stopped first.
-        self.pmu.unbind();
         #[cfg(target_arch = "aarch64")]
         {
             crate::hw::save_guest_state(&mut self.sysregs, &self.features);

@@ -374,6 +374,12 @@ pub const SCENARIOS: &[Scenario] = &[
     // Two VMs time-sliced on one core with different breakpoints and watchpoints armed;
     // iters = VM switches to survive.
     timed("debug-isolation", 40, 60),
+    // Issue 13: the virtual PMUv3 (counting, filters, host time not counted, PMUSERENR,
+    // overflow interrupts, the host's own PMU values kept), one VM; iters unused.
+    timed("pmu", 1, 60),
+    // Two VMs time-sliced on one core, each counting only its own work; iters = VM
+    // switches to survive.
+    timed("pmu-isolation", 20, 60),
     // Issue 4 benchmarks: switching a core between vCPUs, virtual interrupts, lazy FP.
     slow_bench("bench-switch", "vcpu_switch", 1, (2_000, 10_000), 2),
     slow_bench("bench-yield", "vcpu_rebind", 1, (2_000, 10_000), 1),

@@ -149,6 +149,14 @@ pub(crate) fn unload(guest: &mut PmuRegs, host: &PmuRegs, v: &PmuView) {
     let mask = v.mask();
     let (cnten, _, _) = bits();
     stop(mask);
+    // The guest's PMCR_EL0 as the hardware has it (where TPMCR is not honoured its
+    // writes went straight there), DP as the guest wrote it where it is forced.
+    let hw = read_sysreg!("S3_3_C9_C12_0") & crate::pmu::pmcr::GUEST_RW;
+    guest.pmcr = if v.force_dp {
+        (hw & !crate::pmu::pmcr::DP) | (guest.pmcr & crate::pmu::pmcr::DP)
+    } else {
+        hw
+    };
     let (_, inten, ovs) = bits();
     guest.cnten = cnten & mask;
     guest.inten = inten & mask;

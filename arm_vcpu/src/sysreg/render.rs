@@ -335,7 +335,7 @@ can trap: switched on hosts that have it, and trapped (UNDEFINED) where FEAT_FGT
     }
     let _ = writeln!(
         w,
-        "| MDCR_EL2 | `0x1f` | always | host | HPMN | the host's counter partition |\n"
+        "| MDCR_EL2 | `0x9f` | always | host | HPMN, HPME | the host's counter partition (with a virtual PMU: HPMN = its counters) and the host's enable of its own counters |\n"
     );
     let _ = writeln!(
         w,

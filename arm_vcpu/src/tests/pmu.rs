@@ -94,6 +94,17 @@ fn counting_at_el2_is_prohibited_by_the_hardware_or_by_trapping() {
         (Mode::Passthrough, true, false, true)
     );
     assert_eq!(v4.mdcr_bits(), 6 | mdcr::HPMD);
+    // Fewer counters than the core has (host counters above the VM's): trapped.
+    let part = view(PmuConfig::V3 { counters: Some(4) }, &caps(6, 6));
+    assert_eq!(
+        (part.mode, part.hpmd, part.hccd),
+        (Mode::Trapped, true, true)
+    );
+    assert_eq!(
+        view(ALL, &caps(6, 4)).mode,
+        Mode::Trapped,
+        "HPMN below PMCR.N"
+    );
     assert_eq!(v4.hw_pmcr(pmcr::E), pmcr::E | pmcr::DP);
     assert_eq!(v4.untrapped_when_loaded(), mdcr::TPM);
     // PMUv3p5: HCCD, DP as the guest wrote it.

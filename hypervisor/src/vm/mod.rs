@@ -356,6 +356,7 @@ pub fn build(cfg: VmConfig, id: usize, count: usize) -> Result<Vm, String> {
                 bootargs: &cfg.cmdline,
                 initrd: layout.initrd,
                 bootcmd: cfg.bootcmd.as_deref(),
+                pmu: scenario.is_none() && cfg.pmu.is_some(),
             })
             .map_err(|_| fail("cannot write its device tree"))?,
         };
@@ -384,12 +385,14 @@ pub fn build(cfg: VmConfig, id: usize, count: usize) -> Result<Vm, String> {
         (None, devices::Kind::Passthrough) => Aarch64VCpuSetupConfig::default()
             .with_passthrough_interrupt(true)
             .with_passthrough_timer(true)
-            .with_trap_wfi(false),
+            .with_trap_wfi(false)
+            .with_pmu(os_pmu(&cfg)),
         // The EL1 physical timer is the guest's; its PPI 30 is linked to the physical
-        // one, like the virtual timer's PPI 27.
+        // one, like the virtual timer's PPI 27 (and the PMU's PPI 23).
         (None, _) => Aarch64VCpuSetupConfig::default()
             .with_passthrough_timer(true)
-            .with_trap_wfi(true),
+            .with_trap_wfi(true)
+            .with_pmu(os_pmu(&cfg)),
     };
     let mut boot_regs = Vec::new();
     let mut initial_irqs = Vec::new();
@@ -526,5 +529,13 @@ fn virtual_gic(vcpus: usize) -> GicDesc {
         timer: [29, PTIMER_INTID, VTIMER_INTID, HYP_TIMER_INTID],
         uart_intid: devices::uart_intid(),
         maintenance: 25,
+    }
+}
+
+/// An OS VM's PMU choice (`pmu` in its description).
+fn os_pmu(cfg: &VmConfig) -> arm_vcpu::pmu::PmuConfig {
+    match cfg.pmu {
+        Some(counters) => arm_vcpu::pmu::PmuConfig::V3 { counters },
+        None => arm_vcpu::pmu::PmuConfig::Hidden,
     }
 }
