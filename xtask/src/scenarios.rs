@@ -787,6 +787,20 @@ pub const MUTATIONS: &[Mutation] = &[
         models: None,
     },
     Mutation {
+        scenario: "pmu",
+        cfg: "pmu-count-el2",
+        breaks: "a guest's PMU counters may count EL2 (its NSH filter bit kept, no MDCR_EL2.HPMD/HCCD)",
+        reason: "(NSH) counted host time",
+        models: None,
+    },
+    Mutation {
+        scenario: "pmu",
+        cfg: "pmu-skip-ccntr",
+        breaks: "a vCPU's PMCCNTR_EL0 is left out of the lazy PMU switch",
+        reason: "PMCCNTR_EL0 at reset: got",
+        models: None,
+    },
+    Mutation {
         scenario: "sweep-isolation",
         cfg: "skip-tpidr2",
         breaks: "TPIDR2_EL0 (FEAT_SME, not trapped by CPTR_EL2.TSM) is left out of the bind/unbind switch",
