@@ -704,9 +704,17 @@ impl PmuSwitch {
 /// bookkeeping runs, so the decisions above are tested as they run).
 impl PmuSwitch {
     /// At bind, after the debug state's (`dbg` owns the vCPU's `MDCR_EL2`): nothing is
-    /// loaded, unless [`load_at_bind`](Self::load_at_bind).
+    /// loaded (unbind left `loaded` false), unless
+    /// [`load_at_bind`](Self::load_at_bind). A VM without a PMU pays one test.
+    #[inline(always)]
     pub(crate) fn bind(&mut self, dbg: &mut crate::debug::DebugSwitch) {
-        self.loaded = false;
+        if self.view.is_some() {
+            self.bind_slow(dbg);
+        }
+    }
+
+    #[inline(never)]
+    fn bind_slow(&mut self, dbg: &mut crate::debug::DebugSwitch) {
         if self.load_at_bind() {
             self.load(dbg);
         }
@@ -726,10 +734,16 @@ impl PmuSwitch {
 
     /// At unbind: saves the vCPU's registers if loaded (its counters stopped first)
     /// and gives the host its own back (`MDCR_EL2` is the debug switch's to restore).
+    /// Not loaded: one test.
+    #[inline(always)]
     pub(crate) fn unbind(&mut self) {
-        if !self.loaded {
-            return;
+        if self.loaded {
+            self.unload_at_unbind();
         }
+    }
+
+    #[inline(never)]
+    fn unload_at_unbind(&mut self) {
         #[cfg(target_arch = "aarch64")]
         if let Some(v) = self.view {
             crate::hw::pmu::unload(&mut self.guest, &self.host, &v);

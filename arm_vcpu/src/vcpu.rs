@@ -706,8 +706,6 @@ impl Aarch64VCpu {
                 let action = match emulate::sysreg(reg, iss.read, value, &cx) {
                     // [debug] op0 = 2 (kept out of line: rare, and big).
                     SysRegAction::Debug => self.debug_trap(syn.esr),
-                    // [pmu] Only a VM with a PMU reaches its registers (out of line).
-                    SysRegAction::Unhandled if self.pmu.view.is_some() => self.pmu_trap(syn.esr),
                     action => action,
                 };
                 match action {
@@ -725,14 +723,20 @@ impl Aarch64VCpu {
                             crate::hw::set_cpacr_el1(v);
                         }
                     }
-                    // The debug (or PMU) state was loaded: the instruction runs again.
+                    // The debug state was loaded: the instruction runs again.
                     SysRegAction::Debug => return None,
                     // The host asked to answer the ID registers itself.
                     SysRegAction::Unhandled if host_ids && crate::idregs::index(reg).is_some() => {
                         self.set_pending(pending);
                         return Some(exit);
                     }
-                    SysRegAction::Unhandled => return self.unhandled(exit, pending),
+                    // [pmu] A PMU register (crate::pmu, out of line), or the trap policy.
+                    SysRegAction::Unhandled => {
+                        if self.pmu_trap(syn.esr, len) {
+                            return None;
+                        }
+                        return self.unhandled(exit, pending);
+                    }
                 }
                 // EC 0x18: AArch64 only.
                 debug::complete_aarch64_instruction(&mut self.ws.frame, len);
@@ -828,26 +832,33 @@ impl Aarch64VCpu {
         }
     }
 
-    /// [pmu] A trapped MSR/MRS of a VM with a PMU (`crate::pmu`): `Read`/`Write` when
-    /// emulated, `Debug` when the state was loaded on first use (the access runs again),
-    /// `Unhandled` when UNDEFINED or not a PMU register.
+    /// [pmu] A trapped MSR/MRS nothing else answered: a PMU register of a VM with a PMU
+    /// (`crate::pmu`) is emulated (the instruction completes) or loaded on first use
+    /// (it runs again): `true`. `false`: not one (no PMU, not a PMU register, or one the
+    /// VM does not have): the trap policy applies. Out of line: the emulated paths pay
+    /// nothing.
     #[cold]
     #[inline(never)]
-    fn pmu_trap(&mut self, esr: u64) -> SysRegAction {
+    fn pmu_trap(&mut self, esr: u64, len: u64) -> bool {
         let iss = crate::esr::SysRegIss::decode(esr);
         let reg = crate::SysRegAddr::from_iss(crate::esr::iss(esr));
+        if self.pmu.view.is_none() {
+            return false;
+        }
         let el0 = self.ws.frame.spsr & 0xf == 0;
-        match self.pmu.handle(
-            reg,
-            iss.read,
-            operand(&self.ws.frame, iss.rt),
-            el0,
-            &mut self.dbg,
-        ) {
-            pmu::Outcome::Done(v) if iss.read => SysRegAction::Read(v),
-            pmu::Outcome::Done(_) => SysRegAction::Write,
-            pmu::Outcome::Load => SysRegAction::Debug,
-            pmu::Outcome::Undef => SysRegAction::Unhandled,
+        let value = operand(&self.ws.frame, iss.rt);
+        match self.pmu.handle(reg, iss.read, value, el0, &mut self.dbg) {
+            pmu::Outcome::Done(v) => {
+                if iss.read && iss.rt < 31 {
+                    self.ws.frame.gpr[iss.rt as usize] = v;
+                }
+                // EC 0x18: AArch64 only.
+                debug::complete_aarch64_instruction(&mut self.ws.frame, len);
+                true
+            }
+            // Loaded: the instruction runs again.
+            pmu::Outcome::Load => true,
+            pmu::Outcome::Undef => false,
         }
     }
 

@@ -387,6 +387,10 @@ pub const SCENARIOS: &[Scenario] = &[
     slow_bench("bench-virq", "virq", 1, (2_000, 10_000), 1),
     // Issue 8: the first debug register access after a bind (lazy debug switching).
     slow_bench("bench-debug", "debug_first_use", 1, (2_000, 10_000), 1),
+    // Issue 13: vcpu_switch with both vCPUs counting (their PMU state loaded at every
+    // bind), and the first PMU register access after a bind (lazy PMU switching).
+    slow_bench("bench-switch-pmu", "vcpu_switch_pmu", 1, (2_000, 10_000), 2),
+    slow_bench("bench-pmu", "pmu_first_use", 1, (2_000, 10_000), 1),
     // Debian's arm64 Linux kernel with a busybox initramfs on 2 vCPUs (Debian's
     // packages fetched into target/linux-cache/ on first use). Runs when named
     // (`cargo xtask test linux`); the last argument `true` puts it in the default set.
