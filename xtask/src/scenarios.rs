@@ -1266,7 +1266,9 @@ mod tests {
                 "vcpu_rebind",
                 "fp_first_use",
                 "virq",
-                "debug_first_use"
+                "debug_first_use",
+                "vcpu_switch_pmu",
+                "pmu_first_use"
             ]
         );
         for s in SCENARIOS.iter().filter(|s| s.bench_iters.0 != 0) {
