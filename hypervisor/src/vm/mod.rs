@@ -549,10 +549,14 @@ fn os_pmu(cfg: &VmConfig) -> arm_vcpu::pmu::PmuConfig {
 }
 
 /// The event counters an OS VM's PMU has: its `pmu = N`, or what the boot core's
-/// `MDCR_EL2.HPMN` leaves EL1; `None` without a PMU (none asked for, or the core has
-/// no PMUv3: `ID_AA64DFR0_EL1.PMUVer` 0 or 0xF).
+/// `MDCR_EL2.HPMN` leaves EL1; `None` without a PMU (none asked for, the core has no
+/// PMUv3 — `ID_AA64DFR0_EL1.PMUVer` 0 or 0xF —, or its vCPUs are replaced by
+/// snapshots, which do not carry the PMU's state).
 fn pmu_counters(cfg: &VmConfig) -> Option<u64> {
     let want = cfg.pmu?;
+    if cfg.snapshot_every != 0 {
+        return None;
+    }
     let (dfr0, mdcr): (u64, u64);
     // SAFETY: reading ID_AA64DFR0_EL1 and MDCR_EL2 at EL2 has no side effect.
     unsafe {
