@@ -245,7 +245,7 @@ pub const VIEW: &[ViewField] = &[
     whole(ID_AA64FPFR0, "ID_AA64FPFR0_EL1", "FP8 not offered (FPMR)"),
     cap(ID_AA64DFR0, 0, crate::debug::DEBUGVER_V8P8 as u8, "ID_AA64DFR0_EL1.DebugVer", "debug switched up to Armv8.8 (no FEAT_Debugv8p9 breakpoint banks, MDSELR_EL1)"),
     h(ID_AA64DFR0, 4, "ID_AA64DFR0_EL1.TraceVer", "trace unit traps (CPTR_EL2.TTA)"),
-    ViewField { reg: ID_AA64DFR0, lsb: 8, width: 4, rule: Rule::ShownWithPmu, name: "ID_AA64DFR0_EL1.PMUVer", why: "0 (PMU registers trap: MDCR_EL2.TPM) unless the setup gives the VM a virtual PMU: then at most PMUv3p1, switched lazily (crate::pmu)" },
+    ViewField { reg: ID_AA64DFR0, lsb: 8, width: 4, rule: Rule::ShownWithPmu, name: "ID_AA64DFR0_EL1.PMUVer", why: "0 (PMU registers trap: MDCR_EL2.TPM) unless the setup gives the VM a virtual PMU: then at most PMUv3p4, switched lazily (crate::pmu)" },
     h(ID_AA64DFR0, 32, "ID_AA64DFR0_EL1.PMSVer", "SPE traps (MDCR_EL2.TPMS, E2PB)"),
     h(ID_AA64DFR0, 40, "ID_AA64DFR0_EL1.TraceFilt", "TRFCR_EL1 traps (MDCR_EL2.TTRF)"),
     h(ID_AA64DFR0, 44, "ID_AA64DFR0_EL1.TraceBuffer", "TRBE traps (MDCR_EL2.E2TB)"),

@@ -5,7 +5,7 @@
 //! hidden (the default: `ID_AA64DFR0_EL1.PMUVer` = 0, every PMU register UNDEFINED),
 //! or a PMUv3 with `N` event counters (`N` ≤ the host's `MDCR_EL2.HPMN`, i.e. the
 //! counters the host leaves to EL1/EL0; default: all of them) plus the cycle counter.
-//! The VM then sees `PMUVer` capped at PMUv3p1 ([`PMUVER_SHOWN_MAX`]), `PMCR_EL0.N` =
+//! The VM then sees `PMUVer` capped at PMUv3p4 ([`PMUVER_SHOWN_MAX`]), `PMCR_EL0.N` =
 //! `N` and the host's `PMCEID0/1_EL0` without the events of features it does not have
 //! ([`ceid_view`]). The guest's `MDCR_EL2.HPMN` is `N`: counters `N..` are EL2's.
 //!
@@ -52,8 +52,7 @@
 //! still high fires again). An overflow pending at unbind is saved with `PMOVSSET` and
 //! asserts the line again when the state is loaded.
 //!
-//! **Not offered**: PMUv3p4+ (`PMMIR_EL1` UNDEFINED), 64-bit event counters (`PMCR.LP`
-//! RES0), the AArch32 views (`ID_DFR0_EL1.PerfMon` stays 0), `MDCR_EL2.HPMN0`, MTPMU,
+//! **Not offered**: PMUv3p5+ (64-bit event counters: `PMCR.LP` RES0), the AArch32 views (`ID_DFR0_EL1.PerfMon` stays 0), `MDCR_EL2.HPMN0`, MTPMU,
 //! the event counters of FEAT_PMUv3_ICNTR / SS / EDGE / TH, and the PMU in a snapshot
 //! (a restored vCPU's PMU starts at reset). With `passthrough_interrupt` the PMU's
 //! physical PPI goes to the guest's EL1 directly (the guest owns the GIC), so the
@@ -65,10 +64,13 @@ use crate::exit::SysRegAddr;
 /// QEMU `virt` uses).
 pub const PMU_INTID: u32 = 23;
 
-/// Highest `ID_AA64DFR0_EL1.PMUVer` a VM is shown: PMUv3p1 (`0b0100`, the 16-bit event
-/// numbers and `PMCEID<n>_EL0[63:32]`); PMUv3p4 would add `PMMIR_EL1`, PMUv3p5 64-bit
-/// event counters.
-pub const PMUVER_SHOWN_MAX: u8 = 0b0100;
+/// Highest `ID_AA64DFR0_EL1.PMUVer` a VM is shown: PMUv3p4 (`0b0101`: PMUv3p1's 16-bit
+/// event numbers and `PMCEID<n>_EL0[63:32]`, and `PMMIR_EL1`, which no trap can hide
+/// once the registers are passed through); PMUv3p5 would add 64-bit event counters.
+pub const PMUVER_SHOWN_MAX: u8 = 0b0101;
+
+/// `PMUVer` of PMUv3p1 (`MDCR_EL2.HPMD`, the upper halves of `PMCEID<n>_EL0`).
+pub const PMUVER_V3P1: u8 = 0b0100;
 
 /// Most event counters PMUv3 has (`PMEVCNTR<n>_EL0`, n ≤ 30).
 pub const MAX_COUNTERS: usize = 31;
@@ -192,7 +194,7 @@ pub const fn filter_ccfiltr(v: u64) -> u64 {
 pub const fn ceid_view(host: [u64; 2], pmuver: u8) -> [u64; 2] {
     let mut c = host;
     c[0] &= !(0xf << 32);
-    if pmuver < PMUVER_SHOWN_MAX {
+    if pmuver < PMUVER_V3P1 {
         c[0] &= u32::MAX as u64;
         c[1] &= u32::MAX as u64;
     }
@@ -279,7 +281,7 @@ impl PmuView {
         if counters > caps.hpmn || counters as usize > MAX_COUNTERS {
             return Err("more PMU event counters than the host's MDCR_EL2.HPMN leaves");
         }
-        let hpmd = caps.pmuver >= 4;
+        let hpmd = caps.pmuver >= PMUVER_V3P1;
         let hccd = caps.pmuver >= 6;
         let pmuver = if caps.pmuver > PMUVER_SHOWN_MAX {
             PMUVER_SHOWN_MAX
@@ -387,7 +389,7 @@ pub enum PmuReg {
     IntenSet,
     /// `PMINTENCLR_EL1` (3, 0, 9, 14, 2).
     IntenClr,
-    /// `PMMIR_EL1` (3, 0, 9, 14, 6), read-only (PMUv3p4: not offered).
+    /// `PMMIR_EL1` (3, 0, 9, 14, 6), read-only (PMUv3p4).
     Mmir,
     /// `PMEVCNTR<n>_EL0` (3, 3, 14, 8 + n / 8, n % 8).
     Evcntr(u8),
@@ -566,7 +568,8 @@ impl PmuSwitch {
         };
         match r {
             PmuReg::Evcntr(n) | PmuReg::Evtyper(n) => n < v.counters,
-            PmuReg::Mmir => false,
+            // PMUv3p4 (the host's PMMIR_EL1, read-only).
+            PmuReg::Mmir => v.pmuver >= 5,
             _ => true,
         }
     }

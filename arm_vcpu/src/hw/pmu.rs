@@ -236,6 +236,8 @@ impl PmuAccess for Hw {
             PmuReg::Ccntr => read_sysreg!("S3_3_C9_C13_0"),
             PmuReg::Userenr => read_sysreg!("S3_3_C9_C14_0"),
             PmuReg::Ccfiltr => read_sysreg!("S3_3_C14_C15_7"),
+            // Emulated only where the view shows PMUv3p4 (the host has it).
+            PmuReg::Mmir => read_sysreg!("S3_0_C9_C14_6"),
             PmuReg::Evcntr(n) if (n as usize) < MAX_COUNTERS => indirect_read(n, false),
             PmuReg::Evtyper(n) if (n as usize) < MAX_COUNTERS => indirect_read(n, true),
             _ => 0,

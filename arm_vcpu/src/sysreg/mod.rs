@@ -44,6 +44,7 @@ pub enum Feature {
     Mte2,
     Pmu,
     PmuV3p1,
+    PmuV3p4,
     PmuV3p5,
     Spe,
     Trbe,
@@ -82,7 +83,7 @@ pub enum Feature {
 }
 
 /// Every feature, in bit order.
-pub const FEATURES: [Feature; 46] = {
+pub const FEATURES: [Feature; 47] = {
     use Feature::*;
     [
         Fp,
@@ -96,6 +97,7 @@ pub const FEATURES: [Feature; 46] = {
         Mte2,
         Pmu,
         PmuV3p1,
+        PmuV3p4,
         PmuV3p5,
         Spe,
         Trbe,
@@ -163,6 +165,7 @@ impl Feature {
             Mte2 => "FEAT_MTE2",
             Pmu => "FEAT_PMUv3",
             PmuV3p1 => "FEAT_PMUv3p1",
+            PmuV3p4 => "FEAT_PMUv3p4",
             PmuV3p5 => "FEAT_PMUv3p5",
             Spe => "FEAT_SPE",
             Trbe => "FEAT_TRBE",
@@ -216,6 +219,7 @@ impl Feature {
             Mte2 => "ID_AA64PFR1_EL1.MTE >= 2",
             Pmu => "ID_AA64DFR0_EL1.PMUVer in 1..=14",
             PmuV3p1 => "ID_AA64DFR0_EL1.PMUVer in 4..=14",
+            PmuV3p4 => "ID_AA64DFR0_EL1.PMUVer in 5..=14",
             PmuV3p5 => "ID_AA64DFR0_EL1.PMUVer in 6..=14",
             Spe => "ID_AA64DFR0_EL1.PMSVer >= 1",
             Trbe => "ID_AA64DFR0_EL1.TraceBuffer >= 1",
@@ -285,6 +289,7 @@ impl Feature {
             Mte2 => f!(ID_AA64PFR1, 8) >= 2,
             Pmu => f!(ID_AA64DFR0, 8) >= 1 && f!(ID_AA64DFR0, 8) != 0xf,
             PmuV3p1 => f!(ID_AA64DFR0, 8) >= 4 && f!(ID_AA64DFR0, 8) != 0xf,
+            PmuV3p4 => f!(ID_AA64DFR0, 8) >= 5 && f!(ID_AA64DFR0, 8) != 0xf,
             PmuV3p5 => f!(ID_AA64DFR0, 8) >= 6 && f!(ID_AA64DFR0, 8) != 0xf,
             Spe => f!(ID_AA64DFR0, 32) >= 1,
             Trbe => f!(ID_AA64DFR0, 44) >= 1,
@@ -819,6 +824,13 @@ pub enum Expect {
     /// IMPLEMENTATION DEFINED: UNDEFINED where `HCR_EL2.TIDCP` traps it (QEMU 7.2 does
     /// not implement TIDCP: the sweep counts what it reaches).
     Tidcp,
+    /// A PMU register (`Treatment::LazyPmu`): accessible where the VM's view shows a
+    /// PMU (`ID_AA64DFR0_EL1.PMUVer` != 0; the default setup hides it), UNDEFINED
+    /// elsewhere.
+    Pmu,
+    /// A PMU event counter or its type (`PMEVCNTR<n>_EL0`, `PMEVTYPER<n>_EL0`, n =
+    /// CRm\[1:0\] × 8 + op2): as [`Self::Pmu`], and only for n < the VM's `PMCR_EL0.N`.
+    PmuCounter,
 }
 
 /// What a guest read must satisfy, besides not being UNDEFINED.
@@ -843,8 +855,17 @@ impl SysReg {
         }
         match self.treat {
             Treatment::Undef if matches!(self.group, Group::Impdef) => Expect::Tidcp,
-            // The default setup hides the PMU.
-            Treatment::Undef | Treatment::Hidden | Treatment::LazyPmu => Expect::Undef,
+            Treatment::Undef | Treatment::Hidden => Expect::Undef,
+            // Per the VM's PMU (the default setup hides it).
+            Treatment::LazyPmu if self.first.crn() == 14 && self.first.crm() >= 8 => {
+                if key(self.first) == key(self.last) {
+                    // PMCCFILTR_EL0 (3, 3, 14, 15, 7).
+                    Expect::Pmu
+                } else {
+                    Expect::PmuCounter
+                }
+            }
+            Treatment::LazyPmu => Expect::Pmu,
             Treatment::Untrappable(Some(_)) => Expect::AccessWithoutFgt,
             _ => Expect::Access,
         }

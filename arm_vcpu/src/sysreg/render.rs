@@ -373,6 +373,8 @@ fn expect_src(e: Expect, r: &SysReg) -> String {
         Expect::Undef => "Expect::Undef".into(),
         Expect::Access => "Expect::Access".into(),
         Expect::Tidcp => "Expect::Tidcp".into(),
+        Expect::Pmu => "Expect::Pmu".into(),
+        Expect::PmuCounter => "Expect::PmuCounter".into(),
         Expect::AccessWithoutFgt => {
             let f = match r.treat {
                 Treatment::Untrappable(Some(id)) => {
@@ -407,7 +409,7 @@ pub enum Exists {{\n    Always,\n    Feat(u8),\n    Breakpoint(u8),\n    Watchpo
 \n\
 /// What one direction of an access must give the guest.\n\
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]\n\
-pub enum Expect {{\n    /// UNDEFINED, whatever the host.\n    Undef,\n    /// Accessible where the register exists, UNDEFINED elsewhere.\n    Access,\n    /// Accessible where the register exists and the host lacks feature `n` (whose fine-grained\n    /// trap catches it), UNDEFINED elsewhere.\n    AccessWithout(u8),\n    /// IMPLEMENTATION DEFINED: UNDEFINED where HCR_EL2.TIDCP works.\n    Tidcp,\n}}\n\
+pub enum Expect {{\n    /// UNDEFINED, whatever the host.\n    Undef,\n    /// Accessible where the register exists, UNDEFINED elsewhere.\n    Access,\n    /// Accessible where the register exists and the host lacks feature `n` (whose fine-grained\n    /// trap catches it), UNDEFINED elsewhere.\n    AccessWithout(u8),\n    /// IMPLEMENTATION DEFINED: UNDEFINED where HCR_EL2.TIDCP works.\n    Tidcp,\n    /// A PMU register: accessible where the VM's ID_AA64DFR0_EL1.PMUVer != 0.\n    Pmu,\n    /// A PMU event counter or type, n = CRm[1:0] * 8 + op2: as `Pmu`, for n < PMCR_EL0.N.\n    PmuCounter,\n}}\n\
 \n\
 /// One row.\n\
 #[derive(Clone, Copy, Debug)]\n\

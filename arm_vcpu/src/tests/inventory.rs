@@ -824,8 +824,21 @@ fn sweep_expectations_follow_the_treatment() {
                 continue;
             }
             match r.treat {
-                Treatment::Undef | Treatment::Hidden | Treatment::LazyPmu => {
+                Treatment::Undef | Treatment::Hidden => {
                     assert!(matches!(e, Expect::Undef | Expect::Tidcp), "{}", r.name)
+                }
+                Treatment::LazyPmu => {
+                    let counter = r.first != r.last;
+                    assert_eq!(
+                        e,
+                        if counter {
+                            Expect::PmuCounter
+                        } else {
+                            Expect::Pmu
+                        },
+                        "{}",
+                        r.name
+                    )
                 }
                 Treatment::Untrappable(Some(_)) => {
                     assert_eq!(e, Expect::AccessWithoutFgt, "{}", r.name)
@@ -840,6 +853,7 @@ fn sweep_expectations_follow_the_treatment() {
                         r.treat,
                         Treatment::LazyFp
                             | Treatment::LazyDebug
+                            | Treatment::LazyPmu
                             | Treatment::Vgic
                             | Treatment::PhysTimer
                             | Treatment::Emulated(_)

@@ -57,7 +57,7 @@ fn id_view_pmcr_n_and_pmceid_agree_with_the_choice() {
     let ids = IdRegisters::sanitized(&host, false, 40);
     // Hidden by default.
     assert_eq!(ids.values()[ID_AA64DFR0] >> 8 & 0xf, 0);
-    for (pmuver, shown) in [(1, 1), (4, 4), (5, 4), (6, 4), (8, 4)] {
+    for (pmuver, shown) in [(1, 1), (4, 4), (5, 5), (6, 5), (8, 5)] {
         let v = view(PmuConfig::V3 { counters: Some(3) }, &caps(pmuver, 6));
         assert_eq!(v.pmuver, shown, "PMUVer {pmuver}");
         assert_eq!(
@@ -312,7 +312,12 @@ fn the_lazy_switch_decisions() {
     assert_eq!(sw.trap(PmuReg::Evcntr(1), false), Outcome::Load);
     assert_eq!(sw.trap(PmuReg::Evcntr(2), false), Outcome::Undef);
     assert_eq!(sw.trap(PmuReg::Evtyper(30), true), Outcome::Undef);
-    assert_eq!(sw.trap(PmuReg::Mmir, true), Outcome::Undef);
+    // PMMIR_EL1 with PMUv3p4 only (shown: the host has v3p5).
+    assert_eq!(sw.trap(PmuReg::Mmir, true), Outcome::Load);
+    assert_eq!(sw.trap(PmuReg::Mmir, false), Outcome::Undef);
+    let mut v3 = PmuSwitch::default();
+    v3.set_view(Some(view(ALL, &caps(4, 6))));
+    assert_eq!(v3.trap(PmuReg::Mmir, true), Outcome::Undef);
     assert_eq!(sw.trap(PmuReg::Swinc, true), Outcome::Undef);
     assert_eq!(sw.trap(PmuReg::Ceid0, false), Outcome::Undef);
     // Loaded at bind only when something must happen before the next access.
@@ -353,15 +358,19 @@ fn decode_and_encoding_are_inverse_and_match_the_inventory() {
                         assert_eq!(r.encoding(), a, "{r:?}");
                         let row = crate::sysreg::lookup(a).unwrap();
                         assert_eq!(row.group, crate::sysreg::Group::Pmu, "{}", row.name);
-                        assert_eq!(row.exists, crate::sysreg::Exists::Feat(Feature::Pmu));
-                        assert_eq!(row.trap, Some(traps::TrapId::Tpm), "{}", row.name);
-                        let lazy = r != PmuReg::Mmir;
+                        let feat = if r == PmuReg::Mmir {
+                            Feature::PmuV3p4
+                        } else {
+                            Feature::Pmu
+                        };
                         assert_eq!(
-                            row.treat == crate::sysreg::Treatment::LazyPmu,
-                            lazy,
+                            row.exists,
+                            crate::sysreg::Exists::Feat(feat),
                             "{}",
                             row.name
                         );
+                        assert_eq!(row.trap, Some(traps::TrapId::Tpm), "{}", row.name);
+                        assert_eq!(row.treat, crate::sysreg::Treatment::LazyPmu, "{}", row.name);
                         assert_eq!(row.access.readable(), r.accessible(true), "{}", row.name);
                         assert_eq!(row.access.writable(), r.accessible(false), "{}", row.name);
                     }

@@ -2,7 +2,7 @@
 //! N event counters (TEST_CALL(0xE0); the host keeps values of its own in counters 4
 //! and 5 and in the cycle counter, and checks them after every unbind):
 //!
-//! 1. the view: `ID_AA64DFR0_EL1.PMUVer` in 1..=4 (PMUv3p1 at most), `PMCR_EL0.N` = N,
+//! 1. the view: `ID_AA64DFR0_EL1.PMUVer` in 1..=5 (PMUv3p4 at most), `PMCR_EL0.N` = N,
 //!    `PMCEID0_EL0` has SW_INCR and CPU_CYCLES; `PMEVCNTR<N>_EL0` UNDEFINED;
 //!    the registers start at their reset values, not the host's;
 //! 2. the cycle counter and two event counters (INST_RETIRED where `PMCEID0_EL0`
@@ -116,8 +116,8 @@ fn view(c: &mut Checks, n: u64) -> u64 {
     let dfr0 = read_sysreg!("id_aa64dfr0_el1");
     let ver = dfr0 >> 8 & 0xf;
     c.check(
-        (1..=4).contains(&ver),
-        format_args!("ID_AA64DFR0_EL1.PMUVer = {ver}: expected a PMUv3 up to v3p1"),
+        (1..=5).contains(&ver),
+        format_args!("ID_AA64DFR0_EL1.PMUVer = {ver}: expected a PMUv3 up to v3p4"),
     );
     let pmcr = read_sysreg!("S3_3_C9_C12_0");
     println!("guest pmu: ID_AA64DFR0_EL1 {dfr0:#x}, PMCR_EL0 {pmcr:#x}");
