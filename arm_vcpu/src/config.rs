@@ -159,6 +159,8 @@ pub struct Aarch64VCpuSetupConfig {
     /// hardware cannot stop a guest's exception return to AArch32 EL0; a vCPU found
     /// there anyway takes the Illegal Execution state exception such a CPU would give.
     pub hide_aarch32_el0: bool,
+    /// The VM's PMU: hidden (default) or a virtual PMUv3 ([`crate::pmu`]).
+    pub pmu: crate::pmu::PmuConfig,
 }
 
 impl Aarch64VCpuSetupConfig {
@@ -208,6 +210,13 @@ impl Aarch64VCpuSetupConfig {
     #[must_use]
     pub const fn with_smc_forward(mut self, list: SmcForwardList) -> Self {
         self.smc_forward = list;
+        self
+    }
+
+    /// Sets [`Self::pmu`].
+    #[must_use]
+    pub const fn with_pmu(mut self, pmu: crate::pmu::PmuConfig) -> Self {
+        self.pmu = pmu;
         self
     }
 

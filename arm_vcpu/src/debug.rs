@@ -690,6 +690,18 @@ impl DebugSwitch {
         crate::hw::debug::set_mdcr_el2_nosync(self.host_mdcr);
     }
 
+    /// Changes the vCPU's `MDCR_EL2` bits other than TDA (the PMU's TPM, `crate::pmu`),
+    /// in the trapping value and in the hardware (synchronised).
+    pub(crate) fn update_mdcr(&mut self, set: u64, clear: u64) {
+        self.mdcr_trapping = (self.mdcr_trapping | set) & !clear;
+        #[cfg(target_arch = "aarch64")]
+        crate::hw::debug::set_mdcr_el2(if self.loaded {
+            self.mdcr_loaded()
+        } else {
+            self.mdcr_trapping
+        });
+    }
+
     /// Applies [`reconcile`](Self::reconcile) after an OS lock register changed.
     pub(crate) fn apply_lock_change(&mut self) {
         match self.reconcile() {

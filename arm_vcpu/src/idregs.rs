@@ -119,6 +119,9 @@ pub enum Rule {
     /// At most this value when the setup hides AArch32 EL0 (`ID_AA64PFR0_EL1.EL0`
     /// 0b0010 becomes 0b0001, AArch64 only).
     CapWithoutAarch32El0(u8),
+    /// Reads as 0 unless the setup gives the VM a PMU (`crate::pmu`); then the
+    /// version its view decided (`PmuView::pmuver`, at most PMUv3p1).
+    ShownWithPmu,
 }
 
 /// One field of the ID view: register index, lowest bit, width, rule, name, reason.
@@ -242,7 +245,7 @@ pub const VIEW: &[ViewField] = &[
     whole(ID_AA64FPFR0, "ID_AA64FPFR0_EL1", "FP8 not offered (FPMR)"),
     cap(ID_AA64DFR0, 0, crate::debug::DEBUGVER_V8P8 as u8, "ID_AA64DFR0_EL1.DebugVer", "debug switched up to Armv8.8 (no FEAT_Debugv8p9 breakpoint banks, MDSELR_EL1)"),
     h(ID_AA64DFR0, 4, "ID_AA64DFR0_EL1.TraceVer", "trace unit traps (CPTR_EL2.TTA)"),
-    h(ID_AA64DFR0, 8, "ID_AA64DFR0_EL1.PMUVer", "PMU traps (MDCR_EL2.TPM)"),
+    ViewField { reg: ID_AA64DFR0, lsb: 8, width: 4, rule: Rule::ShownWithPmu, name: "ID_AA64DFR0_EL1.PMUVer", why: "0 (PMU registers trap: MDCR_EL2.TPM) unless the setup gives the VM a virtual PMU: then at most PMUv3p4, switched lazily (crate::pmu)" },
     h(ID_AA64DFR0, 32, "ID_AA64DFR0_EL1.PMSVer", "SPE traps (MDCR_EL2.TPMS, E2PB)"),
     h(ID_AA64DFR0, 40, "ID_AA64DFR0_EL1.TraceFilt", "TRFCR_EL1 traps (MDCR_EL2.TTRF)"),
     h(ID_AA64DFR0, 44, "ID_AA64DFR0_EL1.TraceBuffer", "TRBE traps (MDCR_EL2.E2TB)"),
@@ -313,7 +316,7 @@ pub const fn apply(f: &ViewField, v: u64, pauth_switched: bool, no_aarch32_el0: 
     }
     let m = field_mask(f);
     match f.rule {
-        Rule::Hide => v & !m,
+        Rule::Hide | Rule::ShownWithPmu => v & !m,
         Rule::HideUnlessPauth if !pauth_switched => v & !m,
         Rule::HideWithoutAarch32El0 if no_aarch32_el0 => v & !m,
         Rule::Cap(max) => cap(v, m, f.lsb, max),
@@ -328,7 +331,9 @@ pub const fn view_of(i: usize, v: u64) -> u64 {
     let mut v = v;
     let mut k = 0;
     while k < VIEW.len() {
-        if VIEW[k].reg == i && matches!(VIEW[k].rule, Rule::Hide | Rule::Cap(_)) {
+        if VIEW[k].reg == i
+            && matches!(VIEW[k].rule, Rule::Hide | Rule::Cap(_) | Rule::ShownWithPmu)
+        {
             v = apply(&VIEW[k], v, true, false);
         }
         k += 1;
@@ -412,6 +417,21 @@ impl IdRegisters {
                 Rule::HideWithoutAarch32El0 | Rule::CapWithoutAarch32El0(_)
             ) {
                 self.regs[f.reg] = apply(f, self.regs[f.reg], true, true);
+            }
+            k += 1;
+        }
+        self
+    }
+
+    /// This view with the PMU shown as version `pmuver` (the [`Rule::ShownWithPmu`]
+    /// fields; `crate::pmu::PmuView::pmuver`).
+    pub const fn with_pmu(mut self, pmuver: u8) -> Self {
+        let mut k = 0;
+        while k < VIEW.len() {
+            let f = &VIEW[k];
+            if matches!(f.rule, Rule::ShownWithPmu) {
+                let m = field_mask(f);
+                self.regs[f.reg] = (self.regs[f.reg] & !m) | (((pmuver & 0xf) as u64) << f.lsb);
             }
             k += 1;
         }

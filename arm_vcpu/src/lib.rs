@@ -110,6 +110,7 @@ mod hw;
 pub mod idregs;
 pub mod inject;
 mod percpu;
+pub mod pmu;
 pub mod power;
 pub mod reg;
 pub mod smccc;

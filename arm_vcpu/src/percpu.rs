@@ -206,6 +206,8 @@ pub struct Aarch64PerCpu {
     tlb_owner: [(u16, u64); TLB_OWNER_SLOTS],
     /// Debug registers the core implements beyond what the ID registers say (probed).
     debug_caps: crate::debug::DebugCaps,
+    /// The core's PMU (`crate::pmu`).
+    pmu_caps: crate::pmu::PmuCaps,
     pub(crate) bound: bool,
     /// This core's identity for the vCPUs bound here (unique over every core and every
     /// `hardware_enable`, never 0): a vCPU whose view of its core was computed for this
@@ -288,6 +290,13 @@ impl Aarch64PerCpu {
                 claim_bits: 0,
                 dtr: false,
                 mdccint: false,
+            },
+            pmu_caps: crate::pmu::PmuCaps {
+                pmuver: 0,
+                pmcr: 0,
+                ceid: [0; 2],
+                hpmn: 0,
+                el3: false,
             },
             bound: false,
             core_key: NO_CONTROLS,
@@ -486,6 +495,11 @@ impl Aarch64PerCpu {
             crate::hw::install_vectors(crate::hw::vectors_address(), HOST_HCR_EL2);
             // With the crate's vectors in place (they skip an UNDEFINED probe).
             self.debug_caps = crate::hw::debug::probe();
+            self.pmu_caps = crate::hw::pmu::probe(
+                self.id_space[crate::idregs::ID_AA64DFR0],
+                self.id_space[crate::idregs::ID_AA64PFR0],
+                self.host_mdcr,
+            );
         }
         // Nothing is known of what the registers hold, and the vCPUs' views of the
         // core are recomputed (its features may be new).
@@ -587,6 +601,11 @@ impl Aarch64PerCpu {
     /// `MDCR_EL2` as the host had it (its HPMN field is kept for guests).
     pub(crate) fn host_mdcr(&self) -> u64 {
         self.host_mdcr
+    }
+
+    /// The core's PMU (see `crate::pmu::PmuCaps`).
+    pub(crate) fn pmu_caps(&self) -> crate::pmu::PmuCaps {
+        self.pmu_caps
     }
 
     /// The probed debug registers (see `crate::debug::DebugCaps`).

@@ -323,6 +323,8 @@ pub enum Flag {
     PassthroughTimer,
     TrapWfi,
     TrapWfe,
+    /// The VM has a virtual PMU (`crate::pmu`).
+    Pmu,
 }
 
 /// When a row's bits are set.
@@ -342,6 +344,8 @@ pub enum When {
     NotSetup(Flag),
     /// FP/SIMD is switched lazily and not loaded yet.
     FpTrapped,
+    /// The setup asks for it and the host has the feature.
+    SetupFeat(Flag, Feature),
 }
 
 /// What a row is.
@@ -443,9 +447,11 @@ pub const BITS: &[Bit] = &[
     trap(Cptr, T::Tta, Feat(F::TraceSys), "trace unit System registers hidden"),
     trap(Cptr, T::Tam, Feat(F::Amu), "activity monitors hidden"),
     trap(Cptr, T::Tcpac, Any(&[F::Sve, F::Sme, F::TraceSys, F::S1poe]), "CPACR_EL1 emulated so hidden features' fields read 0 and never trap at EL1"),
-    // ---- MDCR_EL2 (HPMN [4:0] is the host's) ----
-    control(Mdcr, b(5), Always, "TPMCR", "PMCR_EL0 traps (with TPM)"),
-    trap(Mdcr, T::Tpm, Always, "PMU registers hidden"),
+    // ---- MDCR_EL2 (HPMN [4:0]: the host's, or the VM's PMU counters) ----
+    control(Mdcr, b(5), Always, "TPMCR", "PMCR_EL0 traps in every state (a virtual PMU's N, P and DP are emulated: crate::pmu)"),
+    trap(Mdcr, T::Tpm, Always, "PMU registers hidden, or trapped until their first use after bind (lazy switch; crate::pmu clears TPM while loaded where HPMD exists)"),
+    control(Mdcr, b(17), SetupFeat(Flag::Pmu, F::PmuV3p1), "HPMD", "the guest's event counters do not count at EL2"),
+    control(Mdcr, b(23), SetupFeat(Flag::Pmu, F::PmuV3p5), "HCCD", "the cycle counter does not count at EL2"),
     trap(Mdcr, T::Tda, Always, "debug registers trapped until their first use after bind (lazy switch; crate::debug clears TDA while loaded)"),
     trap(Mdcr, T::Tdosa, Always, "OS lock / power-down registers emulated per vCPU"),
     trap(Mdcr, T::Tdra, Always, "MDRAR_EL1 emulated (reads 0)"),
@@ -513,7 +519,9 @@ pub struct Inputs {
     pub setup: Aarch64VCpuSetupConfig,
     /// FP/SIMD is switched lazily and not loaded yet (`CPTR_EL2.TFP`).
     pub fp_trapped: bool,
-    /// The host's `MDCR_EL2.HPMN` \[4:0\] (kept: it partitions the counters for EL2).
+    /// `MDCR_EL2.HPMN` \[4:0\]: the host's (it partitions the counters for EL2), or
+    /// the event counters of the VM's PMU (`crate::pmu::PmuSwitch::mdcr_bits`); and the
+    /// host's HPME \[7\].
     pub hpmn: u64,
 }
 
@@ -539,6 +547,7 @@ impl When {
             Self::Setup(f) => f.get(&i.setup),
             Self::NotSetup(f) => !f.get(&i.setup),
             Self::FpTrapped => i.fp_trapped,
+            Self::SetupFeat(s, f) => s.get(&i.setup) && i.features.has(f),
         }
     }
 }
@@ -551,6 +560,7 @@ impl Flag {
             Self::PassthroughTimer => s.passthrough_timer,
             Self::TrapWfi => s.trap_wfi,
             Self::TrapWfe => s.trap_wfe,
+            Self::Pmu => !matches!(s.pmu, crate::pmu::PmuConfig::Hidden),
         }
     }
 }
@@ -567,7 +577,12 @@ pub const fn compose(i: &Inputs) -> TrapValues {
         }
         k += 1;
     }
-    v[Ctl::Mdcr as usize] |= i.hpmn & 0x1f;
+    // HPMN [4:0] and HPME [7] (the host's enable of its own counters).
+    v[Ctl::Mdcr as usize] |= i.hpmn & (0x1f | 1 << 7);
+    if cfg!(arm_vcpu_mutate = "pmu-count-el2") {
+        // The mutation build lets the guest's counters count EL2.
+        v[Ctl::Mdcr as usize] &= !(b(17) | b(23));
+    }
     TrapValues(v)
 }
 

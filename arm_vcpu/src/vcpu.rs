@@ -11,6 +11,7 @@ use crate::exit::{operand, Pending, VmExit};
 use crate::idregs::IdRegisters;
 use crate::inject::{self, Injection};
 use crate::percpu::{Aarch64PerCpu, CpuFeatures, MPIDR_AFFINITY_MASK};
+use crate::pmu;
 use crate::power::PowerState;
 use crate::smccc::{self, Conduit, Outcome};
 use crate::snapshot::{Requirements, SnapshotError};
@@ -175,6 +176,8 @@ pub struct Aarch64VCpu {
     runnable: bool,
     /// Self-hosted debug state, switched lazily (`crate::debug`).
     dbg: debug::DebugSwitch,
+    /// The PMU, switched lazily (`crate::pmu`).
+    pmu: pmu::PmuSwitch,
     /// Restored from a snapshot and not bound since: what the snapshot needs of the
     /// core (checked at the next bind), and its shape for register access until then.
     restored: Option<Requirements>,
@@ -245,6 +248,7 @@ impl Aarch64VCpu {
             },
             runnable: false,
             dbg: debug::DebugSwitch::default(),
+            pmu: pmu::PmuSwitch::default(),
             restored: None,
         })
     }
@@ -442,6 +446,8 @@ impl Aarch64VCpu {
         if self.dbg.load_at_bind() {
             self.dbg.load();
         }
+        // [pmu] Counters running or an overflow pending: load now (MDCR_EL2 is dbg's).
+        self.pmu.bind(&mut self.dbg);
         let _ = flush;
         self.fp_loaded = self.setup.fp_switch == FpSwitch::Eager;
         self.pauth_loaded = pauth;
@@ -483,6 +489,12 @@ impl Aarch64VCpu {
         if self.setup.hide_aarch32_el0 {
             ids = ids.without_aarch32_el0();
         }
+        // [pmu] The VM's PMU on this core: PMUVer, PMCR_EL0.N, PMCEID0/1.
+        let pv = pmu::PmuView::decide(self.setup.pmu, &percpu.pmu_caps())
+            .map_err(VCpuError::InvalidConfig)?;
+        if let Some(v) = pv {
+            ids = ids.with_pmu(v.pmuver);
+        }
         // A restored snapshot runs only where it means the same (`snapshot`).
         // (Checked once: from here on the core's view is the vCPU's.)
         if let Some(req) = self.restored {
@@ -499,6 +511,7 @@ impl Aarch64VCpu {
             self.restored = None;
         }
         self.ids = ids;
+        self.pmu.set_view(pv);
         self.sysregs.vttbr_el2 = vttbr;
         self.sysregs.vtcr_el2 = vtcr;
         self.sysregs.vpidr_el2 = self.create.midr_el1.unwrap_or(feat.midr);
@@ -561,7 +574,7 @@ impl Aarch64VCpu {
             features: feat.has,
             setup: self.setup,
             fp_trapped: !eager,
-            hpmn: host_mdcr,
+            hpmn: self.pmu.mdcr_bits(host_mdcr),
         });
         let r = &mut self.sysregs;
         r.hcr_el2 = t.get(Ctl::Hcr) | (r.hcr_el2 & HCR_VSE);
@@ -632,6 +645,10 @@ impl Aarch64VCpu {
         if !percpu.bound || percpu.core_key != self.core_key {
             return Err(VCpuError::WrongCpu);
         }
+        // [pmu] Saves the guest's PMU registers if loaded, its counters stopped first
+        // (before the host's MDCR_EL2 is back: its HPMN would give counters the
+        // guest's PMCR_EL0.E enables to the host's range for a moment).
+        self.pmu.unbind();
         // [debug] Saves the guest's debug registers if loaded; the host's come back.
         self.dbg.unbind();
         let has = self.features.has;
@@ -972,7 +989,13 @@ impl Aarch64VCpu {
                     {
                         return None
                     }
-                    SysRegAction::Unhandled => return self.unhandled(exit, pending),
+                    // [pmu] A PMU register (crate::pmu, out of line), or the trap policy.
+                    SysRegAction::Unhandled => {
+                        if self.pmu_trap(syn.esr, len) {
+                            return None;
+                        }
+                        return self.unhandled(exit, pending);
+                    }
                 }
                 // EC 0x18: AArch64 only.
                 debug::complete_aarch64_instruction(&mut self.ws.frame, len);
@@ -1071,6 +1094,36 @@ impl Aarch64VCpu {
                 esr: 0x0e << 26 | 1 << 25,
                 class: Some(ExceptionClass::IllegalState),
             }),
+        }
+    }
+
+    /// [pmu] A trapped MSR/MRS nothing else answered: a PMU register of a VM with a PMU
+    /// (`crate::pmu`) is emulated (the instruction completes) or loaded on first use
+    /// (it runs again): `true`. `false`: not one (no PMU, not a PMU register, or one the
+    /// VM does not have): the trap policy applies. Out of line: the emulated paths pay
+    /// nothing.
+    #[cold]
+    #[inline(never)]
+    fn pmu_trap(&mut self, esr: u64, len: u64) -> bool {
+        let iss = crate::esr::SysRegIss::decode(esr);
+        let reg = crate::SysRegAddr::from_iss(crate::esr::iss(esr));
+        if self.pmu.view.is_none() {
+            return false;
+        }
+        let el0 = self.ws.frame.spsr & 0xf == 0;
+        let value = operand(&self.ws.frame, iss.rt);
+        match self.pmu.handle(reg, iss.read, value, el0, &mut self.dbg) {
+            pmu::Outcome::Done(v) => {
+                if iss.read && iss.rt < 31 {
+                    self.ws.frame.gpr[iss.rt as usize] = v;
+                }
+                // EC 0x18: AArch64 only.
+                debug::complete_aarch64_instruction(&mut self.ws.frame, len);
+                true
+            }
+            // Loaded: the instruction runs again.
+            pmu::Outcome::Load => true,
+            pmu::Outcome::Undef => false,
         }
     }
 
@@ -1513,6 +1566,22 @@ impl Aarch64VCpu {
         self.fp_loaded
     }
 
+    /// Whether the guest's PMU registers are loaded in the hardware (`crate::pmu`: on
+    /// first use after bind, or at bind when its counters run).
+    pub fn pmu_loaded(&self) -> bool {
+        self.pmu.loaded
+    }
+
+    /// Whether the vCPU's virtual PMU asserts its overflow interrupt (PPI 23,
+    /// [`crate::pmu::PMU_INTID`]): `PMCR_EL0.E` and an overflow flag whose interrupt is
+    /// enabled. A host that takes the physical PPI 23 at EL2 while the vCPU is bound
+    /// injects virtual PPI 23 linked to it when this is `true` (priority drop only: the
+    /// guest's deactivation ends the physical one), and treats it as its own otherwise.
+    /// `false` for a VM without a PMU.
+    pub fn pmu_irq_line(&self) -> bool {
+        self.pmu.line()
+    }
+
     /// Whether the guest's debug registers (breakpoints, watchpoints, `MDSCR_EL1`, ...)
     /// are currently loaded in the hardware (`crate::debug`: on first use after bind,
     /// or at bind when `MDSCR_EL1` enables debug exceptions).
@@ -1589,6 +1658,7 @@ impl Aarch64VCpu {
         self.ws.frame.gpr[0] = context_id;
         self.fp = FpSimdState::default();
         self.dbg.reset();
+        self.pmu.reset();
         // The virtual CPU interface and the emulated timer as after a CPU reset.
         let released: ReleasedHwInterrupts = self.vgic.released();
         self.vgic.state = VgicState::default();

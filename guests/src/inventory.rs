@@ -29,6 +29,10 @@ pub enum Expect {
     AccessWithout(u8),
     /// IMPLEMENTATION DEFINED: UNDEFINED where HCR_EL2.TIDCP works.
     Tidcp,
+    /// A PMU register: accessible where the VM's ID_AA64DFR0_EL1.PMUVer != 0.
+    Pmu,
+    /// A PMU event counter or type, n = CRm[1:0] * 8 + op2: as `Pmu`, for n < PMCR_EL0.N.
+    PmuCounter,
 }
 
 /// One row.
@@ -56,7 +60,7 @@ pub const fn key(op0: u32, op1: u32, crn: u32, crm: u32, op2: u32) -> u32 {
 }
 
 /// Feature names by bit.
-pub const FEATURE_NAMES: [&str; 44] = [
+pub const FEATURE_NAMES: [&str; 47] = [
     "FEAT_FP",
     "FEAT_GICv3",
     "FEAT_PAuth",
@@ -67,6 +71,9 @@ pub const FEATURE_NAMES: [&str; 44] = [
     "FEAT_MTE",
     "FEAT_MTE2",
     "FEAT_PMUv3",
+    "FEAT_PMUv3p1",
+    "FEAT_PMUv3p4",
+    "FEAT_PMUv3p5",
     "FEAT_SPE",
     "FEAT_TRBE",
     "FEAT_ETE/ETMv4 (System register trace)",
@@ -115,40 +122,43 @@ pub mod feature {
     pub const MTE: u8 = 7;
     pub const MTE2: u8 = 8;
     pub const PMU: u8 = 9;
-    pub const SPE: u8 = 10;
-    pub const TRBE: u8 = 11;
-    pub const TRACESYS: u8 = 12;
-    pub const TRF: u8 = 13;
-    pub const BRBE: u8 = 14;
-    pub const AMU: u8 = 15;
-    pub const AMUV1P1: u8 = 16;
-    pub const MPAM: u8 = 17;
-    pub const LOR: u8 = 18;
-    pub const SCXTNUM: u8 = 19;
-    pub const LS64ACCDATA: u8 = 20;
-    pub const GCS: u8 = 21;
-    pub const S1PIE: u8 = 22;
-    pub const S1POE: u8 = 23;
-    pub const AIE: u8 = 24;
-    pub const THE: u8 = 25;
-    pub const TCR2: u8 = 26;
-    pub const SCTLR2: u8 = 27;
-    pub const FPMR: u8 = 28;
-    pub const PFAR: u8 = 29;
-    pub const FGT: u8 = 30;
-    pub const FGT2: u8 = 31;
-    pub const HCX: u8 = 32;
-    pub const MOPS: u8 = 33;
-    pub const PAN: u8 = 34;
-    pub const UAO: u8 = 35;
-    pub const DIT: u8 = 36;
-    pub const SSBS: u8 = 37;
-    pub const NMI: u8 = 38;
-    pub const RNG: u8 = 39;
-    pub const ECV: u8 = 40;
-    pub const CCIDX: u8 = 41;
-    pub const VGICAPR1: u8 = 42;
-    pub const VGICAPR3: u8 = 43;
+    pub const PMUV3P1: u8 = 10;
+    pub const PMUV3P4: u8 = 11;
+    pub const PMUV3P5: u8 = 12;
+    pub const SPE: u8 = 13;
+    pub const TRBE: u8 = 14;
+    pub const TRACESYS: u8 = 15;
+    pub const TRF: u8 = 16;
+    pub const BRBE: u8 = 17;
+    pub const AMU: u8 = 18;
+    pub const AMUV1P1: u8 = 19;
+    pub const MPAM: u8 = 20;
+    pub const LOR: u8 = 21;
+    pub const SCXTNUM: u8 = 22;
+    pub const LS64ACCDATA: u8 = 23;
+    pub const GCS: u8 = 24;
+    pub const S1PIE: u8 = 25;
+    pub const S1POE: u8 = 26;
+    pub const AIE: u8 = 27;
+    pub const THE: u8 = 28;
+    pub const TCR2: u8 = 29;
+    pub const SCTLR2: u8 = 30;
+    pub const FPMR: u8 = 31;
+    pub const PFAR: u8 = 32;
+    pub const FGT: u8 = 33;
+    pub const FGT2: u8 = 34;
+    pub const HCX: u8 = 35;
+    pub const MOPS: u8 = 36;
+    pub const PAN: u8 = 37;
+    pub const UAO: u8 = 38;
+    pub const DIT: u8 = 39;
+    pub const SSBS: u8 = 40;
+    pub const NMI: u8 = 41;
+    pub const RNG: u8 = 42;
+    pub const ECV: u8 = 43;
+    pub const CCIDX: u8 = 44;
+    pub const VGICAPR1: u8 = 45;
+    pub const VGICAPR3: u8 = 46;
 }
 
 /// The rows.
@@ -163,8 +173,8 @@ pub const ROWS: &[Row] = &[
     Row { first: 0x043f2, last: 0x043f2, name: "DC CISW", exists: Exists::Always, read: Expect::Undef, write: Expect::Access, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "trapped, emulated" },
     Row { first: 0x043f4, last: 0x043f4, name: "DC CIGSW", exists: Exists::Feat(8), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
     Row { first: 0x043f6, last: 0x043f6, name: "DC CIGDSW", exists: Exists::Feat(8), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x04b94, last: 0x04b94, name: "BRB IALL", exists: Exists::Feat(14), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x04b95, last: 0x04b95, name: "BRB INJ", exists: Exists::Feat(14), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x04b94, last: 0x04b94, name: "BRB IALL", exists: Exists::Feat(17), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x04b95, last: 0x04b95, name: "BRB INJ", exists: Exists::Feat(17), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
     Row { first: 0x08002, last: 0x08002, name: "OSDTRRX_EL1", exists: Exists::Always, read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "switched lazily (debug)" },
     Row { first: 0x08004, last: 0x08004, name: "DBGBVR0_EL1", exists: Exists::Breakpoint(0), read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0xfffffffffffc, no_write: None, class: "switched lazily (debug)" },
     Row { first: 0x08005, last: 0x08005, name: "DBGBCR0_EL1", exists: Exists::Breakpoint(0), read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "switched lazily (debug)" },
@@ -242,15 +252,15 @@ pub const ROWS: &[Row] = &[
     Row { first: 0x083c6, last: 0x083c6, name: "DBGCLAIMSET_EL1", exists: Exists::Always, read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "switched lazily (debug)" },
     Row { first: 0x083ce, last: 0x083ce, name: "DBGCLAIMCLR_EL1", exists: Exists::Always, read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "switched lazily (debug)" },
     Row { first: 0x083f6, last: 0x083f6, name: "DBGAUTHSTATUS_EL1", exists: Exists::Always, read: Expect::Access, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "switched lazily (debug)" },
-    Row { first: 0x08800, last: 0x08bff, name: "TRC* (trace unit registers)", exists: Exists::Feat(12), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x08c00, last: 0x08c7f, name: "BRBINF<n>_EL1, BRBSRC<n>_EL1, BRBTGT<n>_EL1", exists: Exists::Feat(14), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x08c80, last: 0x08c80, name: "BRBCR_EL1", exists: Exists::Feat(14), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x08c81, last: 0x08c81, name: "BRBFCR_EL1", exists: Exists::Feat(14), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x08c82, last: 0x08c82, name: "BRBTS_EL1", exists: Exists::Feat(14), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x08c88, last: 0x08c88, name: "BRBINFINJ_EL1", exists: Exists::Feat(14), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x08c89, last: 0x08c89, name: "BRBSRCINJ_EL1", exists: Exists::Feat(14), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x08c8a, last: 0x08c8a, name: "BRBTGTINJ_EL1", exists: Exists::Feat(14), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x08c90, last: 0x08c90, name: "BRBIDR0_EL1", exists: Exists::Feat(14), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x08800, last: 0x08bff, name: "TRC* (trace unit registers)", exists: Exists::Feat(15), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x08c00, last: 0x08c7f, name: "BRBINF<n>_EL1, BRBSRC<n>_EL1, BRBTGT<n>_EL1", exists: Exists::Feat(17), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x08c80, last: 0x08c80, name: "BRBCR_EL1", exists: Exists::Feat(17), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x08c81, last: 0x08c81, name: "BRBFCR_EL1", exists: Exists::Feat(17), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x08c82, last: 0x08c82, name: "BRBTS_EL1", exists: Exists::Feat(17), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x08c88, last: 0x08c88, name: "BRBINFINJ_EL1", exists: Exists::Feat(17), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x08c89, last: 0x08c89, name: "BRBSRCINJ_EL1", exists: Exists::Feat(17), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x08c8a, last: 0x08c8a, name: "BRBTGTINJ_EL1", exists: Exists::Feat(17), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x08c90, last: 0x08c90, name: "BRBIDR0_EL1", exists: Exists::Feat(17), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
     Row { first: 0x09808, last: 0x09808, name: "MDCCSR_EL0", exists: Exists::Always, read: Expect::Access, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "switched lazily (debug)" },
     Row { first: 0x09820, last: 0x09820, name: "DBGDTR_EL0", exists: Exists::Always, read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "switched lazily (debug)" },
     Row { first: 0x09828, last: 0x09828, name: "DBGDTRRX_EL0 (MRS) / DBGDTRTX_EL0 (MSR)", exists: Exists::Always, read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "switched lazily (debug)" },
@@ -289,7 +299,7 @@ pub const ROWS: &[Row] = &[
     Row { first: 0x0c025, last: 0x0c025, name: "ID_AA64SMFR0_EL1", exists: Exists::Always, read: Expect::Access, write: Expect::Undef, zero_mask: 0xffffffffffffffff, pattern: 0x0, no_write: None, class: "trapped, emulated" },
     Row { first: 0x0c026, last: 0x0c026, name: "(reserved ID space, RAZ) S3_0_C0_C4_6", exists: Exists::Always, read: Expect::Access, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "trapped, emulated" },
     Row { first: 0x0c027, last: 0x0c027, name: "ID_AA64FPFR0_EL1", exists: Exists::Always, read: Expect::Access, write: Expect::Undef, zero_mask: 0xffffffffffffffff, pattern: 0x0, no_write: None, class: "trapped, emulated" },
-    Row { first: 0x0c028, last: 0x0c028, name: "ID_AA64DFR0_EL1", exists: Exists::Always, read: Expect::Access, write: Expect::Undef, zero_mask: 0xf0ffff0f00000ff0, pattern: 0x0, no_write: None, class: "trapped, emulated" },
+    Row { first: 0x0c028, last: 0x0c028, name: "ID_AA64DFR0_EL1", exists: Exists::Always, read: Expect::Access, write: Expect::Undef, zero_mask: 0xf0ffff0f000000f0, pattern: 0x0, no_write: None, class: "trapped, emulated" },
     Row { first: 0x0c029, last: 0x0c029, name: "ID_AA64DFR1_EL1", exists: Exists::Always, read: Expect::Access, write: Expect::Undef, zero_mask: 0xffffffffffffffff, pattern: 0x0, no_write: None, class: "trapped, emulated" },
     Row { first: 0x0c02a, last: 0x0c02a, name: "ID_AA64DFR2_EL1", exists: Exists::Always, read: Expect::Access, write: Expect::Undef, zero_mask: 0xffffffffffffffff, pattern: 0x0, no_write: None, class: "trapped, emulated" },
     Row { first: 0x0c02b, last: 0x0c02b, name: "(reserved ID space, RAZ) S3_0_C0_C5_3", exists: Exists::Always, read: Expect::Access, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "trapped, emulated" },
@@ -316,17 +326,17 @@ pub const ROWS: &[Row] = &[
     Row { first: 0x0c080, last: 0x0c080, name: "SCTLR_EL1", exists: Exists::Always, read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "switched" },
     Row { first: 0x0c081, last: 0x0c081, name: "ACTLR_EL1", exists: Exists::Always, read: Expect::Access, write: Expect::Access, zero_mask: 0xffffffffffffffff, pattern: 0x0, no_write: None, class: "trapped, emulated" },
     Row { first: 0x0c082, last: 0x0c082, name: "CPACR_EL1", exists: Exists::Always, read: Expect::Access, write: Expect::Access, zero_mask: 0xffffffffffcfffff, pattern: 0x0, no_write: None, class: "switched" },
-    Row { first: 0x0c083, last: 0x0c083, name: "SCTLR2_EL1", exists: Exists::Feat(27), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x0c083, last: 0x0c083, name: "SCTLR2_EL1", exists: Exists::Feat(30), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
     Row { first: 0x0c085, last: 0x0c085, name: "RGSR_EL1", exists: Exists::Feat(8), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
     Row { first: 0x0c086, last: 0x0c086, name: "GCR_EL1", exists: Exists::Feat(8), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
     Row { first: 0x0c090, last: 0x0c090, name: "ZCR_EL1", exists: Exists::Feat(3), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0c091, last: 0x0c091, name: "TRFCR_EL1", exists: Exists::Feat(13), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0c094, last: 0x0c094, name: "SMPRI_EL1", exists: Exists::Feat(4), read: Expect::AccessWithout(30), write: Expect::AccessWithout(30), zero_mask: 0x0, pattern: 0xf, no_write: None, class: "untrappable (switched / FGT)" },
+    Row { first: 0x0c091, last: 0x0c091, name: "TRFCR_EL1", exists: Exists::Feat(16), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x0c094, last: 0x0c094, name: "SMPRI_EL1", exists: Exists::Feat(4), read: Expect::AccessWithout(33), write: Expect::AccessWithout(33), zero_mask: 0x0, pattern: 0xf, no_write: None, class: "untrappable (switched / FGT)" },
     Row { first: 0x0c096, last: 0x0c096, name: "SMCR_EL1", exists: Exists::Feat(4), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
     Row { first: 0x0c100, last: 0x0c100, name: "TTBR0_EL1", exists: Exists::Always, read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0xfffffffffffffffe, no_write: None, class: "switched" },
     Row { first: 0x0c101, last: 0x0c101, name: "TTBR1_EL1", exists: Exists::Always, read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0xfffffffffffffffe, no_write: None, class: "switched" },
     Row { first: 0x0c102, last: 0x0c102, name: "TCR_EL1", exists: Exists::Always, read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0x6000c00080, no_write: None, class: "switched" },
-    Row { first: 0x0c103, last: 0x0c103, name: "TCR2_EL1", exists: Exists::Feat(26), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x0c103, last: 0x0c103, name: "TCR2_EL1", exists: Exists::Feat(29), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
     Row { first: 0x0c108, last: 0x0c108, name: "APIAKeyLo_EL1", exists: Exists::Feat(2), read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0xffffffffffffffff, no_write: None, class: "switched lazily (PAuth)" },
     Row { first: 0x0c109, last: 0x0c109, name: "APIAKeyHi_EL1", exists: Exists::Feat(2), read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0xffffffffffffffff, no_write: None, class: "switched lazily (PAuth)" },
     Row { first: 0x0c10a, last: 0x0c10a, name: "APIBKeyLo_EL1", exists: Exists::Feat(2), read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0xffffffffffffffff, no_write: None, class: "switched lazily (PAuth)" },
@@ -337,17 +347,17 @@ pub const ROWS: &[Row] = &[
     Row { first: 0x0c113, last: 0x0c113, name: "APDBKeyHi_EL1", exists: Exists::Feat(2), read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0xffffffffffffffff, no_write: None, class: "switched lazily (PAuth)" },
     Row { first: 0x0c118, last: 0x0c118, name: "APGAKeyLo_EL1", exists: Exists::Feat(2), read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0xffffffffffffffff, no_write: None, class: "switched lazily (PAuth)" },
     Row { first: 0x0c119, last: 0x0c119, name: "APGAKeyHi_EL1", exists: Exists::Feat(2), read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0xffffffffffffffff, no_write: None, class: "switched lazily (PAuth)" },
-    Row { first: 0x0c128, last: 0x0c128, name: "GCSCR_EL1", exists: Exists::Feat(21), read: Expect::AccessWithout(30), write: Expect::AccessWithout(30), zero_mask: 0x0, pattern: 0x0, no_write: None, class: "untrappable (switched / FGT)" },
-    Row { first: 0x0c129, last: 0x0c129, name: "GCSPR_EL1", exists: Exists::Feat(21), read: Expect::AccessWithout(30), write: Expect::AccessWithout(30), zero_mask: 0x0, pattern: 0xfffffffffff8, no_write: None, class: "untrappable (switched / FGT)" },
-    Row { first: 0x0c12a, last: 0x0c12a, name: "GCSCRE0_EL1", exists: Exists::Feat(21), read: Expect::AccessWithout(30), write: Expect::AccessWithout(30), zero_mask: 0x0, pattern: 0x0, no_write: None, class: "untrappable (switched / FGT)" },
+    Row { first: 0x0c128, last: 0x0c128, name: "GCSCR_EL1", exists: Exists::Feat(24), read: Expect::AccessWithout(33), write: Expect::AccessWithout(33), zero_mask: 0x0, pattern: 0x0, no_write: None, class: "untrappable (switched / FGT)" },
+    Row { first: 0x0c129, last: 0x0c129, name: "GCSPR_EL1", exists: Exists::Feat(24), read: Expect::AccessWithout(33), write: Expect::AccessWithout(33), zero_mask: 0x0, pattern: 0xfffffffffff8, no_write: None, class: "untrappable (switched / FGT)" },
+    Row { first: 0x0c12a, last: 0x0c12a, name: "GCSCRE0_EL1", exists: Exists::Feat(24), read: Expect::AccessWithout(33), write: Expect::AccessWithout(33), zero_mask: 0x0, pattern: 0x0, no_write: None, class: "untrappable (switched / FGT)" },
     Row { first: 0x0c200, last: 0x0c200, name: "SPSR_EL1", exists: Exists::Always, read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0xf00003c0, no_write: None, class: "switched" },
     Row { first: 0x0c201, last: 0x0c201, name: "ELR_EL1", exists: Exists::Always, read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0xffffffffffffffff, no_write: None, class: "switched" },
     Row { first: 0x0c208, last: 0x0c208, name: "SP_EL0", exists: Exists::Always, read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0xffffffffffffffff, no_write: None, class: "switched" },
     Row { first: 0x0c210, last: 0x0c210, name: "SPSel", exists: Exists::Always, read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "passed through" },
     Row { first: 0x0c212, last: 0x0c212, name: "CurrentEL", exists: Exists::Always, read: Expect::Access, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "passed through" },
-    Row { first: 0x0c213, last: 0x0c213, name: "PAN", exists: Exists::Feat(34), read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "passed through" },
-    Row { first: 0x0c214, last: 0x0c214, name: "UAO", exists: Exists::Feat(35), read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "passed through" },
-    Row { first: 0x0c218, last: 0x0c218, name: "ALLINT", exists: Exists::Feat(38), read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "passed through" },
+    Row { first: 0x0c213, last: 0x0c213, name: "PAN", exists: Exists::Feat(37), read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "passed through" },
+    Row { first: 0x0c214, last: 0x0c214, name: "UAO", exists: Exists::Feat(38), read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "passed through" },
+    Row { first: 0x0c218, last: 0x0c218, name: "ALLINT", exists: Exists::Feat(41), read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "passed through" },
     Row { first: 0x0c230, last: 0x0c230, name: "ICC_PMR_EL1", exists: Exists::Feat(1), read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0xf8, no_write: None, class: "virtual CPU interface" },
     Row { first: 0x0c288, last: 0x0c288, name: "AFSR0_EL1", exists: Exists::Always, read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "switched" },
     Row { first: 0x0c289, last: 0x0c289, name: "AFSR1_EL1", exists: Exists::Always, read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "switched" },
@@ -369,45 +379,45 @@ pub const ROWS: &[Row] = &[
     Row { first: 0x0c2b0, last: 0x0c2b0, name: "TFSR_EL1", exists: Exists::Feat(8), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
     Row { first: 0x0c2b1, last: 0x0c2b1, name: "TFSRE0_EL1", exists: Exists::Feat(8), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
     Row { first: 0x0c300, last: 0x0c300, name: "FAR_EL1", exists: Exists::Always, read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0xffffffffffffffff, no_write: None, class: "switched" },
-    Row { first: 0x0c305, last: 0x0c305, name: "PFAR_EL1", exists: Exists::Feat(29), read: Expect::AccessWithout(31), write: Expect::AccessWithout(31), zero_mask: 0x0, pattern: 0x0, no_write: None, class: "untrappable (switched / FGT)" },
+    Row { first: 0x0c305, last: 0x0c305, name: "PFAR_EL1", exists: Exists::Feat(32), read: Expect::AccessWithout(34), write: Expect::AccessWithout(34), zero_mask: 0x0, pattern: 0x0, no_write: None, class: "untrappable (switched / FGT)" },
     Row { first: 0x0c3a0, last: 0x0c3a0, name: "PAR_EL1", exists: Exists::Always, read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0xfffffffff000, no_write: None, class: "switched" },
-    Row { first: 0x0c4c8, last: 0x0c4c8, name: "PMSCR_EL1", exists: Exists::Feat(10), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0c4c9, last: 0x0c4c9, name: "PMSNEVFR_EL1", exists: Exists::Feat(10), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0c4ca, last: 0x0c4ca, name: "PMSICR_EL1", exists: Exists::Feat(10), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0c4cb, last: 0x0c4cb, name: "PMSIRR_EL1", exists: Exists::Feat(10), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0c4cc, last: 0x0c4cc, name: "PMSFCR_EL1", exists: Exists::Feat(10), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0c4cd, last: 0x0c4cd, name: "PMSEVFR_EL1", exists: Exists::Feat(10), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0c4ce, last: 0x0c4ce, name: "PMSLATFR_EL1", exists: Exists::Feat(10), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0c4cf, last: 0x0c4cf, name: "PMSIDR_EL1", exists: Exists::Feat(10), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0c4d0, last: 0x0c4d0, name: "PMBLIMITR_EL1", exists: Exists::Feat(10), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0c4d1, last: 0x0c4d1, name: "PMBPTR_EL1", exists: Exists::Feat(10), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0c4d3, last: 0x0c4d3, name: "PMBSR_EL1", exists: Exists::Feat(10), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0c4d7, last: 0x0c4d7, name: "PMBIDR_EL1", exists: Exists::Feat(10), read: Expect::Access, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "passed through" },
-    Row { first: 0x0c4d8, last: 0x0c4d8, name: "TRBLIMITR_EL1", exists: Exists::Feat(11), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0c4d9, last: 0x0c4d9, name: "TRBPTR_EL1", exists: Exists::Feat(11), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0c4da, last: 0x0c4da, name: "TRBBASER_EL1", exists: Exists::Feat(11), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0c4db, last: 0x0c4db, name: "TRBSR_EL1", exists: Exists::Feat(11), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0c4dc, last: 0x0c4dc, name: "TRBMAR_EL1", exists: Exists::Feat(11), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0c4de, last: 0x0c4de, name: "TRBTRG_EL1", exists: Exists::Feat(11), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0c4df, last: 0x0c4df, name: "TRBIDR_EL1", exists: Exists::Feat(11), read: Expect::Access, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "passed through" },
-    Row { first: 0x0c4f1, last: 0x0c4f1, name: "PMINTENSET_EL1", exists: Exists::Feat(9), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0c4f2, last: 0x0c4f2, name: "PMINTENCLR_EL1", exists: Exists::Feat(9), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0c4f6, last: 0x0c4f6, name: "PMMIR_EL1", exists: Exists::Feat(9), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x0c4c8, last: 0x0c4c8, name: "PMSCR_EL1", exists: Exists::Feat(13), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x0c4c9, last: 0x0c4c9, name: "PMSNEVFR_EL1", exists: Exists::Feat(13), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x0c4ca, last: 0x0c4ca, name: "PMSICR_EL1", exists: Exists::Feat(13), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x0c4cb, last: 0x0c4cb, name: "PMSIRR_EL1", exists: Exists::Feat(13), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x0c4cc, last: 0x0c4cc, name: "PMSFCR_EL1", exists: Exists::Feat(13), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x0c4cd, last: 0x0c4cd, name: "PMSEVFR_EL1", exists: Exists::Feat(13), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x0c4ce, last: 0x0c4ce, name: "PMSLATFR_EL1", exists: Exists::Feat(13), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x0c4cf, last: 0x0c4cf, name: "PMSIDR_EL1", exists: Exists::Feat(13), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x0c4d0, last: 0x0c4d0, name: "PMBLIMITR_EL1", exists: Exists::Feat(13), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x0c4d1, last: 0x0c4d1, name: "PMBPTR_EL1", exists: Exists::Feat(13), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x0c4d3, last: 0x0c4d3, name: "PMBSR_EL1", exists: Exists::Feat(13), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x0c4d7, last: 0x0c4d7, name: "PMBIDR_EL1", exists: Exists::Feat(13), read: Expect::Access, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "passed through" },
+    Row { first: 0x0c4d8, last: 0x0c4d8, name: "TRBLIMITR_EL1", exists: Exists::Feat(14), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x0c4d9, last: 0x0c4d9, name: "TRBPTR_EL1", exists: Exists::Feat(14), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x0c4da, last: 0x0c4da, name: "TRBBASER_EL1", exists: Exists::Feat(14), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x0c4db, last: 0x0c4db, name: "TRBSR_EL1", exists: Exists::Feat(14), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x0c4dc, last: 0x0c4dc, name: "TRBMAR_EL1", exists: Exists::Feat(14), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x0c4de, last: 0x0c4de, name: "TRBTRG_EL1", exists: Exists::Feat(14), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x0c4df, last: 0x0c4df, name: "TRBIDR_EL1", exists: Exists::Feat(14), read: Expect::Access, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "passed through" },
+    Row { first: 0x0c4f1, last: 0x0c4f1, name: "PMINTENSET_EL1", exists: Exists::Feat(9), read: Expect::Pmu, write: Expect::Pmu, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden, or switched lazily (PMU)" },
+    Row { first: 0x0c4f2, last: 0x0c4f2, name: "PMINTENCLR_EL1", exists: Exists::Feat(9), read: Expect::Pmu, write: Expect::Pmu, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden, or switched lazily (PMU)" },
+    Row { first: 0x0c4f6, last: 0x0c4f6, name: "PMMIR_EL1", exists: Exists::Feat(11), read: Expect::Pmu, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden, or switched lazily (PMU)" },
     Row { first: 0x0c510, last: 0x0c510, name: "MAIR_EL1", exists: Exists::Always, read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0xc0c0c0c0c0c0c0c, no_write: None, class: "switched" },
-    Row { first: 0x0c511, last: 0x0c511, name: "MAIR2_EL1", exists: Exists::Feat(24), read: Expect::AccessWithout(30), write: Expect::AccessWithout(30), zero_mask: 0x0, pattern: 0x0, no_write: None, class: "untrappable (switched / FGT)" },
-    Row { first: 0x0c512, last: 0x0c512, name: "PIRE0_EL1", exists: Exists::Feat(22), read: Expect::AccessWithout(30), write: Expect::AccessWithout(30), zero_mask: 0x0, pattern: 0x0, no_write: None, class: "untrappable (switched / FGT)" },
-    Row { first: 0x0c513, last: 0x0c513, name: "PIR_EL1", exists: Exists::Feat(22), read: Expect::AccessWithout(30), write: Expect::AccessWithout(30), zero_mask: 0x0, pattern: 0x0, no_write: None, class: "untrappable (switched / FGT)" },
-    Row { first: 0x0c514, last: 0x0c514, name: "POR_EL1", exists: Exists::Feat(23), read: Expect::AccessWithout(30), write: Expect::AccessWithout(30), zero_mask: 0x0, pattern: 0x0, no_write: None, class: "untrappable (switched / FGT)" },
+    Row { first: 0x0c511, last: 0x0c511, name: "MAIR2_EL1", exists: Exists::Feat(27), read: Expect::AccessWithout(33), write: Expect::AccessWithout(33), zero_mask: 0x0, pattern: 0x0, no_write: None, class: "untrappable (switched / FGT)" },
+    Row { first: 0x0c512, last: 0x0c512, name: "PIRE0_EL1", exists: Exists::Feat(25), read: Expect::AccessWithout(33), write: Expect::AccessWithout(33), zero_mask: 0x0, pattern: 0x0, no_write: None, class: "untrappable (switched / FGT)" },
+    Row { first: 0x0c513, last: 0x0c513, name: "PIR_EL1", exists: Exists::Feat(25), read: Expect::AccessWithout(33), write: Expect::AccessWithout(33), zero_mask: 0x0, pattern: 0x0, no_write: None, class: "untrappable (switched / FGT)" },
+    Row { first: 0x0c514, last: 0x0c514, name: "POR_EL1", exists: Exists::Feat(26), read: Expect::AccessWithout(33), write: Expect::AccessWithout(33), zero_mask: 0x0, pattern: 0x0, no_write: None, class: "untrappable (switched / FGT)" },
     Row { first: 0x0c518, last: 0x0c518, name: "AMAIR_EL1", exists: Exists::Always, read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "switched" },
-    Row { first: 0x0c519, last: 0x0c519, name: "AMAIR2_EL1", exists: Exists::Feat(24), read: Expect::AccessWithout(30), write: Expect::AccessWithout(30), zero_mask: 0x0, pattern: 0x0, no_write: None, class: "untrappable (switched / FGT)" },
-    Row { first: 0x0c520, last: 0x0c520, name: "LORSA_EL1", exists: Exists::Feat(18), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0c521, last: 0x0c521, name: "LOREA_EL1", exists: Exists::Feat(18), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0c522, last: 0x0c522, name: "LORN_EL1", exists: Exists::Feat(18), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0c523, last: 0x0c523, name: "LORC_EL1", exists: Exists::Feat(18), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0c524, last: 0x0c524, name: "MPAMIDR_EL1", exists: Exists::Feat(17), read: Expect::Access, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "passed through" },
-    Row { first: 0x0c527, last: 0x0c527, name: "LORID_EL1", exists: Exists::Feat(18), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0c528, last: 0x0c528, name: "MPAM1_EL1", exists: Exists::Feat(17), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0c529, last: 0x0c529, name: "MPAM0_EL1", exists: Exists::Feat(17), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x0c519, last: 0x0c519, name: "AMAIR2_EL1", exists: Exists::Feat(27), read: Expect::AccessWithout(33), write: Expect::AccessWithout(33), zero_mask: 0x0, pattern: 0x0, no_write: None, class: "untrappable (switched / FGT)" },
+    Row { first: 0x0c520, last: 0x0c520, name: "LORSA_EL1", exists: Exists::Feat(21), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x0c521, last: 0x0c521, name: "LOREA_EL1", exists: Exists::Feat(21), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x0c522, last: 0x0c522, name: "LORN_EL1", exists: Exists::Feat(21), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x0c523, last: 0x0c523, name: "LORC_EL1", exists: Exists::Feat(21), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x0c524, last: 0x0c524, name: "MPAMIDR_EL1", exists: Exists::Feat(20), read: Expect::Access, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "passed through" },
+    Row { first: 0x0c527, last: 0x0c527, name: "LORID_EL1", exists: Exists::Feat(21), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x0c528, last: 0x0c528, name: "MPAM1_EL1", exists: Exists::Feat(20), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x0c529, last: 0x0c529, name: "MPAM0_EL1", exists: Exists::Feat(20), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
     Row { first: 0x0c580, last: 0x0c5ff, name: "IMPLEMENTATION DEFINED (S3_0_C11_C<m>_<op2>)", exists: Exists::Always, read: Expect::Tidcp, write: Expect::Tidcp, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "IMPLEMENTATION DEFINED (TIDCP)" },
     Row { first: 0x0c600, last: 0x0c600, name: "VBAR_EL1", exists: Exists::Always, read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "switched" },
     Row { first: 0x0c601, last: 0x0c601, name: "RVBAR_EL1", exists: Exists::Always, read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "UNDEFINED" },
@@ -419,14 +429,14 @@ pub const ROWS: &[Row] = &[
     Row { first: 0x0c642, last: 0x0c642, name: "ICC_HPPIR0_EL1", exists: Exists::Feat(1), read: Expect::Access, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "virtual CPU interface" },
     Row { first: 0x0c643, last: 0x0c643, name: "ICC_BPR0_EL1", exists: Exists::Feat(1), read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0x7, no_write: None, class: "virtual CPU interface" },
     Row { first: 0x0c644, last: 0x0c644, name: "ICC_AP0R0_EL1", exists: Exists::Feat(1), read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "virtual CPU interface" },
-    Row { first: 0x0c645, last: 0x0c645, name: "ICC_AP0R1_EL1", exists: Exists::Feat(42), read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "virtual CPU interface" },
-    Row { first: 0x0c646, last: 0x0c646, name: "ICC_AP0R2_EL1", exists: Exists::Feat(43), read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "virtual CPU interface" },
-    Row { first: 0x0c647, last: 0x0c647, name: "ICC_AP0R3_EL1", exists: Exists::Feat(43), read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "virtual CPU interface" },
+    Row { first: 0x0c645, last: 0x0c645, name: "ICC_AP0R1_EL1", exists: Exists::Feat(45), read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "virtual CPU interface" },
+    Row { first: 0x0c646, last: 0x0c646, name: "ICC_AP0R2_EL1", exists: Exists::Feat(46), read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "virtual CPU interface" },
+    Row { first: 0x0c647, last: 0x0c647, name: "ICC_AP0R3_EL1", exists: Exists::Feat(46), read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "virtual CPU interface" },
     Row { first: 0x0c648, last: 0x0c648, name: "ICC_AP1R0_EL1", exists: Exists::Feat(1), read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "virtual CPU interface" },
-    Row { first: 0x0c649, last: 0x0c649, name: "ICC_AP1R1_EL1", exists: Exists::Feat(42), read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "virtual CPU interface" },
-    Row { first: 0x0c64a, last: 0x0c64a, name: "ICC_AP1R2_EL1", exists: Exists::Feat(43), read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "virtual CPU interface" },
-    Row { first: 0x0c64b, last: 0x0c64b, name: "ICC_AP1R3_EL1", exists: Exists::Feat(43), read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "virtual CPU interface" },
-    Row { first: 0x0c64d, last: 0x0c64d, name: "ICC_NMIAR1_EL1", exists: Exists::Feat(38), read: Expect::Access, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "virtual CPU interface" },
+    Row { first: 0x0c649, last: 0x0c649, name: "ICC_AP1R1_EL1", exists: Exists::Feat(45), read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "virtual CPU interface" },
+    Row { first: 0x0c64a, last: 0x0c64a, name: "ICC_AP1R2_EL1", exists: Exists::Feat(46), read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "virtual CPU interface" },
+    Row { first: 0x0c64b, last: 0x0c64b, name: "ICC_AP1R3_EL1", exists: Exists::Feat(46), read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "virtual CPU interface" },
+    Row { first: 0x0c64d, last: 0x0c64d, name: "ICC_NMIAR1_EL1", exists: Exists::Feat(41), read: Expect::Access, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "virtual CPU interface" },
     Row { first: 0x0c659, last: 0x0c659, name: "ICC_DIR_EL1", exists: Exists::Feat(1), read: Expect::Undef, write: Expect::Access, zero_mask: 0x0, pattern: 0x0, no_write: Some("an EOI or deactivation with nothing active"), class: "virtual CPU interface" },
     Row { first: 0x0c65b, last: 0x0c65b, name: "ICC_RPR_EL1", exists: Exists::Feat(1), read: Expect::Access, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "virtual CPU interface" },
     Row { first: 0x0c65d, last: 0x0c65d, name: "ICC_SGI1R_EL1", exists: Exists::Feat(1), read: Expect::Undef, write: Expect::Access, zero_mask: 0x0, pattern: 0x0, no_write: Some("a write sends an SGI: a SendSgi exit to the host (the vgic tests cover it)"), class: "trapped, emulated" },
@@ -441,16 +451,16 @@ pub const ROWS: &[Row] = &[
     Row { first: 0x0c666, last: 0x0c666, name: "ICC_IGRPEN0_EL1", exists: Exists::Feat(1), read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0x1, no_write: None, class: "virtual CPU interface" },
     Row { first: 0x0c667, last: 0x0c667, name: "ICC_IGRPEN1_EL1", exists: Exists::Feat(1), read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0x1, no_write: None, class: "virtual CPU interface" },
     Row { first: 0x0c681, last: 0x0c681, name: "CONTEXTIDR_EL1", exists: Exists::Always, read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0xffffffff, no_write: None, class: "switched" },
-    Row { first: 0x0c683, last: 0x0c683, name: "RCWSMASK_EL1", exists: Exists::Feat(25), read: Expect::AccessWithout(31), write: Expect::AccessWithout(31), zero_mask: 0x0, pattern: 0x0, no_write: None, class: "untrappable (switched / FGT)" },
+    Row { first: 0x0c683, last: 0x0c683, name: "RCWSMASK_EL1", exists: Exists::Feat(28), read: Expect::AccessWithout(34), write: Expect::AccessWithout(34), zero_mask: 0x0, pattern: 0x0, no_write: None, class: "untrappable (switched / FGT)" },
     Row { first: 0x0c684, last: 0x0c684, name: "TPIDR_EL1", exists: Exists::Always, read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0xffffffffffffffff, no_write: None, class: "switched" },
-    Row { first: 0x0c685, last: 0x0c685, name: "ACCDATA_EL1", exists: Exists::Feat(20), read: Expect::AccessWithout(30), write: Expect::AccessWithout(30), zero_mask: 0x0, pattern: 0xffffffff, no_write: None, class: "untrappable (switched / FGT)" },
-    Row { first: 0x0c686, last: 0x0c686, name: "RCWMASK_EL1", exists: Exists::Feat(25), read: Expect::AccessWithout(30), write: Expect::AccessWithout(30), zero_mask: 0x0, pattern: 0x0, no_write: None, class: "untrappable (switched / FGT)" },
-    Row { first: 0x0c687, last: 0x0c687, name: "SCXTNUM_EL1", exists: Exists::Feat(19), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x0c685, last: 0x0c685, name: "ACCDATA_EL1", exists: Exists::Feat(23), read: Expect::AccessWithout(33), write: Expect::AccessWithout(33), zero_mask: 0x0, pattern: 0xffffffff, no_write: None, class: "untrappable (switched / FGT)" },
+    Row { first: 0x0c686, last: 0x0c686, name: "RCWMASK_EL1", exists: Exists::Feat(28), read: Expect::AccessWithout(33), write: Expect::AccessWithout(33), zero_mask: 0x0, pattern: 0x0, no_write: None, class: "untrappable (switched / FGT)" },
+    Row { first: 0x0c687, last: 0x0c687, name: "SCXTNUM_EL1", exists: Exists::Feat(22), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
     Row { first: 0x0c708, last: 0x0c708, name: "CNTKCTL_EL1", exists: Exists::Always, read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0x3, no_write: None, class: "switched" },
     Row { first: 0x0c780, last: 0x0c7ff, name: "IMPLEMENTATION DEFINED (S3_0_C15_C<m>_<op2>)", exists: Exists::Always, read: Expect::Tidcp, write: Expect::Tidcp, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "IMPLEMENTATION DEFINED (TIDCP)" },
     Row { first: 0x0c800, last: 0x0c800, name: "CCSIDR_EL1", exists: Exists::Always, read: Expect::Access, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "passed through" },
     Row { first: 0x0c801, last: 0x0c801, name: "CLIDR_EL1", exists: Exists::Always, read: Expect::Access, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "passed through" },
-    Row { first: 0x0c802, last: 0x0c802, name: "CCSIDR2_EL1", exists: Exists::Feat(41), read: Expect::Access, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "passed through" },
+    Row { first: 0x0c802, last: 0x0c802, name: "CCSIDR2_EL1", exists: Exists::Feat(44), read: Expect::Access, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "passed through" },
     Row { first: 0x0c804, last: 0x0c804, name: "GMID_EL1", exists: Exists::Feat(8), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
     Row { first: 0x0c806, last: 0x0c806, name: "SMIDR_EL1", exists: Exists::Feat(4), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
     Row { first: 0x0c807, last: 0x0c807, name: "AIDR_EL1", exists: Exists::Always, read: Expect::Access, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "trapped, emulated" },
@@ -461,66 +471,66 @@ pub const ROWS: &[Row] = &[
     Row { first: 0x0d780, last: 0x0d7ff, name: "IMPLEMENTATION DEFINED (S3_2_C15_C<m>_<op2>)", exists: Exists::Always, read: Expect::Tidcp, write: Expect::Tidcp, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "IMPLEMENTATION DEFINED (TIDCP)" },
     Row { first: 0x0d801, last: 0x0d801, name: "CTR_EL0", exists: Exists::Always, read: Expect::Access, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "passed through" },
     Row { first: 0x0d807, last: 0x0d807, name: "DCZID_EL0", exists: Exists::Always, read: Expect::Access, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "passed through" },
-    Row { first: 0x0d920, last: 0x0d920, name: "RNDR", exists: Exists::Feat(39), read: Expect::Access, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "passed through" },
-    Row { first: 0x0d921, last: 0x0d921, name: "RNDRRS", exists: Exists::Feat(39), read: Expect::Access, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "passed through" },
-    Row { first: 0x0d929, last: 0x0d929, name: "GCSPR_EL0", exists: Exists::Feat(21), read: Expect::AccessWithout(30), write: Expect::AccessWithout(30), zero_mask: 0x0, pattern: 0xfffffffffff8, no_write: None, class: "untrappable (switched / FGT)" },
+    Row { first: 0x0d920, last: 0x0d920, name: "RNDR", exists: Exists::Feat(42), read: Expect::Access, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "passed through" },
+    Row { first: 0x0d921, last: 0x0d921, name: "RNDRRS", exists: Exists::Feat(42), read: Expect::Access, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "passed through" },
+    Row { first: 0x0d929, last: 0x0d929, name: "GCSPR_EL0", exists: Exists::Feat(24), read: Expect::AccessWithout(33), write: Expect::AccessWithout(33), zero_mask: 0x0, pattern: 0xfffffffffff8, no_write: None, class: "untrappable (switched / FGT)" },
     Row { first: 0x0da10, last: 0x0da10, name: "NZCV", exists: Exists::Always, read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "passed through" },
     Row { first: 0x0da11, last: 0x0da11, name: "DAIF", exists: Exists::Always, read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "passed through" },
     Row { first: 0x0da12, last: 0x0da12, name: "SVCR", exists: Exists::Feat(4), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0da15, last: 0x0da15, name: "DIT", exists: Exists::Feat(36), read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "passed through" },
-    Row { first: 0x0da16, last: 0x0da16, name: "SSBS", exists: Exists::Feat(37), read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "passed through" },
+    Row { first: 0x0da15, last: 0x0da15, name: "DIT", exists: Exists::Feat(39), read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "passed through" },
+    Row { first: 0x0da16, last: 0x0da16, name: "SSBS", exists: Exists::Feat(40), read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "passed through" },
     Row { first: 0x0da17, last: 0x0da17, name: "TCO", exists: Exists::Feat(7), read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "passed through" },
     Row { first: 0x0da20, last: 0x0da20, name: "FPCR", exists: Exists::Feat(0), read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0x3c00000, no_write: None, class: "switched lazily" },
     Row { first: 0x0da21, last: 0x0da21, name: "FPSR", exists: Exists::Feat(0), read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0x800009f, no_write: None, class: "switched lazily" },
-    Row { first: 0x0da22, last: 0x0da22, name: "FPMR", exists: Exists::Feat(28), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x0da22, last: 0x0da22, name: "FPMR", exists: Exists::Feat(31), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
     Row { first: 0x0da28, last: 0x0da28, name: "DSPSR_EL0", exists: Exists::Always, read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "UNDEFINED" },
     Row { first: 0x0da29, last: 0x0da29, name: "DLR_EL0", exists: Exists::Always, read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "UNDEFINED" },
-    Row { first: 0x0dce0, last: 0x0dce0, name: "PMCR_EL0", exists: Exists::Feat(9), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0dce1, last: 0x0dce1, name: "PMCNTENSET_EL0", exists: Exists::Feat(9), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0dce2, last: 0x0dce2, name: "PMCNTENCLR_EL0", exists: Exists::Feat(9), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0dce3, last: 0x0dce3, name: "PMOVSCLR_EL0", exists: Exists::Feat(9), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0dce4, last: 0x0dce4, name: "PMSWINC_EL0", exists: Exists::Feat(9), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0dce5, last: 0x0dce5, name: "PMSELR_EL0", exists: Exists::Feat(9), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0dce6, last: 0x0dce6, name: "PMCEID0_EL0", exists: Exists::Feat(9), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0dce7, last: 0x0dce7, name: "PMCEID1_EL0", exists: Exists::Feat(9), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0dce8, last: 0x0dce8, name: "PMCCNTR_EL0", exists: Exists::Feat(9), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0dce9, last: 0x0dce9, name: "PMXEVTYPER_EL0", exists: Exists::Feat(9), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0dcea, last: 0x0dcea, name: "PMXEVCNTR_EL0", exists: Exists::Feat(9), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0dcf0, last: 0x0dcf0, name: "PMUSERENR_EL0", exists: Exists::Feat(9), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0dcf3, last: 0x0dcf3, name: "PMOVSSET_EL0", exists: Exists::Feat(9), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0dd14, last: 0x0dd14, name: "POR_EL0", exists: Exists::Feat(23), read: Expect::AccessWithout(30), write: Expect::AccessWithout(30), zero_mask: 0x0, pattern: 0x0, no_write: None, class: "untrappable (switched / FGT)" },
+    Row { first: 0x0dce0, last: 0x0dce0, name: "PMCR_EL0", exists: Exists::Feat(9), read: Expect::Pmu, write: Expect::Pmu, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden, or switched lazily (PMU)" },
+    Row { first: 0x0dce1, last: 0x0dce1, name: "PMCNTENSET_EL0", exists: Exists::Feat(9), read: Expect::Pmu, write: Expect::Pmu, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden, or switched lazily (PMU)" },
+    Row { first: 0x0dce2, last: 0x0dce2, name: "PMCNTENCLR_EL0", exists: Exists::Feat(9), read: Expect::Pmu, write: Expect::Pmu, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden, or switched lazily (PMU)" },
+    Row { first: 0x0dce3, last: 0x0dce3, name: "PMOVSCLR_EL0", exists: Exists::Feat(9), read: Expect::Pmu, write: Expect::Pmu, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden, or switched lazily (PMU)" },
+    Row { first: 0x0dce4, last: 0x0dce4, name: "PMSWINC_EL0", exists: Exists::Feat(9), read: Expect::Undef, write: Expect::Pmu, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden, or switched lazily (PMU)" },
+    Row { first: 0x0dce5, last: 0x0dce5, name: "PMSELR_EL0", exists: Exists::Feat(9), read: Expect::Pmu, write: Expect::Pmu, zero_mask: 0x0, pattern: 0x1f, no_write: None, class: "hidden, or switched lazily (PMU)" },
+    Row { first: 0x0dce6, last: 0x0dce6, name: "PMCEID0_EL0", exists: Exists::Feat(9), read: Expect::Pmu, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden, or switched lazily (PMU)" },
+    Row { first: 0x0dce7, last: 0x0dce7, name: "PMCEID1_EL0", exists: Exists::Feat(9), read: Expect::Pmu, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden, or switched lazily (PMU)" },
+    Row { first: 0x0dce8, last: 0x0dce8, name: "PMCCNTR_EL0", exists: Exists::Feat(9), read: Expect::Pmu, write: Expect::Pmu, zero_mask: 0x0, pattern: 0xffffffffffffffff, no_write: None, class: "hidden, or switched lazily (PMU)" },
+    Row { first: 0x0dce9, last: 0x0dce9, name: "PMXEVTYPER_EL0", exists: Exists::Feat(9), read: Expect::Pmu, write: Expect::Pmu, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden, or switched lazily (PMU)" },
+    Row { first: 0x0dcea, last: 0x0dcea, name: "PMXEVCNTR_EL0", exists: Exists::Feat(9), read: Expect::Pmu, write: Expect::Pmu, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden, or switched lazily (PMU)" },
+    Row { first: 0x0dcf0, last: 0x0dcf0, name: "PMUSERENR_EL0", exists: Exists::Feat(9), read: Expect::Pmu, write: Expect::Pmu, zero_mask: 0x0, pattern: 0xf, no_write: None, class: "hidden, or switched lazily (PMU)" },
+    Row { first: 0x0dcf3, last: 0x0dcf3, name: "PMOVSSET_EL0", exists: Exists::Feat(9), read: Expect::Pmu, write: Expect::Pmu, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden, or switched lazily (PMU)" },
+    Row { first: 0x0dd14, last: 0x0dd14, name: "POR_EL0", exists: Exists::Feat(26), read: Expect::AccessWithout(33), write: Expect::AccessWithout(33), zero_mask: 0x0, pattern: 0x0, no_write: None, class: "untrappable (switched / FGT)" },
     Row { first: 0x0dd80, last: 0x0ddff, name: "IMPLEMENTATION DEFINED (S3_3_C11_C<m>_<op2>)", exists: Exists::Always, read: Expect::Tidcp, write: Expect::Tidcp, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "IMPLEMENTATION DEFINED (TIDCP)" },
     Row { first: 0x0de82, last: 0x0de82, name: "TPIDR_EL0", exists: Exists::Always, read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0xffffffffffffffff, no_write: None, class: "switched" },
     Row { first: 0x0de83, last: 0x0de83, name: "TPIDRRO_EL0", exists: Exists::Always, read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0xffffffffffffffff, no_write: None, class: "switched" },
-    Row { first: 0x0de85, last: 0x0de85, name: "TPIDR2_EL0", exists: Exists::Feat(4), read: Expect::AccessWithout(30), write: Expect::AccessWithout(30), zero_mask: 0x0, pattern: 0xffffffffffffffff, no_write: None, class: "untrappable (switched / FGT)" },
-    Row { first: 0x0de87, last: 0x0de87, name: "SCXTNUM_EL0", exists: Exists::Feat(19), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0de90, last: 0x0de90, name: "AMCR_EL0", exists: Exists::Feat(15), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0de91, last: 0x0de91, name: "AMCFGR_EL0", exists: Exists::Feat(15), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0de92, last: 0x0de92, name: "AMCGCR_EL0", exists: Exists::Feat(15), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0de93, last: 0x0de93, name: "AMUSERENR_EL0", exists: Exists::Feat(15), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0de94, last: 0x0de94, name: "AMCNTENCLR0_EL0", exists: Exists::Feat(15), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0de95, last: 0x0de95, name: "AMCNTENSET0_EL0", exists: Exists::Feat(15), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0de96, last: 0x0de96, name: "AMCG1IDR_EL0", exists: Exists::Feat(16), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0de98, last: 0x0de98, name: "AMCNTENCLR1_EL0", exists: Exists::Feat(15), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0de99, last: 0x0de99, name: "AMCNTENSET1_EL0", exists: Exists::Feat(15), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0dea0, last: 0x0deaf, name: "AMEVCNTR0<n>_EL0", exists: Exists::Feat(15), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0deb0, last: 0x0debf, name: "AMEVTYPER0<n>_EL0", exists: Exists::Feat(15), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0dee0, last: 0x0deef, name: "AMEVCNTR1<n>_EL0", exists: Exists::Feat(15), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0def0, last: 0x0deff, name: "AMEVTYPER1<n>_EL0", exists: Exists::Feat(15), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x0de85, last: 0x0de85, name: "TPIDR2_EL0", exists: Exists::Feat(4), read: Expect::AccessWithout(33), write: Expect::AccessWithout(33), zero_mask: 0x0, pattern: 0xffffffffffffffff, no_write: None, class: "untrappable (switched / FGT)" },
+    Row { first: 0x0de87, last: 0x0de87, name: "SCXTNUM_EL0", exists: Exists::Feat(22), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x0de90, last: 0x0de90, name: "AMCR_EL0", exists: Exists::Feat(18), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x0de91, last: 0x0de91, name: "AMCFGR_EL0", exists: Exists::Feat(18), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x0de92, last: 0x0de92, name: "AMCGCR_EL0", exists: Exists::Feat(18), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x0de93, last: 0x0de93, name: "AMUSERENR_EL0", exists: Exists::Feat(18), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x0de94, last: 0x0de94, name: "AMCNTENCLR0_EL0", exists: Exists::Feat(18), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x0de95, last: 0x0de95, name: "AMCNTENSET0_EL0", exists: Exists::Feat(18), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x0de96, last: 0x0de96, name: "AMCG1IDR_EL0", exists: Exists::Feat(19), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x0de98, last: 0x0de98, name: "AMCNTENCLR1_EL0", exists: Exists::Feat(18), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x0de99, last: 0x0de99, name: "AMCNTENSET1_EL0", exists: Exists::Feat(18), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x0dea0, last: 0x0deaf, name: "AMEVCNTR0<n>_EL0", exists: Exists::Feat(18), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x0deb0, last: 0x0debf, name: "AMEVTYPER0<n>_EL0", exists: Exists::Feat(18), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x0dee0, last: 0x0deef, name: "AMEVCNTR1<n>_EL0", exists: Exists::Feat(18), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x0def0, last: 0x0deff, name: "AMEVTYPER1<n>_EL0", exists: Exists::Feat(18), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
     Row { first: 0x0df00, last: 0x0df00, name: "CNTFRQ_EL0", exists: Exists::Always, read: Expect::Access, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "passed through" },
     Row { first: 0x0df01, last: 0x0df01, name: "CNTPCT_EL0", exists: Exists::Always, read: Expect::Access, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "passed through" },
     Row { first: 0x0df02, last: 0x0df02, name: "CNTVCT_EL0", exists: Exists::Always, read: Expect::Access, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "passed through" },
-    Row { first: 0x0df05, last: 0x0df05, name: "CNTPCTSS_EL0", exists: Exists::Feat(40), read: Expect::Access, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "passed through" },
-    Row { first: 0x0df06, last: 0x0df06, name: "CNTVCTSS_EL0", exists: Exists::Feat(40), read: Expect::Access, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "passed through" },
+    Row { first: 0x0df05, last: 0x0df05, name: "CNTPCTSS_EL0", exists: Exists::Feat(43), read: Expect::Access, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "passed through" },
+    Row { first: 0x0df06, last: 0x0df06, name: "CNTVCTSS_EL0", exists: Exists::Feat(43), read: Expect::Access, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "passed through" },
     Row { first: 0x0df10, last: 0x0df10, name: "CNTP_TVAL_EL0", exists: Exists::Always, read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "trapped, emulated" },
     Row { first: 0x0df11, last: 0x0df11, name: "CNTP_CTL_EL0", exists: Exists::Always, read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0x2, no_write: None, class: "trapped, emulated" },
     Row { first: 0x0df12, last: 0x0df12, name: "CNTP_CVAL_EL0", exists: Exists::Always, read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0xffffffffffffffff, no_write: None, class: "trapped, emulated" },
     Row { first: 0x0df18, last: 0x0df18, name: "CNTV_TVAL_EL0", exists: Exists::Always, read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "switched" },
     Row { first: 0x0df19, last: 0x0df19, name: "CNTV_CTL_EL0", exists: Exists::Always, read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0x2, no_write: None, class: "switched" },
     Row { first: 0x0df1a, last: 0x0df1a, name: "CNTV_CVAL_EL0", exists: Exists::Always, read: Expect::Access, write: Expect::Access, zero_mask: 0x0, pattern: 0xffffffffffffffff, no_write: None, class: "switched" },
-    Row { first: 0x0df40, last: 0x0df5f, name: "PMEVCNTR<n>_EL0", exists: Exists::Feat(9), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0df60, last: 0x0df7e, name: "PMEVTYPER<n>_EL0", exists: Exists::Feat(9), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
-    Row { first: 0x0df7f, last: 0x0df7f, name: "PMCCFILTR_EL0", exists: Exists::Feat(9), read: Expect::Undef, write: Expect::Undef, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "hidden + trapped" },
+    Row { first: 0x0df40, last: 0x0df5f, name: "PMEVCNTR<n>_EL0", exists: Exists::Feat(9), read: Expect::PmuCounter, write: Expect::PmuCounter, zero_mask: 0x0, pattern: 0xffffffff, no_write: None, class: "hidden, or switched lazily (PMU)" },
+    Row { first: 0x0df60, last: 0x0df7e, name: "PMEVTYPER<n>_EL0", exists: Exists::Feat(9), read: Expect::PmuCounter, write: Expect::PmuCounter, zero_mask: 0x0, pattern: 0xc000ffff, no_write: None, class: "hidden, or switched lazily (PMU)" },
+    Row { first: 0x0df7f, last: 0x0df7f, name: "PMCCFILTR_EL0", exists: Exists::Feat(9), read: Expect::Pmu, write: Expect::Pmu, zero_mask: 0x0, pattern: 0xc0000000, no_write: None, class: "hidden, or switched lazily (PMU)" },
     Row { first: 0x0df80, last: 0x0dfff, name: "IMPLEMENTATION DEFINED (S3_3_C15_C<m>_<op2>)", exists: Exists::Always, read: Expect::Tidcp, write: Expect::Tidcp, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "IMPLEMENTATION DEFINED (TIDCP)" },
     Row { first: 0x0e580, last: 0x0e5ff, name: "IMPLEMENTATION DEFINED (S3_4_C11_C<m>_<op2>)", exists: Exists::Always, read: Expect::Tidcp, write: Expect::Tidcp, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "IMPLEMENTATION DEFINED (TIDCP)" },
     Row { first: 0x0e780, last: 0x0e7ff, name: "IMPLEMENTATION DEFINED (S3_4_C15_C<m>_<op2>)", exists: Exists::Always, read: Expect::Tidcp, write: Expect::Tidcp, zero_mask: 0x0, pattern: 0x0, no_write: None, class: "IMPLEMENTATION DEFINED (TIDCP)" },

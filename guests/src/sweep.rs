@@ -226,6 +226,8 @@ fn in_idst_space(e: Enc) -> bool {
 struct Host {
     features: u64,
     dfr0: u64,
+    /// The VM's PMU event counters (`PMCR_EL0.N`), if its view shows a PMU.
+    pmu_counters: Option<u64>,
 }
 
 impl Host {
@@ -240,8 +242,16 @@ impl Host {
             Exists::Watchpoint(n) => u64::from(n) <= (self.dfr0 >> 20) & 0xf,
         }
     }
-    fn want(&self, e: Expect, exists: bool) -> Want {
+    /// What an access of `e`'s kind to encoding `at` (sort key) must give.
+    fn want(&self, e: Expect, exists: bool, at: u32) -> Want {
+        // A PMU event counter's number: CRm[1:0] * 8 + op2.
+        let counter = u64::from((at >> 3) & 3) * 8 + u64::from(at & 7);
         match e {
+            Expect::Pmu if exists && self.pmu_counters.is_some() => Want::Access,
+            Expect::PmuCounter if exists && self.pmu_counters.is_some_and(|n| counter < n) => {
+                Want::Access
+            }
+            Expect::Pmu | Expect::PmuCounter => Want::Undef,
             Expect::Undef => Want::Undef,
             Expect::Access if exists => Want::Access,
             Expect::Access => Want::Undef,
@@ -330,9 +340,14 @@ fn check_access(
 
 /// The host's features (TEST_CALL 0x82) and the VM's ID_AA64DFR0_EL1.
 fn host() -> Host {
+    let dfr0 = read_sysreg!("S3_0_C0_C5_0");
+    // PMUVer [11:8] in the VM's view: then PMCR_EL0 exists (N [15:11]).
+    let pmu_counters =
+        ((dfr0 >> 8) & 0xf != 0).then(|| (read_sysreg!("S3_3_C9_C12_0") >> 11) & 0x1f);
     Host {
         features: hvc::test_call([HOST_FEATURES, 0, 0, 0, 0, 0]),
-        dfr0: read_sysreg!("S3_0_C0_C5_0"),
+        dfr0,
+        pmu_counters,
     }
 }
 
@@ -411,7 +426,13 @@ fn sweep(c: &mut Checks, tag: &str) -> Host {
         let (name, mut rd, mut wr, zero) = match r {
             Some(r) => {
                 let ex = h.exists(r.exists);
-                (r.name, h.want(r.read, ex), h.want(r.write, ex), r.zero_mask)
+                let at = e.key();
+                (
+                    r.name,
+                    h.want(r.read, ex, at),
+                    h.want(r.write, ex, at),
+                    r.zero_mask,
+                )
             }
             None => ("(no row)", Want::Undef, Want::Undef, 0),
         };

@@ -383,8 +383,9 @@ pub fn check_busybox(elf: &[u8]) -> Result<(), String> {
 }
 
 /// The initramfs: busybox, the directories /init needs, /dev/console (so the
-/// kernel can open the console before /init runs) and /init.
-pub fn initramfs(busybox: &[u8]) -> Vec<u8> {
+/// kernel can open the console before /init runs), /init and `/bin/perf-check`
+/// (`linux-tools`).
+pub fn initramfs(busybox: &[u8], perf_check: &[u8]) -> Vec<u8> {
     let mut w = Newc::new();
     for d in ["bin", "sbin", "dev", "etc", "proc", "sys", "root"] {
         w.dir(d, 0o755);
@@ -393,6 +394,7 @@ pub fn initramfs(busybox: &[u8]) -> Vec<u8> {
         .char_dev("dev/console", 0o600, 5, 1)
         .file("bin/busybox", 0o755, busybox)
         .symlink("bin/sh", "busybox")
+        .file("bin/perf-check", 0o755, perf_check)
         .file("init", 0o755, INIT_SCRIPT.as_bytes());
     w.finish()
 }
@@ -485,7 +487,8 @@ fn prepare_once(ws: &Workspace) -> Result<Assets, String> {
     let bb_path = busybox_dir.join("bin").join("busybox");
     let busybox = read(&bb_path)?;
     check_busybox(&busybox).map_err(|e| format!("{}: {e}", bb_path.display()))?;
-    let cpio = initramfs(&busybox);
+    let perf_check = ws.build_linux_tools()?;
+    let cpio = initramfs(&busybox, &perf_check);
     if cpio.len() as u64 > MAX_INITRAMFS {
         return Err(format!(
             "initramfs is {} bytes; at most {MAX_INITRAMFS} fit at {INITRD_ADDR:#x}",
@@ -636,7 +639,8 @@ mod tests {
     #[test]
     fn initramfs_contents() {
         let bb = b"\x7fELF busybox";
-        let a = initramfs(bb);
+        let pc = b"\x7fELF perf-check";
+        let a = initramfs(bb, pc);
         let e = parse(&a);
         let find = |n: &str| {
             e.iter()
@@ -650,6 +654,8 @@ mod tests {
         assert_eq!((console.mode, console.rdev), (0o020_600, (5, 1)));
         let b = find("bin/busybox");
         assert_eq!((b.mode, b.data.as_slice()), (0o100_755, &bb[..]));
+        let p = find("bin/perf-check");
+        assert_eq!((p.mode, p.data.as_slice()), (0o100_755, &pc[..]));
         let init = find("init");
         assert_eq!(init.mode, 0o100_755);
         assert_eq!(init.data, INIT_SCRIPT.as_bytes());
@@ -669,7 +675,9 @@ mod tests {
             "mount -t proc proc /proc",
             "mount -t sysfs sysfs /sys",
             "echo \"LINUX_GUEST: init started\"",
-            "LINUX_AUTOTEST: PASS cpus=$cpus timer=$before->$after",
+            "LINUX_AUTOTEST: PASS cpus=$cpus timer=$before->$after${pmu:+ pmu=$pmu}",
+            "hw perfevents: enabled with armv8_pmuv3 PMU driver",
+            "/bin/perf-check",
             "LINUX_AUTOTEST: FAIL $fail",
             "setsid cttyhack sh",
             "poweroff -f",

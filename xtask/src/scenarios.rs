@@ -389,6 +389,12 @@ pub const SCENARIOS: &[Scenario] = &[
     // Two VMs time-sliced on one core with different breakpoints and watchpoints armed;
     // iters = VM switches to survive.
     timed("debug-isolation", 40, 60),
+    // Issue 13: the virtual PMUv3 (counting, filters, host time not counted, PMUSERENR,
+    // overflow interrupts, the host's own PMU values kept), one VM; iters unused.
+    timed("pmu", 1, 60),
+    // Two VMs time-sliced on one core, each counting only its own work; iters = VM
+    // switches to survive.
+    timed("pmu-isolation", 20, 60),
     // Issue 4 benchmarks: switching a core between vCPUs, virtual interrupts, lazy FP.
     slow_bench("bench-switch", "vcpu_switch", 1, (2_000, 10_000), 2),
     slow_bench("bench-yield", "vcpu_rebind", 1, (2_000, 10_000), 1),
@@ -403,6 +409,10 @@ pub const SCENARIOS: &[Scenario] = &[
     ),
     // Issue 8: the first debug register access after a bind (lazy debug switching).
     slow_bench("bench-debug", "debug_first_use", 1, (2_000, 10_000), 1),
+    // Issue 13: vcpu_switch with both vCPUs counting (their PMU state loaded at every
+    // bind), and the first PMU register access after a bind (lazy PMU switching).
+    slow_bench("bench-switch-pmu", "vcpu_switch_pmu", 1, (2_000, 10_000), 2),
+    slow_bench("bench-pmu", "pmu_first_use", 1, (2_000, 10_000), 1),
     // Debian's arm64 Linux kernel with a busybox initramfs on 2 vCPUs (Debian's
     // packages fetched into target/linux-cache/ on first use). Runs when named
     // (`cargo xtask test linux`); the last argument `true` puts it in the default set.
@@ -822,6 +832,20 @@ pub const MUTATIONS: &[Mutation] = &[
         cfg: "skip-dbgbvr",
         breaks: "a vCPU's DBGBVR0_EL1 is left out of the lazy debug switch",
         reason: "own breakpoint did not fire",
+        models: None,
+    },
+    Mutation {
+        scenario: "pmu",
+        cfg: "pmu-count-el2",
+        breaks: "a guest's PMU counters may count EL2 (its NSH filter bit kept, no MDCR_EL2.HPMD/HCCD)",
+        reason: "(NSH) counted host time",
+        models: None,
+    },
+    Mutation {
+        scenario: "pmu",
+        cfg: "pmu-skip-ccntr",
+        breaks: "a vCPU's PMCCNTR_EL0 is left out of the lazy PMU switch",
+        reason: "PMCCNTR_EL0 at reset: got",
         models: None,
     },
     Mutation {
@@ -1295,7 +1319,9 @@ mod tests {
                 "fp_first_use",
                 "virq",
                 "virq_v2",
-                "debug_first_use"
+                "debug_first_use",
+                "vcpu_switch_pmu",
+                "pmu_first_use"
             ]
         );
         // GICv2 board variants: `<scenario>-gicv2` on QEMU's GICv2 machine, the

@@ -124,6 +124,26 @@ impl Workspace {
         Ok(self.hv_elf(b))
     }
 
+    /// Builds `linux-tools` (static AArch64 Linux programs for the initramfs) and
+    /// returns `perf-check`.
+    pub fn build_linux_tools(&self) -> Result<Vec<u8>, String> {
+        let c = self.cargo([
+            "build",
+            "-p",
+            "linux-tools",
+            "--target",
+            TARGET,
+            "--release",
+        ]);
+        run_status(c).map_err(|e| format!("linux-tools build failed: {e}"))?;
+        let p = self
+            .target()
+            .join(TARGET)
+            .join("release")
+            .join("perf-check");
+        std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))
+    }
+
     pub fn build_guests(&self) -> Result<(), String> {
         let c = self.cargo(["build", "-p", "guests", "--target", TARGET, "--release"]);
         run_status(c).map_err(|e| format!("guest build failed: {e}"))

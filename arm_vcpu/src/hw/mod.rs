@@ -55,6 +55,8 @@ pub(crate) mod debug;
 // [gicv2] The virtual CPU interface backends (they use the macros above).
 pub(crate) mod gich;
 pub(crate) mod ich;
+// The PMUv3 registers (they use the macros above).
+pub(crate) mod pmu;
 
 /// Reads the whole feature ID space (op0 = 3, op1 = 0, CRn = 0, CRm = 1..7; unallocated
 /// encodings there read as zero), in `idregs::index` order.

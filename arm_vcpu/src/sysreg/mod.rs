@@ -43,6 +43,9 @@ pub enum Feature {
     Mte,
     Mte2,
     Pmu,
+    PmuV3p1,
+    PmuV3p4,
+    PmuV3p5,
     Spe,
     Trbe,
     TraceSys,
@@ -80,7 +83,7 @@ pub enum Feature {
 }
 
 /// Every feature, in bit order.
-pub const FEATURES: [Feature; 44] = {
+pub const FEATURES: [Feature; 47] = {
     use Feature::*;
     [
         Fp,
@@ -93,6 +96,9 @@ pub const FEATURES: [Feature; 44] = {
         Mte,
         Mte2,
         Pmu,
+        PmuV3p1,
+        PmuV3p4,
+        PmuV3p5,
         Spe,
         Trbe,
         TraceSys,
@@ -158,6 +164,9 @@ impl Feature {
             Mte => "FEAT_MTE",
             Mte2 => "FEAT_MTE2",
             Pmu => "FEAT_PMUv3",
+            PmuV3p1 => "FEAT_PMUv3p1",
+            PmuV3p4 => "FEAT_PMUv3p4",
+            PmuV3p5 => "FEAT_PMUv3p5",
             Spe => "FEAT_SPE",
             Trbe => "FEAT_TRBE",
             TraceSys => "FEAT_ETE/ETMv4 (System register trace)",
@@ -209,6 +218,9 @@ impl Feature {
             Mte => "ID_AA64PFR1_EL1.MTE >= 1",
             Mte2 => "ID_AA64PFR1_EL1.MTE >= 2",
             Pmu => "ID_AA64DFR0_EL1.PMUVer in 1..=14",
+            PmuV3p1 => "ID_AA64DFR0_EL1.PMUVer in 4..=14",
+            PmuV3p4 => "ID_AA64DFR0_EL1.PMUVer in 5..=14",
+            PmuV3p5 => "ID_AA64DFR0_EL1.PMUVer in 6..=14",
             Spe => "ID_AA64DFR0_EL1.PMSVer >= 1",
             Trbe => "ID_AA64DFR0_EL1.TraceBuffer >= 1",
             TraceSys => "ID_AA64DFR0_EL1.TraceVer >= 1",
@@ -276,6 +288,9 @@ impl Feature {
             Mte => f!(ID_AA64PFR1, 8) >= 1,
             Mte2 => f!(ID_AA64PFR1, 8) >= 2,
             Pmu => f!(ID_AA64DFR0, 8) >= 1 && f!(ID_AA64DFR0, 8) != 0xf,
+            PmuV3p1 => f!(ID_AA64DFR0, 8) >= 4 && f!(ID_AA64DFR0, 8) != 0xf,
+            PmuV3p4 => f!(ID_AA64DFR0, 8) >= 5 && f!(ID_AA64DFR0, 8) != 0xf,
+            PmuV3p5 => f!(ID_AA64DFR0, 8) >= 6 && f!(ID_AA64DFR0, 8) != 0xf,
             Spe => f!(ID_AA64DFR0, 32) >= 1,
             Trbe => f!(ID_AA64DFR0, 44) >= 1,
             TraceSys => f!(ID_AA64DFR0, 4) >= 1,
@@ -517,6 +532,16 @@ pub enum Treatment {
     /// saved at unbind only if loaded. A rebind that finds the keys still in the core
     /// (the rebind shortcut) keeps them loaded.
     LazyPauth,
+    /// The PMU (`crate::pmu`): with the default setup (`PmuConfig::Hidden`) hidden in
+    /// the ID view and trapped (`MDCR_EL2.TPM`): UNDEFINED, like [`Self::Hidden`]. With
+    /// a virtual PMU: trapped until the guest's first access after bind, which loads
+    /// the vCPU's PMU registers (at bind already when its counters run); then passed
+    /// through where the host has FEAT_PMUv3p1 (`MDCR_EL2.HPMD` keeps EL2 from being
+    /// counted), or still trapped and emulated against the loaded hardware on a PMUv3
+    /// core (so the NSH filter bit never reaches it). `PMCR_EL0` stays trapped
+    /// (`MDCR_EL2.TPMCR`) and is emulated in every state. Saved at unbind if loaded,
+    /// the vCPU's counters stopped first, the host's restored.
+    LazyPmu,
     /// A GICv3 CPU interface register that `HCR_EL2.IMO/FMO` redirect to the virtual
     /// interface: its state is in `ICH_VMCR_EL2`, `ICH_APxR<n>_EL2` and the list
     /// registers, switched at bind/unbind (the list registers `ICH_ELRSR_EL2` marks
@@ -551,8 +576,9 @@ pub enum Treatment {
 impl Treatment {
     /// Whether a guest access reaches the register or its emulation (it is not
     /// answered with UNDEFINED by design).
+    /// (With the default setup: [`Self::LazyPmu`] is UNDEFINED then.)
     pub const fn accessible(self) -> bool {
-        !matches!(self, Self::Undef | Self::Hidden)
+        !matches!(self, Self::Undef | Self::Hidden | Self::LazyPmu)
     }
 
     /// Whether the row's state is in the bind/unbind switch list.
@@ -821,6 +847,13 @@ pub enum Expect {
     /// IMPLEMENTATION DEFINED: UNDEFINED where `HCR_EL2.TIDCP` traps it (QEMU 7.2 does
     /// not implement TIDCP: the sweep counts what it reaches).
     Tidcp,
+    /// A PMU register (`Treatment::LazyPmu`): accessible where the VM's view shows a
+    /// PMU (`ID_AA64DFR0_EL1.PMUVer` != 0; the default setup hides it), UNDEFINED
+    /// elsewhere.
+    Pmu,
+    /// A PMU event counter or its type (`PMEVCNTR<n>_EL0`, `PMEVTYPER<n>_EL0`, n =
+    /// CRm\[1:0\] × 8 + op2): as [`Self::Pmu`], and only for n < the VM's `PMCR_EL0.N`.
+    PmuCounter,
 }
 
 /// What a guest read must satisfy, besides not being UNDEFINED.
@@ -846,6 +879,16 @@ impl SysReg {
         match self.treat {
             Treatment::Undef if matches!(self.group, Group::Impdef) => Expect::Tidcp,
             Treatment::Undef | Treatment::Hidden => Expect::Undef,
+            // Per the VM's PMU (the default setup hides it).
+            Treatment::LazyPmu if self.first.crn() == 14 && self.first.crm() >= 8 => {
+                if key(self.first) == key(self.last) {
+                    // PMCCFILTR_EL0 (3, 3, 14, 15, 7).
+                    Expect::Pmu
+                } else {
+                    Expect::PmuCounter
+                }
+            }
+            Treatment::LazyPmu => Expect::Pmu,
             Treatment::Untrappable(Some(_)) => Expect::AccessWithoutFgt,
             _ => Expect::Access,
         }

@@ -91,6 +91,7 @@ pub(crate) fn treatment(t: Treatment) -> String {
         Treatment::Sgi => "trapped: `VmExit::SendSgi`".into(),
         Treatment::Undef => "UNDEFINED".into(),
         Treatment::Hidden => "hidden in the ID view, trapped: UNDEFINED".into(),
+        Treatment::LazyPmu => "default: hidden, trapped: UNDEFINED; with a virtual PMU: switched lazily (first PMU access; PMCR_EL0 always emulated)".into(),
         Treatment::Passthrough(p) => format!(
             "passed through: {}",
             match p {
@@ -118,6 +119,7 @@ pub(crate) fn class(r: &SysReg) -> &'static str {
         Treatment::Undef if r.group == Group::Impdef => "IMPLEMENTATION DEFINED (TIDCP)",
         Treatment::Undef => "UNDEFINED",
         Treatment::Hidden => "hidden + trapped",
+        Treatment::LazyPmu => "hidden, or switched lazily (PMU)",
         Treatment::Passthrough(_) => "passed through",
     }
 }
@@ -135,6 +137,7 @@ fn when(w: When) -> String {
         When::Setup(f) => format!("setup: {f:?}"),
         When::NotSetup(f) => format!("setup: not {f:?}"),
         When::FpTrapped => "FP/SIMD not loaded yet (lazy)".into(),
+        When::SetupFeat(s, f) => format!("setup: {s:?}, and {}", f.name()),
     }
 }
 
@@ -298,6 +301,10 @@ can trap: switched on hosts that have it, and trapped (UNDEFINED) where FEAT_FGT
             Rule::HideUnlessPauth => "0 unless the PAuth keys are switched".into(),
             Rule::HideWithoutAarch32El0 => "0 with `hide_aarch32_el0`".into(),
             Rule::CapWithoutAarch32El0(m) => format!("at most {m} with `hide_aarch32_el0`"),
+            Rule::ShownWithPmu => format!(
+                "0 unless the setup gives a PMU: then at most {}",
+                crate::pmu::PMUVER_SHOWN_MAX
+            ),
         };
         let _ = writeln!(w, "| {} | {} | {} | {} |", f.name, bits, rule, f.why);
     }
@@ -330,7 +337,7 @@ can trap: switched on hosts that have it, and trapped (UNDEFINED) where FEAT_FGT
     }
     let _ = writeln!(
         w,
-        "| MDCR_EL2 | `0x1f` | always | host | HPMN | the host's counter partition |\n"
+        "| MDCR_EL2 | `0x9f` | always | host | HPMN, HPME | the host's counter partition (with a virtual PMU: HPMN = its counters) and the host's enable of its own counters |\n"
     );
     let _ = writeln!(
         w,
@@ -371,6 +378,8 @@ fn expect_src(e: Expect, r: &SysReg) -> String {
         Expect::Undef => "Expect::Undef".into(),
         Expect::Access => "Expect::Access".into(),
         Expect::Tidcp => "Expect::Tidcp".into(),
+        Expect::Pmu => "Expect::Pmu".into(),
+        Expect::PmuCounter => "Expect::PmuCounter".into(),
         Expect::AccessWithoutFgt => {
             let f = match r.treat {
                 Treatment::Untrappable(Some(id)) => {
@@ -405,7 +414,7 @@ pub enum Exists {{\n    Always,\n    Feat(u8),\n    Breakpoint(u8),\n    Watchpo
 \n\
 /// What one direction of an access must give the guest.\n\
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]\n\
-pub enum Expect {{\n    /// UNDEFINED, whatever the host.\n    Undef,\n    /// Accessible where the register exists, UNDEFINED elsewhere.\n    Access,\n    /// Accessible where the register exists and the host lacks feature `n` (whose fine-grained\n    /// trap catches it), UNDEFINED elsewhere.\n    AccessWithout(u8),\n    /// IMPLEMENTATION DEFINED: UNDEFINED where HCR_EL2.TIDCP works.\n    Tidcp,\n}}\n\
+pub enum Expect {{\n    /// UNDEFINED, whatever the host.\n    Undef,\n    /// Accessible where the register exists, UNDEFINED elsewhere.\n    Access,\n    /// Accessible where the register exists and the host lacks feature `n` (whose fine-grained\n    /// trap catches it), UNDEFINED elsewhere.\n    AccessWithout(u8),\n    /// IMPLEMENTATION DEFINED: UNDEFINED where HCR_EL2.TIDCP works.\n    Tidcp,\n    /// A PMU register: accessible where the VM's ID_AA64DFR0_EL1.PMUVer != 0.\n    Pmu,\n    /// A PMU event counter or type, n = CRm[1:0] * 8 + op2: as `Pmu`, for n < PMCR_EL0.N.\n    PmuCounter,\n}}\n\
 \n\
 /// One row.\n\
 #[derive(Clone, Copy, Debug)]\n\

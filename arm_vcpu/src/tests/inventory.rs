@@ -106,6 +106,8 @@ fn setups() -> Vec<Aarch64VCpuSetupConfig> {
 fn needs_trap(row: &sysreg::SysReg, i: &Inputs) -> bool {
     match row.treat {
         Treatment::Emulated(_) | Treatment::Undef | Treatment::Hidden => true,
+        // Hidden by default, or trapped at bind until the first use loads the PMU.
+        Treatment::LazyPmu => true,
         // Trapped at bind until the first use loads the state.
         Treatment::LazyDebug | Treatment::LazyPauth => true,
         Treatment::Sgi => !i.setup.passthrough_interrupt,
@@ -556,7 +558,10 @@ fn the_id_view_and_the_inventory_agree() {
     for r in INVENTORY {
         let Some(f) = r.exists.feature() else {
             assert!(
-                !matches!(r.treat, Treatment::Hidden | Treatment::Untrappable(_)),
+                !matches!(
+                    r.treat,
+                    Treatment::Hidden | Treatment::LazyPmu | Treatment::Untrappable(_)
+                ),
                 "{}: hidden but exists on every host",
                 r.name
             );
@@ -567,7 +572,7 @@ fn the_id_view_and_the_inventory_agree() {
         }
         match r.treat {
             // A hidden feature's registers read as absent in the view.
-            Treatment::Hidden | Treatment::Untrappable(_) => {
+            Treatment::Hidden | Treatment::LazyPmu | Treatment::Untrappable(_) => {
                 assert!(!visible(f), "{}: {} is visible", r.name, f.name())
             }
             // Registers of a hidden feature that nothing traps carry no state, or their
@@ -616,6 +621,12 @@ fn the_id_view_and_the_inventory_agree() {
         match f.rule {
             idregs::Rule::Hide => assert_eq!(v & m, 0, "{}", f.name),
             idregs::Rule::Cap(c) => assert!((v & m) >> f.lsb <= c as u64, "{}", f.name),
+            // Hidden by default; the version the PMU view decided with a PMU.
+            idregs::Rule::ShownWithPmu => {
+                assert_eq!(v & m, 0, "{}", f.name);
+                let shown = view.with_pmu(4).values()[f.reg] & m;
+                assert_eq!(shown >> f.lsb, 4, "{}", f.name);
+            }
             idregs::Rule::HideUnlessPauth => {
                 let no_keys = IdRegisters::sanitized(&[u64::MAX; ID_SPACE_LEN], false, 52);
                 assert_eq!(no_keys.values()[f.reg] & m, 0, "{}", f.name);
@@ -685,7 +696,7 @@ fn emulated_rows_are_answered_and_undefined_rows_are_not() {
                         r.name,
                         if read { "MRS" } else { "MSR" }
                     ),
-                    Treatment::Undef | Treatment::Hidden => {
+                    Treatment::Undef | Treatment::Hidden | Treatment::LazyPmu => {
                         assert_eq!(a, SysRegAction::Unhandled, "{} must be UNDEFINED", r.name)
                     }
                     Treatment::Emulated(Emulation::IdView) if !exists => {
@@ -710,10 +721,12 @@ fn trapped_undefined_rows_become_undefined_in_the_guest() {
     // Through a vCPU (unbound: the injection goes to the saved EL1 state): every UNDEF
     // and hidden row, both directions, is answered with an UNDEFINED exception at
     // VBAR_EL1 + 0x200 (EL1h) and never exits to the host.
-    for r in INVENTORY
-        .iter()
-        .filter(|r| matches!(r.treat, Treatment::Undef | Treatment::Hidden) && r.first.op0() != 1)
-    {
+    for r in INVENTORY.iter().filter(|r| {
+        matches!(
+            r.treat,
+            Treatment::Undef | Treatment::Hidden | Treatment::LazyPmu
+        ) && r.first.op0() != 1
+    }) {
         for read in [true, false] {
             let mut v = vcpu();
             let syn = Syndrome {
@@ -822,6 +835,19 @@ fn sweep_expectations_follow_the_treatment() {
                 Treatment::Undef | Treatment::Hidden => {
                     assert!(matches!(e, Expect::Undef | Expect::Tidcp), "{}", r.name)
                 }
+                Treatment::LazyPmu => {
+                    let counter = r.first != r.last;
+                    assert_eq!(
+                        e,
+                        if counter {
+                            Expect::PmuCounter
+                        } else {
+                            Expect::Pmu
+                        },
+                        "{}",
+                        r.name
+                    )
+                }
                 Treatment::Untrappable(Some(_)) => {
                     assert_eq!(e, Expect::AccessWithoutFgt, "{}", r.name)
                 }
@@ -835,6 +861,7 @@ fn sweep_expectations_follow_the_treatment() {
                         r.treat,
                         Treatment::LazyFp
                             | Treatment::LazyDebug
+                            | Treatment::LazyPmu
                             | Treatment::Vgic
                             | Treatment::PhysTimer
                             | Treatment::Emulated(_)

@@ -7,6 +7,7 @@ mod exits;
 mod fast_paths;
 mod injection;
 mod inventory;
+mod pmu;
 mod power;
 mod regs;
 mod switch;

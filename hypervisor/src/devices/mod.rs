@@ -41,9 +41,10 @@ pub use testdev::{WidthCounts, CONSOLE_IPA, TESTDEV_IPA, TESTDEV_SIZE};
 /// Size of the console's register page.
 pub const CONSOLE_SIZE: u64 = 0x1000;
 
-/// The EL1 timers' PPIs the host links to the guest's (virtual 27, physical 30), and
-/// their index in per-timer state.
-pub const TIMER_INTIDS: [u32; 2] = [VTIMER_INTID, PTIMER_INTID];
+/// The level-sensitive PPIs the host links to the guest's: the EL1 timers' (virtual
+/// 27, physical 30) and the PMU's overflow interrupt (23, `arm_vcpu::pmu`), and their
+/// index in per-line state.
+pub const TIMER_INTIDS: [u32; 3] = [VTIMER_INTID, PTIMER_INTID, arm_vcpu::pmu::PMU_INTID];
 
 /// Index of a timer PPI in [`TIMER_INTIDS`].
 pub fn timer_index(intid: u32) -> Option<usize> {
@@ -105,7 +106,7 @@ pub struct Devices {
     /// Per vCPU and EL1 timer ([`TIMER_INTIDS`]): its interrupt arrived while the
     /// guest had the PPI disabled (the physical PPI stays active until it is
     /// delivered, linked, and deactivated — or found low when the guest enables it).
-    timer_held: Vec<[bool; 2]>,
+    timer_held: Vec<[bool; TIMER_INTIDS.len()]>,
     /// Interrupts the devices raised, to deliver.
     pending: Vec<Delivery>,
     pub accesses: Accesses,
@@ -139,7 +140,7 @@ impl Devices {
             uart_intid: uart_intid(),
             uart_line: false,
             uart_touched: false,
-            timer_held: alloc::vec![[false; 2]; vcpus],
+            timer_held: alloc::vec![[false; TIMER_INTIDS.len()]; vcpus],
             pending: Vec::new(),
             accesses: Accesses::default(),
         }

@@ -222,6 +222,7 @@ pub fn init_cpu_for_virtual_guests(cpu: usize) {
                 HYP_TIMER_INTID,
                 VTIMER_INTID,
                 PTIMER_INTID,
+                arm_vcpu::pmu::PMU_INTID,
                 KICK_SGI,
             ] {
                 enable_private(r, n);

@@ -11,8 +11,23 @@ use super::{Scenario, VmInfo};
 pub fn by_name(name: &str) -> Option<Box<dyn Scenario>> {
     match name {
         "bench-sysreg" | "bench-psci" | "bench-cpacr" => Some(Box::new(InCrate::default())),
-        "bench-switch" => Some(Box::new(Switching { vcpus: 2 })),
-        "bench-yield" | "bench-fp" | "bench-debug" => Some(Box::new(Switching { vcpus: 1 })),
+        "bench-switch" => Some(Box::new(Switching {
+            vcpus: 2,
+            pmu: false,
+        })),
+        "bench-yield" | "bench-fp" | "bench-debug" => Some(Box::new(Switching {
+            vcpus: 1,
+            pmu: false,
+        })),
+        // [pmu] The same with a virtual PMU (`bench-switch-pmu`: both vCPUs counting).
+        "bench-switch-pmu" => Some(Box::new(Switching {
+            vcpus: 2,
+            pmu: true,
+        })),
+        "bench-pmu" => Some(Box::new(Switching {
+            vcpus: 1,
+            pmu: true,
+        })),
         "bench-virq" => Some(Box::new(Virq::default())),
         _ => None,
     }
@@ -26,11 +41,22 @@ pub fn by_name(name: &str) -> Option<Box<dyn Scenario>> {
 /// the VM loop; the host side only sizes the VM.
 struct Switching {
     vcpus: usize,
+    /// The VM has a virtual PMU (`bench-pmu`, `bench-switch-pmu`).
+    pmu: bool,
 }
 
 impl Scenario for Switching {
     fn vcpus(&self) -> usize {
         self.vcpus
+    }
+
+    fn setup_config(&self) -> arm_vcpu::Aarch64VCpuSetupConfig {
+        let s = arm_vcpu::Aarch64VCpuSetupConfig::default();
+        if self.pmu {
+            s.with_pmu(arm_vcpu::pmu::PmuConfig::V3 { counters: None })
+        } else {
+            s
+        }
     }
 }
 

@@ -20,6 +20,7 @@ pub mod debug;
 mod hostile;
 mod inject;
 mod isolation;
+mod pmu;
 mod psci;
 mod smp;
 mod snapshot;
@@ -308,6 +309,7 @@ pub fn by_name(
         .or_else(|| sysoff::by_name(name))
         .or_else(|| stage2::by_name(name, instance))
         .or_else(|| isolation::by_name(name, iters, instance))
+        .or_else(|| pmu::by_name(name, iters, instance))
         .or_else(|| sweep::by_name(name, iters, instance))
         .or_else(|| snapshot::by_name(name, iters))
 }
@@ -324,6 +326,7 @@ pub fn base_name(name: &str) -> &str {
 pub fn vm_count(name: &str) -> usize {
     let name = base_name(name);
     isolation::vm_count(name)
+        .or_else(|| pmu::vm_count(name))
         .or_else(|| stage2::vm_count(name))
         .or_else(|| sweep::vm_count(name))
         .unwrap_or(1)

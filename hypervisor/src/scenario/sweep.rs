@@ -66,6 +66,18 @@ impl Scenario for Sweep {
         &self.entry
     }
 
+    /// [pmu] `sweep-isolation`'s VMs have a virtual PMU (all the counters the host
+    /// leaves): its registers are swept and patterned too; `sweep` keeps the default
+    /// (hidden: every PMU register UNDEFINED).
+    fn setup_config(&self) -> arm_vcpu::Aarch64VCpuSetupConfig {
+        let s = arm_vcpu::Aarch64VCpuSetupConfig::default();
+        if self.pair {
+            s.with_pmu(arm_vcpu::pmu::PmuConfig::V3 { counters: None })
+        } else {
+            s
+        }
+    }
+
     fn slice_us(&self) -> u64 {
         if self.pair {
             1000

@@ -554,6 +554,14 @@ impl Core {
             self.deliver_out(v);
             return None;
         }
+        // [pmu] A test VM (no emulated GIC): the PMU's overflow straight into the
+        // vCPU, linked to the physical PPI (the guest's deactivation ends it).
+        if intid == arm_vcpu::pmu::PMU_INTID && v.vcpu.pmu_irq_line() {
+            let vi = arm_vcpu::VirtualInterrupt::new(intid).with_hw_intid(intid);
+            if v.vcpu.inject_interrupt(vi).is_ok() {
+                return None;
+            }
+        }
         gic::deactivate(iar);
         match intid {
             HYP_TIMER_INTID => self.on_timer(Some(v)),

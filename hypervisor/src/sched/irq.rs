@@ -34,6 +34,10 @@ pub(super) fn post_mail(s: &Sched, me: usize, vs: &VmSched, inj: Injection) {
 /// while the vCPU is bound here (they are the guest's then), from its deadlines
 /// (`timer_deadlines`, in physical count) while it is not.
 pub(super) fn timer_line(vcpu: &Aarch64VCpu, intid: u32) -> bool {
+    // [pmu] The PMU's overflow line, as the crate sees it (hardware or saved state).
+    if intid == arm_vcpu::pmu::PMU_INTID {
+        return vcpu.pmu_irq_line();
+    }
     if vcpu.is_bound() {
         let ctl: u64;
         // SAFETY: at EL2 (non-VHE) CNTV_CTL_EL0 / CNTP_CTL_EL0 are the EL1 timers'

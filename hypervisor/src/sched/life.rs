@@ -37,7 +37,7 @@ impl Core {
                 vs.parked.lock()[i] = Some(b);
                 return Err("power_on failed");
             }
-            b.timer_active = [false; 2];
+            b.timer_active = [false; devices::TIMER_INTIDS.len()];
         }
         b.epoch = vs.epoch.load(Ordering::Acquire);
         vs.vcpus[i]
@@ -117,7 +117,7 @@ impl Core {
             let mut p = vs.parked.lock();
             match p.get_mut(0).and_then(Option::as_mut) {
                 Some(b) => {
-                    b.timer_active = [false; 2];
+                    b.timer_active = [false; devices::TIMER_INTIDS.len()];
                     b.vcpu
                         .power_on(vm.entry, vm.x0)
                         .map_err(|_| "power_on failed")

@@ -138,7 +138,7 @@ pub struct VCpu {
     direct: bool,
     /// The physical timer PPIs ([`TIMER_INTIDS`]) were active (linked to this vCPU's
     /// virtual ones) when it was unbound.
-    timer_active: [bool; 2],
+    timer_active: [bool; TIMER_INTIDS.len()],
     /// While asleep: when its earliest timer fires (physical count).
     deadline: Option<u64>,
     last_core: usize,
@@ -305,7 +305,7 @@ pub fn start(vms: Vec<Vm>, name: &'static str, timing: bool, tracing: bool) -> !
                             || v.vm.migrates,
                         observed: v.vm.observes,
                         direct: !v.vm.observes && !v.vm.migrates,
-                        timer_active: [false; 2],
+                        timer_active: [false; TIMER_INTIDS.len()],
                         deadline: None,
                         last_core: NOWHERE,
                         bound_at: 0,
@@ -598,7 +598,8 @@ impl Core {
     fn set_timer_ppis(&mut self, on: bool) {
         if let Some(rd) = self.rd {
             for t in TIMER_INTIDS {
-                rd.set_enabled(t, on);
+                // [pmu] PPI 23 stays on: a test VM's PMU overflow is delivered too.
+                rd.set_enabled(t, on || t == arm_vcpu::pmu::PMU_INTID);
             }
         }
         self.timers_enabled = on;

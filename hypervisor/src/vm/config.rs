@@ -356,6 +356,10 @@ pub struct VmConfig {
     /// Every N-th time one of its vCPUs is unbound, that vCPU is snapshotted to
     /// bytes, destroyed and replaced by a new one restored from them (0: never).
     pub snapshot_every: u64,
+    /// A virtual PMUv3 (`arm_vcpu::pmu`; `pmu = false` hides it): `Some(None)` with
+    /// every counter the host leaves, `Some(Some(n))` with `n` event counters. Only for
+    /// OS VMs: a scenario's VM takes its scenario's setup.
+    pub pmu: Option<Option<u8>>,
     pub wfi: Wfi,
     pub timer: GuestTimer,
     /// The host-side checks of a test scenario (`scenario::by_name`).
@@ -388,6 +392,7 @@ impl Default for VmConfig {
             console: Console::Auto,
             slice_us: 2000,
             snapshot_every: 0,
+            pmu: Some(None),
             wfi: Wfi::Sleep,
             timer: GuestTimer::All,
             scenario: None,
@@ -416,6 +421,7 @@ pub const KEYS: &[&str] = &[
     "console",
     "slice_us",
     "snapshot_every",
+    "pmu",
     "wfi",
     "timer",
     "scenario",
@@ -562,6 +568,15 @@ impl VmConfig {
                 }
                 "slice_us" => c.slice_us = want_int(e)?,
                 "snapshot_every" => c.snapshot_every = want_int(e)?,
+                "pmu" => {
+                    c.pmu = match e.value {
+                        Value::Bool(b) => b.then_some(None),
+                        _ => match u8::try_from(want_int(e)?) {
+                            Ok(n) if (1..=31).contains(&n) => Some(Some(n)),
+                            _ => return err(e.line, "`pmu` is true, false or 1..=31 counters"),
+                        },
+                    }
+                }
                 "wfi" => c.wfi = want_choice(e, &[("sleep", Wfi::Sleep), ("yield", Wfi::Yield)])?,
                 "timer" => {
                     c.timer = want_choice(
@@ -671,6 +686,11 @@ impl VmConfig {
         );
         if self.snapshot_every != 0 {
             s += &format!("snapshot_every = {}\n", self.snapshot_every);
+        }
+        match self.pmu {
+            Some(None) => {}
+            Some(Some(n)) => s += &format!("pmu = {n}\n"),
+            None => s += "pmu = false\n",
         }
         if let Some(sc) = &self.scenario {
             s += &format!(

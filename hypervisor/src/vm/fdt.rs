@@ -43,6 +43,8 @@ pub struct Machine<'a> {
     pub initrd: Option<(u64, u64)>,
     /// `/config/bootcmd` (with `bootdelay = <0>`), for U-Boot.
     pub bootcmd: Option<&'a str>,
+    /// The VM has a virtual PMUv3: an `arm,armv8-pmuv3` node (PPI 7, INTID 23).
+    pub pmu: bool,
 }
 
 const GIC_PHANDLE: u32 = 1;
@@ -136,6 +138,16 @@ pub fn write(m: &Machine) -> Result<Vec<u8>, vm_fdt::Error> {
     fdt.property_array_u32("interrupts", &cells)?;
     fdt.property_null("always-on")?;
     fdt.end_node(timer)?;
+
+    if m.pmu {
+        let pmu = fdt.begin_node("pmu")?;
+        fdt.property_string("compatible", "arm,armv8-pmuv3")?;
+        fdt.property_array_u32(
+            "interrupts",
+            &[PPI, arm_vcpu::pmu::PMU_INTID - 16, LEVEL_HIGH],
+        )?;
+        fdt.end_node(pmu)?;
+    }
 
     let clk = fdt.begin_node("apb-pclk")?;
     fdt.property_string("compatible", "fixed-clock")?;

@@ -358,6 +358,13 @@ pub fn build(cfg: VmConfig, id: usize, count: usize) -> Result<Vm, String> {
         // The test protocol (or `dtb = false`): no device tree, x0 = 0.
         0
     } else {
+        // [pmu] The counters Linux's driver will report (event counters + cycle),
+        // for the Linux guest's autotest.
+        let pmu_counters = pmu_counters(&cfg).filter(|_| scenario.is_none());
+        let bootargs = match pmu_counters {
+            Some(n) => alloc::format!("{} pmu_counters={}", cfg.cmdline, n + 1),
+            None => cfg.cmdline.clone(),
+        };
         let dtb = match user_dtb {
             Some(d) => d.to_vec(),
             None => fdt::write(&fdt::Machine {
@@ -365,9 +372,10 @@ pub fn build(cfg: VmConfig, id: usize, count: usize) -> Result<Vm, String> {
                 mpidrs: &mpidrs,
                 gic: &gic,
                 timer: cfg.timer,
-                bootargs: &cfg.cmdline,
+                bootargs: &bootargs,
                 initrd: layout.initrd,
                 bootcmd: cfg.bootcmd.as_deref(),
+                pmu: pmu_counters.is_some(),
             })
             .map_err(|_| fail("cannot write its device tree"))?,
         };
@@ -396,12 +404,14 @@ pub fn build(cfg: VmConfig, id: usize, count: usize) -> Result<Vm, String> {
         (None, devices::Kind::Passthrough) => Aarch64VCpuSetupConfig::default()
             .with_passthrough_interrupt(true)
             .with_passthrough_timer(true)
-            .with_trap_wfi(false),
+            .with_trap_wfi(false)
+            .with_pmu(os_pmu(&cfg)),
         // The EL1 physical timer is the guest's; its PPI 30 is linked to the physical
-        // one, like the virtual timer's PPI 27.
+        // one, like the virtual timer's PPI 27 (and the PMU's PPI 23).
         (None, _) => Aarch64VCpuSetupConfig::default()
             .with_passthrough_timer(true)
-            .with_trap_wfi(true),
+            .with_trap_wfi(true)
+            .with_pmu(os_pmu(&cfg)),
     };
     let mut boot_regs = Vec::new();
     let mut initial_irqs = Vec::new();
@@ -598,4 +608,36 @@ fn virtual_gic(vcpus: usize) -> GicDesc {
         maintenance: 25,
         v2: None,
     }
+}
+
+/// An OS VM's PMU choice (`pmu` in its description; hidden where the boot core has
+/// no PMUv3 or leaves EL1 no counter).
+fn os_pmu(cfg: &VmConfig) -> arm_vcpu::pmu::PmuConfig {
+    match (cfg.pmu, pmu_counters(cfg)) {
+        (Some(counters), Some(_)) => arm_vcpu::pmu::PmuConfig::V3 { counters },
+        _ => arm_vcpu::pmu::PmuConfig::Hidden,
+    }
+}
+
+/// The event counters an OS VM's PMU has: its `pmu = N`, or what the boot core's
+/// `MDCR_EL2.HPMN` leaves EL1; `None` without a PMU (none asked for, the core has no
+/// PMUv3 — `ID_AA64DFR0_EL1.PMUVer` 0 or 0xF —, or its vCPUs are replaced by
+/// snapshots, which do not carry the PMU's state).
+fn pmu_counters(cfg: &VmConfig) -> Option<u64> {
+    let want = cfg.pmu?;
+    if cfg.snapshot_every != 0 {
+        return None;
+    }
+    let (dfr0, mdcr): (u64, u64);
+    // SAFETY: reading ID_AA64DFR0_EL1 and MDCR_EL2 at EL2 has no side effect.
+    unsafe {
+        core::arch::asm!("mrs {0}, id_aa64dfr0_el1", "mrs {1}, mdcr_el2",
+            out(reg) dfr0, out(reg) mdcr, options(nomem, nostack))
+    };
+    let ver = (dfr0 >> 8) & 0xf;
+    let hpmn = mdcr & 0x1f;
+    if ver == 0 || ver == 0xf || hpmn == 0 {
+        return None;
+    }
+    Some(want.map_or(hpmn, u64::from))
 }
