@@ -838,6 +838,13 @@ impl Aarch64VCpu {
         if code >> 63 != 0 {
             return self.async_exit(code);
         }
+        // The lazy FP/SIMD load (EC 0x07 while CPTR_EL2.TFP traps) from AArch64 state,
+        // before the generic decode: the same action as its arm in `handle_sync_exit`
+        // (AArch32 EL0 goes there, where a condition-failed instruction is skipped).
+        if self.is_fast_fp_trap(code) {
+            self.fp_first_use();
+            return None;
+        }
         let mut syn = esr::Syndrome {
             esr: code,
             far: 0,
@@ -847,6 +854,38 @@ impl Aarch64VCpu {
             (syn.far, syn.hpfar) = crate::hw::read_fault_address();
         }
         self.handle_sync_exit(&syn)
+    }
+
+    /// `handle_exit`'s lazy FP/SIMD fast path: a synchronous EC 0x07 exit from
+    /// AArch64 state that is the lazy switch's first use since bind (host-tested
+    /// against `handle_sync_exit`, tests/fast_paths.rs).
+    #[inline(always)]
+    pub(crate) fn is_fast_fp_trap(&self, code: u64) -> bool {
+        // EC in [31:26]; ISS2 [55:32] is RES0 for EC 0x07, so the whole upper part
+        // (the async flag in bit 63 included) compares as one value.
+        code >> 26 == 0x07
+            && self.lazy_fp_pending()
+            && !crate::aarch32::is_aarch32(self.ws.frame.spsr)
+    }
+
+    /// Whether an FP/SIMD trap (EC 0x07) is the lazy switch's first use since bind.
+    #[inline(always)]
+    fn lazy_fp_pending(&self) -> bool {
+        !self.fp_loaded && self.setup.fp_switch == FpSwitch::Lazy
+    }
+
+    /// First FP/SIMD use since bind: load the registers, stop trapping, and re-execute
+    /// the instruction (the caller returns `None`).
+    #[inline(always)]
+    fn fp_first_use(&mut self) {
+        // Stop trapping first: with CPTR_EL2.TFP set, the restore itself would trap
+        // at EL2.
+        #[cfg(target_arch = "aarch64")]
+        {
+            crate::hw::set_cptr_el2(self.sysregs.cptr_el2 & !traps::CPTR_TFP);
+            crate::hw::fpsimd_restore(&self.fp);
+        }
+        self.fp_loaded = true;
     }
 
     /// An IRQ, FIQ or SError exit, kept out of `handle_exit` (whose synchronous path
@@ -892,17 +931,8 @@ impl Aarch64VCpu {
             VmExit::Unhandled {
                 class: Some(ExceptionClass::FpAccess),
                 ..
-            } if !self.fp_loaded && self.setup.fp_switch == FpSwitch::Lazy => {
-                // First FP/SIMD use since bind: load the registers, stop trapping, and
-                // re-execute the instruction.
-                // Stop trapping first: with CPTR_EL2.TFP set, the restore itself would
-                // trap at EL2.
-                #[cfg(target_arch = "aarch64")]
-                {
-                    crate::hw::set_cptr_el2(self.sysregs.cptr_el2 & !traps::CPTR_TFP);
-                    crate::hw::fpsimd_restore(&self.fp);
-                }
-                self.fp_loaded = true;
+            } if self.lazy_fp_pending() => {
+                self.fp_first_use();
                 return None;
             }
             VmExit::SysRegWrite { reg, value }
@@ -1057,9 +1087,7 @@ impl Aarch64VCpu {
             // stage-2 aborts (MMIO or abort exits) and the lazy FP/SIMD load.
             crate::aarch32::Handled::Pass
                 if matches!(crate::esr::ec(esr), 0x01 | 0x20 | 0x24)
-                    || (crate::esr::ec(esr) == 0x07
-                        && !self.fp_loaded
-                        && self.setup.fp_switch == FpSwitch::Lazy) =>
+                    || (crate::esr::ec(esr) == 0x07 && self.lazy_fp_pending()) =>
             {
                 None
             }

@@ -206,3 +206,52 @@ fn fixed_answer_literals() {
     }
     assert_eq!(smccc::PSCI_VERSION_1_1, 0x1_0001);
 }
+
+/// The lazy FP/SIMD fast path (`is_fast_fp_trap` + `fp_first_use`): wherever the
+/// predicate holds, the general path does the same (no exit, nothing pending, the
+/// frame untouched, the registers loaded); it never holds for another class, an
+/// asynchronous exit, a loaded or eager FP switch, or AArch32 state.
+#[test]
+fn fast_fp_trap_equals_the_general_path() {
+    let mut fast = 0;
+    for ec in [0x07u64, 0x00, 0x01, 0x16, 0x18, 0x24] {
+        for iss in [0u64, 0x1e0_0000 | 0xe, 0x1ff_ffff] {
+            for il in [0u64, 1 << 25] {
+                for top in [0u64, 1 << 63] {
+                    // AArch64 EL1h, AArch64 EL0t, AArch32 EL0 (User, A32 and T32).
+                    for spsr in [0x3c5u64, 0x3c0, 0x10, 0x30] {
+                        let esr = top | ec << 26 | il | iss;
+                        let mut v = vcpu(spsr, esr);
+                        let holds = v.is_fast_fp_trap(esr);
+                        assert_eq!(
+                            holds,
+                            top == 0 && ec == 0x07 && spsr & 0x10 == 0,
+                            "{esr:#x} spsr {spsr:#x}"
+                        );
+                        if !holds {
+                            continue;
+                        }
+                        fast += 1;
+                        let before = *v.regs();
+                        let syn = Syndrome {
+                            esr,
+                            far: 0,
+                            hpfar: 0,
+                        };
+                        assert_eq!(v.handle_sync_exit(&syn), None, "{esr:#x}");
+                        assert!(v.fp_loaded(), "{esr:#x}");
+                        assert_eq!(*v.regs(), before, "{esr:#x}");
+                        // Loaded now: the next EC 0x07 is not the first use.
+                        assert!(!v.is_fast_fp_trap(esr));
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(fast, 3 * 2 * 2);
+    // An eagerly switched vCPU never takes it.
+    let mut v = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default()).unwrap();
+    v.setup(Aarch64VCpuSetupConfig::default().with_fp_switch(FpSwitch::Eager))
+        .unwrap();
+    assert!(!v.is_fast_fp_trap(0x07 << 26 | 1 << 25));
+}
