@@ -133,6 +133,10 @@ pub enum SnapshotError {
     Bound,
     /// The snapshot cannot run on this core (see [`Incompatibility`]).
     Incompatible(Incompatibility),
+    /// The vCPU has state the snapshot format does not hold yet: a virtual PMU
+    /// (`Aarch64VCpuSetupConfig::with_pmu`). Refused rather than dropped, so a
+    /// restored vCPU never runs with its counters silently reset.
+    Unsupported(&'static str),
 }
 
 /// How a core differs from the one a snapshot was taken on, in a way that matters.
@@ -196,6 +200,7 @@ impl fmt::Display for SnapshotError {
             Self::BufferTooSmall { needed } => write!(f, "buffer too small: {needed} bytes needed"),
             Self::Bound => f.write_str("the vCPU is bound"),
             Self::Incompatible(i) => write!(f, "snapshot incompatible with this core: {i}"),
+            Self::Unsupported(what) => write!(f, "snapshots do not hold {what} yet"),
         }
     }
 }

@@ -918,3 +918,24 @@ mod serde_format {
         assert!(Snapshot::deserialize(BytesDeserializer::<DeError>::new(&bad)).is_err());
     }
 }
+
+#[test]
+fn a_virtual_pmu_is_refused_by_snapshot_and_restore() {
+    // The format does not hold the PMU's counters: refused, never silently dropped.
+    let pmu = crate::pmu::PmuConfig::V3 { counters: None };
+    let mut a = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default()).unwrap();
+    a.setup(Aarch64VCpuSetupConfig::default().with_pmu(pmu))
+        .unwrap();
+    assert!(matches!(a.snapshot(), Err(SnapshotError::Unsupported(_))));
+    let mut plain = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default()).unwrap();
+    plain.setup(Aarch64VCpuSetupConfig::default()).unwrap();
+    let snap = plain.snapshot().unwrap();
+    assert!(matches!(
+        a.restore(&snap),
+        Err(SnapshotError::Unsupported(_))
+    ));
+    // Without a PMU both work.
+    let mut b = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default()).unwrap();
+    b.setup(Aarch64VCpuSetupConfig::default()).unwrap();
+    b.restore(&snap).unwrap();
+}

@@ -359,6 +359,9 @@ impl Aarch64VCpu {
         if self.state == State::Bound {
             return Err(SnapshotError::Bound);
         }
+        if self.setup.pmu != crate::pmu::PmuConfig::Hidden {
+            return Err(SnapshotError::Unsupported("a virtual PMU's state"));
+        }
         let shape = self.reg_shape();
         let mut snap = Snapshot::empty(shape, self.known_ids().copied());
         for r in RegList::new(shape, false).filter(|r| reg::in_snapshot(*r, &shape)) {
@@ -379,6 +382,9 @@ impl Aarch64VCpu {
     pub fn restore(&mut self, snap: &Snapshot) -> Result<(), SnapshotError> {
         if self.state == State::Bound {
             return Err(SnapshotError::Bound);
+        }
+        if self.setup.pmu != crate::pmu::PmuConfig::Hidden {
+            return Err(SnapshotError::Unsupported("a virtual PMU's state"));
         }
         let req = snap.requirements();
         if self.setup.passthrough_interrupt && (req.lrs_used != 0 || req.queued) {
