@@ -626,11 +626,17 @@ fn linux_boots(ws: &Workspace, hv: &std::path::Path, pairs: u32) -> Result<Vec<L
     }
     let s = scenarios::find("linux").ok_or("no linux scenario")?;
     let assets = crate::linux::prepare(ws)?;
-    let direct = || {
+    // The direct boot runs on the row's GIC (without EL2).
+    let direct = |machine: &str| {
+        let gic = if machine.contains("gic-version=2") {
+            "virt,gic-version=2"
+        } else {
+            "virt,gic-version=3"
+        };
         let mut direct = Command::new(qemu::QEMU);
         direct.args([
             "-M",
-            "virt,gic-version=3",
+            gic,
             "-cpu",
             "max,pauth-impdef=on",
             "-m",
@@ -671,6 +677,16 @@ fn linux_boots(ws: &Workspace, hv: &std::path::Path, pairs: u32) -> Result<Vec<L
             "linux-2vm",
             "two VMs at once, virtual GIC, 2 vCPUs each on the same 2 cores",
         ),
+        (
+            "linux_boot_gicv2",
+            "linux-gicv2",
+            "GICv2 board, passthrough GIC, 2 vCPUs on 2 cores",
+        ),
+        (
+            "linux_boot_virtual_smp_gicv2",
+            "linux-virtual-smp-gicv2",
+            "GICv2 board, virtual GIC (GICH/GICV), 2 vCPUs on 2 cores",
+        ),
     ];
     let mut out = Vec::new();
     for (row, name, how) in rows {
@@ -687,7 +703,7 @@ fn linux_boots(ws: &Workspace, hv: &std::path::Path, pairs: u32) -> Result<Vec<L
             pairs: Vec::new(),
         };
         for _ in 0..pairs {
-            let (d, direct_cpu) = timed(direct(), s.timeout)?;
+            let (d, direct_cpu) = timed(direct(s.machine), s.timeout)?;
             if !d.output.contains("LINUX_AUTOTEST: PASS") {
                 return Err("linux_boot: the direct boot did not pass its autotest".into());
             }
