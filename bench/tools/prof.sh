@@ -6,12 +6,15 @@ sc=$1; n1=$2; n2=$3; k=${4:-1}
 T=${TT:-$W/target}/aarch64-unknown-none-softfloat/release
 hv=$T/refhv; g=$T/$sc
 lo=0x$(nm $hv | awk '$3=="__text_start"{print $1}'); hi=0x$(nm $hv | awk '$3=="__text_end"{print $1}')
-out=${OUT:-$W/target/bench/pcprof}; mkdir -p $out; gcc -O2 -shared -fPIC -Wall -o $out/libpcprof.so "$(dirname "$0")/pcprof.c"
+out=${OUT:-$W/target/bench/pcprof}; mkdir -p $out
+# The per-address counter is the bench's own (xtask/insn-hist, also behind the
+# crate/host split of `cargo xtask bench`).
+sh "$W/xtask/insn-hist/build.sh" $out/libinsn-hist.so >/dev/null
 run() {
   timeout 300 qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 -cpu max,pauth-impdef=on -m 1G -nographic \
     -semihosting-config enable=on,target=native -kernel $hv -device loader,file=$g,addr=0x48000000,force-raw=on \
     -append "scenario=$sc iters=$1 timing=0" -icount shift=0,align=off,sleep=off -accel tcg,thread=single -smp 1 \
-    -plugin $out/libpcprof.so,lo=$lo,hi=$hi,out=$out/$sc-$1.pc > $out/$sc-$1.log 2>&1 || true
+    -plugin $out/libinsn-hist.so,lo=$lo,hi=$hi -d plugin -D $out/$sc-$1.pc > $out/$sc-$1.log 2>&1 || true
 }
 run $n1 & run $n2 & wait
 llvm-objdump -d -C --no-show-raw-insn $hv > $out/hv.dis
@@ -20,7 +23,8 @@ import sys,re
 a={};b={}
 for f,d in ((sys.argv[1],a),(sys.argv[2],b)):
     for l in open(f):
-        p,c=l.split(); d[int(p,16)]=int(c)
+        if l.startswith('insn-hist: '):
+            p,c=l.split()[1:3]; d[int(p,16)]=int(c)
 n=(int(sys.argv[4])-int(sys.argv[3]))*int(sys.argv[5])
 dis={};sym={};cur=None
 for l in open(sys.argv[6]):
