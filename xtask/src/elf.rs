@@ -90,8 +90,9 @@ impl<'a> Elf<'a> {
             .ok_or_else(|| "section data out of range".to_string())
     }
 
-    /// The value of the first symbol called `name` in `.symtab`.
-    pub fn symbol(&self, name: &str) -> Result<Option<u64>, String> {
+    /// Calls `f(name, value, st_info)` for each `.symtab` entry in file order until it
+    /// returns `true`.
+    fn walk_symbols(&self, mut f: impl FnMut(&str, u64, u8) -> bool) -> Result<(), String> {
         for symtab in self.sections.iter().filter(|s| s.kind == SHT_SYMTAB) {
             let strtab = self
                 .sections
@@ -100,36 +101,43 @@ impl<'a> Elf<'a> {
             let strs = self.section_data(strtab)?;
             let syms = self.section_data(symtab)?;
             for sym in syms.chunks_exact(24) {
-                if cstr(strs, u32_at(sym, 0)? as usize)? == name {
-                    return Ok(Some(u64_at(sym, 8)?));
+                if f(
+                    cstr(strs, u32_at(sym, 0)? as usize)?,
+                    u64_at(sym, 8)?,
+                    sym[4],
+                ) {
+                    return Ok(());
                 }
             }
         }
-        Ok(None)
+        Ok(())
+    }
+
+    /// The value of the first symbol called `name` in `.symtab`.
+    pub fn symbol(&self, name: &str) -> Result<Option<u64>, String> {
+        let mut found = None;
+        self.walk_symbols(|n, v, _| {
+            if n == name {
+                found = Some(v);
+            }
+            found.is_some()
+        })?;
+        Ok(found)
     }
 
     /// Every named symbol of `.symtab` with its address, sorted by address (labels
     /// of assembly code included, which have no type or size).
     pub fn symbols(&self) -> Result<Vec<(u64, String)>, String> {
         let mut out = Vec::new();
-        for symtab in self.sections.iter().filter(|s| s.kind == SHT_SYMTAB) {
-            let strtab = self
-                .sections
-                .get(symtab.link as usize)
-                .ok_or("bad symtab link")?;
-            let strs = self.section_data(strtab)?;
-            let syms = self.section_data(symtab)?;
-            for sym in syms.chunks_exact(24) {
-                let name = cstr(strs, u32_at(sym, 0)? as usize)?;
-                // Skip the empty name, section and file symbols and mapping symbols
-                // ($x, $d).
-                let kind = sym[4] & 0xf;
-                if name.is_empty() || kind == 3 || kind == 4 || name.starts_with('$') {
-                    continue;
-                }
-                out.push((u64_at(sym, 8)?, name.to_string()));
+        self.walk_symbols(|name, value, info| {
+            // Skip the empty name, section and file symbols and mapping symbols
+            // ($x, $d).
+            let kind = info & 0xf;
+            if !(name.is_empty() || kind == 3 || kind == 4 || name.starts_with('$')) {
+                out.push((value, name.to_string()));
             }
-        }
+            false
+        })?;
         out.sort();
         Ok(out)
     }
@@ -238,6 +246,27 @@ mod tests {
             code_range(&elf).unwrap(),
             (0x4020_0000..0x4020_8000, RangeSource::Symbols)
         );
+    }
+
+    #[test]
+    fn symbols_sorted_by_address_without_mapping_symbols() {
+        let elf = build_elf(&[
+            ("b", 0x4020_0100),
+            ("$x", 0x4020_0000),
+            ("a", 0x4020_0000),
+            ("__arm_vcpu_enter", 0x4020_0080),
+        ]);
+        let e = Elf::parse(&elf).unwrap();
+        assert_eq!(
+            e.symbols().unwrap(),
+            [
+                (0x4020_0000, "a".to_string()),
+                (0x4020_0080, "__arm_vcpu_enter".to_string()),
+                (0x4020_0100, "b".to_string())
+            ]
+        );
+        assert_eq!(e.symbol("b").unwrap(), Some(0x4020_0100));
+        assert_eq!(e.symbol("c").unwrap(), None);
     }
 
     #[test]
