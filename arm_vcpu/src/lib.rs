@@ -32,6 +32,7 @@
 //!    be bound again on any enabled core.
 //!
 //! ```no_run
+//! use arm_vcpu::smccc::ret;
 //! use arm_vcpu::*;
 //!
 //! # fn main() -> Result<(), VCpuError> {
@@ -48,7 +49,22 @@
 //!         VmExit::MmioRead { .. } => vcpu.complete_mmio_read(0)?, // a read-as-zero device
 //!         VmExit::MmioWrite { .. } => {}                          // write-ignored
 //!         VmExit::Psci { request: PsciRequest::SystemOff, .. } => break,
-//!         other => panic!("not handled here: {other:?}"),
+//!         // An abort where no device is: the guest takes it, as on hardware.
+//!         VmExit::DataAbort { va, write, .. } => vcpu.inject_data_abort(va, write)?,
+//!         VmExit::InstructionAbort { va, .. } => vcpu.inject_instruction_abort(va)?,
+//!         // One vCPU, no interrupts: nothing to wait for, no SGI target.
+//!         VmExit::WaitForInterrupt | VmExit::WaitForEvent => {}
+//!         VmExit::ExternalInterrupt { .. } | VmExit::SendSgi { .. } => {}
+//!         // Calls this host does not offer: SMCCC/PSCI NOT_SUPPORTED.
+//!         VmExit::Hypercall { .. } | VmExit::SecureMonitorCall { .. } => {
+//!             vcpu.set_return_value(ret::NOT_SUPPORTED as u64)
+//!         }
+//!         VmExit::Psci { .. } => vcpu.complete_psci(ret::NOT_SUPPORTED)?,
+//!         // An SError is the guest's failure: it ends this VM, nothing else.
+//!         VmExit::SError { .. } => break,
+//!         // Anything else (a system register or instruction this host does not
+//!         // emulate): UNDEFINED for the guest, never a host panic.
+//!         _ => vcpu.inject_undef()?,
 //!     }
 //! }
 //! vcpu.unbind(&mut percpu)?;

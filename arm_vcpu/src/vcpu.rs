@@ -734,7 +734,17 @@ impl Aarch64VCpu {
     ///         VmExit::Psci { request: PsciRequest::SystemOff, .. } => break,
     ///         // A physical interrupt: the host takes it once it unmasks IRQs.
     ///         VmExit::ExternalInterrupt { .. } => {}
-    ///         other => panic!("not handled by this example: {other:?}"),
+    ///         // An abort where no device is: the guest takes it, as on hardware.
+    ///         VmExit::DataAbort { va, write, .. } => vcpu.inject_data_abort(va, write)?,
+    ///         VmExit::InstructionAbort { va, .. } => vcpu.inject_instruction_abort(va)?,
+    ///         VmExit::Psci { .. } => vcpu.complete_psci(ret::NOT_SUPPORTED)?,
+    ///         // An SError is the guest's failure: it ends this VM, nothing else.
+    ///         VmExit::SError { .. } => break,
+    ///         // One vCPU: nothing to wait for, no SGI target.
+    ///         VmExit::WaitForInterrupt | VmExit::WaitForEvent | VmExit::SendSgi { .. } => {}
+    ///         // Anything else this host does not emulate (a system register or an
+    ///         // instruction): UNDEFINED for the guest — never a host panic.
+    ///         _ => vcpu.inject_undef()?,
     ///     }
     /// }
     /// # Ok(())
