@@ -26,14 +26,28 @@ use crate::exit::SysRegAddr;
 use crate::idregs;
 use crate::traps::TrapId;
 
-/// An architectural feature a register depends on, decided from the host's ID
-/// registers ([`FeatureSet::from_id_space`]) or, for the virtual CPU interface's active
-/// priority registers, from `ICH_VTR_EL2`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[repr(u8)]
-#[allow(missing_docs)]
-pub enum Feature {
-    Fp = 0,
+/// Declares [`Feature`] and [`FEATURES`] from one list (bit order = list order).
+macro_rules! features {
+    ($first:ident, $($name:ident),+ $(,)?) => {
+        /// An architectural feature a register depends on, decided from the host's ID
+        /// registers ([`FeatureSet::from_id_space`]) or, for the virtual CPU interface's
+        /// active priority registers, from `ICH_VTR_EL2`.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        #[repr(u8)]
+        #[allow(missing_docs)]
+        pub enum Feature {
+            $first = 0,
+            $($name),+
+        }
+
+        /// Every feature, in bit order.
+        pub const FEATURES: [Feature; 1 + [$(Feature::$name),+].len()] =
+            [Feature::$first, $(Feature::$name),+];
+    };
+}
+
+features!(
+    Fp,
     Gicv3,
     Pauth,
     Sve,
@@ -80,61 +94,7 @@ pub enum Feature {
     Ccidx,
     VgicApr1,
     VgicApr3,
-}
-
-/// Every feature, in bit order.
-pub const FEATURES: [Feature; 47] = {
-    use Feature::*;
-    [
-        Fp,
-        Gicv3,
-        Pauth,
-        Sve,
-        Sme,
-        Ras,
-        RasV1p1,
-        Mte,
-        Mte2,
-        Pmu,
-        PmuV3p1,
-        PmuV3p4,
-        PmuV3p5,
-        Spe,
-        Trbe,
-        TraceSys,
-        Trf,
-        Brbe,
-        Amu,
-        AmuV1p1,
-        Mpam,
-        Lor,
-        Scxtnum,
-        Ls64Accdata,
-        Gcs,
-        S1pie,
-        S1poe,
-        Aie,
-        The,
-        Tcr2,
-        Sctlr2,
-        Fpmr,
-        Pfar,
-        Fgt,
-        Fgt2,
-        Hcx,
-        Mops,
-        Pan,
-        Uao,
-        Dit,
-        Ssbs,
-        Nmi,
-        Rng,
-        Ecv,
-        Ccidx,
-        VgicApr1,
-        VgicApr3,
-    ]
-};
+);
 
 const _: () = {
     let mut i = 0;
