@@ -247,6 +247,11 @@ impl<M: Mmio32> VgicRegisters for Gich<M> {
         self.frame.read32(gich::VMCR) as u64
     }
     fn set_vmcr(&mut self, v: u64) {
+        // (The mutation build `gicv2-vmcr` never loads GICH_VMCR: a vCPU restored on
+        // another core keeps that core's priority mask and group enables.)
+        if cfg!(arm_vcpu_mutate = "gicv2-vmcr") {
+            return;
+        }
         self.frame.write32(gich::VMCR, v as u32)
     }
     fn save_aprs(&mut self, s: &mut VgicState) {
