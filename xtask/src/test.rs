@@ -19,9 +19,6 @@ const PACKAGE_CHECKS: &[PackageCheck] = &[
     ("doc", package::doc),
     ("msrv", package::msrv),
 ];
-/// Target dir of the mutant hypervisor (relative to the workspace root).
-/// Mutant builds go to `target/mutant-<cfg>`.
-const MUTANT_TARGET_DIR: &str = "target/mutant";
 /// Lines of output shown for a failed QEMU run.
 const TAIL_LINES: usize = 40;
 
@@ -172,7 +169,6 @@ pub fn run(ws: &Workspace, opts: &Options) -> Result<ExitCode, String> {
                 }
                 ws.build_hv(&HvBuild {
                     mutation: Some(m.cfg.into()),
-                    target_dir: Some(format!("{MUTANT_TARGET_DIR}-{}", m.cfg).into()),
                     ..HvBuild::new(Profile::Debug)
                 })
             })

@@ -27,15 +27,13 @@ impl Profile {
     }
 }
 
-/// A hypervisor build: profile, mutation and (for a mutant) its own target dir.
+/// A hypervisor build: profile and mutation.
 #[derive(Debug, Clone)]
 pub struct HvBuild {
     pub profile: Profile,
-    /// A mutant build: `--cfg arm_vcpu_mutate="<name>"` for every crate (declared in
+    /// A mutant build: `--cfg arm_vcpu_mutate="<name>"` for the crate (declared in
     /// arm_vcpu's `check-cfg`; see `scenarios::MUTATIONS`).
     pub mutation: Option<String>,
-    /// Relative to the workspace root; `None` = the default `target/`.
-    pub target_dir: Option<PathBuf>,
 }
 
 impl HvBuild {
@@ -43,14 +41,28 @@ impl HvBuild {
         HvBuild {
             profile,
             mutation: None,
-            target_dir: None,
         }
     }
 }
 
-/// `CARGO_ENCODED_RUSTFLAGS` of a mutant build (`\x1f`-separated).
-pub fn mutant_rustflags(mutation: &str) -> String {
-    format!("--cfg\x1farm_vcpu_mutate=\"{mutation}\"")
+/// Target dir of every mutant build (relative to the workspace root). The mutants
+/// share it: only arm_vcpu and refhv differ between them, so the dependencies are
+/// built once, not once per mutant.
+pub const MUTANT_TARGET_DIR: &str = "target/mutant";
+
+/// The `RUSTC_WORKSPACE_WRAPPER` script of mutant `mutation`: rustc, with
+/// `--cfg arm_vcpu_mutate="<mutation>"` when it compiles the crate. Cargo runs it for
+/// workspace members only and keys their artifacts by it, so each mutant's arm_vcpu
+/// and refhv are kept apart while the dependencies (never given the cfg) are shared.
+pub fn mutant_wrapper(mutation: &str) -> String {
+    format!(
+        "#!/bin/sh\n\
+         # rustc for the workspace members of the mutant build `{mutation}` (cargo xtask)\n\
+         case \" $* \" in\n\
+         *\" --crate-name arm_vcpu \"*) exec \"$@\" --cfg 'arm_vcpu_mutate=\"{mutation}\"' ;;\n\
+         esac\n\
+         exec \"$@\"\n"
+    )
 }
 
 pub struct Workspace {
@@ -90,12 +102,21 @@ impl Workspace {
         c
     }
 
+    /// Where the hypervisor of build `b` is (a mutant's is copied out of the shared
+    /// mutant target dir into its own file).
     pub fn hv_elf(&self, b: &HvBuild) -> PathBuf {
-        let base = match &b.target_dir {
-            Some(d) => self.root.join(d),
-            None => self.target(),
-        };
-        base.join(TARGET).join(b.profile.dir()).join("refhv")
+        match &b.mutation {
+            Some(m) => self
+                .root
+                .join(MUTANT_TARGET_DIR)
+                .join("bin")
+                .join(format!("refhv-{m}-{}", b.profile.dir())),
+            None => self
+                .target()
+                .join(TARGET)
+                .join(b.profile.dir())
+                .join("refhv"),
+        }
     }
 
     pub fn guest_elf(&self, name: &str) -> PathBuf {
@@ -110,18 +131,24 @@ impl Workspace {
         if b.profile == Profile::Release {
             args.push("--release".into());
         }
-        if let Some(d) = &b.target_dir {
-            args.push("--target-dir".into());
-            args.push(d.clone().into());
-        }
+        let Some(m) = &b.mutation else {
+            run_status(self.cargo(&args)).map_err(|e| format!("hypervisor build failed: {e}"))?;
+            return Ok(self.hv_elf(b));
+        };
+        let dir = self.root.join(MUTANT_TARGET_DIR);
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin).map_err(|e| format!("{}: {e}", bin.display()))?;
+        let wrapper = dir.join(format!("rustc-{m}"));
+        write_script(&wrapper, &mutant_wrapper(m))?;
+        args.push("--target-dir".into());
+        args.push(dir.clone().into());
         let mut cmd = self.cargo(&args);
-        if let Some(m) = &b.mutation {
-            // A mutant gets its own target dir (above), so these flags never mix
-            // with the normal build's artifacts.
-            cmd.env("CARGO_ENCODED_RUSTFLAGS", mutant_rustflags(m));
-        }
+        cmd.env("RUSTC_WORKSPACE_WRAPPER", &wrapper);
         run_status(cmd).map_err(|e| format!("hypervisor build failed: {e}"))?;
-        Ok(self.hv_elf(b))
+        let built = dir.join(TARGET).join(b.profile.dir()).join("refhv");
+        let out = self.hv_elf(b);
+        std::fs::copy(&built, &out).map_err(|e| format!("{}: {e}", out.display()))?;
+        Ok(out)
     }
 
     /// Builds `linux-tools` (static AArch64 Linux programs for the initramfs) and
@@ -188,4 +215,48 @@ pub fn in_path(program: &str) -> bool {
             .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
             .unwrap_or(false)
     })
+}
+
+/// Writes an executable script (rewritten only when its text changed: cargo keys the
+/// mutants' artifacts by the wrapper's path, and a rewrite must not look like a change).
+fn write_script(path: &Path, text: &str) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    if std::fs::read_to_string(path).ok().as_deref() != Some(text) {
+        std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The wrapper, run with `echo` as its "rustc": the cfg goes to arm_vcpu only.
+    #[test]
+    fn mutant_wrapper_adds_the_cfg_to_arm_vcpu_only() {
+        let dir = std::env::temp_dir().join(format!("xtask-wrapper-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let w = dir.join("rustc-skip-tpidr");
+        write_script(&w, &mutant_wrapper("skip-tpidr")).unwrap();
+        let run = |args: &[&str]| {
+            let o = Command::new(&w).arg("echo").args(args).output().unwrap();
+            assert!(o.status.success());
+            String::from_utf8(o.stdout).unwrap()
+        };
+        assert_eq!(
+            run(&["--crate-name", "arm_vcpu", "--edition=2021"]),
+            "--crate-name arm_vcpu --edition=2021 --cfg arm_vcpu_mutate=\"skip-tpidr\"\n"
+        );
+        assert_eq!(run(&["--crate-name", "refhv"]), "--crate-name refhv\n");
+        assert_eq!(
+            run(&["--crate-name", "arm_vcpu_x"]),
+            "--crate-name arm_vcpu_x\n"
+        );
+        // Rewritten only when the text changes (cargo keys artifacts by it).
+        let before = std::fs::metadata(&w).unwrap().modified().unwrap();
+        write_script(&w, &mutant_wrapper("skip-tpidr")).unwrap();
+        assert_eq!(std::fs::metadata(&w).unwrap().modified().unwrap(), before);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
