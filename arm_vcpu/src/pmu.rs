@@ -28,13 +28,15 @@
 //! * Counting at EL2 by the guest's counters is prohibited by the hardware where the
 //!   host has FEAT_PMUv3p1: `MDCR_EL2.HPMD` for the event counters and, for the cycle
 //!   counter, `MDCR_EL2.HCCD` (FEAT_PMUv3p5) or `PMCR_EL0.DP` (forced to 1 in the
-//!   hardware, shown as the guest wrote it). Where, in addition, the VM has every
-//!   counter of the core (none of the host's lies above its range), every other PMU
-//!   register is passed through ([`Mode::Passthrough`]): the guest may even set the NSH
-//!   filter bit, EL2 is not counted all the same.
+//!   hardware, shown as the guest wrote it). Where the host has FEAT_PMUv3p5 and, in
+//!   addition, the VM has every counter of the core (none of the host's lies above its
+//!   range), every other PMU register is passed through ([`Mode::Passthrough`]): the
+//!   guest may even set the NSH filter bit, EL2 is not counted all the same.
 //! * Otherwise — a PMUv3 (v8.0) core has no HPMD, so a guest that set
-//!   `PMEVTYPER<n>_EL0.NSH` or `PMCCFILTR_EL0.NSH` would count the host; and with host
-//!   counters above the VM's range, QEMU 7.2 lets EL1 reach them (it does not apply
+//!   `PMEVTYPER<n>_EL0.NSH` or `PMCCFILTR_EL0.NSH` would count the host; on a
+//!   PMUv3p1..p4 core only `PMCR_EL0.DP` would stop the cycle counter at EL2, which
+//!   QEMU 7.2 does not apply (its HPMD test leaves the cycle counter out); and with
+//!   host counters above the VM's range, QEMU 7.2 lets EL1 reach them (it does not apply
 //!   HPMN to EL1's accesses, as the architecture does) — every PMU register stays
 //!   trapped after the load ([`Mode::Trapped`]) and is emulated against the loaded
 //!   hardware: the SET/CLR registers masked to the VM's range, the filter registers'
@@ -291,10 +293,16 @@ impl PmuView {
         Ok(Some(Self {
             counters,
             pmuver,
-            // Passed through only where no counter of the host's lies above the VM's
-            // range: QEMU 7.2 does not apply MDCR_EL2.HPMN to EL1's accesses (the
-            // host's PMCNTENSET bits and PMEVCNTR<n> above HPMN are reachable there).
-            mode: if hpmd
+            // Passed through only where the hardware keeps every guest counter from
+            // counting EL2 whatever the guest's filters say — HPMD for the event
+            // counters and HCCD (FEAT_PMUv3p5) for the cycle counter: on a PMUv3p1..p4
+            // core only PMCR_EL0.DP could stop the cycle counter at EL2, and QEMU 7.2
+            // does not apply HPMD (nor so DP) to the cycle counter (cortex-a76,
+            // neoverse-n1 and a64fx counted host time with NSH set). And only where no
+            // counter of the host's lies above the VM's range: QEMU 7.2 does not apply
+            // MDCR_EL2.HPMN to EL1's accesses (the host's PMCNTENSET bits and
+            // PMEVCNTR<n> above HPMN are reachable there).
+            mode: if hccd
                 && counters as u64 == (caps.pmcr & pmcr::N) >> pmcr::N_SHIFT
                 && !cfg!(arm_vcpu_mutate = "pmu-count-el2")
             {

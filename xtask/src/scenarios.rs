@@ -339,7 +339,8 @@ pub const SCENARIOS: &[Scenario] = &[
         "cortex-a72",
         "cortex-a76",
     ]),
-    timed("aarch32", 1, 30),
+    // cortex-a76 too: AArch32 at EL0 only (EL1 AArch64-only: no AArch32 DBGDIDR there).
+    timed("aarch32", 1, 30).with_models(&["max", "cortex-a53", "cortex-a76"]),
     // iters = PRNG instruction words executed at EL1 (seed: bootargs `seed=`).
     timed("hostile", 100_000, 60),
     bench("bench-sysreg", 100, "sysreg_trap", 0),
@@ -391,7 +392,8 @@ pub const SCENARIOS: &[Scenario] = &[
     timed("debug-isolation", 40, 60),
     // Issue 13: the virtual PMUv3 (counting, filters, host time not counted, PMUSERENR,
     // overflow interrupts, the host's own PMU values kept), one VM; iters unused.
-    timed("pmu", 1, 60),
+    // cortex-a76 too: a PMUv3p1 (HPMD without HCCD), where the PMU stays trapped.
+    timed("pmu", 1, 60).with_models(&["max", "cortex-a53", "cortex-a76"]),
     // Two VMs time-sliced on one core, each counting only its own work; iters = VM
     // switches to survive.
     timed("pmu-isolation", 20, 60),

@@ -87,11 +87,12 @@ fn counting_at_el2_is_prohibited_by_the_hardware_or_by_trapping() {
     assert!(!v3.hpmd && !v3.hccd && !v3.force_dp);
     assert_eq!(v3.untrapped_when_loaded(), 0);
     assert_eq!(v3.mdcr_bits(), 6);
-    // PMUv3p1..p4: HPMD, and PMCR.DP forced for the cycle counter.
+    // PMUv3p1..p4: HPMD, and PMCR.DP forced for the cycle counter; still trapped (and
+    // NSH filtered): DP alone is not trusted to stop the cycle counter at EL2.
     let v4 = view(ALL, &caps(4, 6));
     assert_eq!(
         (v4.mode, v4.hpmd, v4.hccd, v4.force_dp),
-        (Mode::Passthrough, true, false, true)
+        (Mode::Trapped, true, false, true)
     );
     assert_eq!(v4.mdcr_bits(), 6 | mdcr::HPMD);
     // Fewer counters than the core has (host counters above the VM's): trapped.
@@ -106,9 +107,11 @@ fn counting_at_el2_is_prohibited_by_the_hardware_or_by_trapping() {
         "HPMN below PMCR.N"
     );
     assert_eq!(v4.hw_pmcr(pmcr::E), pmcr::E | pmcr::DP);
-    assert_eq!(v4.untrapped_when_loaded(), mdcr::TPM);
-    // PMUv3p5: HCCD, DP as the guest wrote it.
+    assert_eq!(v4.untrapped_when_loaded(), 0);
+    // PMUv3p5 with every counter: HCCD, DP as the guest wrote it, passed through.
     let v6 = view(ALL, &caps(6, 6));
+    assert_eq!((v6.mode, v6.force_dp), (Mode::Passthrough, false));
+    assert_eq!(v6.untrapped_when_loaded(), mdcr::TPM);
     assert_eq!(v6.mdcr_bits(), 6 | mdcr::HPMD | mdcr::HCCD);
     assert_eq!(
         v6.hw_pmcr(pmcr::E | pmcr::P | pmcr::C | 0x1f << 11),
