@@ -148,6 +148,10 @@ pub const fn iss(esr: u64) -> u32 {
     (esr & 0x1ff_ffff) as u32
 }
 
+/// `ESR_EL2` of `HVC #0` from AArch64: EC \[31:26\] = 0x16, IL \[25\] = 1, ISS
+/// \[24:0\] (imm16 and RES0 above it) and ISS2 \[55:32\] zero.
+pub const HVC64_IMM0: u64 = ((ExceptionClass::Hvc64 as u64) << 26) | (1 << 25);
+
 /// The 16-bit immediate of a trapped HVC or SMC, ISS bits \[15:0\].
 #[inline(always)]
 pub const fn imm16(esr: u64) -> u16 {

@@ -23,14 +23,31 @@ pub const fn index(reg: SysRegAddr) -> Option<usize> {
 /// without building either. Bit 63 (set by the vectors for asynchronous exits) never
 /// matches.
 pub const fn fast_id_read(esr: u64) -> Option<(usize, u8)> {
-    const MASK: u64 =
-        (1 << 63) | (0x3f << 26) | (1 << 25) | (3 << 20) | (7 << 14) | (0xf << 10) | 1;
-    const WANT: u64 = (0x18 << 26) | (1 << 25) | (3 << 20) | 1;
-    if esr & MASK != WANT {
+    fast_id_read_as(esr, [FAST_ID_MASK, FAST_ID_WANT])
+}
+
+/// What [`fast_id_read_as`] compares `ESR_EL2 & FAST_ID_MASK` with: bit 63 (the
+/// vectors' asynchronous flag), EC, IL, Op0, Op1, CRn, CRm\[3\] (so CRm < 8) and
+/// Direction.
+pub const FAST_ID_MASK: u64 =
+    (1 << 63) | (0x3f << 26) | (1 << 25) | (3 << 20) | (7 << 14) | (0xf << 10) | (1 << 4) | 1;
+/// The pattern of an ID-space MRS (CRm 0..7: CRm 0 is refused separately).
+pub const FAST_ID_WANT: u64 = (0x18 << 26) | (1 << 25) | (3 << 20) | 1;
+/// A pattern no syndrome matches (bits outside [`FAST_ID_MASK`] set): a vCPU whose ID
+/// registers exit to the host holds it, so its fast path costs no policy test.
+pub const FAST_ID_NEVER: u64 = !0;
+
+/// [`fast_id_read`] against `[mask, want]`: [`FAST_ID_MASK`] and [`FAST_ID_WANT`] or
+/// [`FAST_ID_NEVER`] (a vCPU keeps the pair side by side: one `ldp`, no constant to
+/// build on the exit path).
+#[inline(always)]
+pub const fn fast_id_read_as(esr: u64, [mask, want]: [u64; 2]) -> Option<(usize, u8)> {
+    if esr & mask != want {
         return None;
     }
-    let crm = ((esr >> 1) & 0xf) as usize;
-    if crm == 0 || crm > 7 {
+    // CRm 1..7 (CRm[3] is in the mask).
+    let crm = ((esr >> 1) & 0x7) as usize;
+    if crm == 0 {
         return None;
     }
     let op2 = ((esr >> 17) & 7) as usize;

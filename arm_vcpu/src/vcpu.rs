@@ -137,6 +137,9 @@ pub struct Aarch64VCpu {
     features: CpuFeatures,
     /// The VM's view of the feature ID registers (built at bind).
     ids: IdRegisters,
+    /// The ID-register fast path's mask and pattern for the setup's policy
+    /// (`idregs::FAST_ID_WANT` if the crate answers, `FAST_ID_NEVER` if they exit).
+    id_fast: [u64; 2],
     /// `ids`, VTTBR, VTCR and VPIDR do not match `stage2` (set until the first bind and
     /// by `set_stage2_root`); they were computed for `features` otherwise.
     view_stale: bool,
@@ -228,6 +231,7 @@ impl Aarch64VCpu {
             stage2: None,
             features: CpuFeatures::default(),
             ids: IdRegisters::default(),
+            id_fast: [crate::idregs::FAST_ID_MASK, crate::idregs::FAST_ID_WANT],
             view_stale: true,
             id: NEXT_VCPU_ID.fetch_add(1, Ordering::Relaxed),
             gen: 0,
@@ -268,6 +272,13 @@ impl Aarch64VCpu {
     pub fn setup(&mut self, config: Aarch64VCpuSetupConfig) -> VCpuResult {
         self.require_unbound("setup")?;
         self.setup = config;
+        self.id_fast = [
+            crate::idregs::FAST_ID_MASK,
+            match config.id_registers {
+                IdRegisterPolicy::Sanitized => crate::idregs::FAST_ID_WANT,
+                IdRegisterPolicy::ExitToHost => crate::idregs::FAST_ID_NEVER,
+            },
+        ];
         self.touch_saved();
         // The EL2 controls follow the setup: compose them again at the next bind.
         self.view_stale = true;
@@ -754,6 +765,50 @@ impl Aarch64VCpu {
     // copy of it on return) and the fast paths below cost no call.
     #[inline(always)]
     pub fn run(&mut self) -> VCpuResult<VmExit> {
+        self.run_with(|_| false)
+    }
+
+    /// [`Self::run`] with the host's own fast path for its hottest hypercalls: `hvc0`
+    /// is called with the guest's x0..x30 at every `HVC #0` from AArch64 (ESR_EL2 EC
+    /// 0x16, imm16 0), before the crate looks at it. If it returns `true` the call is
+    /// complete — the guest resumes after the HVC with the registers as `hvc0` left
+    /// them — and `run_with` enters the guest again without returning; if it returns
+    /// `false` the HVC goes on as in `run` (the crate's SMCCC/PSCI calls, or a
+    /// [`VmExit::Hypercall`]). So `hvc0` must return `false` for function IDs it does
+    /// not own (SMCCC owners 0 and 4: the architecture's and PSCI), and must not block:
+    /// it runs with the vCPU bound, between two guest instructions. Calls it answers
+    /// are not exits: the host counts them itself.
+    ///
+    /// ```no_run
+    /// # use arm_vcpu::*;
+    /// # fn main() -> Result<(), VCpuError> {
+    /// # let mut percpu = Aarch64PerCpu::new(0);
+    /// # percpu.hardware_enable()?;
+    /// # let mut vcpu = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default())?;
+    /// # vcpu.setup(Aarch64VCpuSetupConfig::default())?;
+    /// # vcpu.set_entry(0x4008_0000)?;
+    /// # vcpu.set_stage2_root(Stage2Config::new(0x8000_0000, 1, 39, 1))?;
+    /// # vcpu.bind(&mut percpu)?;
+    /// // A host-defined "null" call (a vendor hypervisor service ID) answered in place.
+    /// const NULL: u64 = 0xc600_0000;
+    /// let mut null_calls = 0u64;
+    /// let exit = vcpu.run_with(|x| {
+    ///     if x[0] != NULL {
+    ///         return false;
+    ///     }
+    ///     null_calls += 1;
+    ///     x[0] = 0;
+    ///     true
+    /// })?;
+    /// # let _ = exit;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline(always)]
+    pub fn run_with<F: FnMut(&mut [u64; 31]) -> bool>(
+        &mut self,
+        mut hvc0: F,
+    ) -> VCpuResult<VmExit> {
         // One check on the hot path: an unbound vCPU always has `ready == false`.
         if !self.ready {
             self.prepare_entry()?;
@@ -765,37 +820,41 @@ impl Aarch64VCpu {
             // `frame.spsr` is a guest state (checked whenever the host changed the
             // frame, see `regs_mut`).
             let code = unsafe { crate::hw::enter_guest(&mut self.ws) };
-            // The exception class; an asynchronous exit (bit 63) matches none of these.
-            let ec = code >> 26;
-            if ec == esr::ExceptionClass::Hvc64 as u64 {
-                // Fast path: an HVC with a function ID the host owns. SMCCC owners 0 (Arm
-                // architecture) and 4 (standard secure: PSCI) are the crate's; W0 bits
-                // [29:24] other than bit 26 being zero means one of those.
+            // The host's fast path: `HVC #0` (one compare of the whole syndrome: EC
+            // 0x16, IL 1, imm16 and ISS2 zero). HVC's preferred return is the next
+            // instruction: nothing to advance.
+            // `HVC #0` (one compare of the whole syndrome: EC 0x16, IL 1, imm16 and ISS2
+            // zero; an asynchronous exit has bit 63 set). HVC's preferred return is the
+            // next instruction: nothing to advance. (An HVC with a non-zero immediate
+            // takes the general path, which gives the same answers.)
+            if code == esr::HVC64_IMM0 {
+                // The host's own fast path.
+                if hvc0(&mut self.ws.frame.gpr) {
+                    continue;
+                }
+                // A function ID the host owns. SMCCC owners 0 (Arm architecture) and 4
+                // (standard secure: PSCI) are the crate's; W0 bits [29:24] other than
+                // bit 26 being zero means one of those.
                 let g = &self.ws.frame.gpr;
-                // (An HVC with a non-zero immediate is the host's too; it takes the slow
-                // path only when w0 happens to name one of those owners.)
                 if (g[0] >> 24) & 0x3b != 0 {
                     return Ok(VmExit::Hypercall {
-                        imm: esr::imm16(code),
+                        imm: 0,
                         args: [g[0], g[1], g[2], g[3], g[4], g[5], g[6]],
                     });
                 }
-                // Fast path: an SMCCC call whose answer is fixed (PSCI_VERSION,
-                // SMCCC_VERSION, MIGRATE_INFO_TYPE), as `smccc_call` answers it: x0..x3,
-                // ELR already past the HVC (EC 0x16: AArch64 only), SPSR_EL2.SS cleared.
-                if esr::imm16(code) == 0 {
-                    if let Some(x0) = smccc::fixed_answer(g[0] as u32) {
-                        complete_fixed_call(&mut self.ws.frame, x0);
-                        continue;
-                    }
+                // An SMCCC call whose answer is fixed (PSCI_VERSION, SMCCC_VERSION,
+                // MIGRATE_INFO_TYPE), as `smccc_call` answers it: x0..x3, ELR already
+                // past the HVC (EC 0x16: AArch64 only), SPSR_EL2.SS cleared.
+                if let Some(x0) = smccc::fixed_answer(g[0] as u32) {
+                    complete_fixed_call(&mut self.ws.frame, x0);
+                    continue;
                 }
             }
-            // Fast path: an ID register read (HCR_EL2.TID3) answered from the VM's view;
-            // MRS is always a 4-byte instruction.
-            if let Some((i, rt)) = crate::idregs::fast_id_read(code) {
-                if let (IdRegisterPolicy::Sanitized, Some(&v)) =
-                    (self.setup.id_registers, self.ids.values().get(i))
-                {
+            // Fast path: an ID register read (HCR_EL2.TID3) answered from the VM's view
+            // (`id_fast` never matches when the policy sends them to the host); MRS is
+            // always a 4-byte instruction.
+            if let Some((i, rt)) = crate::idregs::fast_id_read_as(code, self.id_fast) {
+                if let Some(&v) = self.ids.values().get(i) {
                     if rt < 31 {
                         self.ws.frame.gpr[rt as usize] = v;
                     }
@@ -817,8 +876,15 @@ impl Aarch64VCpu {
         }
         #[cfg(not(target_arch = "aarch64"))]
         {
+            let _ = &mut hvc0;
             Err(VCpuError::NoHardwareSupport)
         }
+    }
+
+    /// The ID-register fast path's pattern (`idregs::fast_id_read_as`).
+    #[cfg(test)]
+    pub(crate) fn id_fast_pattern(&self) -> [u64; 2] {
+        self.id_fast
     }
 
     /// The MMIO fast path of `run()` for an exit `crate::exit::is_fast_mmio` accepts,

@@ -1045,6 +1045,14 @@ fn fast_id_read_agrees_with_the_decoder() {
                                 assert_eq!(crate::idregs::fast_id_read(esr ^ (1 << 26)), None);
                                 assert_eq!(crate::idregs::fast_id_read(esr & !(1 << 25)), None);
                                 assert_eq!(crate::idregs::fast_id_read(esr | (1 << 63)), None);
+                                // A vCPU whose ID registers exit to the host: never.
+                                assert_eq!(
+                                    crate::idregs::fast_id_read_as(
+                                        esr,
+                                        [crate::idregs::FAST_ID_MASK, crate::idregs::FAST_ID_NEVER]
+                                    ),
+                                    None
+                                );
                             }
                         }
                     }
@@ -1064,4 +1072,22 @@ fn fast_id_read_literal() {
     assert_eq!(crate::idregs::fast_id_read(esr), Some((24, 3)));
     // The same with Direction = 0 (MSR, UNDEFINED for an ID register): slow path.
     assert_eq!(crate::idregs::fast_id_read(esr & !1), None);
+}
+
+/// The fast path's pattern follows the setup's ID-register policy.
+#[test]
+fn fast_id_pattern_follows_the_policy() {
+    use crate::idregs::{fast_id_read_as, FAST_ID_MASK, FAST_ID_NEVER, FAST_ID_WANT};
+    let esr = 0x6230_0069u64;
+    let mut v = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default()).unwrap();
+    assert_eq!(v.id_fast_pattern(), [FAST_ID_MASK, FAST_ID_WANT]);
+    let host = Aarch64VCpuSetupConfig {
+        id_registers: IdRegisterPolicy::ExitToHost,
+        ..Default::default()
+    };
+    v.setup(host).unwrap();
+    assert_eq!(v.id_fast_pattern(), [FAST_ID_MASK, FAST_ID_NEVER]);
+    assert_eq!(fast_id_read_as(esr, v.id_fast_pattern()), None);
+    v.setup(Aarch64VCpuSetupConfig::default()).unwrap();
+    assert_eq!(fast_id_read_as(esr, v.id_fast_pattern()), Some((24, 3)));
 }

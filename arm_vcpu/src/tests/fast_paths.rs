@@ -255,3 +255,27 @@ fn fast_fp_trap_equals_the_general_path() {
         .unwrap();
     assert!(!v.is_fast_fp_trap(0x07 << 26 | 1 << 25));
 }
+
+/// `run_with`'s one compare: `esr::HVC64_IMM0` is exactly the syndrome of `HVC #0` from
+/// AArch64 (DDI 0487 D17.2.37: EC 0x16, IL 1, ISS = imm16), and no other syndrome the
+/// decoder reads as an HVC #0 — exhaustive over EC, IL and imm16, with RES0 ISS bits.
+#[test]
+fn hvc_imm0_is_the_one_syndrome_of_hvc_0() {
+    assert_eq!(esr::HVC64_IMM0, 0x5a00_0000);
+    for ec in 0..64u64 {
+        for il in 0..2u64 {
+            for imm in [0u64, 1, 0x80, 0x4711, 0xffff] {
+                for res0 in [0u64, 1 << 16, 1 << 24, 1 << 32] {
+                    let code = ec << 26 | il << 25 | res0 | imm;
+                    let hvc0 = ec == esr::ExceptionClass::Hvc64 as u64
+                        && il == 1
+                        && res0 == 0
+                        && esr::imm16(code) == 0;
+                    assert_eq!(code == esr::HVC64_IMM0, hvc0, "{code:#x}");
+                }
+            }
+        }
+    }
+    // An asynchronous exit (bit 63, set by the vectors) never matches.
+    assert_ne!(esr::HVC64_IMM0 | 1 << 63, esr::HVC64_IMM0);
+}
