@@ -343,6 +343,8 @@ pub const SCENARIOS: &[Scenario] = &[
     timed("aarch32", 1, 30).with_models(&["max", "cortex-a53", "cortex-a76"]),
     // iters = PRNG instruction words executed at EL1 (seed: bootargs `seed=`).
     timed("hostile", 100_000, 60),
+    // iters = PRNG A32/T32 instructions executed single-stepped at AArch32 EL0.
+    timed("hostile32", 10_000, 60).with_models(&["max", "cortex-a53", "cortex-a76"]),
     bench("bench-sysreg", 100, "sysreg_trap", 0),
     bench("bench-psci", 100, "psci_version", 1),
     // A CPACR_EL1 write trapped (CPTR_EL2.TCPAC) and emulated in the crate. Only on

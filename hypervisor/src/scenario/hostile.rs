@@ -13,7 +13,8 @@ use super::{AbortPolicy, Scenario, VmInfo};
 
 pub fn by_name(name: &str, iters: u64, seed: u64) -> Option<Box<dyn Scenario>> {
     match name {
-        "hostile" => Some(Box::new(Hostile {
+        // `hostile32` runs its words in AArch32 EL0: the same host side.
+        "hostile" | "hostile32" => Some(Box::new(Hostile {
             iters,
             seed,
             entry: [(2, seed)],
