@@ -997,3 +997,41 @@ macro_rules! with_interface {
 }
 #[cfg(target_arch = "aarch64")]
 pub(crate) use with_interface;
+
+/// The pending and active state of one virtual interrupt in a vCPU's virtual CPU
+/// interface: what a GIC distributor reports for it in `GICD_ISPENDR<n>` /
+/// `GICD_ISACTIVER<n>` (`GICR_ISPENDR0` / `GICR_ISACTIVER0` for SGIs and PPIs, GICv3;
+/// IHI 0069 12.9.27, 12.9.17), for a host that emulates the distributor.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IrqState {
+    /// Pending: in a list register as pending or pending-and-active, or queued for one.
+    pub pending: bool,
+    /// Active: in a list register as active or pending-and-active.
+    pub active: bool,
+}
+
+/// `intid`'s state in list registers `lrs` (raw, of `format`) and `queue` (pure). For a
+/// GICv2 SGI every source counts (the distributor's pending bit is per INTID; its
+/// `GICD_SPENDSGIR` holds the per-source bits).
+pub fn irq_state(format: LrFormat, lrs: &[u64], queue: &PendingQueue, intid: u32) -> IrqState {
+    let mut s = IrqState::default();
+    for &raw in lrs {
+        let e = format.decode(raw);
+        if e.intid != intid {
+            continue;
+        }
+        match e.state {
+            LrState::Invalid => {}
+            LrState::Pending => s.pending = true,
+            LrState::Active => s.active = true,
+            LrState::PendingActive => {
+                s.pending = true;
+                s.active = true;
+            }
+        }
+    }
+    if queue.iter().any(|vi| vi.intid == intid) {
+        s.pending = true;
+    }
+    s
+}

@@ -1222,3 +1222,82 @@ fn vgic_registers_by_id_follow_the_gicv2_layout() {
     assert_eq!(g3.set_reg(q0, queued), Err(RegError::InvalidValue(q0)));
     assert_eq!(w.set_reg(q0, queued), Ok(()));
 }
+
+/// `irq_state`: what an emulated distributor reports as pending/active for an INTID,
+/// from list registers of either format in every state and from the queue.
+#[test]
+fn irq_state_from_list_registers_and_queue() {
+    use crate::vgic::{irq_state, IrqState, ListEntry, LrFormat, LrState, PendingQueue};
+    for format in [LrFormat::V3, LrFormat::V2] {
+        let lr = |intid: u32, state: LrState| {
+            format
+                .encode(&ListEntry {
+                    intid,
+                    priority: 0xa0,
+                    group1: true,
+                    state,
+                    ..ListEntry::default()
+                })
+                .unwrap()
+        };
+        let lrs = [
+            lr(27, LrState::Pending),
+            lr(30, LrState::Active),
+            lr(33, LrState::PendingActive),
+            lr(40, LrState::Invalid),
+        ];
+        let mut q = PendingQueue::default();
+        q.push(VirtualInterrupt::new(41)).unwrap();
+        q.push(VirtualInterrupt::new(30)).unwrap();
+        let st = |intid| irq_state(format, &lrs, &q, intid);
+        let (p, a, pa, none) = (
+            IrqState {
+                pending: true,
+                active: false,
+            },
+            IrqState {
+                pending: false,
+                active: true,
+            },
+            IrqState {
+                pending: true,
+                active: true,
+            },
+            IrqState::default(),
+        );
+        assert_eq!(st(27), p, "{format:?}");
+        // Active in a list register and queued again: both.
+        assert_eq!(st(30), pa, "{format:?}");
+        assert_eq!(st(33), pa, "{format:?}");
+        // An invalid list register holds nothing; a queued one is pending.
+        assert_eq!(st(40), none, "{format:?}");
+        assert_eq!(st(41), p, "{format:?}");
+        assert_eq!(st(26), none, "{format:?}");
+        // Only the list registers given count.
+        assert_eq!(
+            irq_state(format, &lrs[..1], &PendingQueue::default(), 30),
+            none
+        );
+        assert_eq!(
+            irq_state(format, &lrs[1..2], &PendingQueue::default(), 30),
+            a
+        );
+    }
+}
+
+/// Through a vCPU: injected while unbound (queued), the state is pending; a vCPU
+/// without any injection reports nothing.
+#[test]
+fn interrupt_state_of_an_unbound_vcpu() {
+    let mut v = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default()).unwrap();
+    assert_eq!(v.interrupt_state(33).unwrap(), IrqState::default());
+    v.inject_interrupt(VirtualInterrupt::new(33)).unwrap();
+    assert_eq!(
+        v.interrupt_state(33).unwrap(),
+        IrqState {
+            pending: true,
+            active: false
+        }
+    );
+    assert_eq!(v.interrupt_state(34).unwrap(), IrqState::default());
+}

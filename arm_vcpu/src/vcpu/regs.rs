@@ -116,6 +116,34 @@ impl Aarch64VCpu {
         Ok(stored)
     }
 
+    /// The pending and active state of virtual interrupt `intid` in this vCPU's
+    /// virtual CPU interface — its list registers and the queue waiting for them — as
+    /// an emulated distributor reports it in `GICD_ISPENDR`/`GICD_ISACTIVER` (or the
+    /// redistributor's `GICR_ISPENDR0`/`GICR_ISACTIVER0`): unbound, from the saved
+    /// state; bound, from the live list registers (`ICH_LR<n>_EL2` or the GICH frame;
+    /// call it on the core the vCPU is bound to, [`RegError::WrongCpu`] otherwise).
+    /// Neither for an interrupt never injected, or with interrupts passed through.
+    pub fn interrupt_state(&self, intid: u32) -> Result<crate::vgic::IrqState, RegError> {
+        self.check_reg_cpu()?;
+        let shape = self.reg_shape();
+        let n = shape.vtr.list_regs.min(crate::vgic::MAX_LRS);
+        #[cfg_attr(not(target_arch = "aarch64"), allow(unused_mut))]
+        let mut lrs = self.vgic.state.lr;
+        #[cfg(target_arch = "aarch64")]
+        if self.state == State::Bound && n != 0 {
+            for (k, l) in lrs.iter_mut().enumerate().take(n) {
+                *l = crate::vgic::with_interface!(self.vgic.iface, r => r.lr(k), none => *l);
+            }
+        }
+        let lrs = lrs.get(..n).unwrap_or(&[]);
+        Ok(crate::vgic::irq_state(
+            self.vgic.iface.format(),
+            lrs,
+            &self.vgic.queue,
+            intid,
+        ))
+    }
+
     /// Writes register `r` (KVM's `KVM_SET_ONE_REG`). Unbound: the saved state (loaded
     /// at the next bind). Bound: the live register too, so the write takes effect
     /// before the next entry. Fails with [`RegError::Unknown`] for a register the vCPU
