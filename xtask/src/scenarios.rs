@@ -879,6 +879,13 @@ pub const MUTATIONS: &[Mutation] = &[
         models: None,
     },
     Mutation {
+        scenario: "vgic-timers",
+        cfg: "irq-state-saved",
+        breaks: "Aarch64VCpu::interrupt_state reads the saved list registers of a bound vCPU (the emulated GICR_ISPENDR0 misses a pending PPI)",
+        reason: "GICR_ISPENDR0 bit 30 with the EL1 physical timer fired",
+        models: None,
+    },
+    Mutation {
         scenario: "hostile",
         cfg: "gpr-restore",
         breaks: "the exit vector does not save guest x28 (a register no word names changes)",

@@ -295,3 +295,36 @@ fn device_tree_node() {
     assert_eq!(ppi_flags(8), 0xff04);
     assert_eq!(ppi_flags(1), 0x104);
 }
+
+/// ISPENDR/ISACTIVER also report the reading vCPU's interface (list registers and
+/// queue, `Aarch64VCpu::interrupt_state`): PPI 27 pending, SPI 40 active there.
+#[test]
+fn pending_and_active_include_the_vcpus_interface() {
+    use arm_vcpu::IrqState;
+    let g = VGicV2::new(2).unwrap();
+    let live = |i: u32| match i {
+        27 => IrqState {
+            pending: true,
+            active: false,
+        },
+        40 => IrqState {
+            pending: false,
+            active: true,
+        },
+        _ => IrqState::default(),
+    };
+    assert_eq!(
+        g.read(0, 0x200, 4),
+        0,
+        "nothing held: ISPENDR0 without the interface"
+    );
+    assert_eq!(g.read_live(0, 0x200, 4, &live), 1 << 27, "ISPENDR0");
+    assert_eq!(
+        g.read_live(0, 0x280, 4, &live),
+        1 << 27,
+        "ICPENDR0 reads the same"
+    );
+    assert_eq!(g.read_live(0, 0x304, 4, &live), 1 << 8, "ISACTIVER1");
+    assert_eq!(g.read_live(0, 0x384, 4, &live), 1 << 8, "ICACTIVER1");
+    assert_eq!(g.read_live(0, 0x204, 4, &live), 0, "SPI 40 not pending");
+}

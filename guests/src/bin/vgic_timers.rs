@@ -4,7 +4,8 @@
 //! with ICC_IAR1_EL1, which the virtual CPU interface answers.
 //!
 //! 1. The EL1 physical timer (CNTP, PPI 30) enabled at the GIC and armed: PPI 30
-//!    arrives.
+//!    arrives; GICR_ISPENDR0 shows it pending before it is acknowledged,
+//!    GICR_ISACTIVER0 active until it is ended.
 //! 2. The virtual timer (CNTV, PPI 27) fires while the guest has PPI 27 disabled, the
 //!    guest turns the timer off, then enables PPI 27: nothing may arrive (a level
 //!    interrupt is sampled again when enabled, never replayed).
@@ -84,19 +85,44 @@ fn main(c: &mut Checks, _entry: Entry) {
     write_sysreg!("S3_0_C4_C6_0", 0xff); // ICC_PMR_EL1
     write_sysreg!("S3_0_C12_C12_7", 1); // ICC_IGRPEN1_EL1
 
-    // 1. The physical timer's PPI 30.
+    // 1. The physical timer's PPI 30: pending in GICR_ISPENDR0 before it is
+    // acknowledged, active in GICR_ISACTIVER0 until it is ended (the redistributor
+    // reports what the vCPU's list registers hold).
     enable_ppi(PTIMER, true);
+    c.check_eq(
+        format_args!("GICR_ISPENDR0 before the timer fires"),
+        mmio::read32(SGI + 0x200) >> PTIMER & 1,
+        0,
+    );
     write_sysreg!("cntp_tval_el0", ticks(1000));
     write_sysreg!("cntp_ctl_el0", 1);
+    let end = sysreg::cntvct() + ticks(200_000);
+    while mmio::read32(SGI + 0x200) >> PTIMER & 1 == 0 && sysreg::cntvct() < end {}
+    c.check_eq(
+        format_args!("GICR_ISPENDR0 bit 30 with the EL1 physical timer fired"),
+        mmio::read32(SGI + 0x200) >> PTIMER & 1,
+        1,
+    );
     let got = poll(200_000);
-    write_sysreg!("cntp_ctl_el0", 0);
     if c.check(
         got == u64::from(PTIMER),
         format_args!("EL1 physical timer: expected PPI 30 within 200 ms, got INTID {got}"),
     ) {
+        c.check_eq(
+            format_args!("GICR_ISACTIVER0 bit 30 once acknowledged"),
+            mmio::read32(SGI + 0x300) >> PTIMER & 1,
+            1,
+        );
+        write_sysreg!("cntp_ctl_el0", 0);
         eoi(got);
-        println!("guest vgic-timers: PPI 30 (EL1 physical timer) delivered");
+        c.check_eq(
+            format_args!("GICR_ISACTIVER0 bit 30 once ended"),
+            mmio::read32(SGI + 0x300) >> PTIMER & 1,
+            0,
+        );
+        println!("guest vgic-timers: PPI 30 (EL1 physical timer) delivered, pending and active as the redistributor reports");
     }
+    write_sysreg!("cntp_ctl_el0", 0);
     enable_ppi(PTIMER, false);
 
     // 2. PPI 27 fires while disabled; the timer is off when it is enabled.

@@ -146,9 +146,17 @@ impl Devices {
         }
     }
 
-    /// A guest read by vCPU `me`; `None`: no device is there.
+    /// A guest read by vCPU `me`; `None`: no device is there. `live`: `me`'s virtual
+    /// CPU interface (`Aarch64VCpu::interrupt_state`), for the emulated GIC's pending
+    /// and active registers.
     #[inline]
-    pub fn read(&mut self, me: usize, addr: u64, width: AccessWidth) -> Option<u64> {
+    pub fn read(
+        &mut self,
+        me: usize,
+        addr: u64,
+        width: AccessWidth,
+        live: vgic::Live,
+    ) -> Option<u64> {
         if self.kind == Kind::Test {
             if (TESTDEV_IPA..TESTDEV_IPA + TESTDEV_SIZE).contains(&addr) {
                 self.accesses.testdev += 1;
@@ -169,27 +177,29 @@ impl Devices {
             self.reflect_uart_line();
             return Some(v);
         }
-        self.gic_read(me, addr, width.bytes())
+        self.gic_read(me, addr, width.bytes(), live)
     }
 
     /// A guest read in the interrupt controller's frames (emulated distributor and
     /// redistributors, or trapped RD pages); kept out of line, off the test device's
     /// path.
     #[inline(never)]
-    fn gic_read(&mut self, me: usize, addr: u64, w: usize) -> Option<u64> {
+    fn gic_read(&mut self, me: usize, addr: u64, w: usize, live: vgic::Live) -> Option<u64> {
         if let Some(g) = self.vgic2.as_ref() {
             if (GICD_BASE..GICD_BASE + crate::vgicd_v2::GICD_SIZE).contains(&addr) {
                 self.accesses.gic += 1;
-                return Some(g.read(me, addr - GICD_BASE, w));
+                return Some(g.read_live(me, addr - GICD_BASE, w, live));
             }
         } else if let Some(g) = self.vgic.as_mut() {
             if (GICD_BASE..GICD_BASE + GICD_SIZE).contains(&addr) {
                 self.accesses.gic += 1;
-                return Some(g.gicd_read(addr - GICD_BASE, w));
+                return Some(g.gicd_read(addr - GICD_BASE, w, live));
             }
             if let Some((r, off)) = addr.checked_sub(GICR_BASE).and_then(|o| g.gicr_locate(o)) {
                 self.accesses.gic += 1;
-                return Some(g.gicr_read(r, off, w));
+                // Another vCPU's interface is its own core's to read.
+                let live = if r == me { live } else { &vgic::no_live };
+                return Some(g.gicr_read(r, off, w, live));
             }
         } else if self.rd_pages.contains(addr) {
             self.accesses.gic += 1;

@@ -4,7 +4,18 @@
 //! `irq-gic-v3` driver uses: no LPIs/ITS, no extended ranges, one security state
 //! (GICD_CTLR.DS = 1), affinity routing always on.
 
-use arm_vcpu::VirtualInterrupt;
+use arm_vcpu::{IrqState, VirtualInterrupt};
+
+/// The reading vCPU's own view of an INTID's pending and active state in its virtual
+/// CPU interface (`Aarch64VCpu::interrupt_state`): what the list registers and the
+/// crate's queue hold, which the emulated `ISPENDR`/`ISACTIVER` report beside the
+/// state kept here.
+pub type Live<'a> = &'a dyn Fn(u32) -> IrqState;
+
+/// No live state (tests, or another vCPU's redistributor).
+pub fn no_live(_: u32) -> IrqState {
+    IrqState::default()
+}
 
 /// Distributor and redistributor frames (QEMU virt's addresses).
 pub const GICD_BASE: u64 = 0x0800_0000;
@@ -182,14 +193,21 @@ impl VGic {
         }
     }
 
-    /// Register blocks common to GICD (SPIs, `first` ≥ 32) and the SGI frame.
-    fn common_read(&mut self, vcpu: usize, off: u64, first: u32) -> Option<u64> {
+    /// Register blocks common to GICD (SPIs, `first` ≥ 32) and the SGI frame. Pending
+    /// (`ISPENDR`/`ICPENDR`): raised while disabled (held here) or pending in the
+    /// reading vCPU's interface (`live`); active (`ISACTIVER`/`ICACTIVER`): active
+    /// there. (An SPI delivered to another vCPU is in that vCPU's list registers, which
+    /// only its own core can read: not reported.)
+    fn common_read(&mut self, vcpu: usize, off: u64, first: u32, live: Live) -> Option<u64> {
         let n = (off & 0x7f) as u32 / 4 * 32 + first;
+        let live_bits = |f: fn(&IrqState) -> bool| {
+            (0..32).fold(0u32, |v, b| if f(&live(n + b)) { v | 1 << b } else { v })
+        };
         Some(match off {
             0x080..=0x0ff => self.bits(vcpu, n, |i| i.group1) as u64,
             0x100..=0x1ff => self.bits(vcpu, n, |i| i.enabled) as u64,
-            0x200..=0x2ff => self.bits(vcpu, n, |i| i.held) as u64,
-            0x300..=0x3ff => 0,
+            0x200..=0x2ff => (self.bits(vcpu, n, |i| i.held) | live_bits(|s| s.pending)) as u64,
+            0x300..=0x3ff => live_bits(|s| s.active) as u64,
             0xc00..=0xcff => {
                 let base = ((off - 0xc00) / 4) as u32 * 16 + first;
                 let mut v = 0u64;
@@ -270,8 +288,9 @@ impl VGic {
         }
     }
 
-    /// A guest read of the distributor at offset `off`.
-    pub fn gicd_read(&mut self, off: u64, width: usize) -> u64 {
+    /// A guest read of the distributor at offset `off` (`live`: the reading vCPU's
+    /// interface, see [`Live`]).
+    pub fn gicd_read(&mut self, off: u64, width: usize, live: Live) -> u64 {
         match off {
             0x0000 => self.ctlr as u64,
             // TYPER: ITLinesNumber = 1 (64 INTIDs), IDbits = 15 (16-bit INTIDs), No1N.
@@ -290,7 +309,7 @@ impl VGic {
             }
             0xffe8 => 0x3b, // PIDR2: ArchRev 3
             // INTIDs below 32 are the redistributors' (RAZ/WI here with ARE set).
-            o => self.common_read(NO_VCPU, o, 0).unwrap_or(0),
+            o => self.common_read(NO_VCPU, o, 0, live).unwrap_or(0),
         }
     }
 
@@ -328,7 +347,9 @@ impl VGic {
         (v < self.vcpus).then_some((v, off % GICR_STRIDE))
     }
 
-    pub fn gicr_read(&mut self, vcpu: usize, off: u64, width: usize) -> u64 {
+    /// A guest read of vCPU `vcpu`'s redistributor (`live`: that vCPU's interface if
+    /// it is the reader's own, else [`no_live`]).
+    pub fn gicr_read(&mut self, vcpu: usize, off: u64, width: usize, live: Live) -> u64 {
         match off {
             0x0000 => 0,           // CTLR
             0x0004 => 0x0300_043b, // IIDR
@@ -348,7 +369,7 @@ impl VGic {
             0x0014 => 0,
             0xffe8 => 0x3b,
             0x1_0400..=0x1_041f => self.prio_read(vcpu, 0, off - 0x1_0400, width),
-            o if o >= 0x1_0000 => self.common_read(vcpu, o - 0x1_0000, 0).unwrap_or(0),
+            o if o >= 0x1_0000 => self.common_read(vcpu, o - 0x1_0000, 0, live).unwrap_or(0),
             _ => 0,
         }
     }

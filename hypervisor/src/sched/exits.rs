@@ -275,7 +275,11 @@ impl Core {
         let (served, val, deliver) = {
             let mut s = vm.state.lock();
             let (served, val) = match data {
-                None => match s.dev.read(v.index, addr, width) {
+                // The emulated GIC's pending/active registers include what this
+                // vCPU's list registers hold (it is bound here: they are live).
+                None => match s.dev.read(v.index, addr, width, &|i| {
+                    v.vcpu.interrupt_state(i).unwrap_or_default()
+                }) {
                     Some(x) => (true, x),
                     None => (false, 0),
                 },
