@@ -11,7 +11,7 @@
 
 use core::ptr::{addr_of, addr_of_mut};
 
-core::arch::global_asm!(include_str!("../asm/slot.S"));
+crate::global_asm_file!("slot.S");
 
 /// Most words one [`exec`] runs.
 pub const MAX_WORDS: usize = 16;

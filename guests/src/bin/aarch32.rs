@@ -19,7 +19,7 @@ use guests::{hvc, println, read_sysreg};
 
 guests::guest_main!("aarch32", main);
 
-core::arch::global_asm!(include_str!("../../asm/aarch32.S"));
+guests::global_asm_file!("aarch32.S");
 
 extern "C" {
     fn aarch32_probe(target: u64, spsr: u64, probe: *mut Probe);

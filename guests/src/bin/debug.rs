@@ -31,7 +31,7 @@ use guests::{hvc, println, read_sysreg};
 
 guests::guest_main!("debug", main);
 
-core::arch::global_asm!(include_str!("../../asm/debug.S"));
+guests::global_asm_file!("debug.S");
 
 /// See asm/debug.S.
 #[repr(C)]

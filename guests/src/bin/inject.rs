@@ -15,7 +15,7 @@ use guests::{hvc, println};
 
 guests::guest_main!("inject", main);
 
-core::arch::global_asm!(include_str!("../../asm/inject.S"));
+guests::global_asm_file!("inject.S");
 
 extern "C" {
     fn inject_probe(target: u64, spsr: u64, arg: u64, rec: *mut Record);

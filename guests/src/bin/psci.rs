@@ -16,7 +16,7 @@ use guests::{hvc, println, read_sysreg};
 
 guests::guest_main!("psci", main);
 
-core::arch::global_asm!(include_str!("../../asm/psci.S"));
+guests::global_asm_file!("psci.S");
 
 extern "C" {
     /// asm/psci.S: CPU_ON entry of vCPU 1; calls `psci_secondary_main`.
