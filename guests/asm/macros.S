@@ -149,6 +149,26 @@
     ret
     .endm
 
+// A secondary vCPU's start (PSCI CPU_ON): SP = the end of \stack (\size bytes),
+// VBAR_EL1 = guest_vectors (asm/entry.S). Uses x9; no ISB (the caller ends its setup
+// with one).
+    .macro secondary_start stack, size
+    adr_l   x9, \stack
+    add     x9, x9, #\size
+    mov     sp, x9
+    adr_l   x9, guest_vectors
+    msr     vbar_el1, x9
+    .endm
+
+// YIELD (0xC600_0004) forever: the host runs another vCPU at each. Uses x0 and local
+// label 1.
+    .macro yield_forever
+1:  mov     x0, #0x4
+    movk    x0, #0xc600, lsl #16
+    hvc     #0
+    b       1b
+    .endm
+
 // Vector entries (one per 0x80 slot, in the order given by \ns): `mov \reg, #(n * \mul)`
 // then `b \target`.
     .macro vector_stubs reg, mul, target, ns:vararg

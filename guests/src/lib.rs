@@ -30,6 +30,7 @@ pub mod rng;
 pub mod rt;
 pub mod slot;
 pub mod sweep;
+pub mod switch;
 pub mod sysreg;
 pub mod workaround;
 
