@@ -29,6 +29,7 @@ pub mod mmio;
 pub mod rng;
 pub mod rt;
 pub mod slot;
+pub mod smccc;
 pub mod sweep;
 pub mod switch;
 pub mod sysreg;
