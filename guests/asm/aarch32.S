@@ -13,10 +13,7 @@
 // cannot name (their values are UNKNOWN to AArch64 after AArch32 ran anyway).
 
     .pushsection .text.aarch32, "ax"
-    .global aarch32_probe
-    .type aarch32_probe, %function
-    .balign 4
-aarch32_probe:
+    func    aarch32_probe
     frame_push
     str_l   x2, a32_probe_ptr, x9
     probe_enter a32_saved_sp, a32_vectors

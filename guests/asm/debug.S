@@ -20,17 +20,10 @@
 // step_ctx (in .bss): 0 caller SP, 8 StepRun pointer, 16.. x18..x30, 120 caller
 // VBAR_EL1.
 
-    .pushsection .bss.debug_step_ctx, "aw", %nobits
-    .balign 16
-step_ctx:
-    .space 128
-    .popsection
+    ctx_block step_ctx, .bss.debug_step_ctx
 
     .pushsection .text.debug_step_run, "ax"
-    .global debug_step_run
-    .type debug_step_run, %function
-    .balign 4
-debug_step_run:
+    func    debug_step_run
     ctx_save step_ctx, step_vectors
     str     xzr, [x0, #40]
     ldr     x10, [x0, #0]

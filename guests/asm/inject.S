@@ -15,10 +15,7 @@
 // callee-saved registers. The handler uses only x9..x11 and no stack.
 
     .pushsection .text.inject, "ax"
-    .global inject_probe
-    .type inject_probe, %function
-    .balign 4
-inject_probe:
+    func    inject_probe
     frame_push
     str_l   x3, probe_rec, x9
     probe_enter probe_sp, inject_vectors

@@ -19,10 +19,7 @@
 // Between the fill and the stores, no register is written except x29's low half and
 // NZCV; nothing here touches memory in between.
     .pushsection .text.isolation, "ax"
-    .global isolation_hold
-    .type isolation_hold, %function
-    .balign 4
-isolation_hold:
+    func    isolation_hold
     frame_push
     // The caller's SP goes to memory: no register is left to hold it.
     adrp    x9, isolation_saved_sp
@@ -51,10 +48,7 @@ isolation_hold:
 
 // isolation_fp_load(state: x0 = *const FpState): V0..V31 = state[0..512] (16-byte
 // aligned), FPCR = state[512], FPSR = state[520].
-    .global isolation_fp_load
-    .type isolation_fp_load, %function
-    .balign 4
-isolation_fp_load:
+    func    isolation_fp_load
     reg_seq ldr, ldp, x0, 0, 32, q0, q1, q2, q3, q4, q5, q6, q7, q8, q9, q10, q11, q12, q13, q14, q15, q16, q17, q18, q19, q20, q21, q22, q23, q24, q25, q26, q27, q28, q29, q30, q31
     add     x3, x0, #512
     ldp     x1, x2, [x3]
@@ -65,10 +59,7 @@ isolation_fp_load:
 
 // isolation_fp_store(state: x0 = *mut FpState): the inverse of isolation_fp_load;
 // changes only x1..x3 (and memory at state).
-    .global isolation_fp_store
-    .type isolation_fp_store, %function
-    .balign 4
-isolation_fp_store:
+    func    isolation_fp_store
     reg_seq str, stp, x0, 0, 32, q0, q1, q2, q3, q4, q5, q6, q7, q8, q9, q10, q11, q12, q13, q14, q15, q16, q17, q18, q19, q20, q21, q22, q23, q24, q25, q26, q27, q28, q29, q30, q31
     mrs     x1, fpcr
     mrs     x2, fpsr

@@ -14,10 +14,7 @@
     .endm
 
     .pushsection .text.mmio_ldr_xzr, "ax"
-    .global mmio_ldr_xzr
-    .type mmio_ldr_xzr, %function
-    .balign 4
-mmio_ldr_xzr:
+    func    mmio_ldr_xzr
     // Frame (384 bytes): 0 x29,x30 | 16 x18,x19 | 32 x20,x21 | 48 x22,x23 |
     // 64 x24,x25 | 80 x26,x27 | 96 x28,out | 112 SP before | 128 x0..x30 | 376 SP after
     frame18_push 384, x1

@@ -30,6 +30,14 @@
     str     \reg, [\tmp, :lo12:\sym]
     .endm
 
+// The start of a global function \name (4-byte aligned).
+    .macro func name
+    .global \name
+    .type   \name, %function
+    .balign 4
+\name:
+    .endm
+
 // Registers to or from consecutive memory: \op2 (ldp/stp) two at a time at
 // [\base, #\off], [\base, #\off + \step], ... in the order given; an odd last one
 // with \op1 (ldr/str). Nothing else: the base is only read, never written back.
@@ -95,8 +103,17 @@
     ldp     x29, x30, [sp], #\size
     .endm
 
-// A context block at x9 (address of \ctx) for a routine that leaves through its own
-// vectors: 0 caller SP, 8 x0 (the routine's argument), 16.. x18..x30 (13 slots),
+// The storage of a ctx_save context block: 128 bytes at \name in .bss section \section.
+    .macro ctx_block name, section
+    .pushsection \section, "aw", %nobits
+    .balign 16
+\name:
+    .space 128
+    .popsection
+    .endm
+
+// A context block at x9 (address of \ctx, a ctx_block) for a routine that leaves
+// through its own vectors: 0 caller SP, 8 x0 (the routine's argument), 16.. x18..x30 (13 slots),
 // 120 caller VBAR_EL1; then VBAR_EL1 = \vectors. Uses x9 and x10.
     .macro ctx_save ctx, vectors
     adr_l   x9, \ctx

@@ -17,10 +17,7 @@
 // with rt = 0..30 and base = (rt + 16) % 31 (never equal to rt).
 
     .pushsection .text.preserve, "ax"
-    .global preserve_exit
-    .type preserve_exit, %function
-    .balign 4
-preserve_exit:
+    func    preserve_exit
     // Frame (400 bytes): 0 x29,x30 | 16 x18,x19 | 32 x20,x21 | 48 x22,x23 |
     // 64 x24,x25 | 80 x26,x27 | 96 x28,expect | 112 got,SP before |
     // 128 x0..x30 (31 slots), SP_EL0, SP after | 392 pad

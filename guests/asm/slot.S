@@ -19,17 +19,10 @@
 // Nothing here may depend on a register or on SP once the words have run: the way
 // back to the caller starts from PC-relative addresses only.
 
-    .pushsection .bss.slot_ctx, "aw", %nobits
-    .balign 16
-slot_ctx:
-    .space 128
-    .popsection
+    ctx_block slot_ctx, .bss.slot_ctx
 
     .pushsection .text.slot_exec, "ax"
-    .global slot_exec
-    .type slot_exec, %function
-    .balign 4
-slot_exec:
+    func    slot_exec
     ctx_save slot_ctx, slot_vectors
     // ERET into the slot: PSTATE exactly as asked (ERET synchronises the context,
     // so the new VBAR_EL1 is in effect for the words).
