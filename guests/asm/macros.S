@@ -41,6 +41,7 @@
 // Registers to or from consecutive memory: \op2 (ldp/stp) two at a time at
 // [\base, #\off], [\base, #\off + \step], ... in the order given; an odd last one
 // with \op1 (ldr/str). Nothing else: the base is only read, never written back.
+// (One nesting level per pair: 16 at most here, within the assembler's limit of 20.)
     .macro reg_seq op1, op2, base, off, step, r1, r2, rest:vararg
     .ifb \r2
     \op1    \r1, [\base, #\off]
