@@ -13,86 +13,30 @@
 // cannot name (their values are UNKNOWN to AArch64 after AArch32 ran anyway).
 
     .pushsection .text.aarch32, "ax"
-    .global aarch32_probe
-    .type aarch32_probe, %function
-    .balign 4
-aarch32_probe:
-    stp     x29, x30, [sp, #-96]!
-    stp     x19, x20, [sp, #16]
-    stp     x21, x22, [sp, #32]
-    stp     x23, x24, [sp, #48]
-    stp     x25, x26, [sp, #64]
-    stp     x27, x28, [sp, #80]
-    adrp    x9, a32_probe_ptr
-    str     x2, [x9, :lo12:a32_probe_ptr]
-    mov     x10, sp
-    adrp    x9, a32_saved_sp
-    str     x10, [x9, :lo12:a32_saved_sp]
-    adrp    x9, a32_vectors
-    add     x9, x9, :lo12:a32_vectors
-    msr     vbar_el1, x9
+    func    aarch32_probe
+    frame_push
+    str_l   x2, a32_probe_ptr, x9
+    probe_enter a32_saved_sp, a32_vectors
     msr     elr_el1, x0
     msr     spsr_el1, x1
     mov     x15, x2
-    ldp     x0, x1, [x15, #0]
-    ldp     x2, x3, [x15, #16]
-    ldp     x4, x5, [x15, #32]
-    ldp     x6, x7, [x15, #48]
-    ldp     x8, x9, [x15, #64]
-    ldp     x10, x11, [x15, #80]
-    ldp     x12, x13, [x15, #96]
-    ldr     x14, [x15, #112]
+    ldp_seq x15, 0, x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14
     isb
     eret
     .size aarch32_probe, . - aarch32_probe
 
 // Every vector slot records and returns to the caller of aarch32_probe.
-    .balign 0x800
-    .global a32_vectors
-a32_vectors:
-    .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
-    .balign 0x80
-    mov     x15, #(\n * 0x80)
-    b       a32_vector_common
-    .endr
+    vector_table a32_vectors, x15, 0x80, a32_vector_common
 
 a32_vector_common:
-    adrp    x16, a32_probe_ptr
-    ldr     x16, [x16, :lo12:a32_probe_ptr]
-    stp     x0, x1, [x16, #0]
-    stp     x2, x3, [x16, #16]
-    stp     x4, x5, [x16, #32]
-    stp     x6, x7, [x16, #48]
-    stp     x8, x9, [x16, #64]
-    stp     x10, x11, [x16, #80]
-    stp     x12, x13, [x16, #96]
-    str     x14, [x16, #112]
+    ldr_l   x16, a32_probe_ptr, x16
+    stp_seq x16, 0, x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14
     str     x15, [x16, #120]
-    mrs     x17, esr_el1
-    str     x17, [x16, #128]
-    mrs     x17, elr_el1
-    str     x17, [x16, #136]
-    mrs     x17, spsr_el1
-    str     x17, [x16, #144]
-    mrs     x17, far_el1
-    str     x17, [x16, #152]
+    mrs_seq x17, x16, 128, esr_el1, elr_el1, spsr_el1, far_el1
     ldr     x17, [x16, #160]
     add     x17, x17, #1
     str     x17, [x16, #160]
-    adrp    x9, a32_saved_sp
-    ldr     x10, [x9, :lo12:a32_saved_sp]
-    mov     sp, x10
-    adrp    x9, guest_vectors
-    add     x9, x9, :lo12:guest_vectors
-    msr     vbar_el1, x9
-    isb
-    ldp     x19, x20, [sp, #16]
-    ldp     x21, x22, [sp, #32]
-    ldp     x23, x24, [sp, #48]
-    ldp     x25, x26, [sp, #64]
-    ldp     x27, x28, [sp, #80]
-    ldp     x29, x30, [sp], #96
-    ret
+    probe_leave a32_saved_sp
 
 // ---------------------------------------------------------------------------------
 // AArch32 EL0 snippets. The aarch64 assembler cannot assemble A32/T32, so each

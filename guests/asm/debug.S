@@ -20,33 +20,11 @@
 // step_ctx (in .bss): 0 caller SP, 8 StepRun pointer, 16.. x18..x30, 120 caller
 // VBAR_EL1.
 
-    .pushsection .bss.debug_step_ctx, "aw", %nobits
-    .balign 16
-step_ctx:
-    .space 128
-    .popsection
+    ctx_block step_ctx, .bss.debug_step_ctx
 
     .pushsection .text.debug_step_run, "ax"
-    .global debug_step_run
-    .type debug_step_run, %function
-    .balign 4
-debug_step_run:
-    adrp    x9, step_ctx
-    add     x9, x9, :lo12:step_ctx
-    mov     x10, sp
-    stp     x10, x0, [x9, #0]
-    stp     x18, x19, [x9, #16]
-    stp     x20, x21, [x9, #32]
-    stp     x22, x23, [x9, #48]
-    stp     x24, x25, [x9, #64]
-    stp     x26, x27, [x9, #80]
-    stp     x28, x29, [x9, #96]
-    str     x30, [x9, #112]
-    mrs     x10, vbar_el1
-    str     x10, [x9, #120]
-    adrp    x10, step_vectors
-    add     x10, x10, :lo12:step_vectors
-    msr     vbar_el1, x10
+    func    debug_step_run
+    ctx_save step_ctx, step_vectors
     str     xzr, [x0, #40]
     ldr     x10, [x0, #0]
     msr     elr_el1, x10
@@ -59,8 +37,7 @@ debug_step_run:
 // Entered from a vector with x0, x1 pushed at [sp] (and room for x2, x3).
 step_record:
     stp     x2, x3, [sp, #16]
-    adrp    x0, step_ctx
-    add     x0, x0, :lo12:step_ctx
+    adr_l   x0, step_ctx
     ldr     x1, [x0, #8]
     ldr     x2, [x1, #40]
     ldr     x3, [x1, #24]
@@ -93,28 +70,8 @@ step_record:
 // Back to the caller through an ERET (PSTATE EL1h, DAIF masked, SS clear), with
 // its SP, callee-saved registers and vectors.
 step_leave:
-    adrp    x9, step_ctx
-    add     x9, x9, :lo12:step_ctx
-    adr     x10, 1f
-    msr     elr_el1, x10
-    mov     x10, #0x3c5
-    msr     spsr_el1, x10
-    eret
-1:  ldr     x10, [x9, #120]
-    msr     vbar_el1, x10
-    isb
-    ldr     x10, [x9, #0]
-    mov     sp, x10
-    ldr     x0, [x9, #8]
-    ldr     x0, [x0, #40]
-    ldp     x18, x19, [x9, #16]
-    ldp     x20, x21, [x9, #32]
-    ldp     x22, x23, [x9, #48]
-    ldp     x24, x25, [x9, #64]
-    ldp     x26, x27, [x9, #80]
-    ldp     x28, x29, [x9, #96]
-    ldr     x30, [x9, #112]
-    ret
+    adr_l   x9, step_ctx
+    ctx_leave 40
     .popsection
 
     .pushsection .text.debug_step_vectors, "ax"

@@ -13,22 +13,18 @@ _start:
     orr     x3, x3, x\n
     .endr
 
-    adrp    x4, __stack_top
-    add     x4, x4, :lo12:__stack_top
+    adr_l   x4, __stack_top
     mov     sp, x4
 
     // Zero .bss (16-byte aligned bounds, plain stores: the MMU is off, so no DC ZVA).
-    adrp    x4, __bss_start
-    add     x4, x4, :lo12:__bss_start
-    adrp    x5, __bss_end
-    add     x5, x5, :lo12:__bss_end
+    adr_l   x4, __bss_start
+    adr_l   x5, __bss_end
 1:  cmp     x4, x5
     b.hs    2f
     str     xzr, [x4], #8
     b       1b
 
-2:  adrp    x4, guest_vectors
-    add     x4, x4, :lo12:guest_vectors
+2:  adr_l   x4, guest_vectors
     msr     vbar_el1, x4
     isb
 
@@ -43,14 +39,7 @@ _start:
 
 // Any exception taken to EL1 is unexpected: report kind, ESR, ELR and FAR and exit.
     .section .text.vectors, "ax"
-    .balign 0x800
-    .global guest_vectors
-guest_vectors:
-    .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
-    .balign 0x80
-    mov     x0, #\n
-    b       guest_vector_common
-    .endr
+    vector_table guest_vectors, x0, 1, guest_vector_common
 
     .global guest_vector_common
 guest_vector_common:

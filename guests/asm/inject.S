@@ -15,24 +15,10 @@
 // callee-saved registers. The handler uses only x9..x11 and no stack.
 
     .pushsection .text.inject, "ax"
-    .global inject_probe
-    .type inject_probe, %function
-    .balign 4
-inject_probe:
-    stp     x29, x30, [sp, #-96]!
-    stp     x19, x20, [sp, #16]
-    stp     x21, x22, [sp, #32]
-    stp     x23, x24, [sp, #48]
-    stp     x25, x26, [sp, #64]
-    stp     x27, x28, [sp, #80]
-    adrp    x9, probe_rec
-    str     x3, [x9, :lo12:probe_rec]
-    mov     x10, sp
-    adrp    x9, probe_sp
-    str     x10, [x9, :lo12:probe_sp]
-    adrp    x9, inject_vectors
-    add     x9, x9, :lo12:inject_vectors
-    msr     vbar_el1, x9
+    func    inject_probe
+    frame_push
+    str_l   x3, probe_rec, x9
+    probe_enter probe_sp, inject_vectors
     msr     elr_el1, x0
     msr     spsr_el1, x1
     isb
@@ -44,20 +30,7 @@ probe_fallthrough:
     msr     spsel, #1
 probe_epilogue:
     msr     daifset, #0xf
-    adrp    x9, probe_sp
-    ldr     x10, [x9, :lo12:probe_sp]
-    mov     sp, x10
-    adrp    x9, guest_vectors
-    add     x9, x9, :lo12:guest_vectors
-    msr     vbar_el1, x9
-    isb
-    ldp     x19, x20, [sp, #16]
-    ldp     x21, x22, [sp, #32]
-    ldp     x23, x24, [sp, #48]
-    ldp     x25, x26, [sp, #64]
-    ldp     x27, x28, [sp, #80]
-    ldp     x29, x30, [sp], #96
-    ret
+    probe_leave probe_sp
 
 // Targets (entered by ERET with x2 = arg).
     .global inject_t_impdef
@@ -107,34 +80,15 @@ inject_t_serror:
     b       probe_fallthrough
 
 // The probe's vectors: every slot records and recovers.
-    .balign 0x800
-    .global inject_vectors
-inject_vectors:
-    .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
-    .balign 0x80
-    mov     x9, #(\n * 0x80)
-    b       inject_vector_common
-    .endr
+    vector_table inject_vectors, x9, 0x80, inject_vector_common
 
 inject_vector_common:
-    adrp    x10, probe_rec
-    ldr     x10, [x10, :lo12:probe_rec]
+    ldr_l   x10, probe_rec, x10
     ldr     x11, [x10]
     add     x11, x11, #1
     str     x11, [x10]
     str     x9, [x10, #8]
-    mrs     x11, esr_el1
-    str     x11, [x10, #16]
-    mrs     x11, far_el1
-    str     x11, [x10, #24]
-    mrs     x11, elr_el1
-    str     x11, [x10, #32]
-    mrs     x11, spsr_el1
-    str     x11, [x10, #40]
-    mrs     x11, daif
-    str     x11, [x10, #48]
-    mrs     x11, spsel
-    str     x11, [x10, #56]
+    mrs_seq x11, x10, 16, esr_el1, far_el1, elr_el1, spsr_el1, daif, spsel
     adr     x11, probe_recover
     msr     elr_el1, x11
     mov     x11, #0x3c5             // EL1h, DAIF masked

@@ -14,19 +14,10 @@
     .endm
 
     .pushsection .text.mmio_ldr_xzr, "ax"
-    .global mmio_ldr_xzr
-    .type mmio_ldr_xzr, %function
-    .balign 4
-mmio_ldr_xzr:
+    func    mmio_ldr_xzr
     // Frame (384 bytes): 0 x29,x30 | 16 x18,x19 | 32 x20,x21 | 48 x22,x23 |
     // 64 x24,x25 | 80 x26,x27 | 96 x28,out | 112 SP before | 128 x0..x30 | 376 SP after
-    stp     x29, x30, [sp, #-384]!
-    stp     x18, x19, [sp, #16]
-    stp     x20, x21, [sp, #32]
-    stp     x22, x23, [sp, #48]
-    stp     x24, x25, [sp, #64]
-    stp     x26, x27, [sp, #80]
-    stp     x28, x1, [sp, #96]
+    frame18_push 384, x1
     mov     x9, sp
     str     x9, [sp, #112]
 
@@ -36,22 +27,7 @@ mmio_ldr_xzr:
 
     ldr     xzr, [x0]
 
-    stp     x0, x1, [sp, #128]
-    stp     x2, x3, [sp, #144]
-    stp     x4, x5, [sp, #160]
-    stp     x6, x7, [sp, #176]
-    stp     x8, x9, [sp, #192]
-    stp     x10, x11, [sp, #208]
-    stp     x12, x13, [sp, #224]
-    stp     x14, x15, [sp, #240]
-    stp     x16, x17, [sp, #256]
-    stp     x18, x19, [sp, #272]
-    stp     x20, x21, [sp, #288]
-    stp     x22, x23, [sp, #304]
-    stp     x24, x25, [sp, #320]
-    stp     x26, x27, [sp, #336]
-    stp     x28, x29, [sp, #352]
-    str     x30, [sp, #368]
+    store_x0_x30 sp, 128
     mov     x9, sp
     str     x9, [sp, #376]
 
@@ -68,13 +44,7 @@ mmio_ldr_xzr:
     ldr     x4, [sp, #376]
     str     x4, [x1, #256]
 
-    ldp     x18, x19, [sp, #16]
-    ldp     x20, x21, [sp, #32]
-    ldp     x22, x23, [sp, #48]
-    ldp     x24, x25, [sp, #64]
-    ldp     x26, x27, [sp, #80]
-    ldr     x28, [sp, #96]
-    ldp     x29, x30, [sp], #384
+    frame18_pop 384
     ret
     .size mmio_ldr_xzr, . - mmio_ldr_xzr
     .popsection

@@ -17,20 +17,11 @@
 // with rt = 0..30 and base = (rt + 16) % 31 (never equal to rt).
 
     .pushsection .text.preserve, "ax"
-    .global preserve_exit
-    .type preserve_exit, %function
-    .balign 4
-preserve_exit:
+    func    preserve_exit
     // Frame (400 bytes): 0 x29,x30 | 16 x18,x19 | 32 x20,x21 | 48 x22,x23 |
     // 64 x24,x25 | 80 x26,x27 | 96 x28,expect | 112 got,SP before |
     // 128 x0..x30 (31 slots), SP_EL0, SP after | 392 pad
-    stp     x29, x30, [sp, #-400]!
-    stp     x18, x19, [sp, #16]
-    stp     x20, x21, [sp, #32]
-    stp     x22, x23, [sp, #48]
-    stp     x24, x25, [sp, #64]
-    stp     x26, x27, [sp, #80]
-    stp     x28, x2, [sp, #96]
+    frame18_push 400, x2
     mov     x9, sp
     stp     x3, x9, [sp, #112]
 
@@ -42,22 +33,7 @@ preserve_exit:
     br      x9
 
 preserve_store:
-    stp     x0, x1, [sp, #128]
-    stp     x2, x3, [sp, #144]
-    stp     x4, x5, [sp, #160]
-    stp     x6, x7, [sp, #176]
-    stp     x8, x9, [sp, #192]
-    stp     x10, x11, [sp, #208]
-    stp     x12, x13, [sp, #224]
-    stp     x14, x15, [sp, #240]
-    stp     x16, x17, [sp, #256]
-    stp     x18, x19, [sp, #272]
-    stp     x20, x21, [sp, #288]
-    stp     x22, x23, [sp, #304]
-    stp     x24, x25, [sp, #320]
-    stp     x26, x27, [sp, #336]
-    stp     x28, x29, [sp, #352]
-    str     x30, [sp, #368]
+    store_x0_x30 sp, 128
     mrs     x0, sp_el0
     str     x0, [sp, #376]
     mov     x0, sp
@@ -87,40 +63,14 @@ preserve_store:
     cmp     x7, x4
     b.eq    3f
     orr     x0, x0, #0x100000000
-3:  ldp     x18, x19, [sp, #16]
-    ldp     x20, x21, [sp, #32]
-    ldp     x22, x23, [sp, #48]
-    ldp     x24, x25, [sp, #64]
-    ldp     x26, x27, [sp, #80]
-    ldr     x28, [sp, #96]
-    ldp     x29, x30, [sp], #400
+3:  frame18_pop 400
     ret
     .size preserve_exit, . - preserve_exit
-
-// Loads x0..x30 from the table at x30 (x30 last).
-    .macro pv_fill
-    ldp     x0, x1, [x30, #0]
-    ldp     x2, x3, [x30, #16]
-    ldp     x4, x5, [x30, #32]
-    ldp     x6, x7, [x30, #48]
-    ldp     x8, x9, [x30, #64]
-    ldp     x10, x11, [x30, #80]
-    ldp     x12, x13, [x30, #96]
-    ldp     x14, x15, [x30, #112]
-    ldp     x16, x17, [x30, #128]
-    ldp     x18, x19, [x30, #144]
-    ldp     x20, x21, [x30, #160]
-    ldp     x22, x23, [x30, #176]
-    ldp     x24, x25, [x30, #192]
-    ldp     x26, x27, [x30, #208]
-    ldp     x28, x29, [x30, #224]
-    ldr     x30, [x30, #240]
-    .endm
 
 // One variant; `.org` fails to assemble if the previous one exceeded 128 bytes.
     .macro pv_variant insn:vararg
     .org    preserve_variants + pv_index * 128
-    pv_fill
+    fill_x0_x30
     \insn
     b       preserve_store
     .set    pv_index, pv_index + 1
@@ -264,4 +214,3 @@ preserve_variants:
     .popsection
 
     .purgem pv_variant
-    .purgem pv_fill

@@ -6,18 +6,13 @@
 // CPU_ON), and call psci_secondary_main(x0 = context_id, x1 = OR of x1..x30).
 
     .pushsection .text.psci, "ax"
-    .global psci_secondary_entry
-    .type psci_secondary_entry, %function
-    .balign 4
-psci_secondary_entry:
+    func    psci_secondary_entry
     .irp n, 2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30
     orr     x1, x1, x\n
     .endr
-    adrp    x2, psci_secondary_stack_top
-    add     x2, x2, :lo12:psci_secondary_stack_top
+    adr_l   x2, psci_secondary_stack_top
     mov     sp, x2
-    adrp    x2, guest_vectors
-    add     x2, x2, :lo12:guest_vectors
+    adr_l   x2, guest_vectors
     msr     vbar_el1, x2
     isb
     mov     x29, xzr

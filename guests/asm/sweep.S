@@ -19,16 +19,11 @@ sweep_stubs:
     .balign 0x800
     .global sweep_vectors
 sweep_vectors:
-    .irp n, 0,1,2,3
-    .balign 0x80
-    mov     x0, #\n
-    b       guest_vector_common
-    .endr
+    vector_stubs x0, 1, guest_vector_common, 0, 1, 2, 3
     // 0x200: synchronous, current EL with SP_ELx.
     .balign 0x80
     mrs     x16, elr_el1
-    adrp    x15, sweep_stubs
-    add     x15, x15, :lo12:sweep_stubs
+    adr_l   x15, sweep_stubs
     cmp     x16, x15
     b.lo    1f
     mov     x14, #0x80000
@@ -41,18 +36,10 @@ sweep_vectors:
     eret
 1:  mov     x0, #4
     b       guest_vector_common
-    .irp n, 5,6
-    .balign 0x80
-    mov     x0, #\n
-    b       guest_vector_common
-    .endr
+    vector_stubs x0, 1, guest_vector_common, 5, 6
     // 0x380: SError, current EL with SP_ELx: the virtual SError the host made pending,
     // taken while `sweep::take_serror` has PSTATE.A clear. Its syndrome goes to x17.
     .balign 0x80
     mrs     x17, esr_el1
     eret
-    .irp n, 8,9,10,11,12,13,14,15
-    .balign 0x80
-    mov     x0, #\n
-    b       guest_vector_common
-    .endr
+    vector_stubs x0, 1, guest_vector_common, 8, 9, 10, 11, 12, 13, 14, 15

@@ -4,6 +4,7 @@
 
 use core::arch::asm;
 
+use crate::arch::IL;
 use crate::read_sysreg;
 
 /// `MDSCR_EL1.SS` (bit 0): software step.
@@ -27,8 +28,6 @@ pub const WCR_LOAD: u64 = 1 | 0b11 << 1 | 0b01 << 3 | 0xff << 5;
 /// The same for stores (LSC = 0b10).
 pub const WCR_STORE: u64 = 1 | 0b11 << 1 | 0b10 << 3 | 0xff << 5;
 
-/// ESR_EL1.IL.
-const IL: u64 = 1 << 25;
 /// IFSC/DFSC 0b100010: debug exception.
 const FSC_DEBUG: u64 = 0x22;
 /// ESR_EL1 of a Breakpoint exception taken without a change of EL (EC 0x31).

@@ -47,19 +47,19 @@ pub fn call(func: u64, args: [u64; 6]) -> u64 {
     hvc([func, a1, a2, a3, a4, a5, a6])[0]
 }
 
-/// The NULL hypercall; returns x0 (0 from a correct hypervisor).
+/// Calls function `func` with nothing in x1..x6; returns x0.
 ///
-/// Lean for the benchmark loop: x1..x6 are not set up (NULL ignores them) but are
-/// still declared as possibly changed.
+/// Lean for the benchmark loops: x1..x6 are not set up (for a function that takes no
+/// arguments) but are still declared as possibly changed.
 #[inline(always)]
-pub fn null() -> u64 {
+pub fn call0(func: u64) -> u64 {
     let x0: u64;
     // SAFETY: as in `hvc`: the hypervisor changes at most x0..x6, all declared here,
     // and does not touch the stack.
     unsafe {
         asm!(
             "hvc #0",
-            inout("x0") NULL => x0,
+            inout("x0") func => x0,
             lateout("x1") _,
             lateout("x2") _,
             lateout("x3") _,
@@ -70,6 +70,12 @@ pub fn null() -> u64 {
         );
     }
     x0
+}
+
+/// The NULL hypercall ([`call0`]); returns x0 (0 from a correct hypervisor).
+#[inline(always)]
+pub fn null() -> u64 {
+    call0(NULL)
 }
 
 /// TEST_CALL with x1..x6 = `args`; returns x0.

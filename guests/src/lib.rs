@@ -19,6 +19,7 @@ compile_error!(
      `--target aarch64-unknown-none-softfloat`"
 );
 
+pub mod arch;
 pub mod console;
 pub mod debug;
 pub mod gic;
@@ -29,11 +30,35 @@ pub mod mmio;
 pub mod rng;
 pub mod rt;
 pub mod slot;
+pub mod smccc;
 pub mod sweep;
+pub mod switch;
 pub mod sysreg;
 pub mod workaround;
 
-core::arch::global_asm!(include_str!("../asm/entry.S"));
+/// The text of `asm/macros.S`, the assembler macros the guests' assembly shares
+/// (vector tables, register fills and stores, frames), for a `global_asm!` that uses
+/// them: put it first among the template strings. It is guarded, so any number of
+/// blocks may include it.
+#[macro_export]
+macro_rules! asm_macros {
+    () => {
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/asm/macros.S"))
+    };
+}
+
+/// `global_asm!` of the file `asm/<name>` with [`asm_macros!`] in front of it.
+#[macro_export]
+macro_rules! global_asm_file {
+    ($name:literal) => {
+        core::arch::global_asm!(
+            $crate::asm_macros!(),
+            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/asm/", $name))
+        );
+    };
+}
+
+global_asm_file!("entry.S");
 
 /// Defines the entry point of a guest binary.
 ///

@@ -9,9 +9,10 @@
 //! are reported. The words must not branch away or change `SPSel`, `SCTLR_EL1` or
 //! `VBAR_EL1` (the hostile guest's generator filters those).
 
+use core::fmt;
 use core::ptr::{addr_of, addr_of_mut};
 
-core::arch::global_asm!(include_str!("../asm/slot.S"));
+crate::global_asm_file!("slot.S");
 
 /// Most words one [`exec`] runs.
 pub const MAX_WORDS: usize = 16;
@@ -73,6 +74,31 @@ impl Caught {
     pub fn ec(&self) -> u64 {
         (self.esr >> 26) & 0x3f
     }
+}
+
+/// For messages: the vector number and the EL1 exception registers.
+impl fmt::Display for Caught {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(
+            f,
+            "vector {} ESR_EL1 {:#x} ELR_EL1 {:#x} FAR_EL1 {:#x} SPSR_EL1 {:#x}",
+            self.vector, self.esr, self.elr, self.far, self.spsr
+        )
+    }
+}
+
+/// For messages: what [`run`] caught, or `no exception`.
+pub fn describe(e: &Option<Caught>) -> impl fmt::Display + '_ {
+    struct D<'a>(&'a Option<Caught>);
+    impl fmt::Display for D<'_> {
+        fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            match self.0 {
+                None => write!(f, "no exception"),
+                Some(e) => e.fmt(f),
+            }
+        }
+    }
+    D(e)
 }
 
 extern "C" {

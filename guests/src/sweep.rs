@@ -33,7 +33,7 @@
 //! switches, unmasks it and checks ESR_EL1 (VSESR_EL2 and HCR_EL2.VSE must follow
 //! the vCPU).
 
-use core::arch::{asm, global_asm};
+use core::arch::asm;
 use core::fmt;
 use core::ptr::{addr_of, addr_of_mut};
 
@@ -41,7 +41,7 @@ use crate::inventory::{self, feature, Exists, Expect, Row, ROWS};
 use crate::rt::{Checks, Entry};
 use crate::{hvc, print, println, read_sysreg};
 
-global_asm!(include_str!("../asm/sweep.S"));
+crate::global_asm_file!("sweep.S");
 
 extern "C" {
     static mut sweep_stubs: [u32; 0x20000];

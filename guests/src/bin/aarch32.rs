@@ -14,12 +14,13 @@
 use core::fmt;
 use core::ptr::addr_of;
 
+use guests::arch::{C, IL, N, V, Z};
 use guests::rt::{Checks, Entry};
 use guests::{hvc, println, read_sysreg};
 
 guests::guest_main!("aarch32", main);
 
-core::arch::global_asm!(include_str!("../../asm/aarch32.S"));
+guests::global_asm_file!("aarch32.S");
 
 extern "C" {
     fn aarch32_probe(target: u64, spsr: u64, probe: *mut Probe);
@@ -77,17 +78,12 @@ struct Probe {
 const USR: u64 = 0x10;
 /// PSTATE.T: T32.
 const T: u64 = 1 << 5;
-const N: u64 = 1 << 31;
-const Z: u64 = 1 << 30;
-const C: u64 = 1 << 29;
-const V: u64 = 1 << 28;
 
 /// Vector offsets for exceptions from a lower EL using AArch32.
 const LOWER_A32_SYNC: u64 = 0x600;
 const LOWER_A32_SERROR: u64 = 0x780;
 
 /// ESR_EL1 values.
-const IL: u64 = 1 << 25;
 const ESR_UNDEF: u64 = IL; // EC 0x00, IL = 1 (always, for EC 0x00)
 const ESR_SVC_A32: u64 = (0x11 << 26) | IL;
 const ESR_SVC_T16: u64 = 0x11 << 26;

@@ -26,12 +26,12 @@ use core::ptr::addr_of;
 
 use guests::debug::{self as dbg, Counts};
 use guests::rt::{Checks, Entry};
-use guests::slot::{self, enc, Caught, SlotState, VEC_SYNC_EL1H};
+use guests::slot::{self, enc, SlotState, VEC_SYNC_EL1H};
 use guests::{hvc, println, read_sysreg};
 
 guests::guest_main!("debug", main);
 
-core::arch::global_asm!(include_str!("../../asm/debug.S"));
+guests::global_asm_file!("debug.S");
 
 /// See asm/debug.S.
 #[repr(C)]
@@ -106,23 +106,6 @@ fn state(pstate: u64) -> SlotState {
     }
 }
 
-fn describe(e: &Option<Caught>) -> impl fmt::Display + '_ {
-    struct D<'a>(&'a Option<Caught>);
-    impl fmt::Display for D<'_> {
-        fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            match self.0 {
-                None => write!(f, "no exception"),
-                Some(e) => write!(
-                    f,
-                    "vector {} ESR_EL1 {:#x} ELR_EL1 {:#x} FAR_EL1 {:#x} SPSR_EL1 {:#x}",
-                    e.vector, e.esr, e.elr, e.far, e.spsr
-                ),
-            }
-        }
-    }
-    D(e)
-}
-
 /// Runs `words` with `s`; checks the exception is exactly `esr` at `elr` (and FAR_EL1
 /// = `far`), taken from EL1h to the current-EL SPx vector with SPSR_EL1 = the PSTATE
 /// the words started with.
@@ -144,7 +127,7 @@ fn expect(
         ok,
         format_args!(
             "{what}: got {}, expected ESR_EL1 {esr:#x} ELR_EL1 {elr:#x}{}",
-            describe(&got),
+            slot::describe(&got),
             match far {
                 Some(_) => " and FAR_EL1 = the watched address",
                 None => "",
@@ -158,7 +141,7 @@ fn expect_none(c: &mut Checks, what: fmt::Arguments, words: &[u32], mut s: SlotS
     let got = slot::run(words, &mut s);
     c.check(
         got.is_none(),
-        format_args!("{what}: got {}", describe(&got)),
+        format_args!("{what}: got {}", slot::describe(&got)),
     );
 }
 

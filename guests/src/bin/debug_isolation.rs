@@ -16,12 +16,11 @@
 #![no_std]
 #![no_main]
 
-use core::fmt;
 use core::ptr::addr_of;
 
 use guests::debug::{self as dbg, Counts};
 use guests::rt::{Checks, Entry};
-use guests::slot::{self, enc, Caught, SlotState, VEC_SYNC_EL1H};
+use guests::slot::{self, enc, SlotState, VEC_SYNC_EL1H};
 use guests::{hvc, println};
 
 guests::guest_main!("debug-isolation", main, x2_argument);
@@ -57,23 +56,6 @@ fn state() -> SlotState {
         pstate: dbg::EL1H_DEBUG,
         ..Default::default()
     }
-}
-
-fn describe(e: &Option<Caught>) -> impl fmt::Display + '_ {
-    struct D<'a>(&'a Option<Caught>);
-    impl fmt::Display for D<'_> {
-        fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            match self.0 {
-                None => write!(f, "no exception"),
-                Some(e) => write!(
-                    f,
-                    "vector {} ESR_EL1 {:#x} ELR_EL1 {:#x} FAR_EL1 {:#x}",
-                    e.vector, e.esr, e.elr, e.far
-                ),
-            }
-        }
-    }
-    D(e)
 }
 
 struct Vm {
@@ -130,7 +112,7 @@ impl Vm {
             };
             c.fail(format_args!(
                 "VM {who} round {round}: breakpoint 0: {why}: {} (own at {bp0:#x})",
-                describe(&got)
+                slot::describe(&got)
             ));
         }
         // The last breakpoint on its own.
@@ -142,7 +124,7 @@ impl Vm {
             c.fail(format_args!(
                 "VM {who} round {round}: breakpoint {last_b}: own breakpoint did not fire \
                  where expected: {} (own at {bpn:#x})",
-                describe(&got)
+                slot::describe(&got)
             ));
         }
         dbg::set_bcr(last_b, dbg::BCR_EL1_EL0 & !1);
@@ -156,7 +138,7 @@ impl Vm {
         if got.is_some() {
             c.fail(format_args!(
                 "VM {who} round {round}: a watchpoint of the other VM fired: {}",
-                describe(&got)
+                slot::describe(&got)
             ));
         }
         let mut s = state();
@@ -165,7 +147,7 @@ impl Vm {
         if !matches!(got, Some(e) if e.esr == dbg::ESR_WATCHPOINT && e.far == watched(WATCH[r])) {
             c.fail(format_args!(
                 "VM {who} round {round}: own watchpoint did not fire: {}",
-                describe(&got)
+                slot::describe(&got)
             ));
         }
     }

@@ -10,12 +10,13 @@
 use core::fmt;
 use core::ptr::addr_of;
 
+use guests::arch::{C, IL, N, V, Z};
 use guests::rt::{Checks, Entry};
 use guests::{hvc, println};
 
 guests::guest_main!("inject", main);
 
-core::arch::global_asm!(include_str!("../../asm/inject.S"));
+guests::global_asm_file!("inject.S");
 
 extern "C" {
     fn inject_probe(target: u64, spsr: u64, arg: u64, rec: *mut Record);
@@ -48,17 +49,10 @@ const UNMAPPED_DATA: u64 = 0x0c00_0000;
 /// IPA with nothing behind it, branched to.
 const UNMAPPED_CODE: u64 = 0x0d00_0000;
 
-/// ESR_EL1.IL (32-bit instruction).
-const IL: u64 = 1 << 25;
 /// Synchronous external abort, DFSC/IFSC.
 const FSC_EXT: u64 = 0x10;
 /// ESR_EL1.WnR.
 const WNR: u64 = 1 << 6;
-/// PSTATE flags.
-const N: u64 = 1 << 31;
-const Z: u64 = 1 << 30;
-const C: u64 = 1 << 29;
-const V: u64 = 1 << 28;
 /// PSTATE.DAIF all set.
 const DAIF: u64 = 0xf << 6;
 /// PSTATE.BTYPE (set by BLR when FEAT_BTI is implemented).

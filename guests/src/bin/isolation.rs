@@ -30,7 +30,7 @@
 #![no_std]
 #![no_main]
 
-use core::arch::{asm, global_asm};
+use core::arch::asm;
 use core::fmt;
 
 use guests::rt::{Checks, Entry};
@@ -38,7 +38,7 @@ use guests::{gic, hvc, println, read_sysreg, sysreg};
 
 guests::guest_main!("isolation", main, x2_argument);
 
-global_asm!(include_str!("../../asm/isolation.S"));
+guests::global_asm_file!("isolation.S");
 
 /// Layout shared with asm/isolation.S: V0..V31, then FPCR and FPSR.
 #[repr(C, align(16))]

@@ -9,7 +9,7 @@ use guests::{hvc, println};
 
 guests::guest_main!("mmio", main);
 
-core::arch::global_asm!(include_str!("../../asm/ldr_xzr.S"));
+guests::global_asm_file!("ldr_xzr.S");
 
 extern "C" {
     /// See asm/ldr_xzr.S.

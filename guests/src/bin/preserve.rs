@@ -14,7 +14,7 @@ use guests::{hvc, println};
 
 guests::guest_main!("preserve", main);
 
-core::arch::global_asm!(include_str!("../../asm/preserve.S"));
+guests::global_asm_file!("preserve.S");
 
 extern "C" {
     /// See asm/preserve.S: loads x0..x30 and SP_EL0 from `init`, causes exit

@@ -6,17 +6,17 @@
 #![no_std]
 #![no_main]
 
-use core::arch::asm;
 use core::fmt;
 use core::ptr::addr_of;
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use guests::rt::{Checks, Entry};
+use guests::smccc::{self, Conduit, CONDUITS};
 use guests::{hvc, println, read_sysreg};
 
 guests::guest_main!("psci", main);
 
-core::arch::global_asm!(include_str!("../../asm/psci.S"));
+guests::global_asm_file!("psci.S");
 
 extern "C" {
     /// asm/psci.S: CPU_ON entry of vCPU 1; calls `psci_secondary_main`.
@@ -81,59 +81,9 @@ const CONTEXT: u64 = 0x1234_5678;
 const RAM_START: u64 = 0x4000_0000;
 const RAM_END: u64 = 0x5000_0000;
 
-/// Which instruction makes the call.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Conduit {
-    Hvc = 0,
-    Smc = 1,
-}
-
-const CONDUITS: [Conduit; 2] = [Conduit::Hvc, Conduit::Smc];
-
-impl fmt::Display for Conduit {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str(match self {
-            Conduit::Hvc => "hvc #0",
-            Conduit::Smc => "smc #0",
-        })
-    }
-}
-
 /// One SMCCC call with x0..x3 = `x`; returns x0.
 fn call(conduit: Conduit, x: [u64; 4]) -> u64 {
-    let x0: u64;
-    match conduit {
-        // SAFETY: `hvc #0` traps to the hypervisor, which (SMCCC) changes at most
-        // x0..x17, all declared here, and does not touch the stack; memory is not
-        // declared untouched (a YIELD lets vCPU 1 write shared statics).
-        Conduit::Hvc => unsafe {
-            asm!(
-                "hvc #0",
-                inout("x0") x[0] => x0, inout("x1") x[1] => _,
-                inout("x2") x[2] => _, inout("x3") x[3] => _,
-                lateout("x4") _, lateout("x5") _, lateout("x6") _, lateout("x7") _,
-                lateout("x8") _, lateout("x9") _, lateout("x10") _, lateout("x11") _,
-                lateout("x12") _, lateout("x13") _, lateout("x14") _, lateout("x15") _,
-                lateout("x16") _, lateout("x17") _,
-                options(nostack),
-            )
-        },
-        // SAFETY: as above for `smc #0`, which every guest SMC traps to EL2
-        // (HCR_EL2.TSC); nothing reaches EL3.
-        Conduit::Smc => unsafe {
-            asm!(
-                "smc #0",
-                inout("x0") x[0] => x0, inout("x1") x[1] => _,
-                inout("x2") x[2] => _, inout("x3") x[3] => _,
-                lateout("x4") _, lateout("x5") _, lateout("x6") _, lateout("x7") _,
-                lateout("x8") _, lateout("x9") _, lateout("x10") _, lateout("x11") _,
-                lateout("x12") _, lateout("x13") _, lateout("x14") _, lateout("x15") _,
-                lateout("x16") _, lateout("x17") _,
-                options(nostack),
-            )
-        },
-    }
-    x0
+    smccc::call(conduit, x)[0]
 }
 
 /// YIELD: lets the host run the other vCPU; returns 0 when this one runs again.

@@ -57,14 +57,12 @@ static mut SNAP_IRQ_COUNT: u64 = 0;
 static mut SNAP_GICC: u64 = 0;
 
 core::arch::global_asm!(
+    guests::asm_macros!(),
     ".section .text.vectors, \"ax\"",
     ".balign 0x800",
     ".global snapshot_vectors",
     "snapshot_vectors:",
-    ".irp n, 0,1,2,3,4",
-    ".balign 0x80",
-    "    b guest_vectors + 0x80 * \\n",
-    ".endr",
+    "vector_forward 0, 1, 2, 3, 4",
     ".balign 0x80",
     // 0x280: IRQ from EL1h: acknowledge, record, end (ICC_IAR1/EOIR1_EL1, or
     // GICC_IAR/EOIR on a GICv2 board).
@@ -101,10 +99,7 @@ core::arch::global_asm!(
     "    ldp x2, x3, [sp, #16]",
     "    ldp x0, x1, [sp], #48",
     "    eret",
-    ".irp n, 6,7,8,9,10,11,12,13,14,15",
-    ".balign 0x80",
-    "    b guest_vectors + 0x80 * \\n",
-    ".endr",
+    "vector_forward 6, 7, 8, 9, 10, 11, 12, 13, 14, 15",
 );
 
 // The computation: `snapshot_compute(n, dev, out)` (AAPCS64; saves x19..x29 itself).

@@ -8,9 +8,8 @@
 #![no_std]
 #![no_main]
 
-use core::arch::asm;
-
 use guests::rt::{Checks, Entry};
+use guests::smccc::{call, CONDUITS};
 use guests::workaround::{Facts, NOT_SUPPORTED};
 use guests::{hvc, println};
 
@@ -24,45 +23,6 @@ const WORKAROUNDS: [(u64, &str); 3] = [
     (0x8000_3FFF, "WORKAROUND_3"),
 ];
 
-#[derive(Clone, Copy)]
-enum Conduit {
-    Hvc,
-    Smc,
-}
-
-/// One SMCCC call with x0..x3 = `x`; returns x0..x3.
-fn call(conduit: Conduit, x: [u64; 4]) -> [u64; 4] {
-    let [mut x0, mut x1, mut x2, mut x3] = x;
-    match conduit {
-        // SAFETY: `hvc #0` traps to the hypervisor, which (SMCCC 1.1) changes at most
-        // x0..x17, all declared here, and does not touch the stack.
-        Conduit::Hvc => unsafe {
-            asm!(
-                "hvc #0",
-                inout("x0") x0, inout("x1") x1, inout("x2") x2, inout("x3") x3,
-                lateout("x4") _, lateout("x5") _, lateout("x6") _, lateout("x7") _,
-                lateout("x8") _, lateout("x9") _, lateout("x10") _, lateout("x11") _,
-                lateout("x12") _, lateout("x13") _, lateout("x14") _, lateout("x15") _,
-                lateout("x16") _, lateout("x17") _,
-                options(nostack),
-            )
-        },
-        // SAFETY: as above for `smc #0`, which traps to EL2 (HCR_EL2.TSC).
-        Conduit::Smc => unsafe {
-            asm!(
-                "smc #0",
-                inout("x0") x0, inout("x1") x1, inout("x2") x2, inout("x3") x3,
-                lateout("x4") _, lateout("x5") _, lateout("x6") _, lateout("x7") _,
-                lateout("x8") _, lateout("x9") _, lateout("x10") _, lateout("x11") _,
-                lateout("x12") _, lateout("x13") _, lateout("x14") _, lateout("x15") _,
-                lateout("x16") _, lateout("x17") _,
-                options(nostack),
-            )
-        },
-    }
-    [x0, x1, x2, x3]
-}
-
 fn main(c: &mut Checks, _entry: Entry) {
     let f = Facts::read();
     let want = f.expected();
@@ -72,16 +32,16 @@ fn main(c: &mut Checks, _entry: Entry) {
         f.midr, f.csv2, f.csv3, f.ssbs, f.ecbhb, want[0] as i64, want[1] as i64, want[2] as i64
     );
     let mut seen = [0u64; 3];
-    for (conduit, name) in [(Conduit::Hvc, "hvc #0"), (Conduit::Smc, "smc #0")] {
+    for conduit in CONDUITS {
         c.check_eq(
-            format_args!("{name}: SMCCC_VERSION"),
+            format_args!("{conduit}: SMCCC_VERSION"),
             call(conduit, [SMCCC_VERSION, 0, 0, 0])[0],
             0x1_0001,
         );
         for (i, (fid, wa)) in WORKAROUNDS.into_iter().enumerate() {
             let got = call(conduit, [SMCCC_ARCH_FEATURES, fid, 0, 0])[0];
             c.check_eq(
-                format_args!("{name}: SMCCC_ARCH_FEATURES({wa})"),
+                format_args!("{conduit}: SMCCC_ARCH_FEATURES({wa})"),
                 got,
                 want[i],
             );
@@ -89,18 +49,18 @@ fn main(c: &mut Checks, _entry: Entry) {
             // The call, with junk where arguments would be (WORKAROUND_2's x1).
             let r = call(conduit, [fid, 0xdead_beef, 0x1234, 0x5678]);
             c.check_eq(
-                format_args!("{name}: {wa} call: x0"),
+                format_args!("{conduit}: {wa} call: x0"),
                 r[0],
                 Facts::call_result(want[i]),
             );
             c.check_eq(
-                format_args!("{name}: {wa} call: x1 | x2 | x3 (nothing comes back)"),
+                format_args!("{conduit}: {wa} call: x1 | x2 | x3 (nothing comes back)"),
                 r[1] | r[2] | r[3],
                 0,
             );
             // The 64-bit form of a workaround ID does not exist.
             c.check_eq(
-                format_args!("{name}: SMCCC_ARCH_FEATURES({wa}, SMC64 ID)"),
+                format_args!("{conduit}: SMCCC_ARCH_FEATURES({wa}, SMC64 ID)"),
                 call(conduit, [SMCCC_ARCH_FEATURES, fid | 1 << 30, 0, 0])[0],
                 NOT_SUPPORTED,
             );
