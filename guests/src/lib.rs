@@ -19,6 +19,7 @@ compile_error!(
      `--target aarch64-unknown-none-softfloat`"
 );
 
+pub mod a32;
 pub mod arch;
 pub mod console;
 pub mod debug;

@@ -14,6 +14,7 @@
 use core::fmt;
 use core::ptr::addr_of;
 
+use guests::a32::{aarch32_probe, Probe, LOWER_A32_SERROR, LOWER_A32_SYNC, T, USR};
 use guests::arch::{C, IL, N, V, Z};
 use guests::rt::{Checks, Entry};
 use guests::{hvc, println, read_sysreg};
@@ -23,7 +24,6 @@ guests::guest_main!("aarch32", main);
 guests::global_asm_file!("aarch32.S");
 
 extern "C" {
-    fn aarch32_probe(target: u64, spsr: u64, probe: *mut Probe);
     static a32_dbgdidr: u8;
     static a32_dbgdidr_nzcv: u8;
     static a32_dbgdscr: u8;
@@ -59,29 +59,6 @@ extern "C" {
     static t32_cond_fail: u8;
     static t32_str16: u8;
 }
-
-/// What the probe's vectors record (layout shared with asm/aarch32.S).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-struct Probe {
-    /// R0..R14 (X0..X14): set before, recorded at the exception.
-    r: [u64; 15],
-    vector: u64,
-    esr: u64,
-    elr: u64,
-    spsr: u64,
-    far: u64,
-    taken: u64,
-}
-
-/// AArch32 User mode (M[4:0] = 0b10000), A32, A/I/F unmasked.
-const USR: u64 = 0x10;
-/// PSTATE.T: T32.
-const T: u64 = 1 << 5;
-
-/// Vector offsets for exceptions from a lower EL using AArch32.
-const LOWER_A32_SYNC: u64 = 0x600;
-const LOWER_A32_SERROR: u64 = 0x780;
 
 /// ESR_EL1 values.
 const ESR_UNDEF: u64 = IL; // EC 0x00, IL = 1 (always, for EC 0x00)

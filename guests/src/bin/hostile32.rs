@@ -20,30 +20,14 @@
 use core::arch::asm;
 use core::ptr::{addr_of, addr_of_mut};
 
+use guests::a32::{aarch32_probe, Probe, LOWER_A32_SERROR, LOWER_A32_SYNC, T, USR};
 use guests::rng::Rng;
 use guests::rt::{Checks, Entry};
 use guests::{hvc, println, read_sysreg};
 
 guests::guest_main!("hostile32", main, x2_argument);
 
-core::arch::global_asm!(include_str!("../../asm/aarch32.S"));
-
-extern "C" {
-    fn aarch32_probe(target: u64, spsr: u64, probe: *mut Probe);
-}
-
-/// `aarch32_probe`'s record (layout: asm/aarch32.S).
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct Probe {
-    r: [u64; 15],
-    vector: u64,
-    esr: u64,
-    elr: u64,
-    spsr: u64,
-    far: u64,
-    taken: u64,
-}
+guests::global_asm_file!("aarch32.S");
 
 /// Guest RAM (IPA).
 const RAM_START: u64 = 0x4000_0000;
@@ -52,18 +36,10 @@ const RAM_END: u64 = 0x5000_0000;
 const TESTDEV: u64 = 0x0b00_0000;
 const UNMAPPED: u64 = 0x0c00_0000;
 
-/// AArch32 User mode, A32, A/I/F unmasked.
-const USR: u64 = 0x10;
-/// PSTATE.T.
-const T: u64 = 1 << 5;
 /// SPSR.SS (bit 21): step the first instruction after the ERET.
 const SS: u64 = 1 << 21;
 /// MDSCR_EL1.SS (bit 0).
 const MDSCR_SS: u64 = 1;
-
-/// Vector offsets of exceptions from a lower EL using AArch32.
-const LOWER_A32_SYNC: u64 = 0x600;
-const LOWER_A32_SERROR: u64 = 0x780;
 
 /// The code page: SVCs of the word's instruction set everywhere (a backstop: the step
 /// is taken before the instruction after the word), the word in the middle.
