@@ -160,6 +160,10 @@ pub struct Aarch64VCpu {
     pauth_loaded: bool,
     /// The host changed the stage-2 tables: invalidate the VMID at the next bind.
     stage2_dirty: bool,
+    /// The list registers the last unbind saved (`vgic::list_registers::save`'s
+    /// bitmap): what a rebind that finds its state resident reloads (nothing else of
+    /// the copy can hold an interrupt then).
+    vgic_held: u64,
     /// The virtual CPU interface: state while unbound, queued interrupts, the
     /// interface (GICv3 or GICv2) of the core last bound to.
     vgic: VcpuInterface,
@@ -237,6 +241,7 @@ impl Aarch64VCpu {
             fp_loaded: false,
             pauth_loaded: false,
             stage2_dirty: false,
+            vgic_held: 0,
             vgic: VcpuInterface::default(),
             ptimer: EmulatedTimer::default(),
             workarounds: crate::workaround::Workarounds::UNKNOWN,
@@ -384,7 +389,8 @@ impl Aarch64VCpu {
         let has = self.features.has;
         // [gicv2] Interrupts injected while unbound go into free list registers now.
         // (On the same core with nothing queued there is nothing to check.)
-        if new_core || !self.vgic.queue.is_empty() {
+        let queued = !self.vgic.queue.is_empty();
+        if new_core || queued {
             self.vgic
                 .check_bind(percpu.virtual_interface(), self.setup.passthrough_interrupt)?;
         }
@@ -436,7 +442,13 @@ impl Aarch64VCpu {
             if vgic_on {
                 let st = &self.vgic.state;
                 let aprs_vmcr_loaded = resident.is_some();
-                vgic::with_interface!(self.vgic.iface, r => vgic::list_registers::load(&mut r, st, aprs_vmcr_loaded), none => ());
+                // Resident and nothing refilled from the queue: the copy's list
+                // registers are what the unbind saved.
+                let held = match (resident, queued) {
+                    (Some(_), false) => Some(self.vgic_held),
+                    _ => None,
+                };
+                vgic::with_interface!(self.vgic.iface, r => vgic::list_registers::load(&mut r, st, aprs_vmcr_loaded, held), none => ());
             }
             if flush {
                 crate::hw::flush_current_vmid_local();
@@ -671,7 +683,7 @@ impl Aarch64VCpu {
         #[cfg(target_arch = "aarch64")]
         {
             if self.vgic.in_use(self.setup.passthrough_interrupt) {
-                vgic::with_interface!(self.vgic.iface, r => vgic::list_registers::save(&mut r, &mut self.vgic.state), none => ());
+                self.vgic_held = vgic::with_interface!(self.vgic.iface, r => vgic::list_registers::save(&mut r, &mut self.vgic.state), none => 0);
             }
         }
         f.write::<{ HCR_EL2.0 }>(crate::percpu::HOST_HCR_EL2);
