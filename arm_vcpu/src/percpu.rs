@@ -214,9 +214,9 @@ pub struct Aarch64PerCpu {
     /// key need not compute it again.
     pub(crate) core_key: u64,
     /// What the core's registers still hold of the last vCPU unbound here (the rebind
-    /// shortcut); `None` while a vCPU is bound and whenever anything else may have
-    /// changed them.
-    pub(crate) resident: Option<Resident>,
+    /// shortcut); [`Resident::NONE`] while a vCPU is bound and whenever anything else
+    /// may have changed them.
+    pub(crate) resident: Resident,
     /// Which per-VM EL2 controls ([`crate::context::Kind::Ctl`]) the core holds:
     /// `ctl_values` under key `ctl_key` (unique, [`NO_CONTROLS`] when unknown).
     pub(crate) ctl_key: u64,
@@ -240,6 +240,16 @@ pub(crate) struct Resident {
     pub gen: u64,
     /// Its PAuth keys were loaded (and saved at that unbind).
     pub pauth: bool,
+}
+
+impl Resident {
+    /// No vCPU's state (vCPU identities start at 1): a plain record, not an `Option`,
+    /// so that a bind compares two words without testing a tag first.
+    pub const NONE: Self = Self {
+        vcpu: 0,
+        gen: 0,
+        pauth: false,
+    };
 }
 
 /// The control key of a core whose per-VM EL2 controls are unknown.
@@ -300,7 +310,7 @@ impl Aarch64PerCpu {
             },
             bound: false,
             core_key: NO_CONTROLS,
-            resident: None,
+            resident: Resident::NONE,
             ctl_key: NO_CONTROLS,
             ctl_values: [0; crate::context::VM_CONTROLS],
             firmware: crate::workaround::FirmwareConduit::None,
@@ -515,7 +525,7 @@ impl Aarch64PerCpu {
     /// that only runs at EL2 and leaves those registers alone between an unbind and the
     /// next bind never needs it; `hardware_enable` does it.
     pub fn forget_loaded_state(&mut self) {
-        self.resident = None;
+        self.resident = Resident::NONE;
         self.ctl_key = NO_CONTROLS;
     }
 

@@ -404,20 +404,12 @@ impl Aarch64VCpu {
         let flush = percpu.claim_tlb(vmid, self.id) || self.stage2_dirty;
         // The rebind shortcut: is the vCPU's own state still in the core? (Its
         // identity, never reused, and the generation of the state it saved there.)
-        let record = percpu.resident.take();
-        let resident = match record {
-            Some(r) if r.vcpu == self.id && r.gen == self.gen => Some(r),
-            _ => None,
-        };
+        let record = core::mem::replace(&mut percpu.resident, crate::percpu::Resident::NONE);
+        let resident = record.vcpu == self.id && record.gen == self.gen;
         // [pauth] Keys still loaded from the last bind: keep them, untrapped. (The
         // mutation build `pauth-any-vcpu` trusts the record's flag whoever it names:
         // the two-VM sweep then reads the other VM's keys.)
-        let pauth = match resident {
-            Some(r) => r.pauth,
-            None => {
-                cfg!(arm_vcpu_mutate = "pauth-any-vcpu") && matches!(record, Some(r) if r.pauth)
-            }
-        };
+        let pauth = record.pauth && (resident || cfg!(arm_vcpu_mutate = "pauth-any-vcpu"));
         if pauth {
             self.sysregs.hcr_el2 |= traps::HCR_API | traps::HCR_APK;
         }
@@ -429,7 +421,7 @@ impl Aarch64VCpu {
         if self.ctl_key != percpu.ctl_key {
             self.load_vm_controls(percpu, f);
         }
-        if resident.is_some() {
+        if resident {
             self.sysregs.load_sel::<{ sel::TIMER_CTL }, F>(has, f);
         } else {
             self.sysregs.load_sel::<{ sel::VCPU }, F>(has, f);
@@ -441,13 +433,10 @@ impl Aarch64VCpu {
             }
             if vgic_on {
                 let st = &self.vgic.state;
-                let aprs_vmcr_loaded = resident.is_some();
+                let aprs_vmcr_loaded = resident;
                 // Resident and nothing refilled from the queue: the copy's list
                 // registers are what the unbind saved.
-                let held = match (resident, queued) {
-                    (Some(_), false) => Some(self.vgic_held),
-                    _ => None,
-                };
+                let held = (resident && !queued).then_some(self.vgic_held);
                 vgic::with_interface!(self.vgic.iface, r => vgic::list_registers::load(&mut r, st, aprs_vmcr_loaded, held), none => ());
             }
             if flush {
@@ -630,6 +619,8 @@ impl Aarch64VCpu {
     /// # Ok(())
     /// # }
     /// ```
+    // Inlined into the host's switch path (once per switch: no frame of its own).
+    #[inline(always)]
     pub fn unbind(&mut self, percpu: &mut Aarch64PerCpu) -> VCpuResult {
         #[cfg(target_arch = "aarch64")]
         let r = self.unbind_with(percpu, &mut crate::hw::Cpu);
@@ -641,6 +632,7 @@ impl Aarch64VCpu {
     /// [`Self::unbind`] with the switch list's registers moved through `f`. Records in
     /// `percpu` what the core now holds of the vCPU (`Aarch64PerCpu::resident`), for
     /// the rebind shortcut.
+    #[inline(always)]
     pub(crate) fn unbind_with<F: RegFile>(
         &mut self,
         percpu: &mut Aarch64PerCpu,
@@ -695,11 +687,11 @@ impl Aarch64VCpu {
             percpu.ctl_key = crate::percpu::NO_CONTROLS;
         }
         self.touch_saved();
-        percpu.resident = Some(crate::percpu::Resident {
+        percpu.resident = crate::percpu::Resident {
             vcpu: self.id,
             gen: self.gen,
             pauth: self.pauth_loaded,
-        });
+        };
         self.fp_loaded = false;
         self.pauth_loaded = false;
         percpu.bound = false;
@@ -854,18 +846,28 @@ impl Aarch64VCpu {
         exit
     }
 
+    /// The exits `run()`'s fast paths leave. The lazy FP/SIMD load (EC 0x07 while
+    /// CPTR_EL2.TFP traps) from AArch64 state is answered here, inline, before the
+    /// generic decode and its frame: the same action as its arm in `handle_sync_exit`
+    /// (AArch32 EL0 goes there, where a condition-failed instruction is skipped). Out
+    /// of `run()`'s loop (whose fast paths keep their registers), with a small frame.
     #[cfg(target_arch = "aarch64")]
     #[inline(never)]
     fn handle_exit(&mut self, code: u64) -> Option<VmExit> {
-        if code >> 63 != 0 {
-            return self.async_exit(code);
-        }
-        // The lazy FP/SIMD load (EC 0x07 while CPTR_EL2.TFP traps) from AArch64 state,
-        // before the generic decode: the same action as its arm in `handle_sync_exit`
-        // (AArch32 EL0 goes there, where a condition-failed instruction is skipped).
         if self.is_fast_fp_trap(code) {
             self.fp_first_use();
             return None;
+        }
+        self.handle_other_exit(code)
+    }
+
+    /// [`Self::handle_exit`] for everything but the lazy FP/SIMD trap: asynchronous
+    /// exits, then the generic decode. Out of line (its frame is large).
+    #[cfg(target_arch = "aarch64")]
+    #[inline(never)]
+    fn handle_other_exit(&mut self, code: u64) -> Option<VmExit> {
+        if code >> 63 != 0 {
+            return self.async_exit(code);
         }
         let mut syn = esr::Syndrome {
             esr: code,
