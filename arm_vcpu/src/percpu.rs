@@ -209,6 +209,10 @@ pub struct Aarch64PerCpu {
     /// The core's PMU (`crate::pmu`).
     pmu_caps: crate::pmu::PmuCaps,
     pub(crate) bound: bool,
+    /// `MPIDR_EL1` of this core as read at `hardware_enable` (all of it: constant for
+    /// a core, and its affinity is unique to it), what `check_current_cpu` compares
+    /// with one `mrs`, no masking.
+    mpidr_raw: u64,
     /// This core's identity for the vCPUs bound here (unique over every core and every
     /// `hardware_enable`, never 0): a vCPU whose view of its core was computed for this
     /// key need not compute it again.
@@ -309,6 +313,7 @@ impl Aarch64PerCpu {
                 el3: false,
             },
             bound: false,
+            mpidr_raw: 0,
             core_key: NO_CONTROLS,
             resident: Resident::NONE,
             ctl_key: NO_CONTROLS,
@@ -492,6 +497,7 @@ impl Aarch64PerCpu {
         #[cfg(target_arch = "aarch64")]
         {
             self.features = crate::hw::probe_features();
+            self.mpidr_raw = crate::hw::mpidr_raw();
             self.saved_vbar = crate::hw::vbar_el2();
             self.saved_hcr = crate::hw::hcr_el2();
             self.host_mdcr = crate::hw::mdcr_el2();
@@ -628,8 +634,15 @@ impl Aarch64PerCpu {
         if !self.enabled {
             return Err(VCpuError::CpuNotEnabled);
         }
+        self.check_calling_core()
+    }
+
+    /// Fails unless this state belongs to the calling core (`MPIDR_EL1` as read at
+    /// `hardware_enable`). For a state known to be enabled (a vCPU is bound to it).
+    #[inline]
+    pub(crate) fn check_calling_core(&self) -> VCpuResult {
         #[cfg(target_arch = "aarch64")]
-        if crate::hw::current_mpidr() != self.features.mpidr {
+        if crate::hw::mpidr_raw() != self.mpidr_raw {
             return Err(VCpuError::WrongCpu);
         }
         Ok(())

@@ -540,6 +540,10 @@ impl Aarch64VCpu {
         {
             self.sysregs
                 .load_sel::<{ sel::VM }, F>(self.features.has, f);
+            // The new VTTBR_EL2 (VMID) in effect for the TLB maintenance that may follow
+            // (`hw::flush_current_vmid_local` does not synchronise first).
+            #[cfg(target_arch = "aarch64")]
+            crate::hw::isb();
             self.sysregs.store_vm_controls(&mut percpu.ctl_values);
             percpu.ctl_key = crate::percpu::fresh_key();
         }
@@ -644,11 +648,13 @@ impl Aarch64VCpu {
                 state: self.state.name(),
             });
         }
-        // The calling core (MPIDR) is the vCPU's: the one with its core key.
-        percpu.check_current_cpu()?;
+        // `percpu` is the one the vCPU is bound to (bound, with its core key: then
+        // it is enabled, since hardware_disable refuses while bound) and the calling
+        // core is its (MPIDR).
         if !percpu.bound || percpu.core_key != self.core_key {
             return Err(VCpuError::WrongCpu);
         }
+        percpu.check_calling_core()?;
         // [pmu] Saves the guest's PMU registers if loaded, its counters stopped first
         // (before the host's MDCR_EL2 is back: its HPMN would give counters the
         // guest's PMCR_EL0.E enables to the host's range for a moment).
