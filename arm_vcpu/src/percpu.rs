@@ -209,14 +209,18 @@ pub struct Aarch64PerCpu {
     /// The core's PMU (`crate::pmu`).
     pmu_caps: crate::pmu::PmuCaps,
     pub(crate) bound: bool,
+    /// `MPIDR_EL1` of this core as read at `hardware_enable` (all of it: constant for
+    /// a core, and its affinity is unique to it), what `check_current_cpu` compares
+    /// with one `mrs`, no masking.
+    mpidr_raw: u64,
     /// This core's identity for the vCPUs bound here (unique over every core and every
     /// `hardware_enable`, never 0): a vCPU whose view of its core was computed for this
     /// key need not compute it again.
     pub(crate) core_key: u64,
     /// What the core's registers still hold of the last vCPU unbound here (the rebind
-    /// shortcut); `None` while a vCPU is bound and whenever anything else may have
-    /// changed them.
-    pub(crate) resident: Option<Resident>,
+    /// shortcut); [`Resident::NONE`] while a vCPU is bound and whenever anything else
+    /// may have changed them.
+    pub(crate) resident: Resident,
     /// Which per-VM EL2 controls ([`crate::context::Kind::Ctl`]) the core holds:
     /// `ctl_values` under key `ctl_key` (unique, [`NO_CONTROLS`] when unknown).
     pub(crate) ctl_key: u64,
@@ -240,6 +244,16 @@ pub(crate) struct Resident {
     pub gen: u64,
     /// Its PAuth keys were loaded (and saved at that unbind).
     pub pauth: bool,
+}
+
+impl Resident {
+    /// No vCPU's state (vCPU identities start at 1): a plain record, not an `Option`,
+    /// so that a bind compares two words without testing a tag first.
+    pub const NONE: Self = Self {
+        vcpu: 0,
+        gen: 0,
+        pauth: false,
+    };
 }
 
 /// The control key of a core whose per-VM EL2 controls are unknown.
@@ -299,8 +313,9 @@ impl Aarch64PerCpu {
                 el3: false,
             },
             bound: false,
+            mpidr_raw: 0,
             core_key: NO_CONTROLS,
-            resident: None,
+            resident: Resident::NONE,
             ctl_key: NO_CONTROLS,
             ctl_values: [0; crate::context::VM_CONTROLS],
             firmware: crate::workaround::FirmwareConduit::None,
@@ -482,6 +497,7 @@ impl Aarch64PerCpu {
         #[cfg(target_arch = "aarch64")]
         {
             self.features = crate::hw::probe_features();
+            self.mpidr_raw = crate::hw::mpidr_raw();
             self.saved_vbar = crate::hw::vbar_el2();
             self.saved_hcr = crate::hw::hcr_el2();
             self.host_mdcr = crate::hw::mdcr_el2();
@@ -515,7 +531,7 @@ impl Aarch64PerCpu {
     /// that only runs at EL2 and leaves those registers alone between an unbind and the
     /// next bind never needs it; `hardware_enable` does it.
     pub fn forget_loaded_state(&mut self) {
-        self.resident = None;
+        self.resident = Resident::NONE;
         self.ctl_key = NO_CONTROLS;
     }
 
@@ -618,8 +634,15 @@ impl Aarch64PerCpu {
         if !self.enabled {
             return Err(VCpuError::CpuNotEnabled);
         }
+        self.check_calling_core()
+    }
+
+    /// Fails unless this state belongs to the calling core (`MPIDR_EL1` as read at
+    /// `hardware_enable`). For a state known to be enabled (a vCPU is bound to it).
+    #[inline]
+    pub(crate) fn check_calling_core(&self) -> VCpuResult {
         #[cfg(target_arch = "aarch64")]
-        if crate::hw::current_mpidr() != self.features.mpidr {
+        if crate::hw::mpidr_raw() != self.mpidr_raw {
             return Err(VCpuError::WrongCpu);
         }
         Ok(())

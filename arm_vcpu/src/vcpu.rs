@@ -163,6 +163,10 @@ pub struct Aarch64VCpu {
     pauth_loaded: bool,
     /// The host changed the stage-2 tables: invalidate the VMID at the next bind.
     stage2_dirty: bool,
+    /// The list registers the last unbind saved (`vgic::list_registers::save`'s
+    /// bitmap): what a rebind that finds its state resident reloads (nothing else of
+    /// the copy can hold an interrupt then).
+    vgic_held: u64,
     /// The virtual CPU interface: state while unbound, queued interrupts, the
     /// interface (GICv3 or GICv2) of the core last bound to.
     vgic: VcpuInterface,
@@ -241,6 +245,7 @@ impl Aarch64VCpu {
             fp_loaded: false,
             pauth_loaded: false,
             stage2_dirty: false,
+            vgic_held: 0,
             vgic: VcpuInterface::default(),
             ptimer: EmulatedTimer::default(),
             workarounds: crate::workaround::Workarounds::UNKNOWN,
@@ -395,7 +400,8 @@ impl Aarch64VCpu {
         let has = self.features.has;
         // [gicv2] Interrupts injected while unbound go into free list registers now.
         // (On the same core with nothing queued there is nothing to check.)
-        if new_core || !self.vgic.queue.is_empty() {
+        let queued = !self.vgic.queue.is_empty();
+        if new_core || queued {
             self.vgic
                 .check_bind(percpu.virtual_interface(), self.setup.passthrough_interrupt)?;
         }
@@ -409,20 +415,12 @@ impl Aarch64VCpu {
         let flush = percpu.claim_tlb(vmid, self.id) || self.stage2_dirty;
         // The rebind shortcut: is the vCPU's own state still in the core? (Its
         // identity, never reused, and the generation of the state it saved there.)
-        let record = percpu.resident.take();
-        let resident = match record {
-            Some(r) if r.vcpu == self.id && r.gen == self.gen => Some(r),
-            _ => None,
-        };
+        let record = core::mem::replace(&mut percpu.resident, crate::percpu::Resident::NONE);
+        let resident = record.vcpu == self.id && record.gen == self.gen;
         // [pauth] Keys still loaded from the last bind: keep them, untrapped. (The
         // mutation build `pauth-any-vcpu` trusts the record's flag whoever it names:
         // the two-VM sweep then reads the other VM's keys.)
-        let pauth = match resident {
-            Some(r) => r.pauth,
-            None => {
-                cfg!(arm_vcpu_mutate = "pauth-any-vcpu") && matches!(record, Some(r) if r.pauth)
-            }
-        };
+        let pauth = record.pauth && (resident || cfg!(arm_vcpu_mutate = "pauth-any-vcpu"));
         if pauth {
             self.sysregs.hcr_el2 |= traps::HCR_API | traps::HCR_APK;
         }
@@ -434,7 +432,7 @@ impl Aarch64VCpu {
         if self.ctl_key != percpu.ctl_key {
             self.load_vm_controls(percpu, f);
         }
-        if resident.is_some() {
+        if resident {
             self.sysregs.load_sel::<{ sel::TIMER_CTL }, F>(has, f);
         } else {
             self.sysregs.load_sel::<{ sel::VCPU }, F>(has, f);
@@ -446,8 +444,11 @@ impl Aarch64VCpu {
             }
             if vgic_on {
                 let st = &self.vgic.state;
-                let aprs_vmcr_loaded = resident.is_some();
-                vgic::with_interface!(self.vgic.iface, r => vgic::list_registers::load(&mut r, st, aprs_vmcr_loaded), none => ());
+                let aprs_vmcr_loaded = resident;
+                // Resident and nothing refilled from the queue: the copy's list
+                // registers are what the unbind saved.
+                let held = (resident && !queued).then_some(self.vgic_held);
+                vgic::with_interface!(self.vgic.iface, r => vgic::list_registers::load(&mut r, st, aprs_vmcr_loaded, held), none => ());
             }
             if flush {
                 crate::hw::flush_current_vmid_local();
@@ -550,6 +551,10 @@ impl Aarch64VCpu {
         {
             self.sysregs
                 .load_sel::<{ sel::VM }, F>(self.features.has, f);
+            // The new VTTBR_EL2 (VMID) in effect for the TLB maintenance that may follow
+            // (`hw::flush_current_vmid_local` does not synchronise first).
+            #[cfg(target_arch = "aarch64")]
+            crate::hw::isb();
             self.sysregs.store_vm_controls(&mut percpu.ctl_values);
             percpu.ctl_key = crate::percpu::fresh_key();
         }
@@ -629,6 +634,8 @@ impl Aarch64VCpu {
     /// # Ok(())
     /// # }
     /// ```
+    // Inlined into the host's switch path (once per switch: no frame of its own).
+    #[inline(always)]
     pub fn unbind(&mut self, percpu: &mut Aarch64PerCpu) -> VCpuResult {
         #[cfg(target_arch = "aarch64")]
         let r = self.unbind_with(percpu, &mut crate::hw::Cpu);
@@ -640,6 +647,7 @@ impl Aarch64VCpu {
     /// [`Self::unbind`] with the switch list's registers moved through `f`. Records in
     /// `percpu` what the core now holds of the vCPU (`Aarch64PerCpu::resident`), for
     /// the rebind shortcut.
+    #[inline(always)]
     pub(crate) fn unbind_with<F: RegFile>(
         &mut self,
         percpu: &mut Aarch64PerCpu,
@@ -651,11 +659,13 @@ impl Aarch64VCpu {
                 state: self.state.name(),
             });
         }
-        // The calling core (MPIDR) is the vCPU's: the one with its core key.
-        percpu.check_current_cpu()?;
+        // `percpu` is the one the vCPU is bound to (bound, with its core key: then
+        // it is enabled, since hardware_disable refuses while bound) and the calling
+        // core is its (MPIDR).
         if !percpu.bound || percpu.core_key != self.core_key {
             return Err(VCpuError::WrongCpu);
         }
+        percpu.check_calling_core()?;
         // [pmu] Saves the guest's PMU registers if loaded, its counters stopped first
         // (before the host's MDCR_EL2 is back: its HPMN would give counters the
         // guest's PMCR_EL0.E enables to the host's range for a moment).
@@ -682,7 +692,7 @@ impl Aarch64VCpu {
         #[cfg(target_arch = "aarch64")]
         {
             if self.vgic.in_use(self.setup.passthrough_interrupt) {
-                vgic::with_interface!(self.vgic.iface, r => vgic::list_registers::save(&mut r, &mut self.vgic.state), none => ());
+                self.vgic_held = vgic::with_interface!(self.vgic.iface, r => vgic::list_registers::save(&mut r, &mut self.vgic.state), none => 0);
             }
         }
         f.write::<{ HCR_EL2.0 }>(crate::percpu::HOST_HCR_EL2);
@@ -694,11 +704,11 @@ impl Aarch64VCpu {
             percpu.ctl_key = crate::percpu::NO_CONTROLS;
         }
         self.touch_saved();
-        percpu.resident = Some(crate::percpu::Resident {
+        percpu.resident = crate::percpu::Resident {
             vcpu: self.id,
             gen: self.gen,
             pauth: self.pauth_loaded,
-        });
+        };
         self.fp_loaded = false;
         self.pauth_loaded = false;
         percpu.bound = false;
@@ -908,18 +918,28 @@ impl Aarch64VCpu {
         exit
     }
 
+    /// The exits `run()`'s fast paths leave. The lazy FP/SIMD load (EC 0x07 while
+    /// CPTR_EL2.TFP traps) from AArch64 state is answered here, inline, before the
+    /// generic decode and its frame: the same action as its arm in `handle_sync_exit`
+    /// (AArch32 EL0 goes there, where a condition-failed instruction is skipped). Out
+    /// of `run()`'s loop (whose fast paths keep their registers), with a small frame.
     #[cfg(target_arch = "aarch64")]
     #[inline(never)]
     fn handle_exit(&mut self, code: u64) -> Option<VmExit> {
-        if code >> 63 != 0 {
-            return self.async_exit(code);
-        }
-        // The lazy FP/SIMD load (EC 0x07 while CPTR_EL2.TFP traps) from AArch64 state,
-        // before the generic decode: the same action as its arm in `handle_sync_exit`
-        // (AArch32 EL0 goes there, where a condition-failed instruction is skipped).
         if self.is_fast_fp_trap(code) {
             self.fp_first_use();
             return None;
+        }
+        self.handle_other_exit(code)
+    }
+
+    /// [`Self::handle_exit`] for everything but the lazy FP/SIMD trap: asynchronous
+    /// exits, then the generic decode. Out of line (its frame is large).
+    #[cfg(target_arch = "aarch64")]
+    #[inline(never)]
+    fn handle_other_exit(&mut self, code: u64) -> Option<VmExit> {
+        if code >> 63 != 0 {
+            return self.async_exit(code);
         }
         let mut syn = esr::Syndrome {
             esr: code,

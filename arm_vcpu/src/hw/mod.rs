@@ -155,6 +155,12 @@ pub(crate) fn current_mpidr() -> u64 {
     MPIDR_EL1.get() & crate::percpu::MPIDR_AFFINITY_MASK
 }
 
+/// `MPIDR_EL1` as it reads (affinity, MT, U and the RES1 bit 31): constant for a core.
+#[inline]
+pub(crate) fn mpidr_raw() -> u64 {
+    MPIDR_EL1.get()
+}
+
 pub(crate) fn vbar_el2() -> u64 {
     VBAR_EL2.get()
 }
@@ -275,19 +281,21 @@ pub(crate) fn set_sp_el0(v: u64) {
 }
 
 /// Invalidates this core's stage-1 and stage-2 TLB entries of the VM whose VMID is
-/// in `VTTBR_EL2` (`TLBI VMALLS12E1`), local to this core.
+/// in `VTTBR_EL2` (`TLBI VMALLS12E1`), local to this core, and waits for it to
+/// complete (`DSB NSH`). No `ISB` before: the caller's last `VTTBR_EL2` write was
+/// followed by one (`load_vm_controls`, or unbind's). None after: only the guest's
+/// translations change, and the guest runs after an `ERET` (a context synchronization
+/// event); EL2's own regime is not affected.
 pub(crate) fn flush_current_vmid_local() {
     // SAFETY: TLB maintenance for the current VMID only affects guest translations,
     // which are reloaded from the tables on demand.
     unsafe {
         asm!(
-            "isb",
             "tlbi vmalls12e1",
             "dsb nsh",
-            "isb",
             options(nostack, preserves_flags)
-        );
-    }
+        )
+    };
 }
 
 /// `ISB`: the preceding system-register writes take effect.

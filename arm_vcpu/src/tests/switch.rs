@@ -425,3 +425,35 @@ fn eager_fp_and_bind_errors_leave_no_stale_record() {
     bind(&mut a, &mut p, &mut c);
     check_loaded(&a, &c, "eager rebind");
 }
+
+/// Unbind finds its core by the state it was bound with (bound, the core key): another
+/// core's state, or one nothing is bound to, is refused and changes nothing; the right
+/// one then unbinds and records the vCPU for the rebind shortcut.
+#[test]
+fn unbind_refuses_a_state_the_vcpu_is_not_bound_to() {
+    let (mut p0, mut c0) = (percpu(0), Core::default());
+    let (mut p1, mut c1) = (percpu(1), Core::default());
+    let mut a = vcpu(0, 0);
+    bind(&mut a, &mut p0, &mut c0);
+    guest_scribbles(&mut c0, 7);
+    for (p, why) in [
+        (&mut p1, "another core"),
+        (&mut Aarch64PerCpu::new(2), "disabled"),
+    ] {
+        c1.writes.clear();
+        assert_eq!(
+            a.unbind_with(p, &mut c1),
+            Err(crate::VCpuError::WrongCpu),
+            "{why}"
+        );
+        assert!(a.is_bound() && p0.bound && c1.writes.is_empty(), "{why}");
+    }
+    unbind(&mut a, &mut p0, &mut c0);
+    assert!(!a.is_bound() && !p0.bound);
+    bind(&mut a, &mut p0, &mut c0);
+    check_loaded(&a, &c0, "rebind after refused unbinds");
+    assert!(
+        !c0.written().contains(&TPIDR_EL1.0),
+        "the rebind shortcut still holds"
+    );
+}

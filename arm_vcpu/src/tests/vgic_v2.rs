@@ -482,13 +482,39 @@ fn switch_round_trip_on_both_backends() {
         assert!((0..4).all(|n| b.raw_lr(n) == 0), "{name}: emptied");
         assert_eq!(b.empty_lrs(), 0b1111, "{name}");
         // Another vCPU's state in between does not leak into this one's.
-        lrs::load(b, &VgicState::default(), false);
+        lrs::load(b, &VgicState::default(), false, None);
         assert!((0..4).all(|n| b.raw_lr(n) == 0), "{name}");
         s.hcr = hcr::EN as u64;
-        lrs::load(b, &s, false);
+        lrs::load(b, &s, false, None);
         let after: Vec<u64> = (0..4).map(|n| b.raw_lr(n)).collect();
         assert_eq!(after, before, "{name}");
         assert_eq!((b.vmcr(), b.hcr_now()), (0xf000_0003, hcr::EN), "{name}");
+        // The rebind shortcut: `save`'s bitmap names exactly the saved registers, and
+        // a load of only those (APRs and VMCR resident) gives the same hardware.
+        let held = lrs::save(b, &mut s);
+        let nonzero = (0..16)
+            .filter(|&n| s.lr[n] != 0)
+            .fold(0u64, |m, n| m | 1 << n);
+        assert_eq!(held, nonzero, "{name}: held bitmap");
+        assert_eq!(held.count_ones(), 2, "{name}");
+        assert!(
+            s.lr[4..].iter().all(|&l| l == 0),
+            "{name}: beyond the interface"
+        );
+        b.reset_counts();
+        lrs::load(b, &s, true, Some(held));
+        let (reads, writes) = b.accesses();
+        assert_eq!(
+            (reads, writes),
+            (0, 3),
+            "{name}: two list registers and HCR"
+        );
+        let after: Vec<u64> = (0..4).map(|n| b.raw_lr(n)).collect();
+        assert_eq!(after, before, "{name}: resident reload");
+        // A stale copy in the array beyond the saved ones is cleared by the save.
+        s.lr[3] = 0xdead;
+        let held = lrs::save(b, &mut s);
+        assert_eq!((held.count_ones(), s.lr[3]), (2, 0), "{name}");
         // An idle switch costs the bitmap read and the controls, no list register.
         lrs::save(b, &mut s);
         b.reset_counts();

@@ -459,17 +459,29 @@ pub fn maintenance<R: VgicRegisters + ?Sized>(r: &mut R, queue: &mut PendingQueu
 /// Loads a vCPU's saved interface state into the hardware at bind: active
 /// priorities, the list registers that hold an interrupt (every other one is empty
 /// already: [`save`] and [`reset`] leave them so), VMCR, then HCR, which enables it.
-/// `aprs_vmcr_loaded`: the interface still holds this state's active priorities and
-/// VMCR ([`save`] only reads them; the rebind shortcut), which are then not written.
-pub fn load<R: VgicRegisters + ?Sized>(r: &mut R, s: &VgicState, aprs_vmcr_loaded: bool) {
-    let fmt = r.format();
+/// `resident`: the interface still holds this state's active priorities and VMCR
+/// ([`save`] only reads them; the rebind shortcut), which are then not written, and
+/// `Some(held)` — what [`save`] returned — when the saved list registers are exactly
+/// what that save left (nothing was injected or refilled since): only those are
+/// written, without looking at the others. `None`: every saved list register is
+/// looked at (one OR over the copy first: usually all are empty).
+#[inline]
+pub fn load<R: VgicRegisters + ?Sized>(
+    r: &mut R,
+    s: &VgicState,
+    aprs_vmcr_loaded: bool,
+    held: Option<u64>,
+) {
     if !aprs_vmcr_loaded {
         r.load_aprs(s);
     }
-    for n in 0..r.list_regs().min(MAX_LRS) {
-        if fmt.state(s.lr[n]) != LrState::Invalid {
-            r.set_lr(n, s.lr[n]);
-        }
+    let n = r.list_regs().min(MAX_LRS);
+    let any = match held {
+        Some(m) => m & lr_mask(n) != 0,
+        None => s.lr.iter().take(n).fold(0, |a, &l| a | l) != 0,
+    };
+    if any {
+        load_lrs(r, s, n, held);
     }
     if !aprs_vmcr_loaded {
         r.set_vmcr(s.vmcr);
@@ -479,21 +491,73 @@ pub fn load<R: VgicRegisters + ?Sized>(r: &mut R, s: &VgicState, aprs_vmcr_loade
 
 /// Saves a vCPU's interface state at unbind and leaves the hardware disabled with
 /// every list register empty: reads the empty bitmap once, then reads and clears only
-/// the registers holding an interrupt.
-pub fn save<R: VgicRegisters + ?Sized>(r: &mut R, s: &mut VgicState) {
+/// the registers holding an interrupt (the copy's others are zeroed at once; with up
+/// to four list registers the first four, whatever the count: none beyond the
+/// interface's count is ever loaded). Returns the bitmap
+/// of the list registers saved (for [`load`]'s `held`).
+#[inline]
+pub fn save<R: VgicRegisters + ?Sized>(r: &mut R, s: &mut VgicState) -> u64 {
     let n = r.list_regs().min(MAX_LRS);
-    let empty = r.empty_lrs();
-    for i in 0..n {
-        if empty & (1 << i) != 0 {
-            s.lr[i] = 0;
-        } else {
-            s.lr[i] = r.lr(i);
-            r.set_lr(i, 0);
+    let held = !r.empty_lrs() & lr_mask(n);
+    // The copy's registers zeroed at once (two `stp` for up to four list registers,
+    // not a `memset` call), then the held ones read.
+    if n <= 4 {
+        if let Some(first) = s.lr.first_chunk_mut::<4>() {
+            *first = [0; 4];
         }
+    } else {
+        for l in s.lr.iter_mut().take(n) {
+            *l = 0;
+        }
+    }
+    if held != 0 {
+        save_held(r, s, held);
     }
     s.vmcr = r.vmcr();
     r.save_aprs(s);
     r.set_hcr(0);
+    held
+}
+
+/// [`save`]'s list registers in `held`: read into the copy and cleared. Out of line:
+/// most unbinds find none.
+#[inline(never)]
+fn save_held<R: VgicRegisters + ?Sized>(r: &mut R, s: &mut VgicState, mut m: u64) {
+    while m != 0 {
+        let i = m.trailing_zeros() as usize;
+        let v = r.lr(i);
+        if let Some(l) = s.lr.get_mut(i) {
+            *l = v;
+        }
+        r.set_lr(i, 0);
+        m &= m - 1;
+    }
+}
+
+/// [`load`]'s list registers: those in `held`, or (`None`) every one of the first `n`
+/// of the copy holding an interrupt. Out of line: most binds find none.
+#[inline(never)]
+fn load_lrs<R: VgicRegisters + ?Sized>(r: &mut R, s: &VgicState, n: usize, held: Option<u64>) {
+    let fmt = r.format();
+    match held {
+        Some(mut m) => {
+            m &= lr_mask(n);
+            while m != 0 {
+                let i = m.trailing_zeros() as usize;
+                if let Some(&v) = s.lr.get(i) {
+                    r.set_lr(i, v);
+                }
+                m &= m - 1;
+            }
+        }
+        None => {
+            for (i, &v) in s.lr.iter().enumerate().take(n) {
+                if fmt.state(v) != LrState::Invalid {
+                    r.set_lr(i, v);
+                }
+            }
+        }
+    }
 }
 
 /// Puts a core's interface in a known state at `hardware_enable`: disabled, every

@@ -153,16 +153,36 @@ impl<S: IchAccess> VgicRegisters for Ich<S> {
     fn set_vmcr(&mut self, v: u64) {
         self.regs.write(IchReg::Vmcr, v)
     }
+    // Unrolled over the three shapes `VtrInfo::ap_regs` allows (1, 2 or 4 registers
+    // a group): two tests instead of a loop with a register jump table.
     fn save_aprs(&mut self, s: &mut VgicState) {
-        for n in 0..self.vtr.ap_regs().min(4) {
-            s.ap0r[n] = self.regs.read(IchReg::Ap0r(n));
-            s.ap1r[n] = self.regs.read(IchReg::Ap1r(n));
+        let k = self.vtr.ap_regs();
+        s.ap0r[0] = self.regs.read(IchReg::Ap0r(0));
+        s.ap1r[0] = self.regs.read(IchReg::Ap1r(0));
+        if k > 1 {
+            s.ap0r[1] = self.regs.read(IchReg::Ap0r(1));
+            s.ap1r[1] = self.regs.read(IchReg::Ap1r(1));
+            if k > 2 {
+                s.ap0r[2] = self.regs.read(IchReg::Ap0r(2));
+                s.ap1r[2] = self.regs.read(IchReg::Ap1r(2));
+                s.ap0r[3] = self.regs.read(IchReg::Ap0r(3));
+                s.ap1r[3] = self.regs.read(IchReg::Ap1r(3));
+            }
         }
     }
     fn load_aprs(&mut self, s: &VgicState) {
-        for n in 0..self.vtr.ap_regs().min(4) {
-            self.regs.write(IchReg::Ap0r(n), s.ap0r[n]);
-            self.regs.write(IchReg::Ap1r(n), s.ap1r[n]);
+        let k = self.vtr.ap_regs();
+        self.regs.write(IchReg::Ap0r(0), s.ap0r[0]);
+        self.regs.write(IchReg::Ap1r(0), s.ap1r[0]);
+        if k > 1 {
+            self.regs.write(IchReg::Ap0r(1), s.ap0r[1]);
+            self.regs.write(IchReg::Ap1r(1), s.ap1r[1]);
+            if k > 2 {
+                self.regs.write(IchReg::Ap0r(2), s.ap0r[2]);
+                self.regs.write(IchReg::Ap1r(2), s.ap1r[2]);
+                self.regs.write(IchReg::Ap0r(3), s.ap0r[3]);
+                self.regs.write(IchReg::Ap1r(3), s.ap1r[3]);
+            }
         }
     }
 }

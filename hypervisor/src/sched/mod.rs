@@ -381,6 +381,11 @@ struct Core {
     /// Its guest owns the GIC: no host interrupts, no kicks.
     passthrough: bool,
     queue: VecDeque<Box<VCpu>>,
+    /// The queue's head, taken out already: what a vCPU that stopped and requeued
+    /// itself found at most one other vCPU in the queue for (`Core::requeue`). Only
+    /// set between `run` and the core loop's next turn, which puts it back at the
+    /// head before serving the flags (so that the flags' checks see it).
+    next: Option<Box<VCpu>>,
     sleepers: Vec<Box<VCpu>>,
     /// Slice ticks so far.
     ticks: u64,
@@ -443,6 +448,7 @@ impl Core {
             rd,
             passthrough,
             queue: VecDeque::new(),
+            next: None,
             sleepers: Vec::new(),
             ticks: 0,
             tick_next: None,
@@ -464,9 +470,16 @@ impl Core {
     fn enter(mut self) -> ! {
         loop {
             if self.sh.flags.load(Ordering::Acquire) != 0 {
+                if let Some(n) = self.next.take() {
+                    self.queue.push_front(n);
+                }
                 self.service(None);
             }
-            match self.queue.pop_front() {
+            let v = match self.next.take() {
+                Some(v) => Some(v),
+                None => self.queue.pop_front(),
+            };
+            match v {
                 Some(v) => self.run(v),
                 None => self.idle(),
             }
@@ -704,7 +717,7 @@ impl Core {
                 } else {
                     sh.stats.yields.bump();
                 }
-                self.queue.push_back(v);
+                self.requeue(v);
             }
             After::Sleep { .. } => {
                 sh.stats.blocks.bump();
@@ -724,6 +737,22 @@ impl Core {
                 self.park(v)
             }
             After::Retire => self.retire(v),
+        }
+    }
+
+    /// `v` to the tail of the run queue and the head out of it, for the core loop's
+    /// next turn (`Core::next`). With at most one other vCPU queued, that is a swap
+    /// (`v` alone: it runs again; one other: it takes `v`'s place), not a push and a
+    /// pop of the ring buffer.
+    #[inline(always)]
+    fn requeue(&mut self, v: Box<VCpu>) {
+        if self.queue.len() <= 1 {
+            self.next = Some(match self.queue.front_mut() {
+                Some(head) => core::mem::replace(head, v),
+                None => v,
+            });
+        } else {
+            self.queue.push_back(v);
         }
     }
 
