@@ -1587,7 +1587,11 @@ impl Aarch64VCpu {
     /// ```
     #[inline]
     pub fn inject_interrupt(&mut self, vi: VirtualInterrupt) -> Result<(), InjectIrqError> {
-        self.inject_queued(QueuedInterrupt::new(vi))
+        let q = QueuedInterrupt::new(vi);
+        if self.inject_plain(&q) {
+            return Ok(());
+        }
+        self.inject_queued(q)
     }
 
     /// Makes SGI `vi.intid` (0–15) pending as sent by CPU interface
@@ -1609,10 +1613,33 @@ impl Aarch64VCpu {
         if vi.hw_intid.is_some() {
             return Err(InjectIrqError::InvalidHwIntid);
         }
-        self.inject_queued(QueuedInterrupt { vi, source_cpu })
+        let q = QueuedInterrupt { vi, source_cpu };
+        if self.inject_plain(&q) {
+            return Ok(());
+        }
+        self.inject_queued(q)
     }
 
-    #[inline]
+    /// The common injection, inline in the caller: bound, the interface in use, an
+    /// interrupt every interface takes as it is, and every list register empty (one
+    /// read of the empty bitmap): `q` goes into list register 0, with none of
+    /// [`Self::inject_queued`]'s checks (all of which it passes: a bound vCPU's
+    /// interface is known, and `inject_plain` tests the rest). `false`: nothing
+    /// done, `inject_queued` decides.
+    #[inline(always)]
+    fn inject_plain(&mut self, q: &QueuedInterrupt) -> bool {
+        #[cfg(target_arch = "aarch64")]
+        if self.state == State::Bound && !self.setup.passthrough_interrupt {
+            return vgic::with_interface!(self.vgic.iface, r => vgic::list_registers::inject_plain(&mut r, q), none => false);
+        }
+        #[cfg(not(target_arch = "aarch64"))]
+        let _ = q;
+        false
+    }
+
+    /// Every injection [`Self::inject_plain`] does not do: checked, then into the
+    /// list registers of the bound core, or the saved state, or the queue.
+    #[inline(never)]
     fn inject_queued(&mut self, q: QueuedInterrupt) -> Result<(), InjectIrqError> {
         self.vgic
             .check_inject(self.setup.passthrough_interrupt, &q)?;

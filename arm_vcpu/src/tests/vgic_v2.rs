@@ -1327,3 +1327,229 @@ fn interrupt_state_of_an_unbound_vcpu() {
     );
     assert_eq!(v.interrupt_state(34).unwrap(), IrqState::default());
 }
+
+// ---- The plain-injection fast path (`inject_plain`) ----
+
+fn plain(intid: u32, priority: u8, group1: bool, hw: Option<u32>) -> QueuedInterrupt {
+    QueuedInterrupt::new(VirtualInterrupt {
+        intid,
+        priority,
+        group1,
+        hw_intid: hw,
+    })
+}
+
+/// `LrFormat::encode_plain` against the field layouts: `ICH_LR<n>_EL2` (IHI 0069,
+/// DDI 0487: State [63:62], HW [61], Group [60], Priority [55:48], pINTID [44:32],
+/// vINTID [31:0]) and `GICH_LR<n>` (IHI 0048B 5.3.11: HW [31], Grp1 [30], State
+/// [29:28], Priority [27:23], PhysicalID [19:10], VirtualID [9:0]); each the same as
+/// the checked encoder's.
+#[test]
+fn plain_list_register_vectors() {
+    let cases: [(QueuedInterrupt, u64, u64); 5] = [
+        // The bench's SPI 40, priority 0xa0, Group 1.
+        (
+            plain(40, 0xa0, true, None),
+            0x50a0_0000_0000_0028,
+            0x5a00_0028,
+        ),
+        // The virtual timer's PPI 27 linked to the physical one, priority 0x80.
+        (
+            plain(27, 0x80, true, Some(27)),
+            0x7080_001b_0000_001b,
+            0xd800_6c1b,
+        ),
+        // SPI 1019 (the largest plain INTID), Group 0, priority 0.
+        (
+            plain(1019, 0, false, None),
+            0x4000_0000_0000_03fb,
+            0x1000_03fb,
+        ),
+        // SGI 0, priority 0xff (GICv2 keeps the top 5 bits: 0x1f << 23).
+        (
+            plain(0, 0xff, true, None),
+            0x50ff_0000_0000_0000,
+            0x5f80_0000,
+        ),
+        // SPI 100 linked to SPI 1019.
+        (
+            plain(100, 0x10, false, Some(1019)),
+            0x6010_03fb_0000_0064,
+            0x9100_0000 | (1019 << 10) | 100,
+        ),
+    ];
+    for (q, v3_raw, v2_raw) in cases {
+        assert!(q.is_plain(), "{q:?}");
+        assert_eq!(LrFormat::V3.encode_plain(&q), v3_raw, "{q:?}");
+        assert_eq!(LrFormat::V2.encode_plain(&q), v2_raw, "{q:?}");
+        assert_eq!(LrFormat::V3.encode_pending(&q), Ok(v3_raw), "{q:?}");
+        assert_eq!(LrFormat::V2.encode_pending(&q), Ok(v2_raw), "{q:?}");
+        assert_eq!(LrFormat::V3.decode(v3_raw), q.entry(), "{q:?}");
+        assert_eq!(LrFormat::V2.decode(v2_raw).intid, q.vi.intid, "{q:?}");
+    }
+    // Not plain: a special or large INTID, a link to an SGI or beyond 1019, a source.
+    for q in [
+        plain(1020, 0xa0, true, None),
+        plain(1023, 0xa0, true, None),
+        plain(8192, 0xa0, true, None),
+        plain(40, 0xa0, true, Some(15)),
+        plain(40, 0xa0, true, Some(1020)),
+        QueuedInterrupt {
+            vi: vi(3),
+            source_cpu: 1,
+        },
+    ] {
+        assert!(!q.is_plain(), "{q:?}");
+    }
+}
+
+/// `all_empty`: the `n` low bits of the empty bitmap set (others ignored), `n` ≥ 1.
+#[test]
+fn all_empty_examples() {
+    for (empty, n, want) in [
+        (0b1111, 4, true),
+        (u64::MAX, 4, true),
+        (0xffff_0000_0000_000f, 4, true),
+        (0b0111, 4, false),
+        (0b1110, 4, false),
+        (0b1011, 4, false),
+        (0, 4, false),
+        (0xffff, 16, true),
+        (0x7fff, 16, false),
+        (1, 1, true),
+        (0, 1, false),
+        (u64::MAX, 0, false),
+        (u64::MAX, 64, true),
+        (u64::MAX >> 1, 64, false),
+        (u64::MAX, 65, false),
+    ] {
+        assert_eq!(lrs::all_empty(empty, n), want, "{empty:#x}, {n}");
+    }
+}
+
+/// One random list-register content: empty, or a plain-or-not interrupt in any state.
+fn lr_content() -> impl Strategy<Value = Option<(u32, u8, LrState)>> {
+    prop_oneof![
+        Just(None),
+        (
+            prop_oneof![0u32..64, 1000u32..1030],
+            any::<u8>(),
+            prop_oneof![
+                Just(LrState::Invalid),
+                Just(LrState::Pending),
+                Just(LrState::Active),
+                Just(LrState::PendingActive),
+            ]
+        )
+            .prop_map(Some),
+    ]
+}
+
+fn queued_interrupt() -> impl Strategy<Value = QueuedInterrupt> {
+    (
+        prop_oneof![0u32..64, 1000u32..1030, any::<u32>()],
+        any::<u8>(),
+        any::<bool>(),
+        prop_oneof![
+            Just(None),
+            (0u32..40).prop_map(Some),
+            (1000u32..1100).prop_map(Some)
+        ],
+        prop_oneof![Just(0u8), 0u8..10],
+    )
+        .prop_map(
+            |(intid, priority, group1, hw, source_cpu)| QueuedInterrupt {
+                vi: VirtualInterrupt {
+                    intid,
+                    priority,
+                    group1,
+                    hw_intid: hw,
+                },
+                source_cpu,
+            },
+        )
+}
+
+/// A backend of `kind` with the list registers `lrs` (1–4 registers).
+fn backend_with(v3: bool, lrs: &[Option<(u32, u8, LrState)>]) -> Box<dyn Backend> {
+    let n = lrs.len() as u32 - 1;
+    let mut b: Box<dyn Backend> = if v3 {
+        Box::new(ich((QEMU_ICH_VTR & !0x1f) | n as u64))
+    } else {
+        Box::new(gich_frame((QEMU_GICH_VTR & !0x3f) | n))
+    };
+    let fmt = b.format();
+    for (i, l) in lrs.iter().enumerate() {
+        if let Some((intid, priority, state)) = *l {
+            let e = ListEntry {
+                intid: intid.min(1019),
+                priority,
+                group1: true,
+                state,
+                ..Default::default()
+            };
+            let raw = fmt.encode(&e).unwrap();
+            b.set_lr(i, raw);
+        }
+    }
+    b.reset_counts();
+    b
+}
+
+proptest! {
+    /// For every plain interrupt the cheap encoder gives what the checked one gives,
+    /// in both formats; and "plain" is exactly what its documentation says.
+    #[test]
+    fn plain_encoding_is_the_checked_encoding(q in queued_interrupt()) {
+        let want_plain = q.vi.intid <= 1019
+            && q.source_cpu == 0
+            && q.vi.hw_intid.is_none_or(|p| (16..=1019).contains(&p));
+        prop_assert_eq!(q.is_plain(), want_plain);
+        if q.is_plain() {
+            for fmt in [LrFormat::V3, LrFormat::V2] {
+                prop_assert_eq!(fmt.encode_pending(&q), Ok(fmt.encode_plain(&q)));
+            }
+            // Valid on every interface: GICv2's 10 INTID bits, GICv3's 16 and 24.
+            for id_bits in [10, 16, 24] {
+                prop_assert!(vgic::valid_intid(q.vi.intid, id_bits));
+            }
+        }
+    }
+
+    /// `inject_plain` against `inject_bound` on both backends, from any list-register
+    /// contents: where it injects, `inject_bound` writes the same register with the
+    /// same value (and queues nothing); where it does not, it has written nothing and
+    /// read at most the empty bitmap; and it injects exactly when `q` is plain and
+    /// every list register is empty.
+    #[test]
+    fn plain_injection_is_inject_bound(
+        v3 in any::<bool>(),
+        lrs in proptest::collection::vec(lr_content(), 1..=4),
+        q in queued_interrupt(),
+    ) {
+        let mut fast = backend_with(v3, &lrs);
+        let mut slow = backend_with(v3, &lrs);
+        let n = lrs.len();
+        let before: Vec<u64> = (0..n).map(|i| fast.raw_lr(i)).collect();
+        let every_empty = before.iter().all(|&l| fast.format().state(l) == LrState::Invalid);
+        let done = lrs::inject_plain(&mut *fast, &q);
+        prop_assert_eq!(done, q.is_plain() && every_empty);
+        let (reads, writes) = fast.accesses();
+        if done {
+            prop_assert_eq!((reads, writes), (1, 1), "one bitmap read, one LR write");
+            let mut queue = PendingQueue::default();
+            prop_assert_eq!(lrs::inject_bound(&mut *slow, &mut queue, &q), Ok(()));
+            prop_assert!(queue.is_empty());
+            for i in 0..n {
+                prop_assert_eq!(fast.raw_lr(i), slow.raw_lr(i), "LR {}", i);
+            }
+            prop_assert_eq!(fast.hcr_now(), slow.hcr_now());
+        } else {
+            prop_assert_eq!(writes, 0);
+            prop_assert!(reads <= 1);
+            for (i, &was) in before.iter().enumerate() {
+                prop_assert_eq!(fast.raw_lr(i), was, "LR {}", i);
+            }
+        }
+    }
+}

@@ -89,6 +89,22 @@ impl QueuedInterrupt {
         Self { vi, source_cpu: 0 }
     }
 
+    /// Whether every virtual CPU interface takes it as it is, so that an injection
+    /// needs none of [`LrFormat::encode`]'s checks: a vINTID that is an SGI, PPI or SPI
+    /// (0–1019: within GICv2's 10 bits and GICv3's 16 or 24, and no special INTID),
+    /// no SGI source CPU, and a hardware link, if any, to a PPI or SPI (16–1019:
+    /// within `ICH_LR<n>_EL2.pINTID`'s 13 bits and `GICH_LR<n>.PhysicalID`'s 10).
+    /// [`LrFormat::encode_plain`] encodes it.
+    #[inline]
+    pub const fn is_plain(&self) -> bool {
+        self.vi.intid <= super::v2::MAX_INTID
+            && self.source_cpu == 0
+            && match self.vi.hw_intid {
+                Some(p) => p >= 16 && p <= super::v2::MAX_INTID,
+                None => true,
+            }
+    }
+
     /// The decoded list register that makes it pending.
     pub const fn entry(&self) -> ListEntry {
         ListEntry {
@@ -131,6 +147,41 @@ impl LrFormat {
             e.source_cpu = 0;
         }
         self.encode(&e)
+    }
+
+    /// The list register that makes a plain interrupt ([`QueuedInterrupt::is_plain`])
+    /// pending: what [`Self::encode_pending`] gives for it, without the checks it
+    /// cannot fail. `ICH_LR<n>_EL2`: State \[63:62\] = 0b01, HW \[61\], Group
+    /// \[60\], Priority \[55:48\], pINTID \[44:32\], vINTID \[31:0\].
+    /// `GICH_LR<n>`: HW \[31\], Grp1 \[30\], State \[29:28\] = 0b01, Priority
+    /// \[27:23\] (the top 5 bits), PhysicalID \[19:10\], VirtualID \[9:0\].
+    /// Meaningless for an interrupt that is not plain.
+    #[inline]
+    pub const fn encode_plain(self, q: &QueuedInterrupt) -> u64 {
+        let vi = &q.vi;
+        match self {
+            Self::V3 => {
+                let mut v = super::lr::PENDING
+                    | ((vi.group1 as u64) << 60)
+                    | ((vi.priority as u64) << 48)
+                    | vi.intid as u64;
+                if let Some(p) = vi.hw_intid {
+                    v |= super::lr::HW | ((p as u64) << 32);
+                }
+                v
+            }
+            Self::V2 => {
+                use super::v2::lr;
+                let mut v = lr::PENDING
+                    | ((vi.group1 as u32) << 30)
+                    | ((vi.priority as u32 >> 3) << lr::PRIORITY_SHIFT)
+                    | vi.intid;
+                if let Some(p) = vi.hw_intid {
+                    v |= lr::HW | (p << lr::PHYSICAL_SHIFT);
+                }
+                v as u64
+            }
+        }
     }
 
     /// The state of a raw list register.
@@ -193,6 +244,13 @@ pub trait ListRegisters {
     /// The empty list registers (`ICH_ELRSR_EL2` / `GICH_ELRSR0/1`): bit n set when
     /// list register n holds no interrupt; no bit at or above [`Self::list_regs`].
     fn empty_lrs(&mut self) -> u64;
+    /// Whether no list register holds an interrupt ([`all_empty`] of
+    /// [`Self::empty_lrs`]; a backend may test the raw bitmap, unmasked).
+    #[inline]
+    fn all_empty(&mut self) -> bool {
+        let n = self.list_regs();
+        all_empty(self.empty_lrs(), n)
+    }
     /// List register `n` (< `list_regs`).
     fn lr(&mut self, n: usize) -> u64;
     /// Writes list register `n` (< `list_regs`).
@@ -438,6 +496,37 @@ pub fn inject_bound<R: VgicRegisters + ?Sized>(
             Ok(())
         }
     }
+}
+
+/// Whether none of list registers `0..n` holds an interrupt, and there is one:
+/// `empty` (an empty bitmap, `ICH_ELRSR_EL2` / `GICH_ELRSR0`, masked or not: only
+/// bits below `n` are looked at) has its `n` low bits set, `n` ≥ 1. Then nothing in
+/// the list registers can be the interrupt being injected, and the lowest free one —
+/// where [`place`] puts it — is register 0. One `mvn`/`rbit`/`clz` and a compare.
+#[inline]
+pub const fn all_empty(empty: u64, n: usize) -> bool {
+    n != 0 && empty.trailing_ones() as usize >= n
+}
+
+/// [`inject_bound`]'s common case in one empty-bitmap read and one list-register
+/// write, with nothing to look up: a plain interrupt ([`QueuedInterrupt::is_plain`])
+/// while no list register holds an interrupt ([`all_empty`]) goes into list register
+/// 0 (a register number known at compile time: one `msr ICH_LR0_EL2` or one store to
+/// `GICH_LR0`, not a branch into a table of sixteen). Returns `false`, having written
+/// nothing, otherwise (some register is in use — it may hold this interrupt — or `q`
+/// is not plain): then [`inject_bound`] decides. Where it returns `true`,
+/// [`inject_bound`] would have written the same value into the same register.
+#[inline]
+pub fn inject_plain<R: ListRegisters + ?Sized>(r: &mut R, q: &QueuedInterrupt) -> bool {
+    if !q.is_plain() {
+        return false;
+    }
+    if !r.all_empty() {
+        return false;
+    }
+    let raw = r.format().encode_plain(q);
+    r.set_lr(0, raw);
+    true
 }
 
 /// Handles a physical IRQ exit for a bound vCPU: if the virtual interface's

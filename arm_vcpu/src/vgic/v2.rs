@@ -21,7 +21,9 @@
 //!   Mapping GICV there instead would not work: with IMO clear no virtual interrupt
 //!   is ever signalled, and the guest's `GICC_IAR` reads would find none.
 
-use super::list_registers::{lr_mask, ListEntry, ListRegisters, LrFormat, LrState, VgicRegisters};
+use super::list_registers::{
+    all_empty, lr_mask, ListEntry, ListRegisters, LrFormat, LrState, VgicRegisters,
+};
 use super::{InjectIrqError, VgicState, VirtualMachineControl, VtrInfo};
 
 /// Register offsets in the GICH frame (IHI 0048B, table 5-1).
@@ -225,6 +227,12 @@ impl<M: Mmio32> ListRegisters for Gich<M> {
             e |= (self.frame.read32(gich::ELRSR1) as u64) << 32;
         }
         e & lr_mask(n)
+    }
+    #[inline]
+    fn all_empty(&mut self) -> bool {
+        // `GICH_ELRSR0` covers list registers 0–31; with more (the crate uses the
+        // first 16, the others stay empty) the test only fails, never passes wrongly.
+        all_empty(self.frame.read32(gich::ELRSR0) as u64, self.vtr.list_regs)
     }
     #[inline]
     fn lr(&mut self, n: usize) -> u64 {

@@ -2,7 +2,9 @@
 //! encoding, the VMCR layout, and the backend over the system registers ([`Ich`]),
 //! generic over the register access so the host tests run it on a fake file.
 
-use super::list_registers::{lr_mask, ListEntry, ListRegisters, LrFormat, LrState, VgicRegisters};
+use super::list_registers::{
+    all_empty, lr_mask, ListEntry, ListRegisters, LrFormat, LrState, VgicRegisters,
+};
 use super::{InjectIrqError, VgicState, VirtualMachineControl, VtrInfo};
 
 /// `ICH_LR<n>_EL2` (IHI 0069 "`ICH_LR<n>_EL2`"): vINTID \[31:0\], pINTID \[44:32\]
@@ -129,6 +131,12 @@ impl<S: IchAccess> ListRegisters for Ich<S> {
     #[inline]
     fn empty_lrs(&mut self) -> u64 {
         self.regs.read(IchReg::Elrsr) & lr_mask(self.list_regs())
+    }
+    #[inline]
+    fn all_empty(&mut self) -> bool {
+        // Bits at or above ListRegs + 1 are RES0, not relied on: only the low
+        // `list_regs` bits are looked at (more than 16 could only ask more of it).
+        all_empty(self.regs.read(IchReg::Elrsr), self.vtr.list_regs)
     }
     #[inline]
     fn lr(&mut self, n: usize) -> u64 {

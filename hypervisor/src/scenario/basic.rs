@@ -97,7 +97,12 @@ impl Scenario for Basic {
         (self.kind == Kind::Irq).then_some(1000)
     }
 
-    fn test_call(&mut self, _cpu: usize, a: &[u64; 7], vm: &VmInfo) -> Result<u64, &'static str> {
+    fn test_call(
+        &mut self,
+        _cpu: usize,
+        a: &[u64; 7],
+        vm: &mut VmInfo,
+    ) -> Result<u64, &'static str> {
         let i = self.calls;
         self.calls += 1;
         Ok(match self.kind {

@@ -132,7 +132,12 @@ impl Scenario for Classes {
         self.seen.count(exit);
     }
 
-    fn test_call(&mut self, _cpu: usize, a: &[u64; 7], _vm: &VmInfo) -> Result<u64, &'static str> {
+    fn test_call(
+        &mut self,
+        _cpu: usize,
+        a: &[u64; 7],
+        _vm: &mut VmInfo,
+    ) -> Result<u64, &'static str> {
         let s = &self.seen;
         let (bit, guest, host): (u8, &[u64], [u64; 5]) = match a[1] {
             0x71 => (

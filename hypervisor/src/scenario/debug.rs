@@ -114,7 +114,7 @@ impl Scenario for Debug {
         &mut self,
         _cpu: usize,
         args: &[u64; 7],
-        _vm: &VmInfo,
+        _vm: &mut VmInfo,
     ) -> Result<u64, &'static str> {
         match args[1] {
             0xD1 => Ok(self.unbinds),

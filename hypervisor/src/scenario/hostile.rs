@@ -91,7 +91,12 @@ impl Scenario for Hostile {
 
     /// TEST_CALL(0x81, words run, injected aborts taken at EL1): 0 if both match the
     /// host's count, else bit 0 (words) / bit 1 (aborts).
-    fn test_call(&mut self, _cpu: usize, a: &[u64; 7], _vm: &VmInfo) -> Result<u64, &'static str> {
+    fn test_call(
+        &mut self,
+        _cpu: usize,
+        a: &[u64; 7],
+        _vm: &mut VmInfo,
+    ) -> Result<u64, &'static str> {
         if a[1] != 0x81 {
             return Err("hostile: unknown TEST_CALL");
         }

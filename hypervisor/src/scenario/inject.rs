@@ -25,7 +25,6 @@ pub fn by_name(name: &str) -> Option<Box<dyn Scenario>> {
     Some(Box::new(Inject {
         spec,
         counts: Counts::default(),
-        serror_requested: false,
         reported: false,
         failure: None,
     }))
@@ -105,7 +104,6 @@ impl Counts {
 struct Inject {
     spec: &'static Spec,
     counts: Counts,
-    serror_requested: bool,
     reported: bool,
     failure: Option<&'static str>,
 }
@@ -153,10 +151,18 @@ impl Scenario for Inject {
         }
     }
 
-    fn test_call(&mut self, _cpu: usize, a: &[u64; 7], _vm: &VmInfo) -> Result<u64, &'static str> {
+    fn test_call(
+        &mut self,
+        _cpu: usize,
+        a: &[u64; 7],
+        vm: &mut VmInfo,
+    ) -> Result<u64, &'static str> {
         match a[1] {
             n if n == self.spec.serror_call => {
-                self.serror_requested = true;
+                // Pending when the guest is back from the call (the guest unmasks
+                // SError next and takes it).
+                vm.vcpu.inject_serror(0).map_err(|_| "inject_serror")?;
+                self.counts.serror += 1;
                 Ok(0)
             }
             n if n == self.spec.report_call => {
@@ -177,15 +183,6 @@ impl Scenario for Inject {
                 Ok(u64::from(self.failure.is_some()))
             }
             _ => Err(self.spec.unknown),
-        }
-    }
-
-    fn serror_after_test_call(&mut self, _cpu: usize) -> Option<u64> {
-        if core::mem::take(&mut self.serror_requested) {
-            self.counts.serror += 1;
-            Some(0)
-        } else {
-            None
         }
     }
 

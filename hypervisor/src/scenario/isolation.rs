@@ -76,7 +76,12 @@ impl Scenario for Isolation {
         &self.irqs
     }
 
-    fn test_call(&mut self, _cpu: usize, a: &[u64; 7], vm: &VmInfo) -> Result<u64, &'static str> {
+    fn test_call(
+        &mut self,
+        _cpu: usize,
+        a: &[u64; 7],
+        vm: &mut VmInfo,
+    ) -> Result<u64, &'static str> {
         match a[1] {
             0x81 => Ok(vm.vm_switches()),
             _ => Err("isolation: unknown TEST_CALL"),

@@ -30,13 +30,16 @@ mod sweep;
 mod sysoff;
 
 /// What the VM tells a scenario about itself when it asks (read when asked: a
-/// TEST_CALL answered on the exit path pays only for what its scenario reads).
-#[derive(Clone, Copy)]
+/// TEST_CALL answered on the exit path pays only for what its scenario reads), and
+/// the calling vCPU.
 pub struct VmInfo<'a> {
     pub(crate) dev: &'a crate::devices::Devices,
     pub(crate) sched: &'a crate::sched::VmSched,
-    /// The calling vCPU (e.g. `spectre` reads its SMCCC_ARCH_WORKAROUND_* decision).
-    pub vcpu: &'a arm_vcpu::Aarch64VCpu,
+    /// The calling vCPU, bound to the core handling its exit: a scenario reads it
+    /// (`spectre`: its SMCCC_ARCH_WORKAROUND_* decision) and, in
+    /// [`Scenario::test_call`], acts on it as the guest asked — `inject_interrupt`,
+    /// `inject_serror` — through the crate's API, as a VMM's device model would.
+    pub vcpu: &'a mut arm_vcpu::Aarch64VCpu,
 }
 
 impl VmInfo<'_> {
@@ -191,12 +194,14 @@ pub trait Scenario {
         Ok(())
     }
 
-    /// TEST_CALL(x1..x6) from vCPU `cpu`; the result goes to x0.
+    /// TEST_CALL(x1..x6) from vCPU `cpu`; the result goes to x0. What the call
+    /// asks of the vCPU (a virtual interrupt, a virtual SError) the scenario does
+    /// itself, on `vm.vcpu`: one call per TEST_CALL, nothing asked afterwards.
     fn test_call(
         &mut self,
         _cpu: usize,
         _args: &[u64; 7],
-        _vm: &VmInfo,
+        _vm: &mut VmInfo,
     ) -> Result<u64, &'static str> {
         Err("unexpected TEST_CALL")
     }
@@ -226,18 +231,6 @@ pub trait Scenario {
     /// A PSCI request from vCPU `cpu` the crate handed to the host, before the host
     /// carries it out (and before `system_off`/`system_reset`).
     fn psci_request(&mut self, _cpu: usize, _request: &PsciRequest, _conduit: Conduit) {}
-
-    /// After each TEST_CALL from vCPU `cpu`: `Some(esr)` makes the host raise a virtual
-    /// SError on that vCPU (`inject_serror(esr)`).
-    fn serror_after_test_call(&mut self, _cpu: usize) -> Option<u64> {
-        None
-    }
-
-    /// After each TEST_CALL from vCPU `cpu`: `Some(vi)` makes the host inject virtual
-    /// interrupt `vi` into that vCPU (`inject_interrupt`).
-    fn irq_after_test_call(&mut self, _cpu: usize) -> Option<arm_vcpu::VirtualInterrupt> {
-        None
-    }
 
     /// The VM's stage-2 configuration when it is not the usual one (one level-1 root
     /// table, 39-bit IPA, VMID = the VM's index + 1): given the root table of its RAM,

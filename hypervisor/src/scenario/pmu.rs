@@ -181,7 +181,12 @@ impl Scenario for Pmu {
         128 << 20
     }
 
-    fn test_call(&mut self, _cpu: usize, a: &[u64; 7], vm: &VmInfo) -> Result<u64, &'static str> {
+    fn test_call(
+        &mut self,
+        _cpu: usize,
+        a: &[u64; 7],
+        vm: &mut VmInfo,
+    ) -> Result<u64, &'static str> {
         match a[1] {
             0xE0 => Ok(self.counters.map_or(self.hpmn, u64::from)),
             0xE1 => Ok(spin_us(20_000)),

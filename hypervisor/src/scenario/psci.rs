@@ -86,7 +86,12 @@ impl Scenario for Psci {
         self.last_conduit = Some(conduit);
     }
 
-    fn test_call(&mut self, cpu: usize, a: &[u64; 7], _vm: &VmInfo) -> Result<u64, &'static str> {
+    fn test_call(
+        &mut self,
+        cpu: usize,
+        a: &[u64; 7],
+        _vm: &mut VmInfo,
+    ) -> Result<u64, &'static str> {
         if a[1] != 0x51 {
             return Err("psci: unknown TEST_CALL");
         }

@@ -31,7 +31,12 @@ impl Spectre {
 }
 
 impl Scenario for Spectre {
-    fn test_call(&mut self, _cpu: usize, a: &[u64; 7], vm: &VmInfo) -> Result<u64, &'static str> {
+    fn test_call(
+        &mut self,
+        _cpu: usize,
+        a: &[u64; 7],
+        vm: &mut VmInfo,
+    ) -> Result<u64, &'static str> {
         if a[1] != 0x60 {
             return Err("spectre: unknown TEST_CALL");
         }

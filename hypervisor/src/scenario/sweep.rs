@@ -37,7 +37,6 @@ pub fn by_name(name: &str, iters: u64, instance: usize) -> Option<Box<dyn Scenar
         role,
         entry: [(2, role as u64)],
         host: host.0,
-        serror: None,
     }))
 }
 
@@ -57,8 +56,6 @@ struct Sweep {
     entry: [(usize, u64); 1],
     /// `CpuFeatures::has` of the boot core (QEMU's cores are alike).
     host: u64,
-    /// A virtual SError the guest asked for, raised after its TEST_CALL completes.
-    serror: Option<u64>,
 }
 
 impl Scenario for Sweep {
@@ -90,12 +87,18 @@ impl Scenario for Sweep {
         128 << 20
     }
 
-    fn test_call(&mut self, _cpu: usize, a: &[u64; 7], vm: &VmInfo) -> Result<u64, &'static str> {
+    fn test_call(
+        &mut self,
+        _cpu: usize,
+        a: &[u64; 7],
+        vm: &mut VmInfo,
+    ) -> Result<u64, &'static str> {
         match a[1] {
             0x81 => Ok(vm.vm_switches()),
             0x82 => Ok(self.host),
             0x83 if self.pair => {
-                self.serror = Some(a[2]);
+                // A virtual SError with syndrome x2, pending when the guest is back.
+                vm.vcpu.inject_serror(a[2]).map_err(|_| "inject_serror")?;
                 Ok(0)
             }
             0x84 if self.pair => {
@@ -106,10 +109,6 @@ impl Scenario for Sweep {
             }
             _ => Err("sweep: unknown TEST_CALL"),
         }
-    }
-
-    fn serror_after_test_call(&mut self, _cpu: usize) -> Option<u64> {
-        self.serror.take()
     }
 
     fn finish(&mut self, guest_failures: u64, vm: &VmInfo) -> Result<(), &'static str> {

@@ -61,6 +61,30 @@ impl Core {
         }
     }
 
+    /// A TEST_CALL of a VM whose exits go straight to their handlers (`VCpu::direct`:
+    /// its scenario neither observes exits nor moves vCPUs): the exit loop's TEST_CALL
+    /// arm, without `Core::exit`'s dispatch. One lock and one call into the scenario,
+    /// which does on the vCPU what the call asks (e.g. `inject_interrupt`).
+    #[inline(always)]
+    pub(super) fn test_call(&mut self, v: &mut VCpu, args: &[u64; 7]) -> Option<Stop> {
+        v.sh.stats.hypercall.bump();
+        match scenario_test_call(v, args) {
+            Ok(()) => None,
+            Err(why) => Some(self.test_call_failed(v, args, why)),
+        }
+    }
+
+    /// A TEST_CALL the scenario refused: its VM ends with the reason.
+    #[cold]
+    #[inline(never)]
+    fn test_call_failed(&mut self, v: &mut VCpu, args: &[u64; 7], why: &'static str) -> Stop {
+        let e = VmExit::Hypercall {
+            imm: 0,
+            args: *args,
+        };
+        self.exit_failed(v, &e, why)
+    }
+
     /// A device access that could not be handled: its VM ends with the reason.
     #[cold]
     #[inline(never)]
@@ -334,33 +358,7 @@ impl Core {
         }
         match args[0] {
             hvc::NULL => v.vcpu.set_return_value(0),
-            hvc::TEST_CALL => {
-                let (r, serror, irq) = {
-                    let mut s = vm.state.lock();
-                    let st = &mut *s;
-                    let Some(sc) = st.scenario.as_mut() else {
-                        drop(s);
-                        v.vcpu.set_return_value(u64::MAX);
-                        return Ok(None);
-                    };
-                    let info = vm_info(vs, &st.dev, &v.vcpu);
-                    let r = sc.test_call(v.index, args, &info)?;
-                    (
-                        r,
-                        sc.serror_after_test_call(v.index),
-                        sc.irq_after_test_call(v.index),
-                    )
-                };
-                v.vcpu.set_return_value(r);
-                if let Some(esr) = serror {
-                    v.vcpu.inject_serror(esr).map_err(|_| "inject_serror")?;
-                }
-                if let Some(vi) = irq {
-                    v.vcpu
-                        .inject_interrupt(vi)
-                        .map_err(|_| "inject_interrupt")?;
-                }
-            }
+            hvc::TEST_CALL => scenario_test_call(v, args)?,
             hvc::PUTC => vm.state.lock().dev.putc(args[1] as u8),
             hvc::YIELD => {
                 // YIELD returns 0 when this vCPU runs again.
@@ -380,7 +378,7 @@ impl Core {
                     let st = &mut *s;
                     match st.scenario.as_mut() {
                         Some(sc) => {
-                            let info = vm_info(vs, &st.dev, &v.vcpu);
+                            let info = vm_info(vs, &st.dev, &mut v.vcpu);
                             sc.finish(args[1], &info)
                         }
                         None if args[1] == 0 => Ok(()),
@@ -441,7 +439,7 @@ impl Core {
                     let mut s = vm.state.lock();
                     let st = &mut *s;
                     match st.scenario.as_mut() {
-                        Some(sc) => sc.system_off(&vm_info(vs, &st.dev, &v.vcpu)),
+                        Some(sc) => sc.system_off(&vm_info(vs, &st.dev, &mut v.vcpu)),
                         None => Ok(()),
                     }
                 };
@@ -577,4 +575,25 @@ impl Core {
             _ => None,
         }
     }
+}
+
+/// TEST_CALL(x1..x6) of `v` answered by its VM's scenario (x0: its result; without a
+/// scenario NOT_SUPPORTED), under the VM's lock; the scenario acts on the vCPU
+/// itself. An error ends the VM.
+#[inline(always)]
+fn scenario_test_call(v: &mut VCpu, args: &[u64; 7]) -> Result<(), &'static str> {
+    let vs = v.vm;
+    let r = {
+        let mut s = vs.vm.state.lock();
+        let st = &mut *s;
+        match st.scenario.as_mut() {
+            Some(sc) => {
+                let mut info = vm_info(vs, &st.dev, &mut v.vcpu);
+                sc.test_call(v.index, args, &mut info)?
+            }
+            None => u64::MAX,
+        }
+    };
+    v.vcpu.set_return_value(r);
+    Ok(())
 }

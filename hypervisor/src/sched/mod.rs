@@ -992,14 +992,23 @@ impl Core {
                         return stop;
                     }
                 }
-                Ok(ref exit) => {
-                    // The scheduler's own call goes straight to the switch (YIELD
-                    // returns 0 when this vCPU runs again).
-                    if let VmExit::Hypercall { imm: 0, args } = exit {
-                        if args[0] == hvc::YIELD && !v.observed {
-                            return yielded(v);
-                        }
+                // The scheduler's own call goes straight to the switch (YIELD returns 0
+                // when this vCPU runs again). (`&`, not `&&`: one test each, which keeps
+                // the null call's the first.)
+                Ok(VmExit::Hypercall { imm: 0, args }) if (args[0] == hvc::YIELD) & !v.observed => {
+                    return yielded(v);
+                }
+                // A TEST_CALL of a VM whose exits go straight to their handlers: to its
+                // scenario (`Core::test_call`).
+                Ok(VmExit::Hypercall {
+                    imm: 0,
+                    args: args @ [hvc::TEST_CALL, ..],
+                }) if v.direct => {
+                    if let Some(stop) = self.test_call(v, &args) {
+                        return stop;
                     }
+                }
+                Ok(ref exit) => {
                     // Copied only here, for `Core::exit`.
                     let exit = *exit;
                     if let Some(stop) = self.exit(v, &exit) {
@@ -1032,7 +1041,11 @@ fn yielded(v: &mut VCpu) -> Stop {
 }
 
 /// What a scenario learns about its VM.
-fn vm_info<'a>(vs: &'a VmSched, dev: &'a devices::Devices, vcpu: &'a Aarch64VCpu) -> VmInfo<'a> {
+fn vm_info<'a>(
+    vs: &'a VmSched,
+    dev: &'a devices::Devices,
+    vcpu: &'a mut Aarch64VCpu,
+) -> VmInfo<'a> {
     VmInfo {
         dev,
         sched: vs,
