@@ -1702,7 +1702,10 @@ impl Aarch64VCpu {
 
     /// Tells the vCPU that the host changed its stage-2 tables: the VM's TLB entries on
     /// the core it binds to next are invalidated (at once, broadcast, if it is bound).
-    /// Unneeded for mappings added where nothing was mapped.
+    /// Unneeded for mappings added where nothing was mapped. The invalidation is
+    /// preceded by `DSB ISHST` on the core that does it, which makes that core's table
+    /// writes visible to the walker first; a host that wrote the tables on another
+    /// core completes them there (`DSB ISH`) before it calls this.
     pub fn notify_stage2_changed(&mut self) {
         self.stage2_dirty = true;
         #[cfg(target_arch = "aarch64")]

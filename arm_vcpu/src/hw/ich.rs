@@ -86,6 +86,11 @@ fn set_apr(group1: bool, n: usize, v: u64) {
 
 impl IchAccess for SysRegs {
     #[inline(always)]
+    fn sync(&mut self) {
+        crate::hw::isb();
+    }
+
+    #[inline(always)]
     fn read(&mut self, r: IchReg) -> u64 {
         match r {
             IchReg::Lr(n) => lr(n),

@@ -282,7 +282,9 @@ pub(crate) fn set_sp_el0(v: u64) {
 
 /// Invalidates this core's stage-1 and stage-2 TLB entries of the VM whose VMID is
 /// in `VTTBR_EL2` (`TLBI VMALLS12E1`), local to this core, and waits for it to
-/// complete (`DSB NSH`). No `ISB` before: the caller's last `VTTBR_EL2` write was
+/// complete (`DSB NSH`). `DSB ISHST` first: stage-2 table writes this core made
+/// before (the host's, before `notify_stage2_changed`) reach the table walker before
+/// the invalidation, so no walk after it can load the old entries. No `ISB` before: the caller's last `VTTBR_EL2` write was
 /// followed by one (`load_vm_controls`, or unbind's). None after: only the guest's
 /// translations change, and the guest runs after an `ERET` (a context synchronization
 /// event); EL2's own regime is not affected.
@@ -291,6 +293,7 @@ pub(crate) fn flush_current_vmid_local() {
     // which are reloaded from the tables on demand.
     unsafe {
         asm!(
+            "dsb ishst",
             "tlbi vmalls12e1",
             "dsb nsh",
             options(nostack, preserves_flags)

@@ -55,6 +55,11 @@ struct FakeIch {
     /// `ICH_ELRSR_EL2` as last synchronized: without a context synchronization a
     /// direct read need not reflect list-register writes made since.
     frozen_elrsr: Option<u64>,
+    /// Context synchronization events (`IchAccess::sync`).
+    syncs: usize,
+    /// Real hardware's worst case: after a list-register write `ICH_ELRSR_EL2` keeps
+    /// its value until the next synchronization (`frozen_elrsr` set at the write).
+    stale_after_write: bool,
 }
 
 impl FakeIch {
@@ -75,6 +80,11 @@ impl FakeIch {
 }
 
 impl IchAccess for FakeIch {
+    fn sync(&mut self) {
+        self.syncs += 1;
+        self.frozen_elrsr = None;
+    }
+
     fn read(&mut self, r: IchReg) -> u64 {
         self.reads += 1;
         match r {
@@ -103,6 +113,9 @@ impl IchAccess for FakeIch {
 
     fn write(&mut self, r: IchReg, v: u64) {
         self.writes += 1;
+        if self.stale_after_write && matches!(r, IchReg::Lr(_)) && self.frozen_elrsr.is_none() {
+            self.frozen_elrsr = Some(self.read(IchReg::Elrsr));
+        }
         match r {
             IchReg::Lr(n) if n < self.n => self.lr[n] = v,
             IchReg::Lr(_) | IchReg::Misr | IchReg::Elrsr => {}
@@ -1551,5 +1564,36 @@ proptest! {
                 prop_assert_eq!(fast.raw_lr(i), was, "LR {}", i);
             }
         }
+    }
+}
+
+/// Two injections before the next entry on a GICv3 whose `ICH_ELRSR_EL2` lags the
+/// list-register writes (what the architecture allows without an `ISB`): each inject
+/// synchronizes after its write, so the second finds list register 0 taken and both
+/// interrupts are there — through the plain fast path and through the checked one.
+#[test]
+fn back_to_back_injections_see_each_others_list_register() {
+    for plain_first in [true, false] {
+        let mut r = ich(QEMU_ICH_VTR);
+        r.regs.stale_after_write = true;
+        let mut q = PendingQueue::default();
+        let a = QueuedInterrupt::new(VirtualInterrupt::new(40));
+        let b = QueuedInterrupt::new(VirtualInterrupt::new(41));
+        if plain_first {
+            assert!(lrs::inject_plain(&mut r, &a));
+        } else {
+            lrs::inject_bound(&mut r, &mut q, &a).unwrap();
+        }
+        assert_eq!(r.regs.syncs, 1, "synchronized after the write");
+        // The plain path refuses (a register is in use), the checked one places it.
+        assert!(!lrs::inject_plain(&mut r, &b));
+        lrs::inject_bound(&mut r, &mut q, &b).unwrap();
+        let held: Vec<u32> = r.regs.lr[..r.regs.n]
+            .iter()
+            .filter(|&&l| LrFormat::V3.state(l) != LrState::Invalid)
+            .map(|&l| LrFormat::V3.decode(l).intid)
+            .collect();
+        assert_eq!(held, [40, 41], "plain first: {plain_first}");
+        assert!(q.is_empty());
     }
 }

@@ -255,6 +255,14 @@ pub trait ListRegisters {
     fn lr(&mut self, n: usize) -> u64;
     /// Writes list register `n` (< `list_regs`).
     fn set_lr(&mut self, n: usize, v: u64);
+    /// Makes the list-register writes so far visible to the next empty-bitmap read
+    /// ([`Self::empty_lrs`]). `ICH_ELRSR_EL2` is an indirect read of the list
+    /// registers: after a direct write to `ICH_LR<n>_EL2` it need not reflect the write
+    /// until a context synchronization event (an `ISB`; entering the guest is one). The
+    /// GICH frame needs nothing: its accesses are Device accesses to one peripheral, in
+    /// program order.
+    #[inline]
+    fn sync_lrs(&mut self) {}
 }
 
 /// The whole virtual CPU interface of a core: list registers and the controls the
@@ -488,7 +496,12 @@ pub fn inject_bound<R: VgicRegisters + ?Sized>(
 ) -> Result<(), InjectIrqError> {
     let mut empty = r.empty_lrs();
     match place(r, &mut empty, q)? {
-        Placement::Lr(_) | Placement::AlreadyPending(_) => Ok(()),
+        Placement::Lr(_) => {
+            // A second injection before the next entry reads the bitmap again.
+            r.sync_lrs();
+            Ok(())
+        }
+        Placement::AlreadyPending(_) => Ok(()),
         Placement::NoRoom => {
             queue.push_queued(*q)?;
             let (valid, pending) = occupancy_in(r, empty);
@@ -526,6 +539,8 @@ pub fn inject_plain<R: ListRegisters + ?Sized>(r: &mut R, q: &QueuedInterrupt) -
     }
     let raw = r.format().encode_plain(q);
     r.set_lr(0, raw);
+    // A second injection before the next entry reads the bitmap again.
+    r.sync_lrs();
     true
 }
 

@@ -101,6 +101,9 @@ pub trait IchAccess {
     fn read(&mut self, r: IchReg) -> u64;
     /// Writes a register.
     fn write(&mut self, r: IchReg, v: u64);
+    /// A context synchronization event (`ISB`): reads that follow reflect the writes
+    /// made before (`ICH_ELRSR_EL2`, `ICH_MISR_EL2` after `ICH_LR<n>_EL2` writes).
+    fn sync(&mut self);
 }
 
 /// The GICv3 virtual CPU interface of the calling core, shaped as `ICH_VTR_EL2` said.
@@ -145,6 +148,10 @@ impl<S: IchAccess> ListRegisters for Ich<S> {
     #[inline]
     fn set_lr(&mut self, n: usize, v: u64) {
         self.regs.write(IchReg::Lr(n), v)
+    }
+    #[inline]
+    fn sync_lrs(&mut self) {
+        self.regs.sync()
     }
 }
 
