@@ -1597,3 +1597,28 @@ fn back_to_back_injections_see_each_others_list_register() {
         assert!(q.is_empty());
     }
 }
+
+/// A bind that loads held list registers, then an injection before the entry, on a
+/// GICv3 whose `ICH_ELRSR_EL2` lags: the load synchronizes, so the injection does not
+/// take a loaded register.
+#[test]
+fn an_injection_after_a_bind_sees_the_loaded_list_registers() {
+    let mut r = ich(QEMU_ICH_VTR);
+    r.regs.stale_after_write = true;
+    let mut s = VgicState::default();
+    s.lr[0] = LrFormat::V3
+        .encode_pending(&QueuedInterrupt::new(VirtualInterrupt::new(40)))
+        .unwrap();
+    lrs::load(&mut r, &s, false, None);
+    assert_eq!(r.regs.syncs, 1);
+    let mut q = PendingQueue::default();
+    let b = QueuedInterrupt::new(VirtualInterrupt::new(41));
+    assert!(!lrs::inject_plain(&mut r, &b));
+    lrs::inject_bound(&mut r, &mut q, &b).unwrap();
+    let held: Vec<u32> = r.regs.lr[..r.regs.n]
+        .iter()
+        .filter(|&&l| LrFormat::V3.state(l) != LrState::Invalid)
+        .map(|&l| LrFormat::V3.decode(l).intid)
+        .collect();
+    assert_eq!(held, [40, 41]);
+}

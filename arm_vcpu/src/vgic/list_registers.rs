@@ -586,6 +586,9 @@ pub fn load<R: VgicRegisters + ?Sized>(
     };
     if any {
         load_lrs(r, s, n, held);
+        // An injection between this bind and the guest's entry reads the empty
+        // bitmap: it must see these registers taken (`sync_lrs`).
+        r.sync_lrs();
     }
     if !aprs_vmcr_loaded {
         r.set_vmcr(s.vmcr);
