@@ -888,6 +888,31 @@ impl VcpuInterface {
                 "a queued interrupt cannot be encoded in this core's list registers",
             ));
         }
+        // A core with fewer list registers than the copy uses: pending interrupts
+        // beyond its count move to the queue (`prepare_bind`), active ones cannot (their
+        // active priority and deactivation live in a list register).
+        if self.known && self.iface.kind == iface.kind {
+            let fmt = iface.format();
+            let n = iface.vtr.list_regs.min(MAX_LRS);
+            let beyond = self.state.lr.iter().skip(n).map(|&l| fmt.state(l));
+            let mut moved = 0;
+            for st in beyond {
+                match st {
+                    LrState::Invalid => {}
+                    LrState::Pending => moved += 1,
+                    LrState::Active | LrState::PendingActive => {
+                        return Err(crate::VCpuError::InvalidConfig(
+                            "an active virtual interrupt in a list register this core does not have",
+                        ))
+                    }
+                }
+            }
+            if self.queue.len() + moved > QUEUE_LEN {
+                return Err(crate::VCpuError::InvalidConfig(
+                    "the interrupts of the list registers this core does not have do not fit the queue",
+                ));
+            }
+        }
         if self.known && self.iface.kind != InterfaceKind::None && self.iface.kind != iface.kind {
             let fmt = self.iface.format();
             let live = self
@@ -932,6 +957,29 @@ impl VcpuInterface {
                 vmcr: vmcr.encode(iface.format()),
                 ..VgicState::default()
             };
+        }
+        if self.known && self.iface.kind == iface.kind {
+            // Fewer list registers here: what the copy holds beyond them waits in the
+            // queue (pending only: `check_bind` refused active ones).
+            let fmt = iface.format();
+            let n = iface.vtr.list_regs.min(MAX_LRS);
+            for l in self.state.lr.iter_mut().skip(n) {
+                if fmt.state(*l) == LrState::Pending {
+                    let e = fmt.decode(*l);
+                    let q = QueuedInterrupt {
+                        vi: VirtualInterrupt {
+                            intid: e.intid,
+                            priority: e.priority,
+                            group1: e.group1,
+                            hw_intid: e.hw_intid,
+                        },
+                        source_cpu: e.source_cpu,
+                    };
+                    // Room checked by `check_bind`.
+                    let _ = self.queue.push_queued(q);
+                }
+                *l = 0;
+            }
         }
         self.iface = *iface;
         self.known = true;

@@ -1622,3 +1622,62 @@ fn an_injection_after_a_bind_sees_the_loaded_list_registers() {
         .collect();
     assert_eq!(held, [40, 41]);
 }
+
+/// A vCPU moving to a core with fewer list registers (cores whose `ICH_VTR_EL2`
+/// differ): pending interrupts the copy holds beyond the new count wait in the queue;
+/// an active one there refuses the bind, typed.
+#[test]
+fn fewer_list_registers_on_the_new_core() {
+    let four = VirtualInterface::v3(VtrInfo::decode(QEMU_ICH_VTR), 25);
+    // ListRegs [4:0] = 1: two list registers.
+    let two = VirtualInterface::v3(VtrInfo::decode(QEMU_ICH_VTR & !0x1f | 1), 25);
+    assert_eq!(two.vtr.list_regs, 2);
+    let lr = |intid: u32, state: LrState| {
+        LrFormat::V3
+            .encode(&ListEntry {
+                intid,
+                priority: 0xa0,
+                group1: true,
+                state,
+                ..ListEntry::default()
+            })
+            .unwrap()
+    };
+    let mut v = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default()).unwrap();
+    v.setup(Aarch64VCpuSetupConfig::default()).unwrap();
+    v.test_set_interface(four);
+    let s = v.test_vgic_mut();
+    s.lr[0] = lr(40, LrState::Pending);
+    s.lr[1] = lr(41, LrState::Active);
+    s.lr[2] = lr(42, LrState::Pending);
+    s.lr[3] = lr(43, LrState::Pending);
+    assert_eq!(v.test_vgic().check_bind(&two, false), Ok(()));
+    assert!(v.test_vgic().prepare_bind(&two, false, true));
+    let held: Vec<(u32, LrState)> = v.vgic_state().lr[..2]
+        .iter()
+        .map(|&l| (LrFormat::V3.decode(l).intid, LrFormat::V3.state(l)))
+        .collect();
+    assert_eq!(held, [(40, LrState::Pending), (41, LrState::Active)]);
+    assert_eq!(v.vgic_state().lr[2..4], [0, 0]);
+    assert_eq!(
+        v.queued_interrupts(),
+        2,
+        "42 and 43 wait for a list register"
+    );
+    assert_eq!(
+        v.interrupt_state(42).unwrap(),
+        IrqState {
+            pending: true,
+            active: false
+        }
+    );
+    // An active interrupt beyond the count cannot move.
+    let mut w = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default()).unwrap();
+    w.setup(Aarch64VCpuSetupConfig::default()).unwrap();
+    w.test_set_interface(four);
+    w.test_vgic_mut().lr[3] = lr(44, LrState::Active);
+    assert!(matches!(
+        w.test_vgic().check_bind(&two, false),
+        Err(VCpuError::InvalidConfig(_))
+    ));
+}
