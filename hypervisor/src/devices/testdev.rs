@@ -1,5 +1,11 @@
 //! Emulated devices of the test VM: a PL011 console (data and flag registers only)
 //! and the scenario test device (see docs/test-protocol.md).
+//!
+//! The test device is lock-free (atomics): it lives in the VM itself (`Vm::testdev`),
+//! outside the VM state lock, so the exit loop serves its accesses without taking
+//! the lock (they raise no interrupt, so there is nothing to deliver after them).
+
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use arm_vcpu::AccessWidth;
 
@@ -10,65 +16,211 @@ pub const TESTDEV_IPA: u64 = 0x0b00_0000;
 pub const TESTDEV_SIZE: u64 = 0x1000;
 /// Read-only pattern at test device offset 0x100.
 pub const TESTDEV_PATTERN: u64 = 0xF0E0_D0C0_B0A0_9080;
+/// Bytes of scratch storage at offset 0.
+const SCRATCH: u64 = 0x100;
+/// The words behind offsets 0..0x108: the scratch storage, then the pattern.
+const WORDS: usize = (SCRATCH as usize + 8) / 8;
 
 /// Accesses counted per width (index: log2 of the width in bytes).
 #[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WidthCounts(pub [u64; 4]);
 
-impl WidthCounts {
-    fn add(&mut self, w: AccessWidth) {
+/// [`WidthCounts`] bumped by any core (relaxed atomic adds: exact, not ordered).
+#[derive(Default, Debug)]
+struct AtomicWidthCounts([AtomicU64; 4]);
+
+impl AtomicWidthCounts {
+    #[inline(always)]
+    fn add(&self, w: AccessWidth) {
         let i = match w {
             AccessWidth::Byte => 0,
             AccessWidth::Half => 1,
             AccessWidth::Word => 2,
             AccessWidth::Dword => 3,
         };
-        self.0[i] += 1;
+        self.0[i].fetch_add(1, Relaxed);
+    }
+
+    fn get(&self) -> WidthCounts {
+        WidthCounts(self.0.each_ref().map(|c| c.load(Relaxed)))
     }
 }
 
-/// The test device: 256 bytes of scratch storage and a read-only pattern.
+/// The test device: 256 bytes of scratch storage and a read-only pattern; reads as
+/// zero elsewhere in its page. Little-endian: the byte at offset `o` is byte `o % 8`
+/// of word `o / 8`.
 pub struct TestDevice {
-    scratch: [u8; 256],
-    pub reads: WidthCounts,
-    pub writes: WidthCounts,
+    /// Words 0..32: the scratch storage; word 32: [`TESTDEV_PATTERN`] (never written).
+    words: [AtomicU64; WORDS],
+    reads: AtomicWidthCounts,
+    writes: AtomicWidthCounts,
 }
 
 impl Default for TestDevice {
     fn default() -> Self {
         Self {
-            scratch: [0; 256],
-            reads: WidthCounts::default(),
-            writes: WidthCounts::default(),
+            words: core::array::from_fn(|i| {
+                AtomicU64::new(if i == WORDS - 1 { TESTDEV_PATTERN } else { 0 })
+            }),
+            reads: AtomicWidthCounts::default(),
+            writes: AtomicWidthCounts::default(),
         }
     }
 }
 
+/// The test device's offset of guest-physical address `addr`, if it is in its page.
+#[inline(always)]
+pub const fn offset(addr: u64) -> Option<u64> {
+    let off = addr.wrapping_sub(TESTDEV_IPA);
+    if off < TESTDEV_SIZE {
+        Some(off)
+    } else {
+        None
+    }
+}
+
 impl TestDevice {
-    pub fn read(&mut self, off: u64, w: AccessWidth) -> u64 {
+    /// Reads by width so far.
+    pub fn reads(&self) -> WidthCounts {
+        self.reads.get()
+    }
+
+    /// Writes by width so far.
+    pub fn writes(&self) -> WidthCounts {
+        self.writes.get()
+    }
+
+    /// Accesses so far.
+    pub fn accesses(&self) -> u64 {
+        let (r, w) = (self.reads(), self.writes());
+        r.0.iter().chain(w.0.iter()).sum()
+    }
+
+    /// A read of `w` at offset `off` (< [`TESTDEV_SIZE`]): the bytes there, zero
+    /// extended; zero outside the scratch storage and the pattern, and for an access
+    /// that straddles their boundary.
+    #[inline(always)]
+    pub fn read(&self, off: u64, w: AccessWidth) -> u64 {
         self.reads.add(w);
+        let n = w.bytes() as u64;
+        // A naturally aligned access (every one from a guest with its MMU off) is
+        // inside one word: one load, shifted down, masked.
+        if off & (n - 1) == 0 {
+            if let Some(word) = self.words.get((off / 8) as usize) {
+                return (word.load(Relaxed) >> ((off % 8) * 8)) & w.mask();
+            }
+            return 0;
+        }
+        self.read_unaligned(off, w)
+    }
+
+    /// A read that is not naturally aligned: byte by byte from the scratch storage
+    /// or the pattern when it is inside one of them, zero otherwise.
+    #[cold]
+    #[inline(never)]
+    fn read_unaligned(&self, off: u64, w: AccessWidth) -> u64 {
+        let n = w.bytes() as u64;
+        let inside = (off + n <= SCRATCH) || (SCRATCH..=SCRATCH + 8 - n).contains(&off);
+        if !inside {
+            return 0;
+        }
+        (0..n).fold(0, |v, i| v | u64::from(self.byte(off + i)) << (i * 8))
+    }
+
+    /// The byte at offset `o` (zero beyond the pattern).
+    fn byte(&self, o: u64) -> u8 {
+        self.words
+            .get((o / 8) as usize)
+            .map_or(0, |word| (word.load(Relaxed) >> ((o % 8) * 8)) as u8)
+    }
+
+    /// A write of the low `w` bytes of `data` at offset `off` (< [`TESTDEV_SIZE`]):
+    /// the bytes that fall in the scratch storage are stored; the rest is ignored.
+    pub fn write(&self, off: u64, w: AccessWidth, data: u64) {
+        self.writes.add(w);
+        for i in 0..w.bytes() as u64 {
+            let o = off + i;
+            if o >= SCRATCH {
+                continue;
+            }
+            let Some(word) = self.words.get((o / 8) as usize) else {
+                continue;
+            };
+            let sh = (o % 8) * 8;
+            let b = (data >> (i * 8)) & 0xff;
+            // One byte of the word, atomically (another vCPU may write its neighbours).
+            let _ = word.fetch_update(Relaxed, Relaxed, |x| Some(x & !(0xff << sh) | b << sh));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use AccessWidth::*;
+
+    /// The device as it was (a byte array under the VM lock), as the reference.
+    fn reference_read(scratch: &[u8; 256], off: u64, w: AccessWidth) -> u64 {
         let n = w.bytes();
         let o = off as usize;
-        if o + n <= self.scratch.len() {
+        if o + n <= scratch.len() {
             let mut b = [0u8; 8];
-            b[..n].copy_from_slice(&self.scratch[o..o + n]);
+            b[..n].copy_from_slice(&scratch[o..o + n]);
             return u64::from_le_bytes(b);
         }
         if (0x100..=0x108 - n as u64).contains(&off) {
             return (TESTDEV_PATTERN >> ((off - 0x100) * 8)) & w.mask();
         }
-        // Straddling accesses cannot happen (accesses are naturally aligned); the rest
-        // of the page reads as zero.
         0
     }
 
-    pub fn write(&mut self, off: u64, w: AccessWidth, data: u64) {
-        self.writes.add(w);
-        for i in 0..w.bytes() as u64 {
-            let o = off + i;
-            if o < 0x100 {
-                self.scratch[o as usize] = (data >> (i * 8)) as u8;
+    #[test]
+    fn reads_and_writes_match_a_byte_array_at_every_offset_and_width() {
+        let d = TestDevice::default();
+        let mut scratch = [0u8; 256];
+        let widths = [Byte, Half, Word, Dword];
+        let mut x = 0x0123_4567_89ab_cdefu64;
+        // Writes of every width at every offset near and in the storage (straddling
+        // ones included), each followed by reads of every width everywhere around.
+        for off in (0..0x110u64).step_by(3) {
+            for &w in &widths {
+                x = x.rotate_left(7) ^ 0x9e37_79b9_7f4a_7c15;
+                d.write(off, w, x);
+                for i in 0..w.bytes() as u64 {
+                    if off + i < 0x100 {
+                        scratch[(off + i) as usize] = (x >> (i * 8)) as u8;
+                    }
+                }
+            }
+            for o in 0..0x118u64 {
+                for &w in &widths {
+                    assert_eq!(d.read(o, w), reference_read(&scratch, o, w), "{o:#x} {w:?}");
+                }
             }
         }
+        assert_eq!(d.read(0x100, Dword), TESTDEV_PATTERN);
+        assert_eq!(d.read(0x104, Word), TESTDEV_PATTERN >> 32);
+        assert_eq!(d.read(0xff8, Dword), 0);
+    }
+
+    #[test]
+    fn counts_every_access_by_width() {
+        let d = TestDevice::default();
+        d.read(0, Byte);
+        d.read(4, Word);
+        d.read(0x101, Half);
+        d.write(8, Dword, 1);
+        d.write(8, Dword, 2);
+        assert_eq!(d.reads(), WidthCounts([1, 1, 1, 0]));
+        assert_eq!(d.writes(), WidthCounts([0, 0, 0, 2]));
+        assert_eq!(d.accesses(), 5);
+    }
+
+    #[test]
+    fn offset_is_the_page_only() {
+        assert_eq!(offset(TESTDEV_IPA), Some(0));
+        assert_eq!(offset(TESTDEV_IPA + 0xfff), Some(0xfff));
+        assert_eq!(offset(TESTDEV_IPA + 0x1000), None);
+        assert_eq!(offset(TESTDEV_IPA - 1), None);
     }
 }

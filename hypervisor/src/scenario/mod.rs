@@ -33,7 +33,6 @@ mod sysoff;
 /// TEST_CALL answered on the exit path pays only for what its scenario reads).
 #[derive(Clone, Copy)]
 pub struct VmInfo<'a> {
-    pub(crate) dev: &'a crate::devices::Devices,
     pub(crate) sched: &'a crate::sched::VmSched,
     /// The calling vCPU (e.g. `spectre` reads its SMCCC_ARCH_WORKAROUND_* decision).
     pub vcpu: &'a arm_vcpu::Aarch64VCpu,
@@ -42,12 +41,12 @@ pub struct VmInfo<'a> {
 impl VmInfo<'_> {
     /// Test-device reads by width.
     pub fn dev_reads(&self) -> WidthCounts {
-        self.dev.testdev.reads
+        self.sched.vm.testdev.reads()
     }
 
     /// Test-device writes by width.
     pub fn dev_writes(&self) -> WidthCounts {
-        self.dev.testdev.writes
+        self.sched.vm.testdev.writes()
     }
 
     /// External-interrupt exits of the VM's vCPUs so far.

@@ -189,6 +189,10 @@ impl Core {
             st.dev.flush_console();
             st.dev.accesses
         };
+        let dev = devices::Accesses {
+            testdev: vm.testdev.accesses(),
+            ..dev
+        };
         let stats: Vec<&VcpuStats> = vs.vcpus.iter().map(|v| &v.stats).collect();
         let cores: Vec<u64> = (0..vs.vcpus.len()).map(|i| vs.ran_on(i)).collect();
         stats::print_vm(vm.name(), &stats, &cores, &dev, self.s.timing);

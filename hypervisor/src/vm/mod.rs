@@ -107,6 +107,8 @@ pub struct Vm {
     /// ([`Vm::restored_copy`]; 0: never).
     pub snapshot_every: u64,
     pub state: Mutex<VmState>,
+    /// A test VM's test device: lock-free, outside `state` (`Core::mmio`).
+    pub testdev: devices::TestDevice,
     ended: AtomicBool,
     verdict: Mutex<Option<Verdict>>,
 }
@@ -475,6 +477,7 @@ pub fn build(cfg: VmConfig, id: usize, count: usize) -> Result<Vm, String> {
         slice: us_to_ticks(cfg.slice_us),
         snapshot_every: cfg.snapshot_every,
         state: Mutex::new(VmState { dev, scenario }),
+        testdev: devices::TestDevice::default(),
         ended: AtomicBool::new(false),
         verdict: Mutex::new(None),
         cfg,
