@@ -7,7 +7,7 @@ use crate::context::{
 use crate::debug::{self, complete_instruction};
 use crate::emulate::{self, SysRegAction};
 use crate::esr::{self, ExceptionClass};
-use crate::exit::{operand, Pending, VmExit};
+use crate::exit::{operand, InlineMmio, NoInlineMmio, Pending, VmExit};
 use crate::idregs::IdRegisters;
 use crate::inject::{self, Injection};
 use crate::percpu::{Aarch64PerCpu, CpuFeatures, MPIDR_AFFINITY_MASK};
@@ -754,6 +754,47 @@ impl Aarch64VCpu {
     // copy of it on return) and the fast paths below cost no call.
     #[inline(always)]
     pub fn run(&mut self) -> VCpuResult<VmExit> {
+        self.run_with(&mut NoInlineMmio)
+    }
+
+    /// [`run`](Self::run), with devices the host serves inside it: an MMIO access
+    /// with a valid syndrome from AArch64 state is offered to `dev` first
+    /// ([`InlineMmio`]), and one it serves is completed here (a load's register, the
+    /// PC, `SPSR_EL2.SS`) and the guest resumes: no exit, nothing to complete. Any
+    /// other access is the exit `run()` returns.
+    ///
+    /// ```no_run
+    /// # use arm_vcpu::*;
+    /// # fn main() -> Result<(), VCpuError> {
+    /// # let mut percpu = Aarch64PerCpu::new(0);
+    /// # percpu.hardware_enable()?;
+    /// # let mut vcpu = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default())?;
+    /// # vcpu.setup(Aarch64VCpuSetupConfig::default())?;
+    /// # vcpu.set_entry(0x4008_0000)?;
+    /// # vcpu.set_stage2_root(Stage2Config::new(0x8000_0000, 1, 39, 1))?;
+    /// # vcpu.bind(&mut percpu)?;
+    /// use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    /// /// A lock-free counter register at IPA 0x0a00_0000 (reads count up).
+    /// struct Counter<'a>(&'a AtomicU64);
+    /// impl InlineMmio for Counter<'_> {
+    ///     fn read(&mut self, addr: u64, _: AccessWidth) -> Option<u64> {
+    ///         (addr == 0x0a00_0000).then(|| self.0.fetch_add(1, Relaxed))
+    ///     }
+    ///     fn write(&mut self, _: u64, _: AccessWidth, _: u64) -> bool {
+    ///         false
+    ///     }
+    /// }
+    /// let reads = AtomicU64::new(0);
+    /// match vcpu.run_with(&mut Counter(&reads))? {
+    ///     // Any other device: as with `run()`.
+    ///     VmExit::MmioRead { .. } => vcpu.complete_mmio_read(0)?,
+    ///     _ => {}
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline(always)]
+    pub fn run_with(&mut self, dev: &mut impl InlineMmio) -> VCpuResult<VmExit> {
         // One check on the hot path: an unbound vCPU always has `ready == false`.
         if !self.ready {
             self.prepare_entry()?;
@@ -808,7 +849,11 @@ impl Aarch64VCpu {
             // as `handle_sync_exit` would (an AArch32 EL0 takes the generic path, which
             // looks at its view first).
             if crate::exit::is_fast_mmio(code) && !crate::aarch32::is_aarch32(self.ws.frame.spsr) {
-                return Ok(self.fast_mmio(code));
+                match self.fast_mmio(code, dev) {
+                    Some(exit) => return Ok(exit),
+                    // Served by `dev`: re-enter straight away.
+                    None => continue,
+                }
             }
             if let Some(exit) = self.handle_exit(code) {
                 return Ok(exit);
@@ -817,29 +862,42 @@ impl Aarch64VCpu {
         }
         #[cfg(not(target_arch = "aarch64"))]
         {
+            let _ = dev;
             Err(VCpuError::NoHardwareSupport)
         }
     }
 
     /// The MMIO fast path of `run()` for an exit `crate::exit::is_fast_mmio` accepts,
     /// from AArch64 state: the fault address read, the access decoded (as
-    /// `decode_sync` does) and its completion recorded.
+    /// `decode_sync` does) and served by `dev` (`None`), or its exit returned and its
+    /// completion recorded.
     #[cfg(target_arch = "aarch64")]
     #[inline(always)]
-    fn fast_mmio(&mut self, code: u64) -> VmExit {
+    fn fast_mmio(&mut self, code: u64, dev: &mut impl InlineMmio) -> Option<VmExit> {
         let (far, hpfar) = crate::hw::read_fault_address();
-        self.mmio_exit(code, far, hpfar)
+        self.mmio_exit(code, far, hpfar, dev)
     }
 
-    /// The exit and completion of an emulatable data abort with syndrome `esr` and
-    /// fault address registers `far`/`hpfar` (the MMIO fast path's; the host tests
-    /// compare it with `handle_sync_exit`).
+    /// The exit and completion of an emulatable data abort from AArch64 state with
+    /// syndrome `esr` and fault address registers `far`/`hpfar`, or `None` when `dev`
+    /// served it (the
+    /// MMIO fast path's; the host tests compare it with `handle_sync_exit` and the
+    /// host's completion).
     #[inline(always)]
-    pub(crate) fn mmio_exit(&mut self, esr: u64, far: u64, hpfar: u64) -> VmExit {
+    pub(crate) fn mmio_exit(
+        &mut self,
+        esr: u64,
+        far: u64,
+        hpfar: u64,
+        dev: &mut impl InlineMmio,
+    ) -> Option<VmExit> {
         let addr = esr::Syndrome { esr, far, hpfar }.fault_ipa(true);
+        if crate::exit::serve_mmio_aarch64(esr, addr, &mut self.ws.frame, dev) {
+            return None;
+        }
         let (exit, pending) = crate::exit::mmio_access(esr, addr, &self.ws.frame);
         self.set_pending(pending);
-        exit
+        Some(exit)
     }
 
     #[cfg(target_arch = "aarch64")]
@@ -1408,11 +1466,7 @@ impl Aarch64VCpu {
     pub fn complete_mmio_read(&mut self, value: u64) -> VCpuResult {
         match self.pending {
             Pending::MmioRead(load) => {
-                let reg = load.reg();
-                if reg < 31 {
-                    self.ws.frame.gpr[reg as usize] = load.extend(value);
-                }
-                complete_instruction(&mut self.ws.frame, load.len() as u64);
+                load.complete(&mut self.ws.frame, value);
                 self.pending = Pending::None;
                 self.ready = self.runnable;
                 Ok(())

@@ -4,17 +4,64 @@
 //! reason.
 
 use arm_vcpu::smccc::ret;
-use arm_vcpu::{AccessWidth, Conduit, PsciRequest, VmExit};
+use arm_vcpu::{AccessWidth, Conduit, InlineMmio, PsciRequest, VmExit};
 use log::{error, info};
 
 use super::irq::drain_mail;
 use super::policy::Stop;
-use super::{vm_info, Core, Power, VCpu, VmSched};
-use crate::devices::{self, timer_index};
+use super::stats::VcpuStats;
+use super::{vm_info, Core, Power, VCpu, VcpuShared, VmSched};
+use crate::devices::{self, timer_index, TestDevice};
 use crate::platform::gic::{self, HYP_TIMER_INTID, KICK_SGI};
 use crate::scenario::AbortPolicy;
 use crate::vm::hvc;
 use core::sync::atomic::Ordering;
+
+/// The devices a vCPU's exit loop serves inside `run_with` ([`InlineMmio`]): its test
+/// VM's lock-free test device, when the VM's exits go straight to the devices
+/// (`VCpu::direct`: no scenario observes or holds them). Counted as the MMIO exits
+/// they replace (in the vCPU's statistics: counted locally and folded in when the
+/// loop returns, like the null calls, would cost every switch the fold); everything
+/// else exits as usual. Kept in the `VCpu` (`VCpu::inline`): the exit loop reaches it
+/// through the vCPU pointer, with no register of its own held across the loop (which
+/// would cost the other exit paths theirs).
+pub(super) struct InlineDevices {
+    testdev: Option<&'static TestDevice>,
+    stats: &'static VcpuStats,
+}
+
+impl InlineDevices {
+    /// For vCPU `sh` of `vs`, whose exits go straight to the devices if `direct`.
+    pub(super) fn new(vs: &'static VmSched, sh: &'static VcpuShared, direct: bool) -> Self {
+        let vm = vs.vm;
+        Self {
+            testdev: (direct && vm.kind == devices::Kind::Test).then_some(&*vm.testdev),
+            stats: &sh.stats,
+        }
+    }
+}
+
+impl InlineMmio for InlineDevices {
+    #[inline(always)]
+    fn read(&mut self, addr: u64, width: AccessWidth) -> Option<u64> {
+        let (Some(dev), Some(off)) = (self.testdev, devices::testdev::offset(addr)) else {
+            // The exit loop's registers are allocated for the served access and the
+            // other exits, not for this one (whose exit costs far more than a
+            // register copy).
+            core::hint::cold_path();
+            return None;
+        };
+        self.stats.mmio_read.bump();
+        Some(dev.read(off, width))
+    }
+
+    /// Writes take the exit (to the same lock-free device, `Core::mmio`): served here
+    /// too, they cost the read two instructions of register allocation in the loop.
+    #[inline(always)]
+    fn write(&mut self, _: u64, _: AccessWidth, _: u64) -> bool {
+        false
+    }
+}
 
 impl Core {
     /// One exit the fast path did not answer: devices, hypercalls, PSCI, SGIs,
@@ -280,7 +327,7 @@ impl Core {
                     .vcpu
                     .complete_mmio_read(vm.testdev.read(off, width))
                     .map_err(|_| "complete_mmio_read")?,
-                Some(d) => vm.testdev.write(off, width, d),
+                Some(d) => vm.testdev.write(off, d, width),
             }
             return Ok(None);
         }

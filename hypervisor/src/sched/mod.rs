@@ -136,6 +136,9 @@ pub struct VCpu {
     /// (`Scenario::hold_read`): the exit loop hands its MMIO exits straight to the
     /// devices.
     direct: bool,
+    /// The devices its exit loop serves inside `run_with` (the test device of a
+    /// `direct` test VM).
+    inline: exits::InlineDevices,
     /// The physical timer PPIs ([`TIMER_INTIDS`]) were active (linked to this vCPU's
     /// virtual ones) when it was unbound.
     timer_active: [bool; TIMER_INTIDS.len()],
@@ -305,6 +308,11 @@ pub fn start(vms: Vec<Vm>, name: &'static str, timing: bool, tracing: bool) -> !
                             || v.vm.migrates,
                         observed: v.vm.observes,
                         direct: !v.vm.observes && !v.vm.migrates,
+                        inline: exits::InlineDevices::new(
+                            v,
+                            &v.vcpus[i],
+                            !v.vm.observes && !v.vm.migrates,
+                        ),
                         timer_active: [false; TIMER_INTIDS.len()],
                         deadline: None,
                         last_core: NOWHERE,
@@ -929,7 +937,8 @@ impl Core {
                 }
                 self.t_exit = t;
             }
-            let r = v.vcpu.run();
+            // Its lock-free devices are served inside `run_with` (no exit for them).
+            let r = v.vcpu.run_with(&mut v.inline);
             if TIMED {
                 let t = now();
                 st.guest_ticks.add(t.wrapping_sub(self.t_exit));
