@@ -376,11 +376,25 @@ impl MmioLoad {
 
     /// [`Self::complete`] for a load from AArch64 state, which is 4 bytes long (no
     /// AArch32 PC wrap or IT state to look at; IL is 1, as `is_fast_mmio` checked).
+    /// `width` is the load's ([`Self::width`], which the caller has at hand: the
+    /// zero extension's shift is then one negation of it).
     #[inline(always)]
-    pub(crate) fn complete_aarch64(self, frame: &mut Aarch64ContextFrame, value: u64) {
-        let reg = self.reg();
-        if reg < 31 {
-            frame.gpr[reg as usize] = self.extend(value);
+    pub(crate) fn complete_aarch64(
+        self,
+        frame: &mut Aarch64ContextFrame,
+        value: u64,
+        width: AccessWidth,
+    ) {
+        // XZR (31) is no slot: discarded.
+        if let Some(r) = frame.gpr.get_mut(self.reg() as usize) {
+            let v = if self.sign_extend() {
+                self.sign_extended(value)
+            } else {
+                // 64 - 8 * bytes, modulo 64 as the shifts take it.
+                let shift = (width.bytes() as u32 * 8).wrapping_neg();
+                value.wrapping_shl(shift).wrapping_shr(shift)
+            };
+            *r = if self.reg_64bit() { v } else { v & 0xffff_ffff };
         }
         complete_aarch64_access(frame, 4);
     }
@@ -525,7 +539,7 @@ pub(crate) fn serve_mmio_aarch64(
     }
     match dev.read(addr, width) {
         Some(value) => {
-            MmioLoad::from_esr(esr).complete_aarch64(frame, value);
+            MmioLoad::from_esr(esr).complete_aarch64(frame, value, width);
             true
         }
         None => false,

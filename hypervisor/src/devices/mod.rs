@@ -37,7 +37,7 @@ pub const GICV2_GICC_IPA: u64 = 0x0801_0000;
 /// What of GICV is mapped there: `GICV_CTLR` .. `GICV_DIR` (0x1000).
 pub const GICV2_GICC_SIZE: u64 = 0x2000;
 
-pub use testdev::{TestDevice, WidthCounts, CONSOLE_IPA, TESTDEV_IPA, TESTDEV_SIZE};
+pub use testdev::{TestDevice, WidthCounters, WidthCounts, CONSOLE_IPA, TESTDEV_IPA, TESTDEV_SIZE};
 
 /// Size of the console's register page.
 pub const CONSOLE_SIZE: u64 = 0x1000;
@@ -77,7 +77,8 @@ pub enum Kind {
 }
 
 /// Device accesses by device, for the statistics (`testdev`: filled in from the
-/// VM's [`TestDevice`] when they are reported).
+/// vCPUs' counts, `VcpuStats::testdev_reads`/`testdev_writes`, when they are
+/// reported).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Accesses {
     pub console: u64,

@@ -4,6 +4,8 @@
 //! The test device is lock-free (atomics): it lives in the VM itself (`Vm::testdev`),
 //! outside the VM state lock, so the exit loop serves its accesses without taking
 //! the lock (they raise no interrupt, so there is nothing to deliver after them).
+//! Its accesses are counted by width per vCPU ([`WidthCounters`], in the vCPU's
+//! statistics), by the core running the vCPU: no atomic read-modify-write.
 
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -28,21 +30,39 @@ const PATTERN_WORD: usize = SCRATCH as usize / 8;
 #[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WidthCounts(pub [u64; 4]);
 
-/// [`WidthCounts`] bumped by any core (relaxed atomic adds: exact, not ordered),
-/// indexed by the width in bytes (1, 2, 4, 8: no log2 on the access path; the other
-/// slots stay zero).
-#[derive(Default, Debug)]
-struct AtomicWidthCounts([AtomicU64; 9]);
+impl WidthCounts {
+    /// The counts of both.
+    pub fn plus(self, other: Self) -> Self {
+        let mut s = self;
+        for (a, b) in s.0.iter_mut().zip(other.0) {
+            *a = a.wrapping_add(b);
+        }
+        s
+    }
 
-impl AtomicWidthCounts {
+    /// All widths.
+    pub fn total(self) -> u64 {
+        self.0.iter().fold(0u64, |s, &n| s.wrapping_add(n))
+    }
+}
+
+/// [`WidthCounts`] with one writer at a time (a vCPU's, bumped by the core running
+/// it: a plain load and store, read by any core), indexed by the width in bytes (1,
+/// 2, 4, 8: no log2 on the access path; the other slots stay zero).
+#[derive(Default, Debug)]
+pub struct WidthCounters([AtomicU64; 9]);
+
+impl WidthCounters {
+    /// One more access of `w`.
     #[inline(always)]
-    fn add(&self, w: AccessWidth) {
+    pub fn bump(&self, w: AccessWidth) {
         if let Some(c) = self.0.get(w.bytes()) {
-            c.fetch_add(1, Relaxed);
+            c.store(c.load(Relaxed).wrapping_add(1), Relaxed);
         }
     }
 
-    fn get(&self) -> WidthCounts {
+    /// The counts so far.
+    pub fn get(&self) -> WidthCounts {
         WidthCounts([1, 2, 4, 8].map(|n| self.0[n].load(Relaxed)))
     }
 }
@@ -54,8 +74,6 @@ pub struct TestDevice {
     /// Words 0..32: the scratch storage; word 32: [`TESTDEV_PATTERN`]; the rest zero
     /// (never written).
     words: [AtomicU64; WORDS],
-    reads: AtomicWidthCounts,
-    writes: AtomicWidthCounts,
 }
 
 impl Default for TestDevice {
@@ -68,8 +86,6 @@ impl Default for TestDevice {
                     0
                 })
             }),
-            reads: AtomicWidthCounts::default(),
-            writes: AtomicWidthCounts::default(),
         }
     }
 }
@@ -86,22 +102,6 @@ pub const fn offset(addr: u64) -> Option<u64> {
 }
 
 impl TestDevice {
-    /// Reads by width so far.
-    pub fn reads(&self) -> WidthCounts {
-        self.reads.get()
-    }
-
-    /// Writes by width so far.
-    pub fn writes(&self) -> WidthCounts {
-        self.writes.get()
-    }
-
-    /// Accesses so far.
-    pub fn accesses(&self) -> u64 {
-        let (r, w) = (self.reads(), self.writes());
-        r.0.iter().chain(w.0.iter()).sum()
-    }
-
     /// A read of `w` at offset `off` (< [`TESTDEV_SIZE`]): the bytes there in the
     /// low `w` bytes; zero outside the scratch storage and the pattern, and for an
     /// access that straddles their boundary. The bits above the width are not the
@@ -110,7 +110,6 @@ impl TestDevice {
     /// does not mask it a second time.
     #[inline(always)]
     pub fn read(&self, off: u64, w: AccessWidth) -> u64 {
-        self.reads.add(w);
         let n = w.bytes() as u64;
         // A naturally aligned access (every one from a guest with its MMU off) is
         // inside one word: one load, shifted down.
@@ -148,7 +147,6 @@ impl TestDevice {
     /// its own).
     #[inline(never)]
     pub fn write(&self, off: u64, data: u64, w: AccessWidth) {
-        self.writes.add(w);
         for i in 0..w.bytes() as u64 {
             let o = off + i;
             if o >= SCRATCH {
@@ -220,16 +218,15 @@ mod tests {
     }
 
     #[test]
-    fn counts_every_access_by_width() {
-        let d = TestDevice::default();
-        d.read(0, Byte);
-        d.read(4, Word);
-        d.read(0x101, Half);
-        d.write(8, 1, Dword);
-        d.write(8, 2, Dword);
-        assert_eq!(d.reads(), WidthCounts([1, 1, 1, 0]));
-        assert_eq!(d.writes(), WidthCounts([0, 0, 0, 2]));
-        assert_eq!(d.accesses(), 5);
+    fn counters_count_by_width() {
+        let c = WidthCounters::default();
+        for w in [Byte, Word, Half, Dword, Dword] {
+            c.bump(w);
+        }
+        assert_eq!(c.get(), WidthCounts([1, 1, 1, 2]));
+        let sum = c.get().plus(WidthCounts([1, 0, 0, 0]));
+        assert_eq!(sum, WidthCounts([2, 1, 1, 2]));
+        assert_eq!(sum.total(), 6);
     }
 
     #[test]

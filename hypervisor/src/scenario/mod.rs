@@ -41,12 +41,18 @@ pub struct VmInfo<'a> {
 impl VmInfo<'_> {
     /// Test-device reads by width.
     pub fn dev_reads(&self) -> WidthCounts {
-        self.sched.vm.testdev.reads()
+        let counts = self.sched.vcpus.iter().map(|v| v.stats.testdev_reads.get());
+        counts.fold(WidthCounts::default(), WidthCounts::plus)
     }
 
     /// Test-device writes by width.
     pub fn dev_writes(&self) -> WidthCounts {
-        self.sched.vm.testdev.writes()
+        let counts = self
+            .sched
+            .vcpus
+            .iter()
+            .map(|v| v.stats.testdev_writes.get());
+        counts.fold(WidthCounts::default(), WidthCounts::plus)
     }
 
     /// External-interrupt exits of the VM's vCPUs so far.

@@ -52,6 +52,7 @@ impl InlineMmio for InlineDevices {
             return None;
         };
         self.stats.mmio_read.bump();
+        self.stats.testdev_reads.bump(width);
         Some(dev.read(off, width))
     }
 
@@ -322,12 +323,18 @@ impl Core {
     ) -> Result<Option<Stop>, &'static str> {
         let vm = v.vm.vm;
         if let (devices::Kind::Test, Some(off)) = (vm.kind, devices::testdev::offset(addr)) {
+            let st = &v.sh.stats;
             match data {
-                None => v
-                    .vcpu
-                    .complete_mmio_read(vm.testdev.read(off, width))
-                    .map_err(|_| "complete_mmio_read")?,
-                Some(d) => vm.testdev.write(off, d, width),
+                None => {
+                    st.testdev_reads.bump(width);
+                    v.vcpu
+                        .complete_mmio_read(vm.testdev.read(off, width))
+                        .map_err(|_| "complete_mmio_read")?
+                }
+                Some(d) => {
+                    st.testdev_writes.bump(width);
+                    vm.testdev.write(off, d, width)
+                }
             }
             return Ok(None);
         }
