@@ -880,9 +880,8 @@ impl Aarch64VCpu {
 
     /// The exit and completion of an emulatable data abort from AArch64 state with
     /// syndrome `esr` and fault address registers `far`/`hpfar`, or `None` when `dev`
-    /// served it (the
-    /// MMIO fast path's; the host tests compare it with `handle_sync_exit` and the
-    /// host's completion).
+    /// served it (the MMIO fast path's; the host tests compare it with
+    /// `handle_sync_exit` and the host's completion).
     #[inline(always)]
     pub(crate) fn mmio_exit(
         &mut self,

@@ -20,11 +20,12 @@ use core::sync::atomic::Ordering;
 /// The devices a vCPU's exit loop serves inside `run_with` ([`InlineMmio`]): its test
 /// VM's lock-free test device, when the VM's exits go straight to the devices
 /// (`VCpu::direct`: no scenario observes or holds them). Counted as the MMIO exits
-/// they replace (in the vCPU's statistics: counted locally and folded in when the
-/// loop returns, like the null calls, would cost every switch the fold); everything
-/// else exits as usual. Kept in the `VCpu` (`VCpu::inline`): the exit loop reaches it
-/// through the vCPU pointer, with no register of its own held across the loop (which
-/// would cost the other exit paths theirs).
+/// they replace, in the vCPU's statistics (counting locally and folding in when the
+/// loop returns, like the null calls, would cost every switch the fold); not exits
+/// otherwise: `trace=1` records none, `timing=1` counts their time as the guest's.
+/// Everything else exits as usual. Kept in the `VCpu` (`VCpu::inline`): the exit loop
+/// reaches it through the vCPU pointer, with no register of its own held across the
+/// loop (which would cost the other exit paths theirs).
 pub(super) struct InlineDevices {
     testdev: Option<&'static TestDevice>,
     stats: &'static VcpuStats,
