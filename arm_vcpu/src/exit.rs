@@ -350,25 +350,69 @@ impl MmioLoad {
     /// The load instruction's length in bytes (IL: 4, or 2 for a 16-bit T32 one).
     #[inline(always)]
     pub(crate) const fn len(self) -> u8 {
-        if self.0 & (1 << 25) != 0 {
-            4
-        } else {
-            2
+        // 2 + 2 * IL.
+        2 + ((self.0 >> 24) & 2) as u8
+    }
+
+    /// `value`'s low `8 << SAS` bits, sign-extended to 64 (`Self::extend`).
+    #[cold]
+    #[inline(never)]
+    const fn sign_extended(self, value: u64) -> u64 {
+        let shift = 64 - (8u32 << ((self.0 >> 22) & 3));
+        (((value << shift) as i64) >> shift) as u64
+    }
+
+    /// Completes the load with `value`: its register (none for XZR) gets
+    /// [`Self::extend`]ed `value`, the PC moves past the load ([`Self::len`]; either
+    /// Execution state) and `SPSR_EL2.SS` is cleared.
+    #[inline(always)]
+    pub(crate) fn complete(self, frame: &mut Aarch64ContextFrame, value: u64) {
+        let reg = self.reg();
+        if reg < 31 {
+            frame.gpr[reg as usize] = self.extend(value);
         }
+        crate::debug::complete_instruction(frame, self.len() as u64);
+    }
+
+    /// [`Self::complete`] for a load from AArch64 state, which is 4 bytes long (no
+    /// AArch32 PC wrap or IT state to look at; IL is 1, as `is_fast_mmio` checked).
+    /// `width` is the load's ([`Self::width`], which the caller has at hand: the
+    /// zero extension's shift is then one negation of it).
+    #[inline(always)]
+    pub(crate) fn complete_aarch64(
+        self,
+        frame: &mut Aarch64ContextFrame,
+        value: u64,
+        width: AccessWidth,
+    ) {
+        // XZR (31) is no slot: discarded.
+        if let Some(r) = frame.gpr.get_mut(self.reg() as usize) {
+            let v = if self.sign_extend() {
+                self.sign_extended(value)
+            } else {
+                // 64 - 8 * bytes, modulo 64 as the shifts take it.
+                let shift = (width.bytes() as u32 * 8).wrapping_neg();
+                value.wrapping_shl(shift).wrapping_shr(shift)
+            };
+            *r = if self.reg_64bit() { v } else { v & 0xffff_ffff };
+        }
+        complete_aarch64_access(frame, 4);
     }
 
     /// `value` as the load leaves it in its register: `extend_load` (the tests'
     /// reference) with this load's width, SSE and SF, as a shift pair (`64 - 8 << SAS`
     /// bits up, then back down arithmetically for SSE, logically otherwise) and a mask
     /// for a W register.
+    /// (The sign-extending loads, LDRSB/LDRSH/LDRSW, are the rare ones: out of line,
+    /// so the common load is one shift pair with no select.)
     #[inline(always)]
     pub(crate) const fn extend(self, value: u64) -> u64 {
-        let shift = 64 - (8u32 << ((self.0 >> 22) & 3));
-        let up = value << shift;
         let v = if self.sign_extend() {
-            ((up as i64) >> shift) as u64
+            self.sign_extended(value)
         } else {
-            up >> shift
+            // 64 - (8 << SAS), modulo 64 as the shifts take it.
+            let shift = (8u32 << ((self.0 >> 22) & 3)).wrapping_neg();
+            value.wrapping_shl(shift).wrapping_shr(shift)
         };
         if self.reg_64bit() {
             v
@@ -378,12 +422,68 @@ impl MmioLoad {
     }
 }
 
+/// Exits a host serves inside [`crate::Aarch64VCpu::run_with`], without an exit: its
+/// hottest hypercalls ([`Self::hvc0`]) and devices that need nothing of the vCPU and
+/// no lock (an in-kernel device, in KVM's terms: [`Self::read`], [`Self::write`]).
+/// Each method is offered the event first and answers whether it served it; what it
+/// declines (every default does) is the exit [`crate::Aarch64VCpu::run`] returns. They
+/// run on the exit path, with the vCPU bound and the guest's state not yet saved
+/// anywhere else: they must not block.
+pub trait InlineExits {
+    /// An `HVC #0` from AArch64 with the guest's x0..x30 in `x`: `true` completes it
+    /// (the guest resumes after the HVC with `x` as left here; nothing to advance: an
+    /// HVC's preferred return is the next instruction), `false` lets it go on as in
+    /// `run()` (the crate's SMCCC/PSCI calls, or a [`VmExit::Hypercall`]). Return
+    /// `false` for the function IDs the crate owns (SMCCC owners 0, the architecture's,
+    /// and 4, PSCI).
+    #[inline(always)]
+    fn hvc0(&mut self, x: &mut [u64; 31]) -> bool {
+        let _ = x;
+        false
+    }
+    /// An emulatable load of `width` at guest-physical `addr` from AArch64 state (one
+    /// that would be a [`VmExit::MmioRead`]): `Some(value)` serves it — its register
+    /// gets `value` truncated to the width and extended as the instruction says (as
+    /// [`crate::Aarch64VCpu::complete_mmio_read`] does), the PC moves past it and
+    /// `SPSR_EL2.SS` is cleared — `None` makes it the exit.
+    #[inline(always)]
+    fn read(&mut self, addr: u64, width: AccessWidth) -> Option<u64> {
+        let _ = (addr, width);
+        None
+    }
+    /// An emulatable store of `data` (truncated to `width`; 0 from XZR) at `addr`:
+    /// `true` serves it (the PC moves past it), `false` makes it a
+    /// [`VmExit::MmioWrite`] exit.
+    #[inline(always)]
+    fn write(&mut self, addr: u64, width: AccessWidth, data: u64) -> bool {
+        let _ = (addr, width, data);
+        false
+    }
+}
+
+/// Nothing served inside `run()`: every event is an exit ([`crate::Aarch64VCpu::run`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoInlineExits;
+
+impl InlineExits for NoInlineExits {}
+
+/// `debug::complete_aarch64_instruction` for an access served inside `run()`: the
+/// same frame, written SPSR first (the ID-register fast path's tail writes ELR first;
+/// the same tail would be merged into one, a branch more on that path).
+#[inline(always)]
+fn complete_aarch64_access(frame: &mut Aarch64ContextFrame, len: u64) {
+    frame.spsr &= !crate::debug::SPSR_SS;
+    frame.elr = frame.elr.wrapping_add(len);
+}
+
 /// Whether `code` (what the exit vector returns: `ESR_EL2`, bit 63 clear) is a data
 /// abort from a lower EL (EC 0x24) that [`mmio_access`] emulates: ISV = 1, FnV = 0,
 /// EA = 0, CM = 0, S1PTW = 0, and a translation, access flag or permission fault
-/// (DFSC 0b0001LL, 0b0010LL, 0b0011LL). Exactly the aborts `decode_sync` turns into
-/// `MmioRead`/`MmioWrite` (tested on every ISS bit pattern that matters), except one
-/// with ISS2 (bits \[36:32\]) set, which takes the generic path (it decodes the same).
+/// (DFSC 0b0001LL, 0b0010LL, 0b0011LL), of a 32-bit instruction (IL = 1: every one
+/// from AArch64 state, the only state the fast path takes; in the same mask test).
+/// Exactly the aborts `decode_sync` turns into `MmioRead`/`MmioWrite` (tested on
+/// every ISS bit pattern that matters), except one with ISS2 (bits \[36:32\]) set or
+/// IL = 0, which takes the generic path (it decodes the same).
 #[inline(always)]
 pub(crate) const fn is_fast_mmio(code: u64) -> bool {
     code >> 26 == 0x24 && is_fast_mmio_iss(code)
@@ -392,9 +492,9 @@ pub(crate) const fn is_fast_mmio(code: u64) -> bool {
 /// The ISS half of [`is_fast_mmio`], for a caller that has matched EC 0x24 already.
 #[inline(always)]
 pub(crate) const fn is_fast_mmio_iss(code: u64) -> bool {
-    // ISV set; FnV, EA, CM and S1PTW (bits [10:7]) clear; DFSC 0x04..=0x0f: bits [5:4]
-    // clear and bits [3:2] not both clear.
-    code & (1 << 24) != 0 && code & 0x780 == 0 && code & 0x30 == 0 && code & 0x0c != 0
+    // IL and ISV set; FnV, EA, CM and S1PTW (bits [10:7]) clear; DFSC 0x04..=0x0f:
+    // bits [5:4] clear and bits [3:2] not both clear.
+    code & (3 << 24) == 3 << 24 && code & 0x780 == 0 && code & 0x30 == 0 && code & 0x0c != 0
 }
 
 /// The exit and pending completion of an emulatable data abort (one `is_fast_mmio`
@@ -424,6 +524,36 @@ pub(crate) fn mmio_access(esr: u64, addr: u64, frame: &Aarch64ContextFrame) -> (
             },
             Pending::MmioRead(MmioLoad::from_esr(esr)),
         )
+    }
+}
+
+/// An emulatable access from AArch64 state (an abort `is_fast_mmio` accepts: IL = 1)
+/// offered to devices served inside `run()`: `true` when `dev` served it and the
+/// frame is complete (a load's value in its register, the PC past the 4-byte
+/// instruction, `SPSR_EL2.SS` clear); `false`, the frame untouched, when it is
+/// [`mmio_access`]'s exit.
+#[inline(always)]
+pub(crate) fn serve_mmio_aarch64(
+    esr: u64,
+    addr: u64,
+    frame: &mut Aarch64ContextFrame,
+    dev: &mut impl InlineExits,
+) -> bool {
+    let width = AccessWidth::from_sas((esr >> 22) as u8);
+    if esr & (1 << 6) != 0 {
+        let data = operand(frame, ((esr >> 16) & 0x1f) as u8) & width.mask();
+        if !dev.write(addr, width, data) {
+            return false;
+        }
+        complete_aarch64_access(frame, 4);
+        return true;
+    }
+    match dev.read(addr, width) {
+        Some(value) => {
+            MmioLoad::from_esr(esr).complete_aarch64(frame, value, width);
+            true
+        }
+        None => false,
     }
 }
 

@@ -152,7 +152,7 @@ pub use config::{
 };
 pub use context::{Aarch64ContextFrame, GuestSystemRegisters, TrapFrame};
 pub use error::VCpuError;
-pub use exit::{AccessWidth, Stage2Fault, SysRegAddr, VmExit};
+pub use exit::{AccessWidth, InlineExits, NoInlineExits, Stage2Fault, SysRegAddr, VmExit};
 pub use percpu::{Aarch64PerCpu, CpuFeatures, HostTrapFrame, HostTrapHandler, HostTrapKind};
 pub use power::PowerState;
 pub use smccc::{Conduit, PsciRequest, SmcForwardList};

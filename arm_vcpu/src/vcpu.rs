@@ -7,7 +7,7 @@ use crate::context::{
 use crate::debug::{self, complete_instruction};
 use crate::emulate::{self, SysRegAction};
 use crate::esr::{self, ExceptionClass};
-use crate::exit::{operand, Pending, VmExit};
+use crate::exit::{operand, InlineExits, NoInlineExits, Pending, VmExit};
 use crate::idregs::IdRegisters;
 use crate::inject::{self, Injection};
 use crate::percpu::{Aarch64PerCpu, CpuFeatures, MPIDR_AFFINITY_MASK};
@@ -775,19 +775,21 @@ impl Aarch64VCpu {
     // copy of it on return) and the fast paths below cost no call.
     #[inline(always)]
     pub fn run(&mut self) -> VCpuResult<VmExit> {
-        self.run_with(|_| false)
+        self.run_with(&mut NoInlineExits)
     }
 
-    /// [`Self::run`] with the host's own fast path for its hottest hypercalls: `hvc0`
-    /// is called with the guest's x0..x30 at every `HVC #0` from AArch64 (ESR_EL2 EC
-    /// 0x16, imm16 0), before the crate looks at it. If it returns `true` the call is
-    /// complete — the guest resumes after the HVC with the registers as `hvc0` left
-    /// them — and `run_with` enters the guest again without returning; if it returns
-    /// `false` the HVC goes on as in `run` (the crate's SMCCC/PSCI calls, or a
-    /// [`VmExit::Hypercall`]). So `hvc0` must return `false` for function IDs it does
-    /// not own (SMCCC owners 0 and 4: the architecture's and PSCI), and must not block:
-    /// it runs with the vCPU bound, between two guest instructions. Calls it answers
-    /// are not exits: the host counts them itself.
+    /// [`run`](Self::run), with exits the host serves inside it ([`InlineExits`]):
+    /// * every `HVC #0` from AArch64 (ESR_EL2 EC 0x16, imm16 0) is offered to
+    ///   [`InlineExits::hvc0`] with the guest's x0..x30 before the crate looks at it;
+    ///   one it answers is complete — the guest resumes after the HVC with the
+    ///   registers as `hvc0` left them;
+    /// * an MMIO access with a valid syndrome from AArch64 state is offered to
+    ///   [`InlineExits::read`] / [`InlineExits::write`]; one they serve is completed
+    ///   here (a load's register, the PC, `SPSR_EL2.SS`).
+    ///
+    /// Either way the guest resumes without `run_with` returning: no exit, nothing to
+    /// complete, not counted as an exit (the host counts them itself). Anything they
+    /// decline is the exit `run()` returns.
     ///
     /// ```no_run
     /// # use arm_vcpu::*;
@@ -799,26 +801,38 @@ impl Aarch64VCpu {
     /// # vcpu.set_entry(0x4008_0000)?;
     /// # vcpu.set_stage2_root(Stage2Config::new(0x8000_0000, 1, 39, 1))?;
     /// # vcpu.bind(&mut percpu)?;
-    /// // A host-defined "null" call (a vendor hypervisor service ID) answered in place.
-    /// const NULL: u64 = 0xc600_0000;
-    /// let mut null_calls = 0u64;
-    /// let exit = vcpu.run_with(|x| {
-    ///     if x[0] != NULL {
-    ///         return false;
+    /// use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    /// /// A host-defined "null" call (a vendor hypervisor service ID) answered in
+    /// /// place, and a lock-free counter register at IPA 0x0a00_0000 (reads count up).
+    /// struct Fast<'a> {
+    ///     reads: &'a AtomicU64,
+    ///     null_calls: u64,
+    /// }
+    /// impl InlineExits for Fast<'_> {
+    ///     fn hvc0(&mut self, x: &mut [u64; 31]) -> bool {
+    ///         if x[0] != 0xc600_0000 {
+    ///             return false; // not ours (PSCI and the architecture's are the crate's)
+    ///         }
+    ///         self.null_calls += 1;
+    ///         x[0] = 0;
+    ///         true
     ///     }
-    ///     null_calls += 1;
-    ///     x[0] = 0;
-    ///     true
-    /// })?;
-    /// # let _ = exit;
+    ///     fn read(&mut self, addr: u64, _: AccessWidth) -> Option<u64> {
+    ///         (addr == 0x0a00_0000).then(|| self.reads.fetch_add(1, Relaxed))
+    ///     }
+    /// }
+    /// let reads = AtomicU64::new(0);
+    /// let mut fast = Fast { reads: &reads, null_calls: 0 };
+    /// match vcpu.run_with(&mut fast)? {
+    ///     // Any other device: as with `run()`.
+    ///     VmExit::MmioRead { .. } => vcpu.complete_mmio_read(0)?,
+    ///     _ => {}
+    /// }
     /// # Ok(())
     /// # }
     /// ```
     #[inline(always)]
-    pub fn run_with<F: FnMut(&mut [u64; 31]) -> bool>(
-        &mut self,
-        mut hvc0: F,
-    ) -> VCpuResult<VmExit> {
+    pub fn run_with(&mut self, host: &mut impl InlineExits) -> VCpuResult<VmExit> {
         // One check on the hot path: an unbound vCPU always has `ready == false`.
         if !self.ready {
             self.prepare_entry()?;
@@ -830,16 +844,13 @@ impl Aarch64VCpu {
             // `frame.spsr` is a guest state (checked whenever the host changed the
             // frame, see `regs_mut`).
             let code = unsafe { crate::hw::enter_guest(&mut self.ws) };
-            // The host's fast path: `HVC #0` (one compare of the whole syndrome: EC
-            // 0x16, IL 1, imm16 and ISS2 zero). HVC's preferred return is the next
-            // instruction: nothing to advance.
             // `HVC #0` (one compare of the whole syndrome: EC 0x16, IL 1, imm16 and ISS2
             // zero; an asynchronous exit has bit 63 set). HVC's preferred return is the
             // next instruction: nothing to advance. (An HVC with a non-zero immediate
             // takes the general path, which gives the same answers.)
             if code == esr::HVC64_IMM0 {
                 // The host's own fast path.
-                if hvc0(&mut self.ws.frame.gpr) {
+                if host.hvc0(&mut self.ws.frame.gpr) {
                     continue;
                 }
                 // A function ID the host owns. SMCCC owners 0 (Arm architecture) and 4
@@ -877,7 +888,11 @@ impl Aarch64VCpu {
             // as `handle_sync_exit` would (an AArch32 EL0 takes the generic path, which
             // looks at its view first).
             if crate::exit::is_fast_mmio(code) && !crate::aarch32::is_aarch32(self.ws.frame.spsr) {
-                return Ok(self.fast_mmio(code));
+                match self.fast_mmio(code, host) {
+                    Some(exit) => return Ok(exit),
+                    // Served by `dev`: re-enter straight away.
+                    None => continue,
+                }
             }
             if let Some(exit) = self.handle_exit(code) {
                 return Ok(exit);
@@ -886,7 +901,7 @@ impl Aarch64VCpu {
         }
         #[cfg(not(target_arch = "aarch64"))]
         {
-            let _ = &mut hvc0;
+            let _ = host;
             Err(VCpuError::NoHardwareSupport)
         }
     }
@@ -899,23 +914,34 @@ impl Aarch64VCpu {
 
     /// The MMIO fast path of `run()` for an exit `crate::exit::is_fast_mmio` accepts,
     /// from AArch64 state: the fault address read, the access decoded (as
-    /// `decode_sync` does) and its completion recorded.
+    /// `decode_sync` does) and served by `dev` (`None`), or its exit returned and its
+    /// completion recorded.
     #[cfg(target_arch = "aarch64")]
     #[inline(always)]
-    fn fast_mmio(&mut self, code: u64) -> VmExit {
+    fn fast_mmio(&mut self, code: u64, dev: &mut impl InlineExits) -> Option<VmExit> {
         let (far, hpfar) = crate::hw::read_fault_address();
-        self.mmio_exit(code, far, hpfar)
+        self.mmio_exit(code, far, hpfar, dev)
     }
 
-    /// The exit and completion of an emulatable data abort with syndrome `esr` and
-    /// fault address registers `far`/`hpfar` (the MMIO fast path's; the host tests
-    /// compare it with `handle_sync_exit`).
+    /// The exit and completion of an emulatable data abort from AArch64 state with
+    /// syndrome `esr` and fault address registers `far`/`hpfar`, or `None` when `dev`
+    /// served it (the MMIO fast path's; the host tests compare it with
+    /// `handle_sync_exit` and the host's completion).
     #[inline(always)]
-    pub(crate) fn mmio_exit(&mut self, esr: u64, far: u64, hpfar: u64) -> VmExit {
+    pub(crate) fn mmio_exit(
+        &mut self,
+        esr: u64,
+        far: u64,
+        hpfar: u64,
+        dev: &mut impl InlineExits,
+    ) -> Option<VmExit> {
         let addr = esr::Syndrome { esr, far, hpfar }.fault_ipa(true);
+        if crate::exit::serve_mmio_aarch64(esr, addr, &mut self.ws.frame, dev) {
+            return None;
+        }
         let (exit, pending) = crate::exit::mmio_access(esr, addr, &self.ws.frame);
         self.set_pending(pending);
-        exit
+        Some(exit)
     }
 
     /// The exits `run()`'s fast paths leave. The lazy FP/SIMD load (EC 0x07 while
@@ -1494,11 +1520,7 @@ impl Aarch64VCpu {
     pub fn complete_mmio_read(&mut self, value: u64) -> VCpuResult {
         match self.pending {
             Pending::MmioRead(load) => {
-                let reg = load.reg();
-                if reg < 31 {
-                    self.ws.frame.gpr[reg as usize] = load.extend(value);
-                }
-                complete_instruction(&mut self.ws.frame, load.len() as u64);
+                load.complete(&mut self.ws.frame, value);
                 self.pending = Pending::None;
                 self.ready = self.runnable;
                 Ok(())

@@ -41,6 +41,13 @@ mod vgicd_v2;
 #[cfg(test)]
 mod vgicd_v2_tests;
 
+/// The reference hypervisor's test device (lock-free, pure code), tested here on the
+/// host against the byte array it replaced.
+#[cfg(test)]
+#[path = "../../hypervisor/src/devices/testdev.rs"]
+#[allow(dead_code)]
+mod testdev;
+
 use std::process::ExitCode;
 
 use ws::{HvBuild, Profile, Workspace};

@@ -1,6 +1,7 @@
 //! The exit fast paths of `run()` against the general path they shortcut: the MMIO
 //! fast path (`exit::is_fast_mmio` + `Aarch64VCpu::mmio_exit`) against
-//! `decode_sync` / `handle_sync_exit`, the packed pending load (`MmioLoad`) against
+//! `decode_sync` / `handle_sync_exit`, an access served inside `run_with` (an
+//! `InlineExits` device) against its exit and the host's completion, the packed pending load (`MmioLoad`) against
 //! `extend_load`, and the fixed SMCCC answers (`smccc::fixed_answer` +
 //! `complete_fixed_call`) against `smccc::dispatch` / `handle_sync_exit`. Exhaustive
 //! over the syndrome bits each predicate reads, proptest over the rest.
@@ -32,6 +33,25 @@ fn vcpu(spsr: u64, seed: u64) -> Aarch64VCpu {
     v
 }
 
+/// An `InlineExits` device that serves every access (`serve`) or none, reading
+/// `value`, and records the last one it was offered.
+struct Device {
+    serve: bool,
+    value: u64,
+    seen: Option<(u64, AccessWidth, Option<u64>)>,
+}
+
+impl InlineExits for Device {
+    fn read(&mut self, addr: u64, width: AccessWidth) -> Option<u64> {
+        self.seen = Some((addr, width, None));
+        self.serve.then_some(self.value)
+    }
+    fn write(&mut self, addr: u64, width: AccessWidth, data: u64) -> bool {
+        self.seen = Some((addr, width, Some(data)));
+        self.serve
+    }
+}
+
 /// Whether `decode_sync` made the abort an MMIO exit.
 fn decodes_as_mmio(esr: u64) -> bool {
     let syn = Syndrome {
@@ -45,30 +65,35 @@ fn decodes_as_mmio(esr: u64) -> bool {
     )
 }
 
-/// Every combination of the bits `is_fast_mmio` reads (EC, bit 63, ISV, FnV, EA, CM,
-/// S1PTW, DFSC) with the others set both ways: the predicate holds exactly when
-/// `decode_sync` takes its MMIO branch.
+/// Every combination of the bits `is_fast_mmio` reads (EC, bit 63, IL, ISV, FnV, EA,
+/// CM, S1PTW, DFSC) with the others set both ways: the predicate holds exactly when
+/// `decode_sync` takes its MMIO branch for a 32-bit instruction (IL = 1, as every
+/// trap from AArch64 state has; a 16-bit T32 one takes the generic path).
 #[test]
 fn fast_mmio_predicate_is_the_decoders_mmio_branch() {
     let mut fast = 0;
     for ec in [0x24u64, 0x25, 0x20, 0x16, 0x18, 0x00, 0x3f] {
         for top in [0u64, 1 << 63] {
-            for isv in [0u64, 1 << 24] {
-                for b10_7 in 0u64..16 {
-                    for dfsc in 0u64..64 {
-                        for rest in [0u64, (0x3f << 16) | (3 << 22) | (1 << 15) | (1 << 6)] {
-                            let esr = top | ec << 26 | 1 << 25 | isv | b10_7 << 7 | dfsc | rest;
-                            let want = top == 0 && decodes_as_mmio(esr);
-                            assert_eq!(is_fast_mmio(esr), want, "ESR {esr:#x}");
-                            fast += want as u32;
+            for il in [0u64, 1 << 25] {
+                for isv in [0u64, 1 << 24] {
+                    for b10_7 in 0u64..16 {
+                        for dfsc in 0u64..64 {
+                            for rest in [0u64, (0x3f << 16) | (3 << 22) | (1 << 15) | (1 << 6)] {
+                                let esr = top | ec << 26 | il | isv | b10_7 << 7 | dfsc | rest;
+                                let want = top == 0 && il != 0 && decodes_as_mmio(esr);
+                                assert_eq!(is_fast_mmio(esr), want, "ESR {esr:#x}");
+                                fast += want as u32;
+                            }
                         }
                     }
                 }
             }
         }
     }
-    // ISV, bits [10:7] clear, 12 DFSC values, both `rest` patterns, EC 0x24 only.
+    // IL, ISV, bits [10:7] clear, 12 DFSC values, both `rest` patterns, EC 0x24 only.
     assert_eq!(fast, 12 * 2);
+    // The decoder takes IL = 0 aborts as MMIO too (AArch32 T32): the generic path.
+    assert!(decodes_as_mmio(0x24 << 26 | 1 << 24 | 0x07));
 }
 
 proptest! {
@@ -81,7 +106,6 @@ proptest! {
         fields in 0u64..(1 << 14),
         low in 0u64..8,
         dfsc in 4u64..16,
-        il: bool,
         far: u64,
         hpfar: u64,
         seed: u64,
@@ -91,19 +115,21 @@ proptest! {
     ) {
         // ISV set; SAS, SSE, SRT, SF, AR, VNCR/SET/... (bits [23:11]) and WnR random;
         // FnV, EA, CM, S1PTW clear; a translation, access flag or permission fault.
-        let esr = 0x24 << 26 | (il as u64) << 25 | 1 << 24 | fields << 11 | (low & 1) << 6 | dfsc;
+        // IL = 1: a 32-bit instruction, as every one from AArch64 state.
+        let esr = 0x24 << 26 | 1 << 25 | 1 << 24 | fields << 11 | (low & 1) << 6 | dfsc;
         // A guest that can take it: AArch64 EL0t or EL1h, with or without a step.
         let spsr = if el1 { 0b0101 } else { 0 } | if step { SS } else { 0 };
         prop_assume!(is_fast_mmio(esr));
         let mut fast = vcpu(spsr, seed);
         let mut general = vcpu(spsr, seed);
-        let a = fast.mmio_exit(esr, far, hpfar);
+        let a = fast.mmio_exit(esr, far, hpfar, &mut NoInlineExits);
         let b = general.handle_sync_exit(&Syndrome { esr, far, hpfar });
-        prop_assert_eq!(Some(a), b);
+        prop_assert!(a.is_some());
+        prop_assert_eq!(a, b);
         prop_assert_eq!(fast.pending, general.pending);
         prop_assert_eq!(fast.regs(), general.regs());
-        match a {
-            VmExit::MmioRead { .. } => {
+        match b {
+            Some(VmExit::MmioRead { .. }) => {
                 fast.complete_mmio_read(value).unwrap();
                 general.complete_mmio_read(value).unwrap();
             }
@@ -114,7 +140,65 @@ proptest! {
         }
         prop_assert_eq!(fast.regs(), general.regs());
         prop_assert_eq!(fast.regs().spsr & SS, 0);
-        prop_assert_eq!(fast.regs().elr, 0x4008_0000 + if il { 4 } else { 2 });
+        prop_assert_eq!(fast.regs().elr, 0x4008_0000 + 4);
+    }
+
+    /// An access an `InlineExits` device serves inside `run_with` leaves the vCPU as
+    /// its exit (`handle_sync_exit`) and the host's completion do: the device sees the
+    /// exit's address, width and data, the load's value lands extended in its
+    /// register, the PC advances, SPSR.SS clears, nothing is pending. One the device
+    /// declines is the exit, with its completion pending, the frame untouched.
+    #[test]
+    fn mmio_served_inline_equals_the_exit_and_its_completion(
+        fields in 0u64..(1 << 14),
+        low in 0u64..8,
+        dfsc in 4u64..16,
+        far: u64,
+        hpfar: u64,
+        seed: u64,
+        el1: bool,
+        step: bool,
+        value: u64,
+        serve: bool,
+    ) {
+        // IL = 1: a 32-bit instruction, as every one from AArch64 state.
+        let esr = 0x24 << 26 | 1 << 25 | 1 << 24 | fields << 11 | (low & 1) << 6 | dfsc;
+        let spsr = if el1 { 0b0101 } else { 0 } | if step { SS } else { 0 };
+        prop_assume!(is_fast_mmio(esr));
+        // As `run()` enters: nothing pending (the frame checked).
+        let mut inline = vcpu(spsr, seed);
+        let mut general = vcpu(spsr, seed);
+        inline.resolve_pending().unwrap();
+        general.resolve_pending().unwrap();
+        let mut dev = Device { serve, value, seen: None };
+        let a = inline.mmio_exit(esr, far, hpfar, &mut dev);
+        let exit = general.handle_sync_exit(&Syndrome { esr, far, hpfar });
+        let (seen, exit) = (dev.seen, exit.unwrap());
+        match exit {
+            VmExit::MmioRead { addr, width, .. } => {
+                prop_assert_eq!(seen, Some((addr, width, None)));
+            }
+            VmExit::MmioWrite { addr, width, data } => {
+                prop_assert_eq!(seen, Some((addr, width, Some(data))));
+            }
+            _ => prop_assert!(false, "not an MMIO exit: {:?}", exit),
+        }
+        if !serve {
+            prop_assert_eq!(a, Some(exit));
+            prop_assert_eq!(inline.pending, general.pending);
+            prop_assert_eq!(inline.regs(), general.regs());
+            return Ok(());
+        }
+        prop_assert_eq!(a, None);
+        match exit {
+            VmExit::MmioRead { .. } => general.complete_mmio_read(value).unwrap(),
+            _ => general.resolve_pending().unwrap(),
+        }
+        prop_assert_eq!(inline.pending, Pending::None);
+        prop_assert_eq!(general.pending, Pending::None);
+        prop_assert_eq!(inline.regs(), general.regs());
+        prop_assert_eq!(inline.regs().spsr & SS, 0);
+        prop_assert_eq!(inline.regs().elr, 0x4008_0000 + 4);
     }
 
     /// The packed pending load keeps every field of its syndrome and extends a value as

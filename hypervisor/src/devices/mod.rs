@@ -1,7 +1,9 @@
 //! The emulated devices of one VM behind one address map: what an MMIO exit reaches,
 //! and which virtual interrupts the devices raise as a result.
 //!
-//! - `testdev`: the scenario test device and the test guests' two-register console;
+//! - `testdev`: the scenario test device and the test guests' two-register console
+//!   (the test device itself is lock-free and lives in the VM, `Vm::testdev`: the
+//!   exit loop serves it before it takes the VM state lock, see `Core::mmio`);
 //! - `pl011`: the PL011 UART an operating system gets as its console, its output on
 //!   the real UART (`console`: prefixed lines when several VMs share it), its input
 //!   from the real UART when this VM owns the console;
@@ -27,7 +29,6 @@ use crate::platform::gic::{self, TrappedRdPages, PTIMER_INTID, VTIMER_INTID};
 use crate::vgicd_v2::VGicV2;
 use console::ConsoleOut;
 use pl011::Pl011;
-use testdev::TestDevice;
 use vgic::{Delivery, VGic, GICD_BASE, GICD_SIZE, GICR_BASE};
 
 /// The guest's GICv2 CPU interface (QEMU virt's GICC address): the host's GICV frame
@@ -36,7 +37,7 @@ pub const GICV2_GICC_IPA: u64 = 0x0801_0000;
 /// What of GICV is mapped there: `GICV_CTLR` .. `GICV_DIR` (0x1000).
 pub const GICV2_GICC_SIZE: u64 = 0x2000;
 
-pub use testdev::{WidthCounts, CONSOLE_IPA, TESTDEV_IPA, TESTDEV_SIZE};
+pub use testdev::{TestDevice, WidthCounters, WidthCounts, CONSOLE_IPA, TESTDEV_IPA, TESTDEV_SIZE};
 
 /// Size of the console's register page.
 pub const CONSOLE_SIZE: u64 = 0x1000;
@@ -75,7 +76,9 @@ pub enum Kind {
     Passthrough,
 }
 
-/// Device accesses by device, for the statistics.
+/// Device accesses by device, for the statistics (`testdev`: filled in from the
+/// vCPUs' counts, `VcpuStats::testdev_reads`/`testdev_writes`, when they are
+/// reported).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Accesses {
     pub console: u64,
@@ -86,7 +89,6 @@ pub struct Accesses {
 /// The devices of one VM.
 pub struct Devices {
     kind: Kind,
-    pub testdev: TestDevice,
     uart: Pl011,
     out: ConsoleOut,
     /// The real UART's input, when this VM owns the console.
@@ -125,7 +127,6 @@ impl Devices {
     ) -> Self {
         Self {
             kind,
-            testdev: TestDevice::default(),
             uart: Pl011::default(),
             out: ConsoleOut::new(name, prefixed),
             input: (input && kind != Kind::Test).then(HostInput::default),
@@ -146,9 +147,10 @@ impl Devices {
         }
     }
 
-    /// A guest read by vCPU `me`; `None`: no device is there. `live`: `me`'s virtual
-    /// CPU interface (`Aarch64VCpu::interrupt_state`), for the emulated GIC's pending
-    /// and active registers.
+    /// A guest read by vCPU `me`; `None`: no device is there. (A test VM's test
+    /// device is not here: it is the VM's, served without the lock.) `live`: `me`'s
+    /// virtual CPU interface (`Aarch64VCpu::interrupt_state`), for the emulated GIC's
+    /// pending and active registers.
     #[inline]
     pub fn read(
         &mut self,
@@ -158,10 +160,6 @@ impl Devices {
         live: vgic::Live,
     ) -> Option<u64> {
         if self.kind == Kind::Test {
-            if (TESTDEV_IPA..TESTDEV_IPA + TESTDEV_SIZE).contains(&addr) {
-                self.accesses.testdev += 1;
-                return Some(self.testdev.read(addr - TESTDEV_IPA, width));
-            }
             if (CONSOLE_IPA..CONSOLE_IPA + CONSOLE_SIZE).contains(&addr) {
                 // FR: the transmit FIFO is never full.
                 self.accesses.console += 1;
@@ -208,7 +206,7 @@ impl Devices {
         None
     }
 
-    /// A guest write by vCPU `me`; `false`: no device is there.
+    /// A guest write by vCPU `me`; `false`: no device is there (see [`Self::read`]).
     #[inline]
     pub fn write(&mut self, me: usize, addr: u64, width: AccessWidth, data: u64) -> bool {
         if (CONSOLE_IPA..CONSOLE_IPA + CONSOLE_SIZE).contains(&addr) {
@@ -227,11 +225,6 @@ impl Devices {
             return true;
         }
         if self.kind == Kind::Test {
-            if (TESTDEV_IPA..TESTDEV_IPA + TESTDEV_SIZE).contains(&addr) {
-                self.accesses.testdev += 1;
-                self.testdev.write(addr - TESTDEV_IPA, width, data);
-                return true;
-            }
             return false;
         }
         self.gic_write(me, addr, width.bytes(), data)

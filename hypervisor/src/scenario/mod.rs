@@ -33,7 +33,6 @@ mod sysoff;
 /// TEST_CALL answered on the exit path pays only for what its scenario reads), and
 /// the calling vCPU.
 pub struct VmInfo<'a> {
-    pub(crate) dev: &'a crate::devices::Devices,
     pub(crate) sched: &'a crate::sched::VmSched,
     /// The calling vCPU, bound to the core handling its exit: a scenario reads it
     /// (`spectre`: its SMCCC_ARCH_WORKAROUND_* decision) and, in
@@ -45,12 +44,18 @@ pub struct VmInfo<'a> {
 impl VmInfo<'_> {
     /// Test-device reads by width.
     pub fn dev_reads(&self) -> WidthCounts {
-        self.dev.testdev.reads
+        let counts = self.sched.vcpus.iter().map(|v| v.stats.testdev_reads.get());
+        counts.fold(WidthCounts::default(), WidthCounts::plus)
     }
 
     /// Test-device writes by width.
     pub fn dev_writes(&self) -> WidthCounts {
-        self.dev.testdev.writes
+        let counts = self
+            .sched
+            .vcpus
+            .iter()
+            .map(|v| v.stats.testdev_writes.get());
+        counts.fold(WidthCounts::default(), WidthCounts::plus)
     }
 
     /// External-interrupt exits of the VM's vCPUs so far.

@@ -189,6 +189,14 @@ impl Core {
             st.dev.flush_console();
             st.dev.accesses
         };
+        let testdev = vs.vcpus.iter().map(|v| {
+            let s = &v.stats;
+            s.testdev_reads.get().plus(s.testdev_writes.get()).total()
+        });
+        let dev = devices::Accesses {
+            testdev: testdev.fold(0u64, u64::wrapping_add),
+            ..dev
+        };
         let stats: Vec<&VcpuStats> = vs.vcpus.iter().map(|v| &v.stats).collect();
         let cores: Vec<u64> = (0..vs.vcpus.len()).map(|i| vs.ran_on(i)).collect();
         stats::print_vm(vm.name(), &stats, &cores, &dev, self.s.timing);

@@ -124,9 +124,6 @@ pub struct VCpu {
     pub index: usize,
     /// `vm.vcpus[index]`.
     sh: &'static VcpuShared,
-    /// Null hypercalls answered by the exit loop since the bind: counted here (one
-    /// add, no shared line) and folded into `sh.stats` when the loop returns.
-    null_calls: u64,
     /// Its VM links timers, has a host tick or time slices: more to do at bind and
     /// unbind than the plain switch.
     special: bool,
@@ -136,6 +133,9 @@ pub struct VCpu {
     /// (`Scenario::hold_read`): the exit loop hands its MMIO exits straight to the
     /// devices.
     direct: bool,
+    /// The devices its exit loop serves inside `run_with` (the test device of a
+    /// `direct` test VM).
+    inline: exits::InlineDevices,
     /// The physical timer PPIs ([`TIMER_INTIDS`]) were active (linked to this vCPU's
     /// virtual ones) when it was unbound.
     timer_active: [bool; TIMER_INTIDS.len()],
@@ -296,7 +296,6 @@ pub fn start(vms: Vec<Vm>, name: &'static str, timing: bool, tracing: bool) -> !
                         vm: v,
                         index: i,
                         sh: &v.vcpus[i],
-                        null_calls: 0,
                         special: v.vm.links_timers
                             || v.vm.host_tick.is_some()
                             || v.vm.slice != 0
@@ -305,6 +304,11 @@ pub fn start(vms: Vec<Vm>, name: &'static str, timing: bool, tracing: bool) -> !
                             || v.vm.migrates,
                         observed: v.vm.observes,
                         direct: !v.vm.observes && !v.vm.migrates,
+                        inline: exits::InlineDevices::new(
+                            v,
+                            &v.vcpus[i],
+                            !v.vm.observes && !v.vm.migrates,
+                        ),
                         timer_active: [false; TIMER_INTIDS.len()],
                         deadline: None,
                         last_core: NOWHERE,
@@ -683,8 +687,10 @@ impl Core {
         } else {
             self.run_loop::<false>(&mut v)
         };
-        if v.null_calls != 0 {
-            sh.stats.hypercall.add(core::mem::take(&mut v.null_calls));
+        if v.inline.null_calls != 0 {
+            sh.stats
+                .hypercall
+                .add(core::mem::take(&mut v.inline.null_calls));
         }
         if v.special {
             self.unbind_special(&mut v);
@@ -958,17 +964,9 @@ impl Core {
                 }
                 self.t_exit = t;
             }
-            // The null call is answered in the crate's exit loop (`run_with`): HVC #0
-            // with x0 = NULL, x0 = 0 back, counted here; it never becomes an exit.
-            let null_calls = &mut v.null_calls;
-            let r = v.vcpu.run_with(|x| {
-                if x[0] != hvc::NULL {
-                    return false;
-                }
-                *null_calls += 1;
-                x[0] = 0;
-                true
-            });
+            // The null call (HVC #0 with x0 = NULL: x0 = 0 back, counted in the vCPU)
+            // and its lock-free devices are served inside `run_with`: no exit for them.
+            let r = v.vcpu.run_with(&mut v.inline);
             if TIMED {
                 let t = now();
                 st.guest_ticks.add(t.wrapping_sub(self.t_exit));
@@ -1040,17 +1038,14 @@ fn yielded(v: &mut VCpu) -> Stop {
     Stop::Yielded
 }
 
-/// What a scenario learns about its VM.
+/// What a scenario learns about its VM. (`_dev`: the devices, locked by the caller;
+/// nothing of them is read since the test device went lock-free, `Vm::testdev`.)
 fn vm_info<'a>(
     vs: &'a VmSched,
-    dev: &'a devices::Devices,
+    _dev: &'a devices::Devices,
     vcpu: &'a mut Aarch64VCpu,
 ) -> VmInfo<'a> {
-    VmInfo {
-        dev,
-        sched: vs,
-        vcpu,
-    }
+    VmInfo { sched: vs, vcpu }
 }
 
 /// Switches between vCPUs of different VMs so far, over all cores.

@@ -6,7 +6,7 @@
 
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use crate::devices::Accesses;
+use crate::devices::{Accesses, WidthCounters};
 use crate::println;
 
 /// A counter with one writer at a time.
@@ -32,6 +32,10 @@ impl Counter {
 /// One vCPU's statistics.
 #[derive(Default)]
 pub struct VcpuStats {
+    /// Test-device accesses by width (`VmInfo::dev_reads`; the device's access
+    /// count).
+    pub testdev_reads: WidthCounters,
+    pub testdev_writes: WidthCounters,
     pub hypercall: Counter,
     pub psci: Counter,
     pub mmio_read: Counter,

@@ -107,6 +107,10 @@ pub struct Vm {
     /// ([`Vm::restored_copy`]; 0: never).
     pub snapshot_every: u64,
     pub state: Mutex<VmState>,
+    /// A test VM's test device: lock-free, outside `state` (`Core::mmio`). Boxed
+    /// (4 KiB): inline, it would push the fields after it beyond the load
+    /// instructions' immediate offsets.
+    pub testdev: Box<devices::TestDevice>,
     ended: AtomicBool,
     verdict: Mutex<Option<Verdict>>,
 }
@@ -475,6 +479,7 @@ pub fn build(cfg: VmConfig, id: usize, count: usize) -> Result<Vm, String> {
         slice: us_to_ticks(cfg.slice_us),
         snapshot_every: cfg.snapshot_every,
         state: Mutex::new(VmState { dev, scenario }),
+        testdev: Box::default(),
         ended: AtomicBool::new(false),
         verdict: Mutex::new(None),
         cfg,
