@@ -87,6 +87,37 @@ impl Checks {
     }
 }
 
+/// The state a single-vCPU test guest's harness keeps between the PRNG words of
+/// `hostile` and `hostile32`: still EL1 with the MMU off as it started (`sctlr`), its
+/// own vectors (`vbar`), the virtual MPIDR of vCPU 0, and a host that answers.
+pub fn harness_intact(c: &mut Checks, i: u64, sctlr: u64, vbar: u64) {
+    c.check_eq(
+        format_args!("after word {i}: SCTLR_EL1"),
+        read_sysreg!("sctlr_el1"),
+        sctlr,
+    );
+    c.check_eq(
+        format_args!("after word {i}: VBAR_EL1"),
+        read_sysreg!("vbar_el1"),
+        vbar,
+    );
+    c.check_eq(
+        format_args!("after word {i}: CurrentEL"),
+        read_sysreg!("CurrentEL"),
+        1 << 2,
+    );
+    c.check_eq(
+        format_args!("after word {i}: MPIDR_EL1"),
+        read_sysreg!("mpidr_el1"),
+        0x8000_0000,
+    );
+    c.check_eq(
+        format_args!("after word {i}: NULL hypercall"),
+        hvc::null(),
+        0,
+    );
+}
+
 /// Runs a guest: start line, entry-state checks, `main`, summary, EXIT(failures).
 pub fn run(name: &'static str, entry: Entry, main: fn(&mut Checks, Entry)) -> ! {
     println!("guest {name}: start (iters = {})", entry.iters());

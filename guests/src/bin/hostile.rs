@@ -277,36 +277,6 @@ fn check(
     }
 }
 
-/// The harness's own state between words: still EL1 with the MMU off, the runtime's
-/// vectors, the virtual MPIDR, and a host that answers.
-fn invariants(c: &mut Checks, i: u64, sctlr: u64, vbar: u64) {
-    c.check_eq(
-        format_args!("after word {i}: SCTLR_EL1"),
-        read_sysreg!("sctlr_el1"),
-        sctlr,
-    );
-    c.check_eq(
-        format_args!("after word {i}: VBAR_EL1"),
-        read_sysreg!("vbar_el1"),
-        vbar,
-    );
-    c.check_eq(
-        format_args!("after word {i}: CurrentEL"),
-        read_sysreg!("CurrentEL"),
-        1 << 2,
-    );
-    c.check_eq(
-        format_args!("after word {i}: MPIDR_EL1"),
-        read_sysreg!("mpidr_el1"),
-        0x8000_0000,
-    );
-    c.check_eq(
-        format_args!("after word {i}: NULL hypercall"),
-        hvc::null(),
-        0,
-    );
-}
-
 fn main(c: &mut Checks, entry: Entry) {
     let seed = entry.x2;
     let words = entry.iters();
@@ -374,7 +344,7 @@ fn main(c: &mut Checks, entry: Entry) {
             guests::debug::set_mdscr(0);
         }
         if i % 4096 == 4095 {
-            invariants(c, i, sctlr, vbar);
+            guests::rt::harness_intact(c, i, sctlr, vbar);
         }
         if i % 25_000 == 24_999 {
             println!(
@@ -386,7 +356,7 @@ fn main(c: &mut Checks, entry: Entry) {
             );
         }
     }
-    invariants(c, words, sctlr, vbar);
+    guests::rt::harness_intact(c, words, sctlr, vbar);
     println!(
         "guest hostile: seed {seed:#x}: {words} words, {} fell through, {} exceptions at EL1, {} \
          of them injected aborts",

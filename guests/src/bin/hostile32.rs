@@ -299,21 +299,7 @@ fn main(c: &mut Checks, entry: Entry) {
         }
         // The harness's EL1 state, and a host that answers.
         if i % 64 == 0 || i + 1 == words {
-            c.check_eq(
-                format_args!("after word {i}: SCTLR_EL1"),
-                read_sysreg!("sctlr_el1"),
-                sctlr,
-            );
-            c.check_eq(
-                format_args!("after word {i}: VBAR_EL1"),
-                read_sysreg!("vbar_el1"),
-                vbar,
-            );
-            c.check_eq(
-                format_args!("after word {i}: NULL hypercall"),
-                hvc::null(),
-                0,
-            );
+            guests::rt::harness_intact(c, i, sctlr, vbar);
         }
     }
     set_mdscr(0);
