@@ -7,6 +7,10 @@
 
 use core::arch::asm;
 
+/// A test VM's RAM (IPA): 256 MiB at 0x4000_0000.
+pub const RAM: core::ops::Range<u64> = 0x4000_0000..0x5000_0000;
+/// A page with nothing behind it (neither RAM nor a device): accesses abort.
+pub const UNMAPPED: u64 = 0x0c00_0000;
 /// The test device (4 KiB): scratch storage at 0x000..0x100.
 pub const TESTDEV_BASE: u64 = 0x0b00_0000;
 /// Size of the test device's scratch storage.

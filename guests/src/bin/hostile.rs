@@ -10,19 +10,13 @@
 
 use core::ptr::addr_of;
 
+use guests::mmio::{RAM, TESTDEV_BASE as TESTDEV, UNMAPPED};
 use guests::rng::Rng;
 use guests::rt::{Checks, Entry};
 use guests::slot::{self, enc, Caught, SlotState, EL1H_DAIF, EL1T_DAIF};
 use guests::{hvc, println, read_sysreg};
 
 guests::guest_main!("hostile", main, x2_argument);
-
-/// Guest RAM (IPA).
-const RAM_START: u64 = 0x4000_0000;
-const RAM_END: u64 = 0x5000_0000;
-/// The test device and a page with nothing behind it.
-const TESTDEV: u64 = 0x0b00_0000;
-const UNMAPPED: u64 = 0x0c00_0000;
 
 /// Scratch memory the registers point into: 512 KiB, the pointers within 8 KiB of
 /// the middle and SP 16 KiB above it, so that the largest immediate offsets
@@ -146,7 +140,7 @@ fn gen_reg(r: &mut Rng, mid: u64) -> u64 {
         82..=91 => UNMAPPED + r.below(512) * 8,
         _ => r.next_u64(),
     };
-    if (RAM_START..RAM_END).contains(&v) && !(mid - 0x10000..mid + 0x10000).contains(&v) {
+    if RAM.contains(&v) && !(mid - 0x10000..mid + 0x10000).contains(&v) {
         v ^ 1 << 62
     } else {
         v
@@ -262,7 +256,7 @@ fn check(
             // Injected for an access to nothing: never inside RAM (all mapped), and
             // the IL bit set.
             c.check(
-                !(RAM_START..RAM_END).contains(&e.far) && e.esr & 1 << 25 != 0,
+                !RAM.contains(&e.far) && e.esr & 1 << 25 != 0,
                 format_args!(
                     "word {i} {w:#010x}: injected abort ESR_EL1 {:#x} with FAR_EL1 {:#x}",
                     e.esr, e.far

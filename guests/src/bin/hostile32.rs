@@ -21,6 +21,8 @@ use core::arch::asm;
 use core::ptr::{addr_of, addr_of_mut};
 
 use guests::a32::{aarch32_probe, Probe, LOWER_A32_SERROR, LOWER_A32_SYNC, T, USR};
+use guests::debug::{MDSCR_SS, SPSR_SS as SS};
+use guests::mmio::{RAM, TESTDEV_BASE as TESTDEV, UNMAPPED};
 use guests::rng::Rng;
 use guests::rt::{Checks, Entry};
 use guests::{hvc, println, read_sysreg};
@@ -28,18 +30,6 @@ use guests::{hvc, println, read_sysreg};
 guests::guest_main!("hostile32", main, x2_argument);
 
 guests::global_asm_file!("aarch32.S");
-
-/// Guest RAM (IPA).
-const RAM_START: u64 = 0x4000_0000;
-const RAM_END: u64 = 0x5000_0000;
-/// The test device and a page with nothing behind it.
-const TESTDEV: u64 = 0x0b00_0000;
-const UNMAPPED: u64 = 0x0c00_0000;
-
-/// SPSR.SS (bit 21): step the first instruction after the ERET.
-const SS: u64 = 1 << 21;
-/// MDSCR_EL1.SS (bit 0).
-const MDSCR_SS: u64 = 1;
 
 /// The code page: SVCs of the word's instruction set everywhere (a backstop: the step
 /// is taken before the instruction after the word), the word in the middle.
@@ -289,7 +279,7 @@ fn main(c: &mut Checks, entry: Entry) {
             if matches!(ec, 0x20 | 0x24) && fsc == 0x10 {
                 s.injected += 1;
                 c.check(
-                    !(RAM_START..RAM_END).contains(&p.far),
+                    !RAM.contains(&p.far),
                     format_args!(
                         "word {i} {what} {w:#010x}: injected abort ESR_EL1 {:#x} with FAR_EL1 {:#x} in RAM",
                         p.esr, p.far
