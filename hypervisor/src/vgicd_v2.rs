@@ -257,8 +257,8 @@ impl VGicV2 {
     }
 
     /// A guest read by vCPU `vcpu` of `width` bytes (1, 2, 4) at offset `off`, without
-    /// a vCPU's interface state (the host tests' reads).
-    #[cfg_attr(target_os = "none", allow(dead_code))]
+    /// a vCPU's interface state (the host tests' reads, xtask/src/vgicd_v2_tests.rs).
+    #[cfg(test)]
     pub fn read(&self, vcpu: usize, off: u64, width: usize) -> u64 {
         self.read_live(vcpu, off, width, &|_| IrqState::default())
     }

@@ -96,6 +96,17 @@ fn fast_mmio_predicate_is_the_decoders_mmio_branch() {
     assert!(decodes_as_mmio(0x24 << 26 | 1 << 24 | 0x07));
 }
 
+/// A data abort the MMIO fast path may take and a PSTATE to take it from: ISV set;
+/// SAS, SSE, SRT, SF, AR, VNCR/SET/... (bits \[23:11\]: `fields`) and WnR (`low` bit 0)
+/// random; FnV, EA, CM, S1PTW clear; DFSC `dfsc` (a translation, access flag or
+/// permission fault for 4..16); IL = 1 (a 32-bit instruction, as every one from
+/// AArch64 state). PSTATE: AArch64 EL1h or EL0t, with or without a step.
+fn fast_mmio_case(fields: u64, low: u64, dfsc: u64, el1: bool, step: bool) -> (u64, u64) {
+    let esr = 0x24 << 26 | 1 << 25 | 1 << 24 | fields << 11 | (low & 1) << 6 | dfsc;
+    let spsr = if el1 { 0b0101 } else { 0 } | if step { SS } else { 0 };
+    (esr, spsr)
+}
+
 proptest! {
     /// The MMIO fast path (`mmio_exit`, what `run()` does for an exit `is_fast_mmio`
     /// accepts from AArch64 state) leaves the vCPU exactly as `handle_sync_exit` does:
@@ -113,12 +124,7 @@ proptest! {
         step: bool,
         value: u64,
     ) {
-        // ISV set; SAS, SSE, SRT, SF, AR, VNCR/SET/... (bits [23:11]) and WnR random;
-        // FnV, EA, CM, S1PTW clear; a translation, access flag or permission fault.
-        // IL = 1: a 32-bit instruction, as every one from AArch64 state.
-        let esr = 0x24 << 26 | 1 << 25 | 1 << 24 | fields << 11 | (low & 1) << 6 | dfsc;
-        // A guest that can take it: AArch64 EL0t or EL1h, with or without a step.
-        let spsr = if el1 { 0b0101 } else { 0 } | if step { SS } else { 0 };
+        let (esr, spsr) = fast_mmio_case(fields, low, dfsc, el1, step);
         prop_assume!(is_fast_mmio(esr));
         let mut fast = vcpu(spsr, seed);
         let mut general = vcpu(spsr, seed);
@@ -161,9 +167,7 @@ proptest! {
         value: u64,
         serve: bool,
     ) {
-        // IL = 1: a 32-bit instruction, as every one from AArch64 state.
-        let esr = 0x24 << 26 | 1 << 25 | 1 << 24 | fields << 11 | (low & 1) << 6 | dfsc;
-        let spsr = if el1 { 0b0101 } else { 0 } | if step { SS } else { 0 };
+        let (esr, spsr) = fast_mmio_case(fields, low, dfsc, el1, step);
         prop_assume!(is_fast_mmio(esr));
         // As `run()` enters: nothing pending (the frame checked).
         let mut inline = vcpu(spsr, seed);

@@ -63,6 +63,15 @@ struct FakeIch {
 }
 
 impl FakeIch {
+    /// The vINTIDs of the list registers that hold an interrupt, in register order.
+    fn held_intids(&self) -> Vec<u32> {
+        self.lr[..self.n]
+            .iter()
+            .filter(|&&l| LrFormat::V3.state(l) != LrState::Invalid)
+            .map(|&l| LrFormat::V3.decode(l).intid)
+            .collect()
+    }
+
     fn occupancy(&self) -> (usize, usize) {
         let mut v = (0, 0);
         for &l in &self.lr[..self.n] {
@@ -125,6 +134,19 @@ impl IchAccess for FakeIch {
             IchReg::Ap1r(n) => self.ap1r[n] = v,
         }
     }
+}
+
+/// A list register of `format` holding `intid` in `state` (group 1, priority 0xa0).
+fn lr_in(format: LrFormat, intid: u32, state: LrState) -> u64 {
+    format
+        .encode(&ListEntry {
+            intid,
+            priority: 0xa0,
+            group1: true,
+            state,
+            ..ListEntry::default()
+        })
+        .unwrap()
 }
 
 /// A GICH frame as a GIC-400 class GIC keeps it.
@@ -1266,19 +1288,9 @@ fn vgic_registers_by_id_follow_the_gicv2_layout() {
 /// from list registers of either format in every state and from the queue.
 #[test]
 fn irq_state_from_list_registers_and_queue() {
-    use crate::vgic::{irq_state, IrqState, ListEntry, LrFormat, LrState, PendingQueue};
+    use crate::vgic::{irq_state, IrqState, LrFormat, LrState, PendingQueue};
     for format in [LrFormat::V3, LrFormat::V2] {
-        let lr = |intid: u32, state: LrState| {
-            format
-                .encode(&ListEntry {
-                    intid,
-                    priority: 0xa0,
-                    group1: true,
-                    state,
-                    ..ListEntry::default()
-                })
-                .unwrap()
-        };
+        let lr = |intid, state| lr_in(format, intid, state);
         let lrs = [
             lr(27, LrState::Pending),
             lr(30, LrState::Active),
@@ -1588,11 +1600,7 @@ fn back_to_back_injections_see_each_others_list_register() {
         // The plain path refuses (a register is in use), the checked one places it.
         assert!(!lrs::inject_plain(&mut r, &b));
         lrs::inject_bound(&mut r, &mut q, &b).unwrap();
-        let held: Vec<u32> = r.regs.lr[..r.regs.n]
-            .iter()
-            .filter(|&&l| LrFormat::V3.state(l) != LrState::Invalid)
-            .map(|&l| LrFormat::V3.decode(l).intid)
-            .collect();
+        let held = r.regs.held_intids();
         assert_eq!(held, [40, 41], "plain first: {plain_first}");
         assert!(q.is_empty());
     }
@@ -1615,11 +1623,7 @@ fn an_injection_after_a_bind_sees_the_loaded_list_registers() {
     let b = QueuedInterrupt::new(VirtualInterrupt::new(41));
     assert!(!lrs::inject_plain(&mut r, &b));
     lrs::inject_bound(&mut r, &mut q, &b).unwrap();
-    let held: Vec<u32> = r.regs.lr[..r.regs.n]
-        .iter()
-        .filter(|&&l| LrFormat::V3.state(l) != LrState::Invalid)
-        .map(|&l| LrFormat::V3.decode(l).intid)
-        .collect();
+    let held = r.regs.held_intids();
     assert_eq!(held, [40, 41]);
 }
 
@@ -1632,17 +1636,7 @@ fn fewer_list_registers_on_the_new_core() {
     // ListRegs [4:0] = 1: two list registers.
     let two = VirtualInterface::v3(VtrInfo::decode(QEMU_ICH_VTR & !0x1f | 1), 25);
     assert_eq!(two.vtr.list_regs, 2);
-    let lr = |intid: u32, state: LrState| {
-        LrFormat::V3
-            .encode(&ListEntry {
-                intid,
-                priority: 0xa0,
-                group1: true,
-                state,
-                ..ListEntry::default()
-            })
-            .unwrap()
-    };
+    let lr = |intid, state| lr_in(LrFormat::V3, intid, state);
     let mut v = Aarch64VCpu::new(Aarch64VCpuCreateConfig::default()).unwrap();
     v.setup(Aarch64VCpuSetupConfig::default()).unwrap();
     v.test_set_interface(four);
