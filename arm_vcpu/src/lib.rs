@@ -159,7 +159,7 @@ pub use smccc::{Conduit, PsciRequest, SmcForwardList};
 pub use stage2::Stage2Config;
 pub use timer::TimerDeadlines;
 pub use vgic::{
-    InjectIrqError, IrqState, ReleasedHwInterrupts, SgiRegister, SgiRequest, SgiTargets,
+    InjectIrqError, IrqState, IrqStates, ReleasedHwInterrupts, SgiRegister, SgiRequest, SgiTargets,
     VirtualInterrupt,
 };
 pub use workaround::{FirmwareConduit, FirmwareInfo, Workarounds};

@@ -1058,28 +1058,56 @@ pub struct IrqState {
     pub active: bool,
 }
 
-/// `intid`'s state in list registers `lrs` (raw, of `format`) and `queue` (pure). For a
-/// GICv2 SGI every source counts (the distributor's pending bit is per INTID; its
+/// The [`IrqState`]s of INTIDs `first..first + 32`, as two bitmaps (bit `n`: INTID
+/// `first + n`): one register of an emulated distributor's `ISPENDR`/`ISACTIVER`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IrqStates {
+    /// Pending: in a list register as pending or pending-and-active, or queued.
+    pub pending: u32,
+    /// Active: in a list register as active or pending-and-active.
+    pub active: u32,
+}
+
+impl IrqStates {
+    /// The state of INTID `first + n` (`n` < 32).
+    pub const fn get(&self, n: u32) -> IrqState {
+        IrqState {
+            pending: n < 32 && self.pending >> n & 1 != 0,
+            active: n < 32 && self.active >> n & 1 != 0,
+        }
+    }
+}
+
+/// The states of INTIDs `first..first + 32` in list registers `lrs` (raw, of
+/// `format`) and `queue` (pure; each list register decoded once). For a GICv2 SGI
+/// every source counts (the distributor's pending bit is per INTID; its
 /// `GICD_SPENDSGIR` holds the per-source bits).
-pub fn irq_state(format: LrFormat, lrs: &[u64], queue: &PendingQueue, intid: u32) -> IrqState {
-    let mut s = IrqState::default();
+pub fn irq_states(format: LrFormat, lrs: &[u64], queue: &PendingQueue, first: u32) -> IrqStates {
+    let bit = |intid: u32| match intid.checked_sub(first) {
+        Some(n) if n < 32 => 1u32 << n,
+        _ => 0,
+    };
+    let mut s = IrqStates::default();
     for &raw in lrs {
         let e = format.decode(raw);
-        if e.intid != intid {
-            continue;
-        }
+        let b = bit(e.intid);
         match e.state {
             LrState::Invalid => {}
-            LrState::Pending => s.pending = true,
-            LrState::Active => s.active = true,
+            LrState::Pending => s.pending |= b,
+            LrState::Active => s.active |= b,
             LrState::PendingActive => {
-                s.pending = true;
-                s.active = true;
+                s.pending |= b;
+                s.active |= b;
             }
         }
     }
-    if queue.iter().any(|vi| vi.intid == intid) {
-        s.pending = true;
+    for vi in queue.iter() {
+        s.pending |= bit(vi.intid);
     }
     s
+}
+
+/// `intid`'s state in list registers `lrs` and `queue` ([`irq_states`] of its block).
+pub fn irq_state(format: LrFormat, lrs: &[u64], queue: &PendingQueue, intid: u32) -> IrqState {
+    irq_states(format, lrs, queue, intid).get(0)
 }

@@ -17,7 +17,7 @@
 //! its own writes (it clears all at init).
 
 use arm_vcpu::vgic::v2::{decode_sgir, MAX_CPUS};
-use arm_vcpu::{IrqState, VirtualInterrupt};
+use arm_vcpu::{IrqStates, VirtualInterrupt};
 
 /// INTIDs 0..NR_IRQS: SGIs, PPIs and 32 SPIs (QEMU virt's devices use SPIs 0..31).
 pub const NR_IRQS: usize = 64;
@@ -260,26 +260,20 @@ impl VGicV2 {
     /// a vCPU's interface state (the host tests' reads, xtask/src/vgicd_v2_tests.rs).
     #[cfg(test)]
     pub fn read(&self, vcpu: usize, off: u64, width: usize) -> u64 {
-        self.read_live(vcpu, off, width, &|_| IrqState::default())
+        self.read_live(vcpu, off, width, &|_| IrqStates::default())
     }
 
     /// [`Self::read`], with `ISPENDR`/`ICPENDR` and `ISACTIVER`/`ICACTIVER` also
-    /// reporting what `live` (the reading vCPU's `Aarch64VCpu::interrupt_state`) says
+    /// reporting what `live` (the reading vCPU's `Aarch64VCpu::interrupt_states`) says
     /// of its virtual CPU interface: pending or active in a list register, or queued.
     pub fn read_live(
         &self,
         vcpu: usize,
         off: u64,
         width: usize,
-        live: &dyn Fn(u32) -> IrqState,
+        live: &dyn Fn(u32) -> IrqStates,
     ) -> u64 {
         let vcpu = vcpu.min(self.vcpus - 1);
-        let live_bits = |first: u32, f: fn(&IrqState) -> bool| {
-            (0..32).fold(
-                0u32,
-                |v, b| if f(&live(first + b)) { v | 1 << b } else { v },
-            )
-        };
         let word = |n: u64| ((off - n) / 4) as u32 * 32;
         let v: u32 = match off {
             0x000 => self.ctlr,
@@ -298,13 +292,13 @@ impl VGicV2 {
                     } else {
                         i.held
                     }
-                }) | live_bits(first, |s| s.pending)
+                }) | live(first).pending
             }
             0x300..=0x37f => {
-                self.bits(vcpu, word(0x300), |_, i| i.active) | live_bits(word(0x300), |s| s.active)
+                self.bits(vcpu, word(0x300), |_, i| i.active) | live(word(0x300)).active
             }
             0x380..=0x3ff => {
-                self.bits(vcpu, word(0x380), |_, i| i.active) | live_bits(word(0x380), |s| s.active)
+                self.bits(vcpu, word(0x380), |_, i| i.active) | live(word(0x380)).active
             }
             0x400..=0x7fb => {
                 return self.bytes(off - 0x400, width, |n| {

@@ -882,7 +882,7 @@ pub const MUTATIONS: &[Mutation] = &[
     Mutation {
         scenario: "vgic-timers",
         cfg: "irq-state-saved",
-        breaks: "Aarch64VCpu::interrupt_state reads the saved list registers of a bound vCPU (the emulated GICR_ISPENDR0 misses a pending PPI)",
+        breaks: "Aarch64VCpu::interrupt_states reads the saved list registers of a bound vCPU (the emulated GICR_ISPENDR0 misses a pending PPI)",
         reason: "GICR_ISPENDR0 bit 30 with the EL1 physical timer fired",
         models: None,
     },

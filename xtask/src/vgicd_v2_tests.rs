@@ -297,21 +297,22 @@ fn device_tree_node() {
 }
 
 /// ISPENDR/ISACTIVER also report the reading vCPU's interface (list registers and
-/// queue, `Aarch64VCpu::interrupt_state`): PPI 27 pending, SPI 40 active there.
+/// queue, `Aarch64VCpu::interrupt_states`): PPI 27 pending, SPI 40 active there.
 #[test]
 fn pending_and_active_include_the_vcpus_interface() {
-    use arm_vcpu::IrqState;
+    use arm_vcpu::IrqStates;
     let g = VGicV2::new(2).unwrap();
-    let live = |i: u32| match i {
-        27 => IrqState {
-            pending: true,
-            active: false,
+    // The block of 32 INTIDs starting at `first`, as `Aarch64VCpu::interrupt_states`.
+    let live = |first: u32| match first {
+        0 => IrqStates {
+            pending: 1 << 27,
+            active: 0,
         },
-        40 => IrqState {
-            pending: false,
-            active: true,
+        32 => IrqStates {
+            pending: 0,
+            active: 1 << 8,
         },
-        _ => IrqState::default(),
+        _ => IrqStates::default(),
     };
     assert_eq!(
         g.read(0, 0x200, 4),

@@ -1288,7 +1288,7 @@ fn vgic_registers_by_id_follow_the_gicv2_layout() {
 /// from list registers of either format in every state and from the queue.
 #[test]
 fn irq_state_from_list_registers_and_queue() {
-    use crate::vgic::{irq_state, IrqState, LrFormat, LrState, PendingQueue};
+    use crate::vgic::{irq_state, irq_states, IrqState, LrFormat, LrState, PendingQueue};
     for format in [LrFormat::V3, LrFormat::V2] {
         let lr = |intid, state| lr_in(format, intid, state);
         let lrs = [
@@ -1324,6 +1324,20 @@ fn irq_state_from_list_registers_and_queue() {
         assert_eq!(st(40), none, "{format:?}");
         assert_eq!(st(41), p, "{format:?}");
         assert_eq!(st(26), none, "{format:?}");
+        // A block of 32 at once: 27 pending, 30 active and queued (PPIs); 33 pending
+        // and active, 41 queued (SPIs from 32).
+        let b = irq_states(format, &lrs, &q, 0);
+        assert_eq!(
+            (b.pending, b.active),
+            (1 << 27 | 1 << 30, 1 << 30),
+            "{format:?}"
+        );
+        let b = irq_states(format, &lrs, &q, 32);
+        assert_eq!(
+            (b.pending, b.active),
+            (1 << 1 | 1 << 9, 1 << 1),
+            "{format:?}"
+        );
         // Only the list registers given count.
         assert_eq!(
             irq_state(format, &lrs[..1], &PendingQueue::default(), 30),

@@ -116,14 +116,15 @@ impl Aarch64VCpu {
         Ok(stored)
     }
 
-    /// The pending and active state of virtual interrupt `intid` in this vCPU's
-    /// virtual CPU interface — its list registers and the queue waiting for them — as
-    /// an emulated distributor reports it in `GICD_ISPENDR`/`GICD_ISACTIVER` (or the
-    /// redistributor's `GICR_ISPENDR0`/`GICR_ISACTIVER0`): unbound, from the saved
-    /// state; bound, from the live list registers (`ICH_LR<n>_EL2` or the GICH frame;
-    /// call it on the core the vCPU is bound to, [`RegError::WrongCpu`] otherwise).
-    /// Neither for an interrupt never injected, or with interrupts passed through.
-    pub fn interrupt_state(&self, intid: u32) -> Result<crate::vgic::IrqState, RegError> {
+    /// The pending and active states of virtual interrupts `first..first + 32` in this
+    /// vCPU's virtual CPU interface — its list registers and the queue waiting for
+    /// them — as an emulated distributor reports them in one `GICD_ISPENDR`/
+    /// `GICD_ISACTIVER` register (or the redistributor's `GICR_ISPENDR0`/
+    /// `GICR_ISACTIVER0`): unbound, from the saved state; bound, from the live list
+    /// registers (`ICH_LR<n>_EL2` or the GICH frame, each read once; call it on the core
+    /// the vCPU is bound to, [`RegError::WrongCpu`] otherwise). Neither for an
+    /// interrupt never injected, or with interrupts passed through.
+    pub fn interrupt_states(&self, first: u32) -> Result<crate::vgic::IrqStates, RegError> {
         self.check_reg_cpu()?;
         let shape = self.reg_shape();
         let n = shape.vtr.list_regs.min(crate::vgic::MAX_LRS);
@@ -138,12 +139,18 @@ impl Aarch64VCpu {
             }
         }
         let lrs = lrs.get(..n).unwrap_or(&[]);
-        Ok(crate::vgic::irq_state(
+        Ok(crate::vgic::irq_states(
             self.vgic.iface.format(),
             lrs,
             &self.vgic.queue,
-            intid,
+            first,
         ))
+    }
+
+    /// The pending and active state of virtual interrupt `intid` (see
+    /// [`Self::interrupt_states`]).
+    pub fn interrupt_state(&self, intid: u32) -> Result<crate::vgic::IrqState, RegError> {
+        Ok(self.interrupt_states(intid)?.get(0))
     }
 
     /// Writes register `r` (KVM's `KVM_SET_ONE_REG`). Unbound: the saved state (loaded

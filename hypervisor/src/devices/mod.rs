@@ -149,7 +149,7 @@ impl Devices {
 
     /// A guest read by vCPU `me`; `None`: no device is there. (A test VM's test
     /// device is not here: it is the VM's, served without the lock.) `live`: `me`'s
-    /// virtual CPU interface (`Aarch64VCpu::interrupt_state`), for the emulated GIC's
+    /// virtual CPU interface (`Aarch64VCpu::interrupt_states`), for the emulated GIC's
     /// pending and active registers.
     #[inline]
     pub fn read(

@@ -4,17 +4,17 @@
 //! `irq-gic-v3` driver uses: no LPIs/ITS, no extended ranges, one security state
 //! (GICD_CTLR.DS = 1), affinity routing always on.
 
-use arm_vcpu::{IrqState, VirtualInterrupt};
+use arm_vcpu::{IrqStates, VirtualInterrupt};
 
-/// The reading vCPU's own view of an INTID's pending and active state in its virtual
-/// CPU interface (`Aarch64VCpu::interrupt_state`): what the list registers and the
-/// crate's queue hold, which the emulated `ISPENDR`/`ISACTIVER` report beside the
-/// state kept here.
-pub type Live<'a> = &'a dyn Fn(u32) -> IrqState;
+/// The reading vCPU's own view of the pending and active state of INTIDs
+/// `first..first + 32` in its virtual CPU interface (`Aarch64VCpu::interrupt_states`):
+/// what the list registers and the crate's queue hold, which the emulated
+/// `ISPENDR`/`ISACTIVER` report beside the state kept here.
+pub type Live<'a> = &'a dyn Fn(u32) -> IrqStates;
 
 /// No live state (tests, or another vCPU's redistributor).
-pub fn no_live(_: u32) -> IrqState {
-    IrqState::default()
+pub fn no_live(_: u32) -> IrqStates {
+    IrqStates::default()
 }
 
 /// Distributor and redistributor frames (QEMU virt's addresses).
@@ -200,14 +200,11 @@ impl VGic {
     /// only its own core can read: not reported.)
     fn common_read(&mut self, vcpu: usize, off: u64, first: u32, live: Live) -> Option<u64> {
         let n = (off & 0x7f) as u32 / 4 * 32 + first;
-        let live_bits = |f: fn(&IrqState) -> bool| {
-            (0..32).fold(0u32, |v, b| if f(&live(n + b)) { v | 1 << b } else { v })
-        };
         Some(match off {
             0x080..=0x0ff => self.bits(vcpu, n, |i| i.group1) as u64,
             0x100..=0x1ff => self.bits(vcpu, n, |i| i.enabled) as u64,
-            0x200..=0x2ff => (self.bits(vcpu, n, |i| i.held) | live_bits(|s| s.pending)) as u64,
-            0x300..=0x3ff => live_bits(|s| s.active) as u64,
+            0x200..=0x2ff => (self.bits(vcpu, n, |i| i.held) | live(n).pending) as u64,
+            0x300..=0x3ff => live(n).active as u64,
             0xc00..=0xcff => {
                 let base = ((off - 0xc00) / 4) as u32 * 16 + first;
                 let mut v = 0u64;

@@ -385,7 +385,7 @@ impl Core {
                 // The emulated GIC's pending/active registers include what this
                 // vCPU's list registers hold (it is bound here: they are live).
                 None => match s.dev.read(v.index, addr, width, &|i| {
-                    v.vcpu.interrupt_state(i).unwrap_or_default()
+                    v.vcpu.interrupt_states(i).unwrap_or_default()
                 }) {
                     Some(x) => (true, x),
                     None => (false, 0),
